@@ -1,0 +1,56 @@
+package stream
+
+import (
+	"errors"
+
+	"github.com/embedstream/stream/segment"
+)
+
+// Errors returned by embedstream. Test for them with errors.Is: returned
+// errors wrap them with detail (topic, partition, offset, path).
+var (
+	// ErrClosed is returned by every call on a Broker, Producer, Consumer or
+	// Reader after its Close, and by calls blocked in one when it closes.
+	ErrClosed = errors.New("stream: closed")
+
+	// ErrLocked is returned by Open when another Broker, in this process or
+	// another, holds the directory.
+	ErrLocked = errors.New("stream: directory is locked by another broker")
+
+	// ErrReadOnly is returned by writes to a Broker opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("stream: broker is read-only")
+
+	// ErrTopicNotFound is returned for a topic that does not exist (and is
+	// not auto-created).
+	ErrTopicNotFound = errors.New("stream: topic not found")
+
+	// ErrTopicExists is returned by CreateTopic for a name already in use.
+	ErrTopicExists = errors.New("stream: topic already exists")
+
+	// ErrInvalidTopic is returned for a topic name outside Kafka's rules:
+	// 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..".
+	ErrInvalidTopic = errors.New("stream: invalid topic name")
+
+	// ErrInvalidConfig is returned for out-of-range options or topic
+	// settings, before anything is written.
+	ErrInvalidConfig = errors.New("stream: invalid configuration")
+
+	// ErrRecordTooLarge is returned when a record (or a batch) exceeds the
+	// topic's MaxRecordBytes. Nothing of the call is written.
+	ErrRecordTooLarge = errors.New("stream: record too large")
+
+	// ErrOffsetOutOfRange is returned when reading at an offset below the
+	// log start (deleted by retention) or above the log end.
+	ErrOffsetOutOfRange = errors.New("stream: offset out of range")
+
+	// ErrCorrupt is returned when stored data fails its checksum or
+	// structure checks while being read. Recovery on Open cuts damaged log
+	// tails instead of returning it.
+	ErrCorrupt = segment.ErrCorrupt
+
+	// ErrSyncFailed is returned by every write to a partition after an fsync
+	// of it failed: the kernel may have dropped the unsynced data, so the
+	// partition refuses writes until the broker is reopened (and recovers).
+	ErrSyncFailed = errors.New("stream: fsync failed; partition refuses writes")
+)

@@ -1,0 +1,580 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/embedstream/stream/internal/vfs"
+	"github.com/embedstream/stream/internal/vfs/errorfs"
+	"github.com/embedstream/stream/segment"
+)
+
+// testLog returns a config for a partition in a fresh temp dir.
+func testLog(t *testing.T) logConfig {
+	t.Helper()
+	return logConfig{
+		dir:           filepath.Join(t.TempDir(), "t", "0"),
+		filePerm:      0o600,
+		dirPerm:       0o700,
+		segmentBytes:  1 << 20,
+		maxBatchBytes: 1 << 20,
+		sync:          SyncNever,
+	}
+}
+
+func openTestPartition(t *testing.T, cfg logConfig, clean bool) *partition {
+	t.Helper()
+	p, err := openPartition(cfg, clean)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.close(false) })
+	return p
+}
+
+type testRec struct {
+	key, value []byte
+	ts         int64
+	headers    []segment.Header
+}
+
+// encode builds a batch of n records whose values name their batch and slot.
+func encode(batch, n int, ts int64) segment.Batch {
+	var b segment.Builder
+	b.Reset(0)
+	for i := 0; i < n; i++ {
+		b.Add(ts, []byte(fmt.Sprintf("k%d", i%7)), []byte(fmt.Sprintf("batch %d record %d", batch, i)),
+			[]segment.Header{{Key: "i", Value: []byte{byte(i)}}})
+	}
+	return append(segment.Batch(nil), b.Finish()...)
+}
+
+// readAll reads every visible record from offset on.
+func readAll(t *testing.T, p *partition, from int64) []segment.Record {
+	t.Helper()
+	var out []segment.Record
+	for off := from; ; {
+		v, err := p.read(off, 64<<10)
+		require.NoError(t, err)
+		if len(v.Data) == 0 {
+			return out
+		}
+		for data := v.Data; len(data) > 0; {
+			b, err := segment.Parse(data)
+			require.NoError(t, err)
+			it := b.Records()
+			var r segment.Record
+			for it.Next(&r) {
+				if r.Offset >= off {
+					c := r
+					c.Key = append([]byte(nil), r.Key...)
+					c.Value = append([]byte(nil), r.Value...)
+					out = append(out, c)
+				}
+			}
+			require.NoError(t, it.Err())
+			data = data[len(b):]
+			off = b.LastOffset() + 1
+		}
+		v.Release()
+	}
+}
+
+func TestPartitionAppendReopenReadBack(t *testing.T) {
+	cfg := testLog(t)
+	cfg.segmentBytes = 8 << 10 // many rolls
+	var want []segment.Batch
+	for _, clean := range []bool{true, false} {
+		t.Run(fmt.Sprintf("clean=%v", clean), func(t *testing.T) {
+			cfg.dir = filepath.Join(t.TempDir(), "p")
+			want = want[:0]
+			p, err := openPartition(cfg, false)
+			require.NoError(t, err)
+			next := int64(0)
+			for i := 0; i < 200; i++ {
+				b := encode(i, 1+i%9, int64(1000+i))
+				base, err := p.append(b)
+				require.NoError(t, err)
+				require.Equal(t, next, base)
+				next += int64(b.NumRecords())
+				want = append(want, b)
+			}
+			_, _, _, nsegs := p.info()
+			require.Greater(t, nsegs, 3)
+			if clean {
+				require.NoError(t, p.close(true))
+			} else {
+				// Simulate a crash: no trim, no marker.
+				require.NoError(t, p.close(false))
+			}
+			p = openTestPartition(t, cfg, clean)
+			start, end, _, _ := p.info()
+			require.Equal(t, int64(0), start)
+			require.Equal(t, next, end)
+			// Byte-exact: the stored batches are the appended ones.
+			off := int64(0)
+			for _, w := range want {
+				v, err := p.read(off, 1)
+				require.NoError(t, err)
+				require.Equal(t, []byte(w), v.Data)
+				v.Release()
+				off += int64(w.NumRecords())
+			}
+			// Appends continue at the right offset.
+			base, err := p.append(encode(999, 3, 5000))
+			require.NoError(t, err)
+			require.Equal(t, next, base)
+		})
+	}
+}
+
+func TestPartitionReadBounds(t *testing.T) {
+	p := openTestPartition(t, testLog(t), false)
+	v, err := p.read(0, 100)
+	require.NoError(t, err)
+	require.Empty(t, v.Data)
+	_, err = p.append(encode(0, 5, 1))
+	require.NoError(t, err)
+	_, err = p.read(6, 100)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	_, err = p.read(-1, 100)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	// Reading from the middle of a batch returns the whole batch.
+	recs := readAll(t, p, 3)
+	require.Len(t, recs, 2)
+	require.Equal(t, int64(3), recs[0].Offset)
+}
+
+func TestPartitionRejectsOversizedBatch(t *testing.T) {
+	cfg := testLog(t)
+	cfg.maxBatchBytes = 1000
+	p := openTestPartition(t, cfg, false)
+	var b segment.Builder
+	b.Reset(0)
+	b.Add(1, nil, make([]byte, 2000), nil)
+	_, err := p.append(b.Finish())
+	require.ErrorIs(t, err, ErrRecordTooLarge)
+	_, end, size, _ := p.info()
+	require.Zero(t, end)
+	require.Zero(t, size)
+	_, err = p.append(segment.Batch([]byte("not a batch")))
+	require.ErrorIs(t, err, segment.ErrCorrupt)
+}
+
+func TestPartitionRollBySizeAndAge(t *testing.T) {
+	cfg := testLog(t)
+	now := time.UnixMilli(1_000_000)
+	cfg.now = func() time.Time { return now }
+	cfg.segmentBytes = 4096
+	cfg.segmentAge = time.Hour
+	p := openTestPartition(t, cfg, false)
+	one := encode(0, 1, 1)
+	for p.segmentCount() == 1 {
+		_, err := p.append(one)
+		require.NoError(t, err)
+	}
+	_, end, _, _ := p.info()
+	segs := p.segments()
+	require.Equal(t, end-1, segs[1].Base(), "the batch that did not fit starts the new segment")
+	require.LessOrEqual(t, segs[0].Size(), int64(4096))
+
+	// Age: the active segment rolls once it is older than SegmentAge.
+	now = now.Add(59 * time.Minute)
+	_, err := p.append(one)
+	require.NoError(t, err)
+	require.Equal(t, 2, p.segmentCount())
+	now = now.Add(2 * time.Minute)
+	_, err = p.append(one)
+	require.NoError(t, err)
+	require.Equal(t, 3, p.segmentCount())
+}
+
+func (p *partition) segmentCount() int { return len(p.segments()) }
+
+func TestPartitionRetention(t *testing.T) {
+	cfg := testLog(t)
+	now := time.UnixMilli(10_000_000)
+	cfg.now = func() time.Time { return now }
+	cfg.segmentBytes = 2048
+	cfg.retention = time.Hour
+	p := openTestPartition(t, cfg, false)
+	// Old records, then fresh ones.
+	for i := 0; i < 40; i++ {
+		_, err := p.append(encode(i, 2, now.Add(-2*time.Hour).UnixMilli()))
+		require.NoError(t, err)
+	}
+	_, oldEnd, _, _ := p.info()
+	for i := 0; i < 40; i++ {
+		_, err := p.append(encode(i, 2, now.UnixMilli()))
+		require.NoError(t, err)
+	}
+	_, end, _, before := p.info()
+	n, err := p.enforceRetention()
+	require.NoError(t, err)
+	require.Positive(t, n)
+	start, end2, _, after := p.info()
+	require.Equal(t, before-n, after)
+	require.Equal(t, end, end2, "retention never moves the end")
+	require.LessOrEqual(t, start, oldEnd, "fresh records are kept")
+	require.Equal(t, p.segments()[0].Base(), start)
+	_, err = p.read(0, 100)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	recs := readAll(t, p, start)
+	require.Equal(t, int(end-start), len(recs))
+
+	// Bytes: keep at least retentionBytes, delete whole old segments.
+	p.cfg.retention = 0
+	p.cfg.retentionBytes = 4096
+	_, err = p.enforceRetention()
+	require.NoError(t, err)
+	_, _, bytes, segs := p.info()
+	require.GreaterOrEqual(t, bytes, int64(4096))
+	require.Less(t, bytes-p.segments()[0].Size(), int64(4096))
+	require.GreaterOrEqual(t, segs, 2)
+
+	// Delete everything but the active segment, which is empty after a roll:
+	// the next append still gets the old end offset (offsets never reused).
+	require.NoError(t, func() error { p.mu.Lock(); defer p.mu.Unlock(); return p.roll() }())
+	p.cfg.retentionBytes = 0
+	p.cfg.retention = time.Millisecond
+	now = now.Add(time.Hour)
+	_, err = p.enforceRetention()
+	require.NoError(t, err)
+	start, end3, bytes, _ := p.info()
+	require.Equal(t, end, start)
+	require.Equal(t, end, end3)
+	require.Zero(t, bytes)
+	base, err := p.append(encode(0, 1, now.UnixMilli()))
+	require.NoError(t, err)
+	require.Equal(t, end, base)
+
+	// Reopen: the start offset survives.
+	require.NoError(t, p.close(true))
+	p = openTestPartition(t, cfg, true)
+	start, end4, _, _ := p.info()
+	require.Equal(t, end, start)
+	require.Equal(t, end+1, end4)
+}
+
+func TestPartitionRetentionKeepsViewsValid(t *testing.T) {
+	cfg := testLog(t)
+	cfg.segmentBytes = 2048
+	cfg.retentionBytes = 1
+	p := openTestPartition(t, cfg, false)
+	for i := 0; i < 20; i++ {
+		_, err := p.append(encode(i, 3, 1))
+		require.NoError(t, err)
+	}
+	v, err := p.read(0, 1<<20)
+	require.NoError(t, err)
+	want := append([]byte(nil), v.Data...)
+	_, err = p.enforceRetention()
+	require.NoError(t, err)
+	_, err = os.Stat(filepath.Join(cfg.dir, segment.FileName(0, segment.LogSuffix)))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	// The view still reads the deleted segment's bytes: the mapping is
+	// released only with the last view.
+	require.Equal(t, want, v.Data)
+	v.Release()
+}
+
+func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
+	cfg := testLog(t)
+	cfg.segmentBytes = 4096
+	cfg.retentionBytes = 16 << 10
+	p := openTestPartition(t, cfg, false)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		wg.Go(func() {
+			off := int64(0)
+			for ctx.Err() == nil {
+				v, err := p.read(off, 8192)
+				if errors.Is(err, ErrOffsetOutOfRange) {
+					off = p.start.Load()
+					continue
+				}
+				if !assertNoErr(t, err) {
+					return
+				}
+				for data := v.Data; len(data) > 0; {
+					b, err := segment.Parse(data)
+					if !assertNoErr(t, err) {
+						return
+					}
+					data = data[len(b):]
+					off = b.LastOffset() + 1
+				}
+				v.Release()
+				if len(v.Data) == 0 {
+					if err := p.waitFor(ctx, off); err != nil {
+						return
+					}
+				}
+			}
+		})
+	}
+	for i := 0; i < 2000; i++ {
+		_, err := p.append(encode(i, 4, 1))
+		require.NoError(t, err)
+		if i%50 == 0 {
+			_, err := p.enforceRetention()
+			require.NoError(t, err)
+		}
+	}
+	cancel()
+	wg.Wait()
+}
+
+func assertNoErr(t *testing.T, err error) bool {
+	t.Helper()
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	return true
+}
+
+func TestPartitionWaitFor(t *testing.T) {
+	p := openTestPartition(t, testLog(t), false)
+	done := make(chan error)
+	go func() { done <- p.waitFor(t.Context(), 0) }()
+	_, err := p.append(encode(0, 1, 1))
+	require.NoError(t, err)
+	require.NoError(t, <-done)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { done <- p.waitFor(ctx, 1) }()
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+
+	go func() { done <- p.waitFor(t.Context(), 1) }()
+	require.NoError(t, p.close(true))
+	require.ErrorIs(t, <-done, ErrClosed)
+	_, err = p.append(encode(0, 1, 1))
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+func TestPartitionOffsetForTime(t *testing.T) {
+	cfg := testLog(t)
+	cfg.segmentBytes = 4096
+	p := openTestPartition(t, cfg, false)
+	// Timestamps 0, 10, 20, ... with one record per batch, across segments,
+	// and one out-of-order record.
+	for i := 0; i < 300; i++ {
+		ts := int64(i * 10)
+		if i == 150 {
+			ts = 5
+		}
+		_, err := p.append(encode(i, 1, ts))
+		require.NoError(t, err)
+	}
+	require.Greater(t, p.segmentCount(), 3)
+	for _, c := range []struct{ ts, want int64 }{
+		{-5, 0}, {0, 0}, {1, 1}, {10, 1}, {11, 2}, {1495, 150 + 1}, {1500, 151}, {2990, 299}, {2991, -1},
+	} {
+		got, err := p.offsetForTime(c.ts)
+		require.NoError(t, err)
+		require.Equal(t, c.want, got, "ts %d", c.ts)
+	}
+}
+
+func TestPartitionSyncAlwaysGroupCommit(t *testing.T) {
+	cfg := testLog(t)
+	cfg.sync = SyncAlways
+	cfg.stats = new(logStats)
+	p := openTestPartition(t, cfg, false)
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Go(func() {
+			for i := 0; i < each; i++ {
+				base, err := p.append(encode(w, 1, 1))
+				if !assertNoErr(t, err) {
+					return
+				}
+				// Acknowledged means durable and visible.
+				if p.hw.Load() <= base {
+					t.Errorf("offset %d acknowledged before it became visible", base)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	_, end, _, _ := p.info()
+	require.Equal(t, int64(writers*each), end)
+	fsyncs := cfg.stats.fsyncs.Load()
+	require.Positive(t, fsyncs)
+	require.Less(t, fsyncs, int64(writers*each), "concurrent publishers share fsyncs")
+	t.Logf("%d appends, %d fsyncs", writers*each, fsyncs)
+}
+
+func TestPartitionSyncFailureStopsWrites(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncAlways, SyncInterval} {
+		t.Run(policy.String(), func(t *testing.T) {
+			cfg := testLog(t)
+			cfg.sync = policy
+			toggle := errorfs.NewToggle(errorfs.OnPath(".log", errorfs.Ops(syscall.EIO, errorfs.OpSync)))
+			cfg.fs = errorfs.Wrap(vfs.Default, toggle)
+			p := openTestPartition(t, cfg, false)
+			_, err := p.append(encode(0, 2, 1))
+			require.NoError(t, err)
+			toggle.Enable()
+			_, err = p.append(encode(1, 2, 1))
+			if policy == SyncInterval {
+				require.NoError(t, err)
+				err = p.sync()
+			}
+			require.ErrorIs(t, err, ErrSyncFailed)
+			require.ErrorIs(t, err, syscall.EIO)
+			toggle.Disable() // a retry could "succeed" without the lost pages
+			_, err = p.append(encode(2, 1, 1))
+			require.ErrorIs(t, err, ErrSyncFailed)
+			require.ErrorIs(t, p.sync(), ErrSyncFailed)
+			if policy == SyncAlways {
+				_, end, _, _ := p.info()
+				require.Equal(t, int64(2), end, "the unsynced batch never became visible")
+			}
+			require.ErrorIs(t, p.close(true), ErrSyncFailed, "Close reports the failure")
+			// Reopening recovers and takes writes again.
+			cfg.fs = vfs.Default
+			p = openTestPartition(t, cfg, false)
+			_, err = p.append(encode(3, 1, 1))
+			require.NoError(t, err)
+		})
+	}
+}
+
+func TestPartitionWriteFaultsAreNotFatal(t *testing.T) {
+	for _, op := range []errorfs.Op{errorfs.OpWrite, errorfs.OpAllocate} {
+		t.Run(string(op), func(t *testing.T) {
+			cfg := testLog(t)
+			var inj errorfs.Injector = errorfs.Ops(syscall.ENOSPC, op)
+			if op == errorfs.OpWrite {
+				inj = errorfs.Ops(errorfs.ShortWrite{Err: syscall.ENOSPC}, op)
+			}
+			toggle := errorfs.NewToggle(errorfs.OnPath(".log", inj))
+			cfg.fs = errorfs.Wrap(vfs.Default, toggle)
+			p := openTestPartition(t, cfg, false)
+			_, err := p.append(encode(0, 2, 1))
+			require.NoError(t, err)
+			toggle.Enable()
+			// A large batch forces preallocation.
+			var b segment.Builder
+			b.Reset(0)
+			b.Add(1, nil, make([]byte, 200<<10), nil)
+			_, err = p.append(b.Finish())
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			_, end, _, _ := p.info()
+			require.Equal(t, int64(2), end)
+			toggle.Disable()
+			base, err := p.append(encode(2, 1, 1))
+			require.NoError(t, err)
+			require.Equal(t, int64(2), base)
+			require.NoError(t, p.close(false))
+			p = openTestPartition(t, cfg, false)
+			recs := readAll(t, p, 0)
+			require.Len(t, recs, 3)
+			require.Equal(t, "batch 2 record 0", string(recs[2].Value))
+		})
+	}
+}
+
+func TestPartitionRecoversDamagedSealedSegment(t *testing.T) {
+	cfg := testLog(t)
+	cfg.segmentBytes = 4096
+	p, err := openPartition(cfg, false)
+	require.NoError(t, err)
+	for i := 0; i < 100; i++ {
+		_, err := p.append(encode(i, 2, 1))
+		require.NoError(t, err)
+	}
+	segs := p.segments()
+	require.Greater(t, len(segs), 2)
+	damaged := segs[1]
+	require.NoError(t, p.close(false))
+	// Flip a byte in the last batch of the second segment.
+	path := filepath.Join(cfg.dir, segment.FileName(damaged.Base(), segment.LogSuffix))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	data[len(data)-3] ^= 0xff
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+
+	cfg.stats = new(logStats)
+	p = openTestPartition(t, cfg, false)
+	require.Equal(t, 2, p.segmentCount(), "the log is cut at the damage")
+	require.Positive(t, cfg.stats.truncatedBytes.Load())
+	recs := readAll(t, p, 0)
+	_, end, _, _ := p.info()
+	require.Len(t, recs, int(end))
+	for i, r := range recs {
+		require.Equal(t, int64(i), r.Offset)
+	}
+	base, err := p.append(encode(0, 1, 1))
+	require.NoError(t, err)
+	require.Equal(t, end, base)
+}
+
+func TestPartitionReadOnly(t *testing.T) {
+	cfg := testLog(t)
+	p, err := openPartition(cfg, false)
+	require.NoError(t, err)
+	for i := 0; i < 10; i++ {
+		_, err := p.append(encode(i, 2, 1))
+		require.NoError(t, err)
+	}
+	require.NoError(t, p.close(false)) // unclean: the reader must recover in memory
+	before := snapshotDir(t, cfg.dir)
+	cfg.readOnly = true
+	p = openTestPartition(t, cfg, false)
+	require.Len(t, readAll(t, p, 0), 20)
+	_, err = p.append(encode(0, 1, 1))
+	require.ErrorIs(t, err, ErrReadOnly)
+	require.NoError(t, p.close(true))
+	require.Equal(t, before, snapshotDir(t, cfg.dir), "read-only open changes no byte")
+}
+
+func snapshotDir(t *testing.T, dir string) map[string]string {
+	out := map[string]string{}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		out[e.Name()] = string(b)
+	}
+	return out
+}
+
+func TestFlusherSyncsOnInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testLog(t)
+		cfg.sync = SyncInterval
+		cfg.stats = new(logStats)
+		p, err := openPartition(cfg, false)
+		require.NoError(t, err)
+		f := startFlusher(time.Second, func() []*partition { return []*partition{p} })
+		_, err = p.append(encode(0, 1, 1))
+		require.NoError(t, err)
+		require.Zero(t, cfg.stats.fsyncs.Load())
+		time.Sleep(time.Second) // virtual time: one tick
+		synctest.Wait()
+		require.Equal(t, int64(1), cfg.stats.fsyncs.Load())
+		time.Sleep(5 * time.Second) // nothing written: no more fsyncs
+		synctest.Wait()
+		require.Equal(t, int64(1), cfg.stats.fsyncs.Load())
+		f.close()
+		require.NoError(t, p.close(true))
+	})
+}
+
+var _ = atomic.Int64{}

@@ -1,0 +1,182 @@
+// Package segment reads and writes log segments: files of Kafka record batches
+// laid back to back, each batch a self-checking unit.
+//
+// # Record batch format (Kafka RecordBatch v2, magic 2)
+//
+// The layout is Apache Kafka's own, byte for byte, so Kafka tooling and any
+// Kafka client's codec can read our segments. All integers are big-endian;
+// "varint" is a zigzag-encoded base-128 varint (protobuf's sint64, Go's
+// binary.AppendVarint). These offsets are part of the on-disk format and must
+// not change.
+//
+//	offset  size  field
+//	 0       8    baseOffset            first offset in the batch
+//	 8       4    batchLength           bytes from partitionLeaderEpoch to the end
+//	12       4    partitionLeaderEpoch  (0: we have one replica)
+//	16       1    magic                 2
+//	17       4    crc                   CRC-32C (Castagnoli) of bytes 21..end
+//	21       2    attributes            bits 0-2 compression (0 = none), 3 timestamp
+//	                                    type (1 = LogAppendTime), 4 transactional,
+//	                                    5 control batch, 6 delete horizon set
+//	23       4    lastOffsetDelta       last offset - baseOffset
+//	27       8    baseTimestamp         ms since the epoch; first record's timestamp
+//	35       8    maxTimestamp          largest record timestamp in the batch
+//	43       8    producerId            -1: not idempotent
+//	51       2    producerEpoch         -1
+//	53       4    baseSequence          -1
+//	57       4    recordCount
+//	61            records
+//
+// Each record:
+//
+//	varint  length          bytes of the record after this field
+//	int8    attributes      0 (unused)
+//	varint  timestampDelta  timestamp - baseTimestamp
+//	varint  offsetDelta     offset - baseOffset
+//	varint  keyLength       -1 for a null key
+//	bytes   key
+//	varint  valueLength     -1 for a null value
+//	bytes   value
+//	varint  headerCount
+//	        headers: varint keyLength, key (UTF-8), varint valueLength (-1 null), value
+//
+// The CRC covers everything from attributes to the end but not baseOffset or
+// batchLength, so the log assigns offsets by writing the first 8 bytes of an
+// encoded batch without recomputing the checksum (as Kafka's broker does).
+//
+// A segment file holds whole batches only; recovery (see Recover) keeps the
+// longest prefix of valid, consecutive batches and cuts the rest.
+package segment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+// Byte offsets of the batch header fields. Part of the on-disk format.
+const (
+	offBaseOffset      = 0
+	offBatchLength     = 8
+	offLeaderEpoch     = 12
+	offMagic           = 16
+	offCRC             = 17
+	offAttributes      = 21
+	offLastOffsetDelta = 23
+	offBaseTimestamp   = 27
+	offMaxTimestamp    = 35
+	offProducerID      = 43
+	offProducerEpoch   = 51
+	offBaseSequence    = 53
+	offRecordCount     = 57
+
+	// HeaderSize is the size of a batch header, up to the first record.
+	HeaderSize = 61
+	// LogOverhead is the part of the header that batchLength does not count.
+	LogOverhead = 12
+	// Magic is the record batch format version we write and read.
+	Magic = 2
+)
+
+// Attribute bits of a batch.
+const (
+	AttrCompressionMask = 0x07
+	AttrLogAppendTime   = 0x08
+	AttrTransactional   = 0x10
+	AttrControl         = 0x20
+)
+
+// ErrCorrupt reports bytes that are not a valid record batch: a bad length,
+// magic or CRC, a batch cut short, or records that overrun their batch.
+var ErrCorrupt = errors.New("corrupt record batch")
+
+// ErrUnsupported reports a valid batch we cannot decode, such as a compressed
+// one written by a Kafka producer.
+var ErrUnsupported = errors.New("unsupported record batch")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Batch is one encoded record batch. Its methods read fields in place; a Batch
+// from a segment aliases the mapped file.
+type Batch []byte
+
+// BaseOffset is the offset of the batch's first record.
+func (b Batch) BaseOffset() int64 { return int64(binary.BigEndian.Uint64(b[offBaseOffset:])) }
+
+// SetBaseOffset assigns the batch its offsets. It does not touch the CRC,
+// which does not cover the field.
+func (b Batch) SetBaseOffset(o int64) { binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(o)) }
+
+// Size is the batch's total size in bytes.
+func (b Batch) Size() int {
+	return LogOverhead + int(int32(binary.BigEndian.Uint32(b[offBatchLength:])))
+}
+
+// LastOffset is the offset of the batch's last record.
+func (b Batch) LastOffset() int64 { return b.BaseOffset() + int64(b.LastOffsetDelta()) }
+
+// LastOffsetDelta is LastOffset - BaseOffset.
+func (b Batch) LastOffsetDelta() int32 { return int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:])) }
+
+// Attributes returns the attribute bits.
+func (b Batch) Attributes() int16 { return int16(binary.BigEndian.Uint16(b[offAttributes:])) }
+
+// BaseTimestamp is the first record's timestamp, in ms.
+func (b Batch) BaseTimestamp() int64 { return int64(binary.BigEndian.Uint64(b[offBaseTimestamp:])) }
+
+// MaxTimestamp is the largest record timestamp in the batch, in ms.
+func (b Batch) MaxTimestamp() int64 { return int64(binary.BigEndian.Uint64(b[offMaxTimestamp:])) }
+
+// NumRecords is the number of records the header announces.
+func (b Batch) NumRecords() int32 { return int32(binary.BigEndian.Uint32(b[offRecordCount:])) }
+
+// CRC is the checksum stored in the header.
+func (b Batch) CRC() uint32 { return binary.BigEndian.Uint32(b[offCRC:]) }
+
+// ComputeCRC computes the checksum the header should hold.
+func (b Batch) ComputeCRC() uint32 { return crc32.Checksum(b[offAttributes:b.Size()], castagnoli) }
+
+// IsControl reports a control batch (transaction marker).
+func (b Batch) IsControl() bool { return b.Attributes()&AttrControl != 0 }
+
+// CheckHeader validates what can be checked without reading the records:
+// enough bytes, a sane length, magic 2, consistent offset deltas. It never
+// reads past b.
+func CheckHeader(b []byte) error {
+	if len(b) < HeaderSize {
+		return fmt.Errorf("%w: %d bytes, need a %d-byte header", ErrCorrupt, len(b), HeaderSize)
+	}
+	length := int64(int32(binary.BigEndian.Uint32(b[offBatchLength:])))
+	if length < HeaderSize-LogOverhead {
+		return fmt.Errorf("%w: batch length %d", ErrCorrupt, length)
+	}
+	if LogOverhead+length > int64(len(b)) {
+		return fmt.Errorf("%w: batch of %d bytes cut short at %d", ErrCorrupt, LogOverhead+length, len(b))
+	}
+	if b[offMagic] != Magic {
+		return fmt.Errorf("%w: magic %d", ErrCorrupt, b[offMagic])
+	}
+	batch := Batch(b)
+	if n, d := batch.NumRecords(), batch.LastOffsetDelta(); d < 0 || n < 0 || (n > 0 && n-1 > d) {
+		return fmt.Errorf("%w: %d records with last offset delta %d", ErrCorrupt, n, d)
+	}
+	if base := batch.BaseOffset(); base < 0 || base > base+int64(batch.LastOffsetDelta()) {
+		return fmt.Errorf("%w: base offset %d", ErrCorrupt, base)
+	}
+	return nil
+}
+
+// Parse returns the batch at the start of b after checking its header and
+// CRC. It never reads past b and never panics.
+func Parse(b []byte) (Batch, error) {
+	if err := CheckHeader(b); err != nil {
+		return nil, err
+	}
+	batch := Batch(b)
+	batch = batch[:batch.Size()]
+	if got, want := batch.ComputeCRC(), batch.CRC(); got != want {
+		return nil, fmt.Errorf("%w: crc %#08x, header says %#08x", ErrCorrupt, got, want)
+	}
+	return batch, nil
+}

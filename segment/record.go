@@ -1,0 +1,298 @@
+package segment
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// Header is a record header: an ordered key/value pair. Keys need not be
+// unique. A nil Value is Kafka's null.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one decoded record. Key, Value and header values alias the batch
+// they came from: they are valid only as long as its bytes are.
+type Record struct {
+	Offset    int64
+	Timestamp int64 // ms since the epoch
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+}
+
+// Builder encodes records into one batch. The zero value is ready to use; a
+// Builder is reused across batches with Reset to avoid allocations.
+type Builder struct {
+	buf    []byte
+	count  int32
+	baseTS int64
+	maxTS  int64
+	attrs  int16
+}
+
+// Reset starts a new batch with the given attribute bits.
+func (b *Builder) Reset(attrs int16) {
+	if cap(b.buf) < HeaderSize {
+		b.buf = make([]byte, HeaderSize, 4096)
+	}
+	b.buf = b.buf[:HeaderSize]
+	b.count, b.baseTS, b.maxTS, b.attrs = 0, 0, math.MinInt64, attrs
+}
+
+// Count reports the records added since Reset.
+func (b *Builder) Count() int { return int(b.count) }
+
+// Len reports the encoded size so far.
+func (b *Builder) Len() int {
+	if len(b.buf) < HeaderSize {
+		return HeaderSize
+	}
+	return len(b.buf)
+}
+
+// RecordSize is the encoded size of a record, including its length prefix,
+// given its deltas from the batch base. It bounds what Add will append.
+func RecordSize(tsDelta, offsetDelta int64, key, value []byte, headers []Header) int {
+	n := bodySize(tsDelta, offsetDelta, key, value, headers)
+	return varintLen(int64(n)) + n
+}
+
+// MaxRecordOverhead bounds the bytes a record adds beyond its key, value and
+// header bytes: the worst-case varints.
+func MaxRecordOverhead(headers int) int {
+	return 5 + 1 + 10 + 5 + 5 + 5 + 5 + headers*10
+}
+
+func bodySize(tsDelta, offsetDelta int64, key, value []byte, headers []Header) int {
+	n := 1 + varintLen(tsDelta) + varintLen(offsetDelta) + bytesLen(key) + bytesLen(value) + varintLen(int64(len(headers)))
+	for i := range headers {
+		n += varintLen(int64(len(headers[i].Key))) + len(headers[i].Key) + bytesLen(headers[i].Value)
+	}
+	return n
+}
+
+func bytesLen(b []byte) int {
+	if b == nil {
+		return 1
+	}
+	return varintLen(int64(len(b))) + len(b)
+}
+
+func varintLen(v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}
+
+// Add appends a record with timestamp ts (ms). Offsets are implicit: the
+// Nth record added gets baseOffset+N.
+func (b *Builder) Add(ts int64, key, value []byte, headers []Header) {
+	if len(b.buf) < HeaderSize {
+		b.Reset(b.attrs)
+	}
+	if b.count == 0 {
+		b.baseTS = ts
+	}
+	b.maxTS = max(b.maxTS, ts)
+	tsDelta, offDelta := ts-b.baseTS, int64(b.count)
+	body := bodySize(tsDelta, offDelta, key, value, headers)
+	buf := binary.AppendVarint(b.buf, int64(body))
+	buf = append(buf, 0)
+	buf = binary.AppendVarint(buf, tsDelta)
+	buf = binary.AppendVarint(buf, offDelta)
+	buf = appendBytes(buf, key)
+	buf = appendBytes(buf, value)
+	buf = binary.AppendVarint(buf, int64(len(headers)))
+	for i := range headers {
+		buf = binary.AppendVarint(buf, int64(len(headers[i].Key)))
+		buf = append(buf, headers[i].Key...)
+		buf = appendBytes(buf, headers[i].Value)
+	}
+	b.buf = buf
+	b.count++
+}
+
+func appendBytes(buf, v []byte) []byte {
+	if v == nil {
+		return binary.AppendVarint(buf, -1)
+	}
+	buf = binary.AppendVarint(buf, int64(len(v)))
+	return append(buf, v...)
+}
+
+// Finish fills in the header and CRC and returns the batch, with base offset
+// 0 (see Batch.SetBaseOffset). The batch aliases the Builder's buffer: it is
+// valid until the next Reset or Add.
+func (b *Builder) Finish() Batch {
+	if len(b.buf) < HeaderSize {
+		b.Reset(b.attrs)
+	}
+	h := b.buf
+	if b.count == 0 {
+		b.maxTS = b.baseTS
+	}
+	binary.BigEndian.PutUint64(h[offBaseOffset:], 0)
+	binary.BigEndian.PutUint32(h[offBatchLength:], uint32(len(h)-LogOverhead))
+	binary.BigEndian.PutUint32(h[offLeaderEpoch:], 0)
+	h[offMagic] = Magic
+	binary.BigEndian.PutUint16(h[offAttributes:], uint16(b.attrs))
+	binary.BigEndian.PutUint32(h[offLastOffsetDelta:], uint32(max(b.count-1, 0)))
+	binary.BigEndian.PutUint64(h[offBaseTimestamp:], uint64(b.baseTS))
+	binary.BigEndian.PutUint64(h[offMaxTimestamp:], uint64(b.maxTS))
+	binary.BigEndian.PutUint64(h[offProducerID:], math.MaxUint64) // -1
+	binary.BigEndian.PutUint16(h[offProducerEpoch:], math.MaxUint16)
+	binary.BigEndian.PutUint32(h[offBaseSequence:], math.MaxUint32)
+	binary.BigEndian.PutUint32(h[offRecordCount:], uint32(b.count))
+	batch := Batch(h)
+	binary.BigEndian.PutUint32(h[offCRC:], batch.ComputeCRC())
+	return batch
+}
+
+// Records returns an iterator over the batch's records. The batch should
+// have passed Parse; the iterator still bounds-checks every field, so
+// malformed bytes end iteration with ErrCorrupt rather than a panic.
+func (b Batch) Records() RecordIter {
+	it := RecordIter{batch: b, pos: HeaderSize}
+	if len(b) < HeaderSize {
+		it.err = fmt.Errorf("%w: %d-byte batch", ErrCorrupt, len(b))
+		return it
+	}
+	if c := b.Attributes() & AttrCompressionMask; c != 0 {
+		it.err = fmt.Errorf("%w: compression codec %d", ErrUnsupported, c)
+		return it
+	}
+	it.remaining = b.NumRecords()
+	it.base, it.baseTS = b.BaseOffset(), b.BaseTimestamp()
+	if b.Attributes()&AttrLogAppendTime != 0 {
+		it.logAppendTS, it.useLogAppend = b.MaxTimestamp(), true
+	}
+	if end := b.Size(); end <= len(b) {
+		it.batch = b[:end]
+	}
+	return it
+}
+
+// RecordIter walks a batch's records without copying keys or values.
+type RecordIter struct {
+	batch        Batch
+	pos          int
+	remaining    int32
+	base, baseTS int64
+	logAppendTS  int64
+	useLogAppend bool
+	err          error
+}
+
+// Next decodes the next record into r and reports whether there was one.
+// After it returns false, Err tells whether the batch ended cleanly.
+func (it *RecordIter) Next(r *Record) bool {
+	if it.err != nil || it.remaining <= 0 {
+		if it.err == nil && it.remaining == 0 && it.pos != len(it.batch) {
+			it.err = fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(it.batch)-it.pos)
+			it.remaining = -1
+		}
+		return false
+	}
+	d := decoder{b: it.batch, pos: it.pos}
+	length := d.varint()
+	start := d.pos
+	if d.err == nil && (length < 0 || length > int64(len(it.batch)-start)) {
+		d.fail("record length")
+	}
+	end := start + int(length)
+	d.b = it.batch[:min(end, len(it.batch))]
+	d.pos++ // attributes
+	tsDelta := d.varint()
+	offDelta := d.varint()
+	key := d.bytes()
+	value := d.bytes()
+	nh := d.varint()
+	var headers []Header
+	if d.err == nil && (nh < 0 || nh > int64(end-d.pos)) {
+		d.fail("header count")
+	}
+	if d.err == nil && nh > 0 {
+		headers = make([]Header, nh)
+		for i := range headers {
+			hk := d.bytes()
+			if hk == nil && d.err == nil {
+				d.fail("null header key")
+			}
+			headers[i] = Header{Key: string(hk), Value: d.bytes()}
+		}
+	}
+	if d.err == nil && d.pos != end {
+		d.fail("record length mismatch")
+	}
+	if d.err != nil {
+		it.err = fmt.Errorf("%w: record %d: %v", ErrCorrupt, it.batch.NumRecords()-it.remaining, d.err)
+		return false
+	}
+	r.Offset = it.base + offDelta
+	r.Timestamp = it.baseTS + tsDelta
+	if it.useLogAppend {
+		r.Timestamp = it.logAppendTS
+	}
+	r.Key, r.Value, r.Headers = key, value, headers
+	it.pos = end
+	it.remaining--
+	return true
+}
+
+// Err reports why iteration stopped early, or nil.
+func (it *RecordIter) Err() error { return it.err }
+
+// decoder reads varints and length-prefixed bytes with a sticky error.
+type decoder struct {
+	b   []byte
+	pos int
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("bad %s at byte %d", what, d.pos)
+	}
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	if d.pos >= len(d.b) {
+		d.fail("varint")
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.pos:])
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+// bytes returns a length-prefixed field, nil for length -1, aliasing d.b.
+func (d *decoder) bytes() []byte {
+	n := d.varint()
+	if d.err != nil {
+		return nil
+	}
+	if n == -1 {
+		return nil
+	}
+	if n < -1 || n > int64(len(d.b)-d.pos) {
+		d.fail("length")
+		return nil
+	}
+	v := d.b[d.pos : d.pos+int(n) : d.pos+int(n)]
+	d.pos += int(n)
+	return v
+}

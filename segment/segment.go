@@ -1,0 +1,876 @@
+package segment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/embedstream/stream/index"
+	"github.com/embedstream/stream/internal/vfs"
+	"github.com/embedstream/stream/mmap"
+)
+
+// File name suffixes. A segment's files are named by its base offset, 20
+// digits, zero-padded: 00000000000000000000.log. Part of the on-disk format.
+const (
+	LogSuffix       = ".log"
+	IndexSuffix     = ".index"
+	TimeIndexSuffix = ".timeindex"
+)
+
+// ErrClosed reports use of a segment that was closed or deleted.
+var ErrClosed = errors.New("segment: closed")
+
+// ErrSealed reports an append to a segment that no longer takes writes.
+var ErrSealed = errors.New("segment: sealed")
+
+// FileName returns the name of base's file with the given suffix.
+func FileName(base int64, suffix string) string { return fmt.Sprintf("%020d%s", base, suffix) }
+
+// Config is shared by the segments of one log.
+type Config struct {
+	// FS is the file system; nil means vfs.Default.
+	FS vfs.FS
+	// Perm is the mode of created files.
+	Perm os.FileMode
+	// MaxBytes is the size at which the log rolls segments; it sizes the
+	// preallocation steps, the read mapping and the index reservations.
+	MaxBytes int64
+	// ReadOnly forbids any change to the files: damage found by recovery is
+	// skipped in memory and indexes are rebuilt on the heap.
+	ReadOnly bool
+}
+
+func (c *Config) fs() vfs.FS {
+	if c.FS == nil {
+		return vfs.Default
+	}
+	return c.FS
+}
+
+const (
+	minAllocStep = 64 << 10
+	maxAllocStep = 16 << 20
+)
+
+// Segment is one log file and its two indexes. One goroutine writes (the
+// log's writer, which serializes Append, Sync, Seal); reads are safe from
+// any number of goroutines at once and see only whole batches.
+type Segment struct {
+	cfg     *Config
+	base    int64
+	logPath string
+
+	size  atomic.Int64 // bytes of whole batches; readers never look past it
+	next  atomic.Int64 // offset after the last record
+	maxTS atomic.Int64 // largest record timestamp, math.MinInt64 if unknown or empty
+
+	// Writer state.
+	f          vfs.File // nil once sealed
+	capacity   int64    // bytes the file holds, preallocated tail included
+	sinceIndex int64    // log bytes appended since the last index entry
+	syncErr    error    // sticky: after a failed fsync the file's state is unknown
+
+	// loadMu serializes opening (or rebuilding) the indexes, which happens
+	// lazily for sealed segments, and closing them.
+	loadMu  sync.Mutex
+	indexed atomic.Bool // offsets and times are ready; fast path for readers
+	offsets *index.Offsets
+	times   *index.Times
+
+	mu     sync.Mutex // guards m and closed
+	m      *mapping   // cached read mapping, nil until first read
+	closed bool
+}
+
+// mapping is a reference-counted read-only mapping of a log file. The
+// segment holds one reference while it caches the mapping; each read view
+// holds another, so unmapping waits until no slice into it is in use.
+type mapping struct {
+	data []byte
+	refs atomic.Int32
+}
+
+func (m *mapping) release() {
+	if m.refs.Add(-1) == 0 {
+		_ = mmap.Unmap(m.data)
+	}
+}
+
+// View is a read-only window onto whole batches of a segment. Data aliases
+// the mapped file and stays valid until Release.
+type View struct {
+	Data []byte
+	m    *mapping
+}
+
+// Release unpins the view. Data must not be used afterwards.
+func (v *View) Release() {
+	if v.m != nil {
+		v.m.release()
+		v.m = nil
+	}
+	v.Data = nil
+}
+
+func (s *Segment) path(suffix string) string {
+	return filepath.Join(filepath.Dir(s.logPath), FileName(s.base, suffix))
+}
+
+func newSegment(cfg *Config, dir string, base int64) *Segment {
+	s := &Segment{cfg: cfg, base: base, logPath: filepath.Join(dir, FileName(base, LogSuffix))}
+	s.next.Store(base)
+	s.maxTS.Store(math.MinInt64)
+	return s
+}
+
+// Create makes a new, empty, active segment starting at base.
+func Create(cfg *Config, dir string, base int64) (*Segment, error) {
+	if cfg.ReadOnly {
+		return nil, fmt.Errorf("segment: create %d: read-only", base)
+	}
+	s := newSegment(cfg, dir, base)
+	fs := cfg.fs()
+	f, err := fs.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, cfg.Perm)
+	if err != nil {
+		return nil, err
+	}
+	s.f = f
+	maxEntries := index.MaxEntries(cfg.MaxBytes)
+	if s.offsets, err = index.CreateOffsets(fs, s.path(IndexSuffix), base, maxEntries, cfg.Perm); err == nil {
+		s.times, err = index.CreateTimes(fs, s.path(TimeIndexSuffix), base, maxEntries, cfg.Perm)
+	}
+	if err == nil {
+		err = fs.SyncDir(dir)
+	}
+	if err != nil {
+		return nil, errors.Join(err, s.closeFiles(false))
+	}
+	return s, nil
+}
+
+// OpenSealed adopts a segment that was sealed and is known to hold size
+// bytes of batches with offsets [base, next). Nothing is read until first
+// use; indexes are opened (or rebuilt) then.
+func OpenSealed(cfg *Config, dir string, base, next, size int64) *Segment {
+	s := newSegment(cfg, dir, base)
+	s.size.Store(size)
+	s.next.Store(next)
+	s.capacity = size
+	return s
+}
+
+// Recovery reports what opening a segment found.
+type Recovery struct {
+	// Truncated is the number of bytes cut from the end of the log because
+	// they did not form valid, consecutive batches.
+	Truncated int64 // a zero-filled (preallocated, never written) tail is cut but not counted
+	// Cause is why the cut was made, nil if nothing was cut.
+	Cause error
+	// IndexRebuilt is set when an index was missing or invalid.
+	IndexRebuilt bool
+}
+
+// OpenActive opens the segment that takes appends. With recover, every
+// batch is checked (bounds, CRC, offsets in sequence from base) and the first
+// bad, partial or zero-filled one and all after it are cut; the indexes are
+// rebuilt. Without it, the file is trusted (it was closed cleanly) and only
+// the indexes are validated.
+func OpenActive(cfg *Config, dir string, base int64, recover bool) (*Segment, Recovery, error) {
+	s := newSegment(cfg, dir, base)
+	fs := cfg.fs()
+	flag := os.O_RDWR
+	if cfg.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := fs.OpenFile(s.logPath, flag, cfg.Perm)
+	if err != nil {
+		return nil, Recovery{}, err
+	}
+	s.f = f
+	fileSize, err := f.Size()
+	if err != nil {
+		return nil, Recovery{}, errors.Join(err, f.Close())
+	}
+	s.capacity = fileSize
+	s.size.Store(fileSize)
+	var rec Recovery
+	if recover {
+		rec, err = s.recover(fileSize)
+	} else {
+		rec, err = s.loadTail()
+	}
+	if err != nil {
+		return nil, rec, errors.Join(err, s.closeFiles(false))
+	}
+	return s, rec, nil
+}
+
+// recover scans the whole log, cuts what does not verify and rebuilds the
+// indexes from what remains.
+func (s *Segment) recover(fileSize int64) (Recovery, error) {
+	var rec Recovery
+	if err := s.resetIndexes(); err != nil {
+		return rec, err
+	}
+	rec.IndexRebuilt = true
+	m, err := s.mapping(fileSize)
+	if err != nil {
+		return rec, err
+	}
+	defer m.release()
+	var valid int64
+	var preallocated bool
+	err = mmap.Guard(func() error {
+		valid, rec.Cause = s.scan(m.data[:fileSize], true)
+		preallocated = allZero(m.data[valid:fileSize])
+		return nil
+	})
+	if err != nil {
+		rec.Cause = err
+	}
+	if preallocated {
+		// A zero tail is unused preallocation, not damage.
+		rec.Cause = nil
+	}
+	if valid < fileSize {
+		if !preallocated {
+			rec.Truncated = fileSize - valid
+		}
+		if !s.cfg.ReadOnly {
+			// Cut, rather than overwrite later: a stale batch left past the
+			// new end could otherwise pass for data after the next crash.
+			if err := s.f.Truncate(valid); err != nil {
+				return rec, err
+			}
+			if err := s.f.Sync(); err != nil {
+				return rec, err
+			}
+			s.capacity = valid
+		}
+	}
+	s.size.Store(valid)
+	return rec, nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// scan walks the batches of data from position 0, indexing them, and returns
+// the end of the last good one with the reason it stopped early. With
+// verify, CRCs are checked too.
+func (s *Segment) scan(data []byte, verify bool) (int64, error) {
+	var pos int64
+	expect := s.base
+	for pos < int64(len(data)) {
+		var b Batch
+		var err error
+		if verify {
+			b, err = Parse(data[pos:])
+		} else if err = CheckHeader(data[pos:]); err == nil {
+			b = Batch(data[pos : pos+int64(Batch(data[pos:]).Size())])
+		}
+		if err != nil {
+			return pos, fmt.Errorf("at position %d: %w", pos, err)
+		}
+		if b.BaseOffset() != expect {
+			return pos, fmt.Errorf("at position %d: %w: offset %d, expected %d", pos, ErrCorrupt, b.BaseOffset(), expect)
+		}
+		if err := s.indexBatch(b, pos); err != nil {
+			return pos, err
+		}
+		pos += int64(len(b))
+		expect = b.LastOffset() + 1
+	}
+	return pos, nil
+}
+
+// indexBatch records a batch at pos in the indexes and in-memory state.
+func (s *Segment) indexBatch(b Batch, pos int64) error {
+	ts := max(s.maxTS.Load(), b.MaxTimestamp())
+	if s.sinceIndex >= index.IntervalBytes && pos > 0 {
+		if err := s.offsets.Append(b.BaseOffset(), pos); err != nil {
+			return err
+		}
+		if err := s.times.Append(ts, b.LastOffset()); err != nil {
+			return err
+		}
+		s.sinceIndex = 0
+	}
+	s.sinceIndex += int64(len(b))
+	s.maxTS.Store(ts)
+	s.next.Store(b.LastOffset() + 1)
+	return nil
+}
+
+// resetIndexes starts both indexes afresh, on disk or (read-only) on the heap.
+// Callers hold loadMu or own the segment exclusively (during open).
+func (s *Segment) resetIndexes() error {
+	if s.offsets != nil {
+		s.offsets.Close(false)
+		s.times.Close(false)
+	}
+	s.sinceIndex = 0
+	s.maxTS.Store(math.MinInt64)
+	s.next.Store(s.base)
+	s.offsets, s.times = nil, nil
+	s.indexed.Store(false)
+	if s.cfg.ReadOnly {
+		s.offsets, s.times = index.NewMemoryOffsets(s.base), index.NewMemoryTimes(s.base)
+		s.indexed.Store(true)
+		return nil
+	}
+	fs := s.cfg.fs()
+	maxEntries := index.MaxEntries(max(s.cfg.MaxBytes, s.capacity))
+	offsets, err := index.CreateOffsets(fs, s.path(IndexSuffix), s.base, maxEntries, s.cfg.Perm)
+	if err != nil {
+		return err
+	}
+	times, err := index.CreateTimes(fs, s.path(TimeIndexSuffix), s.base, maxEntries, s.cfg.Perm)
+	if err != nil {
+		return errors.Join(err, offsets.Close(false))
+	}
+	s.offsets, s.times = offsets, times
+	s.indexed.Store(true)
+	return nil
+}
+
+// ensureIndexes opens the indexes of a trusted log, or rebuilds them
+// (without CRC checks, the log having been verified before) if they are
+// missing or invalid, and reports whether it rebuilt them.
+func (s *Segment) ensureIndexes() (rebuilt bool, err error) {
+	if s.indexed.Load() {
+		return false, nil
+	}
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	if s.indexed.Load() {
+		return false, nil
+	}
+	if s.isClosed() {
+		return false, ErrClosed
+	}
+	fs := s.cfg.fs()
+	size := s.size.Load()
+	maxEntries := index.MaxEntries(max(s.cfg.MaxBytes, size))
+	writable := s.f != nil && !s.cfg.ReadOnly
+	offsets, err := index.OpenOffsets(fs, s.path(IndexSuffix), s.base, maxEntries, size, writable, s.cfg.Perm)
+	if err == nil {
+		var times *index.Times
+		lastOffset := s.next.Load() - 1
+		if s.f != nil {
+			lastOffset = math.MaxInt64 // active: the tail scan finds the end later
+		}
+		times, err = index.OpenTimes(fs, s.path(TimeIndexSuffix), s.base, lastOffset, maxEntries, writable, s.cfg.Perm)
+		if err == nil {
+			s.offsets, s.times = offsets, times
+			s.indexed.Store(true)
+			return false, nil
+		}
+		offsets.Close(false)
+	}
+	// Missing or invalid: rebuild from the log, which is the truth.
+	next := s.next.Load()
+	if err := s.resetIndexes(); err != nil {
+		return true, err
+	}
+	m, err := s.mapping(size)
+	if err != nil {
+		return true, err
+	}
+	defer m.release()
+	err = mmap.Guard(func() error {
+		valid, err := s.scan(m.data[:size], false)
+		if err == nil && valid != size {
+			err = fmt.Errorf("%w: segment %d ends at %d of %d bytes", ErrCorrupt, s.base, valid, size)
+		}
+		return err
+	})
+	if err == nil && s.f == nil && s.next.Load() != next {
+		err = fmt.Errorf("%w: segment %d ends at offset %d, expected %d", ErrCorrupt, s.base, s.next.Load(), next)
+	}
+	if err != nil {
+		s.indexed.Store(false)
+	}
+	return true, err
+}
+
+func (s *Segment) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// loadTail opens the indexes of a cleanly closed active segment and reads
+// the batches after the last index entry to learn the next offset, the
+// largest timestamp and where the next index entry is due.
+func (s *Segment) loadTail() (Recovery, error) {
+	rebuilt, err := s.ensureIndexes()
+	if err != nil || rebuilt {
+		return Recovery{IndexRebuilt: rebuilt}, err
+	}
+	err = s.scanTail(func(b Batch, pos int64) {
+		s.maxTS.Store(max(s.maxTS.Load(), b.MaxTimestamp()))
+		s.next.Store(b.LastOffset() + 1)
+		s.sinceIndex = pos + int64(len(b))
+	})
+	return Recovery{}, err
+}
+
+// scanTail calls fn for each batch from the last offset index entry to the
+// end, after folding in the time index's newest timestamp.
+func (s *Segment) scanTail(fn func(b Batch, pos int64)) error {
+	from, pos, err := s.offsets.Lookup(math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	if ts, _, ok, err := s.times.Last(); err != nil {
+		return err
+	} else if ok {
+		s.maxTS.Store(max(s.maxTS.Load(), ts))
+	}
+	size := s.size.Load()
+	if pos >= size {
+		return nil
+	}
+	m, err := s.mapping(size)
+	if err != nil {
+		return err
+	}
+	defer m.release()
+	expect := from
+	entryPos := pos
+	return mmap.Guard(func() error {
+		for pos < size {
+			if err := CheckHeader(m.data[pos:size]); err != nil {
+				return fmt.Errorf("segment %d at position %d: %w", s.base, pos, err)
+			}
+			b := Batch(m.data[pos : pos+int64(Batch(m.data[pos:]).Size())])
+			if b.BaseOffset() != expect {
+				return fmt.Errorf("segment %d at position %d: %w: offset %d, expected %d", s.base, pos, ErrCorrupt, b.BaseOffset(), expect)
+			}
+			fn(b, pos-entryPos)
+			pos += int64(len(b))
+			expect = b.LastOffset() + 1
+		}
+		return nil
+	})
+}
+
+// CheckSealed verifies the end of a sealed segment after an unclean
+// shutdown: every batch after the last index entry must pass its CRC, end
+// exactly at the file's end and reach offset next. It reports an error
+// describing the first problem; callers then Recover the segment.
+func (s *Segment) CheckSealed(next int64) error {
+	if _, err := s.ensureIndexes(); err != nil {
+		return err
+	}
+	last := s.base
+	var err error
+	scanErr := s.scanTail(func(b Batch, pos int64) {
+		if err == nil {
+			if _, perr := Parse(b); perr != nil {
+				err = perr
+			}
+		}
+		last = b.LastOffset() + 1
+	})
+	if err == nil {
+		err = scanErr
+	}
+	if err == nil && last != next {
+		err = fmt.Errorf("%w: segment %d ends at offset %d, next segment starts at %d", ErrCorrupt, s.base, last, next)
+	}
+	return err
+}
+
+// Recover scans a sealed segment whose tail failed CheckSealed, cuts it
+// after its last good batch and rebuilds its indexes. The caller must drop
+// every later segment: the log has to stay contiguous.
+func (s *Segment) Recover() (Recovery, error) {
+	fs := s.cfg.fs()
+	flag := os.O_RDWR
+	if s.cfg.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := fs.OpenFile(s.logPath, flag, s.cfg.Perm)
+	if err != nil {
+		return Recovery{}, err
+	}
+	s.f = f
+	size, err := f.Size()
+	if err != nil {
+		return Recovery{}, err
+	}
+	s.capacity = size
+	s.size.Store(size)
+	s.dropMapping()
+	return s.recover(size)
+}
+
+// Base is the segment's first offset.
+func (s *Segment) Base() int64 { return s.base }
+
+// Next is the offset after the segment's last record.
+func (s *Segment) Next() int64 { return s.next.Load() }
+
+// Size is the number of bytes of batches in the segment.
+func (s *Segment) Size() int64 { return s.size.Load() }
+
+// MaxTimestamp returns the largest record timestamp in the segment (ms), or
+// math.MinInt64 if the segment is empty.
+func (s *Segment) MaxTimestamp() (int64, error) {
+	if ts := s.maxTS.Load(); ts != math.MinInt64 || s.size.Load() == 0 {
+		return ts, nil
+	}
+	if _, err := s.ensureIndexes(); err != nil {
+		return 0, err
+	}
+	err := s.scanTail(func(b Batch, pos int64) {})
+	return s.maxTS.Load(), err
+}
+
+// Append writes one batch, whose base offset must be Next(), at the end of
+// the segment and indexes it. On error nothing is visible and the segment
+// takes further appends at the same place; only a failed Sync is final.
+func (s *Segment) Append(b Batch) (int64, error) {
+	if s.f == nil || s.cfg.ReadOnly {
+		return 0, ErrSealed
+	}
+	if s.syncErr != nil {
+		return 0, s.syncErr
+	}
+	if b.BaseOffset() != s.next.Load() {
+		return 0, fmt.Errorf("segment %d: append at offset %d, expected %d", s.base, b.BaseOffset(), s.next.Load())
+	}
+	pos := s.size.Load()
+	end := pos + int64(len(b))
+	if end > s.capacity {
+		step := min(max(s.capacity, minAllocStep), maxAllocStep)
+		newCap := max(end, s.capacity+step)
+		if s.cfg.MaxBytes > 0 {
+			newCap = min(newCap, max(end, s.cfg.MaxBytes))
+		}
+		if err := s.f.Allocate(s.capacity, newCap-s.capacity); err != nil {
+			return 0, fmt.Errorf("segment %d: preallocate: %w", s.base, err)
+		}
+		s.capacity = newCap
+	}
+	if _, err := s.ensureIndexes(); err != nil {
+		return 0, err
+	}
+	saved, savedTS := s.sinceIndex, s.maxTS.Load()
+	if err := s.indexBatch(b, pos); err != nil {
+		s.sinceIndex = saved
+		s.maxTS.Store(savedTS)
+		s.next.Store(b.BaseOffset())
+		return 0, fmt.Errorf("segment %d: index: %w", s.base, err)
+	}
+	if _, err := s.f.WriteAt(b, pos); err != nil {
+		// Nothing became visible; the index entry (if any) points at bytes
+		// we will write again, so drop it.
+		s.offsets.TruncateAfter(pos)
+		s.times.TruncateAfter(b.BaseOffset())
+		s.sinceIndex = saved
+		s.maxTS.Store(savedTS)
+		s.next.Store(b.BaseOffset())
+		return 0, fmt.Errorf("segment %d: write: %w", s.base, err)
+	}
+	s.size.Store(end)
+	return pos, nil
+}
+
+// IndexFull reports that the indexes have no room left: the log must roll.
+func (s *Segment) IndexFull() bool {
+	if !s.indexed.Load() {
+		return false
+	}
+	return s.offsets.Len() >= index.MaxEntries(max(s.cfg.MaxBytes, s.capacity))-1
+}
+
+// Sync makes everything appended so far durable. A failure is sticky: the
+// kernel may have dropped the dirty pages, so no later sync could be trusted.
+func (s *Segment) Sync() error {
+	if s.syncErr != nil {
+		return s.syncErr
+	}
+	if s.f == nil {
+		return nil
+	}
+	if err := s.f.Sync(); err != nil {
+		s.syncErr = fmt.Errorf("segment %d: fsync: %w", s.base, err)
+		return s.syncErr
+	}
+	return nil
+}
+
+// Seal ends appends: the preallocated tail is cut, the log and indexes are
+// synced, and the file is closed (reads continue through the mapping).
+func (s *Segment) Seal() error {
+	if s.f == nil {
+		return nil
+	}
+	if s.syncErr != nil {
+		return s.syncErr
+	}
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	if err := s.trimLocked(); err != nil {
+		return err
+	}
+	// Readers consult f (under mu) to decide how much to map.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+// trimLocked records the final time entry, cuts the log and indexes to their
+// contents and syncs them all.
+func (s *Segment) trimLocked() error {
+	if s.cfg.ReadOnly {
+		return nil
+	}
+	size := s.size.Load()
+	if s.offsets != nil {
+		if ts := s.maxTS.Load(); ts != math.MinInt64 {
+			if err := s.times.Append(ts, s.next.Load()-1); err != nil && !errors.Is(err, index.ErrFull) {
+				return err
+			}
+		}
+		if err := errors.Join(s.offsets.Seal(), s.times.Seal()); err != nil {
+			return err
+		}
+	}
+	if s.capacity != size {
+		if err := s.f.Truncate(size); err != nil {
+			return err
+		}
+		s.capacity = size
+	}
+	if err := s.f.Sync(); err != nil {
+		s.syncErr = fmt.Errorf("segment %d: fsync: %w", s.base, err)
+		return s.syncErr
+	}
+	return nil
+}
+
+// Close releases the segment's files. With clean, an active segment is
+// first trimmed and synced so the next open can trust it without a scan.
+// Views already handed out stay valid until released.
+func (s *Segment) Close(clean bool) error {
+	s.loadMu.Lock()
+	var err error
+	if clean && s.f != nil && s.syncErr == nil {
+		err = s.trimLocked()
+	}
+	s.loadMu.Unlock()
+	return errors.Join(err, s.closeFiles(false))
+}
+
+func (s *Segment) closeFiles(trim bool) error {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	var errs []error
+	s.mu.Lock()
+	if s.f != nil {
+		errs = append(errs, s.f.Close())
+		s.f = nil
+	}
+	s.mu.Unlock()
+	if s.offsets != nil {
+		errs = append(errs, s.offsets.Close(trim), s.times.Close(trim))
+		s.indexed.Store(false)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m != nil {
+		s.m.release()
+		s.m = nil
+	}
+	s.closed = true
+	return errors.Join(errs...)
+}
+
+// Delete closes the segment and removes its files. Views already handed out
+// stay valid until released: the mapping outlives the directory entry.
+func (s *Segment) Delete() error {
+	err := s.closeFiles(false)
+	fs := s.cfg.fs()
+	for _, suffix := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix} {
+		if rmErr := fs.Remove(s.path(suffix)); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+			err = errors.Join(err, rmErr)
+		}
+	}
+	return err
+}
+
+// mapping returns the read mapping, covering at least end bytes, with a
+// reference the caller must release.
+func (s *Segment) mapping(end int64) (*mapping, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.m == nil || int64(len(s.m.data)) < end {
+		length := end
+		if s.f != nil {
+			// Active: reserve the whole segment's address range once, so
+			// growth needs no remap. Pages past the file's end are never read.
+			length = max(end, s.cfg.MaxBytes)
+		}
+		if length == 0 {
+			return &mapping{refs: atomic.Int32{}}, nil
+		}
+		if length > math.MaxInt {
+			return nil, fmt.Errorf("segment %d: %d bytes cannot be mapped", s.base, length)
+		}
+		f := s.f
+		if f == nil {
+			var err error
+			if f, err = s.cfg.fs().OpenFile(s.logPath, os.O_RDONLY, s.cfg.Perm); err != nil {
+				return nil, err
+			}
+			defer f.Close()
+		}
+		data, err := f.Map(int(length), false)
+		if err != nil {
+			return nil, fmt.Errorf("segment %d: %w", s.base, err)
+		}
+		m := &mapping{data: data}
+		m.refs.Store(1)
+		if s.m != nil {
+			s.m.release()
+		}
+		s.m = m
+	}
+	s.m.refs.Add(1)
+	return s.m, nil
+}
+
+// dropMapping forgets the cached mapping; holders keep theirs.
+func (s *Segment) dropMapping() {
+	s.mu.Lock()
+	if s.m != nil {
+		s.m.release()
+		s.m = nil
+	}
+	s.mu.Unlock()
+}
+
+// Read returns a view of whole batches starting with the one that holds
+// offset, ending before limit (an offset: what readers may see) and after
+// roughly maxBytes (at least one batch is returned, however large). Every
+// batch in the view has passed its CRC check. An empty view means no batch
+// at or after offset is visible yet.
+func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
+	size := s.size.Load()
+	if offset >= limit || offset >= s.next.Load() || size == 0 {
+		return View{}, nil
+	}
+	if _, err := s.ensureIndexes(); err != nil {
+		return View{}, err
+	}
+	_, pos, err := s.offsets.Lookup(offset)
+	if err != nil {
+		return View{}, err
+	}
+	m, err := s.mapping(size)
+	if err != nil {
+		return View{}, err
+	}
+	var start, end int64 = -1, pos
+	err = mmap.Guard(func() error {
+		for end < size {
+			b, err := Parse(m.data[end:size])
+			if err != nil {
+				return fmt.Errorf("segment %d at position %d: %w", s.base, end, err)
+			}
+			if b.BaseOffset() >= limit {
+				break
+			}
+			if start < 0 {
+				if b.LastOffset() < offset {
+					end += int64(len(b))
+					pos = end
+					continue
+				}
+				start = end
+			}
+			end += int64(len(b))
+			if end-start >= int64(maxBytes) {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil || start < 0 {
+		m.release()
+		return View{}, err
+	}
+	return View{Data: m.data[start:end:end], m: m}, nil
+}
+
+// FindTime returns the first offset whose record timestamp is at or above
+// ts, below limit; ok is false if the segment has none.
+func (s *Segment) FindTime(ts, limit int64) (offset int64, ok bool, err error) {
+	if _, err := s.ensureIndexes(); err != nil {
+		return 0, false, err
+	}
+	after, err := s.times.Lookup(ts)
+	if err != nil {
+		return 0, false, err
+	}
+	for from := after + 1; from < limit; {
+		v, err := s.Read(from, limit, 1<<20)
+		if err != nil || len(v.Data) == 0 {
+			return 0, false, err
+		}
+		err = mmap.Guard(func() error {
+			for data := v.Data; len(data) > 0; {
+				b := Batch(data[:Batch(data).Size()])
+				data = data[len(b):]
+				from = b.LastOffset() + 1
+				if b.MaxTimestamp() < ts {
+					continue
+				}
+				it := b.Records()
+				var r Record
+				for it.Next(&r) {
+					if r.Offset >= after+1 && r.Offset < limit && r.Timestamp >= ts {
+						offset, ok = r.Offset, true
+						return nil
+					}
+				}
+				if it.Err() != nil {
+					return it.Err()
+				}
+			}
+			return nil
+		})
+		v.Release()
+		if err != nil || ok {
+			return offset, ok, err
+		}
+	}
+	return 0, false, nil
+}

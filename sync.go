@@ -1,0 +1,91 @@
+package stream
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SyncPolicy says when appended data is forced to disk with fsync, and so
+// what a crash of the machine (not just the process) may lose. A crash of
+// the process alone loses nothing that was appended: the data is in the
+// kernel's page cache.
+type SyncPolicy int
+
+const (
+	// SyncInterval (the default) fsyncs each written partition every
+	// Options.SyncInterval. A machine crash may lose the last interval's
+	// records, never older ones. Like Kafka's default of leaving flushes to
+	// the OS, but bounded.
+	SyncInterval SyncPolicy = iota
+	// SyncNever leaves flushing to the operating system (Kafka's default,
+	// log.flush.interval.messages unset). Fastest; a machine crash may lose
+	// whatever the kernel had not yet written.
+	SyncNever
+	// SyncAlways fsyncs before Publish returns, so an acknowledged record
+	// survives a machine crash. Concurrent publishers to a partition share
+	// one fsync (group commit). Records become visible to readers only once
+	// durable, so no consumer can act on a record a crash could take back.
+	SyncAlways
+)
+
+// String returns the policy's name: "interval", "never" or "always".
+func (s SyncPolicy) String() string {
+	switch s {
+	case SyncInterval:
+		return "interval"
+	case SyncNever:
+		return "never"
+	case SyncAlways:
+		return "always"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", int(s))
+}
+
+// ParseSyncPolicy is the inverse of SyncPolicy.String.
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	for _, p := range []SyncPolicy{SyncInterval, SyncNever, SyncAlways} {
+		if strings.EqualFold(s, p.String()) {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: sync policy %q (want interval, never or always)", ErrInvalidConfig, s)
+}
+
+func (s SyncPolicy) valid() bool { return s >= SyncInterval && s <= SyncAlways }
+
+// flusher runs the SyncInterval policy: every interval it fsyncs each
+// partition written since the last tick. One goroutine serves a whole broker.
+type flusher struct {
+	stop chan struct{}
+	done chan struct{}
+}
+
+// startFlusher calls sync on every partition that partitions returns, each
+// interval, until stop. Errors are the partitions' own to report: a failed
+// fsync already stops writes to that partition.
+func startFlusher(interval time.Duration, partitions func() []*partition) *flusher {
+	f := &flusher{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-f.stop:
+				return
+			case <-t.C:
+				for _, p := range partitions() {
+					_ = p.sync()
+				}
+			}
+		}
+	}()
+	return f
+}
+
+// close stops the flusher and waits for its goroutine to exit.
+func (f *flusher) close() {
+	close(f.stop)
+	<-f.done
+}
