@@ -54,3 +54,18 @@ var (
 	// partition refuses writes until the broker is reopened (and recovers).
 	ErrSyncFailed = errors.New("stream: fsync failed; partition refuses writes")
 )
+
+// Errors for bad records and partitions, added beyond the API contract.
+var (
+	// ErrInvalidRecord is returned by Publish for a nil record or a
+	// negative timestamp, before anything is written.
+	ErrInvalidRecord = errors.New("stream: invalid record")
+
+	// ErrInvalidArgument is returned for a negative timestamp or offset
+	// given as a position to read from.
+	ErrInvalidArgument = errors.New("stream: invalid argument")
+
+	// ErrInvalidPartition is returned for a partition number the topic does
+	// not have, before anything is written.
+	ErrInvalidPartition = errors.New("stream: invalid partition")
+)

@@ -29,7 +29,8 @@ type logConfig struct {
 	segmentAge     time.Duration
 	retention      time.Duration
 	retentionBytes int64
-	maxBatchBytes  int // largest batch append accepts (Kafka's max.message.bytes)
+	maxBatchBytes  int  // largest batch append accepts (Kafka's max.message.bytes)
+	logAppendTime  bool // stamp batches with the append time (LogAppendTime)
 	sync           SyncPolicy
 	readOnly       bool
 	now            func() time.Time
@@ -99,12 +100,27 @@ func openPartition(cfg logConfig, clean bool) (*partition, error) {
 	}
 	p := &partition{cfg: cfg, segcfg: &segment.Config{
 		FS: cfg.fs, Perm: cfg.filePerm, MaxBytes: cfg.segmentBytes, ReadOnly: cfg.readOnly,
+		NoSync: cfg.sync == SyncNever,
 	}}
 	p.syncCond = sync.NewCond(&p.syncMu)
 	if !cfg.readOnly {
-		if err := cfg.fs.MkdirAll(cfg.dir, cfg.dirPerm); err != nil {
+		if _, err := cfg.fs.Lstat(cfg.dir); errors.Is(err, os.ErrNotExist) {
+			// A new directory is durable only once its parent's entry is.
+			if err := cfg.fs.MkdirAll(cfg.dir, cfg.dirPerm); err != nil {
+				return nil, err
+			}
+			if cfg.sync != SyncNever {
+				if err := cfg.fs.SyncDir(filepath.Dir(cfg.dir)); err != nil {
+					return nil, err
+				}
+			}
+		} else if err != nil {
 			return nil, err
 		}
+	}
+	if fi, err := cfg.fs.Lstat(cfg.dir); err == nil && !fi.IsDir() {
+		// Refuse symbolic links: a partition's data never leaves the data directory.
+		return nil, fmt.Errorf("%w: %s is not a directory", ErrCorrupt, cfg.dir)
 	}
 	bases, sizes, err := p.listSegments()
 	if err != nil {
@@ -213,13 +229,26 @@ func (p *partition) checkSealed(segs []*segment.Segment) ([]*segment.Segment, er
 		if err == nil {
 			continue
 		}
-		p.cfg.logger.Warn("stream: damaged sealed segment; cutting the log there",
-			"dir", p.cfg.dir, "segment", segs[i].Base(), "err", err)
+		if !errors.Is(err, segment.ErrCorrupt) {
+			// Not damage (an I/O error, no memory for a mapping): cutting
+			// here would throw away good records.
+			return segs, fmt.Errorf("check %s segment %d: %w", p.cfg.dir, segs[i].Base(), err)
+		}
+		p.cfg.logger.Warn("stream: damaged sealed segment", "dir", p.cfg.dir, "segment", segs[i].Base(), "err", err)
 		rec, rerr := segs[i].Recover()
 		if rerr != nil {
 			return segs, fmt.Errorf("recover %s segment %d: %w", p.cfg.dir, segs[i].Base(), rerr)
 		}
 		p.noteRecovery(segs[i], rec)
+		if segs[i].Next() == segs[i+1].Base() {
+			// Nothing needed cutting after all: seal it again and go on.
+			if err := segs[i].Seal(); err != nil {
+				return segs, err
+			}
+			continue
+		}
+		p.cfg.logger.Warn("stream: cutting the log after the damaged segment",
+			"dir", p.cfg.dir, "segment", segs[i].Base(), "dropped segments", len(segs)-i-1)
 		for _, later := range segs[i+1:] {
 			p.cfg.stats.truncatedBytes.Add(later.Size())
 			if p.cfg.readOnly {
@@ -260,8 +289,13 @@ func (p *partition) append(b segment.Batch) (int64, error) {
 	if len(b) > p.cfg.maxBatchBytes {
 		return 0, fmt.Errorf("%w: batch of %d bytes exceeds %d", ErrRecordTooLarge, len(b), p.cfg.maxBatchBytes)
 	}
+	// Batches come from segment.Builder, whose CRC is right by construction;
+	// the header and length checks catch a misuse before it reaches disk.
 	if err := segment.CheckHeader(b); err != nil {
 		return 0, err
+	}
+	if b.Size() != len(b) {
+		return 0, fmt.Errorf("%w: batch of %d bytes says %d", segment.ErrCorrupt, len(b), b.Size())
 	}
 	p.mu.Lock()
 	base, err := p.appendLocked(b)
@@ -302,6 +336,9 @@ func (p *partition) appendLocked(b segment.Batch) (int64, error) {
 	}
 	base := p.written
 	b.SetBaseOffset(base)
+	if p.cfg.logAppendTime {
+		b.SetLogAppendTime(now.UnixMilli())
+	}
 	if active.Size() == 0 {
 		p.activeSince = now
 	}
@@ -317,6 +354,9 @@ func (p *partition) appendLocked(b segment.Batch) (int64, error) {
 }
 
 func (p *partition) shouldRoll(active *segment.Segment, b segment.Batch, now time.Time) bool {
+	if active.Sealed() {
+		return true // a roll sealed it but could not create the next one
+	}
 	size := active.Size()
 	if size == 0 {
 		return false
@@ -333,9 +373,14 @@ func (p *partition) roll() error {
 	segs := p.segments()
 	active := segs[len(segs)-1]
 	if err := active.Seal(); err != nil {
-		return p.fail(err)
+		if errors.Is(err, ErrSyncFailed) || active.Sealed() {
+			return p.fail(err)
+		}
+		return err // trimming failed before any fsync: the segment still takes writes
 	}
-	p.cfg.stats.fsyncs.Add(1)
+	if p.cfg.sync != SyncNever {
+		p.cfg.stats.fsyncs.Add(1)
+	}
 	next, err := segment.Create(p.segcfg, p.cfg.dir, p.written)
 	if err != nil {
 		return err
@@ -517,8 +562,9 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 }
 
 // waitFor blocks until offset is below the high watermark (a record at
-// offset is readable), ctx is done, or the partition closes.
-func (p *partition) waitFor(ctx context.Context, offset int64) error {
+// offset is readable), ctx is done, stop is closed (ErrClosed), or the
+// partition closes.
+func (p *partition) waitFor(ctx context.Context, offset int64, stop <-chan struct{}) error {
 	for p.hw.Load() <= offset {
 		ch := p.appended.wait()
 		if p.hw.Load() > offset {
@@ -531,6 +577,8 @@ func (p *partition) waitFor(ctx context.Context, offset int64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-stop:
+			return ErrClosed
 		}
 	}
 	return nil
@@ -584,8 +632,10 @@ func (p *partition) enforceRetention() (deleted int, err error) {
 		return 0, nil
 	}
 	doomed := segs[:n]
-	p.segs.Store(ptr(slices.Clone(segs[n:])))
+	// Start first: a reader that sees the new start never looks for a
+	// deleted offset in the new list.
 	p.start.Store(segs[n].Base())
+	p.segs.Store(ptr(slices.Clone(segs[n:])))
 	for _, s := range doomed {
 		// Readers holding views keep their mapping; new reads miss the
 		// segment and see the new log start.

@@ -316,7 +316,7 @@ func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
 				}
 				v.Release()
 				if len(v.Data) == 0 {
-					if err := p.waitFor(ctx, off); err != nil {
+					if err := p.waitFor(ctx, off, nil); err != nil {
 						return
 					}
 				}
@@ -347,17 +347,17 @@ func assertNoErr(t *testing.T, err error) bool {
 func TestPartitionWaitFor(t *testing.T) {
 	p := openTestPartition(t, testLog(t), false)
 	done := make(chan error)
-	go func() { done <- p.waitFor(t.Context(), 0) }()
+	go func() { done <- p.waitFor(t.Context(), 0, nil) }()
 	_, err := p.append(encode(0, 1, 1))
 	require.NoError(t, err)
 	require.NoError(t, <-done)
 
 	ctx, cancel := context.WithCancel(t.Context())
-	go func() { done <- p.waitFor(ctx, 1) }()
+	go func() { done <- p.waitFor(ctx, 1, nil) }()
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 
-	go func() { done <- p.waitFor(t.Context(), 1) }()
+	go func() { done <- p.waitFor(t.Context(), 1, nil) }()
 	require.NoError(t, p.close(true))
 	require.ErrorIs(t, <-done, ErrClosed)
 	_, err = p.append(encode(0, 1, 1))
@@ -578,3 +578,8 @@ func TestFlusherSyncsOnInterval(t *testing.T) {
 }
 
 var _ = atomic.Int64{}
+
+// failingSyncFS fails every fsync of a segment log with EIO.
+func failingSyncFS(t *testing.T) vfs.FS {
+	return errorfs.Wrap(vfs.Default, errorfs.OnPath(".log", errorfs.Ops(syscall.EIO, errorfs.OpSync)))
+}

@@ -13,11 +13,14 @@ import (
 type SyncPolicy int
 
 const (
+	// SyncDefault, the zero value, means SyncInterval in Options and "the
+	// broker's policy" in a TopicConfig.
+	SyncDefault SyncPolicy = iota
 	// SyncInterval (the default) fsyncs each written partition every
 	// Options.SyncInterval. A machine crash may lose the last interval's
 	// records, never older ones. Like Kafka's default of leaving flushes to
 	// the OS, but bounded.
-	SyncInterval SyncPolicy = iota
+	SyncInterval
 	// SyncNever leaves flushing to the operating system (Kafka's default,
 	// log.flush.interval.messages unset). Fastest; a machine crash may lose
 	// whatever the kernel had not yet written.
@@ -29,9 +32,12 @@ const (
 	SyncAlways
 )
 
-// String returns the policy's name: "interval", "never" or "always".
+// String returns the policy's name: "default", "interval", "never" or "always".
 func (s SyncPolicy) String() string {
 	switch s {
+	case SyncDefault:
+		return "default"
+
 	case SyncInterval:
 		return "interval"
 	case SyncNever:
@@ -44,15 +50,23 @@ func (s SyncPolicy) String() string {
 
 // ParseSyncPolicy is the inverse of SyncPolicy.String.
 func ParseSyncPolicy(s string) (SyncPolicy, error) {
-	for _, p := range []SyncPolicy{SyncInterval, SyncNever, SyncAlways} {
+	for _, p := range []SyncPolicy{SyncDefault, SyncInterval, SyncNever, SyncAlways} {
 		if strings.EqualFold(s, p.String()) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: sync policy %q (want interval, never or always)", ErrInvalidConfig, s)
+	return 0, fmt.Errorf("%w: sync policy %q (want default, interval, never or always)", ErrInvalidConfig, s)
 }
 
-func (s SyncPolicy) valid() bool { return s >= SyncInterval && s <= SyncAlways }
+func (s SyncPolicy) valid() bool { return s >= SyncDefault && s <= SyncAlways }
+
+// or returns s, or def when s is SyncDefault.
+func (s SyncPolicy) or(def SyncPolicy) SyncPolicy {
+	if s == SyncDefault {
+		return def
+	}
+	return s
+}
 
 // flusher runs the SyncInterval policy: every interval it fsyncs each
 // partition written since the last tick. One goroutine serves a whole broker.

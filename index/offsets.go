@@ -98,10 +98,10 @@ func (x *Offsets) Lookup(offset int64) (int64, int64, error) {
 	}
 	defer x.s.mu.RUnlock()
 	n := len(data) / OffsetEntrySize
-	rel := offset - x.base
-	if rel < 0 {
+	if offset < x.base { // before subtracting: offset - base may overflow
 		return x.base, 0, nil
 	}
+	rel := offset - x.base
 	if rel > math.MaxUint32 {
 		rel = math.MaxUint32
 	}
@@ -134,6 +134,9 @@ func (x *Offsets) TruncateAfter(pos int64) error {
 
 // Len reports the number of entries.
 func (x *Offsets) Len() int { return x.s.len() }
+
+// Cap reports the number of entries the index has room for.
+func (x *Offsets) Cap() int { return x.s.maxEntries }
 
 // Reset drops every entry, to rebuild the index from the log.
 func (x *Offsets) Reset() { x.s.reset() }

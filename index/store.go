@@ -147,7 +147,10 @@ func (s *store) view() ([]byte, error) {
 	if s.data == nil && s.n > 0 && !s.heap {
 		s.mu.RUnlock()
 		s.mu.Lock()
-		err := s.mapLocked()
+		err := ErrClosed
+		if !s.closed { // Close may have run while no lock was held
+			err = s.mapLocked()
+		}
 		s.mu.Unlock()
 		if err != nil {
 			return nil, err

@@ -138,6 +138,9 @@ func (x *Times) TruncateAfter(offset int64) error {
 // Len reports the number of entries.
 func (x *Times) Len() int { return x.s.len() }
 
+// Cap reports the number of entries the index has room for.
+func (x *Times) Cap() int { return x.s.maxEntries }
+
 // Reset drops every entry, to rebuild the index from the log.
 func (x *Times) Reset() { x.s.reset() }
 

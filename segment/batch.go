@@ -108,6 +108,15 @@ func (b Batch) BaseOffset() int64 { return int64(binary.BigEndian.Uint64(b[offBa
 // which does not cover the field.
 func (b Batch) SetBaseOffset(o int64) { binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(o)) }
 
+// SetLogAppendTime marks the batch as stamped with the broker's append time
+// ts (ms), which readers then report for every record, and recomputes the
+// CRC (Kafka's LogAppendTime).
+func (b Batch) SetLogAppendTime(ts int64) {
+	binary.BigEndian.PutUint16(b[offAttributes:], uint16(b.Attributes()|AttrLogAppendTime))
+	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(ts))
+	binary.BigEndian.PutUint32(b[offCRC:], b.ComputeCRC())
+}
+
 // Size is the batch's total size in bytes.
 func (b Batch) Size() int {
 	return LogOverhead + int(int32(binary.BigEndian.Uint32(b[offBatchLength:])))

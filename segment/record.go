@@ -173,7 +173,11 @@ func (b Batch) Records() RecordIter {
 	if b.Attributes()&AttrLogAppendTime != 0 {
 		it.logAppendTS, it.useLogAppend = b.MaxTimestamp(), true
 	}
-	if end := b.Size(); end <= len(b) {
+	switch end := b.Size(); {
+	case end < HeaderSize:
+		// A negative or too-small batchLength (possible in unparsed bytes).
+		it.err = fmt.Errorf("%w: batch length %d", ErrCorrupt, end-LogOverhead)
+	case end <= len(b):
 		it.batch = b[:end]
 	}
 	return it
@@ -206,7 +210,10 @@ func (it *RecordIter) Next(r *Record) bool {
 	if d.err == nil && (length < 0 || length > int64(len(it.batch)-start)) {
 		d.fail("record length")
 	}
-	end := start + int(length)
+	end := start
+	if d.err == nil { // a bad (say negative) length must not cut d.b
+		end += int(length)
+	}
 	d.b = it.batch[:min(end, len(it.batch))]
 	d.pos++ // attributes
 	tsDelta := d.varint()
@@ -269,6 +276,11 @@ func (d *decoder) varint() int64 {
 	if d.pos >= len(d.b) {
 		d.fail("varint")
 		return 0
+	}
+	// Most fields (deltas, null keys, header counts) fit one byte.
+	if c := d.b[d.pos]; c < 0x80 {
+		d.pos++
+		return int64(c>>1) ^ -int64(c&1)
 	}
 	v, n := binary.Varint(d.b[d.pos:])
 	if n <= 0 {

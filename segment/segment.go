@@ -44,6 +44,9 @@ type Config struct {
 	// ReadOnly forbids any change to the files: damage found by recovery is
 	// skipped in memory and indexes are rebuilt on the heap.
 	ReadOnly bool
+	// NoSync skips the fsyncs of sealing and of directory changes, for logs
+	// whose policy leaves flushing to the OS. Sync still syncs.
+	NoSync bool
 }
 
 func (c *Config) fs() vfs.FS {
@@ -66,15 +69,21 @@ type Segment struct {
 	base    int64
 	logPath string
 
-	size  atomic.Int64 // bytes of whole batches; readers never look past it
-	next  atomic.Int64 // offset after the last record
-	maxTS atomic.Int64 // largest record timestamp, math.MinInt64 if unknown or empty
+	size atomic.Int64 // bytes of whole batches; readers never look past it
+	// verified is a position below which every batch has passed its CRC
+	// check in this process (on recovery, on an earlier read, or because we
+	// encoded it ourselves): reads check each byte from disk once, not on
+	// every fetch.
+	verified atomic.Int64
+	next     atomic.Int64 // offset after the last record
+	maxTS    atomic.Int64 // largest record timestamp, math.MinInt64 if unknown or empty
 
 	// Writer state.
-	f          vfs.File // nil once sealed
-	capacity   int64    // bytes the file holds, preallocated tail included
-	sinceIndex int64    // log bytes appended since the last index entry
-	syncErr    error    // sticky: after a failed fsync the file's state is unknown
+	f          vfs.File              // nil once sealed
+	capacity   int64                 // bytes the file holds, preallocated tail included
+	sinceIndex int64                 // log bytes appended since the last index entry
+	syncErr    atomic.Pointer[error] // sticky: after a failed fsync the file's state is unknown
+	fileMu     sync.Mutex            // held to fsync or close f: Sync runs beside the writer
 
 	// loadMu serializes opening (or rebuilding) the indexes, which happens
 	// lazily for sealed segments, and closing them.
@@ -97,10 +106,18 @@ type mapping struct {
 }
 
 func (m *mapping) release() {
-	if m.refs.Add(-1) == 0 {
+	if m.refs.Add(-1) == 0 && m.data != nil {
 		_ = mmap.Unmap(m.data)
+		openMappings.Add(-1)
 	}
 }
+
+// openMappings counts live log mappings in the process: each one counts
+// against the kernel's vm.max_map_count.
+var openMappings atomic.Int64
+
+// OpenMappings reports how many segment log mappings are live in the process.
+func OpenMappings() int64 { return openMappings.Load() }
 
 // View is a read-only window onto whole batches of a segment. Data aliases
 // the mapped file and stays valid until Release.
@@ -141,16 +158,14 @@ func Create(cfg *Config, dir string, base int64) (*Segment, error) {
 		return nil, err
 	}
 	s.f = f
-	maxEntries := index.MaxEntries(cfg.MaxBytes)
-	if s.offsets, err = index.CreateOffsets(fs, s.path(IndexSuffix), base, maxEntries, cfg.Perm); err == nil {
-		s.times, err = index.CreateTimes(fs, s.path(TimeIndexSuffix), base, maxEntries, cfg.Perm)
-	}
-	if err == nil {
+	err = s.resetIndexes()
+	if err == nil && !cfg.NoSync {
 		err = fs.SyncDir(dir)
 	}
 	if err != nil {
 		return nil, errors.Join(err, s.closeFiles(false))
 	}
+	s.indexed.Store(true)
 	return s, nil
 }
 
@@ -231,8 +246,14 @@ func (s *Segment) recover(fileSize int64) (Recovery, error) {
 		preallocated = allZero(m.data[valid:fileSize])
 		return nil
 	})
+	if err == nil && rec.Cause != nil && !errors.Is(rec.Cause, ErrCorrupt) {
+		err = rec.Cause // writing an index failed: not damage to the log
+	}
 	if err != nil {
+		// The log could not be read (a fault under the mapping) or indexed:
+		// fail rather than cut what may be good data.
 		rec.Cause = err
+		return rec, err
 	}
 	if preallocated {
 		// A zero tail is unused preallocation, not damage.
@@ -248,13 +269,19 @@ func (s *Segment) recover(fileSize int64) (Recovery, error) {
 			if err := s.f.Truncate(valid); err != nil {
 				return rec, err
 			}
-			if err := s.f.Sync(); err != nil {
-				return rec, err
-			}
 			s.capacity = valid
 		}
 	}
+	if !s.cfg.ReadOnly {
+		// What survived a process crash may still be only in the page
+		// cache: make it durable before anyone reads it as committed.
+		if err := s.f.Sync(); err != nil {
+			return rec, s.setSyncFailure(err)
+		}
+	}
 	s.size.Store(valid)
+	s.verified.Store(valid)
+	s.indexed.Store(true)
 	return rec, nil
 }
 
@@ -309,8 +336,12 @@ func (s *Segment) indexBatch(b Batch, pos int64) error {
 		if err := s.offsets.Append(b.BaseOffset(), pos); err != nil {
 			return err
 		}
-		if err := s.times.Append(ts, b.LastOffset()); err != nil {
-			return err
+		// A full time index only makes time lookups scan further; the
+		// segment rolls (IndexFull) before that matters.
+		if s.times.Len() < s.times.Cap()-1 {
+			if err := s.times.Append(ts, b.LastOffset()); err != nil {
+				return err
+			}
 		}
 		s.sinceIndex = 0
 	}
@@ -325,6 +356,8 @@ func (s *Segment) indexBatch(b Batch, pos int64) error {
 func (s *Segment) resetIndexes() error {
 	if s.offsets != nil {
 		s.offsets.Close(false)
+	}
+	if s.times != nil {
 		s.times.Close(false)
 	}
 	s.sinceIndex = 0
@@ -334,7 +367,6 @@ func (s *Segment) resetIndexes() error {
 	s.indexed.Store(false)
 	if s.cfg.ReadOnly {
 		s.offsets, s.times = index.NewMemoryOffsets(s.base), index.NewMemoryTimes(s.base)
-		s.indexed.Store(true)
 		return nil
 	}
 	fs := s.cfg.fs()
@@ -348,7 +380,6 @@ func (s *Segment) resetIndexes() error {
 		return errors.Join(err, offsets.Close(false))
 	}
 	s.offsets, s.times = offsets, times
-	s.indexed.Store(true)
 	return nil
 }
 
@@ -380,20 +411,63 @@ func (s *Segment) ensureIndexes() (rebuilt bool, err error) {
 		}
 		times, err = index.OpenTimes(fs, s.path(TimeIndexSuffix), s.base, lastOffset, maxEntries, writable, s.cfg.Perm)
 		if err == nil {
-			s.offsets, s.times = offsets, times
-			s.indexed.Store(true)
-			return false, nil
+			s.offsets, s.times = offsets, times // resetIndexes closes them if the check fails
+			if s.checkIndexesLocked(size) == nil {
+				s.indexed.Store(true)
+				return false, nil
+			}
+		} else {
+			offsets.Close(false)
 		}
-		offsets.Close(false)
 	}
 	// Missing or invalid: rebuild from the log, which is the truth.
-	next := s.next.Load()
-	if err := s.resetIndexes(); err != nil {
-		return true, err
+	return true, s.rebuildLocked(size)
+}
+
+// checkIndexesLocked checks freshly opened indexes against the log beyond
+// what their own validation can see: a non-empty segment was closed with a
+// final time entry, and the last offset entry (which reopening and
+// MaxTimestamp start from) points at a batch with that offset.
+func (s *Segment) checkIndexesLocked(size int64) error {
+	if size > 0 && s.times.Len() == 0 {
+		return fmt.Errorf("%w: segment %d: empty time index", index.ErrInvalid, s.base)
+	}
+	off, pos, err := s.offsets.Lookup(math.MaxInt64)
+	if err != nil || pos == 0 {
+		return err
 	}
 	m, err := s.mapping(size)
 	if err != nil {
-		return true, err
+		return err
+	}
+	defer m.release()
+	return mmap.Guard(func() error {
+		if !entryOK(m.data[:size], off, pos) {
+			return fmt.Errorf("%w: segment %d: no batch %d at position %d", index.ErrInvalid, s.base, off, pos)
+		}
+		return nil
+	})
+}
+
+// entryOK reports whether a batch with base offset off starts at pos in data
+// (whole batches of the log). Index entries are caches, not checksummed:
+// one is used only once its batch is found where it says.
+func entryOK(data []byte, off, pos int64) bool {
+	return pos >= 0 && pos < int64(len(data)) && CheckHeader(data[pos:]) == nil && Batch(data[pos:]).BaseOffset() == off
+}
+
+// rebuildLocked rebuilds both indexes from the first size bytes of the log,
+// which are trusted (no CRC checks). Callers hold loadMu; readers wait for
+// it, as indexed stays false until the indexes are whole.
+func (s *Segment) rebuildLocked(size int64) error {
+	next := s.next.Load()
+	if err := s.resetIndexes(); err != nil {
+		return err
+	}
+	s.indexed.Store(false)
+	m, err := s.mapping(size)
+	if err != nil {
+		return err
 	}
 	defer m.release()
 	err = mmap.Guard(func() error {
@@ -407,9 +481,20 @@ func (s *Segment) ensureIndexes() (rebuilt bool, err error) {
 		err = fmt.Errorf("%w: segment %d ends at offset %d, expected %d", ErrCorrupt, s.base, s.next.Load(), next)
 	}
 	if err != nil {
-		s.indexed.Store(false)
+		return err
 	}
-	return true, err
+	if s.f == nil && !s.cfg.ReadOnly {
+		// Sealed: finish the files as Seal does (final time entry, trimmed),
+		// or the next open would find the preallocated tail and rebuild
+		// again. They are a cache: failing to keep them is not an error.
+		if ts := s.maxTS.Load(); ts != math.MinInt64 {
+			_ = s.times.Append(ts, s.next.Load()-1)
+		}
+		_ = s.offsets.Seal()
+		_ = s.times.Seal()
+	}
+	s.indexed.Store(true)
+	return nil
 }
 
 func (s *Segment) isClosed() bool {
@@ -431,7 +516,22 @@ func (s *Segment) loadTail() (Recovery, error) {
 		s.next.Store(b.LastOffset() + 1)
 		s.sinceIndex = pos + int64(len(b))
 	})
-	return Recovery{}, err
+	if err == nil {
+		// A time entry past the log's end would swallow later lookups.
+		if _, last, ok, terr := s.times.Last(); terr != nil {
+			err = terr
+		} else if ok && last >= s.next.Load() {
+			err = fmt.Errorf("%w: segment %d: time entry at offset %d past the end", index.ErrInvalid, s.base, last)
+		}
+	}
+	if err != nil {
+		// The indexes disagree with the log, which was closed cleanly and is
+		// trusted: rebuild them from it (which fails if the log is bad).
+		s.loadMu.Lock()
+		defer s.loadMu.Unlock()
+		return Recovery{IndexRebuilt: true}, s.rebuildLocked(s.size.Load())
+	}
+	return Recovery{}, nil
 }
 
 // scanTail calls fn for each batch from the last offset index entry to the
@@ -537,11 +637,15 @@ func (s *Segment) Size() int64 { return s.size.Load() }
 // MaxTimestamp returns the largest record timestamp in the segment (ms), or
 // math.MinInt64 if the segment is empty.
 func (s *Segment) MaxTimestamp() (int64, error) {
-	if ts := s.maxTS.Load(); ts != math.MinInt64 || s.size.Load() == 0 {
-		return ts, nil
+	if s.size.Load() == 0 {
+		return s.maxTS.Load(), nil
 	}
+	// Indexes first: while a lazy rebuild runs, maxTS is partial.
 	if _, err := s.ensureIndexes(); err != nil {
 		return 0, err
+	}
+	if ts := s.maxTS.Load(); ts != math.MinInt64 {
+		return ts, nil
 	}
 	err := s.scanTail(func(b Batch, pos int64) {})
 	return s.maxTS.Load(), err
@@ -554,8 +658,8 @@ func (s *Segment) Append(b Batch) (int64, error) {
 	if s.f == nil || s.cfg.ReadOnly {
 		return 0, ErrSealed
 	}
-	if s.syncErr != nil {
-		return 0, s.syncErr
+	if err := s.syncFailure(); err != nil {
+		return 0, err
 	}
 	if b.BaseOffset() != s.next.Load() {
 		return 0, fmt.Errorf("segment %d: append at offset %d, expected %d", s.base, b.BaseOffset(), s.next.Load())
@@ -578,6 +682,10 @@ func (s *Segment) Append(b Batch) (int64, error) {
 	}
 	saved, savedTS := s.sinceIndex, s.maxTS.Load()
 	if err := s.indexBatch(b, pos); err != nil {
+		// The offset entry may have gone in before the time entry failed:
+		// drop it, or the retry would add it twice (an invalid index).
+		s.offsets.TruncateAfter(pos)
+		s.times.TruncateAfter(b.BaseOffset())
 		s.sinceIndex = saved
 		s.maxTS.Store(savedTS)
 		s.next.Store(b.BaseOffset())
@@ -594,6 +702,9 @@ func (s *Segment) Append(b Batch) (int64, error) {
 		return 0, fmt.Errorf("segment %d: write: %w", s.base, err)
 	}
 	s.size.Store(end)
+	if s.verified.Load() == pos {
+		s.advanceVerified(end) // we encoded it: its CRC matches by construction
+	}
 	return pos, nil
 }
 
@@ -602,23 +713,42 @@ func (s *Segment) IndexFull() bool {
 	if !s.indexed.Load() {
 		return false
 	}
-	return s.offsets.Len() >= index.MaxEntries(max(s.cfg.MaxBytes, s.capacity))-1
+	// The reservation was sized when the index was made; the log may have
+	// grown past MaxBytes since, so ask the index, not the formula.
+	return s.offsets.Len() >= s.offsets.Cap()-1 || s.times.Len() >= s.times.Cap()-2
 }
 
 // Sync makes everything appended so far durable. A failure is sticky: the
 // kernel may have dropped the dirty pages, so no later sync could be trusted.
+//
+// Sync may run on another goroutine than the writer's: the file it syncs
+// cannot be closed under it.
 func (s *Segment) Sync() error {
-	if s.syncErr != nil {
-		return s.syncErr
+	if err := s.syncFailure(); err != nil {
+		return err
 	}
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
 	if s.f == nil {
-		return nil
+		return nil // sealed: Seal synced it
 	}
 	if err := s.f.Sync(); err != nil {
-		s.syncErr = fmt.Errorf("segment %d: fsync: %w", s.base, err)
-		return s.syncErr
+		return s.setSyncFailure(err)
 	}
 	return nil
+}
+
+func (s *Segment) syncFailure() error {
+	if p := s.syncErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Segment) setSyncFailure(err error) error {
+	err = fmt.Errorf("segment %d: fsync: %w", s.base, err)
+	s.syncErr.CompareAndSwap(nil, &err)
+	return s.syncFailure()
 }
 
 // Seal ends appends: the preallocated tail is cut, the log and indexes are
@@ -627,21 +757,27 @@ func (s *Segment) Seal() error {
 	if s.f == nil {
 		return nil
 	}
-	if s.syncErr != nil {
-		return s.syncErr
+	if err := s.syncFailure(); err != nil {
+		return err
 	}
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
 	if err := s.trimLocked(); err != nil {
 		return err
 	}
-	// Readers consult f (under mu) to decide how much to map.
+	// Readers consult f (under mu) to decide how much to map; Sync uses it
+	// under fileMu.
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.f.Close()
 	s.f = nil
 	return err
 }
+
+// Sealed reports whether the segment no longer takes appends.
+func (s *Segment) Sealed() bool { return s.f == nil }
 
 // trimLocked records the final time entry, cuts the log and indexes to their
 // contents and syncs them all.
@@ -666,9 +802,13 @@ func (s *Segment) trimLocked() error {
 		}
 		s.capacity = size
 	}
+	if s.cfg.NoSync {
+		return nil
+	}
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
 	if err := s.f.Sync(); err != nil {
-		s.syncErr = fmt.Errorf("segment %d: fsync: %w", s.base, err)
-		return s.syncErr
+		return s.setSyncFailure(err)
 	}
 	return nil
 }
@@ -679,7 +819,7 @@ func (s *Segment) trimLocked() error {
 func (s *Segment) Close(clean bool) error {
 	s.loadMu.Lock()
 	var err error
-	if clean && s.f != nil && s.syncErr == nil {
+	if clean && s.f != nil && s.syncFailure() == nil {
 		err = s.trimLocked()
 	}
 	s.loadMu.Unlock()
@@ -690,16 +830,21 @@ func (s *Segment) closeFiles(trim bool) error {
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
 	var errs []error
+	s.fileMu.Lock()
 	s.mu.Lock()
 	if s.f != nil {
 		errs = append(errs, s.f.Close())
 		s.f = nil
 	}
 	s.mu.Unlock()
+	s.fileMu.Unlock()
 	if s.offsets != nil {
-		errs = append(errs, s.offsets.Close(trim), s.times.Close(trim))
-		s.indexed.Store(false)
+		errs = append(errs, s.offsets.Close(trim))
 	}
+	if s.times != nil {
+		errs = append(errs, s.times.Close(trim))
+	}
+	s.indexed.Store(false)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m != nil {
@@ -758,6 +903,7 @@ func (s *Segment) mapping(end int64) (*mapping, error) {
 		}
 		m := &mapping{data: data}
 		m.refs.Store(1)
+		openMappings.Add(1)
 		if s.m != nil {
 			s.m.release()
 		}
@@ -784,24 +930,50 @@ func (s *Segment) dropMapping() {
 // at or after offset is visible yet.
 func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 	size := s.size.Load()
-	if offset >= limit || offset >= s.next.Load() || size == 0 {
+	if offset >= limit || size == 0 {
 		return View{}, nil
 	}
+	// Indexes before next: while a lazy rebuild runs, next is partial.
 	if _, err := s.ensureIndexes(); err != nil {
 		return View{}, err
 	}
-	_, pos, err := s.offsets.Lookup(offset)
+	if offset >= s.next.Load() {
+		return View{}, nil
+	}
+	entry, pos, err := s.offsets.Lookup(offset)
 	if err != nil {
-		return View{}, err
+		return View{}, idxErr(err)
 	}
 	m, err := s.mapping(size)
 	if err != nil {
 		return View{}, err
 	}
+	// A damaged entry must not send the scan into the middle of a batch or
+	// past the records asked for: fall back to earlier entries.
+	err = mmap.Guard(func() error {
+		for pos > 0 && !entryOK(m.data[:size], entry, pos) {
+			var err error
+			if entry, pos, err = s.offsets.Lookup(entry - 1); err != nil {
+				return idxErr(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.release()
+		return View{}, err
+	}
 	var start, end int64 = -1, pos
+	scanStart, verified := pos, s.verified.Load()
 	err = mmap.Guard(func() error {
 		for end < size {
-			b, err := Parse(m.data[end:size])
+			var b Batch
+			var err error
+			if end >= verified {
+				b, err = Parse(m.data[end:size])
+			} else if err = CheckHeader(m.data[end:size]); err == nil {
+				b = Batch(m.data[end : end+int64(Batch(m.data[end:]).Size())])
+			}
 			if err != nil {
 				return fmt.Errorf("segment %d at position %d: %w", s.base, end, err)
 			}
@@ -827,7 +999,29 @@ func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 		m.release()
 		return View{}, err
 	}
+	if scanStart <= verified {
+		s.advanceVerified(end)
+	}
 	return View{Data: m.data[start:end:end], m: m}, nil
+}
+
+// idxErr maps an index closed under a reader to ErrClosed, which readers
+// treat as "the segment went away: look again".
+func idxErr(err error) error {
+	if errors.Is(err, index.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// advanceVerified moves the verified mark up to pos, never down.
+func (s *Segment) advanceVerified(pos int64) {
+	for {
+		v := s.verified.Load()
+		if v >= pos || s.verified.CompareAndSwap(v, pos) {
+			return
+		}
+	}
 }
 
 // FindTime returns the first offset whose record timestamp is at or above
@@ -838,7 +1032,7 @@ func (s *Segment) FindTime(ts, limit int64) (offset int64, ok bool, err error) {
 	}
 	after, err := s.times.Lookup(ts)
 	if err != nil {
-		return 0, false, err
+		return 0, false, idxErr(err)
 	}
 	for from := after + 1; from < limit; {
 		v, err := s.Read(from, limit, 1<<20)

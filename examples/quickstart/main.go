@@ -1,23 +1,27 @@
-// Command quickstart writes a few record batches to a log segment in Kafka's
-// format, closes it as a crash would, recovers it and reads the records back.
+// Command quickstart is embedstream in a few lines: it opens a broker on a
+// directory, creates a topic, publishes records (one synchronously, a batch
+// through a Producer), and replays the topic from the start.
 //
-//	go run ./examples/quickstart            # uses ./data
-//	go run ./examples/quickstart -temp      # uses a temporary directory
+//	go run ./examples/quickstart          # keeps its data in ./data/quickstart
+//	go run ./examples/quickstart -temp    # uses a throwaway directory
+//
+// Run it twice without -temp: the second run finds the first run's records.
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/embedstream/stream/segment"
+	"github.com/embedstream/stream"
 )
 
 func main() {
-	temp := flag.Bool("temp", false, "use a temporary directory instead of ./data")
+	temp := flag.Bool("temp", false, "use a temporary directory instead of ./data/quickstart")
 	flag.Parse()
 	dir := "data/quickstart"
 	if *temp {
@@ -28,66 +32,64 @@ func main() {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	if err := run(dir); err != nil {
+	if err := run(context.Background(), dir); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	cfg := &segment.Config{Perm: 0o600, MaxBytes: 1 << 20}
-	seg, err := segment.Create(cfg, dir, 0)
+func run(ctx context.Context, dir string) error {
+	start := time.Now()
+	b, err := stream.Open(dir, nil)
 	if err != nil {
 		return err
 	}
-	var b segment.Builder
-	now := time.Now().UnixMilli()
-	next := int64(0)
-	for i, order := range []string{"apples", "pears", "plums"} {
-		b.Reset(0)
-		b.Add(now, []byte(fmt.Sprintf("order-%d", i)), []byte(order), []segment.Header{{Key: "source", Value: []byte("quickstart")}})
-		batch := b.Finish()
-		batch.SetBaseOffset(next)
-		if _, err := seg.Append(batch); err != nil {
-			return err
-		}
-		next = batch.LastOffset() + 1
-	}
-	fmt.Printf("wrote %d records (%d bytes) to %s\n", next, seg.Size(), filepath.Join(dir, segment.FileName(0, segment.LogSuffix)))
-	// Close without the clean-shutdown trim, as a crash would leave it.
-	if err := seg.Close(false); err != nil {
+	defer b.Close()
+	fmt.Printf("opened %s in %v\n", dir, time.Since(start).Round(time.Microsecond))
+
+	err = b.CreateTopic("orders", stream.TopicConfig{Partitions: 3})
+	if err != nil && !errors.Is(err, stream.ErrTopicExists) {
 		return err
 	}
-	seg, rec, err := segment.OpenActive(cfg, dir, 0, true)
+
+	// Synchronous publish: returns once appended, with the offset filled in.
+	first := &stream.Record{Topic: "orders", Key: []byte("alice"), Value: []byte("1 x apples")}
+	if err := b.Publish(ctx, first); err != nil {
+		return err
+	}
+	fmt.Printf("published %q to partition %d at offset %d\n", first.Value, first.Partition, first.Offset)
+
+	// Batching producer: records for alice's partition are batched together.
+	p := b.NewProducer(stream.ProducerOptions{Linger: time.Millisecond})
+	for _, v := range []string{"2 x pears", "3 x plums", "4 x figs"} {
+		p.Publish(ctx, &stream.Record{Topic: "orders", Key: []byte("alice"), Value: []byte(v)}, func(r *stream.Record, err error) {
+			if err != nil {
+				log.Printf("publish failed: %v", err)
+			}
+		})
+	}
+	if err := p.Close(); err != nil {
+		return err
+	}
+
+	// Replay alice's partition from the start; StopAtEnd makes it finite.
+	r, err := b.NewReader("orders", first.Partition, stream.OffsetEarliest, stream.StopAtEnd())
 	if err != nil {
 		return err
 	}
-	defer seg.Close(true)
-	fmt.Printf("recovered: next offset %d, %d damaged bytes cut\n", seg.Next(), rec.Truncated)
-	view, err := seg.Read(0, seg.Next(), 1<<20)
-	if err != nil {
-		return err
-	}
-	defer view.Release()
-	for data := view.Data; len(data) > 0; {
-		batch, err := segment.Parse(data)
+	defer r.Close()
+	fmt.Printf("replaying partition %d:\n", first.Partition)
+	for rec, err := range r.All(ctx) {
 		if err != nil {
 			return err
 		}
-		it := batch.Records()
-		var r segment.Record
-		for it.Next(&r) {
-			fmt.Printf("offset %d  key %-8s value %s\n", r.Offset, r.Key, r.Value)
-		}
-		if err := it.Err(); err != nil {
-			return err
-		}
-		data = data[len(batch):]
+		fmt.Printf("  offset %d  %s  key=%s  value=%q\n", rec.Offset, rec.Timestamp.Format(time.TimeOnly), rec.Key, rec.Value)
+	}
+	info, err := b.DescribeTopic("orders")
+	if err != nil {
+		return err
+	}
+	for _, pi := range info.Partitions {
+		fmt.Printf("partition %d: offsets [%d, %d), %d bytes\n", pi.Partition, pi.StartOffset, pi.EndOffset, pi.Bytes)
 	}
 	return nil
 }

@@ -1,0 +1,174 @@
+package stream
+
+import (
+	"context"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkProducer publishes 100-byte values to one partition through an
+// async Producer (default options) and flushes at the end.
+func BenchmarkProducer(b *testing.B) {
+	br := tbOpen(b, &Options{Sync: SyncNever})
+	tbCreate(b, br, "t", TopicConfig{})
+	pr := br.NewProducer(ProducerOptions{})
+	defer pr.Close()
+	ctx := context.Background()
+	value := make([]byte, 100)
+	b.SetBytes(100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pr.Publish(ctx, &Record{Topic: "t", Partition: 0, Value: value}, nil)
+	}
+	if err := pr.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	if end := tbEnds(b, br, "t")[0]; end != int64(b.N) {
+		b.Fatalf("stored %d records, want %d", end, b.N)
+	}
+}
+
+// BenchmarkPublishSync publishes one 100-byte record per Broker.Publish call
+// (SyncNever) and reports the latency distribution of the calls.
+func BenchmarkPublishSync(b *testing.B) {
+	br := tbOpen(b, &Options{Sync: SyncNever})
+	tbCreate(b, br, "t", TopicConfig{})
+	ctx := context.Background()
+	value := make([]byte, 100)
+	r := &Record{Topic: "t", Partition: 0, Value: value}
+	lat := make([]time.Duration, 0, 1<<20)
+	b.SetBytes(100)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Timestamp = time.Time{}
+		start := time.Now()
+		if err := br.Publish(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+	b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkReader reads 1M records of 100 bytes from the start with a
+// Reader, per iteration.
+func BenchmarkReader(b *testing.B) {
+	br := tbOpen(b, &Options{Sync: SyncNever})
+	tbCreate(b, br, "t", TopicConfig{})
+	ctx := context.Background()
+	value := make([]byte, 100)
+	const total, perBatch = 1_000_000, 1000
+	recs := make([]*Record, perBatch)
+	for i := 0; i < total; i += perBatch {
+		for j := range recs {
+			recs[j] = &Record{Topic: "t", Partition: 0, Value: value}
+		}
+		if err := br.Publish(ctx, recs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(total * 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		rd, err := br.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for rec, err := range rd.All(ctx) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(rec.Value)
+		}
+		rd.Close()
+		if n != total*100 {
+			b.Fatalf("read %d bytes", n)
+		}
+	}
+	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkOpenPublishReadClose measures an embedded broker's whole life:
+// Open a fresh directory, create a topic, publish one record, read it back
+// with a Reader, Close.
+func BenchmarkOpenPublishReadClose(b *testing.B) {
+	root := b.TempDir()
+	ctx := context.Background()
+	value := []byte("hello")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dir, err := os.MkdirTemp(root, "b")
+		if err != nil {
+			b.Fatal(err)
+		}
+		br, err := Open(dir, &Options{Sync: SyncNever})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := br.CreateTopic("t", TopicConfig{}); err != nil {
+			b.Fatal(err)
+		}
+		if err := br.Publish(ctx, &Record{Topic: "t", Value: value}); err != nil {
+			b.Fatal(err)
+		}
+		rd, err := br.NewReader("t", 0, OffsetEarliest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rec, err := rd.Next(ctx)
+		if err != nil || string(rec.Value) != "hello" {
+			b.Fatal(rec, err)
+		}
+		rd.Close()
+		if err := br.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		os.RemoveAll(dir)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/op")
+}
+
+// BenchmarkSyncAlways64 has 64 goroutines publish one 100-byte record per
+// Publish call under SyncAlways: group commit shares fsyncs among them.
+func BenchmarkSyncAlways64(b *testing.B) {
+	br := tbOpen(b, &Options{Sync: SyncAlways})
+	tbCreate(b, br, "t", TopicConfig{})
+	ctx := context.Background()
+	const writers = 64
+	per := b.N/writers + 1
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Go(func() {
+			value := make([]byte, 100)
+			for i := 0; i < per; i++ {
+				if err := br.Publish(ctx, &Record{Topic: "t", Partition: 0, Value: value}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(per*writers)/b.Elapsed().Seconds(), "records/s")
+	fsyncs := br.Stats().Fsyncs
+	b.ReportMetric(float64(per*writers)/float64(max(fsyncs, 1)), "records/fsync")
+}

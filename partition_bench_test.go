@@ -1,0 +1,116 @@
+package stream
+
+import (
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/embedstream/stream/segment"
+)
+
+// benchLog opens a partition with 1 GiB segments in a temp dir.
+func benchLog(b *testing.B, policy SyncPolicy) *partition {
+	b.Helper()
+	p, err := openPartition(logConfig{
+		dir: filepath.Join(b.TempDir(), "p"), filePerm: 0o600, dirPerm: 0o700,
+		segmentBytes: 1 << 30, maxBatchBytes: 4 << 20, sync: policy,
+	}, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.close(false) })
+	return p
+}
+
+// BenchmarkPartitionAppend encodes and appends batches of 1,000 records with
+// 100-byte values: the storage half of a batching producer.
+func BenchmarkPartitionAppend(b *testing.B) {
+	p := benchLog(b, SyncNever)
+	value := make([]byte, 100)
+	var bld segment.Builder
+	const perBatch = 1000
+	b.SetBytes(perBatch * 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		bld.Reset(0)
+		for i := 0; i < perBatch; i++ {
+			bld.Add(1_700_000_000_000, nil, value, nil)
+		}
+		if _, err := p.append(bld.Finish()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*perBatch)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkPartitionReadIterate reads 1M records of 100 bytes from the start
+// and walks every record: zero-copy, so no allocation per record.
+func BenchmarkPartitionReadIterate(b *testing.B) {
+	p := benchLog(b, SyncNever)
+	value := make([]byte, 100)
+	var bld segment.Builder
+	const total, perBatch = 1_000_000, 1000
+	for i := 0; i < total/perBatch; i++ {
+		bld.Reset(0)
+		for j := 0; j < perBatch; j++ {
+			bld.Add(1_700_000_000_000, nil, value, nil)
+		}
+		if _, err := p.append(bld.Finish()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(total * 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		for off := int64(0); off < total; {
+			v, err := p.read(off, 1<<20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for data := v.Data; len(data) > 0; {
+				batch := segment.Batch(data[:segment.Batch(data).Size()])
+				it := batch.Records()
+				var r segment.Record
+				for it.Next(&r) {
+					n += len(r.Value)
+				}
+				data = data[len(batch):]
+				off = batch.LastOffset() + 1
+			}
+			v.Release()
+		}
+		if n != total*100 {
+			b.Fatalf("read %d bytes", n)
+		}
+	}
+	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkPartitionSyncAlways64 has 64 goroutines append one-record batches
+// under SyncAlways: group commit shares each fsync among them.
+func BenchmarkPartitionSyncAlways64(b *testing.B) {
+	p := benchLog(b, SyncAlways)
+	var bld segment.Builder
+	bld.Reset(0)
+	bld.Add(1_700_000_000_000, nil, make([]byte, 100), nil)
+	one := append(segment.Batch(nil), bld.Finish()...)
+	const writers = 64
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := b.N/writers + 1
+	for w := 0; w < writers; w++ {
+		wg.Go(func() {
+			batch := append(segment.Batch(nil), one...)
+			for i := 0; i < per; i++ {
+				if _, err := p.append(batch); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*writers)/b.Elapsed().Seconds(), "records/s")
+}

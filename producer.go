@@ -1,0 +1,398 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/embedstream/stream/segment"
+)
+
+// ProducerOptions configure a Producer. Zero fields take their defaults.
+//
+// Kafka's acks, retries, max.in.flight and enable.idempotence have no
+// meaning in-process: a batch is appended exactly once, in order, and its
+// durability follows the topic's SyncPolicy.
+type ProducerOptions struct {
+	// Linger is how long a partition's batch may wait for more records
+	// before it is written (linger.ms). Default 0: write as soon as the
+	// writer is free; records arriving meanwhile still form batches.
+	Linger time.Duration
+	// BatchBytes closes a partition's batch at this size (batch.size).
+	// Default 512 KiB; a larger single record gets a batch of its own. It
+	// also decides when keyless records move on to another partition.
+	BatchBytes int
+	// MaxBufferedBytes bounds the bytes of records published but not yet
+	// written (buffer.memory); Publish blocks while it is reached, until
+	// space frees up or its context ends. Default 64 MiB.
+	MaxBufferedBytes int
+	// Partitioner places records that have no explicit partition. Default
+	// HashPartitioner{}; keyless records are placed stickily (KIP-794).
+	Partitioner Partitioner
+}
+
+func (o ProducerOptions) withDefaults() ProducerOptions {
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 512 << 10
+	}
+	if o.MaxBufferedBytes <= 0 {
+		o.MaxBufferedBytes = 64 << 20
+	}
+	if o.Partitioner == nil {
+		o.Partitioner = HashPartitioner{}
+	}
+	o.Linger = max(o.Linger, 0)
+	return o
+}
+
+// Producer publishes records asynchronously in batches, one batch per
+// partition at a time, like Kafka's producer. It is safe for concurrent use.
+//
+// Ordering: records published to one partition from one goroutine get
+// increasing offsets in publish order, and their callbacks run in that
+// order. Callbacks run on the producer's writer goroutine: keep them short
+// and do not call Flush or Close from one.
+type Producer struct {
+	b    *Broker
+	opts ProducerOptions
+
+	mu        sync.Mutex
+	open      map[*partition]*pendingBatch // batches still taking records
+	ready     []*pendingBatch              // closed batches, in the order to write them
+	buffered  int                          // bytes published and not yet written
+	flushAll  bool                         // write open batches now (Flush, Close)
+	flushReq  uint64                       // flush generations asked for
+	flushDone uint64                       // generations whose batches are all written
+	closed    bool
+	sticky    map[*topic]*stickyPartition
+
+	wake     chan struct{} // nudges the writer goroutine; capacity 1
+	progress signal        // broadcast when records complete
+	exited   chan struct{} // closed when the writer goroutine ends
+	pool     sync.Pool     // *pendingBatch
+}
+
+// pendingBatch is one partition's batch being filled.
+type pendingBatch struct {
+	topic     *topic
+	part      *partition
+	partition int32
+	bld       segment.Builder
+	recs      []*Record
+	dones     []func(*Record, error)
+	ts        []int64
+	opened    time.Time // when its first record arrived, for Linger
+}
+
+// stickyPartition is where keyless records of a topic go until BatchBytes
+// have gone there.
+type stickyPartition struct {
+	partition int32
+	bytes     int
+}
+
+// NewProducer returns a Producer writing to the broker. Close it (or the
+// broker) to flush what it holds. A Producer made on a closed broker fails
+// every record with ErrClosed.
+func (b *Broker) NewProducer(opts ProducerOptions) *Producer {
+	p := &Producer{
+		b: b, opts: opts.withDefaults(),
+		open: map[*partition]*pendingBatch{}, sticky: map[*topic]*stickyPartition{},
+		wake: make(chan struct{}, 1), exited: make(chan struct{}),
+	}
+	p.pool.New = func() any { return new(pendingBatch) }
+	b.mu.Lock()
+	if b.closed {
+		p.closed = true
+		close(p.exited)
+	} else {
+		b.producers[p] = struct{}{}
+		go p.writer()
+	}
+	b.mu.Unlock()
+	return p
+}
+
+// Publish queues r for its topic and returns without waiting for the write,
+// unless MaxBufferedBytes is reached, when it blocks until there is room or
+// ctx ends. done (which may be nil) runs exactly once with r and nil once r
+// is written (r's Partition, Offset and Timestamp filled in), or with the
+// error: the same typed errors as Broker.Publish, ctx's error, or ErrClosed
+// after Close. Validation errors call done before Publish returns.
+//
+// r must not be modified until done runs.
+func (p *Producer) Publish(ctx context.Context, r *Record, done func(*Record, error)) {
+	if err := p.enqueue(ctx, r, done); err != nil && done != nil {
+		done(r, err)
+	}
+}
+
+func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, error)) error {
+	if r == nil {
+		return fmt.Errorf("%w: nil record", ErrInvalidRecord)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t, err := p.b.topicForWrite(r.Topic)
+	if err != nil {
+		return err
+	}
+	ts, err := checkRecord(r, t, p.b.opts.Now())
+	if err != nil {
+		return err
+	}
+	size := r.encodedSize()
+	if size > t.cfg.MaxRecordBytes {
+		return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
+	}
+	parts := t.partitions()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for !p.closed && p.buffered > 0 && p.buffered+size > p.opts.MaxBufferedBytes {
+		ch := p.progress.wait()
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			p.mu.Lock()
+			return ctx.Err()
+		}
+		p.mu.Lock()
+	}
+	if p.closed {
+		return ErrClosed
+	}
+	partition, err := p.placeLocked(t, r, len(parts), size)
+	if err != nil {
+		return err
+	}
+	part := parts[partition]
+	pb := p.open[part]
+	if pb != nil && pb.bld.Len()+size > min(p.opts.BatchBytes, t.cfg.maxBatchBytes()) {
+		p.ready = append(p.ready, pb)
+		pb = nil
+	}
+	if pb == nil {
+		pb = p.pool.Get().(*pendingBatch)
+		pb.topic, pb.part, pb.partition, pb.opened = t, part, partition, p.b.opts.Now()
+		pb.bld.Reset(0)
+		p.open[part] = pb
+	}
+	before := pb.bld.Len()
+	pb.bld.Add(ts, r.Key, r.Value, r.Headers)
+	pb.recs = append(pb.recs, r)
+	pb.dones = append(pb.dones, done)
+	pb.ts = append(pb.ts, ts)
+	p.buffered += pb.bld.Len() - before
+	if pb.bld.Len() >= p.opts.BatchBytes {
+		delete(p.open, part)
+		p.ready = append(p.ready, pb)
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// placeLocked chooses the partition for r.
+func (p *Producer) placeLocked(t *topic, r *Record, n, size int) (int32, error) {
+	part := r.Partition
+	if part == AnyPartition {
+		part = p.opts.Partitioner.Partition(r, n)
+	}
+	if part == AnyPartition {
+		s := p.sticky[t]
+		if s == nil || s.bytes >= p.opts.BatchBytes || int(s.partition) >= n {
+			next := int32(rand.IntN(n))
+			if s != nil && n > 1 {
+				for next == s.partition {
+					next = int32(rand.IntN(n))
+				}
+			}
+			s = &stickyPartition{partition: next}
+			p.sticky[t] = s
+		}
+		s.bytes += size
+		return s.partition, nil
+	}
+	if part < 0 || int(part) >= n {
+		return 0, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, part, n)
+	}
+	return part, nil
+}
+
+// writer is the producer's goroutine: it takes due batches and writes them
+// in order until the producer is closed and drained.
+func (p *Producer) writer() {
+	defer close(p.exited)
+	var timer *time.Timer
+	var batches []*pendingBatch
+	for {
+		p.mu.Lock()
+		var wait time.Duration
+		gen := p.flushReq // a flush asked for by now is served by this take
+		batches, wait = p.takeDueLocked(batches[:0])
+		drained := p.closed && len(batches) == 0 && len(p.open) == 0 && len(p.ready) == 0
+		p.mu.Unlock()
+		if drained {
+			return
+		}
+		if len(batches) == 0 {
+			p.flushed(gen)
+			var fire <-chan time.Time
+			if wait > 0 {
+				if timer == nil {
+					timer = time.NewTimer(wait)
+				} else {
+					timer.Reset(wait)
+				}
+				fire = timer.C
+			}
+			select {
+			case <-p.wake:
+			case <-fire:
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			continue
+		}
+		for _, pb := range batches {
+			p.write(pb)
+		}
+		p.flushed(gen)
+	}
+}
+
+// flushed records that every batch published before flush generation gen
+// was asked for has been written: the writer is sequential, so all it took
+// earlier is done too.
+func (p *Producer) flushed(gen uint64) {
+	p.mu.Lock()
+	advanced := gen > p.flushDone
+	if advanced {
+		p.flushDone = gen
+	}
+	p.mu.Unlock()
+	if advanced {
+		p.progress.broadcast()
+	}
+}
+
+// takeDueLocked moves the batches that are due into out: closed ones, and
+// open ones whose linger has passed (all of them with Linger 0, or during a
+// flush). wait is how long until the next open batch is due.
+func (p *Producer) takeDueLocked(out []*pendingBatch) ([]*pendingBatch, time.Duration) {
+	out = append(out, p.ready...)
+	clear(p.ready)
+	p.ready = p.ready[:0]
+	now := p.b.opts.Now()
+	var wait time.Duration
+	for part, pb := range p.open {
+		if left := p.opts.Linger - now.Sub(pb.opened); p.flushAll || left <= 0 {
+			out = append(out, pb)
+			delete(p.open, part)
+		} else if wait == 0 || left < wait {
+			wait = left
+		}
+	}
+	p.flushAll = false
+	return out, wait
+}
+
+// write appends one batch and runs its callbacks in offset order.
+func (p *Producer) write(pb *pendingBatch) {
+	size := pb.bld.Len() - segment.HeaderSize
+	batch := pb.bld.Finish()
+	base, err := pb.part.append(batch)
+	if err != nil {
+		err = p.b.writeErr(pb.topic, err)
+	}
+	logAppend := batch.Attributes()&segment.AttrLogAppendTime != 0
+	for i, r := range pb.recs {
+		if err == nil {
+			ts := pb.ts[i]
+			if logAppend {
+				ts = batch.MaxTimestamp()
+			}
+			r.Partition, r.Offset, r.Timestamp = pb.partition, base+int64(i), time.UnixMilli(ts)
+		}
+		if done := pb.dones[i]; done != nil {
+			done(r, err)
+		}
+	}
+	clear(pb.recs)
+	clear(pb.dones)
+	pb.recs, pb.dones, pb.ts = pb.recs[:0], pb.dones[:0], pb.ts[:0]
+	pb.topic, pb.part = nil, nil
+	p.pool.Put(pb)
+
+	p.mu.Lock()
+	p.buffered -= size
+	p.mu.Unlock()
+	p.progress.broadcast()
+}
+
+// Flush writes every record published before the call and returns once all
+// their callbacks have run, or ctx ends (Kafka's flush()). It returns
+// ErrClosed after Close.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.flushReq++
+	gen := p.flushReq
+	p.flushAll = true
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	for {
+		ch := p.progress.wait()
+		p.mu.Lock()
+		done := p.flushDone >= gen
+		p.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.exited:
+			// Closed meanwhile: Close drained everything.
+			return nil
+		}
+	}
+}
+
+// Close writes what the producer holds, waits for its callbacks, and stops
+// its goroutine. Publish after Close fails with ErrClosed. Close is safe to
+// call more than once.
+func (p *Producer) Close() error {
+	p.mu.Lock()
+	already := p.closed
+	p.closed = true
+	p.flushAll = true
+	p.mu.Unlock()
+	p.progress.broadcast() // wake publishers blocked on buffer space
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	<-p.exited
+	if !already {
+		p.b.mu.Lock()
+		delete(p.b.producers, p)
+		p.b.mu.Unlock()
+	}
+	return nil
+}

@@ -1,0 +1,311 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"sync/atomic"
+	"time"
+
+	"github.com/embedstream/stream/segment"
+)
+
+// Offset says where a Reader starts: OffsetEarliest, OffsetLatest,
+// AtOffset(n) or AtTime(t).
+type Offset struct {
+	kind offsetKind
+	n    int64
+	t    time.Time
+}
+
+type offsetKind uint8
+
+const (
+	offsetEarliest offsetKind = iota
+	offsetLatest
+	offsetExact
+	offsetTime
+)
+
+var (
+	// OffsetEarliest starts at the first record still stored (the log start).
+	OffsetEarliest = Offset{kind: offsetEarliest}
+	// OffsetLatest starts at the log end: only records published from now on.
+	OffsetLatest = Offset{kind: offsetLatest}
+)
+
+// AtOffset starts at offset n. An offset below the log start or above the
+// log end makes NewReader fail with ErrOffsetOutOfRange.
+func AtOffset(n int64) Offset { return Offset{kind: offsetExact, n: n} }
+
+// AtTime starts at the first record whose timestamp is at or after t (see
+// Broker.OffsetForTime), or at the log end if there is none.
+func AtTime(t time.Time) Offset { return Offset{kind: offsetTime, t: t} }
+
+// String describes the offset.
+func (o Offset) String() string {
+	switch o.kind {
+	case offsetEarliest:
+		return "earliest"
+	case offsetLatest:
+		return "latest"
+	case offsetExact:
+		return fmt.Sprintf("offset %d", o.n)
+	}
+	return "time " + o.t.Format(time.RFC3339Nano)
+}
+
+// A ReaderOption configures NewReader.
+type ReaderOption func(*readerConfig)
+
+type readerConfig struct {
+	stopAtEnd bool
+	end       int64 // exclusive; -1 for none
+	readBytes int
+}
+
+// StopAtEnd makes Next return io.EOF at the log end as it was when the
+// Reader was created, instead of waiting for new records: a bounded replay.
+func StopAtEnd() ReaderOption { return func(c *readerConfig) { c.stopAtEnd = true } }
+
+// EndOffset makes Next return io.EOF once it reaches offset end (exclusive).
+func EndOffset(end int64) ReaderOption { return func(c *readerConfig) { c.end = end } }
+
+// Reader replays one partition in offset order, without a consumer group.
+// It is meant for one goroutine; Close may be called from another to end a
+// blocked Next.
+type Reader struct {
+	topic     *topic
+	part      *partition
+	partition int32
+	stats     *logStats
+	readBytes int
+
+	next int64 // offset of the next record to return
+	end  int64 // Next returns io.EOF at this offset; -1: never
+
+	view    segment.View       // pins the mapping the current records alias
+	rest    []byte             // batches of view not yet started
+	it      segment.RecordIter // the batch being walked
+	inBatch bool
+	rec     Record // handed to the caller, reused by every Next
+	lr      segment.Record
+	out     int64 // records returned since the stats were last updated
+
+	state atomic.Int32 // readerIdle, readerBusy or readerClosed
+	stop  chan struct{}
+}
+
+const (
+	readerIdle int32 = iota
+	readerBusy
+	readerClosed
+)
+
+// NewReader returns a Reader of one partition starting at from. Options
+// bound it (StopAtEnd, EndOffset); without them Next waits for new records.
+// It fails with ErrTopicNotFound, ErrInvalidPartition, or
+// ErrOffsetOutOfRange for an AtOffset outside the log.
+func (b *Broker) NewReader(topic string, partition int32, from Offset, opts ...ReaderOption) (*Reader, error) {
+	t, p, err := b.partitionLog(topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	cfg := readerConfig{end: -1, readBytes: 1 << 20}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	start, end, _, _ := p.info()
+	var next int64
+	switch from.kind {
+	case offsetEarliest:
+		next = start
+	case offsetLatest:
+		next = end
+	case offsetExact:
+		if from.n < start || from.n > end {
+			return nil, fmt.Errorf("%w: offset %d of %s/%d, log has [%d, %d)", ErrOffsetOutOfRange, from.n, topic, partition, start, end)
+		}
+		next = from.n
+	case offsetTime:
+		if from.t.UnixMilli() < 0 {
+			return nil, fmt.Errorf("%w: negative timestamp %v", ErrInvalidArgument, from.t)
+		}
+		if next, err = p.offsetForTime(from.t.UnixMilli()); err != nil {
+			return nil, err
+		}
+		if next < 0 {
+			next = end
+		}
+	}
+	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, readBytes: cfg.readBytes,
+		next: next, end: cfg.end, stop: make(chan struct{})}
+	if cfg.stopAtEnd && (r.end < 0 || end < r.end) {
+		r.end = end
+	}
+	return r, nil
+}
+
+// Next returns the next record, blocking until one is published unless
+// the Reader is bounded, when it returns io.EOF at the end. The record and
+// the slices in it are valid only until the next call to Next or Close;
+// Clone what you keep. It returns ctx's error, ErrClosed after Close,
+// ErrOffsetOutOfRange if retention deleted the records being read, and
+// ErrTopicNotFound if the topic was deleted.
+func (r *Reader) Next(ctx context.Context) (*Record, error) {
+	if !r.state.CompareAndSwap(readerIdle, readerBusy) {
+		return nil, ErrClosed
+	}
+	rec, err := r.advance(ctx)
+	r.leave()
+	return rec, err
+}
+
+// leave ends a Next (or All) call; if Close came meanwhile, it finishes
+// Close's work, since only the busy goroutine may release the view.
+func (r *Reader) leave() {
+	if !r.state.CompareAndSwap(readerBusy, readerIdle) {
+		r.release()
+	}
+}
+
+// All iterates over the records from the Reader's position, as Next would,
+// ending at io.EOF (which is not yielded) or at the first error (which is).
+// Each record is valid only during its iteration step.
+func (r *Reader) All(ctx context.Context) iter.Seq2[*Record, error] {
+	return func(yield func(*Record, error) bool) {
+		if !r.state.CompareAndSwap(readerIdle, readerBusy) {
+			yield(nil, ErrClosed)
+			return
+		}
+		defer r.leave()
+		for {
+			rec, err := r.advance(ctx)
+			if err == io.EOF {
+				return
+			}
+			if !yield(rec, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// advance finds the next record. Only the goroutine that made the state busy
+// runs it.
+func (r *Reader) advance(ctx context.Context) (*Record, error) {
+	for {
+		if r.inBatch {
+			for r.it.Next(&r.lr) {
+				if r.lr.Offset < r.next {
+					continue // reading from the middle of a batch
+				}
+				if r.end >= 0 && r.lr.Offset >= r.end {
+					return nil, io.EOF
+				}
+				r.next = r.lr.Offset + 1
+				r.out++
+				r.rec.fromLog(r.topic.name, r.partition, &r.lr)
+				return &r.rec, nil
+			}
+			if err := r.it.Err(); err != nil {
+				return nil, fmt.Errorf("%s/%d at offset %d: %w", r.topic.name, r.partition, r.next, err)
+			}
+			r.inBatch = false
+		}
+		if r.end >= 0 && r.next >= r.end {
+			return nil, io.EOF
+		}
+		if len(r.rest) > 0 {
+			// The view holds whole batches that passed their checks.
+			b := segment.Batch(r.rest[:segment.Batch(r.rest).Size()])
+			r.rest = r.rest[len(b):]
+			if b.LastOffset() < r.next {
+				continue
+			}
+			if b.IsControl() {
+				r.next = b.LastOffset() + 1 // transaction markers use offsets but are never returned
+				continue
+			}
+			r.it, r.inBatch = b.Records(), true
+			continue
+		}
+		if err := r.fetch(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// fetch replaces the view with the batches from r.next on, waiting for
+// them if there are none yet.
+func (r *Reader) fetch(ctx context.Context) error {
+	r.flushStats()
+	r.view.Release()
+	r.rest = nil
+	for {
+		select {
+		case <-r.stop:
+			return ErrClosed
+		default:
+		}
+		v, err := r.part.read(r.next, r.readBytes)
+		if err != nil {
+			return r.err(err)
+		}
+		if len(v.Data) > 0 {
+			r.view, r.rest = v, v.Data
+			r.stats.bytesOut.Add(int64(len(v.Data)))
+			return nil
+		}
+		if err := r.part.waitFor(ctx, r.next, r.stop); err != nil {
+			return r.err(err)
+		}
+	}
+}
+
+func (r *Reader) err(err error) error {
+	if errors.Is(err, ErrClosed) && r.topic.deleted.Load() {
+		return fmt.Errorf("%w: %q (deleted)", ErrTopicNotFound, r.topic.name)
+	}
+	return err
+}
+
+func (r *Reader) flushStats() {
+	if r.out > 0 {
+		r.stats.recordsOut.Add(r.out)
+		r.out = 0
+	}
+}
+
+// Offset is the offset of the next record Next will return.
+func (r *Reader) Offset() int64 { return r.next }
+
+// Close releases the Reader. A Next blocked in another goroutine returns
+// ErrClosed. Records returned earlier become invalid. Close is idempotent.
+func (r *Reader) Close() error {
+	for {
+		switch s := r.state.Load(); s {
+		case readerClosed:
+			return nil
+		case readerIdle:
+			if r.state.CompareAndSwap(readerIdle, readerClosed) {
+				close(r.stop)
+				r.release()
+				return nil
+			}
+		case readerBusy:
+			if r.state.CompareAndSwap(readerBusy, readerClosed) {
+				close(r.stop) // the busy goroutine releases the view on its way out
+				return nil
+			}
+		}
+	}
+}
+
+func (r *Reader) release() {
+	r.flushStats()
+	r.view.Release()
+	r.rest, r.inBatch = nil, false
+}

@@ -1,0 +1,96 @@
+package stream
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/embedstream/stream/segment"
+)
+
+// Header is a record header: an ordered key/value pair; keys may repeat and
+// a nil Value is Kafka's null. Order and duplicates reach consumers unchanged.
+type Header = segment.Header
+
+// Record is one message of a topic partition.
+//
+// A Record returned by a Reader or Consumer aliases the memory-mapped log:
+// Key, Value and header values are valid only until the next call to Next or
+// Poll. Clone what you keep.
+type Record struct {
+	// Topic is the record's topic.
+	Topic string
+	// Partition is the partition. On Publish, AnyPartition lets the
+	// partitioner choose; an explicit partition always wins (Kafka's rule).
+	Partition int32
+	// Offset is the record's position in its partition, set by Publish and
+	// by reads.
+	Offset int64
+	// Key decides the partition for the default partitioners. Nil is
+	// "no key"; an empty, non-nil key is a key.
+	Key []byte
+	// Value is the payload. Nil (Kafka's null, a tombstone) and empty are
+	// kept distinct.
+	Value []byte
+	// Headers are ordered key/value pairs.
+	Headers []Header
+	// Timestamp is the record's time, with millisecond precision. Zero on
+	// Publish means now; a topic with LogAppendTime replaces it with the
+	// append time.
+	Timestamp time.Time
+}
+
+// Clone returns a deep copy of r that stays valid after the next Poll or
+// Next.
+func (r *Record) Clone() *Record {
+	c := *r
+	c.Key = cloneBytes(r.Key)
+	c.Value = cloneBytes(r.Value)
+	if r.Headers != nil {
+		c.Headers = make([]Header, len(r.Headers))
+		for i, h := range r.Headers {
+			c.Headers[i] = Header{Key: h.Key, Value: cloneBytes(h.Value)}
+		}
+	}
+	return &c
+}
+
+// cloneBytes copies b, keeping nil and empty distinct.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// encodedSize bounds the bytes r takes in a batch, as Kafka's producer
+// estimates it to enforce max.request.size.
+func (r *Record) encodedSize() int {
+	n := len(r.Key) + len(r.Value) + segment.MaxRecordOverhead(len(r.Headers))
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// checkRecord validates r for publishing to t and returns its timestamp in ms.
+func checkRecord(r *Record, t *topic, now time.Time) (int64, error) {
+	if r.Timestamp.IsZero() || t.cfg.LogAppendTime {
+		return now.UnixMilli(), nil
+	}
+	ts := r.Timestamp.UnixMilli()
+	if ts < 0 {
+		return 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidRecord, r.Timestamp)
+	}
+	return ts, nil
+}
+
+// fromLog fills r from a decoded log record; slices alias the log.
+func (r *Record) fromLog(topic string, partition int32, lr *segment.Record) {
+	r.Topic = topic
+	r.Partition = partition
+	r.Offset = lr.Offset
+	r.Key = lr.Key
+	r.Value = lr.Value
+	r.Headers = lr.Headers
+	r.Timestamp = time.UnixMilli(lr.Timestamp)
+}

@@ -1,0 +1,887 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/embedstream/stream/internal/vfs"
+	"github.com/embedstream/stream/segment"
+)
+
+// Options configure a Broker. The zero value (or nil) gives the defaults.
+type Options struct {
+	// Sync is the durability policy (Kafka leaves flushing to the OS; see
+	// SyncPolicy). Default SyncInterval.
+	Sync SyncPolicy
+	// SyncInterval is how often SyncInterval fsyncs written partitions
+	// (like Kafka's log.flush.interval.ms). Default 1s.
+	SyncInterval time.Duration
+	// AutoCreateTopics makes Publish to an unknown topic create it with
+	// DefaultTopic (auto.create.topics.enable). Default off.
+	AutoCreateTopics bool
+	// DefaultTopic is the config of auto-created topics.
+	DefaultTopic TopicConfig
+	// ReadOnly opens a directory that no writer holds (a copy, or a stopped
+	// application's) without changing a byte of it: damage is skipped in
+	// memory, and every write returns ErrReadOnly.
+	ReadOnly bool
+	// Partitioner places Broker.Publish records that have no explicit
+	// partition. Default HashPartitioner{}.
+	Partitioner Partitioner
+	// RetentionCheckInterval is how often retention runs
+	// (log.retention.check.interval.ms). Default 5 minutes.
+	RetentionCheckInterval time.Duration
+	// FileMode is the mode of created files. Default 0600.
+	FileMode os.FileMode
+	// DirMode is the mode of created directories. Default 0700.
+	DirMode os.FileMode
+	// Logger receives recovery, retention and failure messages. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock, for tests. Default time.Now.
+	Now func() time.Time
+
+	fs vfs.FS // file system seam for fault-injection tests; default vfs.Default
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	if opts.Sync == SyncDefault {
+		opts.Sync = SyncInterval
+	}
+	if !opts.Sync.valid() {
+		return opts, fmt.Errorf("%w: sync policy %d", ErrInvalidConfig, opts.Sync)
+	}
+	if opts.SyncInterval == 0 {
+		opts.SyncInterval = time.Second
+	}
+	if opts.RetentionCheckInterval == 0 {
+		opts.RetentionCheckInterval = 5 * time.Minute
+	}
+	if opts.SyncInterval < 0 || opts.RetentionCheckInterval < 0 {
+		return opts, fmt.Errorf("%w: negative interval", ErrInvalidConfig)
+	}
+	if opts.Partitioner == nil {
+		opts.Partitioner = HashPartitioner{}
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o600
+	}
+	if opts.DirMode == 0 {
+		opts.DirMode = 0o700
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.fs == nil {
+		opts.fs = vfs.Default
+	}
+	dt := opts.DefaultTopic.withDefaults()
+	if err := dt.validate(); err != nil {
+		return opts, fmt.Errorf("default topic: %w", err)
+	}
+	return opts, nil
+}
+
+// Broker owns a data directory: its topics, their partition logs and the
+// metadata store. It is safe for concurrent use. Open one per directory;
+// Close it to flush, sync and release the directory.
+type Broker struct {
+	dir   string
+	opts  Options
+	lock  *os.File
+	meta  *metaStore
+	stats logStats
+
+	mu        sync.RWMutex // guards the fields below
+	topics    map[string]*topic
+	closed    bool
+	producers map[*Producer]struct{}
+
+	stop chan struct{} // closed by Close to end the background goroutine
+	done chan struct{} // closed when it has ended
+
+	builders sync.Pool // *segment.Builder for Publish
+}
+
+// The directory layout: DIR/LOCK (flock), DIR/meta.db (bbolt, see meta.go),
+// DIR/topics/<topic>/<partition>/<segment files> (see package segment).
+const (
+	topicsDir     = "topics"
+	deletedPrefix = ".deleted-"
+)
+
+// Open opens the broker in dir, creating the directory if needed (unless
+// read-only). It fails fast with ErrLocked if another Broker, in this process
+// or another, has the directory open. After a crash, Open recovers every
+// partition (see the package doc); damage never stops it.
+func Open(dir string, opts *Options) (*Broker, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if !o.ReadOnly {
+		if err := os.MkdirAll(filepath.Join(dir, topicsDir), o.DirMode); err != nil {
+			return nil, err
+		}
+	} else if _, err := os.Stat(dir); err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(dir, o.ReadOnly, o.FileMode)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{}}
+	b.builders.New = func() any { return new(segment.Builder) }
+	if err := b.load(); err != nil {
+		b.closeTopics(false)
+		if b.meta != nil {
+			b.meta.close(false, true)
+		}
+		unlockDir(lock)
+		return nil, err
+	}
+	if !o.ReadOnly {
+		b.stop, b.done = make(chan struct{}), make(chan struct{})
+		go b.background()
+	}
+	return b, nil
+}
+
+// load opens the metadata store and every topic's partitions.
+func (b *Broker) load() error {
+	metaPath := filepath.Join(b.dir, metaFile)
+	_, statErr := os.Stat(metaPath)
+	metaMissing := errors.Is(statErr, os.ErrNotExist)
+	meta, clean, err := openMeta(metaPath, b.opts.FileMode, b.opts.ReadOnly, b.opts.Sync == SyncNever)
+	if err != nil {
+		return err
+	}
+	b.meta = meta
+	records, err := meta.loadTopics()
+	if err != nil {
+		return err
+	}
+	onDisk, err := b.topicDirs()
+	if err != nil {
+		return err
+	}
+	if metaMissing && len(onDisk) > 0 {
+		// The topic list is lost but the data is not: rebuild the list from
+		// the directories, with default configs.
+		b.opts.Logger.Warn("stream: meta.db missing; rebuilding the topic list from the data directories",
+			"dir", b.dir, "topics", len(onDisk))
+		for name, parts := range onDisk {
+			rec := topicRecord{Config: b.opts.DefaultTopic.withDefaults(), Partitions: parts, Created: b.opts.Now()}
+			rec.Config.Partitions = parts
+			records[name] = rec
+			if !b.opts.ReadOnly {
+				if err := meta.putTopic(name, rec); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for name := range onDisk {
+		if _, ok := records[name]; !ok {
+			b.opts.Logger.Warn("stream: ignoring a topic directory with no metadata (an interrupted CreateTopic?)",
+				"dir", filepath.Join(b.dir, topicsDir, name))
+		}
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range records {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	for _, name := range names {
+		rec := records[name]
+		t, err := b.openTopic(name, rec.Config, rec.Partitions, clean)
+		if err != nil {
+			return fmt.Errorf("open topic %q: %w", name, err)
+		}
+		b.topics[name] = t
+	}
+	return nil
+}
+
+// topicDirs lists topic directories and how many partition directories
+// each has, removing the remains of interrupted topic deletions.
+func (b *Broker) topicDirs() (map[string]int, error) {
+	root := filepath.Join(b.dir, topicsDir)
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, deletedPrefix) {
+			if !b.opts.ReadOnly {
+				if err := os.RemoveAll(filepath.Join(root, name)); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if !e.IsDir() || validateTopicName(name) != nil {
+			continue
+		}
+		parts, err := os.ReadDir(filepath.Join(root, name))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, p := range parts {
+			if i, err := strconv.Atoi(p.Name()); err == nil && i >= 0 && p.IsDir() {
+				n = max(n, i+1)
+			}
+		}
+		if n > 0 {
+			out[name] = n
+		}
+	}
+	return out, nil
+}
+
+// openTopic opens (creating as needed) the first n partitions of a topic.
+func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*topic, error) {
+	t := &topic{name: name, cfg: cfg, dir: filepath.Join(b.dir, topicsDir, name)}
+	if err := b.growTopic(t, n, clean); err != nil {
+		for _, p := range t.parts {
+			p.close(false)
+		}
+		return nil, err
+	}
+	return t, nil
+}
+
+// growTopic opens partitions len(t.parts) .. n-1.
+func (b *Broker) growTopic(t *topic, n int, clean bool) error {
+	parts := slices.Clone(t.partitions())
+	for i := len(parts); i < n; i++ {
+		p, err := openPartition(b.logConfig(t, i), clean)
+		if err != nil {
+			for _, p := range parts[len(t.parts):] {
+				p.close(false)
+			}
+			return fmt.Errorf("partition %d: %w", i, err)
+		}
+		parts = append(parts, p)
+	}
+	t.mu.Lock()
+	t.parts = parts
+	t.mu.Unlock()
+	return nil
+}
+
+func (b *Broker) logConfig(t *topic, partition int) logConfig {
+	c := t.cfg
+	return logConfig{
+		dir:            filepath.Join(t.dir, strconv.Itoa(partition)),
+		fs:             b.opts.fs,
+		filePerm:       b.opts.FileMode,
+		dirPerm:        b.opts.DirMode,
+		segmentBytes:   c.SegmentBytes,
+		segmentAge:     c.SegmentAge,
+		retention:      c.Retention,
+		retentionBytes: c.RetentionBytes,
+		maxBatchBytes:  c.maxBatchBytes(),
+		logAppendTime:  c.LogAppendTime,
+		sync:           c.Sync.or(b.opts.Sync),
+		readOnly:       b.opts.ReadOnly,
+		now:            b.opts.Now,
+		logger:         b.opts.Logger,
+		stats:          &b.stats,
+	}
+}
+
+// background runs the SyncInterval flushes and the retention checks.
+func (b *Broker) background() {
+	defer close(b.done)
+	syncTick := time.NewTicker(b.opts.SyncInterval)
+	defer syncTick.Stop()
+	retentionTick := time.NewTicker(b.opts.RetentionCheckInterval)
+	defer retentionTick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-syncTick.C:
+			for _, p := range b.allPartitions() {
+				if p.cfg.sync == SyncInterval {
+					_ = p.sync() // a failure is sticky in the partition and logged there
+				}
+			}
+		case <-retentionTick.C:
+			b.enforceRetention()
+		}
+	}
+}
+
+// enforceRetention runs retention on every partition.
+func (b *Broker) enforceRetention() {
+	for _, p := range b.allPartitions() {
+		if _, err := p.enforceRetention(); err != nil {
+			b.opts.Logger.Error("stream: retention failed", "dir", p.cfg.dir, "err", err)
+		}
+	}
+}
+
+func (b *Broker) allPartitions() []*partition {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var out []*partition
+	for _, t := range b.topics {
+		out = append(out, t.partitions()...)
+	}
+	return out
+}
+
+// Close flushes and closes every Producer, syncs and closes every partition
+// (trimming preallocated space, so the next Open needs no recovery scan) and
+// releases the directory. Calls blocked on the broker return ErrClosed.
+// Close is safe to call more than once; later calls return nil.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	producers := slices.Collect(func(yield func(*Producer) bool) {
+		for p := range b.producers {
+			if !yield(p) {
+				return
+			}
+		}
+	})
+	b.mu.Unlock()
+
+	var errs []error
+	for _, p := range producers {
+		errs = append(errs, p.Close())
+	}
+	if b.stop != nil {
+		close(b.stop)
+		<-b.done
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.closeTopics(true)
+	errs = append(errs, err, b.meta.close(err == nil, b.opts.ReadOnly), unlockDir(b.lock))
+	return errors.Join(errs...)
+}
+
+// closeTopics closes every partition; with clean, they are trimmed and
+// synced for a scan-free reopen.
+func (b *Broker) closeTopics(clean bool) error {
+	var errs []error
+	for _, t := range b.topics {
+		for _, p := range t.partitions() {
+			errs = append(errs, p.close(clean))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkOpen returns ErrClosed after Close. Callers hold b.mu.
+func (b *Broker) checkOpen() error {
+	if b.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (b *Broker) checkWritable() error {
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	if b.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	return nil
+}
+
+// CreateTopic creates a topic with cfg (zero fields take their defaults).
+// It returns ErrInvalidTopic for a bad name or one that collides with an
+// existing topic once '.' and '_' are treated alike (Kafka's rule),
+// ErrTopicExists for a name in use, and ErrInvalidConfig for a bad config.
+func (b *Broker) CreateTopic(name string, cfg TopicConfig) error {
+	if err := validateTopicName(name); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkWritable(); err != nil {
+		return err
+	}
+	_, err := b.createTopicLocked(name, cfg)
+	return err
+}
+
+func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error) {
+	if _, ok := b.topics[name]; ok {
+		return nil, fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	key := collisionKey(name)
+	for other := range b.topics {
+		if collisionKey(other) == key {
+			return nil, fmt.Errorf("%w: %q collides with existing topic %q", ErrInvalidTopic, name, other)
+		}
+	}
+	dir := filepath.Join(b.dir, topicsDir, name)
+	// A directory left by an interrupted create holds nothing acknowledged.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	t, err := b.openTopic(name, cfg, cfg.Partitions, false)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := b.meta.putTopic(name, topicRecord{Config: cfg, Partitions: cfg.Partitions, Created: b.opts.Now()}); err != nil {
+		for _, p := range t.parts {
+			p.close(false)
+		}
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	b.topics[name] = t
+	return t, nil
+}
+
+// DeleteTopic deletes a topic and all its records. Readers of it get
+// ErrTopicNotFound (records they already hold stay valid until released).
+// Re-creating the topic starts again at offset 0.
+func (b *Broker) DeleteTopic(name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkWritable(); err != nil {
+		return err
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	if err := b.meta.deleteTopic(name); err != nil {
+		return err
+	}
+	delete(b.topics, name)
+	t.deleted.Store(true)
+	var errs []error
+	for _, p := range t.partitions() {
+		errs = append(errs, p.close(false))
+	}
+	// Rename first so a crash mid-removal leaves no half topic; Open
+	// removes what is left.
+	root := filepath.Join(b.dir, topicsDir)
+	gone := filepath.Join(root, fmt.Sprintf("%s%s-%d", deletedPrefix, name, time.Now().UnixNano()))
+	if err := os.Rename(t.dir, gone); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if b.opts.Sync != SyncNever {
+		errs = append(errs, b.opts.fs.SyncDir(root))
+	}
+	errs = append(errs, os.RemoveAll(gone))
+	return errors.Join(errs...)
+}
+
+// AddPartitions grows a topic to total partitions. New partitions start
+// empty at offset 0; existing records never move, but keys may map to
+// different partitions from now on. total must exceed the current count
+// (ErrInvalidConfig otherwise).
+func (b *Broker) AddPartitions(name string, total int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkWritable(); err != nil {
+		return err
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	current := len(t.partitions())
+	switch {
+	case total == current:
+		return fmt.Errorf("%w: topic %q already has %d partitions", ErrInvalidConfig, name, current)
+	case total < current:
+		return fmt.Errorf("%w: topic %q has %d partitions; %d would not be an increase", ErrInvalidConfig, name, current, total)
+	case total > maxPartitions:
+		return fmt.Errorf("%w: %d partitions (at most %d)", ErrInvalidConfig, total, maxPartitions)
+	}
+	if err := b.growTopic(t, total, false); err != nil {
+		return err
+	}
+	cfg := t.cfg
+	cfg.Partitions = total
+	return b.meta.putTopic(name, topicRecord{Config: cfg, Partitions: total, Created: b.opts.Now()})
+}
+
+// Topics returns the names of all topics, sorted.
+func (b *Broker) Topics() []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil
+	}
+	names := make([]string, 0, len(b.topics))
+	for n := range b.topics {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TopicInfo describes a topic.
+type TopicInfo struct {
+	Name       string
+	Config     TopicConfig     // with defaults filled in
+	Partitions []PartitionInfo // index = partition number
+}
+
+// PartitionInfo describes one partition's log.
+type PartitionInfo struct {
+	Partition   int32
+	StartOffset int64 // first offset still stored (moves up with retention)
+	EndOffset   int64 // next offset to be written: the high watermark
+	Bytes       int64 // bytes of record batches stored
+	Segments    int   // segment files
+}
+
+// DescribeTopic returns a topic's config and per-partition offsets and sizes.
+func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
+	t, err := b.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	parts := t.partitions()
+	info := TopicInfo{Name: name, Config: t.cfg, Partitions: make([]PartitionInfo, len(parts))}
+	info.Config.Partitions = len(parts)
+	for i, p := range parts {
+		start, end, bytes, segs := p.info()
+		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: start, EndOffset: end, Bytes: bytes, Segments: segs}
+	}
+	return info, nil
+}
+
+// topic looks up an open topic.
+func (b *Broker) topic(name string) (*topic, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		if err := validateTopicName(name); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	return t, nil
+}
+
+// topicForWrite looks up a topic for publishing, creating it if
+// AutoCreateTopics is set.
+func (b *Broker) topicForWrite(name string) (*topic, error) {
+	b.mu.RLock()
+	err := b.checkWritable()
+	t, ok := b.topics[name]
+	b.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return t, nil
+	}
+	if err := validateTopicName(name); err != nil {
+		return nil, err
+	}
+	if !b.opts.AutoCreateTopics {
+		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkWritable(); err != nil {
+		return nil, err
+	}
+	if t, ok := b.topics[name]; ok {
+		return t, nil
+	}
+	return b.createTopicLocked(name, b.opts.DefaultTopic.withDefaults())
+}
+
+// partitionLog returns the log of one partition of a topic.
+func (b *Broker) partitionLog(name string, partition int32) (*topic, *partition, error) {
+	t, err := b.topic(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := t.partition(partition)
+	return t, p, err
+}
+
+// Stats are cumulative counters since Open, and current gauges.
+type Stats struct {
+	RecordsIn       int64 // records appended
+	BytesIn         int64 // batch bytes appended
+	BatchesIn       int64 // batches appended
+	RecordsOut      int64 // records returned by Readers (and Consumers)
+	BytesOut        int64 // batch bytes those reads covered
+	Fsyncs          int64 // fsyncs of segment files
+	Truncations     int64 // damaged log tails cut by recovery
+	TruncatedBytes  int64 // bytes those cuts removed
+	IndexRebuilds   int64 // indexes rebuilt from their logs
+	SegmentsRolled  int64 // segments sealed because full or old
+	SegmentsDeleted int64 // segments deleted by retention
+	Topics          int   // topics now
+	Partitions      int   // partitions now
+	Segments        int   // segment files now
+	OpenMappings    int64 // memory mappings of segment files now
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() Stats {
+	st := &b.stats
+	s := Stats{
+		RecordsIn: st.recordsIn.Load(), BytesIn: st.bytesIn.Load(), BatchesIn: st.batchesIn.Load(),
+		RecordsOut: st.recordsOut.Load(), BytesOut: st.bytesOut.Load(),
+		Fsyncs: st.fsyncs.Load(), Truncations: st.truncations.Load(), TruncatedBytes: st.truncatedBytes.Load(),
+		IndexRebuilds: st.indexRebuilds.Load(), SegmentsRolled: st.segmentsRolled.Load(),
+		SegmentsDeleted: st.segmentsDeleted.Load(), OpenMappings: segment.OpenMappings(),
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	s.Topics = len(b.topics)
+	for _, t := range b.topics {
+		for _, p := range t.partitions() {
+			s.Partitions++
+			s.Segments += len(p.segments())
+		}
+	}
+	return s
+}
+
+// Publish appends records synchronously and fills in each one's Partition,
+// Offset and Timestamp. Every record is validated before any is written: a
+// nil record or negative timestamp (ErrInvalidRecord), a bad or unknown
+// topic (ErrInvalidTopic, ErrTopicNotFound unless AutoCreateTopics), a
+// partition the topic lacks (ErrInvalidPartition) or a record over the
+// topic's MaxRecordBytes (ErrRecordTooLarge) fails the whole call with
+// nothing written.
+//
+// Records for the same partition are written as one batch: all or none of
+// them become visible, at consecutive offsets, in argument order. Across
+// partitions there is no atomicity: if a later partition's write fails,
+// earlier ones stand. Publish returns once the records are appended, and
+// under SyncAlways once they are durable.
+//
+// Records without an explicit partition are placed by Options.Partitioner;
+// those it leaves to AnyPartition (no key) go together to one partition per
+// call, rotating between calls.
+func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch len(recs) {
+	case 0:
+		return nil
+	case 1:
+		return b.publishOne(recs[0])
+	}
+	plan, err := b.plan(recs)
+	if err != nil {
+		return err
+	}
+	bld := b.builders.Get().(*segment.Builder)
+	defer b.builders.Put(bld)
+	for _, g := range plan.groups {
+		bld.Reset(0)
+		for _, i := range g.records {
+			r := recs[i]
+			bld.Add(plan.timestamps[i], r.Key, r.Value, r.Headers)
+		}
+		batch := bld.Finish()
+		base, err := g.part.append(batch)
+		if err != nil {
+			return b.writeErr(g.topic, err)
+		}
+		for n, i := range g.records {
+			r := recs[i]
+			r.Partition, r.Offset, r.Timestamp = g.partition, base+int64(n), time.UnixMilli(recordTime(batch, plan.timestamps[i]))
+		}
+	}
+	return nil
+}
+
+// publishOne is Publish's allocation-free path for a single record.
+func (b *Broker) publishOne(r *Record) error {
+	if r == nil {
+		return fmt.Errorf("%w: nil record", ErrInvalidRecord)
+	}
+	t, err := b.topicForWrite(r.Topic)
+	if err != nil {
+		return err
+	}
+	parts := t.partitions()
+	partition, err := b.place(t, r, len(parts), nil)
+	if err != nil {
+		return err
+	}
+	ts, err := checkRecord(r, t, b.opts.Now())
+	if err != nil {
+		return err
+	}
+	if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
+		return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
+	}
+	bld := b.builders.Get().(*segment.Builder)
+	bld.Reset(0)
+	bld.Add(ts, r.Key, r.Value, r.Headers)
+	batch := bld.Finish()
+	base, err := parts[partition].append(batch)
+	ts = recordTime(batch, ts)
+	b.builders.Put(bld)
+	if err != nil {
+		return b.writeErr(t, err)
+	}
+	r.Partition, r.Offset, r.Timestamp = partition, base, time.UnixMilli(ts)
+	return nil
+}
+
+// recordTime is a written record's timestamp: its own, or the batch's
+// append time under LogAppendTime.
+func recordTime(b segment.Batch, ts int64) int64 {
+	if b.Attributes()&segment.AttrLogAppendTime != 0 {
+		return b.MaxTimestamp()
+	}
+	return ts
+}
+
+// place chooses r's partition. sticky carries the partition chosen for
+// keyless records earlier in the same call, per topic.
+func (b *Broker) place(t *topic, r *Record, n int, sticky map[*topic]int32) (int32, error) {
+	p := r.Partition
+	if p == AnyPartition {
+		p = b.opts.Partitioner.Partition(r, n)
+		if p == AnyPartition {
+			if s, ok := sticky[t]; ok {
+				return s, nil
+			}
+			p = int32((t.sticky.Add(1) - 1) % uint32(n))
+			if sticky != nil {
+				sticky[t] = p
+			}
+			return p, nil
+		}
+	}
+	if p < 0 || int(p) >= n {
+		return 0, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, p, n)
+	}
+	return p, nil
+}
+
+// writeErr maps an append error: a log closed under us because the topic
+// was deleted reads as ErrTopicNotFound.
+func (b *Broker) writeErr(t *topic, err error) error {
+	if errors.Is(err, ErrClosed) && t.deleted.Load() {
+		return fmt.Errorf("%w: %q (deleted)", ErrTopicNotFound, t.name)
+	}
+	return err
+}
+
+// publishPlan groups a Publish call's records by partition.
+type publishPlan struct {
+	groups     []publishGroup
+	timestamps []int64 // per record, ms
+}
+
+type publishGroup struct {
+	topic     *topic
+	part      *partition
+	partition int32
+	records   []int // indexes into the call's records, in order
+}
+
+func (b *Broker) plan(recs []*Record) (publishPlan, error) {
+	plan := publishPlan{timestamps: make([]int64, len(recs))}
+	now := b.opts.Now()
+	sticky := map[*topic]int32{}
+	index := map[*partition]int{}
+	for i, r := range recs {
+		if r == nil {
+			return plan, fmt.Errorf("%w: record %d is nil", ErrInvalidRecord, i)
+		}
+		t, err := b.topicForWrite(r.Topic)
+		if err != nil {
+			return plan, err
+		}
+		parts := t.partitions()
+		partition, err := b.place(t, r, len(parts), sticky)
+		if err != nil {
+			return plan, err
+		}
+		if plan.timestamps[i], err = checkRecord(r, t, now); err != nil {
+			return plan, err
+		}
+		if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
+			return plan, fmt.Errorf("%w: record %d is %d bytes, topic %q allows %d", ErrRecordTooLarge, i, size, t.name, t.cfg.MaxRecordBytes)
+		}
+		p := parts[partition]
+		g, ok := index[p]
+		if !ok {
+			g = len(plan.groups)
+			index[p] = g
+			plan.groups = append(plan.groups, publishGroup{topic: t, part: p, partition: partition})
+		}
+		plan.groups[g].records = append(plan.groups[g].records, i)
+	}
+	return plan, nil
+}
+
+// OffsetForTime returns the earliest offset of the partition whose record
+// timestamp is at or after t (Kafka's offsetsForTimes), or -1 if every
+// record is older (Kafka returns null). Timestamps need not be ordered; the
+// answer is exact either way.
+func (b *Broker) OffsetForTime(topic string, partition int32, t time.Time) (int64, error) {
+	_, p, err := b.partitionLog(topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	if t.UnixMilli() < 0 {
+		return 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidArgument, t)
+	}
+	return p.offsetForTime(t.UnixMilli())
+}
+
+// withContext is a helper so blocking calls observe both ctx and Close.
+func (b *Broker) isClosed() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.closed
+}
+
+var _ = context.Background

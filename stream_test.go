@@ -1,0 +1,555 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// openBroker opens a broker in a fresh temp dir (or dir, if given) and
+// closes it at the end of the test.
+func openBroker(t *testing.T, dir string, opts *Options) *Broker {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if opts == nil {
+		opts = &Options{Sync: SyncNever}
+	}
+	b, err := Open(dir, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// values reads every record of a partition from the start as strings.
+func values(t *testing.T, b *Broker, topic string, partition int32) []string {
+	t.Helper()
+	r, err := b.NewReader(topic, partition, OffsetEarliest, StopAtEnd())
+	require.NoError(t, err)
+	defer r.Close()
+	var out []string
+	for rec, err := range r.All(t.Context()) {
+		require.NoError(t, err)
+		out = append(out, string(rec.Value))
+	}
+	return out
+}
+
+func TestOpenCreatesPrivateDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	b := openBroker(t, dir, nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}))
+	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		require.NoError(t, err)
+		if info.IsDir() {
+			require.Equal(t, os.FileMode(0o700), info.Mode().Perm(), path)
+		} else {
+			require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), path)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+}
+
+func TestOpenTwiceIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir, nil)
+	_, err := Open(dir, nil)
+	require.ErrorIs(t, err, ErrLocked)
+	_, err = Open(dir, &Options{ReadOnly: true})
+	require.ErrorIs(t, err, ErrLocked, "a read-only broker refuses a directory a writer holds")
+	require.NoError(t, b.Close())
+	b2, err := Open(dir, nil)
+	require.NoError(t, err)
+	require.NoError(t, b2.Close())
+}
+
+func TestCallsAfterCloseReturnErrClosed(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	require.NoError(t, b.Close())
+	require.NoError(t, b.Close(), "Close twice is safe")
+	ctx := t.Context()
+	require.ErrorIs(t, b.CreateTopic("u", TopicConfig{}), ErrClosed)
+	require.ErrorIs(t, b.DeleteTopic("t"), ErrClosed)
+	require.ErrorIs(t, b.AddPartitions("t", 2), ErrClosed)
+	require.ErrorIs(t, b.Publish(ctx, &Record{Topic: "t"}), ErrClosed)
+	require.ErrorIs(t, b.Publish(ctx, &Record{Topic: "t"}, &Record{Topic: "t"}), ErrClosed)
+	_, err := b.DescribeTopic("t")
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = b.NewReader("t", 0, OffsetEarliest)
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = b.OffsetForTime("t", 0, time.Now())
+	require.ErrorIs(t, err, ErrClosed)
+	require.Empty(t, b.Topics())
+	var got error
+	b.NewProducer(ProducerOptions{}).Publish(ctx, &Record{Topic: "t"}, func(_ *Record, err error) { got = err })
+	require.ErrorIs(t, got, ErrClosed)
+}
+
+func TestTopicsPersistAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir, nil)
+	cfg := TopicConfig{Partitions: 3, Retention: time.Hour, SegmentBytes: 1 << 20, MaxRecordBytes: 1000, LogAppendTime: true, Sync: SyncAlways}
+	require.NoError(t, b.CreateTopic("orders", cfg))
+	require.NoError(t, b.CreateTopic("audit", TopicConfig{}))
+	require.NoError(t, b.AddPartitions("audit", 4))
+	for i := 0; i < 10; i++ {
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "orders", Partition: int32(i % 3), Value: []byte(fmt.Sprint(i))}))
+	}
+	require.NoError(t, b.Close())
+
+	b = openBroker(t, dir, nil)
+	require.Equal(t, []string{"audit", "orders"}, b.Topics())
+	info, err := b.DescribeTopic("orders")
+	require.NoError(t, err)
+	require.Equal(t, cfg, info.Config)
+	require.Len(t, info.Partitions, 3)
+	for i, p := range info.Partitions {
+		require.Equal(t, int32(i), p.Partition)
+		require.Equal(t, int64(0), p.StartOffset)
+		require.Equal(t, int64(len([]int{0, 3, 6, 9})-min(i, 1)), p.EndOffset)
+		require.Equal(t, 1, p.Segments)
+		require.Positive(t, p.Bytes)
+	}
+	require.Equal(t, []string{"0", "3", "6", "9"}, values(t, b, "orders", 0))
+	info, err = b.DescribeTopic("audit")
+	require.NoError(t, err)
+	require.Len(t, info.Partitions, 4)
+	require.Equal(t, 4, info.Config.Partitions)
+}
+
+func TestTopicNameRules(t *testing.T) {
+	b := openBroker(t, "", nil)
+	for _, bad := range []string{"", ".", "..", strings.Repeat("a", 250), "a/b", "../x", "a b", "ä", "a\x00"} {
+		require.ErrorIs(t, b.CreateTopic(bad, TopicConfig{}), ErrInvalidTopic, "%q", bad)
+	}
+	require.NoError(t, b.CreateTopic(strings.Repeat("a", 249), TopicConfig{}))
+	require.NoError(t, b.CreateTopic("foo_bar", TopicConfig{}))
+	require.ErrorIs(t, b.CreateTopic("foo_bar", TopicConfig{}), ErrTopicExists)
+	err := b.CreateTopic("foo.bar", TopicConfig{})
+	require.ErrorIs(t, err, ErrInvalidTopic)
+	require.Contains(t, err.Error(), "collides")
+	require.NoError(t, b.CreateTopic("A-z.0_9", TopicConfig{}))
+	entries, err := os.ReadDir(filepath.Join(b.dir, topicsDir))
+	require.NoError(t, err)
+	require.Len(t, entries, 3, "bad names wrote nothing")
+}
+
+func TestTopicConfigValidation(t *testing.T) {
+	b := openBroker(t, "", nil)
+	for name, cfg := range map[string]TopicConfig{
+		"partitions": {Partitions: -1},
+		"retention":  {Retention: -time.Second},
+		"bytes":      {RetentionBytes: -1},
+		"small seg":  {SegmentBytes: 100},
+		"huge seg":   {SegmentBytes: 1 << 40},
+		"age":        {SegmentAge: -1},
+		"record":     {MaxRecordBytes: -1},
+		"sync":       {Sync: SyncPolicy(9)},
+		"compaction": {Compact: true},
+	} {
+		require.ErrorIs(t, b.CreateTopic("t", cfg), ErrInvalidConfig, name)
+	}
+	require.Empty(t, b.Topics())
+	_, err := Open(t.TempDir(), &Options{Sync: SyncPolicy(7)})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	_, err = Open(t.TempDir(), &Options{DefaultTopic: TopicConfig{Partitions: -3}})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+}
+
+func TestAddPartitions(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 1, Value: []byte("old")}))
+	require.ErrorIs(t, b.AddPartitions("t", 2), ErrInvalidConfig)
+	require.ErrorIs(t, b.AddPartitions("t", 1), ErrInvalidConfig)
+	require.ErrorIs(t, b.AddPartitions("nope", 3), ErrTopicNotFound)
+	require.NoError(t, b.AddPartitions("t", 5))
+	info, err := b.DescribeTopic("t")
+	require.NoError(t, err)
+	require.Len(t, info.Partitions, 5)
+	require.Equal(t, int64(0), info.Partitions[4].EndOffset)
+	require.Equal(t, []string{"old"}, values(t, b, "t", 1), "existing data never moves")
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 4, Value: []byte("new")}))
+	require.Equal(t, []string{"new"}, values(t, b, "t", 4))
+}
+
+func TestDeleteTopic(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir, nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	for i := 0; i < 5; i++ {
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 0, Value: []byte("x")}))
+	}
+	r, err := b.NewReader("t", 0, OffsetEarliest)
+	require.NoError(t, err)
+	rec, err := r.Next(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, b.DeleteTopic("t"))
+	require.Equal(t, "x", string(rec.Value), "records already handed out stay readable")
+	// The reader drains what it holds, then learns the topic is gone.
+	for {
+		_, err = r.Next(t.Context())
+		if err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, ErrTopicNotFound)
+	require.NoError(t, r.Close())
+	require.ErrorIs(t, b.DeleteTopic("t"), ErrTopicNotFound)
+	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "t"}), ErrTopicNotFound)
+	_, err = os.Stat(filepath.Join(dir, topicsDir, "t"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	r2 := &Record{Topic: "t", Value: []byte("again")}
+	require.NoError(t, b.Publish(t.Context(), r2))
+	require.Equal(t, int64(0), r2.Offset, "a re-created topic starts at offset 0")
+	require.NoError(t, b.Close())
+	b = openBroker(t, dir, nil)
+	require.Equal(t, []string{"again"}, values(t, b, "t", 0))
+}
+
+func TestPublishFillsRecordAndBatchesPerPartition(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_123)
+	b := openBroker(t, "", &Options{Sync: SyncNever, Now: func() time.Time { return now }})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	explicit := time.UnixMilli(1_000)
+	recs := []*Record{
+		{Topic: "t", Partition: 0, Value: []byte("a")},
+		{Topic: "t", Partition: 1, Value: []byte("b"), Timestamp: explicit},
+		{Topic: "t", Partition: 0, Value: []byte("c")},
+	}
+	require.NoError(t, b.Publish(t.Context(), recs...))
+	require.Equal(t, int64(0), recs[0].Offset)
+	require.Equal(t, int64(1), recs[2].Offset)
+	require.Equal(t, int64(0), recs[1].Offset)
+	require.True(t, recs[0].Timestamp.Equal(now), "zero timestamp = now")
+	require.True(t, recs[1].Timestamp.Equal(explicit), "an explicit timestamp is kept")
+	require.Equal(t, int64(2), b.Stats().BatchesIn, "one batch per partition")
+	require.Equal(t, []string{"a", "c"}, values(t, b, "t", 0))
+}
+
+func TestPublishLogAppendTime(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	b := openBroker(t, "", &Options{Sync: SyncNever, Now: func() time.Time { return now }})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{LogAppendTime: true}))
+	r := &Record{Topic: "t", Value: []byte("a"), Timestamp: time.UnixMilli(5)}
+	require.NoError(t, b.Publish(t.Context(), r))
+	require.True(t, r.Timestamp.Equal(now))
+	rd, err := b.NewReader("t", 0, OffsetEarliest)
+	require.NoError(t, err)
+	defer rd.Close()
+	got, err := rd.Next(t.Context())
+	require.NoError(t, err)
+	require.True(t, got.Timestamp.Equal(now))
+}
+
+func TestPublishRejectsBadInputWritingNothing(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2, MaxRecordBytes: 1000}))
+	ok := func() *Record { return &Record{Topic: "t", Partition: 0, Value: []byte("fine")} }
+	for name, c := range map[string]struct {
+		rec  *Record
+		want error
+	}{
+		"nil record":         {nil, ErrInvalidRecord},
+		"empty topic":        {&Record{Topic: ""}, ErrInvalidTopic},
+		"bad topic":          {&Record{Topic: "a/b"}, ErrInvalidTopic},
+		"unknown topic":      {&Record{Topic: "nope"}, ErrTopicNotFound},
+		"partition too big":  {&Record{Topic: "t", Partition: 2}, ErrInvalidPartition},
+		"negative partition": {&Record{Topic: "t", Partition: -2}, ErrInvalidPartition},
+		"negative timestamp": {&Record{Topic: "t", Timestamp: time.UnixMilli(-5)}, ErrInvalidRecord},
+		"too large":          {&Record{Topic: "t", Value: make([]byte, 1000)}, ErrRecordTooLarge},
+	} {
+		require.ErrorIs(t, b.Publish(t.Context(), c.rec), c.want, name)
+		// In a multi-record call, a bad record anywhere fails the whole call.
+		require.ErrorIs(t, b.Publish(t.Context(), ok(), c.rec), c.want, name)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, b.Publish(ctx, ok()), context.Canceled)
+	info, err := b.DescribeTopic("t")
+	require.NoError(t, err)
+	for _, p := range info.Partitions {
+		require.Zero(t, p.EndOffset)
+	}
+	require.Equal(t, []string{"t"}, b.Topics())
+}
+
+func TestAutoCreateTopics(t *testing.T) {
+	b := openBroker(t, "", &Options{Sync: SyncNever, AutoCreateTopics: true, DefaultTopic: TopicConfig{Partitions: 3}})
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "new", Key: []byte("k"), Value: []byte("v")}))
+	info, err := b.DescribeTopic("new")
+	require.NoError(t, err)
+	require.Len(t, info.Partitions, 3)
+	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "bad name"}), ErrInvalidTopic)
+}
+
+func TestSyncAlwaysSharesFsyncs(t *testing.T) {
+	b := openBroker(t, "", &Options{Sync: SyncAlways})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Go(func() {
+			for i := 0; i < each; i++ {
+				if err := b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := b.Stats()
+	require.Equal(t, int64(writers*each), st.RecordsIn)
+	require.Less(t, st.Fsyncs, int64(writers*each))
+}
+
+func TestReadOnlyOpenChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir, &Options{Sync: SyncNever})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	for i := 0; i < 20; i++ {
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: int32(i % 2), Value: []byte(fmt.Sprint(i))}))
+	}
+	// Leave it as a crash would: no clean close, a torn tail.
+	crash(t, b)
+	log := filepath.Join(dir, topicsDir, "t", "0", "00000000000000000000.log")
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.Write([]byte{0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1})
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	before := snapshotTree(t, dir)
+	ro, err := Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	require.Equal(t, []string{"t"}, ro.Topics())
+	require.Len(t, values(t, ro, "t", 0), 10)
+	require.ErrorIs(t, ro.Publish(t.Context(), &Record{Topic: "t"}), ErrReadOnly)
+	require.ErrorIs(t, ro.CreateTopic("u", TopicConfig{}), ErrReadOnly)
+	require.ErrorIs(t, ro.DeleteTopic("t"), ErrReadOnly)
+	require.NoError(t, ro.Close())
+	require.Equal(t, before, snapshotTree(t, dir), "a read-only open changes no byte")
+
+	// Two read-only brokers may share a directory.
+	ro1, err := Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	ro2, err := Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	require.NoError(t, errors.Join(ro1.Close(), ro2.Close()))
+}
+
+// crash abandons a broker as a killed process would: files are closed
+// without trimming, syncing or marking the shutdown clean, and the lock is
+// released.
+func crash(t *testing.T, b *Broker) {
+	t.Helper()
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	if b.stop != nil {
+		close(b.stop)
+		<-b.done
+	}
+	for _, tp := range b.topics {
+		for _, p := range tp.partitions() {
+			p.mu.Lock()
+			p.closed = true
+			for _, s := range p.segments() {
+				s.Close(false)
+			}
+			p.mu.Unlock()
+		}
+	}
+	require.NoError(t, b.meta.db.Close())
+	require.NoError(t, unlockDir(b.lock))
+}
+
+func snapshotTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		require.NoError(t, err)
+		if !info.IsDir() {
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			out[path] = fmt.Sprintf("%v %s", info.Mode(), b)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return out
+}
+
+func TestRecoveryAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir, &Options{Sync: SyncNever})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{SegmentBytes: 8 << 10}))
+	for i := 0; i < 300; i++ {
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte(fmt.Sprint(i))}))
+	}
+	crash(t, b)
+	b = openBroker(t, dir, &Options{Sync: SyncNever})
+	got := values(t, b, "t", 0)
+	require.Len(t, got, 300)
+	require.Equal(t, "299", got[299])
+	r := &Record{Topic: "t", Value: []byte("after")}
+	require.NoError(t, b.Publish(t.Context(), r))
+	require.Equal(t, int64(300), r.Offset)
+}
+
+func TestMissingMetaRebuildsTopicList(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir, &Options{Sync: SyncNever})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic("orders", TopicConfig{Partitions: 3}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "orders", Partition: 2, Value: []byte("kept")}))
+	require.NoError(t, b.Close())
+	require.NoError(t, os.Remove(filepath.Join(dir, metaFile)))
+
+	b = openBroker(t, dir, nil)
+	info, err := b.DescribeTopic("orders")
+	require.NoError(t, err)
+	require.Len(t, info.Partitions, 3)
+	require.Equal(t, []string{"kept"}, values(t, b, "orders", 2))
+}
+
+func TestConcurrentCloseDuringPublishLosesNothingAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir, &Options{Sync: SyncAlways})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var wg sync.WaitGroup
+	started := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				if i == 10 && w == 0 {
+					close(started)
+				}
+				v := fmt.Sprintf("w%d-%d", w, i)
+				err := b.Publish(context.Background(), &Record{Topic: "t", Key: []byte(v), Value: []byte(v)})
+				if err != nil {
+					if !errors.Is(err, ErrClosed) {
+						t.Error(err)
+					}
+					return
+				}
+				mu.Lock()
+				acked[v] = true
+				mu.Unlock()
+			}
+		})
+	}
+	<-started
+	require.NoError(t, b.Close())
+	wg.Wait()
+	b = openBroker(t, dir, nil)
+	seen := map[string]bool{}
+	for p := int32(0); p < 2; p++ {
+		for _, v := range values(t, b, "t", p) {
+			seen[v] = true
+		}
+	}
+	for v := range acked {
+		require.True(t, seen[v], "acknowledged %s lost", v)
+	}
+}
+
+func TestNoGoroutinesLeakAfterClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for i := 0; i < 5; i++ {
+		b, err := Open(t.TempDir(), &Options{SyncInterval: time.Millisecond})
+		require.NoError(t, err)
+		require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+		p := b.NewProducer(ProducerOptions{Linger: time.Hour})
+		p.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}, nil)
+		r, err := b.NewReader("t", 0, OffsetEarliest)
+		require.NoError(t, err)
+		done := make(chan error)
+		go func() { _, err := r.Next(context.Background()); done <- err }()
+		require.NoError(t, b.Close()) // flushes the producer: the reader wakes
+		require.NoError(t, <-done)
+		require.NoError(t, r.Close())
+	}
+	ok := assertEventually(func() bool { return runtime.NumGoroutine() <= before })
+	if !ok {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Fatalf("goroutines: before %d, now %d\n%s", before, runtime.NumGoroutine(), buf[:n])
+	}
+}
+
+func TestStatsCount(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 0, Value: []byte("a")}, &Record{Topic: "t", Partition: 0, Value: []byte("b")}))
+	require.Len(t, values(t, b, "t", 0), 2)
+	st := b.Stats()
+	require.Equal(t, int64(2), st.RecordsIn)
+	require.Equal(t, int64(1), st.BatchesIn)
+	require.Positive(t, st.BytesIn)
+	require.Equal(t, int64(2), st.RecordsOut)
+	require.Equal(t, 1, st.Topics)
+	require.Equal(t, 2, st.Partitions)
+	require.Equal(t, 2, st.Segments)
+	require.Positive(t, st.OpenMappings)
+}
+
+func TestRetentionRunsInBackground(t *testing.T) {
+	b := openBroker(t, "", &Options{Sync: SyncNever, RetentionCheckInterval: time.Millisecond})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{SegmentBytes: 4096, RetentionBytes: 8192}))
+	for i := 0; i < 500; i++ {
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: make([]byte, 100)}))
+	}
+	require.Eventually(t, func() bool {
+		info, err := b.DescribeTopic("t")
+		return err == nil && info.Partitions[0].StartOffset > 0 && info.Partitions[0].Bytes < 16<<10
+	}, 10*time.Second, time.Millisecond)
+	_, err := b.NewReader("t", 0, AtOffset(0))
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+}
+
+func TestSyncFailureSurfacesFromPublish(t *testing.T) {
+	b := openBroker(t, "", &Options{Sync: SyncAlways, fs: failingSyncFS(t)})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	err := b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")})
+	require.ErrorIs(t, err, ErrSyncFailed)
+	require.ErrorIs(t, err, syscall.EIO)
+	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("y")}), ErrSyncFailed)
+}
+
+var _ = io.EOF
+
+// assertEventually polls cond for up to 10 s.
+func assertEventually(cond func() bool) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		runtime.Gosched()
+	}
+	return cond()
+}

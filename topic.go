@@ -1,0 +1,141 @@
+package stream
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// TopicConfig is a topic's settings. The zero value of each field means its
+// default. The Kafka topic setting each one mirrors is named in its comment.
+type TopicConfig struct {
+	// Partitions is the number of partitions (default 1). It can only grow,
+	// with AddPartitions.
+	Partitions int `json:"partitions,omitempty"`
+	// Retention deletes whole segments whose newest record is older than
+	// this (retention.ms). 0 keeps records forever.
+	Retention time.Duration `json:"retention,omitempty"`
+	// RetentionBytes deletes a partition's oldest segments while the rest
+	// still holds at least this many bytes (retention.bytes). 0: no limit.
+	RetentionBytes int64 `json:"retentionBytes,omitempty"`
+	// SegmentBytes rolls a new segment file at this size (segment.bytes).
+	// Default 1 GiB; between 4 KiB and 2 GiB.
+	SegmentBytes int64 `json:"segmentBytes,omitempty"`
+	// SegmentAge rolls the active segment once it is this old (segment.ms),
+	// so time retention can delete it. 0: roll by size only.
+	SegmentAge time.Duration `json:"segmentAge,omitempty"`
+	// MaxRecordBytes is the largest record accepted, counting key, value,
+	// headers and encoding overhead (max.message.bytes). Default 1 MiB.
+	MaxRecordBytes int `json:"maxRecordBytes,omitempty"`
+	// Sync overrides the broker's Options.Sync for this topic.
+	Sync SyncPolicy `json:"sync,omitempty"`
+	// LogAppendTime stamps every record with the time it was appended,
+	// replacing the producer's timestamp (message.timestamp.type=LogAppendTime).
+	LogAppendTime bool `json:"logAppendTime,omitempty"`
+	// Compact asks for log compaction (cleanup.policy=compact). Not
+	// implemented yet: CreateTopic rejects it with ErrInvalidConfig.
+	Compact bool `json:"compact,omitempty"`
+}
+
+// Defaults and limits of TopicConfig.
+const (
+	DefaultSegmentBytes   = 1 << 30
+	DefaultMaxRecordBytes = 1 << 20
+	minSegmentBytes       = 4 << 10
+	maxSegmentBytes       = math.MaxInt32 // positions in the index are uint32; Kafka's limit too
+	maxPartitions         = 1 << 20
+	maxTopicNameLength    = 249
+)
+
+// withDefaults fills zero fields with their defaults.
+func (c TopicConfig) withDefaults() TopicConfig {
+	if c.Partitions == 0 {
+		c.Partitions = 1
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	return c
+}
+
+// validate checks a config after withDefaults.
+func (c TopicConfig) validate() error {
+	switch {
+	case c.Partitions < 1 || c.Partitions > maxPartitions:
+		return fmt.Errorf("%w: %d partitions (want 1 to %d)", ErrInvalidConfig, c.Partitions, maxPartitions)
+	case c.Retention < 0:
+		return fmt.Errorf("%w: negative retention %v", ErrInvalidConfig, c.Retention)
+	case c.RetentionBytes < 0:
+		return fmt.Errorf("%w: negative retention bytes %d", ErrInvalidConfig, c.RetentionBytes)
+	case c.SegmentBytes < minSegmentBytes || c.SegmentBytes > maxSegmentBytes:
+		return fmt.Errorf("%w: segment bytes %d (want %d to %d)", ErrInvalidConfig, c.SegmentBytes, minSegmentBytes, maxSegmentBytes)
+	case c.SegmentAge < 0:
+		return fmt.Errorf("%w: negative segment age %v", ErrInvalidConfig, c.SegmentAge)
+	case c.MaxRecordBytes < 0:
+		return fmt.Errorf("%w: negative max record bytes %d", ErrInvalidConfig, c.MaxRecordBytes)
+	case !c.Sync.valid():
+		return fmt.Errorf("%w: sync policy %d", ErrInvalidConfig, c.Sync)
+	case c.Compact:
+		return fmt.Errorf("%w: log compaction is not implemented yet", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// maxBatchBytes is the largest batch a partition of the topic accepts: room
+// for one maximal record, or for many small ones published together.
+func (c TopicConfig) maxBatchBytes() int {
+	return max(c.MaxRecordBytes+64<<10, 64<<20)
+}
+
+// validateTopicName applies Kafka's rules: 1 to 249 characters of
+// [a-zA-Z0-9._-], not "." or "..". The rules also keep names from leaving
+// the data directory.
+func validateTopicName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > maxTopicNameLength {
+		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: %q has character %q (allowed: a-z A-Z 0-9 . _ -)", ErrInvalidTopic, name, c)
+		}
+	}
+	return nil
+}
+
+// collisionKey maps names Kafka considers colliding ("a.b" and "a_b", whose
+// metric names would clash) to one key.
+func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
+
+// topic is an open topic: its config and partition logs.
+type topic struct {
+	name string
+	cfg  TopicConfig // with defaults applied
+	dir  string
+
+	mu    sync.RWMutex // guards parts' growth (AddPartitions)
+	parts []*partition
+
+	sticky  atomic.Uint32 // next partition for keyless records of a Publish call
+	deleted atomic.Bool
+}
+
+func (t *topic) partitions() []*partition {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.parts
+}
+
+func (t *topic) partition(i int32) (*partition, error) {
+	parts := t.partitions()
+	if i < 0 || int(i) >= len(parts) {
+		return nil, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, i, len(parts))
+	}
+	return parts[i], nil
+}
