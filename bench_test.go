@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"sync"
@@ -12,9 +13,15 @@ import (
 // BenchmarkProducer publishes 100-byte values to one partition through an
 // async Producer (default options) and flushes at the end.
 func BenchmarkProducer(b *testing.B) {
+	for _, linger := range []time.Duration{0, 5 * time.Millisecond} {
+		b.Run(fmt.Sprintf("linger=%v", linger), func(b *testing.B) { benchProducer(b, linger) })
+	}
+}
+
+func benchProducer(b *testing.B, linger time.Duration) {
 	br := tbOpen(b, &Options{Sync: SyncNever})
 	tbCreate(b, br, "t", TopicConfig{})
-	pr := br.NewProducer(ProducerOptions{})
+	pr := br.NewProducer(ProducerOptions{Linger: linger})
 	defer pr.Close()
 	ctx := context.Background()
 	value := make([]byte, 100)

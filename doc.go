@@ -1,40 +1,49 @@
 // Package stream is an embedded, durable streaming engine with Kafka's model:
 // topics split into partitions, each partition an append-only log of records
-// addressed by offset, kept in a directory on local disk.
+// addressed by offset, kept in a directory on local disk. There is no server:
+// a Broker is a value in your process.
 //
-// # Status
+//	b, err := stream.Open(dir, nil)
+//	b.CreateTopic("orders", stream.TopicConfig{Partitions: 3})
+//	b.Publish(ctx, &stream.Record{Topic: "orders", Key: k, Value: v})
+//	r, err := b.NewReader("orders", 0, stream.OffsetEarliest)
+//	rec, err := r.Next(ctx)
 //
-// The storage layer is complete: each partition is a log of segment files in
-// Kafka's own RecordBatch v2 format (package segment), with sparse offset and
-// time indexes (package index), zero-copy reads through reference-counted
-// memory mappings, crash recovery, size- and age-based segment rolling,
-// retention by time and bytes, and three durability policies (SyncPolicy). The
-// public Broker, Producer, Consumer and Reader API described in the project's
-// API contract is built on top of it next.
+// The types: a Broker owns a directory and its topics (Open, Close,
+// CreateTopic, Publish); a Producer batches records asynchronously; a Reader
+// replays one partition from an offset or a time; Records carry a key, a
+// value, headers and a timestamp. Partitioners place keyed records
+// (HashPartitioner by default, KafkaPartitioner for the Java client's
+// placement).
 //
 // # Durability
 //
 // A SyncPolicy decides when appended data is fsynced: SyncInterval (the
 // default) every Options.SyncInterval, SyncNever when the OS decides, and
-// SyncAlways before an append returns, with concurrent appenders sharing one
+// SyncAlways before Publish returns, with concurrent publishers sharing one
 // fsync. A process crash loses nothing that was appended under any policy; a
-// machine crash loses at most what the policy left unsynced. An fsync failure
-// is final for its partition: writes then fail with ErrSyncFailed, because the
-// kernel may already have dropped the unsynced pages and a retried fsync would
-// report success for data that is gone.
+// machine crash loses at most what the policy left unsynced. Under SyncAlways
+// records become visible to readers only once durable. An fsync failure is
+// final for its partition: writes then fail with ErrSyncFailed, because the
+// kernel may already have dropped the unsynced pages and a retried fsync
+// would report success for data that is gone.
 //
 // # Recovery
 //
-// On open, a partition that was not closed cleanly has its active segment
-// scanned batch by batch (length, CRC-32C, offsets in sequence); the first
-// bad, partial or zero-filled batch and everything after it is cut away, and
-// the indexes are rebuilt. Sealed segments have their tails verified. Damage
-// never stops an open; it is logged and counted.
+// On Open after a crash, each partition's active segment is scanned batch by
+// batch (length, CRC-32C, offsets in sequence); the first bad, partial or
+// zero-filled batch and everything after it is cut away, and the indexes are
+// rebuilt. Sealed segments have their tails verified. Damage never stops an
+// Open; it is logged (Options.Logger) and counted (Broker.Stats).
 //
 // # Caveats
 //
-// Records read from a log alias the memory-mapped segment file: their keys,
-// values and header values are valid only until the view they came from is
-// released (for the public API: until the consumer's next Poll, or the
-// Reader's next Next). Copy what you keep (Record.Clone).
+// Records read from a log alias the memory-mapped segment file: a Record
+// returned by Reader.Next, and its Key, Value and header values, are valid
+// only until the next call to Next or Close. Copy what you keep with
+// Record.Clone. Records passed to Publish and Producer.Publish are not kept
+// after the call (Publish) or the callback (Producer).
+//
+// One Broker owns a directory at a time (ErrLocked otherwise); open a copy,
+// or a stopped application's directory, with Options.ReadOnly.
 package stream

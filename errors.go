@@ -65,6 +65,11 @@ var (
 	// given as a position to read from.
 	ErrInvalidArgument = errors.New("stream: invalid argument")
 
+	// ErrConcurrentUse is returned when an object meant for one goroutine
+	// (a Reader) is used from two at once (Kafka's
+	// ConcurrentModificationException).
+	ErrConcurrentUse = errors.New("stream: concurrent use")
+
 	// ErrInvalidPartition is returned for a partition number the topic does
 	// not have, before anything is written.
 	ErrInvalidPartition = errors.New("stream: invalid partition")

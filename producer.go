@@ -67,6 +67,10 @@ type Producer struct {
 	flushDone uint64                       // generations whose batches are all written
 	closed    bool
 	sticky    map[*topic]*stickyPartition
+	// writerIdle is set by the writer before it blocks, so Publish wakes it
+	// only when needed.
+	writerIdle bool
+	topics     map[string]*topic // topics seen by Publish
 
 	wake     chan struct{} // nudges the writer goroutine; capacity 1
 	progress signal        // broadcast when records complete
@@ -99,7 +103,7 @@ type stickyPartition struct {
 func (b *Broker) NewProducer(opts ProducerOptions) *Producer {
 	p := &Producer{
 		b: b, opts: opts.withDefaults(),
-		open: map[*partition]*pendingBatch{}, sticky: map[*topic]*stickyPartition{},
+		open: map[*partition]*pendingBatch{}, sticky: map[*topic]*stickyPartition{}, topics: map[string]*topic{},
 		wake: make(chan struct{}, 1), exited: make(chan struct{}),
 	}
 	p.pool.New = func() any { return new(pendingBatch) }
@@ -136,11 +140,13 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t, err := p.b.topicForWrite(r.Topic)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, err := p.topicLocked(r.Topic)
 	if err != nil {
 		return err
 	}
-	ts, err := checkRecord(r, t, p.b.opts.Now())
+	ts, err := checkRecord(r, t, p.b.opts.Now)
 	if err != nil {
 		return err
 	}
@@ -148,10 +154,11 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	if size > t.cfg.MaxRecordBytes {
 		return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
 	}
+	if size > p.opts.MaxBufferedBytes {
+		// Kafka's buffer.memory rule: it could never be buffered.
+		return fmt.Errorf("%w: %d bytes, the producer buffers at most %d (MaxBufferedBytes)", ErrRecordTooLarge, size, p.opts.MaxBufferedBytes)
+	}
 	parts := t.partitions()
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for !p.closed && p.buffered > 0 && p.buffered+size > p.opts.MaxBufferedBytes {
 		ch := p.progress.wait()
 		p.mu.Unlock()
@@ -178,7 +185,7 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	}
 	if pb == nil {
 		pb = p.pool.Get().(*pendingBatch)
-		pb.topic, pb.part, pb.partition, pb.opened = t, part, partition, p.b.opts.Now()
+		pb.topic, pb.part, pb.partition, pb.opened = t, part, partition, time.Now()
 		pb.bld.Reset(0)
 		p.open[part] = pb
 	}
@@ -192,11 +199,36 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 		delete(p.open, part)
 		p.ready = append(p.ready, pb)
 	}
+	if p.writerIdle {
+		p.writerIdle = false
+		p.nudge()
+	}
+	return nil
+}
+
+// nudge wakes the writer goroutine if it waits.
+func (p *Producer) nudge() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
-	return nil
+}
+
+// topic looks up a topic for publishing, through a per-producer cache that
+// spares the broker's lock on the hot path. Callers hold p.mu; it is
+// released while the broker is asked.
+func (p *Producer) topicLocked(name string) (*topic, error) {
+	if t, ok := p.topics[name]; ok && !t.deleted.Load() {
+		return t, nil
+	}
+	p.mu.Unlock()
+	t, err := p.b.topicForWrite(name)
+	p.mu.Lock()
+	if err != nil {
+		return nil, err
+	}
+	p.topics[name] = t
+	return t, nil
 }
 
 // placeLocked chooses the partition for r.
@@ -238,6 +270,7 @@ func (p *Producer) writer() {
 		gen := p.flushReq // a flush asked for by now is served by this take
 		batches, wait = p.takeDueLocked(batches[:0])
 		drained := p.closed && len(batches) == 0 && len(p.open) == 0 && len(p.ready) == 0
+		p.writerIdle = len(batches) == 0
 		p.mu.Unlock()
 		if drained {
 			return
@@ -291,7 +324,7 @@ func (p *Producer) takeDueLocked(out []*pendingBatch) ([]*pendingBatch, time.Dur
 	out = append(out, p.ready...)
 	clear(p.ready)
 	p.ready = p.ready[:0]
-	now := p.b.opts.Now()
+	now := time.Now() // Linger is real (or synctest) time, not the record clock
 	var wait time.Duration
 	for part, pb := range p.open {
 		if left := p.opts.Linger - now.Sub(pb.opened); p.flushAll || left <= 0 {
@@ -351,10 +384,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 	gen := p.flushReq
 	p.flushAll = true
 	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.nudge()
 	for {
 		ch := p.progress.wait()
 		p.mu.Lock()
@@ -384,10 +414,7 @@ func (p *Producer) Close() error {
 	p.flushAll = true
 	p.mu.Unlock()
 	p.progress.broadcast() // wake publishers blocked on buffer space
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.nudge()
 	<-p.exited
 	if !already {
 		p.b.mu.Lock()

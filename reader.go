@@ -155,20 +155,36 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts ...R
 // ErrOffsetOutOfRange if retention deleted the records being read, and
 // ErrTopicNotFound if the topic was deleted.
 func (r *Reader) Next(ctx context.Context) (*Record, error) {
-	if !r.state.CompareAndSwap(readerIdle, readerBusy) {
-		return nil, ErrClosed
+	if err := r.enter(); err != nil {
+		return nil, err
 	}
 	rec, err := r.advance(ctx)
-	r.leave()
+	if !r.leave() {
+		return nil, ErrClosed // the record's memory went with Close
+	}
 	return rec, err
 }
 
-// leave ends a Next (or All) call; if Close came meanwhile, it finishes
-// Close's work, since only the busy goroutine may release the view.
-func (r *Reader) leave() {
-	if !r.state.CompareAndSwap(readerBusy, readerIdle) {
-		r.release()
+// enter makes the reader busy, or says why it cannot be.
+func (r *Reader) enter() error {
+	if r.state.CompareAndSwap(readerIdle, readerBusy) {
+		return nil
 	}
+	if r.state.Load() == readerBusy {
+		return fmt.Errorf("%w: Reader used from two goroutines at once", ErrConcurrentUse)
+	}
+	return ErrClosed
+}
+
+// leave ends a Next (or All) call and reports whether the reader is still
+// open; if Close came meanwhile, it finishes Close's work, since only the
+// busy goroutine may release the view.
+func (r *Reader) leave() bool {
+	if r.state.CompareAndSwap(readerBusy, readerIdle) {
+		return true
+	}
+	r.release()
+	return false
 }
 
 // All iterates over the records from the Reader's position, as Next would,
@@ -176,14 +192,18 @@ func (r *Reader) leave() {
 // Each record is valid only during its iteration step.
 func (r *Reader) All(ctx context.Context) iter.Seq2[*Record, error] {
 	return func(yield func(*Record, error) bool) {
-		if !r.state.CompareAndSwap(readerIdle, readerBusy) {
-			yield(nil, ErrClosed)
+		if err := r.enter(); err != nil {
+			yield(nil, err)
 			return
 		}
 		defer r.leave()
 		for {
 			rec, err := r.advance(ctx)
 			if err == io.EOF {
+				return
+			}
+			if r.state.Load() == readerClosed {
+				yield(nil, ErrClosed) // Close came from another goroutine
 				return
 			}
 			if !yield(rec, err) || err != nil {

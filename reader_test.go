@@ -217,8 +217,16 @@ func TestOffsetForTimeRejectsNegativeTimestamp(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{})
 	tbFill(t, b, "t", 3, 3)
-	_, err := b.OffsetForTime("t", 0, time.UnixMilli(-1))
-	require.Error(t, err, "OffsetForTime with a negative timestamp")
+	for _, at := range []time.Time{time.UnixMilli(-1), {}} {
+		_, err := b.OffsetForTime("t", 0, at)
+		require.ErrorIs(t, err, ErrInvalidArgument, "OffsetForTime(%v)", at)
+		_, err = b.NewReader("t", 0, AtTime(at))
+		require.ErrorIs(t, err, ErrInvalidArgument, "AtTime(%v)", at)
+	}
+	// The epoch itself is a valid time.
+	off, err := b.OffsetForTime("t", 0, time.UnixMilli(0))
+	require.NoError(t, err)
+	require.Equal(t, int64(0), off)
 }
 
 // Next blocks until a record is published from another goroutine.

@@ -72,10 +72,11 @@ func (r *Record) encodedSize() int {
 	return n
 }
 
-// checkRecord validates r for publishing to t and returns its timestamp in ms.
-func checkRecord(r *Record, t *topic, now time.Time) (int64, error) {
+// checkRecord validates r for publishing to t and returns its timestamp in
+// ms; now is called only for a record without one.
+func checkRecord(r *Record, t *topic, now func() time.Time) (int64, error) {
 	if r.Timestamp.IsZero() || t.cfg.LogAppendTime {
-		return now.UnixMilli(), nil
+		return now().UnixMilli(), nil
 	}
 	ts := r.Timestamp.UnixMilli()
 	if ts < 0 {

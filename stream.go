@@ -266,7 +266,7 @@ func (b *Broker) topicDirs() (map[string]int, error) {
 func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*topic, error) {
 	t := &topic{name: name, cfg: cfg, dir: filepath.Join(b.dir, topicsDir, name)}
 	if err := b.growTopic(t, n, clean); err != nil {
-		for _, p := range t.parts {
+		for _, p := range t.partitions() {
 			p.close(false)
 		}
 		return nil, err
@@ -276,20 +276,19 @@ func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*to
 
 // growTopic opens partitions len(t.parts) .. n-1.
 func (b *Broker) growTopic(t *topic, n int, clean bool) error {
-	parts := slices.Clone(t.partitions())
+	old := t.partitions()
+	parts := slices.Clone(old)
 	for i := len(parts); i < n; i++ {
 		p, err := openPartition(b.logConfig(t, i), clean)
 		if err != nil {
-			for _, p := range parts[len(t.parts):] {
+			for _, p := range parts[len(old):] {
 				p.close(false)
 			}
 			return fmt.Errorf("partition %d: %w", i, err)
 		}
 		parts = append(parts, p)
 	}
-	t.mu.Lock()
-	t.parts = parts
-	t.mu.Unlock()
+	t.parts.Store(&parts)
 	return nil
 }
 
@@ -463,7 +462,7 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 		return nil, err
 	}
 	if err := b.meta.putTopic(name, topicRecord{Config: cfg, Partitions: cfg.Partitions, Created: b.opts.Now()}); err != nil {
-		for _, p := range t.parts {
+		for _, p := range t.partitions() {
 			p.close(false)
 		}
 		os.RemoveAll(dir)
@@ -751,7 +750,7 @@ func (b *Broker) publishOne(r *Record) error {
 	if err != nil {
 		return err
 	}
-	ts, err := checkRecord(r, t, b.opts.Now())
+	ts, err := checkRecord(r, t, b.opts.Now)
 	if err != nil {
 		return err
 	}
@@ -828,7 +827,13 @@ type publishGroup struct {
 
 func (b *Broker) plan(recs []*Record) (publishPlan, error) {
 	plan := publishPlan{timestamps: make([]int64, len(recs))}
-	now := b.opts.Now()
+	var nowMS time.Time
+	now := func() time.Time { // one clock reading per call
+		if nowMS.IsZero() {
+			nowMS = b.opts.Now()
+		}
+		return nowMS
+	}
 	sticky := map[*topic]int32{}
 	index := map[*partition]int{}
 	for i, r := range recs {

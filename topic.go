@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -119,17 +118,17 @@ type topic struct {
 	cfg  TopicConfig // with defaults applied
 	dir  string
 
-	mu    sync.RWMutex // guards parts' growth (AddPartitions)
-	parts []*partition
+	parts atomic.Pointer[[]*partition] // replaced whole by AddPartitions
 
 	sticky  atomic.Uint32 // next partition for keyless records of a Publish call
 	deleted atomic.Bool
 }
 
 func (t *topic) partitions() []*partition {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.parts
+	if p := t.parts.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (t *topic) partition(i int32) (*partition, error) {

@@ -135,6 +135,14 @@ func (x *Offsets) TruncateAfter(pos int64) error {
 // Len reports the number of entries.
 func (x *Offsets) Len() int { return x.s.len() }
 
+// SetNoSync makes Sync and Seal skip msync and fsync, for logs whose policy
+// leaves flushing to the OS. Seal still trims the file.
+func (x *Offsets) SetNoSync(v bool) {
+	x.s.mu.Lock()
+	x.s.noSync = v
+	x.s.mu.Unlock()
+}
+
 // Cap reports the number of entries the index has room for.
 func (x *Offsets) Cap() int { return x.s.maxEntries }
 

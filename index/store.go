@@ -46,6 +46,7 @@ type store struct {
 	alloc      int    // bytes the file holds (allocated) now
 	maxEntries int    // capacity of the reservation for an active index
 	closed     bool
+	noSync     bool // skip msync and fsync: the log's policy leaves flushing to the OS
 }
 
 func newStore(fs vfs.FS, path string, entrySize, maxEntries int, perm os.FileMode) *store {
@@ -254,6 +255,16 @@ func (s *store) sync() error {
 }
 
 func (s *store) syncLocked(trim bool) error {
+	if s.noSync {
+		if !trim {
+			return nil
+		}
+		f, err := s.fs.OpenFile(s.path, os.O_RDWR, s.perm)
+		if err != nil {
+			return err
+		}
+		return errors.Join(f.Truncate(int64(s.n*s.entrySize)), f.Close())
+	}
 	if s.data != nil {
 		if err := mmap.Sync(s.data[:s.alloc]); err != nil {
 			return fmt.Errorf("msync %s: %w", s.path, err)

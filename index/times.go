@@ -138,6 +138,14 @@ func (x *Times) TruncateAfter(offset int64) error {
 // Len reports the number of entries.
 func (x *Times) Len() int { return x.s.len() }
 
+// SetNoSync makes Sync and Seal skip msync and fsync, for logs whose policy
+// leaves flushing to the OS. Seal still trims the file.
+func (x *Times) SetNoSync(v bool) {
+	x.s.mu.Lock()
+	x.s.noSync = v
+	x.s.mu.Unlock()
+}
+
 // Cap reports the number of entries the index has room for.
 func (x *Times) Cap() int { return x.s.maxEntries }
 

@@ -379,8 +379,15 @@ func (s *Segment) resetIndexes() error {
 	if err != nil {
 		return errors.Join(err, offsets.Close(false))
 	}
-	s.offsets, s.times = offsets, times
+	s.setIndexes(offsets, times)
 	return nil
+}
+
+// setIndexes installs opened indexes, passing on the sync policy.
+func (s *Segment) setIndexes(offsets *index.Offsets, times *index.Times) {
+	offsets.SetNoSync(s.cfg.NoSync)
+	times.SetNoSync(s.cfg.NoSync)
+	s.offsets, s.times = offsets, times
 }
 
 // ensureIndexes opens the indexes of a trusted log, or rebuilds them
@@ -411,7 +418,7 @@ func (s *Segment) ensureIndexes() (rebuilt bool, err error) {
 		}
 		times, err = index.OpenTimes(fs, s.path(TimeIndexSuffix), s.base, lastOffset, maxEntries, writable, s.cfg.Perm)
 		if err == nil {
-			s.offsets, s.times = offsets, times // resetIndexes closes them if the check fails
+			s.setIndexes(offsets, times) // resetIndexes closes them if the check fails
 			if s.checkIndexesLocked(size) == nil {
 				s.indexed.Store(true)
 				return false, nil

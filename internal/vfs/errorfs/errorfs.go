@@ -47,7 +47,10 @@ func (f InjectorFunc) MaybeError(op Op, path string) error { return f(op, path) 
 // before the error is returned, as a disk that fills mid-write does.
 type ShortWrite struct{ Err error }
 
+// Error implements error.
 func (e ShortWrite) Error() string { return "short write: " + e.Err.Error() }
+
+// Unwrap returns the injected error.
 func (e ShortWrite) Unwrap() error { return e.Err }
 
 // Ops fails every call of the listed operations with err.
