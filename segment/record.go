@@ -269,7 +269,21 @@ func (d *decoder) fail(what string) {
 	}
 }
 
+// varint decodes a zigzag varint. The one-byte case (deltas, null keys,
+// header counts) is small enough to inline; the rest goes to varintSlow.
+// After an error it may go on reading (within d.b): callers check d.err
+// once the record is decoded and discard what it read.
 func (d *decoder) varint() int64 {
+	if d.pos < len(d.b) {
+		if c := d.b[d.pos]; c < 0x80 {
+			d.pos++
+			return int64(c>>1) ^ -int64(c&1)
+		}
+	}
+	return d.varintSlow()
+}
+
+func (d *decoder) varintSlow() int64 {
 	if d.err != nil {
 		return 0
 	}
@@ -277,10 +291,13 @@ func (d *decoder) varint() int64 {
 		d.fail("varint")
 		return 0
 	}
-	// Most fields (deltas, null keys, header counts) fit one byte.
-	if c := d.b[d.pos]; c < 0x80 {
-		d.pos++
-		return int64(c>>1) ^ -int64(c&1)
+	// Two bytes cover lengths up to 8 KiB: most keys, values and records.
+	if d.pos+1 < len(d.b) {
+		if c1 := d.b[d.pos+1]; c1 < 0x80 {
+			u := uint64(d.b[d.pos]&0x7f) | uint64(c1)<<7
+			d.pos += 2
+			return int64(u>>1) ^ -int64(u&1)
+		}
 	}
 	v, n := binary.Varint(d.b[d.pos:])
 	if n <= 0 {
