@@ -65,8 +65,39 @@ var (
 	// given as a position to read from.
 	ErrInvalidArgument = errors.New("stream: invalid argument")
 
+	// ErrNoCommittedOffset is returned by Poll under ResetNone for an
+	// assigned partition the group never committed.
+	ErrNoCommittedOffset = errors.New("stream: no committed offset")
+
+	// ErrStaleGeneration is returned by commits from a member the group
+	// moved on without: evicted (MaxPollInterval), or of an earlier
+	// generation. Its next Poll rejoins.
+	ErrStaleGeneration = errors.New("stream: stale group generation")
+
+	// ErrRebalanceInProgress is returned by a commit while the group is
+	// assigning partitions; Poll, then retry.
+	ErrRebalanceInProgress = errors.New("stream: rebalance in progress")
+
+	// ErrWakeup is returned by a Poll interrupted by Consumer.Wakeup.
+	ErrWakeup = errors.New("stream: wakeup")
+
+	// ErrFenced is returned to a static member (ConsumerOptions.InstanceID)
+	// replaced by a newer member with the same instance id. It is final:
+	// Close the consumer.
+	ErrFenced = errors.New("stream: fenced by a member with the same instance id")
+
+	// ErrNotAssigned is returned for a partition the consumer does not hold
+	// (Seek, Position, CommitOffsets).
+	ErrNotAssigned = errors.New("stream: partition not assigned to this consumer")
+
+	// ErrInvalidGroup is returned for an empty group name.
+	ErrInvalidGroup = errors.New("stream: invalid group")
+
+	// ErrGroupNotEmpty is returned by DeleteGroup while the group has members.
+	ErrGroupNotEmpty = errors.New("stream: group has members")
+
 	// ErrConcurrentUse is returned when an object meant for one goroutine
-	// (a Reader) is used from two at once (Kafka's
+	// (a Reader, a Consumer's Poll) is used from two at once (Kafka's
 	// ConcurrentModificationException).
 	ErrConcurrentUse = errors.New("stream: concurrent use")
 

@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,11 @@ import (
 //	                                   last one closed cleanly: logs need no scan
 //	bucket "topics"
 //	    <topic>   JSON topicRecord     config and partition count
+//	bucket "offsets"
+//	    bucket <group>
+//	        <topic> 0x00 <partition uint32 BE>   committed offset: int64 BE, the next
+//	                                             offset to read, then the commit
+//	                                             time, int64 BE ms
 //
 // Writes go through bbolt transactions, fsynced unless the broker runs under
 // SyncNever. Records themselves never go here: they live in the segment files.
@@ -26,6 +33,7 @@ const (
 	metaFormat   = "1"
 	bucketBroker = "broker"
 	bucketTopics = "topics"
+	bucketOffset = "offsets"
 	keyFormat    = "format"
 	keyClean     = "clean"
 )
@@ -76,6 +84,9 @@ func openMeta(path string, perm os.FileMode, readOnly, noSync bool) (*metaStore,
 			if _, err := tx.CreateBucketIfNotExists([]byte(bucketTopics)); err != nil {
 				return err
 			}
+			if _, err := tx.CreateBucketIfNotExists([]byte(bucketOffset)); err != nil {
+				return err
+			}
 			if err := b.Put([]byte(keyFormat), []byte(metaFormat)); err != nil {
 				return err
 			}
@@ -124,9 +135,13 @@ func (m *metaStore) putTopic(name string, rec topicRecord) error {
 	})
 }
 
+// deleteTopic drops a topic's record and every group's offsets for it.
 func (m *metaStore) deleteTopic(name string) error {
 	return m.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte(bucketTopics)).Delete([]byte(name))
+		if err := tx.Bucket([]byte(bucketTopics)).Delete([]byte(name)); err != nil {
+			return err
+		}
+		return deleteTopicOffsets(tx, name)
 	})
 }
 
@@ -145,4 +160,129 @@ func (m *metaStore) close(clean bool, readOnly bool) error {
 		}
 	}
 	return errors.Join(err, m.db.Close())
+}
+
+// offsetKey is a committed offset's key within its group's bucket.
+func offsetKey(tp TopicPartition) []byte {
+	k := make([]byte, 0, len(tp.Topic)+5)
+	k = append(k, tp.Topic...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(tp.Partition))
+}
+
+func parseOffsetKey(k []byte) (TopicPartition, bool) {
+	i := bytes.IndexByte(k, 0)
+	if i < 0 || len(k) != i+5 {
+		return TopicPartition{}, false
+	}
+	return TopicPartition{Topic: string(k[:i]), Partition: int32(binary.BigEndian.Uint32(k[i+1:]))}, true
+}
+
+// commitOffsets stores offsets for a group in one transaction.
+func (m *metaStore) commitOffsets(group string, offsets map[TopicPartition]int64, now time.Time) error {
+	return m.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket([]byte(bucketOffset)).CreateBucketIfNotExists([]byte(group))
+		if err != nil {
+			return err
+		}
+		for tp, off := range offsets {
+			// bbolt keeps the slice until the commit: one per entry.
+			v := make([]byte, 16)
+			binary.BigEndian.PutUint64(v, uint64(off))
+			binary.BigEndian.PutUint64(v[8:], uint64(now.UnixMilli()))
+			if err := b.Put(offsetKey(tp), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// committed returns a group's committed offsets: for parts, or all if none
+// are named. Partitions never committed are absent.
+func (m *metaStore) committed(group string, parts []TopicPartition) (map[TopicPartition]int64, error) {
+	out := map[TopicPartition]int64{}
+	if m.db == nil {
+		return out, nil
+	}
+	err := m.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket([]byte(bucketOffset))
+		if root == nil {
+			return nil
+		}
+		b := root.Bucket([]byte(group))
+		if b == nil {
+			return nil
+		}
+		if len(parts) > 0 {
+			for _, tp := range parts {
+				if v := b.Get(offsetKey(tp)); len(v) >= 8 {
+					out[tp] = int64(binary.BigEndian.Uint64(v))
+				}
+			}
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if tp, ok := parseOffsetKey(k); ok && len(v) >= 8 {
+				out[tp] = int64(binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// offsetGroups lists the groups with committed offsets.
+func (m *metaStore) offsetGroups() ([]string, error) {
+	var out []string
+	if m.db == nil {
+		return nil, nil
+	}
+	err := m.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket([]byte(bucketOffset))
+		if root == nil {
+			return nil
+		}
+		return root.ForEach(func(k, v []byte) error {
+			if v == nil {
+				out = append(out, string(k))
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// deleteGroup drops a group's offsets.
+func (m *metaStore) deleteGroup(group string) error {
+	return m.db.Update(func(tx *bolt.Tx) error {
+		err := tx.Bucket([]byte(bucketOffset)).DeleteBucket([]byte(group))
+		if errors.Is(err, bolt.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	})
+}
+
+// deleteTopicOffsets drops every group's offsets for a topic, in the same
+// transaction as the topic's record.
+func deleteTopicOffsets(tx *bolt.Tx, topic string) error {
+	root := tx.Bucket([]byte(bucketOffset))
+	if root == nil {
+		return nil
+	}
+	prefix := append([]byte(topic), 0)
+	return root.ForEach(func(g, v []byte) error {
+		if v != nil {
+			return nil
+		}
+		b := root.Bucket(g)
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -20,7 +20,8 @@ type Record struct {
 	// Topic is the record's topic.
 	Topic string
 	// Partition is the partition. On Publish, AnyPartition lets the
-	// partitioner choose; an explicit partition always wins (Kafka's rule).
+	// partitioner choose (by key); any other value is explicit and always
+	// wins (Kafka's rule). Beware: the zero value is partition 0, not "any".
 	Partition int32
 	// Offset is the record's position in its partition, set by Publish and
 	// by reads.

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/embedstream/stream/internal/vfs"
@@ -111,6 +113,10 @@ type Broker struct {
 	topics    map[string]*topic
 	closed    bool
 	producers map[*Producer]struct{}
+	consumers map[*Consumer]struct{}
+	groups    map[string]*groupState
+
+	topicsView atomic.Pointer[map[string]*topic] // copy of topics for lock-free reads
 
 	stop chan struct{} // closed by Close to end the background goroutine
 	done chan struct{} // closed when it has ended
@@ -145,7 +151,8 @@ func Open(dir string, opts *Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{}}
+	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
+		consumers: map[*Consumer]struct{}{}, groups: map[string]*groupState{}}
 	b.builders.New = func() any { return new(segment.Builder) }
 	if err := b.load(); err != nil {
 		b.closeTopics(false)
@@ -217,7 +224,16 @@ func (b *Broker) load() error {
 		}
 		b.topics[name] = t
 	}
+	b.publishTopics()
 	return nil
+}
+
+// publishTopics refreshes the lock-free copy of the topic map that group
+// coordinators read (they run under a group's lock, which must never wait
+// for b.mu). Callers hold b.mu or own the broker.
+func (b *Broker) publishTopics() {
+	m := maps.Clone(b.topics)
+	b.topicsView.Store(&m)
 }
 
 // topicDirs lists topic directories and how many partition directories
@@ -366,16 +382,14 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
-	producers := slices.Collect(func(yield func(*Producer) bool) {
-		for p := range b.producers {
-			if !yield(p) {
-				return
-			}
-		}
-	})
+	producers := slices.Collect(maps.Keys(b.producers))
+	consumers := slices.Collect(maps.Keys(b.consumers))
 	b.mu.Unlock()
 
 	var errs []error
+	for _, c := range consumers {
+		errs = append(errs, c.Close())
+	}
 	for _, p := range producers {
 		errs = append(errs, p.Close())
 	}
@@ -469,6 +483,7 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 		return nil, err
 	}
 	b.topics[name] = t
+	b.publishTopics()
 	return t, nil
 }
 
@@ -489,6 +504,7 @@ func (b *Broker) DeleteTopic(name string) error {
 		return err
 	}
 	delete(b.topics, name)
+	b.publishTopics()
 	t.deleted.Store(true)
 	var errs []error
 	for _, p := range t.partitions() {
@@ -505,6 +521,7 @@ func (b *Broker) DeleteTopic(name string) error {
 		errs = append(errs, b.opts.fs.SyncDir(root))
 	}
 	errs = append(errs, os.RemoveAll(gone))
+	b.rebalanceSubscribers(name)
 	return errors.Join(errs...)
 }
 
@@ -536,7 +553,11 @@ func (b *Broker) AddPartitions(name string, total int) error {
 	}
 	cfg := t.cfg
 	cfg.Partitions = total
-	return b.meta.putTopic(name, topicRecord{Config: cfg, Partitions: total, Created: b.opts.Now()})
+	if err := b.meta.putTopic(name, topicRecord{Config: cfg, Partitions: total, Created: b.opts.Now()}); err != nil {
+		return err
+	}
+	b.rebalanceSubscribers(name)
+	return nil
 }
 
 // Topics returns the names of all topics, sorted.

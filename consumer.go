@@ -1,0 +1,965 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/embedstream/stream/group"
+	"github.com/embedstream/stream/segment"
+)
+
+// TopicPartition names one partition of a topic.
+type TopicPartition = group.TopicPartition
+
+// Balancer assigns a group's partitions to its members. Use one of
+// RangeBalancer (the default), RoundRobinBalancer, StickyBalancer or
+// CooperativeStickyBalancer; all members of a group must use the same kind.
+type Balancer = group.Balancer
+
+// The balancers (Kafka's partition.assignment.strategy values).
+type (
+	// RangeBalancer gives each member a contiguous range of each topic's
+	// partitions (Kafka's RangeAssignor). Eager.
+	RangeBalancer = group.RangeBalancer
+	// RoundRobinBalancer deals all partitions round-robin (RoundRobinAssignor). Eager.
+	RoundRobinBalancer = group.RoundRobinBalancer
+	// StickyBalancer balances, then keeps partitions where they were (StickyAssignor). Eager.
+	StickyBalancer = group.StickyBalancer
+	// CooperativeStickyBalancer is StickyBalancer's target reached
+	// incrementally: only partitions that move are revoked, and members
+	// keep consuming the rest through a rebalance (CooperativeStickyAssignor).
+	CooperativeStickyBalancer = group.CooperativeStickyBalancer
+)
+
+// OffsetReset says where a consumer starts in a partition that has no
+// committed offset, or whose position fell outside the log
+// (auto.offset.reset).
+type OffsetReset int
+
+const (
+	// ResetLatest starts at the log end: only new records (Kafka's default).
+	ResetLatest OffsetReset = iota
+	// ResetEarliest starts at the log start.
+	ResetEarliest
+	// ResetNone fails Poll with ErrNoCommittedOffset (no commit) or
+	// ErrOffsetOutOfRange (position outside the log).
+	ResetNone
+)
+
+// ConsumerOptions configure a group member. Zero fields take their defaults.
+type ConsumerOptions struct {
+	// Reset applies where there is no committed offset or the position is
+	// out of range (auto.offset.reset). Default ResetLatest.
+	Reset OffsetReset
+	// AutoCommit commits the positions of records already returned, inside
+	// Poll every AutoCommitEvery, before partitions are revoked, and on
+	// Close (enable.auto.commit; note the default here is off).
+	AutoCommit bool
+	// AutoCommitEvery is the auto-commit interval (auto.commit.interval.ms).
+	// Default 5s.
+	AutoCommitEvery time.Duration
+	// MaxPollRecords caps the records one Poll returns (max.poll.records).
+	// Default 500.
+	MaxPollRecords int
+	// MinBytes makes Poll wait, up to MaxWait, until this many bytes of
+	// records are ready (fetch.min.bytes). Default 1.
+	MinBytes int
+	// MaxWait bounds the wait for MinBytes (fetch.max.wait.ms). Default 500ms.
+	// Poll never returns an empty result because of it: with no records at
+	// all it keeps waiting, until ctx ends.
+	MaxWait time.Duration
+	// SessionTimeout is how long a static member's partitions wait for it
+	// after it closes before they are reassigned (session.timeout.ms).
+	// Default 45s. In-process there are no heartbeats: a member is alive
+	// while it is inside Poll or has returned from Poll within
+	// MaxPollInterval.
+	SessionTimeout time.Duration
+	// MaxPollInterval evicts a member that has not called Poll for this long
+	// since its last Poll returned (max.poll.interval.ms): its partitions go
+	// to the others, its commits fail with ErrStaleGeneration, and its next
+	// Poll calls OnLost and rejoins. Default 5 minutes.
+	MaxPollInterval time.Duration
+	// Balancer assigns partitions (partition.assignment.strategy). Default
+	// RangeBalancer{}.
+	Balancer Balancer
+	// InstanceID makes the member static (group.instance.id): after Close it
+	// keeps its partitions for SessionTimeout, and a member subscribing with
+	// the same InstanceID within that time gets them back without a
+	// rebalance. A second live member with the same InstanceID fences the
+	// first (ErrFenced).
+	InstanceID string
+	// OnAssigned runs inside Poll, on the polling goroutine, with the
+	// partitions newly assigned. Eager balancers pass the whole new
+	// assignment; cooperative ones only what was added (maybe nothing).
+	OnAssigned func(c *Consumer, parts []TopicPartition)
+	// OnRevoked runs inside Poll or Close with partitions being taken away,
+	// before any other member gets them: commit there (Commit or
+	// CommitOffsets) and the new owner starts from that commit.
+	OnRevoked func(c *Consumer, parts []TopicPartition)
+	// OnLost runs inside Poll when the member was evicted: its partitions
+	// may already belong to others, so commits fail. Default: nothing.
+	OnLost func(c *Consumer, parts []TopicPartition)
+}
+
+func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
+	var opts ConsumerOptions
+	if o != nil {
+		opts = *o
+	}
+	if opts.Reset < ResetLatest || opts.Reset > ResetNone {
+		return opts, fmt.Errorf("%w: offset reset %d", ErrInvalidConfig, opts.Reset)
+	}
+	if opts.AutoCommitEvery < 0 || opts.MaxPollRecords < 0 || opts.MinBytes < 0 || opts.MaxWait < 0 ||
+		opts.SessionTimeout < 0 || opts.MaxPollInterval < 0 {
+		return opts, fmt.Errorf("%w: negative consumer option", ErrInvalidConfig)
+	}
+	if opts.AutoCommitEvery == 0 {
+		opts.AutoCommitEvery = 5 * time.Second
+	}
+	if opts.MaxPollRecords == 0 {
+		opts.MaxPollRecords = 500
+	}
+	if opts.MinBytes == 0 {
+		opts.MinBytes = 1
+	}
+	if opts.MaxWait == 0 {
+		opts.MaxWait = 500 * time.Millisecond
+	}
+	if opts.SessionTimeout == 0 {
+		opts.SessionTimeout = 45 * time.Second
+	}
+	if opts.MaxPollInterval == 0 {
+		opts.MaxPollInterval = 5 * time.Minute
+	}
+	if opts.Balancer == nil {
+		opts.Balancer = RangeBalancer{}
+	}
+	return opts, nil
+}
+
+// groupState is one consumer group's coordinator, shared by its members.
+type groupState struct {
+	name     string
+	mu       sync.Mutex // serializes the coordinator and commits
+	coord    *group.Coordinator
+	balancer string
+	changed  signal // broadcast when the coordinator's state changes
+}
+
+// do runs fn on the coordinator under the lock and wakes waiting members if
+// the group changed.
+func (g *groupState) do(fn func(c *group.Coordinator)) {
+	g.mu.Lock()
+	before := g.coord.Changes()
+	fn(g.coord)
+	changed := g.coord.Changes() != before
+	g.mu.Unlock()
+	if changed {
+		g.changed.broadcast()
+	}
+}
+
+// Consumer is a member of a consumer group: Subscribe returns one. Poll,
+// Commit and the other calls are meant for one goroutine; Close and Wakeup
+// may come from any.
+type Consumer struct {
+	b      *Broker
+	g      *groupState
+	opts   ConsumerOptions
+	topics []string
+
+	// Polling-goroutine state.
+	id         string
+	gen        int
+	owned      []TopicPartition
+	pos        map[TopicPartition]*position
+	paused     map[TopicPartition]bool
+	views      []segment.View // pinned until the next Poll: returned records alias them
+	slab       []Record
+	out        []*Record
+	next       int // partition to start the next fetch at, for fairness
+	lastCommit time.Time
+
+	state   atomic.Int32  // consumerIdle, consumerPolling, consumerClosing or consumerClosed
+	wake    chan struct{} // Wakeup; capacity 1
+	stop    chan struct{} // closed by Close
+	pollMu  sync.Mutex    // held by a running Poll; Close waits on it
+	closeMu sync.Mutex
+}
+
+const (
+	consumerIdle int32 = iota
+	consumerPolling
+	consumerClosing // Close runs: callbacks may still Commit
+	consumerClosed
+)
+
+// position is where the consumer reads a partition next.
+type position struct {
+	next   int64 // next offset to return; valid when known
+	known  bool  // false: resolve from the committed offset or the reset policy
+	seek   OffsetReset
+	seekTo bool // a SeekToBeginning/End waits for the next Poll
+	part   *partition
+	topic  *topic
+}
+
+// Subscribe joins group as a new member consuming topics and returns the
+// member. Partitions are assigned at the first Poll (and reassigned as
+// members come and go). It fails with ErrInvalidGroup for an empty group
+// name, ErrInvalidConfig for no topics or bad options or a balancer that
+// differs from the group's, and ErrTopicNotFound / ErrInvalidTopic for the
+// topics (unless AutoCreateTopics creates them).
+func (b *Broker) Subscribe(groupName string, topics []string, opts *ConsumerOptions) (*Consumer, error) {
+	if groupName == "" {
+		return nil, fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	}
+	if len(topics) == 0 {
+		return nil, fmt.Errorf("%w: no topics to subscribe to", ErrInvalidConfig)
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range topics {
+		if _, err := b.topicForWrite(t); err != nil {
+			if errors.Is(err, ErrReadOnly) {
+				if _, err = b.topic(t); err == nil {
+					continue
+				}
+			}
+			return nil, err
+		}
+	}
+	g, err := b.groupState(groupName, o.Balancer)
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumer{
+		b: b, g: g, opts: o, topics: slices.Clone(topics),
+		pos: map[TopicPartition]*position{}, paused: map[TopicPartition]bool{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		lastCommit: b.opts.Now(),
+	}
+	c.join()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		g.do(func(co *group.Coordinator) { co.Leave(b.opts.Now(), c.id) })
+		return nil, ErrClosed
+	}
+	b.consumers[c] = struct{}{}
+	b.mu.Unlock()
+	return c, nil
+}
+
+func (c *Consumer) join() {
+	req := group.JoinRequest{InstanceID: c.opts.InstanceID, Topics: c.topics,
+		SessionTimeout: c.opts.SessionTimeout, MaxPollInterval: c.opts.MaxPollInterval}
+	c.g.do(func(co *group.Coordinator) { c.id = co.Join(c.b.opts.Now(), req) })
+	c.gen, c.owned = 0, nil
+}
+
+// groupState returns the coordinator of a group, creating it.
+func (b *Broker) groupState(name string, balancer Balancer) (*groupState, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	g, ok := b.groups[name]
+	if ok {
+		g.mu.Lock()
+		empty := g.coord.Len() == 0
+		g.mu.Unlock()
+		if empty && g.balancer != balancer.Name() {
+			ok = false // nobody left who uses the old balancer
+		}
+	}
+	if !ok {
+		g = &groupState{name: name, balancer: balancer.Name()}
+		g.coord = group.NewCoordinator(balancer, b.partitionCount)
+		b.groups[name] = g
+	} else if g.balancer != balancer.Name() {
+		return nil, fmt.Errorf("%w: group %q uses the %s balancer, not %s", ErrInvalidConfig, name, g.balancer, balancer.Name())
+	}
+	return g, nil
+}
+
+// partitionCount is the coordinator's view of a topic.
+func (b *Broker) partitionCount(topic string) int32 {
+	view := b.topicsView.Load()
+	if view == nil {
+		return 0
+	}
+	t := (*view)[topic]
+	if t == nil {
+		return 0
+	}
+	return int32(len(t.partitions()))
+}
+
+// enter marks the consumer as polling, or says why it cannot.
+func (c *Consumer) enter() error {
+	if c.state.CompareAndSwap(consumerIdle, consumerPolling) {
+		return nil
+	}
+	if c.state.Load() == consumerPolling {
+		return fmt.Errorf("%w: Consumer used from two goroutines at once", ErrConcurrentUse)
+	}
+	return ErrClosed
+}
+
+// Poll returns the next records from the member's partitions, at most
+// MaxPollRecords, in offset order per partition, blocking until there are
+// some, ctx ends (its error), Wakeup is called (ErrWakeup) or the consumer
+// or broker closes (ErrClosed). Rebalance callbacks run inside it, on the
+// calling goroutine, before it fetches.
+//
+// The returned records, and the slices in them, are valid until the next
+// Poll or Close: they alias the memory-mapped log. Clone what you keep.
+func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	c.pollMu.Lock()
+	recs, err := c.poll(ctx)
+	c.g.do(func(co *group.Coordinator) { co.PollDone(c.b.opts.Now(), c.id) })
+	c.pollMu.Unlock()
+	if !c.state.CompareAndSwap(consumerPolling, consumerIdle) {
+		return nil, ErrClosed // Close came meanwhile; it finishes once we are out
+	}
+	return recs, err
+}
+
+func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
+	c.release()
+	var deadline time.Time
+	for {
+		select {
+		case <-c.stop:
+			return nil, ErrClosed
+		case <-c.wake:
+			return nil, ErrWakeup
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if c.opts.AutoCommit && c.b.opts.Now().Sub(c.lastCommit) >= c.opts.AutoCommitEvery {
+			c.autoCommit(nil)
+		}
+		changed := c.g.changed.wait() // before looking: no change can slip by
+		var task group.Task
+		var err error
+		c.g.do(func(co *group.Coordinator) { task, err = co.Poll(c.b.opts.Now(), c.id) })
+		switch {
+		case errors.Is(err, group.ErrUnknownMember):
+			c.lost()
+			continue
+		case errors.Is(err, group.ErrFenced):
+			return nil, fmt.Errorf("%w: instance id %q", ErrFenced, c.opts.InstanceID)
+		case err != nil:
+			return nil, err
+		}
+		switch task.Kind {
+		case group.Revoke:
+			c.revoke(task.Partitions)
+			c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
+			continue
+		case group.Assign:
+			c.gen, c.owned = task.Generation, task.Owned
+			for _, tp := range task.Owned {
+				if c.pos[tp] == nil {
+					c.pos[tp] = &position{}
+				}
+			}
+			if c.opts.OnAssigned != nil {
+				c.opts.OnAssigned(c, slices.Clone(task.Partitions))
+			}
+			c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
+			continue
+		case group.Wait:
+			if err := c.waitFor(ctx, []<-chan struct{}{changed}, time.Time{}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		// Fetch.
+		bytes, err := c.fetch()
+		if err != nil {
+			return nil, err
+		}
+		if len(c.out) > 0 {
+			if bytes >= c.opts.MinBytes || len(c.out) >= c.opts.MaxPollRecords {
+				return c.out, nil
+			}
+			if deadline.IsZero() {
+				deadline = time.Now().Add(c.opts.MaxWait)
+			} else if !time.Now().Before(deadline) {
+				return c.out, nil
+			}
+			// Keep what we have and wait for more: the next fetch starts
+			// from the advanced positions.
+		}
+		chans := []<-chan struct{}{changed}
+		ready := false
+		for _, tp := range c.owned {
+			ps := c.pos[tp]
+			if c.paused[tp] || ps == nil || ps.part == nil {
+				continue
+			}
+			chans = append(chans, ps.part.appended.wait())
+			if ps.known && ps.part.hw.Load() > ps.next {
+				ready = true // arrived since the fetch
+			}
+		}
+		if ready {
+			continue
+		}
+		if err := c.waitFor(ctx, chans, deadline); err != nil {
+			if errors.Is(err, errDeadline) {
+				return c.out, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+var errDeadline = errors.New("deadline")
+
+// waitFor blocks until one of chans fires, ctx ends, Wakeup, Close, the
+// deadline (errDeadline), or the group's next eviction check is due.
+func (c *Consumer) waitFor(ctx context.Context, chans []<-chan struct{}, deadline time.Time) error {
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	if !deadline.IsZero() {
+		timer = time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
+		timerC = timer.C
+	}
+	var evict <-chan time.Time
+	var due time.Time
+	c.g.do(func(co *group.Coordinator) { due = co.NextDeadline() })
+	if !due.IsZero() {
+		t := time.NewTimer(max(due.Sub(c.b.opts.Now()), 0))
+		defer t.Stop()
+		evict = t.C
+	}
+	if len(chans) == 1 {
+		select {
+		case <-chans[0]:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.wake:
+			return ErrWakeup
+		case <-c.stop:
+			return ErrClosed
+		case <-timerC:
+			return errDeadline
+		case <-evict:
+		}
+		return nil
+	}
+	cases := make([]reflect.SelectCase, 0, len(chans)+5)
+	for _, ch := range []any{ctx.Done(), c.wake, c.stop, timerC, evict} {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	for _, ch := range chans {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	switch i, _, _ := reflect.Select(cases); i {
+	case 0:
+		return ctx.Err()
+	case 1:
+		return ErrWakeup
+	case 2:
+		return ErrClosed
+	case 3:
+		return errDeadline
+	}
+	return nil
+}
+
+// fetch appends records from the owned, unpaused partitions to c.out, up to
+// MaxPollRecords, and returns the bytes of record values and keys added.
+func (c *Consumer) fetch() (int, error) {
+	n := len(c.owned)
+	total := 0
+	for i := 0; i < n && len(c.out) < c.opts.MaxPollRecords; i++ {
+		tp := c.owned[(c.next+i)%n]
+		if c.paused[tp] {
+			continue
+		}
+		added, err := c.fetchPartition(tp)
+		if err != nil {
+			return total, err
+		}
+		total += added
+	}
+	if n > 0 {
+		c.next = (c.next + 1) % n
+	}
+	return total, nil
+}
+
+func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
+	ps, err := c.resolve(tp)
+	if err != nil {
+		return 0, err
+	}
+	v, err := ps.part.read(ps.next, 1<<20)
+	if errors.Is(err, ErrOffsetOutOfRange) {
+		// Retention moved the log start past us, or the log lost its tail.
+		if err := c.reset(tp, ps, err); err != nil {
+			return 0, err
+		}
+		v, err = ps.part.read(ps.next, 1<<20)
+	}
+	if err != nil {
+		if errors.Is(err, ErrClosed) && ps.topic.deleted.Load() {
+			return 0, nil // the topic is gone; a rebalance follows
+		}
+		return 0, err
+	}
+	if len(v.Data) == 0 {
+		return 0, nil
+	}
+	c.views = append(c.views, v)
+	c.b.stats.bytesOut.Add(int64(len(v.Data)))
+	bytes, count := 0, 0
+	for data := v.Data; len(data) > 0 && len(c.out) < c.opts.MaxPollRecords; {
+		b := segment.Batch(data[:segment.Batch(data).Size()])
+		data = data[len(b):]
+		if b.LastOffset() < ps.next {
+			continue
+		}
+		if b.IsControl() {
+			ps.next = b.LastOffset() + 1
+			continue
+		}
+		it := b.Records()
+		var lr segment.Record
+		for len(c.out) < c.opts.MaxPollRecords && it.Next(&lr) {
+			if lr.Offset < ps.next {
+				continue
+			}
+			r := c.record()
+			r.fromLog(tp.Topic, tp.Partition, &lr)
+			c.out = append(c.out, r)
+			ps.next = lr.Offset + 1
+			bytes += len(lr.Key) + len(lr.Value)
+			count++
+		}
+		if err := it.Err(); err != nil {
+			return bytes, fmt.Errorf("%s at offset %d: %w", tp, ps.next, err)
+		}
+	}
+	c.b.stats.recordsOut.Add(int64(count))
+	return bytes, nil
+}
+
+// record returns the next reusable Record of this Poll's result.
+func (c *Consumer) record() *Record {
+	i := len(c.out)
+	if i == len(c.slab) {
+		c.slab = append(c.slab, make([]Record, max(16, len(c.slab)))...)
+		// Records handed out earlier in this Poll point into the old slab:
+		// they stay valid (the old array lives on); later ones use the new.
+	}
+	return &c.slab[i]
+}
+
+// resolve makes tp's position known: a pending seek, else the committed
+// offset, else the reset policy.
+func (c *Consumer) resolve(tp TopicPartition) (*position, error) {
+	ps := c.pos[tp]
+	if ps == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotAssigned, tp)
+	}
+	if ps.part == nil {
+		t, p, err := c.b.partitionLog(tp.Topic, tp.Partition)
+		if err != nil {
+			return nil, err
+		}
+		ps.topic, ps.part = t, p
+	}
+	if ps.seekTo {
+		ps.seekTo = false
+		return ps, c.applyReset(ps, ps.seek)
+	}
+	if ps.known {
+		return ps, nil
+	}
+	committed, err := c.b.meta.committed(c.g.name, []TopicPartition{tp})
+	if err != nil {
+		return nil, err
+	}
+	if off, ok := committed[tp]; ok {
+		ps.next, ps.known = off, true
+		start, end, _, _ := ps.part.info()
+		if off < start || off > end {
+			// Committed past what survived a crash, or before retention:
+			// out of range, and the reset policy decides.
+			return ps, c.reset(tp, ps, fmt.Errorf("%w: committed offset %d of %s, log has [%d, %d)", ErrOffsetOutOfRange, off, tp, start, end))
+		}
+		return ps, nil
+	}
+	if c.opts.Reset == ResetNone {
+		return nil, fmt.Errorf("%w: group %q, %s", ErrNoCommittedOffset, c.g.name, tp)
+	}
+	return ps, c.applyReset(ps, c.opts.Reset)
+}
+
+// reset handles an out-of-range position by the reset policy.
+func (c *Consumer) reset(tp TopicPartition, ps *position, cause error) error {
+	if c.opts.Reset == ResetNone {
+		return cause
+	}
+	return c.applyReset(ps, c.opts.Reset)
+}
+
+func (c *Consumer) applyReset(ps *position, how OffsetReset) error {
+	start, end, _, _ := ps.part.info()
+	if how == ResetEarliest {
+		ps.next = start
+	} else {
+		ps.next = end
+	}
+	ps.known = true
+	return nil
+}
+
+// release unpins the views behind the previous Poll's records.
+func (c *Consumer) release() {
+	for i := range c.views {
+		c.views[i].Release()
+	}
+	clear(c.views)
+	c.views = c.views[:0]
+	clear(c.out)
+	c.out = c.out[:0]
+}
+
+// revoke gives partitions up: auto-commit, then OnRevoked, then forget them.
+func (c *Consumer) revoke(parts []TopicPartition) {
+	if c.opts.AutoCommit {
+		c.autoCommit(parts)
+	}
+	if c.opts.OnRevoked != nil && len(parts) > 0 {
+		c.opts.OnRevoked(c, slices.Clone(parts))
+	}
+	for _, tp := range parts {
+		delete(c.pos, tp)
+		delete(c.paused, tp)
+	}
+	c.owned = without(c.owned, parts)
+}
+
+// lost handles eviction: OnLost, forget everything, rejoin.
+func (c *Consumer) lost() {
+	if c.opts.OnLost != nil && len(c.owned) > 0 {
+		c.opts.OnLost(c, slices.Clone(c.owned))
+	}
+	clear(c.pos)
+	clear(c.paused)
+	c.join()
+}
+
+func without(a, b []TopicPartition) []TopicPartition {
+	out := make([]TopicPartition, 0, len(a))
+	for _, tp := range a {
+		if !slices.Contains(b, tp) {
+			out = append(out, tp)
+		}
+	}
+	return out
+}
+
+// autoCommit commits the positions of parts (all owned if nil); failures
+// are logged, not returned (Kafka's rule).
+func (c *Consumer) autoCommit(parts []TopicPartition) {
+	c.lastCommit = c.b.opts.Now()
+	if err := c.commitPositions(parts); err != nil {
+		c.b.opts.Logger.Warn("stream: auto-commit failed", "group", c.g.name, "member", c.id, "err", err)
+	}
+}
+
+// positions returns the known positions of parts (all owned if nil).
+func (c *Consumer) positions(parts []TopicPartition) map[TopicPartition]int64 {
+	if parts == nil {
+		parts = c.owned
+	}
+	out := make(map[TopicPartition]int64, len(parts))
+	for _, tp := range parts {
+		if ps := c.pos[tp]; ps != nil && ps.known && !ps.seekTo {
+			out[tp] = ps.next
+		}
+	}
+	return out
+}
+
+func (c *Consumer) commitPositions(parts []TopicPartition) error {
+	offs := c.positions(parts)
+	if len(offs) == 0 {
+		return nil
+	}
+	return c.commit(offs)
+}
+
+// commit stores offsets after the coordinator accepts the member's right to.
+func (c *Consumer) commit(offs map[TopicPartition]int64) error {
+	if c.b.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	parts := make([]TopicPartition, 0, len(offs))
+	for tp, off := range offs {
+		if off < 0 {
+			return fmt.Errorf("%w: negative offset %d for %s", ErrInvalidArgument, off, tp)
+		}
+		parts = append(parts, tp)
+	}
+	var err error
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	// Under the group lock: no rebalance can complete between the check
+	// and the write, so a new owner always reads this commit.
+	now := c.b.opts.Now()
+	if err = c.g.coord.CheckCommit(now, c.id, c.gen, parts); err != nil {
+		return mapGroupErr(err)
+	}
+	return c.b.meta.commitOffsets(c.g.name, offs, now)
+}
+
+func mapGroupErr(err error) error {
+	switch {
+	case errors.Is(err, group.ErrStaleGeneration), errors.Is(err, group.ErrUnknownMember):
+		return fmt.Errorf("%w: %v", ErrStaleGeneration, err)
+	case errors.Is(err, group.ErrRebalanceInProgress):
+		return fmt.Errorf("%w: %v", ErrRebalanceInProgress, err)
+	case errors.Is(err, group.ErrFenced):
+		return fmt.Errorf("%w: %v", ErrFenced, err)
+	case errors.Is(err, group.ErrNotOwned):
+		return fmt.Errorf("%w: %v", ErrNotAssigned, err)
+	}
+	return err
+}
+
+// callable reports whether the consumer may be used now.
+func (c *Consumer) callable() error {
+	if c.state.Load() == consumerClosed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Commit commits the position of every assigned partition: the offset
+// after the last record Poll returned from it (Kafka's commitSync). It
+// fails with ErrStaleGeneration if the member was evicted or the group moved
+// on without it.
+func (c *Consumer) Commit(ctx context.Context) error {
+	if err := c.callable(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.commitPositions(nil)
+}
+
+// CommitOffsets commits exactly the given offsets (the next offset to read,
+// per partition), which must be assigned to this member (ErrNotAssigned).
+func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
+	if err := c.callable(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	return c.commit(offsets)
+}
+
+// Committed returns the group's committed offsets for parts (all the
+// group's if none are named). Partitions never committed are absent.
+func (c *Consumer) Committed(ctx context.Context, parts ...TopicPartition) (map[TopicPartition]int64, error) {
+	if err := c.callable(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return c.b.meta.committed(c.g.name, parts)
+}
+
+// assignedPos returns the position state of an assigned partition.
+func (c *Consumer) assignedPos(tp TopicPartition) (*position, error) {
+	if err := c.callable(); err != nil {
+		return nil, err
+	}
+	ps := c.pos[tp]
+	if ps == nil || !slices.Contains(c.owned, tp) {
+		return nil, fmt.Errorf("%w: %s", ErrNotAssigned, tp)
+	}
+	return ps, nil
+}
+
+// Seek makes the next Poll read tp from offset (the last Seek wins). An
+// offset outside the log is handled by the reset policy at that Poll.
+func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("%w: negative offset %d", ErrInvalidArgument, offset)
+	}
+	ps, err := c.assignedPos(tp)
+	if err != nil {
+		return err
+	}
+	ps.next, ps.known, ps.seekTo = offset, true, false
+	return nil
+}
+
+// SeekToBeginning makes the next Poll read parts (all assigned if none)
+// from the log start as it is then.
+func (c *Consumer) SeekToBeginning(parts ...TopicPartition) error {
+	return c.seekTo(ResetEarliest, parts)
+}
+
+// SeekToEnd makes the next Poll read parts (all assigned if none) from the
+// log end as it is then: only records published later.
+func (c *Consumer) SeekToEnd(parts ...TopicPartition) error {
+	return c.seekTo(ResetLatest, parts)
+}
+
+func (c *Consumer) seekTo(how OffsetReset, parts []TopicPartition) error {
+	if len(parts) == 0 {
+		parts = c.owned
+	}
+	var states []*position
+	for _, tp := range parts {
+		ps, err := c.assignedPos(tp)
+		if err != nil {
+			return err
+		}
+		states = append(states, ps)
+	}
+	for _, ps := range states {
+		ps.seek, ps.seekTo = how, true
+	}
+	return c.callable()
+}
+
+// Position returns the offset of the next record Poll will return from tp,
+// resolving a pending seek, the committed offset or the reset policy.
+func (c *Consumer) Position(tp TopicPartition) (int64, error) {
+	if _, err := c.assignedPos(tp); err != nil {
+		return 0, err
+	}
+	ps, err := c.resolve(tp)
+	if err != nil {
+		return 0, err
+	}
+	return ps.next, nil
+}
+
+// Assignment returns the partitions the member holds, sorted.
+func (c *Consumer) Assignment() []TopicPartition {
+	if c.callable() != nil {
+		return nil
+	}
+	return slices.Clone(c.owned)
+}
+
+// Pause stops Poll returning records from parts until Resume; positions
+// are kept and the group does not rebalance. Pauses end with a revocation.
+func (c *Consumer) Pause(parts ...TopicPartition) {
+	for _, tp := range parts {
+		if slices.Contains(c.owned, tp) {
+			c.paused[tp] = true
+		}
+	}
+}
+
+// Resume undoes Pause; resuming a partition that is not paused does nothing.
+func (c *Consumer) Resume(parts ...TopicPartition) {
+	for _, tp := range parts {
+		delete(c.paused, tp)
+	}
+}
+
+// Paused returns the paused partitions.
+func (c *Consumer) Paused() []TopicPartition {
+	var out []TopicPartition
+	for tp := range c.paused {
+		out = append(out, tp)
+	}
+	slices.SortFunc(out, func(a, b TopicPartition) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return out
+}
+
+// Wakeup makes a blocked Poll (or the next one) return ErrWakeup. It is
+// safe from any goroutine.
+func (c *Consumer) Wakeup() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// MemberID returns the member's id in the group (it changes when an
+// evicted member rejoins).
+func (c *Consumer) MemberID() string { return c.id }
+
+// Close leaves the group: with AutoCommit it commits the positions, then
+// runs OnRevoked for the assigned partitions, then leaves, so the other
+// members rebalance at once (a static member instead keeps its partitions
+// for SessionTimeout). A Poll blocked in another goroutine returns
+// ErrClosed first. Close is safe to call more than once.
+func (c *Consumer) Close() error {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	for {
+		s := c.state.Load()
+		if s == consumerClosed || s == consumerClosing {
+			return nil
+		}
+		if c.state.CompareAndSwap(s, consumerClosing) {
+			break
+		}
+	}
+	close(c.stop)
+	// Wait out a running Poll: the callbacks below must not race it.
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	defer c.state.Store(consumerClosed)
+	if c.opts.AutoCommit && len(c.owned) > 0 {
+		if err := c.commitPositions(nil); err != nil {
+			c.b.opts.Logger.Warn("stream: commit on close failed", "group", c.g.name, "member", c.id, "err", err)
+		}
+	}
+	if c.opts.OnRevoked != nil && len(c.owned) > 0 {
+		c.opts.OnRevoked(c, slices.Clone(c.owned))
+	}
+	c.g.do(func(co *group.Coordinator) { co.Leave(c.b.opts.Now(), c.id) })
+	c.release()
+	c.owned = nil
+	c.b.mu.Lock()
+	delete(c.b.consumers, c)
+	c.b.mu.Unlock()
+	return nil
+}

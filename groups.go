@@ -1,0 +1,165 @@
+package stream
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/embedstream/stream/group"
+)
+
+// rebalanceSubscribers starts a rebalance in every group subscribed to
+// topic: its partitions changed (added, or the topic deleted). Callers hold
+// b.mu.
+func (b *Broker) rebalanceSubscribers(topic string) {
+	for _, g := range b.groups {
+		g.do(func(co *group.Coordinator) {
+			if slices.Contains(co.Subscribed(), topic) {
+				co.Rebalance()
+			}
+		})
+	}
+}
+
+// GroupInfo describes a consumer group.
+type GroupInfo struct {
+	Group      string
+	State      string // Empty, PreparingRebalance, CompletingRebalance, Stable or Dead
+	Generation int
+	Balancer   string               // the balancer's Kafka name, "" with no members
+	Members    []MemberInfo         // sorted as balancers sort them
+	Partitions []GroupPartitionInfo // committed offsets and lag, sorted
+}
+
+// MemberInfo describes a group member.
+type MemberInfo struct {
+	ID         string
+	InstanceID string
+	Topics     []string
+	Assignment []TopicPartition
+}
+
+// GroupPartitionInfo is one partition's committed offset and lag.
+type GroupPartitionInfo struct {
+	Topic     string
+	Partition int32
+	Committed int64 // -1 if the group never committed it
+	End       int64 // the partition's end offset
+	Lag       int64 // End - Committed; -1 without a commit (Kafka leaves it undefined)
+}
+
+// DescribeGroup returns a group's state, members and, for every partition of
+// the topics it subscribes to or has committed, the committed offset and the
+// lag. A group unknown to the broker is reported as Dead with no members.
+func (b *Broker) DescribeGroup(name string) (GroupInfo, error) {
+	if name == "" {
+		return GroupInfo{}, fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	}
+	b.mu.RLock()
+	err := b.checkOpen()
+	g := b.groups[name]
+	b.mu.RUnlock()
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	info := GroupInfo{Group: name, State: group.Dead.String()}
+	var subscribed []string
+	if g != nil {
+		g.do(func(co *group.Coordinator) {
+			now := b.opts.Now()
+			for _, m := range co.Members(now) {
+				info.Members = append(info.Members, MemberInfo(m))
+			}
+			info.State, info.Generation, subscribed = co.State().String(), co.Generation(), co.Subscribed()
+			if co.Len() > 0 {
+				info.Balancer = g.balancer
+			}
+		})
+	}
+	committed, err := b.meta.committed(name, nil)
+	if err != nil {
+		return info, err
+	}
+	if g == nil && len(committed) > 0 {
+		info.State = group.Empty.String()
+	}
+	parts := map[TopicPartition]bool{}
+	for tp := range committed {
+		parts[tp] = true
+	}
+	for _, topicName := range subscribed {
+		if t, err := b.topic(topicName); err == nil {
+			for i := range t.partitions() {
+				parts[TopicPartition{Topic: topicName, Partition: int32(i)}] = true
+			}
+		}
+	}
+	for _, tp := range slices.SortedFunc(maps.Keys(parts), compareTopicPartitions) {
+		gp := GroupPartitionInfo{Topic: tp.Topic, Partition: tp.Partition, Committed: -1, Lag: -1}
+		if _, p, err := b.partitionLog(tp.Topic, tp.Partition); err == nil {
+			_, gp.End, _, _ = p.info()
+		}
+		if off, ok := committed[tp]; ok {
+			gp.Committed, gp.Lag = off, max(gp.End-off, 0)
+		}
+		info.Partitions = append(info.Partitions, gp)
+	}
+	return info, nil
+}
+
+func compareTopicPartitions(a, b TopicPartition) int {
+	if a.Topic != b.Topic {
+		if a.Topic < b.Topic {
+			return -1
+		}
+		return 1
+	}
+	return int(a.Partition) - int(b.Partition)
+}
+
+// Groups returns the names of groups with members or committed offsets,
+// sorted.
+func (b *Broker) Groups() []string {
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return nil
+	}
+	names := map[string]bool{}
+	for name, g := range b.groups {
+		g.mu.Lock()
+		if g.coord.Len() > 0 {
+			names[name] = true
+		}
+		g.mu.Unlock()
+	}
+	b.mu.RUnlock()
+	stored, _ := b.meta.offsetGroups()
+	for _, n := range stored {
+		names[n] = true
+	}
+	return slices.Sorted(maps.Keys(names))
+}
+
+// DeleteGroup drops a group's committed offsets. It fails with
+// ErrGroupNotEmpty while the group has members.
+func (b *Broker) DeleteGroup(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkWritable(); err != nil {
+		return err
+	}
+	if g := b.groups[name]; g != nil {
+		g.mu.Lock()
+		n := g.coord.Len()
+		g.mu.Unlock()
+		if n > 0 {
+			return fmt.Errorf("%w: %q has %d members", ErrGroupNotEmpty, name, n)
+		}
+		delete(b.groups, name)
+	}
+	return b.meta.deleteGroup(name)
+}
