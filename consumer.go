@@ -341,6 +341,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 	c.release()
 	var deadline time.Time
+	gathered := 0 // bytes of records gathered so far, for MinBytes
 	for {
 		select {
 		case <-c.stop:
@@ -368,6 +369,12 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		case err != nil:
 			return nil, err
 		}
+		if task.Kind != group.Fetch && len(c.out) > 0 {
+			// Records gathered while waiting for MinBytes go out first; the
+			// group's news is handled at the next Poll (nothing was
+			// acknowledged, so the coordinator asks again).
+			return c.out, nil
+		}
 		switch task.Kind {
 		case group.Revoke:
 			c.revoke(task.Partitions)
@@ -380,10 +387,12 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 					c.pos[tp] = &position{}
 				}
 			}
+			// Acknowledge first, as Kafka's SyncGroup completes before
+			// onPartitionsAssigned: the callback may already Commit or Seek.
+			c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
 			if c.opts.OnAssigned != nil {
 				c.opts.OnAssigned(c, slices.Clone(task.Partitions))
 			}
-			c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
 			continue
 		case group.Wait:
 			if err := c.waitFor(ctx, []<-chan struct{}{changed}, time.Time{}); err != nil {
@@ -396,8 +405,9 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		if err != nil {
 			return nil, err
 		}
+		gathered += bytes
 		if len(c.out) > 0 {
-			if bytes >= c.opts.MinBytes || len(c.out) >= c.opts.MaxPollRecords {
+			if gathered >= c.opts.MinBytes || len(c.out) >= c.opts.MaxPollRecords {
 				return c.out, nil
 			}
 			if deadline.IsZero() {
