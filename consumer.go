@@ -377,10 +377,13 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		}
 		switch task.Kind {
 		case group.Revoke:
+			c.b.opts.Logger.Info("stream: partitions revoked", "group", c.g.name, "member", c.id, "partitions", len(task.Partitions))
 			c.revoke(task.Partitions)
 			c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
 			continue
 		case group.Assign:
+			c.b.opts.Logger.Info("stream: partitions assigned", "group", c.g.name, "member", c.id,
+				"generation", task.Generation, "added", len(task.Partitions), "owned", len(task.Owned))
 			c.gen, c.owned = task.Generation, task.Owned
 			for _, tp := range task.Owned {
 				if c.pos[tp] == nil {
@@ -674,6 +677,7 @@ func (c *Consumer) revoke(parts []TopicPartition) {
 
 // lost handles eviction: OnLost, forget everything, rejoin.
 func (c *Consumer) lost() {
+	c.b.opts.Logger.Warn("stream: member was evicted from its group; rejoining", "group", c.g.name, "member", c.id, "partitions", len(c.owned))
 	if c.opts.OnLost != nil && len(c.owned) > 0 {
 		c.opts.OnLost(c, slices.Clone(c.owned))
 	}

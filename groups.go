@@ -163,3 +163,55 @@ func (b *Broker) DeleteGroup(name string) error {
 	}
 	return b.meta.deleteGroup(name)
 }
+
+// CommittedOffsets returns every offset the group has committed (the next
+// offset to read, per partition), without joining it.
+func (b *Broker) CommittedOffsets(groupName string) (map[TopicPartition]int64, error) {
+	if groupName == "" {
+		return nil, fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	}
+	b.mu.RLock()
+	err := b.checkOpen()
+	b.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	return b.meta.committed(groupName, nil)
+}
+
+// SetCommittedOffsets overwrites a group's committed offsets for the given
+// partitions, as kafka-consumer-groups.sh --reset-offsets does. Like Kafka,
+// it refuses while the group has members (ErrGroupNotEmpty). Offsets must be
+// within the partitions' logs (ErrOffsetOutOfRange), of existing topics.
+func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartition]int64) error {
+	if groupName == "" {
+		return fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkWritable(); err != nil {
+		return err
+	}
+	if g := b.groups[groupName]; g != nil {
+		g.mu.Lock()
+		n := g.coord.Len()
+		g.mu.Unlock()
+		if n > 0 {
+			return fmt.Errorf("%w: %q has %d members", ErrGroupNotEmpty, groupName, n)
+		}
+	}
+	for tp, off := range offsets {
+		t, ok := b.topics[tp.Topic]
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrTopicNotFound, tp.Topic)
+		}
+		p, err := t.partition(tp.Partition)
+		if err != nil {
+			return err
+		}
+		if start, end, _, _ := p.info(); off < start || off > end {
+			return fmt.Errorf("%w: offset %d for %s, log has [%d, %d]", ErrOffsetOutOfRange, off, tp, start, end)
+		}
+	}
+	return b.meta.commitOffsets(groupName, offsets, b.opts.Now())
+}

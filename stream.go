@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"expvar"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -911,3 +912,9 @@ func (b *Broker) isClosed() bool {
 }
 
 var _ = context.Background
+
+// Expvar returns the broker's Stats as an expvar.Var, to publish on
+// /debug/vars with expvar.Publish("embedstream", b.Expvar()).
+func (b *Broker) Expvar() expvar.Var {
+	return expvar.Func(func() any { return b.Stats() })
+}

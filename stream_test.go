@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -552,4 +553,14 @@ func assertEventually(cond func() bool) bool {
 		runtime.Gosched()
 	}
 	return cond()
+}
+
+func TestExpvarServesStats(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}))
+	var st Stats
+	require.NoError(t, json.Unmarshal([]byte(b.Expvar().String()), &st))
+	require.Equal(t, int64(1), st.RecordsIn)
+	require.Equal(t, 1, st.Topics)
 }
