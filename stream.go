@@ -2,8 +2,8 @@ package stream
 
 import (
 	"context"
-	"expvar"
 	"errors"
+	"expvar"
 	"fmt"
 	"log/slog"
 	"maps"
