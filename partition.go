@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,7 +180,7 @@ func (p *partition) listSegments() (bases, sizes []int64, err error) {
 	logs := map[int64]bool{}
 	for _, e := range entries {
 		name := e.Name()
-		if base, ok := parseSegmentName(name, segment.LogSuffix); ok {
+		if base, ok := segment.ParseFileName(name, segment.LogSuffix); ok {
 			if !e.Type().IsRegular() {
 				return nil, nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, filepath.Join(p.cfg.dir, name))
 			}
@@ -197,9 +195,9 @@ func (p *partition) listSegments() (bases, sizes []int64, err error) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		base, isIndex := parseSegmentName(name, segment.IndexSuffix)
+		base, isIndex := segment.ParseFileName(name, segment.IndexSuffix)
 		if !isIndex {
-			base, isIndex = parseSegmentName(name, segment.TimeIndexSuffix)
+			base, isIndex = segment.ParseFileName(name, segment.TimeIndexSuffix)
 		}
 		if isIndex && !logs[base] && !p.cfg.readOnly {
 			if err := p.cfg.fs.Remove(filepath.Join(p.cfg.dir, name)); err != nil {
@@ -208,15 +206,6 @@ func (p *partition) listSegments() (bases, sizes []int64, err error) {
 		}
 	}
 	return bases, sizes, nil // ReadDir sorts by name: 20-digit names sort by offset
-}
-
-func parseSegmentName(name, suffix string) (int64, bool) {
-	digits, ok := strings.CutSuffix(name, suffix)
-	if !ok || len(digits) != 20 {
-		return 0, false
-	}
-	base, err := strconv.ParseInt(digits, 10, 64)
-	return base, err == nil && base >= 0
 }
 
 // checkSealed verifies the tail of each sealed segment after an unclean

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -31,6 +33,17 @@ var ErrSealed = errors.New("segment: sealed")
 
 // FileName returns the name of base's file with the given suffix.
 func FileName(base int64, suffix string) string { return fmt.Sprintf("%020d%s", base, suffix) }
+
+// ParseFileName is FileName's inverse: the base offset in a file name with
+// the given suffix, and whether the name is one.
+func ParseFileName(name, suffix string) (int64, bool) {
+	digits, ok := strings.CutSuffix(filepath.Base(name), suffix)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	base, err := strconv.ParseInt(digits, 10, 64)
+	return base, err == nil && base >= 0
+}
 
 // Config is shared by the segments of one log.
 type Config struct {

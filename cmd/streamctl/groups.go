@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/embedstream/stream"
+)
+
+// groupsCommand is "groups": kafka-consumer-groups.sh.
+func groupsCommand() *command {
+	return &command{name: "groups", summary: "list, describe and delete consumer groups; show lag; reset offsets", subs: []*command{
+		{name: "list", args: "[flags]", summary: "list the groups that have committed offsets", run: groupsList},
+		{name: "describe", args: "[-group G] [flags]", summary: "show a group's state and, per partition, committed offset, end and lag",
+			run: groupsDescribe, help: "Without -group, every group is described."},
+		{name: "lag", args: "[-group G] [flags]", summary: "show committed offset, end and lag per partition, and the total lag",
+			run: groupsLag, help: "Without -group, every group's lag is shown."},
+		{name: "reset-offsets", args: "-group G -topic T -to POSITION [flags]", summary: "set a group's committed offsets",
+			run: groupsReset, help: `POSITION is earliest, latest, an OFFSET, or a TIME (RFC 3339, now, -DURATION): the
+first offset at or after it, or the end if every record is older. The group must
+have no members (kafka-consumer-groups.sh --reset-offsets).`},
+		{name: "delete", args: "-group G [flags]", summary: "delete a group's committed offsets", run: groupsDelete},
+	}}
+}
+
+// groupsList runs "groups list".
+func groupsList(_ context.Context, a *app, args []string) error {
+	if err := a.parseFlags(a.flags(), args); err != nil {
+		return err
+	}
+	return a.withBroker(readAccess, func(b *stream.Broker) error {
+		for _, g := range b.Groups() {
+			fmt.Fprintln(a.stdout, g)
+		}
+		return nil
+	})
+}
+
+// groupsDescribe runs "groups describe".
+func groupsDescribe(_ context.Context, a *app, args []string) error {
+	fs := a.flags()
+	group := fs.String("group", "", "the group `name` (default: all groups)")
+	if err := a.parseFlags(fs, args); err != nil {
+		return err
+	}
+	return a.withBroker(readAccess, func(b *stream.Broker) error {
+		infos, err := describeGroups(b, *group)
+		for i, info := range infos {
+			if i > 0 {
+				fmt.Fprintln(a.stdout)
+			}
+			printGroup(a.stdout, info)
+		}
+		return err
+	})
+}
+
+// groupsLag runs "groups lag".
+func groupsLag(_ context.Context, a *app, args []string) error {
+	fs := a.flags()
+	group := fs.String("group", "", "the group `name` (default: all groups)")
+	if err := a.parseFlags(fs, args); err != nil {
+		return err
+	}
+	return a.withBroker(readAccess, func(b *stream.Broker) error {
+		infos, err := describeGroups(b, *group)
+		if err == nil {
+			printLag(a.stdout, infos)
+		}
+		return err
+	})
+}
+
+// describeGroups describes the named group, or every group for "".
+func describeGroups(b *stream.Broker, name string) ([]stream.GroupInfo, error) {
+	names := b.Groups()
+	if name != "" {
+		if !slices.Contains(names, name) {
+			return nil, fmt.Errorf("group %q not found", name)
+		}
+		names = []string{name}
+	}
+	infos := make([]stream.GroupInfo, 0, len(names))
+	for _, n := range names {
+		info, err := b.DescribeGroup(n)
+		if err != nil {
+			return infos, err
+		}
+		info.Partitions = allPartitions(b, info.Partitions)
+		infos = append(infos, info)
+	}
+	return infos, nil
+}
+
+// allPartitions adds to parts, for every topic in it, the partitions the
+// group never committed (Committed and Lag -1).
+func allPartitions(b *stream.Broker, parts []stream.GroupPartitionInfo) []stream.GroupPartitionInfo {
+	var out []stream.GroupPartitionInfo
+	for i := 0; i < len(parts); {
+		topic := parts[i].Topic
+		j := i
+		for j < len(parts) && parts[j].Topic == topic {
+			j++
+		}
+		info, err := b.DescribeTopic(topic)
+		if err != nil || len(info.Partitions) <= j-i {
+			out = append(out, parts[i:j]...) // a deleted topic, or nothing missing
+		} else {
+			out = append(out, fillPartitions(parts[i:j], info)...)
+		}
+		i = j
+	}
+	return out
+}
+
+// fillPartitions returns a row for every partition of info, from have where
+// the group committed.
+func fillPartitions(have []stream.GroupPartitionInfo, info stream.TopicInfo) []stream.GroupPartitionInfo {
+	out := make([]stream.GroupPartitionInfo, len(info.Partitions))
+	for i, p := range info.Partitions {
+		out[i] = stream.GroupPartitionInfo{Topic: info.Name, Partition: p.Partition, Committed: -1, End: p.EndOffset, Lag: -1}
+	}
+	for _, h := range have {
+		if int(h.Partition) < len(out) {
+			out[h.Partition] = h
+		}
+	}
+	return out
+}
+
+// printGroup prints a group's state, members and partitions.
+func printGroup(w io.Writer, info stream.GroupInfo) {
+	fmt.Fprintf(w, "Group: %s  State: %s  Generation: %d  Members: %d\n", info.Group, info.State, info.Generation, len(info.Members))
+	for _, m := range info.Members {
+		fmt.Fprintf(w, "Member: %s  Instance: %s  Assignment: %v\n", m.ID, orDash(m.InstanceID), m.Assignment)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG")
+	for _, p := range info.Partitions {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", p.Topic, p.Partition, offsetOrDash(p.Committed), p.End, offsetOrDash(p.Lag))
+	}
+	tw.Flush()
+}
+
+// printLag prints the groups' partitions and their total lag.
+func printLag(w io.Writer, infos []stream.GroupInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tCOMMITTED\tEND\tLAG")
+	var total int64
+	for _, info := range infos {
+		for _, p := range info.Partitions {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", info.Group, p.Topic, p.Partition,
+				offsetOrDash(p.Committed), p.End, offsetOrDash(p.Lag))
+			total += max(p.Lag, 0)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "total lag: %d\n", total)
+}
+
+// offsetOrDash prints n, or - for -1 (unknown).
+func offsetOrDash(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// orDash prints s, or - for "".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// groupsDelete runs "groups delete".
+func groupsDelete(_ context.Context, a *app, args []string) error {
+	fs := a.flags()
+	group := fs.String("group", "", "the group `name` (required)")
+	if err := a.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *group == "" {
+		return a.usagef("-group is required")
+	}
+	return a.withBroker(writeAccess, func(b *stream.Broker) error {
+		if !slices.Contains(b.Groups(), *group) {
+			return fmt.Errorf("group %q not found", *group)
+		}
+		if err := b.DeleteGroup(*group); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "deleted group %s\n", *group)
+		return nil
+	})
+}

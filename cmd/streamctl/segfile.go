@@ -1,0 +1,220 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"github.com/embedstream/stream/segment"
+)
+
+// segmentScan is what reading one segment's .log file found. Reading stops
+// at the first damage, as recovery would cut there.
+type segmentScan struct {
+	path     string
+	base     int64 // from the file name; -1 if the name holds none
+	size     int64 // bytes in the file
+	valid    int64 // bytes of good batches from the start
+	batches  int64
+	records  int64
+	next     int64 // the offset after the last good batch
+	zeroTail int64 // zero bytes after the good batches: preallocated, never written
+	damage   error // the first problem found, nil if none
+}
+
+// batchVisitor sees each good batch and its position in the file; the batch
+// is valid only during the call.
+type batchVisitor func(pos int64, b segment.Batch) error
+
+// segmentBase returns the base offset a segment file's name holds.
+func segmentBase(path string) (int64, bool) {
+	base, ok := segment.ParseFileName(path, segment.LogSuffix)
+	if !ok {
+		return -1, false
+	}
+	return base, true
+}
+
+// scanSegmentFile reads every batch of a .log file, checking each one's
+// structure, CRC (segment.Parse), records and offset, and calls visit (if
+// not nil) for the good ones. Damage goes into the result; the error is
+// for failures to read the file, or visit's.
+func scanSegmentFile(path string, visit batchVisitor) (*segmentScan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	s := &segmentScan{path: path, size: fi.Size()}
+	s.base, _ = segmentBase(path)
+	s.next = s.base
+	return s, s.scan(f, visit)
+}
+
+// scan walks the batches of f from the start.
+func (s *segmentScan) scan(f *os.File, visit batchVisitor) error {
+	var buf []byte
+	for s.valid < s.size {
+		b, err := readBatch(f, s.valid, s.size, &buf)
+		if err == nil {
+			err = s.check(b)
+		}
+		var damage *damageError
+		if errors.As(err, &damage) {
+			return s.damaged(f, damage)
+		}
+		if err != nil {
+			return err
+		}
+		if visit != nil {
+			if err := visit(s.valid, b); err != nil {
+				return err
+			}
+		}
+		s.valid += int64(len(b))
+		s.batches++
+		s.next = b.LastOffset() + 1
+	}
+	return nil
+}
+
+// damageError is damage found in a segment file, as opposed to a failure to
+// read it.
+type damageError struct{ err error }
+
+// Error implements error.
+func (e *damageError) Error() string { return e.err.Error() }
+
+// Unwrap returns the damage.
+func (e *damageError) Unwrap() error { return e.err }
+
+// readBatch reads and parses the batch at pos into *buf.
+func readBatch(f *os.File, pos, size int64, buf *[]byte) (segment.Batch, error) {
+	n := min(segment.HeaderSize, size-pos)
+	if err := readAt(f, pos, n, buf); err != nil {
+		return nil, err
+	}
+	if n >= segment.LogOverhead {
+		length := segment.LogOverhead + int64(int32(binary.BigEndian.Uint32((*buf)[8:12])))
+		if length > n && length <= size-pos {
+			if err := readAt(f, pos, length, buf); err != nil {
+				return nil, err
+			}
+		}
+	}
+	b, err := segment.Parse(*buf)
+	if err != nil {
+		return nil, &damageError{err}
+	}
+	return b, nil
+}
+
+// readAt reads n bytes at pos into *buf, growing it as needed.
+func readAt(f *os.File, pos, n int64, buf *[]byte) error {
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	*buf = (*buf)[:n]
+	_, err := f.ReadAt(*buf, pos)
+	return err
+}
+
+// check verifies a parsed batch's offset and records.
+func (s *segmentScan) check(b segment.Batch) error {
+	if s.next >= 0 && b.BaseOffset() != s.next {
+		return &damageError{fmt.Errorf("%w: offset %d, expected %d", segment.ErrCorrupt, b.BaseOffset(), s.next)}
+	}
+	it := b.Records()
+	var r segment.Record
+	n := int64(0)
+	for it.Next(&r) {
+		n++
+	}
+	switch err := it.Err(); {
+	case errors.Is(err, segment.ErrUnsupported):
+		n = int64(b.NumRecords()) // a compressed batch from Kafka: valid, not decoded
+	case err != nil:
+		return &damageError{err}
+	}
+	s.records += n
+	return nil
+}
+
+// damaged records the damage at s.valid, unless all that follows is zeros:
+// a preallocated tail that was never written.
+func (s *segmentScan) damaged(f *os.File, d *damageError) error {
+	zero, err := allZeroFrom(f, s.valid, s.size)
+	if err != nil {
+		return err
+	}
+	if zero {
+		s.zeroTail = s.size - s.valid
+		return nil
+	}
+	s.damage = fmt.Errorf("at position %d: %w", s.valid, d.err)
+	return nil
+}
+
+// allZeroFrom reports whether f holds only zero bytes in [pos, end).
+func allZeroFrom(f *os.File, pos, end int64) (bool, error) {
+	buf := make([]byte, 64<<10)
+	for pos < end {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), end-pos)], pos)
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		pos += int64(n)
+		if err != nil && (err != io.EOF || pos < end) {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// partitionLogs returns the .log files of a partition directory, in offset
+// order.
+func partitionLogs(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var logs []string
+	for _, e := range entries {
+		if _, ok := segmentBase(e.Name()); ok && e.Type().IsRegular() {
+			logs = append(logs, filepath.Join(dir, e.Name())) // ReadDir sorts: 20-digit names sort by offset
+		}
+	}
+	return logs, nil
+}
+
+// partitionDirs returns a topic directory's partition directories, in
+// partition order.
+func partitionDirs(topicDir string) ([]string, error) {
+	entries, err := os.ReadDir(topicDir)
+	if err != nil {
+		return nil, err
+	}
+	var nums []int
+	for _, e := range entries {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n >= 0 && e.IsDir() {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	dirs := make([]string, len(nums))
+	for i, n := range nums {
+		dirs[i] = filepath.Join(topicDir, strconv.Itoa(n))
+	}
+	return dirs, nil
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/embedstream/stream"
+	"github.com/stretchr/testify/require"
+)
+
+// TestTopicsCreateListDescribe checks topics create with every setting, list and describe.
+func TestTopicsCreateListDescribe(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data") // created by topics create
+	r := cli(t, "", "-dir", dir, "topics", "create", "-topic", "orders", "-partitions", "3", "-retention", "24h",
+		"-retention-bytes", "1000000", "-segment-bytes", "8192", "-max-record-bytes", "2048", "-sync", "always").ok(t)
+	require.Equal(t, "created topic orders with 3 partitions\n", r.stdout)
+	cli(t, "", "topics", "create", "-dir", dir, "-topic", "audit").ok(t) // -dir after the command works too
+
+	withBroker(t, dir, func(b *stream.Broker) {
+		info, err := b.DescribeTopic("orders")
+		require.NoError(t, err)
+		require.Equal(t, stream.TopicConfig{Partitions: 3, Retention: 24 * time.Hour, RetentionBytes: 1000000,
+			SegmentBytes: 8192, MaxRecordBytes: 2048, Sync: stream.SyncAlways}, info.Config)
+		r := rec(1, "", "hello", at(0))
+		r.Topic = "orders"
+		require.NoError(t, b.Publish(t.Context(), r))
+	})
+
+	require.Equal(t, "audit\norders\n", cli(t, "", "-dir", dir, "topics", "list").ok(t).stdout)
+	out := cli(t, "", "-dir", dir, "topics", "describe", "-topic", "orders").ok(t).stdout
+	require.Contains(t, out, "Topic: orders  Partitions: 3  Retention: 24h0m0s  RetentionBytes: 1000000  SegmentBytes: 8192")
+	require.Contains(t, out, "Sync: always")
+	require.Regexp(t, `PARTITION\s+START\s+END\s+RECORDS\s+BYTES\s+SEGMENTS`, out)
+	require.Regexp(t, `\n0\s+0\s+0\s+0\s+0\s+1\n`, out)
+	require.Regexp(t, `\n1\s+0\s+1\s+1\s+[1-9]\d*\s+1\n`, out)
+
+	all := cli(t, "", "-dir", dir, "topics", "describe").ok(t).stdout
+	require.Contains(t, all, "Topic: audit")
+	require.Contains(t, all, "Topic: orders")
+}
+
+// TestTopicsAddPartitionsAndDelete checks topics add-partitions and delete.
+func TestTopicsAddPartitionsAndDelete(t *testing.T) {
+	t.Parallel()
+	dir := threeOrders(t)
+	require.Equal(t, "topic orders now has 5 partitions\n",
+		cli(t, "", "-dir", dir, "topics", "add-partitions", "-topic", "orders", "-partitions", "5").ok(t).stdout)
+	require.Regexp(t, `\n4\s+0\s+0`, cli(t, "", "-dir", dir, "topics", "describe", "-topic", "orders").ok(t).stdout)
+	cli(t, "", "-dir", dir, "topics", "add-partitions", "-topic", "orders", "-partitions", "2").fails(t, 1, "invalid configuration")
+
+	require.Equal(t, "deleted topic orders\n", cli(t, "", "-dir", dir, "topics", "delete", "-topic", "orders").ok(t).stdout)
+	require.Empty(t, cli(t, "", "-dir", dir, "topics", "list").ok(t).stdout)
+	cli(t, "", "-dir", dir, "topics", "delete", "-topic", "orders").fails(t, 1, "topic not found")
+}
+
+// TestTopicsErrors checks topics failures (exit 1) and usage errors (exit 2).
+func TestTopicsErrors(t *testing.T) {
+	t.Parallel()
+	dir := threeOrders(t)
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "orders").fails(t, 1, "topic already exists")
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "bad name").fails(t, 1, "invalid topic name")
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "x", "-segment-bytes", "10").fails(t, 1, "invalid configuration")
+	cli(t, "", "-dir", dir, "topics", "create").fails(t, 2, "-topic is required")
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "x", "-sync", "sometimes").fails(t, 2, "-sync")
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "x", "-partitions", "many").fails(t, 2, "invalid value")
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "x", "extra").fails(t, 2, `unexpected argument "extra"`)
+	cli(t, "", "-dir", dir, "topics", "describe", "-topic", "nope").fails(t, 1, "topic not found")
+	cli(t, "", "-dir", dir, "topics", "add-partitions", "-topic", "orders").fails(t, 2, "-partitions is required")
+	cli(t, "", "-dir", dir, "topics").fails(t, 2, "missing command")
+	cli(t, "", "-dir", dir, "topics", "rename").fails(t, 2, `unknown command "rename"`)
+	cli(t, "", "-dir", filepath.Join(dir, "missing"), "topics", "list").fails(t, 1, "no data directory at")
+	cli(t, "", "-dir", t.TempDir(), "topics", "list").fails(t, 1, "holds no embedstream data")
+	cli(t, "x\n", "-dir", t.TempDir(), "produce", "-topic", "x").fails(t, 1, "holds no embedstream data")
+}
