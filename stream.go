@@ -49,6 +49,12 @@ type Options struct {
 	DirMode os.FileMode
 	// Logger receives recovery, retention and failure messages. Default: discard.
 	Logger *slog.Logger
+	// LockTimeout makes Open retry for this long while another broker holds
+	// the directory, before failing with ErrLocked. Default 0: fail at once.
+	// A child process started while a broker was open holds the lock until
+	// it execs, so a program that reopens a directory right after closing it
+	// and runs subprocesses may want a few milliseconds here.
+	LockTimeout time.Duration
 	// Now is the clock, for tests. Default time.Now.
 	Now func() time.Time
 
@@ -72,7 +78,7 @@ func (o *Options) withDefaults() (Options, error) {
 	if opts.RetentionCheckInterval == 0 {
 		opts.RetentionCheckInterval = 5 * time.Minute
 	}
-	if opts.SyncInterval < 0 || opts.RetentionCheckInterval < 0 {
+	if opts.SyncInterval < 0 || opts.RetentionCheckInterval < 0 || opts.LockTimeout < 0 {
 		return opts, fmt.Errorf("%w: negative interval", ErrInvalidConfig)
 	}
 	if opts.Partitioner == nil {
@@ -149,6 +155,15 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		return nil, err
 	}
 	lock, err := lockDir(dir, o.ReadOnly, o.FileMode)
+	if errors.Is(err, ErrLocked) && o.LockTimeout > 0 {
+		deadline := time.Now().Add(o.LockTimeout)
+		tick := time.NewTicker(time.Millisecond)
+		for errors.Is(err, ErrLocked) && time.Now().Before(deadline) {
+			<-tick.C
+			lock, err = lockDir(dir, o.ReadOnly, o.FileMode)
+		}
+		tick.Stop()
+	}
 	if err != nil {
 		return nil, err
 	}

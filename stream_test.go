@@ -564,3 +564,19 @@ func TestExpvarServesStats(t *testing.T) {
 	require.Equal(t, int64(1), st.RecordsIn)
 	require.Equal(t, 1, st.Topics)
 }
+
+func TestLockTimeoutWaitsForTheOwner(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir, nil)
+	require.NoError(t, err)
+	opened := make(chan error, 1)
+	go func() {
+		b2, err := Open(dir, &Options{LockTimeout: time.Minute})
+		if err == nil {
+			err = b2.Close()
+		}
+		opened <- err
+	}()
+	require.NoError(t, b.Close()) // the waiting Open gets the directory
+	require.NoError(t, <-opened)
+}
