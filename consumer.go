@@ -329,13 +329,30 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 		return nil, err
 	}
 	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
 	recs, err := c.poll(ctx)
 	c.g.do(func(co *group.Coordinator) { co.PollDone(c.b.opts.Now(), c.id) })
-	c.pollMu.Unlock()
 	if !c.state.CompareAndSwap(consumerPolling, consumerIdle) {
-		return nil, ErrClosed // Close came meanwhile; it finishes once we are out
+		err = ErrClosed // Close came meanwhile; it finishes once we are out
 	}
-	return recs, err
+	if err != nil {
+		// Records gathered but not handed out are not consumed: the next
+		// Poll (or a commit, or Close's auto-commit) starts before them.
+		c.unfetch()
+		return nil, err
+	}
+	return recs, nil
+}
+
+// unfetch moves positions back to the first record gathered for the
+// current Poll and drops the records.
+func (c *Consumer) unfetch() {
+	for _, r := range c.out {
+		if ps := c.pos[TopicPartition{Topic: r.Topic, Partition: r.Partition}]; ps != nil && r.Offset < ps.next {
+			ps.next = r.Offset
+		}
+	}
+	c.release()
 }
 
 func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
@@ -353,7 +370,9 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if c.opts.AutoCommit && c.b.opts.Now().Sub(c.lastCommit) >= c.opts.AutoCommitEvery {
+		if c.opts.AutoCommit && len(c.out) == 0 && c.b.opts.Now().Sub(c.lastCommit) >= c.opts.AutoCommitEvery {
+			// Only with nothing gathered: positions then cover exactly the
+			// records already returned.
 			c.autoCommit(nil)
 		}
 		changed := c.g.changed.wait() // before looking: no change can slip by
@@ -681,6 +700,7 @@ func (c *Consumer) lost() {
 	if c.opts.OnLost != nil && len(c.owned) > 0 {
 		c.opts.OnLost(c, slices.Clone(c.owned))
 	}
+	c.release() // gathered records are from partitions it lost
 	clear(c.pos)
 	clear(c.paused)
 	c.join()
@@ -961,17 +981,32 @@ func (c *Consumer) Close() error {
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	defer c.state.Store(consumerClosed)
-	if c.opts.AutoCommit && len(c.owned) > 0 {
-		if err := c.commitPositions(nil); err != nil {
-			c.b.opts.Logger.Warn("stream: commit on close failed", "group", c.g.name, "member", c.id, "err", err)
+	lost := false // evicted or fenced: the partitions are no longer ours
+	c.g.do(func(co *group.Coordinator) {
+		co.Expire(c.b.opts.Now())
+		_, gen, err := co.Owned(c.id)
+		lost = err != nil || gen != c.gen
+	})
+	switch {
+	case len(c.owned) == 0:
+	case lost:
+		if c.opts.OnLost != nil {
+			c.opts.OnLost(c, slices.Clone(c.owned))
 		}
-	}
-	if c.opts.OnRevoked != nil && len(c.owned) > 0 {
-		c.opts.OnRevoked(c, slices.Clone(c.owned))
+	default:
+		if c.opts.AutoCommit {
+			if err := c.commitPositions(nil); err != nil {
+				c.b.opts.Logger.Warn("stream: commit on close failed", "group", c.g.name, "member", c.id, "err", err)
+			}
+		}
+		if c.opts.OnRevoked != nil {
+			c.opts.OnRevoked(c, slices.Clone(c.owned))
+		}
 	}
 	c.g.do(func(co *group.Coordinator) { co.Leave(c.b.opts.Now(), c.id) })
 	c.release()
-	c.owned = nil
+	// c.owned stays: the polling goroutine may still read it (Assignment
+	// returns nil once closed).
 	c.b.mu.Lock()
 	delete(c.b.consumers, c)
 	c.b.mu.Unlock()

@@ -246,6 +246,11 @@ func (c *Coordinator) Poll(now time.Time, id string) (Task, error) {
 		if c.maybeComplete() {
 			return c.Poll(now, id)
 		}
+		if c.balancer.Protocol() == Cooperative && len(m.owned) > 0 && m.gen == c.generation {
+			// Cooperative: keep consuming what it holds while the others
+			// rejoin; nothing of it moves before it revokes.
+			return Task{Kind: Fetch, Owned: slices.Clone(m.owned), Generation: m.gen}, nil
+		}
 		return Task{Kind: Wait, Owned: slices.Clone(m.owned), Generation: m.gen}, nil
 	}
 	if m.gen < c.generation {
@@ -285,10 +290,13 @@ func (c *Coordinator) Ack(now time.Time, id string, task Task) error {
 			c.maybeComplete()
 		}
 	case Assign:
-		if task.Generation == c.generation && c.state == Stable {
+		// The member took the partitions even if another rebalance began
+		// since its Poll: it holds them now, and must revoke them in that
+		// rebalance before anyone else gets them.
+		if task.Generation == c.generation {
 			m.owned, m.gen = slices.Clone(task.Owned), task.Generation
 			c.changed()
-			if c.followUp && c.allCaughtUp() {
+			if c.state == Stable && c.followUp && c.allCaughtUp() {
 				c.startRebalance()
 			}
 		}
@@ -299,8 +307,14 @@ func (c *Coordinator) Ack(now time.Time, id string, task Task) error {
 // PollDone marks the member as out of Poll: from now on MaxPollInterval
 // counts.
 func (c *Coordinator) PollDone(now time.Time, id string) {
-	if m, ok := c.members[id]; ok {
-		m.inPoll, m.lastSeen = false, now
+	m, ok := c.members[id]
+	if !ok {
+		return
+	}
+	before := c.NextDeadline()
+	m.inPoll, m.lastSeen = false, now
+	if after := c.NextDeadline(); !after.IsZero() && (before.IsZero() || after.Before(before)) {
+		c.changed() // members waiting in Poll must re-arm their eviction timers
 	}
 }
 
@@ -323,12 +337,11 @@ func (c *Coordinator) maybeComplete() bool {
 	}
 	var in []Member
 	for _, m := range c.members {
-		if !m.departed.IsZero() {
-			continue
-		}
-		if !m.rejoined || len(c.toRevoke(m)) > 0 {
+		if m.departed.IsZero() && (!m.rejoined || len(c.toRevoke(m)) > 0) {
 			return false
 		}
+		// A departed static member keeps its place until its
+		// SessionTimeout: what it is assigned waits for it (KIP-345).
 		in = append(in, Member{ID: m.id, InstanceID: m.instanceID, Topics: m.topics, Owned: m.owned})
 	}
 	counts := map[string]int32{}
@@ -349,9 +362,7 @@ func (c *Coordinator) maybeComplete() bool {
 	}
 	c.generation++
 	for id, m := range c.members {
-		if m.departed.IsZero() {
-			m.target = target[id]
-		}
+		m.target = target[id]
 		m.rejoined = false
 	}
 	c.state = Stable
