@@ -154,6 +154,11 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 			case "commit":
 				totalCommits++
 			}
+			if seen == 0 {
+				// A second process cannot open a directory in use.
+				_, err := Open(dir, nil)
+				require.ErrorIs(t, err, ErrLocked)
+			}
 			if seen++; seen == killAfter && !killed {
 				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 				killed = true

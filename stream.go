@@ -297,6 +297,11 @@ func (b *Broker) topicDirs() (map[string]int, error) {
 // openTopic opens (creating as needed) the first n partitions of a topic.
 func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*topic, error) {
 	t := &topic{name: name, cfg: cfg, dir: filepath.Join(b.dir, topicsDir, name)}
+	if fi, err := os.Lstat(t.dir); err == nil && !fi.IsDir() {
+		// A symbolic link (or anything else) where a topic directory
+		// belongs would take its data outside the data directory.
+		return nil, fmt.Errorf("%w: %s is not a directory", ErrCorrupt, t.dir)
+	}
 	if err := b.growTopic(t, n, clean); err != nil {
 		for _, p := range t.partitions() {
 			p.close(false)
