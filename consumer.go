@@ -890,6 +890,28 @@ func (c *Consumer) seekTo(how OffsetReset, parts []TopicPartition) error {
 	return c.callable()
 }
 
+// SeekToCommitted makes the next Poll read parts (all assigned if none)
+// from the group's committed offsets again (or the reset policy where
+// there are none): a rewind after the records polled could not be
+// processed.
+func (c *Consumer) SeekToCommitted(parts ...TopicPartition) error {
+	if len(parts) == 0 {
+		parts = c.owned
+	}
+	var states []*position
+	for _, tp := range parts {
+		ps, err := c.assignedPos(tp)
+		if err != nil {
+			return err
+		}
+		states = append(states, ps)
+	}
+	for _, ps := range states {
+		ps.known, ps.seekTo = false, false
+	}
+	return nil
+}
+
 // Position returns the offset of the next record Poll will return from tp,
 // resolving a pending seek, the committed offset or the reset policy.
 func (c *Consumer) Position(tp TopicPartition) (int64, error) {

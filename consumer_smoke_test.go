@@ -64,3 +64,28 @@ func TestConsumerSmoke(t *testing.T) {
 	require.ErrorIs(t, <-done, ErrClosed)
 	require.Equal(t, []string{"g"}, b.Groups())
 }
+
+func TestSeekToCommittedRewinds(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	for i := 0; i < 5; i++ {
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte(fmt.Sprint(i))}))
+	}
+	c, err := b.Subscribe("g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, MaxPollRecords: 2})
+	require.NoError(t, err)
+	defer c.Close()
+	recs, err := c.Poll(t.Context())
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	require.NoError(t, c.Commit(t.Context())) // committed 2
+	recs, err = c.Poll(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "2", string(recs[0].Value))
+	require.NoError(t, c.SeekToCommitted())
+	recs, err = c.Poll(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "2", string(recs[0].Value), "rewound to the commit")
+	pos, err := c.Position(TopicPartition{Topic: "t"})
+	require.NoError(t, err)
+	require.Equal(t, int64(4), pos)
+}

@@ -58,7 +58,7 @@ func openMeta(path string, perm os.FileMode, readOnly, noSync bool) (*metaStore,
 			return &metaStore{}, false, nil
 		}
 	}
-	db, err := bolt.Open(path, perm, &bolt.Options{ReadOnly: readOnly, NoSync: noSync, Timeout: time.Second})
+	db, err := bolt.Open(path, perm, &bolt.Options{ReadOnly: readOnly, NoSync: noSync, NoGrowSync: noSync, Timeout: time.Second})
 	if err != nil {
 		return nil, false, fmt.Errorf("open %s: %w", path, err)
 	}

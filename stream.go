@@ -933,6 +933,9 @@ func (b *Broker) isClosed() bool {
 
 var _ = context.Background
 
+// Dir returns the data directory the broker was opened on.
+func (b *Broker) Dir() string { return b.dir }
+
 // Expvar returns the broker's Stats as an expvar.Var, to publish on
 // /debug/vars with expvar.Publish("embedstream", b.Expvar()).
 func (b *Broker) Expvar() expvar.Var {

@@ -1,0 +1,234 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/embedstream/stream"
+)
+
+// tempDir returns a throwaway directory for an example and the function
+// that removes it.
+func tempDir() (string, func()) {
+	dir, err := os.MkdirTemp("", "embedstream-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	return dir, func() { os.RemoveAll(dir) }
+}
+
+// Open a broker on a directory, create a topic, and look at it. Reopening
+// the directory later finds the topic and its records again.
+func ExampleOpen() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+
+	b, err := stream.Open(dir, nil) // nil: the defaults (SyncInterval durability)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+
+	if err := b.CreateTopic("orders", stream.TopicConfig{Partitions: 3}); err != nil {
+		log.Fatal(err)
+	}
+	info, err := b.DescribeTopic("orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("topics:", b.Topics())
+	for _, p := range info.Partitions {
+		fmt.Printf("partition %d: offsets [%d, %d)\n", p.Partition, p.StartOffset, p.EndOffset)
+	}
+	// Output:
+	// topics: [orders]
+	// partition 0: offsets [0, 0)
+	// partition 1: offsets [0, 0)
+	// partition 2: offsets [0, 0)
+}
+
+// Publish appends synchronously and fills in where each record went.
+// AnyPartition lets the key choose the partition; the zero Partition would
+// mean partition 0.
+func ExampleBroker_Publish() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	b, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic("orders", stream.TopicConfig{Partitions: 3}); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// Records with the same key land in the same partition, in order.
+	first := &stream.Record{Topic: "orders", Partition: stream.AnyPartition, Key: []byte("alice"), Value: []byte("apples")}
+	second := &stream.Record{Topic: "orders", Partition: stream.AnyPartition, Key: []byte("alice"), Value: []byte("pears")}
+	if err := b.Publish(ctx, first, second); err != nil { // one call: one atomic batch
+		log.Fatal(err)
+	}
+	fmt.Println("same partition:", first.Partition == second.Partition)
+	fmt.Println("offsets:", first.Offset, second.Offset)
+
+	// An explicit partition always wins.
+	pinned := &stream.Record{Topic: "orders", Partition: 2, Value: []byte("plums")}
+	if err := b.Publish(ctx, pinned); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s: partition %d, offset %d\n", pinned.Value, pinned.Partition, pinned.Offset)
+	// Output:
+	// same partition: true
+	// offsets: 0 1
+	// plums: partition 2, offset 0
+}
+
+// A Producer batches records and publishes them asynchronously; each
+// record's callback runs once it is written (or failed), in offset order
+// per partition. Flush waits for every callback.
+func ExampleBroker_NewProducer() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	b, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic("events", stream.TopicConfig{}); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+
+	p := b.NewProducer(stream.ProducerOptions{Linger: 5 * time.Millisecond})
+	defer p.Close()
+	var written []string // appended by the callbacks, which run one at a time
+	for _, v := range []string{"started", "progress", "finished"} {
+		p.Publish(ctx, &stream.Record{Topic: "events", Value: []byte(v)}, func(r *stream.Record, err error) {
+			if err != nil {
+				written = append(written, "error: "+err.Error())
+				return
+			}
+			written = append(written, fmt.Sprintf("%s at offset %d", r.Value, r.Offset))
+		})
+	}
+	if err := p.Flush(ctx); err != nil { // every callback has run when Flush returns
+		log.Fatal(err)
+	}
+	for _, w := range written {
+		fmt.Println(w)
+	}
+	// Output:
+	// started at offset 0
+	// progress at offset 1
+	// finished at offset 2
+}
+
+// A consumer group member polls records, processes them, and commits; a
+// member that joins the group later (after a restart, say) starts from the
+// committed offsets.
+func ExampleBroker_Subscribe() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	b, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic("orders", stream.TopicConfig{}); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, v := range []string{"apples", "pears"} {
+		if err := b.Publish(ctx, &stream.Record{Topic: "orders", Value: []byte(v)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	// ResetEarliest: a group without commits starts at the first record
+	// (the default, ResetLatest, would wait for new ones).
+	c, err := b.Subscribe("billing", []string{"orders"}, &stream.ConsumerOptions{Reset: stream.ResetEarliest})
+	if err != nil {
+		log.Fatal(err)
+	}
+	recs, err := c.Poll(ctx) // valid until the next Poll: Clone what you keep
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range recs {
+		fmt.Printf("billing %s (partition %d, offset %d)\n", r.Value, r.Partition, r.Offset)
+	}
+	if err := c.Commit(ctx); err != nil { // the offsets after the records Poll returned
+		log.Fatal(err)
+	}
+	c.Close()
+
+	committed, err := b.CommittedOffsets("billing")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("committed:", committed[stream.TopicPartition{Topic: "orders", Partition: 0}])
+
+	// A new member of the group resumes after the commit.
+	if err := b.Publish(ctx, &stream.Record{Topic: "orders", Value: []byte("plums")}); err != nil {
+		log.Fatal(err)
+	}
+	c, err = b.Subscribe("billing", []string{"orders"}, &stream.ConsumerOptions{Reset: stream.ResetEarliest})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	recs, err = c.Poll(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range recs {
+		fmt.Printf("billing %s (partition %d, offset %d)\n", r.Value, r.Partition, r.Offset)
+	}
+	// Output:
+	// billing apples (partition 0, offset 0)
+	// billing pears (partition 0, offset 1)
+	// committed: 2
+	// billing plums (partition 0, offset 2)
+}
+
+// A Reader replays one partition from an offset (or OffsetEarliest,
+// OffsetLatest, AtTime) without a consumer group. StopAtEnd makes it stop at
+// the end of the log instead of waiting for new records.
+func ExampleBroker_NewReader() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	b, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic("log", stream.TopicConfig{}); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, v := range []string{"a", "b", "c", "d"} {
+		if err := b.Publish(ctx, &stream.Record{Topic: "log", Value: []byte(v)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	r, err := b.NewReader("log", 0, stream.AtOffset(1), stream.StopAtEnd())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	for rec, err := range r.All(ctx) { // each record is valid during its step only
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("offset %d: %s\n", rec.Offset, rec.Value)
+	}
+	// Output:
+	// offset 1: b
+	// offset 2: c
+	// offset 3: d
+}
