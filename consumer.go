@@ -691,7 +691,7 @@ func (c *Consumer) revoke(parts []TopicPartition) {
 		delete(c.pos, tp)
 		delete(c.paused, tp)
 	}
-	c.owned = without(c.owned, parts)
+	c.owned, _ = group.Diff(parts, c.owned) // owned, less what was revoked
 }
 
 // lost handles eviction: OnLost, forget everything, rejoin.
@@ -704,16 +704,6 @@ func (c *Consumer) lost() {
 	clear(c.pos)
 	clear(c.paused)
 	c.join()
-}
-
-func without(a, b []TopicPartition) []TopicPartition {
-	out := make([]TopicPartition, 0, len(a))
-	for _, tp := range a {
-		if !slices.Contains(b, tp) {
-			out = append(out, tp)
-		}
-	}
-	return out
 }
 
 // autoCommit commits the positions of parts (all owned if nil); failures
@@ -873,21 +863,11 @@ func (c *Consumer) SeekToEnd(parts ...TopicPartition) error {
 }
 
 func (c *Consumer) seekTo(how OffsetReset, parts []TopicPartition) error {
-	if len(parts) == 0 {
-		parts = c.owned
-	}
-	var states []*position
-	for _, tp := range parts {
-		ps, err := c.assignedPos(tp)
-		if err != nil {
-			return err
-		}
-		states = append(states, ps)
-	}
+	states, err := c.assignedPositions(parts)
 	for _, ps := range states {
 		ps.seek, ps.seekTo = how, true
 	}
-	return c.callable()
+	return err
 }
 
 // SeekToCommitted makes the next Poll read parts (all assigned if none)
@@ -895,21 +875,28 @@ func (c *Consumer) seekTo(how OffsetReset, parts []TopicPartition) error {
 // there are none): a rewind after the records polled could not be
 // processed.
 func (c *Consumer) SeekToCommitted(parts ...TopicPartition) error {
-	if len(parts) == 0 {
-		parts = c.owned
-	}
-	var states []*position
-	for _, tp := range parts {
-		ps, err := c.assignedPos(tp)
-		if err != nil {
-			return err
-		}
-		states = append(states, ps)
-	}
+	states, err := c.assignedPositions(parts)
 	for _, ps := range states {
 		ps.known, ps.seekTo = false, false
 	}
-	return nil
+	return err
+}
+
+// assignedPositions returns the position states of parts (all assigned
+// if none), or none and an error if one is not assigned.
+func (c *Consumer) assignedPositions(parts []TopicPartition) ([]*position, error) {
+	if len(parts) == 0 {
+		parts = c.owned
+	}
+	states := make([]*position, 0, len(parts))
+	for _, tp := range parts {
+		ps, err := c.assignedPos(tp)
+		if err != nil {
+			return nil, err
+		}
+		states = append(states, ps)
+	}
+	return states, c.callable()
 }
 
 // Position returns the offset of the next record Poll will return from tp,

@@ -514,12 +514,9 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 func (b *Broker) DeleteTopic(name string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.checkWritable(); err != nil {
+	t, err := b.writableTopicLocked(name)
+	if err != nil {
 		return err
-	}
-	t, ok := b.topics[name]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrTopicNotFound, name)
 	}
 	if err := b.meta.deleteTopic(name); err != nil {
 		return err
@@ -553,12 +550,9 @@ func (b *Broker) DeleteTopic(name string) error {
 func (b *Broker) AddPartitions(name string, total int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.checkWritable(); err != nil {
+	t, err := b.writableTopicLocked(name)
+	if err != nil {
 		return err
-	}
-	t, ok := b.topics[name]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrTopicNotFound, name)
 	}
 	current := len(t.partitions())
 	switch {
@@ -579,6 +573,18 @@ func (b *Broker) AddPartitions(name string, total int) error {
 	}
 	b.rebalanceSubscribers(name)
 	return nil
+}
+
+// writableTopicLocked looks up a topic for an admin change. Callers hold b.mu.
+func (b *Broker) writableTopicLocked(name string) (*topic, error) {
+	if err := b.checkWritable(); err != nil {
+		return nil, err
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	return t, nil
 }
 
 // Topics returns the names of all topics, sorted.

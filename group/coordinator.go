@@ -523,13 +523,8 @@ func (c *Coordinator) Subscribed() []string {
 // Len reports the number of members, departed static ones included.
 func (c *Coordinator) Len() int { return len(c.members) }
 
-// without returns a minus b.
+// without returns a minus b, sorted.
 func without(a, b []TopicPartition) []TopicPartition {
-	out := make([]TopicPartition, 0, len(a))
-	for _, tp := range a {
-		if !slices.Contains(b, tp) {
-			out = append(out, tp)
-		}
-	}
-	return out
+	rest, _ := Diff(b, a)
+	return rest
 }
