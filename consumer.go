@@ -586,7 +586,9 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 			r.fromLog(tp.Topic, tp.Partition, &lr)
 			c.out = append(c.out, r)
 			ps.next = lr.Offset + 1
-			bytes += len(lr.Key) + len(lr.Value)
+			// Every record counts, a keyless tombstone too: Kafka's
+			// fetch.min.bytes counts what the fetch returns.
+			bytes += max(len(lr.Key)+len(lr.Value), 1)
 			count++
 		}
 		if err := it.Err(); err != nil {

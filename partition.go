@@ -362,7 +362,7 @@ func (p *partition) roll() error {
 	segs := p.segments()
 	active := segs[len(segs)-1]
 	if err := active.Seal(); err != nil {
-		if errors.Is(err, ErrSyncFailed) || active.Sealed() {
+		if errors.Is(err, segment.ErrSyncFailed) || active.Sealed() {
 			return p.fail(err)
 		}
 		return err // trimming failed before any fsync: the segment still takes writes
@@ -662,7 +662,11 @@ func (p *partition) close(clean bool) error {
 	p.closed = true
 	clean = clean && err == nil && p.failed == nil && !p.cfg.readOnly
 	for _, s := range p.segments() {
-		err = errors.Join(err, s.Close(clean))
+		serr := s.Close(clean)
+		if errors.Is(serr, segment.ErrSyncFailed) {
+			serr = p.fail(serr) // trimming the active segment failed its fsync
+		}
+		err = errors.Join(err, serr)
 	}
 	p.appended.broadcast()
 	return err

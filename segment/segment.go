@@ -31,6 +31,10 @@ var ErrClosed = errors.New("segment: closed")
 // ErrSealed reports an append to a segment that no longer takes writes.
 var ErrSealed = errors.New("segment: sealed")
 
+// ErrSyncFailed reports a failed fsync of the log. It is sticky: the kernel
+// may have dropped the unsynced pages, so the segment takes no more writes.
+var ErrSyncFailed = errors.New("segment: fsync failed")
+
 // FileName returns the name of base's file with the given suffix.
 func FileName(base int64, suffix string) string { return fmt.Sprintf("%020d%s", base, suffix) }
 
@@ -766,7 +770,7 @@ func (s *Segment) syncFailure() error {
 }
 
 func (s *Segment) setSyncFailure(err error) error {
-	err = fmt.Errorf("segment %d: fsync: %w", s.base, err)
+	err = fmt.Errorf("segment %d: %w: %w", s.base, ErrSyncFailed, err)
 	s.syncErr.CompareAndSwap(nil, &err)
 	return s.syncFailure()
 }
