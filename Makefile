@@ -2,7 +2,7 @@
 MODULES := $(shell find . -name go.mod -not -path './.git/*' -exec dirname {} \; | sort)
 # Fuzz targets run briefly in `make test`; FUZZTIME=5m for a real session.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := ./segment:FuzzDecodeBatch ./segment:FuzzRecoverSegment
+FUZZ_TARGETS := ./segment:FuzzDecodeBatch ./segment:FuzzRecoverSegment ./index:FuzzOpenIndex
 
 .PHONY: test fmt vet race fuzz bench
 
