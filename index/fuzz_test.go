@@ -28,8 +28,8 @@ func FuzzOpenIndex(f *testing.F) {
 	f.Add(valid(), int64(100), int64(0))
 	f.Add(valid([2]uint32{3, 4096}, [2]uint32{9, 8200}), int64(10000), int64(1000))
 	f.Add(valid([2]uint32{3, 4096}, [2]uint32{2, 8200}), int64(10000), int64(0)) // not increasing
-	f.Add(make([]byte, 24), int64(100), int64(5))                              // zero-filled
-	f.Add([]byte{1, 2, 3}, int64(100), int64(0))                               // partial entry
+	f.Add(make([]byte, 24), int64(100), int64(5))                                // zero-filled
+	f.Add([]byte{1, 2, 3}, int64(100), int64(0))                                 // partial entry
 
 	f.Fuzz(func(t *testing.T, data []byte, logSize, base int64) {
 		if len(data) > 1<<16 || base < 0 || base > math.MaxInt64/2 || logSize < 0 {
