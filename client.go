@@ -111,7 +111,11 @@ func (c *embeddedClient) Publish(ctx context.Context, recs ...*Record) error {
 }
 
 func (c *embeddedClient) producer() *Producer {
-	c.once.Do(func() { c.p = c.b.NewProducer(ProducerOptions{Linger: time.Millisecond}) })
+	// The broker's partitioner, so PublishAsync places keys as Publish does
+	// (with KafkaPartitioner: as a Kafka cluster does).
+	c.once.Do(func() {
+		c.p = c.b.NewProducer(ProducerOptions{Linger: time.Millisecond, Partitioner: c.b.opts.Partitioner})
+	})
 	return c.p
 }
 

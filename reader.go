@@ -44,6 +44,18 @@ func AtOffset(n int64) Offset { return Offset{kind: offsetExact, n: n} }
 // Broker.OffsetForTime), or at the log end if there is none.
 func AtTime(t time.Time) Offset { return Offset{kind: offsetTime, t: t} }
 
+// Exact returns n and true if o is AtOffset(n).
+func (o Offset) Exact() (int64, bool) { return o.n, o.kind == offsetExact }
+
+// Time returns t and true if o is AtTime(t).
+func (o Offset) Time() (time.Time, bool) { return o.t, o.kind == offsetTime }
+
+// IsEarliest reports whether o is OffsetEarliest (or the zero Offset).
+func (o Offset) IsEarliest() bool { return o.kind == offsetEarliest }
+
+// IsLatest reports whether o is OffsetLatest.
+func (o Offset) IsLatest() bool { return o.kind == offsetLatest }
+
 // String describes the offset.
 func (o Offset) String() string {
 	switch o.kind {

@@ -1,0 +1,361 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/embedstream/stream"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Options configure a Client.
+type Options struct {
+	// Brokers are the seed brokers, "host:port". Required.
+	Brokers []string
+	// ClientID is the client.id the cluster sees. Default "embedstream".
+	ClientID string
+	// Partitioner places records published with stream.AnyPartition.
+	// Default kgo.StickyKeyPartitioner(nil): Kafka's murmur2 placement of
+	// keyed records, the same as stream.KafkaPartitioner, and sticky
+	// placement of keyless ones. An explicit Record.Partition always wins,
+	// whatever the partitioner.
+	Partitioner kgo.Partitioner
+	// Opts are more franz-go options (TLS, SASL, timeouts, heartbeats,
+	// logging...) for every franz-go client the Client makes: its
+	// producer, each group member, each partition reader. They come after
+	// the options the Client derives, so they override them, except the
+	// ones the mapping depends on: the partitioner wrapper, and a group
+	// member's group, topics, balancer, reset offset and callbacks.
+	Opts []kgo.Opt
+}
+
+// Client is a stream.Client on an Apache Kafka cluster (or anything that
+// speaks its protocol: Redpanda, WarpStream, franz-go's kfake). It is safe
+// for concurrent use. See the package doc for how the embedded semantics
+// map onto the cluster's.
+type Client struct {
+	opts Options
+	cl   *kgo.Client  // producing and metadata
+	adm  *kadm.Client // topic admin and offset listing, on cl
+
+	mu        sync.Mutex
+	closed    bool
+	consumers map[*GroupConsumer]struct{}
+	readers   map[*PartitionReader]struct{}
+}
+
+var _ stream.Client = (*Client)(nil)
+
+// New connects to a cluster. It fails if no seed broker answers before ctx
+// ends (a metadata request), so a wrong address fails here rather than at
+// the first Publish.
+func New(ctx context.Context, opts Options) (*Client, error) {
+	if len(opts.Brokers) == 0 {
+		return nil, errorf(stream.ErrInvalidConfig, "kafka: no brokers")
+	}
+	if opts.ClientID == "" {
+		opts.ClientID = "embedstream"
+	}
+	if opts.Partitioner == nil {
+		opts.Partitioner = kgo.StickyKeyPartitioner(nil)
+	}
+	kopts := append(opts.base(), kgo.RecordPartitioner(partitioner{base: opts.Partitioner}))
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, errorf(stream.ErrInvalidConfig, "kafka: %v", err)
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka: no broker of %v answered: %w", opts.Brokers, err)
+	}
+	return &Client{
+		opts: opts, cl: cl, adm: kadm.NewClient(cl),
+		consumers: map[*GroupConsumer]struct{}{},
+		readers:   map[*PartitionReader]struct{}{},
+	}, nil
+}
+
+// base is the options every franz-go client of the Client starts with.
+func (o Options) base() []kgo.Opt {
+	out := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ClientID(o.ClientID)}
+	return append(out, o.Opts...)
+}
+
+// Kgo returns the franz-go client the Client produces with, for what
+// stream.Client does not cover (transactions, ACLs, quotas...). Do not
+// Close it: Close the Client.
+func (c *Client) Kgo() *kgo.Client { return c.cl }
+
+// Admin returns a kadm client on the Client's connection, for topic
+// configs, partition counts, group descriptions and the rest of Kafka's
+// admin API. Do not Close it: Close the Client.
+func (c *Client) Admin() *kadm.Client { return c.adm }
+
+func (c *Client) checkOpen() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return stream.ErrClosed
+	}
+	return nil
+}
+
+// topicConfigs maps a TopicConfig to Kafka topic settings. Sync has no
+// topic setting here: durability on a cluster is acks and replication.
+func topicConfigs(cfg stream.TopicConfig) map[string]*string {
+	m := map[string]*string{}
+	set := func(k string, v any) {
+		s := fmt.Sprint(v)
+		m[k] = &s
+	}
+	if cfg.Retention > 0 {
+		set("retention.ms", cfg.Retention.Milliseconds())
+	}
+	if cfg.RetentionBytes > 0 {
+		set("retention.bytes", cfg.RetentionBytes)
+	}
+	if cfg.SegmentBytes > 0 {
+		set("segment.bytes", cfg.SegmentBytes)
+	}
+	if cfg.SegmentAge > 0 {
+		set("segment.ms", cfg.SegmentAge.Milliseconds())
+	}
+	if cfg.MaxRecordBytes > 0 {
+		set("max.message.bytes", cfg.MaxRecordBytes)
+	}
+	if cfg.LogAppendTime {
+		set("message.timestamp.type", "LogAppendTime")
+	}
+	if cfg.Compact {
+		set("cleanup.policy", "compact")
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// CreateTopic creates a topic with cfg.Partitions partitions (default 1)
+// and the cluster's default replication factor. TopicConfig fields map to
+// topic settings: Retention to retention.ms, RetentionBytes to
+// retention.bytes, SegmentBytes to segment.bytes, SegmentAge to segment.ms,
+// MaxRecordBytes to max.message.bytes, LogAppendTime to
+// message.timestamp.type=LogAppendTime, Compact to cleanup.policy=compact
+// (which a cluster implements). Sync is ignored: durability is the
+// cluster's acks and replication. It fails with stream.ErrTopicExists,
+// stream.ErrInvalidTopic or stream.ErrInvalidConfig.
+func (c *Client) CreateTopic(ctx context.Context, name string, cfg stream.TopicConfig) error {
+	if err := c.checkOpen(); err != nil {
+		return err
+	}
+	if err := validTopic(name); err != nil {
+		return err
+	}
+	if cfg.Partitions < 0 {
+		return errorf(stream.ErrInvalidConfig, "%d partitions", cfg.Partitions)
+	}
+	parts := int32(max(cfg.Partitions, 1))
+	resp, err := c.adm.CreateTopic(ctx, parts, -1, topicConfigs(cfg), name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: create topic %q: %w", name, mapErr(err))
+	}
+	return nil
+}
+
+// DeleteTopic deletes a topic (stream.ErrTopicNotFound if there is none).
+// A cluster deletes asynchronously: for a moment after, the name may still
+// be taken.
+func (c *Client) DeleteTopic(ctx context.Context, name string) error {
+	if err := c.checkOpen(); err != nil {
+		return err
+	}
+	if err := validTopic(name); err != nil {
+		return err
+	}
+	resp, err := c.adm.DeleteTopic(ctx, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: delete topic %q: %w", name, mapErr(err))
+	}
+	// Forget the topic's partitions, so a topic re-created under the same
+	// name is looked up afresh.
+	c.cl.PurgeTopicsFromClient(name)
+	return nil
+}
+
+// prepare validates and converts one record for producing.
+func prepare(ctx context.Context, r *stream.Record) (*kgo.Record, *explicit, error) {
+	if err := validRecord(r); err != nil {
+		return nil, nil, err
+	}
+	kr := ToKgo(r)
+	var e *explicit
+	if r.Partition != stream.AnyPartition {
+		e = markExplicit(ctx, kr)
+	}
+	return kr, e, nil
+}
+
+// finish copies what the cluster assigned back into r, and maps err.
+func finish(r *stream.Record, kr *kgo.Record, e *explicit, err error) error {
+	if err != nil {
+		if e != nil && e.invalid.Load() {
+			return errorf(stream.ErrInvalidPartition, "partition %d of %q", r.Partition, r.Topic)
+		}
+		return fmt.Errorf("kafka: produce to %q: %w", r.Topic, mapErr(err))
+	}
+	r.Partition, r.Offset, r.Timestamp = kr.Partition, kr.Offset, kr.Timestamp
+	return nil
+}
+
+// Publish produces records and waits until the cluster acknowledged each
+// (with the client's acks, by default all in-sync replicas), then fills in
+// each record's Partition, Offset and Timestamp. Records are validated
+// first (stream.ErrInvalidRecord, stream.ErrInvalidTopic,
+// stream.ErrInvalidPartition) and none is sent if one fails. Unlike the
+// embedded backend, records for one partition are not guaranteed to be one
+// atomic batch, and a failure can leave some records written: the first
+// error is returned.
+func (c *Client) Publish(ctx context.Context, recs ...*stream.Record) error {
+	if err := c.checkOpen(); err != nil {
+		return err
+	}
+	krs := make([]*kgo.Record, len(recs))
+	exps := make([]*explicit, len(recs))
+	for i, r := range recs {
+		kr, e, err := prepare(ctx, r)
+		if err != nil {
+			return err
+		}
+		krs[i], exps[i] = kr, e
+	}
+	// ProduceSync skips the linger for the partitions it writes to; its
+	// results come in completion order.
+	errs := make(map[*kgo.Record]error, len(krs))
+	for _, res := range c.cl.ProduceSync(ctx, krs...) {
+		errs[res.Record] = res.Err
+	}
+	var first error
+	for i, r := range recs {
+		if err := finish(r, krs[i], exps[i], errs[krs[i]]); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// PublishAsync produces r in the background, batched with other records
+// (franz-go's linger and batch settings), and calls done (which may be nil)
+// once with r and the outcome; on success r's Partition, Offset and
+// Timestamp are filled in. Callbacks run in offset order per partition, on
+// franz-go's promise goroutine: keep them short. Validation errors call done
+// before PublishAsync returns. Unlike the embedded backend, ctx also bounds
+// the record's life: if it ends before the record is sent, the record fails
+// with ctx's error (franz-go's rule). r must not be modified until done runs.
+func (c *Client) PublishAsync(ctx context.Context, r *stream.Record, done func(*stream.Record, error)) {
+	if done == nil {
+		done = func(*stream.Record, error) {}
+	}
+	if err := c.checkOpen(); err != nil {
+		done(r, err)
+		return
+	}
+	kr, e, err := prepare(ctx, r)
+	if err != nil {
+		done(r, err)
+		return
+	}
+	c.cl.Produce(ctx, kr, func(kr *kgo.Record, err error) {
+		done(r, finish(r, kr, e, err))
+	})
+}
+
+// Flush waits until every record PublishAsync queued before it is
+// acknowledged (or failed) and its callback has run.
+func (c *Client) Flush(ctx context.Context) error {
+	if err := c.checkOpen(); err != nil {
+		return err
+	}
+	return mapErr(c.cl.Flush(ctx))
+}
+
+// topicPartitions returns the partition count of each topic, failing with
+// stream.ErrTopicNotFound for one the cluster does not have.
+func (c *Client) topicPartitions(ctx context.Context, topics ...string) (map[string]int, error) {
+	details, err := c.adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make(map[string]int, len(topics))
+	for _, t := range topics {
+		d, ok := details[t]
+		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			return nil, errorf(stream.ErrTopicNotFound, "%q", t)
+		}
+		if d.Err != nil {
+			return nil, fmt.Errorf("kafka: topic %q: %w", t, mapErr(d.Err))
+		}
+		out[t] = len(d.Partitions)
+	}
+	return out, nil
+}
+
+// metadataTimeout bounds the metadata lookups of calls that take no context
+// (Subscribe).
+const metadataTimeout = 30 * time.Second
+
+// Close flushes what PublishAsync queued, closes every group member and
+// partition reader the Client made (members leave their groups, running
+// OnRevoked on the calling goroutine), and disconnects. Later calls return
+// stream.ErrClosed; Close itself is safe to call more than once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	consumers := c.consumers
+	readers := c.readers
+	c.consumers, c.readers = nil, nil
+	c.mu.Unlock()
+
+	var errs []error
+	for gc := range consumers {
+		errs = append(errs, gc.Close())
+	}
+	for rd := range readers {
+		errs = append(errs, rd.Close())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), metadataTimeout)
+	defer cancel()
+	if err := c.cl.Flush(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("kafka: flush on close: %w", err))
+	}
+	c.cl.Close()
+	return errors.Join(errs...)
+}
+
+// forgetConsumer and forgetReader drop a closed member or reader from the
+// Client's books.
+func (c *Client) forgetConsumer(gc *GroupConsumer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.consumers, gc)
+}
+
+func (c *Client) forgetReader(rd *PartitionReader) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.readers, rd)
+}

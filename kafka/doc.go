@@ -1,0 +1,113 @@
+// Package kafka is embedstream's stream.Client on an Apache Kafka cluster,
+// built on franz-go (kgo for producing and consuming, kadm for admin).
+// Application code written against stream.Client runs unchanged on the
+// embedded broker (stream.Broker.Client) and on a cluster; only the
+// constructor differs:
+//
+//	b, _ := stream.Open(dir, &stream.Options{Partitioner: stream.KafkaPartitioner{}})
+//	var c stream.Client = b.Client()
+//	// or
+//	c, err := kafka.New(ctx, kafka.Options{Brokers: []string{"localhost:9092"}})
+//
+// The module's tests run the shared conformance suite
+// (github.com/embedstream/stream/conformance) against an in-process cluster
+// (franz-go's kfake), so the behaviour below is checked on every change.
+//
+// # What maps how
+//
+// Records map field for field both ways (ToKgo, FromKgo): topic, partition,
+// offset, key, value, headers (order and repeated keys kept) and timestamp
+// (milliseconds). A nil key or value is Kafka's null and an empty one stays
+// empty; the same holds for header values.
+//
+// Placement: a record with stream.AnyPartition goes through the partitioner,
+// by default franz-go's StickyKeyPartitioner with Kafka's murmur2: a keyed
+// record lands where the Java client puts it, and where
+// stream.KafkaPartitioner puts it on the embedded side; keyless records
+// stick to one partition per batch (as the embedded KIP-794 placement
+// does). Any other Partition is explicit and always wins.
+//
+// Publish produces and waits for the acknowledgement (franz-go's defaults:
+// idempotent, acks from all in-sync replicas); PublishAsync produces with a
+// promise that calls done, in offset order per partition; Flush waits for
+// every queued record and its callback.
+//
+// Topics: CreateTopic maps TopicConfig to topic settings (Partitions,
+// retention.ms, retention.bytes, segment.bytes, segment.ms,
+// max.message.bytes, message.timestamp.type, cleanup.policy) with the
+// cluster's default replication factor; DeleteTopic deletes.
+//
+// Consumer groups: each Subscribe is a franz-go group member of its own.
+// Balancers map by their Kafka names (range, roundrobin, sticky,
+// cooperative-sticky) to franz-go's; the default is range, as on the
+// embedded side. The member blocks rebalances while the application holds
+// the records of a Poll (kgo.BlockRebalanceOnPoll) and allows them at the
+// next Poll, and franz-go's OnPartitionsAssigned/Revoked/Lost callbacks are
+// handed to the goroutine in Poll (or Close) to run GroupOptions' callbacks
+// there: like the embedded Consumer, callbacks run on the polling
+// goroutine, OnRevoked before any other member gets the partitions, and a
+// commit made in OnRevoked is where the next owner starts. Eager balancers
+// revoke everything at each rebalance; cooperative-sticky revokes only what
+// moves.
+//
+// Offsets: positions are the offset after the last record Poll returned (or
+// what Seek set, or where the partition started); Commit commits them,
+// CommitOffsets commits exact offsets, Committed reads the group's. The
+// reset policies map to kgo.ConsumeResetOffset: ResetEarliest to the log
+// start, ResetLatest to the log end, ResetNone to no reset, under which
+// Poll fails with stream.ErrNoCommittedOffset for a partition without a
+// commit (and stream.ErrOffsetOutOfRange for a position outside the log)
+// until Seek sets a position. AutoCommit commits inside Poll every 5 s,
+// before partitions are revoked and on Close, as the embedded Consumer
+// does (franz-go's own auto-commit is off).
+//
+// ReadPartition is a direct (group-less) franz-go consumer of one
+// partition, from an offset to the high watermark as it was when the reader
+// was made, then io.EOF. stream.AtTime works too (ListOffsets by time).
+//
+// Errors are *Error values that match both the embedstream sentinel and
+// Kafka's error with errors.Is: kerr.TopicAlreadyExists is
+// stream.ErrTopicExists, UnknownTopicOrPartition stream.ErrTopicNotFound,
+// OffsetOutOfRange stream.ErrOffsetOutOfRange, IllegalGeneration and
+// UnknownMemberID stream.ErrStaleGeneration, RebalanceInProgress
+// stream.ErrRebalanceInProgress, FencedInstanceID stream.ErrFenced,
+// InvalidTopicException stream.ErrInvalidTopic, MessageTooLarge
+// stream.ErrRecordTooLarge, invalid partitions, replication factors and
+// configs stream.ErrInvalidConfig; every call on a closed Client, member or
+// reader returns stream.ErrClosed. Bad input fails before anything is sent,
+// with the embedded backend's errors (stream.ErrInvalidRecord,
+// stream.ErrInvalidTopic, stream.ErrInvalidPartition, stream.ErrInvalidGroup,
+// stream.ErrNotAssigned).
+//
+// # What differs from the embedded backend
+//
+//   - Latency and durability: every call is a network round trip, and a
+//     record is durable as the cluster's acks and replication make it
+//     (TopicConfig.Sync is ignored).
+//   - Publish with several records is not one atomic batch per partition: a
+//     failure can leave some written (the first error is returned).
+//   - PublishAsync's context also bounds the queued record: if it ends
+//     before the record is sent, the record fails with its error.
+//   - On a LogAppendTime topic, Publish reports the producer's timestamp;
+//     the cluster's shows when the record is read back.
+//   - Liveness: a member is alive while it heartbeats (franz-go does, in the
+//     background), not while it polls; one that holds its records longer
+//     than the rebalance timeout (kgo.RebalanceTimeout, 60 s by default)
+//     while the group rebalances is dropped, its commits then fail with
+//     stream.ErrStaleGeneration, and its next Poll rejoins. A member learns
+//     of a rebalance at its next heartbeat (kgo.HeartbeatInterval, 3 s by
+//     default), so hand-overs take that long; the embedded group is
+//     immediate.
+//   - ResetLatest resolves "the end" when the partition is assigned, not
+//     at its first fetch.
+//   - Records from Poll and Next do not alias anything: they stay valid
+//     after the next call (Clone is harmless but unneeded).
+//   - A cluster deletes topics asynchronously, runs compaction
+//     (TopicConfig.Compact), and keeps group offsets for its
+//     offsets.retention.minutes.
+//
+// Options.Opts passes franz-go options (TLS, SASL, timeouts, heartbeats,
+// logging) to every franz-go client the Client makes; Client.Kgo,
+// Client.Admin and GroupConsumer.Kgo reach franz-go for what stream.Client
+// does not cover.
+package kafka
