@@ -21,7 +21,7 @@ type TopicConfig struct {
 	// still holds at least this many bytes (retention.bytes). 0: no limit.
 	RetentionBytes int64 `json:"retentionBytes,omitempty"`
 	// SegmentBytes rolls a new segment file at this size (segment.bytes).
-	// Default 1 GiB; between 4 KiB and 2 GiB.
+	// Default 1 GiB; between 4 KiB and 2 GiB - 1 byte.
 	SegmentBytes int64 `json:"segmentBytes,omitempty"`
 	// SegmentAge rolls the active segment once it is this old (segment.ms),
 	// so time retention can delete it. 0: roll by size only.

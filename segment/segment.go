@@ -289,9 +289,11 @@ func (s *Segment) recover(fileSize int64) (Recovery, error) {
 			s.capacity = valid
 		}
 	}
-	if !s.cfg.ReadOnly {
+	if !s.cfg.ReadOnly && !s.cfg.NoSync {
 		// What survived a process crash may still be only in the page
 		// cache: make it durable before anyone reads it as committed.
+		// Under SyncNever nothing is promised against a machine crash, so
+		// the kernel writes it back in its own time, as it does appends.
 		if err := s.f.Sync(); err != nil {
 			return rec, s.setSyncFailure(err)
 		}

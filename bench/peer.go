@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// A peer is one engine under test. Every workload starts its own instance in
+// a fresh directory, drives it through the instance interface and closes it,
+// so the timing code lives in workloads.go, once, for all peers.
+type peer interface {
+	// name is the column heading in the table and the key in the JSON.
+	name() string
+	// id is the short name for the -peers flag and child processes.
+	id() string
+	// start opens an instance on dir (an empty directory, or one a previous
+	// instance or a killed child process left) with a topic "bench" of
+	// o.partitions partitions, created if missing. An error wrapping
+	// errNotSupported means the peer cannot do what o asks.
+	start(ctx context.Context, dir string, o startOptions) (instance, error)
+}
+
+// startOptions say what a workload needs from an instance.
+type startOptions struct {
+	// partitions of the topic (0 means 1).
+	partitions int
+	// durable asks for an fsync before every acknowledgement (SyncAlways,
+	// JetStream's sync_always, kfake's SyncWrites). Otherwise nothing is
+	// fsynced while the workload runs (SyncNever and the like).
+	durable bool
+	// persistent asks that the data outlive the process: the recovery and
+	// scale workloads reopen the directory.
+	persistent bool
+	// bigLog asks the instance to keep a whole recovery log (1 GiB) in one
+	// file where the engine has a segment size, so that recovery has the
+	// worst case: everything in the active segment.
+	bigLog bool
+}
+
+// instance is a started engine. Methods other than publishOne are called from
+// one goroutine at a time.
+type instance interface {
+	// publishBatched publishes n records with value v through the peer's
+	// batching path, spread round-robin over the topic's partitions, and
+	// returns once all of them are acknowledged.
+	publishBatched(ctx context.Context, n int, v []byte) error
+	// publishOne publishes one record with value v to partition 0 and waits
+	// for its acknowledgement. It must be safe for concurrent use.
+	publishOne(ctx context.Context, v []byte) error
+	// read reads the first n records of partition 0 from the start. With
+	// keep, it copies each value into memory of its own (what a consumer that
+	// keeps records must do); otherwise it reads the value in place.
+	read(ctx context.Context, n int, keep bool) error
+	// tail returns a function that blocks until the next record of partition
+	// 0 arrives, as a consumer waits for new data; partition 0 is empty when
+	// tail is called. The function ends with ctx.
+	tail(ctx context.Context) (next func() error, err error)
+	// group consumes n records from all partitions with members consumers of
+	// one consumer group, from the start, each in its own goroutine, and
+	// calls done as soon as the n-th record has been consumed (leaving the
+	// group afterwards is not timed).
+	group(ctx context.Context, members, n int, done func()) error
+	// records returns how many records partition 0 holds: the workloads
+	// check with it that what was acknowledged is there.
+	records(ctx context.Context) (int64, error)
+	// close shuts the instance down cleanly.
+	close() error
+}
+
+// errNotSupported marks a workload a peer cannot run; the table prints n/a
+// with the reason.
+var errNotSupported = errors.New("not supported")
+
+// notSupported returns an error that is errNotSupported, with a short reason.
+func notSupported(reason string) error { return notSupportedError{reason} }
+
+type notSupportedError struct{ reason string }
+
+func (e notSupportedError) Error() string        { return "not supported: " + e.reason }
+func (e notSupportedError) Is(target error) bool { return target == errNotSupported }
+
+// reason returns the reason of a notSupported error (however wrapped), or
+// the error's text.
+func reason(err error) string {
+	if ns, ok := errors.AsType[notSupportedError](err); ok {
+		return ns.reason
+	}
+	return err.Error()
+}
+
+// allPeers returns the peers in table order: ours first, the physical limit
+// last.
+func allPeers() []peer {
+	return []peer{
+		embedPeer{},
+		jetstreamPeer{},
+		kfakePeer{disk: false},
+		kfakePeer{disk: true},
+		rawPeer{},
+	}
+}
+
+// peerByID finds a peer by its id.
+func peerByID(id string) (peer, error) {
+	for _, p := range allPeers() {
+		if p.id() == id {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown peer %q", id)
+}

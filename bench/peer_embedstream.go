@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/embedstream/stream"
+)
+
+// embedPeer is ours, through the public API only: Broker.Publish with many
+// records per call for batches, one record per call for latency, a Reader
+// to consume from the start, Consumer.Poll for tailing and groups.
+type embedPeer struct{}
+
+func (embedPeer) name() string { return "embedstream" }
+func (embedPeer) id() string   { return "embedstream" }
+
+// maxPollRecords is raised from the default 500 (a documented knob, Kafka's
+// max.poll.records) for the throughput of the group workload.
+const maxPollRecords = 5000
+
+type embedInstance struct {
+	b          *stream.Broker
+	partitions int
+}
+
+func (embedPeer) start(_ context.Context, dir string, o startOptions) (instance, error) {
+	opts := &stream.Options{Sync: stream.SyncNever}
+	if o.durable {
+		opts.Sync = stream.SyncAlways
+	}
+	b, err := stream.Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg := stream.TopicConfig{Partitions: max(o.partitions, 1)}
+	if o.bigLog {
+		cfg.SegmentBytes = math.MaxInt32 // the largest allowed: the whole log stays in the active segment
+	}
+	if err := b.CreateTopic("bench", cfg); err != nil && !errors.Is(err, stream.ErrTopicExists) {
+		b.Close()
+		return nil, err
+	}
+	info, err := b.DescribeTopic("bench")
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return &embedInstance{b: b, partitions: len(info.Partitions)}, nil
+}
+
+// publishBatched sends up to 1,000 records (and at most 512 KiB, the
+// Producer's default batch size, under the 1 MiB batch limit) per Publish
+// call. The Record values are reused between calls: Publish keeps none.
+func (e *embedInstance) publishBatched(ctx context.Context, n int, v []byte) error {
+	per := max(1, min(1000, (512<<10)/max(len(v), 1)))
+	recs := make([]stream.Record, per)
+	ptrs := make([]*stream.Record, per)
+	for i := range recs {
+		recs[i] = stream.Record{Topic: "bench", Value: v}
+		ptrs[i] = &recs[i]
+	}
+	for sent := 0; sent < n; {
+		k := min(per, n-sent)
+		for i := range k {
+			// Publish filled in Offset and Timestamp: a zero Timestamp is "now".
+			recs[i].Partition, recs[i].Timestamp = int32((sent+i)%e.partitions), time.Time{}
+		}
+		if err := e.b.Publish(ctx, ptrs[:k]...); err != nil {
+			return err
+		}
+		sent += k
+	}
+	return nil
+}
+
+func (e *embedInstance) publishOne(ctx context.Context, v []byte) error {
+	return e.b.Publish(ctx, &stream.Record{Topic: "bench", Partition: 0, Value: v})
+}
+
+func (e *embedInstance) read(ctx context.Context, n int, keep bool) error {
+	rd, err := e.b.NewReader("bench", 0, stream.OffsetEarliest, stream.EndOffset(int64(n)))
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	var sum checksum
+	defer sum.flush()
+	for got := 0; got < n; got++ {
+		rec, err := rd.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("after %d records: %w", got, err)
+		}
+		if keep {
+			rec = rec.Clone() // a copy that outlives the next Next
+		}
+		sum.add(rec.Value)
+	}
+	return nil
+}
+
+func (e *embedInstance) tail(ctx context.Context) (func() error, error) {
+	// The topic is empty: ResetEarliest cannot miss a record published
+	// before the member's first Poll resolved its position.
+	c, err := e.b.Subscribe("tail", []string{"bench"}, &stream.ConsumerOptions{Reset: stream.ResetEarliest})
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { c.Close() })
+	return func() error {
+		for {
+			recs, err := c.Poll(ctx)
+			if err != nil {
+				return err
+			}
+			if len(recs) > 0 {
+				return nil
+			}
+		}
+	}, nil
+}
+
+func (e *embedInstance) group(ctx context.Context, members, n int, done func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, members)
+	consumers := make([]*stream.Consumer, members)
+	for m := range members {
+		c, err := e.b.Subscribe("group", []string{"bench"}, &stream.ConsumerOptions{
+			Reset: stream.ResetEarliest, MaxPollRecords: maxPollRecords})
+		if err != nil {
+			return err
+		}
+		consumers[m] = c
+	}
+	for m, c := range consumers {
+		wg.Go(func() {
+			var sum checksum
+			defer sum.flush()
+			for total.Load() < int64(n) {
+				recs, err := c.Poll(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs[m] = err
+						cancel()
+					}
+					return
+				}
+				for _, r := range recs {
+					sum.add(r.Value)
+				}
+				if t := total.Add(int64(len(recs))); t >= int64(n) && t-int64(len(recs)) < int64(n) {
+					done()
+					cancel() // the others are blocked in Poll
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range consumers {
+		c.Close()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if got := total.Load(); got < int64(n) {
+		return fmt.Errorf("group read %d of %d records", got, n)
+	}
+	return nil
+}
+
+func (e *embedInstance) records(context.Context) (int64, error) {
+	info, err := e.b.DescribeTopic("bench")
+	if err != nil {
+		return 0, err
+	}
+	return info.Partitions[0].EndOffset - info.Partitions[0].StartOffset, nil
+}
+
+func (e *embedInstance) close() error { return e.b.Close() }

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// kfakePeer is franz-go's fake Kafka cluster (one broker, in the process,
+// served over loopback TCP: kfake has no in-process transport) driven by a
+// franz-go kgo client, the way Go programs test against Kafka. With disk,
+// the cluster persists to a directory (kfake.DataDir, and kfake.SyncWrites
+// when durable); without, it holds everything in memory.
+type kfakePeer struct{ disk bool }
+
+func (k kfakePeer) name() string {
+	if k.disk {
+		return "kfake (disk)"
+	}
+	return "kfake (memory)"
+}
+
+func (k kfakePeer) id() string {
+	if k.disk {
+		return "kfake-disk"
+	}
+	return "kfake"
+}
+
+type kfakeInstance struct {
+	c          *kfake.Cluster
+	cl         *kgo.Client // producer
+	partitions int
+}
+
+func (k kfakePeer) start(ctx context.Context, dir string, o startOptions) (instance, error) {
+	parts := max(o.partitions, 1)
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(parts), "bench")}
+	switch {
+	case k.disk:
+		opts = append(opts, kfake.DataDir(dir))
+		if o.durable {
+			opts = append(opts, kfake.SyncWrites())
+		}
+	case o.durable:
+		return nil, notSupported("memory only, no fsync")
+	case o.persistent:
+		return nil, notSupported("memory only, nothing to reopen")
+	}
+	if k.disk {
+		// kfake keeps a segment and an index file open per partition.
+		var lim syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(2*parts+256) > lim.Cur {
+			return nil, notSupported(fmt.Sprintf("2 open files per partition exceed the %d open-file limit", lim.Cur))
+		}
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, err
+	}
+	f := &kfakeInstance{c: c, partitions: parts}
+	// Linger 0 (the default is 10 ms): batches still form from what piles up
+	// while a produce request is in flight, and single records go at once.
+	// No compression (the default is snappy): every record carries the same
+	// value, which would compress to nothing and measure the codec, not the
+	// log. Nobody else compresses.
+	f.cl, err = f.client(kgo.DefaultProduceTopic("bench"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := f.cl.Ping(ctx); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// client returns a new kgo client of the cluster.
+func (f *kfakeInstance) client(opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.c.ListenAddrs()...),
+		kgo.FetchMaxPartitionBytes(8 << 20)}, opts...)...)
+}
+
+func (f *kfakeInstance) publishBatched(ctx context.Context, n int, v []byte) error {
+	var firstErr atomic.Pointer[error]
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			firstErr.CompareAndSwap(nil, &err)
+		}
+	}
+	for i := range n {
+		f.cl.Produce(ctx, &kgo.Record{Value: v, Partition: int32(i % f.partitions)}, promise)
+	}
+	if err := f.cl.Flush(ctx); err != nil {
+		return err
+	}
+	if err := firstErr.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+func (f *kfakeInstance) publishOne(ctx context.Context, v []byte) error {
+	return f.cl.ProduceSync(ctx, &kgo.Record{Value: v, Partition: 0}).FirstErr()
+}
+
+func (f *kfakeInstance) read(ctx context.Context, n int, keep bool) error {
+	cl, err := f.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"bench": {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var sum checksum
+	defer sum.flush()
+	for got := 0; got < n; {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			return fmt.Errorf("after %d records: %w", got, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v := r.Value
+			if keep {
+				v = append([]byte(nil), v...)
+			}
+			sum.add(v)
+			got++
+		})
+	}
+	return nil
+}
+
+func (f *kfakeInstance) tail(ctx context.Context) (func() error, error) {
+	cl, err := f.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"bench": {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, cl.Close)
+	return func() error {
+		for {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				return err
+			}
+			if fs.NumRecords() > 0 {
+				return nil
+			}
+		}
+	}, nil
+}
+
+func (f *kfakeInstance) group(ctx context.Context, members, n int, done func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	clients := make([]*kgo.Client, members)
+	for m := range clients {
+		cl, err := f.client(kgo.ConsumerGroup("group"), kgo.ConsumeTopics("bench"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
+			kgo.Balancers(kgo.RangeBalancer()),
+			// Members learn of a rebalance from heartbeats: at the default 3 s
+			// interval, joining alone would take longer than consuming.
+			kgo.HeartbeatInterval(100*time.Millisecond))
+		if err != nil {
+			return err
+		}
+		clients[m] = cl
+		defer cl.Close()
+	}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, members)
+	for m, cl := range clients {
+		wg.Go(func() {
+			var sum checksum
+			defer sum.flush()
+			for total.Load() < int64(n) {
+				fs := cl.PollFetches(ctx)
+				if ctx.Err() != nil {
+					return
+				}
+				if err := fs.Err0(); err != nil {
+					errs[m] = err
+					cancel()
+					return
+				}
+				fs.EachRecord(func(r *kgo.Record) { sum.add(r.Value) })
+				got := int64(fs.NumRecords())
+				if t := total.Add(got); t >= int64(n) && t-got < int64(n) {
+					done()
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if got := total.Load(); got < int64(n) {
+		return fmt.Errorf("group read %d of %d records", got, n)
+	}
+	return nil
+}
+
+func (f *kfakeInstance) records(ctx context.Context) (int64, error) {
+	adm := kadm.NewClient(f.cl)
+	starts, err := adm.ListStartOffsets(ctx, "bench")
+	if err != nil {
+		return 0, err
+	}
+	ends, err := adm.ListEndOffsets(ctx, "bench")
+	if err != nil {
+		return 0, err
+	}
+	s, _ := starts.Lookup("bench", 0)
+	e, _ := ends.Lookup("bench", 0)
+	if err := errors.Join(s.Err, e.Err); err != nil {
+		return 0, err
+	}
+	return e.Offset - s.Offset, nil
+}
+
+func (f *kfakeInstance) close() error {
+	f.cl.Close()
+	f.c.Close()
+	return nil
+}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+)
+
+// metricSpec describes one measured figure: a row of the table.
+type metricSpec struct {
+	key    string // stable name in the JSON
+	label  string // metric column of the table
+	higher bool   // higher is better
+	format func(float64) string
+	// floor: below it ours counts as zero, and ratios to it are not shown.
+	floor float64
+}
+
+func rateMetric(key, label string) metricSpec {
+	return metricSpec{key: key, label: label, higher: true, format: fmtRate}
+}
+func mbpsMetric(key string) metricSpec {
+	return metricSpec{key: key, label: "MB/s", higher: true, format: fmtFloat}
+}
+func usMetric(key, label string) metricSpec {
+	return metricSpec{key: key, label: label, format: fmtMicros}
+}
+func msMetric(key, label string) metricSpec {
+	return metricSpec{key: key, label: label, format: fmtMillis}
+}
+func allocMetric(key, label string) metricSpec {
+	return metricSpec{key: key, label: label, floor: 0.01, format: func(v float64) string {
+		if v > 0 && v < 0.01 {
+			return fmt.Sprintf("%.4f", v)
+		}
+		return fmt.Sprintf("%.2f", v)
+	}}
+}
+func sizeMetric(key, label string) metricSpec {
+	return metricSpec{key: key, label: label, format: func(v float64) string { return fmt.Sprintf("%.0f MB", v) }}
+}
+func countMetric(key, label string) metricSpec {
+	return metricSpec{key: key, label: label, format: func(v float64) string { return fmt.Sprintf("%.0f", v) }}
+}
+
+func fmtRate(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func fmtFloat(v float64) string {
+	if v >= 100 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// fmtMicros formats a duration given in µs.
+func fmtMicros(us float64) string {
+	switch {
+	case us >= 1e6:
+		return fmt.Sprintf("%.2f s", us/1e6)
+	case us >= 1e3:
+		return fmt.Sprintf("%.2f ms", us/1e3)
+	case us >= 100:
+		return fmt.Sprintf("%.0f µs", us)
+	}
+	return fmt.Sprintf("%.2f µs", us)
+}
+
+// fmtMillis formats a duration given in ms.
+func fmtMillis(ms float64) string { return fmtMicros(ms * 1e3) }
+
+// cell is one peer's figure for one metric, or why there is none.
+type cell struct {
+	Value *float64 `json:"value,omitempty"`
+	NA    string   `json:"na,omitempty"`    // why the peer cannot run the workload
+	Error string   `json:"error,omitempty"` // how the run failed
+	// Advantage is how many times better ours is than this peer (above 1:
+	// ours is better; below 1: the peer is), whichever way the metric goes.
+	Advantage *float64 `json:"ours_advantage,omitempty"`
+}
+
+// row is one metric of one workload, over all peers.
+type row struct {
+	Workload       string          `json:"workload"`
+	Metric         string          `json:"metric"`
+	Key            string          `json:"key"`
+	HigherIsBetter bool            `json:"higher_is_better"`
+	Cells          map[string]cell `json:"peers"`
+	Goal           *goalResult     `json:"goal,omitempty"`
+	spec           metricSpec
+}
+
+type goalResult struct {
+	Text string `json:"text"`
+	Met  bool   `json:"met"`
+}
+
+// report is the whole run: the JSON document and the table's source.
+type report struct {
+	Machine  map[string]string `json:"machine"`
+	Sizes    map[string]any    `json:"sizes"`
+	Peers    []string          `json:"peers"`
+	Rows     []*row            `json:"results"`
+	Notes    []string          `json:"notes"`
+	Seconds  float64           `json:"seconds"`
+	ours     string
+	rowByKey map[string]*row
+}
+
+func newReport(peers []peer) *report {
+	r := &report{rowByKey: map[string]*row{}}
+	for _, p := range peers {
+		r.Peers = append(r.Peers, p.name())
+	}
+	r.ours = embedPeer{}.name()
+	return r
+}
+
+// add records one peer's values (or error) for a workload's metrics.
+func (r *report) add(w workload, title string, p peer, vals []float64, err error) {
+	for i, m := range w.metrics {
+		rw := r.rowByKey[m.key]
+		if rw == nil {
+			rw = &row{Workload: title, Metric: m.label, Key: m.key, HigherIsBetter: m.higher,
+				Cells: map[string]cell{}, spec: m}
+			r.rowByKey[m.key] = rw
+			r.Rows = append(r.Rows, rw)
+		}
+		switch {
+		case errors.Is(err, errNotSupported):
+			rw.Cells[p.name()] = cell{NA: reason(err)}
+		case err != nil:
+			rw.Cells[p.name()] = cell{Error: err.Error()}
+		case i < len(vals):
+			v := vals[i]
+			rw.Cells[p.name()] = cell{Value: &v}
+		}
+	}
+}
+
+// finish computes the ratios to ours and evaluates the goals.
+func (r *report) finish() {
+	for _, rw := range r.Rows {
+		ours, ok := rw.value(r.ours)
+		if !ok || ours < rw.spec.floor {
+			continue
+		}
+		for name, c := range rw.Cells {
+			if name == r.ours || c.Value == nil {
+				continue
+			}
+			adv := *c.Value / ours
+			if rw.HigherIsBetter {
+				adv = ours / *c.Value
+			}
+			if !math.IsNaN(adv) && !math.IsInf(adv, 0) {
+				c.Advantage = &adv
+				rw.Cells[name] = c
+			}
+		}
+	}
+	for _, g := range goals() {
+		rw := r.rowByKey[g.key]
+		if rw == nil {
+			continue
+		}
+		res := &goalResult{Text: g.text}
+		if ours, ok := rw.value(r.ours); ok {
+			res.Met = g.met(ours, r)
+		}
+		rw.Goal = res
+	}
+}
+
+func (rw *row) value(peer string) (float64, bool) {
+	c, ok := rw.Cells[peer]
+	if !ok || c.Value == nil {
+		return 0, false
+	}
+	return *c.Value, true
+}
+
+// value returns a peer's figure for a metric key.
+func (r *report) value(key, peer string) (float64, bool) {
+	rw := r.rowByKey[key]
+	if rw == nil {
+		return 0, false
+	}
+	return rw.value(peer)
+}
+
+// goal is one of the issue's targets for ours.
+type goal struct {
+	key  string
+	text string
+	met  func(ours float64, r *report) bool
+}
+
+func goals() []goal {
+	atLeast := func(x float64) func(float64, *report) bool {
+		return func(v float64, _ *report) bool { return v >= x }
+	}
+	atMost := func(x float64) func(float64, *report) bool {
+		return func(v float64, _ *report) bool { return v <= x }
+	}
+	return []goal{
+		{"publish_100B_msgs", "≥ 6M msg/s and ≥ 5× kfake", func(v float64, r *report) bool {
+			best := 0.0
+			for _, k := range []kfakePeer{{false}, {true}} {
+				if kv, ok := r.value("publish_100B_msgs", k.name()); ok {
+					best = max(best, kv)
+				}
+			}
+			return v >= 6e6 && best > 0 && v >= 5*best
+		}},
+		{"consume_msgs", "≥ 18M msg/s", atLeast(18e6)},
+		{"consume_allocs_per_record", "0 allocs/record", atMost(0.001)},
+		{"latency_p50_us", "p50 ≤ 2 µs", atMost(2)},
+		{"syncalways_p50_us", "≤ 1.2× raw fsync", func(v float64, r *report) bool {
+			raw, ok := r.value("syncalways_p50_us", rawPeer{}.name())
+			return ok && v <= 1.2*raw
+		}},
+		{"groupcommit_msgs", "≥ 150k msg/s", atLeast(150e3)},
+		{"roundtrip_mean_us", "≤ 1 ms", atMost(1000)},
+		{"wakeup_p99_us", "p99 ≤ 50 µs", atMost(50)},
+		{"recovery_open_ms", "≤ 200 ms", atMost(200)},
+		{"scale_open_ms", "≤ 2 s", atMost(2000)},
+		{"scale_rss_MB", "≤ 200 MB", atMost(200)},
+	}
+}
+
+// writeTable prints the markdown table.
+func (r *report) writeTable(w io.Writer) {
+	fmt.Fprintf(w, "Machine: %s\n\n", r.Machine["summary"])
+	fmt.Fprintf(w, "In a peer's column, (N×) is how many times better ours is on that row: above 1 ours is better, below 1 the peer is.\n\n")
+	fmt.Fprintf(w, "| workload | metric | %s | goal (ours) |\n", strings.Join(r.Peers, " | "))
+	fmt.Fprintf(w, "|---|---|%s---|\n", strings.Repeat("--:|", len(r.Peers)))
+	last := ""
+	for _, rw := range r.Rows {
+		title := rw.Workload
+		if title == last {
+			title = ""
+		}
+		last = rw.Workload
+		cells := make([]string, len(r.Peers))
+		for i, name := range r.Peers {
+			c, ok := rw.Cells[name]
+			switch {
+			case !ok:
+				cells[i] = "–"
+			case c.Error != "":
+				cells[i] = "failed: " + c.Error
+			case c.Value == nil:
+				cells[i] = "n/a: " + c.NA
+			default:
+				cells[i] = rw.spec.format(*c.Value)
+				if c.Advantage != nil {
+					cells[i] += fmt.Sprintf(" (%s×)", fmtAdvantage(*c.Advantage))
+				}
+				if name == r.ours {
+					cells[i] = "**" + cells[i] + "**"
+				}
+			}
+		}
+		g := ""
+		if rw.Goal != nil {
+			mark := "✅ met"
+			if !rw.Goal.Met {
+				mark = "❌ not met"
+			}
+			g = rw.Goal.Text + ": " + mark
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", title, rw.Metric, strings.Join(cells, " | "), g)
+	}
+	if len(r.Notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+	}
+}
+
+func fmtAdvantage(a float64) string {
+	switch {
+	case a < 0.1:
+		return fmt.Sprintf("%.2g", a)
+	case a >= 100:
+		return fmt.Sprintf("%.0f", a)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", a)
+	}
+	return fmt.Sprintf("%.2f", a)
+}
+
+// writeJSON writes the report to path.
+func (r *report) writeJSON(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
