@@ -28,4 +28,4 @@ fuzz:
 
 ## bench: the storage benchmarks, with allocation counts.
 bench:
-	go test -run='^$$' -bench=. -benchmem ./segment/ .
+	go test -run='^$$' -bench=. -benchmem ./segment/ ./group/ .
