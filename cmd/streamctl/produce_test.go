@@ -91,5 +91,5 @@ func TestProduceInterrupted(t *testing.T) {
 		cancel()
 	}()
 	r := cliApp(t, ctx, func(a *app) { a.stdin = pr }, "-dir", dir, "produce", "-topic", "orders").ok(t)
-	require.Regexp(t, `^produced [0-2] records to orders`, r.stderr)
+	require.Regexp(t, `^produced [0-2] records? to orders`, r.stderr) // "1 record" when cut after one line
 }
