@@ -884,13 +884,25 @@ func (b *Broker) plan(recs []*Record) (publishPlan, error) {
 	}
 	sticky := map[*topic]int32{}
 	index := map[*partition]int{}
+	// Records usually come in runs for one topic and partition: look the
+	// topic and the group up once per run, not per record.
+	var (
+		lastName  string
+		lastTopic *topic
+		lastPart  *partition
+		lastGroup int
+	)
 	for i, r := range recs {
 		if r == nil {
 			return plan, fmt.Errorf("%w: record %d is nil", ErrInvalidRecord, i)
 		}
-		t, err := b.topicForWrite(r.Topic)
-		if err != nil {
-			return plan, err
+		t := lastTopic
+		if t == nil || r.Topic != lastName {
+			var err error
+			if t, err = b.topicForWrite(r.Topic); err != nil {
+				return plan, err
+			}
+			lastName, lastTopic = r.Topic, t
 		}
 		parts := t.partitions()
 		partition, err := b.place(t, r, len(parts), sticky)
@@ -904,11 +916,17 @@ func (b *Broker) plan(recs []*Record) (publishPlan, error) {
 			return plan, fmt.Errorf("%w: record %d is %d bytes, topic %q allows %d", ErrRecordTooLarge, i, size, t.name, t.cfg.MaxRecordBytes)
 		}
 		p := parts[partition]
-		g, ok := index[p]
-		if !ok {
-			g = len(plan.groups)
-			index[p] = g
-			plan.groups = append(plan.groups, publishGroup{topic: t, part: p, partition: partition})
+		g := lastGroup
+		if p != lastPart {
+			var ok bool
+			if g, ok = index[p]; !ok {
+				g = len(plan.groups)
+				index[p] = g
+				share := (len(recs) - i + len(parts) - 1) / len(parts)
+				plan.groups = append(plan.groups, publishGroup{topic: t, part: p, partition: partition,
+					records: make([]int, 0, share)})
+			}
+			lastPart, lastGroup = p, g
 		}
 		plan.groups[g].records = append(plan.groups[g].records, i)
 	}
