@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -555,29 +554,24 @@ func snapshotDir(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-func TestFlusherSyncsOnInterval(t *testing.T) {
+// The broker's background loop fsyncs SyncInterval partitions written
+// since the last tick, and only those.
+func TestSyncIntervalFsyncsOnTick(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := testLog(t)
-		cfg.sync = SyncInterval
-		cfg.stats = new(logStats)
-		p, err := openPartition(cfg, false)
+		b, err := Open(t.TempDir(), &Options{Sync: SyncInterval, SyncInterval: time.Second})
 		require.NoError(t, err)
-		f := startFlusher(time.Second, func() []*partition { return []*partition{p} })
-		_, err = p.append(encode(0, 1, 1))
-		require.NoError(t, err)
-		require.Zero(t, cfg.stats.fsyncs.Load())
+		require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}))
+		before := b.Stats().Fsyncs
 		time.Sleep(time.Second) // virtual time: one tick
 		synctest.Wait()
-		require.Equal(t, int64(1), cfg.stats.fsyncs.Load())
+		require.Equal(t, before+1, b.Stats().Fsyncs)
 		time.Sleep(5 * time.Second) // nothing written: no more fsyncs
 		synctest.Wait()
-		require.Equal(t, int64(1), cfg.stats.fsyncs.Load())
-		f.close()
-		require.NoError(t, p.close(true))
+		require.Equal(t, before+1, b.Stats().Fsyncs)
+		require.NoError(t, b.Close())
 	})
 }
-
-var _ = atomic.Int64{}
 
 // failingSyncFS fails every fsync of a segment log with EIO.
 func failingSyncFS(t *testing.T) vfs.FS {

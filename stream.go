@@ -948,15 +948,6 @@ func (b *Broker) OffsetForTime(topic string, partition int32, t time.Time) (int6
 	return p.offsetForTime(t.UnixMilli())
 }
 
-// withContext is a helper so blocking calls observe both ctx and Close.
-func (b *Broker) isClosed() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.closed
-}
-
-var _ = context.Background
-
 // Dir returns the data directory the broker was opened on.
 func (b *Broker) Dir() string { return b.dir }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -540,8 +539,6 @@ func TestSyncFailureSurfacesFromPublish(t *testing.T) {
 	require.ErrorIs(t, err, syscall.EIO)
 	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("y")}), ErrSyncFailed)
 }
-
-var _ = io.EOF
 
 // assertEventually polls cond for up to 10 s.
 func assertEventually(cond func() bool) bool {

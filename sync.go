@@ -3,7 +3,6 @@ package stream
 import (
 	"fmt"
 	"strings"
-	"time"
 )
 
 // SyncPolicy says when appended data is forced to disk with fsync, and so
@@ -66,40 +65,4 @@ func (s SyncPolicy) or(def SyncPolicy) SyncPolicy {
 		return def
 	}
 	return s
-}
-
-// flusher runs the SyncInterval policy: every interval it fsyncs each
-// partition written since the last tick. One goroutine serves a whole broker.
-type flusher struct {
-	stop chan struct{}
-	done chan struct{}
-}
-
-// startFlusher calls sync on every partition that partitions returns, each
-// interval, until stop. Errors are the partitions' own to report: a failed
-// fsync already stops writes to that partition.
-func startFlusher(interval time.Duration, partitions func() []*partition) *flusher {
-	f := &flusher{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(f.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-f.stop:
-				return
-			case <-t.C:
-				for _, p := range partitions() {
-					_ = p.sync()
-				}
-			}
-		}
-	}()
-	return f
-}
-
-// close stops the flusher and waits for its goroutine to exit.
-func (f *flusher) close() {
-	close(f.stop)
-	<-f.done
 }
