@@ -41,6 +41,32 @@ func benchProducer(b *testing.B, linger time.Duration) {
 	}
 }
 
+// BenchmarkPublishBatch publishes 100-byte values to one partition, 1,000
+// records per Broker.Publish call (SyncNever), as the bench program's
+// "publish batched" workload does. The records are reused between calls.
+func BenchmarkPublishBatch(b *testing.B) {
+	br := tbOpen(b, &Options{Sync: SyncNever})
+	tbCreate(b, br, "t", TopicConfig{})
+	ctx := context.Background()
+	value := make([]byte, 100)
+	recs := make([]Record, 1000)
+	ptrs := make([]*Record, len(recs))
+	for i := range recs {
+		ptrs[i] = &recs[i]
+	}
+	b.SetBytes(100 * int64(len(recs)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range recs {
+			recs[i].Topic, recs[i].Partition, recs[i].Value, recs[i].Timestamp = "t", 0, value, time.Time{}
+		}
+		if err := br.Publish(ctx, ptrs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
 // BenchmarkPublishSync publishes one 100-byte record per Broker.Publish call
 // (SyncNever) and reports the latency distribution of the calls.
 func BenchmarkPublishSync(b *testing.B) {

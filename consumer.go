@@ -734,9 +734,21 @@ func (c *Consumer) positions(parts []TopicPartition) map[TopicPartition]int64 {
 func (c *Consumer) commitPositions(parts []TopicPartition) error {
 	offs := c.positions(parts)
 	if len(offs) == 0 {
-		return nil
+		return c.fencedErr()
 	}
 	return c.commit(offs)
+}
+
+// fencedErr is ErrFenced if a newer member with the same instance id has
+// replaced this one, else nil: a commit with nothing to commit is a no-op,
+// but fencing is final whatever the call.
+func (c *Consumer) fencedErr() error {
+	var err error
+	c.g.do(func(co *group.Coordinator) { _, _, err = co.Owned(c.id) })
+	if errors.Is(err, group.ErrFenced) {
+		return mapGroupErr(err)
+	}
+	return nil
 }
 
 // commit stores offsets after the coordinator accepts the member's right to.
@@ -809,7 +821,7 @@ func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition
 		return err
 	}
 	if len(offsets) == 0 {
-		return nil
+		return c.fencedErr()
 	}
 	return c.commit(offsets)
 }

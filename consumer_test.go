@@ -2143,3 +2143,20 @@ func TestCloseWhilePollerCommitsRace(t *testing.T) {
 		}
 	}
 }
+
+// A fenced member's Commit reports ErrFenced even when it has no position
+// to commit (it was replaced before its first fetch).
+func TestFencedCommitWithNothingToCommit(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	static := &ConsumerOptions{Reset: ResetEarliest, InstanceID: "s", SessionTimeout: time.Hour}
+	old, err := b.Subscribe("g", []string{"t"}, static)
+	require.NoError(t, err)
+	defer old.Close()
+	newer, err := b.Subscribe("g", []string{"t"}, static)
+	require.NoError(t, err)
+	defer newer.Close()
+	require.ErrorIs(t, old.Commit(t.Context()), ErrFenced)
+	require.ErrorIs(t, old.CommitOffsets(t.Context(), nil), ErrFenced)
+	require.NoError(t, newer.Commit(t.Context()), "nothing to commit is a no-op")
+}

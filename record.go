@@ -79,6 +79,11 @@ func checkRecord(r *Record, t *topic, now func() time.Time) (int64, error) {
 	if r.Timestamp.IsZero() || t.cfg.LogAppendTime {
 		return now().UnixMilli(), nil
 	}
+	return recordTimestamp(r)
+}
+
+// recordTimestamp is r's own timestamp in ms, which must not be negative.
+func recordTimestamp(r *Record) (int64, error) {
 	ts := r.Timestamp.UnixMilli()
 	if ts < 0 {
 		return 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidRecord, r.Timestamp)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,7 +129,8 @@ type Broker struct {
 	stop chan struct{} // closed by Close to end the background goroutine
 	done chan struct{} // closed when it has ended
 
-	builders sync.Pool // *segment.Builder for Publish
+	builders sync.Pool // *segment.Builder for publishOne
+	plans    sync.Pool // *publishPlan for Publish
 }
 
 // The directory layout: DIR/LOCK (flock), DIR/meta.db (bbolt, see meta.go),
@@ -170,6 +172,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
 		consumers: map[*Consumer]struct{}{}, groups: map[string]*groupState{}}
 	b.builders.New = func() any { return new(segment.Builder) }
+	b.plans.New = func() any { return new(publishPlan) }
 	if err := b.load(); err != nil {
 		b.closeTopics(false)
 		if b.meta != nil {
@@ -759,26 +762,33 @@ func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
 	case 1:
 		return b.publishOne(recs[0])
 	}
-	plan, err := b.plan(recs)
-	if err != nil {
+	plan := b.plans.Get().(*publishPlan)
+	defer b.plans.Put(plan)
+	defer plan.release()
+	if err := b.plan(plan, recs); err != nil {
 		return err
 	}
-	bld := b.builders.Get().(*segment.Builder)
-	defer b.builders.Put(bld)
-	for _, g := range plan.groups {
-		bld.Reset(0)
-		for _, i := range g.records {
-			r := recs[i]
-			bld.Add(plan.timestamps[i], r.Key, r.Value, r.Headers)
-		}
-		batch := bld.Finish()
+	for i := range plan.groups {
+		g := &plan.groups[i]
+		batch := g.builder.Finish()
 		base, err := g.part.append(batch)
 		if err != nil {
 			return b.writeErr(g.topic, err)
 		}
-		for n, i := range g.records {
+		// Records of a call mostly share one timestamp: convert it once.
+		appendTime := batch.Attributes()&segment.AttrLogAppendTime != 0
+		lastMS, lastTime := int64(math.MinInt64), time.Time{}
+		for n := range g.count {
+			i := g.record(n)
+			ms := plan.timestamps[i]
+			if appendTime {
+				ms = batch.MaxTimestamp()
+			}
+			if ms != lastMS {
+				lastMS, lastTime = ms, time.UnixMilli(ms)
+			}
 			r := recs[i]
-			r.Partition, r.Offset, r.Timestamp = g.partition, base+int64(n), time.UnixMilli(recordTime(batch, plan.timestamps[i]))
+			r.Partition, r.Offset, r.Timestamp = g.partition, base+int64(n), lastTime
 		}
 	}
 	return nil
@@ -860,77 +870,158 @@ func (b *Broker) writeErr(t *topic, err error) error {
 	return err
 }
 
-// publishPlan groups a Publish call's records by partition.
+// publishPlan validates a Publish call's records and encodes them into one
+// batch per partition before anything is written, so a bad record fails the
+// call whole. Plans are pooled with their buffers: a steady stream of
+// Publish calls allocates nothing.
 type publishPlan struct {
 	groups     []publishGroup
 	timestamps []int64 // per record, ms
+	sticky     map[*topic]int32
+	index      map[*partition]int // into groups
 }
 
+// A publishGroup is the records of one call bound for one partition.
 type publishGroup struct {
 	topic     *topic
 	part      *partition
 	partition int32
-	records   []int // indexes into the call's records, in order
+	builder   segment.Builder
+	// The group's records, in call order: first, first+1, ... while they
+	// come in one run (the common case), else listed in records.
+	first, count int
+	records      []int
 }
 
-func (b *Broker) plan(recs []*Record) (publishPlan, error) {
-	plan := publishPlan{timestamps: make([]int64, len(recs))}
-	var nowMS time.Time
-	now := func() time.Time { // one clock reading per call
-		if nowMS.IsZero() {
-			nowMS = b.opts.Now()
-		}
-		return nowMS
+// record returns the index in the call of the group's nth record.
+func (g *publishGroup) record(n int) int {
+	if g.records == nil {
+		return g.first + n
 	}
-	sticky := map[*topic]int32{}
-	index := map[*partition]int{}
+	return g.records[n]
+}
+
+// add appends the call's record i to the group's list.
+func (g *publishGroup) add(i int) {
+	switch {
+	case g.count == 0:
+		g.first = i
+	case g.records == nil && i != g.first+g.count:
+		g.records = make([]int, g.count, 2*g.count+1)
+		for n := range g.records {
+			g.records[n] = g.first + n
+		}
+		fallthrough
+	case g.records != nil:
+		g.records = append(g.records, i)
+	}
+	g.count++
+}
+
+// maxPooledRecords bounds what a pooled plan keeps between calls, so one
+// huge call does not pin its buffers.
+const maxPooledRecords = 1 << 16
+
+// reset empties the plan for a call of n records, keeping its buffers.
+func (p *publishPlan) reset(n int) {
+	if p.sticky == nil {
+		p.sticky, p.index = map[*topic]int32{}, map[*partition]int{}
+	}
+	clear(p.sticky)
+	clear(p.index)
+	if cap(p.timestamps) > maxPooledRecords || len(p.groups) > maxPooledRecords/64 {
+		p.timestamps, p.groups = nil, nil
+	}
+	if cap(p.timestamps) < n {
+		p.timestamps = make([]int64, n)
+	}
+	p.timestamps = p.timestamps[:n]
+	p.groups = p.groups[:0]
+}
+
+// release drops the plan's references to topics and partitions, keeping
+// its buffers, before it goes back to the pool.
+func (p *publishPlan) release() {
+	for i := range p.groups {
+		p.groups[i].topic, p.groups[i].part = nil, nil
+	}
+}
+
+// group returns the index of a new group for partition of t, reusing the
+// buffers a group of an earlier call left in the slice.
+func (p *publishPlan) group(t *topic, part *partition, partition int32) int {
+	if len(p.groups) == cap(p.groups) {
+		p.groups = append(p.groups, publishGroup{})
+	} else {
+		p.groups = p.groups[:len(p.groups)+1]
+	}
+	g := &p.groups[len(p.groups)-1]
+	g.topic, g.part, g.partition = t, part, partition
+	g.first, g.count, g.records = 0, 0, nil
+	g.builder.Reset(0)
+	return len(p.groups) - 1
+}
+
+func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
+	plan.reset(len(recs))
+	nowMS := int64(-1) // one clock reading per call, when a record needs it
 	// Records usually come in runs for one topic and partition: look the
 	// topic and the group up once per run, not per record.
 	var (
-		lastName  string
-		lastTopic *topic
-		lastPart  *partition
-		lastGroup int
+		lastName    string
+		lastTopic   *topic
+		lastPart    *partition
+		lastRequest = AnyPartition // the previous record's explicit Partition
+		g           *publishGroup
 	)
 	for i, r := range recs {
 		if r == nil {
-			return plan, fmt.Errorf("%w: record %d is nil", ErrInvalidRecord, i)
+			return fmt.Errorf("%w: record %d is nil", ErrInvalidRecord, i)
 		}
 		t := lastTopic
-		if t == nil || r.Topic != lastName {
-			var err error
-			if t, err = b.topicForWrite(r.Topic); err != nil {
-				return plan, err
+		if t == nil || r.Topic != lastName || r.Partition != lastRequest || r.Partition == AnyPartition {
+			if t == nil || r.Topic != lastName {
+				var err error
+				if t, err = b.topicForWrite(r.Topic); err != nil {
+					return err
+				}
+				lastName, lastTopic = r.Topic, t
 			}
-			lastName, lastTopic = r.Topic, t
+			parts := t.partitions()
+			partition, err := b.place(t, r, len(parts), plan.sticky)
+			if err != nil {
+				return err
+			}
+			if p := parts[partition]; p != lastPart {
+				n, ok := plan.index[p]
+				if !ok {
+					n = plan.group(t, p, partition)
+					plan.index[p] = n
+				}
+				lastPart, g = p, &plan.groups[n]
+			}
+			lastRequest = r.Partition
 		}
-		parts := t.partitions()
-		partition, err := b.place(t, r, len(parts), sticky)
-		if err != nil {
-			return plan, err
-		}
-		if plan.timestamps[i], err = checkRecord(r, t, now); err != nil {
-			return plan, err
+		ts := nowMS
+		if r.Timestamp.IsZero() || t.cfg.LogAppendTime {
+			if nowMS < 0 {
+				nowMS = b.opts.Now().UnixMilli()
+			}
+			ts = nowMS
+		} else {
+			var err error
+			if ts, err = recordTimestamp(r); err != nil {
+				return err
+			}
 		}
 		if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
-			return plan, fmt.Errorf("%w: record %d is %d bytes, topic %q allows %d", ErrRecordTooLarge, i, size, t.name, t.cfg.MaxRecordBytes)
+			return fmt.Errorf("%w: record %d is %d bytes, topic %q allows %d", ErrRecordTooLarge, i, size, t.name, t.cfg.MaxRecordBytes)
 		}
-		p := parts[partition]
-		g := lastGroup
-		if p != lastPart {
-			var ok bool
-			if g, ok = index[p]; !ok {
-				g = len(plan.groups)
-				index[p] = g
-				share := (len(recs) - i + len(parts) - 1) / len(parts)
-				plan.groups = append(plan.groups, publishGroup{topic: t, part: p, partition: partition,
-					records: make([]int, 0, share)})
-			}
-			lastPart, lastGroup = p, g
-		}
-		plan.groups[g].records = append(plan.groups[g].records, i)
+		plan.timestamps[i] = ts
+		g.builder.Add(ts, r.Key, r.Value, r.Headers)
+		g.add(i)
 	}
-	return plan, nil
+	return nil
 }
 
 // OffsetForTime returns the earliest offset of the partition whose record

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -242,6 +243,85 @@ func TestPublishFillsRecordAndBatchesPerPartition(t *testing.T) {
 	require.True(t, recs[1].Timestamp.Equal(explicit), "an explicit timestamp is kept")
 	require.Equal(t, int64(2), b.Stats().BatchesIn, "one batch per partition")
 	require.Equal(t, []string{"a", "c"}, values(t, b, "t", 0))
+}
+
+// Publish calls of random shapes (records interleaved over partitions and
+// topics, explicit and chosen partitions, keys, headers, own and zero
+// timestamps) place every record where Publish says, in call order, and a
+// pooled plan carries nothing from one call to the next.
+func TestPublishRandomCallsAgainstModel(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	b := openBroker(t, "", &Options{Sync: SyncNever, Now: func() time.Time { return now }})
+	topics := map[string]int{"a": 3, "b": 1, "c": 5}
+	for name, n := range topics {
+		require.NoError(t, b.CreateTopic(name, TopicConfig{Partitions: n}))
+	}
+	names := []string{"a", "b", "c"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	type stored struct {
+		value string
+		ts    int64
+	}
+	model := map[TopicPartition][]stored{}
+	for call := range 300 {
+		n := 1 + rng.IntN(40)
+		if call%50 == 0 {
+			n = 2000 // large calls between small ones exercise the pool
+		}
+		recs := make([]*Record, n)
+		runTopic, runPart := names[rng.IntN(3)], int32(0)
+		for i := range recs {
+			if rng.IntN(4) == 0 { // start a new run
+				runTopic = names[rng.IntN(3)]
+				runPart = int32(rng.IntN(topics[runTopic]))
+			}
+			r := &Record{Topic: runTopic, Partition: min(runPart, int32(topics[runTopic]-1)),
+				Value: []byte(fmt.Sprintf("%d/%d", call, i))}
+			switch rng.IntN(5) {
+			case 0:
+				r.Partition = AnyPartition
+			case 1:
+				r.Partition, r.Key = AnyPartition, []byte(fmt.Sprint(rng.IntN(10)))
+			}
+			if rng.IntN(3) == 0 {
+				r.Timestamp = time.UnixMilli(int64(1 + rng.IntN(1e9)))
+			}
+			if rng.IntN(10) == 0 {
+				r.Headers = []Header{{Key: "h", Value: []byte{byte(i)}}}
+			}
+			recs[i] = r
+		}
+		want := make([]int64, n)
+		for i, r := range recs {
+			want[i] = now.UnixMilli()
+			if !r.Timestamp.IsZero() {
+				want[i] = r.Timestamp.UnixMilli()
+			}
+		}
+		require.NoError(t, b.Publish(t.Context(), recs...))
+		next := map[TopicPartition]int64{}
+		for i, r := range recs {
+			tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
+			if _, ok := next[tp]; !ok {
+				next[tp] = int64(len(model[tp]))
+			}
+			require.Equal(t, next[tp], r.Offset, "call %d record %d: offsets follow call order per partition", call, i)
+			next[tp]++
+			require.Equal(t, want[i], r.Timestamp.UnixMilli(), "call %d record %d", call, i)
+			model[tp] = append(model[tp], stored{string(r.Value), want[i]})
+		}
+	}
+	for tp, recs := range model {
+		rd, err := b.NewReader(tp.Topic, tp.Partition, OffsetEarliest, StopAtEnd())
+		require.NoError(t, err)
+		var got []stored
+		for rec, err := range rd.All(t.Context()) {
+			require.NoError(t, err)
+			got = append(got, stored{string(rec.Value), rec.Timestamp.UnixMilli()})
+		}
+		rd.Close()
+		require.Equal(t, recs, got, "%s", tp)
+	}
 }
 
 func TestPublishLogAppendTime(t *testing.T) {

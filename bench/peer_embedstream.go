@@ -65,11 +65,15 @@ func (e *embedInstance) publishBatched(ctx context.Context, n int, v []byte) err
 		recs[i] = stream.Record{Topic: "bench", Value: v}
 		ptrs[i] = &recs[i]
 	}
+	partition := int32(0)
 	for sent := 0; sent < n; {
 		k := min(per, n-sent)
 		for i := range k {
 			// Publish filled in Offset and Timestamp: a zero Timestamp is "now".
-			recs[i].Partition, recs[i].Timestamp = int32((sent+i)%e.partitions), time.Time{}
+			recs[i].Partition, recs[i].Timestamp = partition, time.Time{}
+			if partition++; int(partition) == e.partitions {
+				partition = 0
+			}
 		}
 		if err := e.b.Publish(ctx, ptrs[:k]...); err != nil {
 			return err
