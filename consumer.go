@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -188,6 +187,7 @@ type Consumer struct {
 
 	state   atomic.Int32  // consumerIdle, consumerPolling, consumerClosing or consumerClosed
 	wake    chan struct{} // Wakeup; capacity 1
+	bell    chan struct{} // rung by the group and the partitions Poll waits on; capacity 1
 	stop    chan struct{} // closed by Close
 	pollMu  sync.Mutex    // held by a running Poll; Close waits on it
 	closeMu sync.Mutex
@@ -244,7 +244,7 @@ func (b *Broker) Subscribe(groupName string, topics []string, opts *ConsumerOpti
 	c := &Consumer{
 		b: b, g: g, opts: o, topics: slices.Clone(topics),
 		pos: map[TopicPartition]*position{}, paused: map[TopicPartition]bool{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		wake: make(chan struct{}, 1), bell: make(chan struct{}, 1), stop: make(chan struct{}),
 		lastCommit: b.opts.Now(),
 	}
 	c.join()
@@ -375,7 +375,13 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 			// records already returned.
 			c.autoCommit(nil)
 		}
-		changed := c.g.changed.wait() // before looking: no change can slip by
+		// Register before looking, so that no change can slip by; a ring
+		// left from an earlier wait only costs a look.
+		select {
+		case <-c.bell:
+		default:
+		}
+		c.g.changed.notify(c.bell)
 		var task group.Task
 		var err error
 		c.g.do(func(co *group.Coordinator) { task, err = co.Poll(c.b.opts.Now(), c.id) })
@@ -417,7 +423,7 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 			}
 			continue
 		case group.Wait:
-			if err := c.waitFor(ctx, []<-chan struct{}{changed}, time.Time{}); err != nil {
+			if err := c.waitFor(ctx, time.Time{}); err != nil {
 				return nil, err
 			}
 			continue
@@ -440,14 +446,13 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 			// Keep what we have and wait for more: the next fetch starts
 			// from the advanced positions.
 		}
-		chans := []<-chan struct{}{changed}
 		ready := false
 		for _, tp := range c.owned {
 			ps := c.pos[tp]
 			if c.paused[tp] || ps == nil || ps.part == nil {
 				continue
 			}
-			chans = append(chans, ps.part.appended.wait())
+			ps.part.appended.notify(c.bell)
 			if ps.known && ps.part.hw.Load() > ps.next {
 				ready = true // arrived since the fetch
 			}
@@ -455,7 +460,7 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		if ready {
 			continue
 		}
-		if err := c.waitFor(ctx, chans, deadline); err != nil {
+		if err := c.waitFor(ctx, deadline); err != nil {
 			if errors.Is(err, errDeadline) {
 				return c.out, nil
 			}
@@ -466,9 +471,10 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 
 var errDeadline = errors.New("deadline")
 
-// waitFor blocks until one of chans fires, ctx ends, Wakeup, Close, the
-// deadline (errDeadline), or the group's next eviction check is due.
-func (c *Consumer) waitFor(ctx context.Context, chans []<-chan struct{}, deadline time.Time) error {
+// waitFor blocks until the bell rings (the group changed, or a partition
+// Poll registered with moved), ctx ends, Wakeup, Close, the deadline
+// (errDeadline), or the group's next eviction check is due.
+func (c *Consumer) waitFor(ctx context.Context, deadline time.Time) error {
 	var timer *time.Timer
 	var timerC <-chan time.Time
 	if !deadline.IsZero() {
@@ -484,37 +490,17 @@ func (c *Consumer) waitFor(ctx context.Context, chans []<-chan struct{}, deadlin
 		defer t.Stop()
 		evict = t.C
 	}
-	if len(chans) == 1 {
-		select {
-		case <-chans[0]:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.wake:
-			return ErrWakeup
-		case <-c.stop:
-			return ErrClosed
-		case <-timerC:
-			return errDeadline
-		case <-evict:
-		}
-		return nil
-	}
-	cases := make([]reflect.SelectCase, 0, len(chans)+5)
-	for _, ch := range []any{ctx.Done(), c.wake, c.stop, timerC, evict} {
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
-	}
-	for _, ch := range chans {
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
-	}
-	switch i, _, _ := reflect.Select(cases); i {
-	case 0:
+	select {
+	case <-c.bell:
+	case <-ctx.Done():
 		return ctx.Err()
-	case 1:
+	case <-c.wake:
 		return ErrWakeup
-	case 2:
+	case <-c.stop:
 		return ErrClosed
-	case 3:
+	case <-timerC:
 		return errDeadline
+	case <-evict:
 	}
 	return nil
 }
@@ -1027,6 +1013,12 @@ func (c *Consumer) Close() error {
 		}
 	}
 	c.g.do(func(co *group.Coordinator) { co.Leave(c.b.opts.Now(), c.id) })
+	c.g.changed.forget(c.bell)
+	for _, ps := range c.pos {
+		if ps.part != nil {
+			ps.part.appended.forget(c.bell)
+		}
+	}
 	c.release()
 	// c.owned stays: the polling goroutine may still read it (Assignment
 	// returns nil once closed).

@@ -102,7 +102,7 @@ func BenchmarkPublishToPollLatency(b *testing.B) {
 	waiting := func() bool {
 		part.appended.mu.Lock()
 		defer part.appended.mu.Unlock()
-		return part.appended.ch != nil
+		return len(part.appended.bells) > 0
 	}
 	r := &Record{Topic: "t", Partition: 0, Value: make([]byte, 100)}
 	lat := make([]time.Duration, 0, 1<<16)

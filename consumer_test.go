@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -2159,4 +2160,41 @@ func TestFencedCommitWithNothingToCommit(t *testing.T) {
 	require.ErrorIs(t, old.Commit(t.Context()), ErrFenced)
 	require.ErrorIs(t, old.CommitOffsets(t.Context(), nil), ErrFenced)
 	require.NoError(t, newer.Commit(t.Context()), "nothing to commit is a no-op")
+}
+
+// A member blocked in Poll over many partitions wakes for a record in any
+// of them, and Close leaves no registration behind.
+func TestPollWakesForAnyOfManyPartitions(t *testing.T) {
+	b := openBroker(t, "", nil)
+	const parts = 12
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: parts}))
+	c, err := b.Subscribe("g", []string{"t"}, &ConsumerOptions{Reset: ResetLatest})
+	require.NoError(t, err)
+	for _, p := range []int32{parts - 1, 0, 5} { // the first Poll joins, then parks
+		done := make(chan []*Record)
+		go func() {
+			recs, err := c.Poll(t.Context())
+			assert.NoError(t, err)
+			done <- recs
+		}()
+		_, part, err := b.partitionLog("t", p)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { // parked, registered with every partition
+			part.appended.mu.Lock()
+			defer part.appended.mu.Unlock()
+			return len(part.appended.bells) == 1
+		}, 10*time.Second, time.Millisecond)
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: p, Value: []byte("v")}))
+		recs := <-done
+		require.Len(t, recs, 1)
+		require.Equal(t, p, recs[0].Partition)
+	}
+	require.NoError(t, c.Close())
+	for p := range int32(parts) {
+		_, part, err := b.partitionLog("t", p)
+		require.NoError(t, err)
+		part.appended.mu.Lock()
+		require.Empty(t, part.appended.bells, "partition %d", p)
+		part.appended.mu.Unlock()
+	}
 }

@@ -672,11 +672,15 @@ func (p *partition) close(clean bool) error {
 	return err
 }
 
-// signal wakes every goroutine waiting for a change. It allocates a channel
-// only when someone waits, so writers pay nothing while nobody listens.
+// signal wakes every goroutine waiting for a change. A waiter either takes
+// a channel closed at the next broadcast (wait), allocated only when someone
+// waits so that writers pay nothing while nobody listens, or registers a
+// bell of its own (notify), which costs no allocation per wait and lets one
+// goroutine wait on many signals with a single select.
 type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu    sync.Mutex
+	ch    chan struct{}
+	bells []chan struct{}
 }
 
 // wait returns a channel closed at the next broadcast.
@@ -689,11 +693,39 @@ func (s *signal) wait() <-chan struct{} {
 	return s.ch
 }
 
+// notify rings bell, a channel of capacity 1, at the next broadcast. A ring
+// may come for a change its owner has already seen: owners look again
+// after every ring.
+func (s *signal) notify(bell chan struct{}) {
+	s.mu.Lock()
+	if !slices.Contains(s.bells, bell) {
+		s.bells = append(s.bells, bell)
+	}
+	s.mu.Unlock()
+}
+
+// forget drops bell, registered by a waiter that is going away.
+func (s *signal) forget(bell chan struct{}) {
+	s.mu.Lock()
+	if i := slices.Index(s.bells, bell); i >= 0 {
+		s.bells = slices.Delete(s.bells, i, i+1)
+	}
+	s.mu.Unlock()
+}
+
 func (s *signal) broadcast() {
 	s.mu.Lock()
 	if s.ch != nil {
 		close(s.ch)
 		s.ch = nil
 	}
+	for _, bell := range s.bells {
+		select {
+		case bell <- struct{}{}:
+		default: // rung already
+		}
+	}
+	clear(s.bells)
+	s.bells = s.bells[:0]
 	s.mu.Unlock()
 }

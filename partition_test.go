@@ -577,3 +577,28 @@ func TestSyncIntervalFsyncsOnTick(t *testing.T) {
 func failingSyncFS(t *testing.T) vfs.FS {
 	return errorfs.Wrap(vfs.Default, errorfs.OnPath(".log", errorfs.Ops(syscall.EIO, errorfs.OpSync)))
 }
+
+// A bell registered with notify rings once per broadcast, at most one ring
+// pending however many broadcasts; forget stops it; wait's channel closes.
+func TestSignalBellsAndChannels(t *testing.T) {
+	var s signal
+	bell, other := make(chan struct{}, 1), make(chan struct{}, 1)
+	s.notify(bell)
+	s.notify(bell) // once only
+	s.notify(other)
+	require.Len(t, s.bells, 2)
+	ch := s.wait()
+	s.broadcast()
+	s.broadcast() // nobody registered again: nothing more rings
+	require.Len(t, bell, 1)
+	require.Len(t, other, 1)
+	<-ch
+	require.Empty(t, s.bells, "a broadcast consumes the registrations")
+	<-bell
+	s.notify(bell)
+	s.notify(other)
+	s.forget(other)
+	s.broadcast()
+	require.Len(t, bell, 1)
+	require.Len(t, other, 1, "the ring from before only: forgotten bells are not rung")
+}

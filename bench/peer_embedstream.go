@@ -27,6 +27,7 @@ const maxPollRecords = 5000
 type embedInstance struct {
 	b          *stream.Broker
 	partitions int
+	spare      sync.Pool // *stream.Record for publishOne
 }
 
 func (embedPeer) start(_ context.Context, dir string, o startOptions) (instance, error) {
@@ -51,7 +52,9 @@ func (embedPeer) start(_ context.Context, dir string, o startOptions) (instance,
 		b.Close()
 		return nil, err
 	}
-	return &embedInstance{b: b, partitions: len(info.Partitions)}, nil
+	e := &embedInstance{b: b, partitions: len(info.Partitions)}
+	e.spare.New = func() any { return new(stream.Record) }
+	return e, nil
 }
 
 // publishBatched sends up to 1,000 records (and at most 512 KiB, the
@@ -83,8 +86,14 @@ func (e *embedInstance) publishBatched(ctx context.Context, n int, v []byte) err
 	return nil
 }
 
+// publishOne reuses one Record, as publishBatched does: Publish keeps none.
+// Callers are one goroutine at a time except in the group-commit workload,
+// which is why each goroutine there gets its own through the pool.
 func (e *embedInstance) publishOne(ctx context.Context, v []byte) error {
-	return e.b.Publish(ctx, &stream.Record{Topic: "bench", Partition: 0, Value: v})
+	r := e.spare.Get().(*stream.Record)
+	defer e.spare.Put(r)
+	*r = stream.Record{Topic: "bench", Partition: 0, Value: v}
+	return e.b.Publish(ctx, r)
 }
 
 func (e *embedInstance) read(ctx context.Context, n int, keep bool) error {

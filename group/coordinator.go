@@ -77,7 +77,9 @@ const (
 	Wait
 )
 
-// Task is the coordinator's answer to Poll.
+// Task is the coordinator's answer to Poll. Its slices may be shared with
+// the coordinator, which never modifies a slice once handed out: callers
+// must not modify them either.
 type Task struct {
 	Kind       TaskKind
 	Partitions []TopicPartition // to revoke or assign
@@ -249,15 +251,15 @@ func (c *Coordinator) Poll(now time.Time, id string) (Task, error) {
 		if c.balancer.Protocol() == Cooperative && len(m.owned) > 0 && m.gen == c.generation {
 			// Cooperative: keep consuming what it holds while the others
 			// rejoin; nothing of it moves before it revokes.
-			return Task{Kind: Fetch, Owned: slices.Clone(m.owned), Generation: m.gen}, nil
+			return Task{Kind: Fetch, Owned: m.owned, Generation: m.gen}, nil
 		}
-		return Task{Kind: Wait, Owned: slices.Clone(m.owned), Generation: m.gen}, nil
+		return Task{Kind: Wait, Owned: m.owned, Generation: m.gen}, nil
 	}
 	if m.gen < c.generation {
 		added, _ := Diff(m.owned, m.target)
 		return Task{Kind: Assign, Partitions: added, Owned: slices.Clone(m.target), Generation: c.generation}, nil
 	}
-	return Task{Kind: Fetch, Owned: slices.Clone(m.owned), Generation: m.gen}, nil
+	return Task{Kind: Fetch, Owned: m.owned, Generation: m.gen}, nil
 }
 
 // toRevoke lists what m must give up now.

@@ -98,6 +98,7 @@ type Segment struct {
 	// Writer state.
 	f          vfs.File              // nil once sealed
 	capacity   int64                 // bytes the file holds, preallocated tail included
+	allocated  atomic.Int64          // capacity, for readers (populateAhead)
 	sinceIndex int64                 // log bytes appended since the last index entry
 	syncErr    atomic.Pointer[error] // sticky: after a failed fsync the file's state is unknown
 	fileMu     sync.Mutex            // held to fsync or close f: Sync runs beside the writer
@@ -118,8 +119,9 @@ type Segment struct {
 // segment holds one reference while it caches the mapping; each read view
 // holds another, so unmapping waits until no slice into it is in use.
 type mapping struct {
-	data []byte
-	refs atomic.Int32
+	data      []byte
+	refs      atomic.Int32
+	populated atomic.Int64 // bytes from 0 mapped in by populateAhead
 }
 
 func (m *mapping) release() {
@@ -194,6 +196,7 @@ func OpenSealed(cfg *Config, dir string, base, next, size int64) *Segment {
 	s.size.Store(size)
 	s.next.Store(next)
 	s.capacity = size
+	s.allocated.Store(s.capacity)
 	return s
 }
 
@@ -230,6 +233,7 @@ func OpenActive(cfg *Config, dir string, base int64, recover bool) (*Segment, Re
 		return nil, Recovery{}, errors.Join(err, f.Close())
 	}
 	s.capacity = fileSize
+	s.allocated.Store(s.capacity)
 	s.size.Store(fileSize)
 	var rec Recovery
 	if recover {
@@ -287,6 +291,7 @@ func (s *Segment) recover(fileSize int64) (Recovery, error) {
 				return rec, err
 			}
 			s.capacity = valid
+			s.allocated.Store(s.capacity)
 		}
 	}
 	if !s.cfg.ReadOnly && !s.cfg.NoSync {
@@ -646,6 +651,7 @@ func (s *Segment) Recover() (Recovery, error) {
 		return Recovery{}, err
 	}
 	s.capacity = size
+	s.allocated.Store(s.capacity)
 	s.size.Store(size)
 	s.dropMapping()
 	return s.recover(size)
@@ -702,6 +708,7 @@ func (s *Segment) Append(b Batch) (int64, error) {
 			return 0, fmt.Errorf("segment %d: preallocate: %w", s.base, err)
 		}
 		s.capacity = newCap
+		s.allocated.Store(s.capacity)
 	}
 	if _, err := s.ensureIndexes(); err != nil {
 		return 0, err
@@ -827,6 +834,7 @@ func (s *Segment) trimLocked() error {
 			return err
 		}
 		s.capacity = size
+		s.allocated.Store(s.capacity)
 	}
 	if s.cfg.NoSync {
 		return nil
@@ -939,6 +947,35 @@ func (s *Segment) mapping(end int64) (*mapping, error) {
 	return s.m, nil
 }
 
+// Readers tailing the log would take a page fault for every new page the
+// writer fills: a page written with pwrite after the reader's mapping last
+// faulted is not in its page tables. Mapping the preallocated pages ahead
+// of the log's end in bulk, before they are written, moves that cost off
+// the path from a write to a waiting reader.
+const (
+	populateWindow = 256 << 10 // bytes mapped ahead of the end at a time
+	populateMargin = 64 << 10  // start the next window this close to the mark
+)
+
+// populateAhead maps in the pages after size, up to the file's preallocated
+// end, once size comes within populateMargin of what is mapped already.
+func (s *Segment) populateAhead(m *mapping, size int64) {
+	done := m.populated.Load()
+	if size+populateMargin <= done {
+		return
+	}
+	start := max(done, size) &^ (pageSize - 1)
+	end := min(size+populateWindow, s.allocated.Load(), int64(len(m.data)))
+	if end <= max(start, done) || !m.populated.CompareAndSwap(done, end) {
+		return // nothing preallocated ahead, or another reader does it
+	}
+	mmap.Populate(m.data[start:end])
+}
+
+// pageSize aligns populateAhead's ranges; a larger real page size only
+// makes the kernel round the start down.
+var pageSize = int64(os.Getpagesize())
+
 // dropMapping forgets the cached mapping; holders keep theirs.
 func (s *Segment) dropMapping() {
 	s.mu.Lock()
@@ -974,6 +1011,7 @@ func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
+	s.populateAhead(m, size)
 	// A damaged entry must not send the scan into the middle of a batch or
 	// past the records asked for: fall back to earlier entries.
 	err = mmap.Guard(func() error {

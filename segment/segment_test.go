@@ -423,3 +423,30 @@ func TestSyncFailureIsSticky(t *testing.T) {
 	require.Len(t, readBatches(t, s, 0), 1)
 	require.NoError(t, s.Close(true))
 }
+
+// A reader tailing the log maps pages ahead of the end before the writer
+// fills them (populateAhead): what the writer writes afterwards must read
+// back exactly through those pages, and the mark must move with the log.
+func TestTailReadsSeeWritesIntoPopulatedPages(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	batches := randomBatches(t, rng, 0, 3000, 4, 200)
+	s, err := Create(fastConfig(64<<20), t.TempDir(), 0)
+	require.NoError(t, err)
+	defer s.Close(false)
+	var size int64
+	for i, b := range batches {
+		_, err := s.Append(b.Data)
+		require.NoError(t, err)
+		size += int64(len(b.Data))
+		v, err := s.Read(b.Data.BaseOffset(), math.MaxInt64, 1)
+		require.NoError(t, err)
+		require.Equal(t, []byte(b.Data), v.Data, "batch %d", i)
+		v.Release()
+	}
+	m, err := s.mapping(size)
+	require.NoError(t, err)
+	defer m.release()
+	require.Greater(t, m.populated.Load(), size, "the mark runs ahead of the end")
+	require.LessOrEqual(t, m.populated.Load(), s.allocated.Load(), "and stays within the file")
+	checkReads(t, rng, s, batches, 300)
+}
