@@ -951,10 +951,13 @@ func (s *Segment) mapping(end int64) (*mapping, error) {
 // writer fills: a page written with pwrite after the reader's mapping last
 // faulted is not in its page tables. Mapping the preallocated pages ahead
 // of the log's end in bulk, before they are written, moves that cost off
-// the path from a write to a waiting reader.
+// the path from a write to a waiting reader: one call per 16 pages instead
+// of a fault each. The price is at most populateWindow bytes of page cache
+// per partition being read that the writer has not filled yet (zeros, clean,
+// reclaimable, and cut with the preallocated tail when the segment seals).
 const (
-	populateWindow = 256 << 10 // bytes mapped ahead of the end at a time
-	populateMargin = 64 << 10  // start the next window this close to the mark
+	populateWindow = 64 << 10 // bytes mapped ahead of the end at a time
+	populateMargin = 16 << 10 // start the next window this close to the mark
 )
 
 // populateAhead maps in the pages after size, up to the file's preallocated
