@@ -768,8 +768,8 @@ func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
 	if err := b.plan(plan, recs); err != nil {
 		return err
 	}
-	for i := range plan.groups {
-		g := &plan.groups[i]
+	for gi := range plan.groups {
+		g := &plan.groups[gi]
 		batch := g.builder.Finish()
 		base, err := g.part.append(batch)
 		if err != nil {
@@ -890,37 +890,43 @@ type publishGroup struct {
 	// The group's records, in call order: first, first+1, ... while they
 	// come in one run (the common case), else listed in records.
 	first, count int
+	listed       bool
 	records      []int
 }
 
 // record returns the index in the call of the group's nth record.
 func (g *publishGroup) record(n int) int {
-	if g.records == nil {
+	if !g.listed {
 		return g.first + n
 	}
 	return g.records[n]
 }
 
-// add appends the call's record i to the group's list.
+// add appends the call's record i to the group.
 func (g *publishGroup) add(i int) {
 	switch {
 	case g.count == 0:
 		g.first = i
-	case g.records == nil && i != g.first+g.count:
-		g.records = make([]int, g.count, 2*g.count+1)
-		for n := range g.records {
-			g.records[n] = g.first + n
+	case !g.listed && i != g.first+g.count:
+		g.listed, g.records = true, g.records[:0]
+		for n := range g.count {
+			g.records = append(g.records, g.first+n)
 		}
 		fallthrough
-	case g.records != nil:
+	case g.listed:
 		g.records = append(g.records, i)
 	}
 	g.count++
 }
 
-// maxPooledRecords bounds what a pooled plan keeps between calls, so one
-// huge call does not pin its buffers.
-const maxPooledRecords = 1 << 16
+// What a pooled plan keeps between calls is bounded, so that one huge call
+// does not pin its buffers: records, partitions, and batch bytes per
+// partition.
+const (
+	maxPooledRecords    = 1 << 16
+	maxPooledGroups     = 1 << 10
+	maxPooledBatchBytes = 4 << 20
+)
 
 // reset empties the plan for a call of n records, keeping its buffers.
 func (p *publishPlan) reset(n int) {
@@ -929,9 +935,6 @@ func (p *publishPlan) reset(n int) {
 	}
 	clear(p.sticky)
 	clear(p.index)
-	if cap(p.timestamps) > maxPooledRecords || len(p.groups) > maxPooledRecords/64 {
-		p.timestamps, p.groups = nil, nil
-	}
 	if cap(p.timestamps) < n {
 		p.timestamps = make([]int64, n)
 	}
@@ -939,11 +942,24 @@ func (p *publishPlan) reset(n int) {
 	p.groups = p.groups[:0]
 }
 
-// release drops the plan's references to topics and partitions, keeping
-// its buffers, before it goes back to the pool.
+// release drops the plan's references to topics and partitions, and
+// buffers past the pooling bounds, before it goes back to the pool.
 func (p *publishPlan) release() {
+	if cap(p.timestamps) > maxPooledRecords {
+		p.timestamps = nil
+	}
+	if len(p.groups) > maxPooledGroups {
+		p.groups = nil
+	}
 	for i := range p.groups {
-		p.groups[i].topic, p.groups[i].part = nil, nil
+		g := &p.groups[i]
+		g.topic, g.part = nil, nil
+		if cap(g.records) > maxPooledRecords {
+			g.records = nil
+		}
+		if g.builder.Len() > maxPooledBatchBytes {
+			g.builder = segment.Builder{}
+		}
 	}
 }
 
@@ -957,7 +973,7 @@ func (p *publishPlan) group(t *topic, part *partition, partition int32) int {
 	}
 	g := &p.groups[len(p.groups)-1]
 	g.topic, g.part, g.partition = t, part, partition
-	g.first, g.count, g.records = 0, 0, nil
+	g.first, g.count, g.listed = 0, 0, false
 	g.builder.Reset(0)
 	return len(p.groups) - 1
 }

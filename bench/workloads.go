@@ -267,7 +267,7 @@ func publishBatched(ctx context.Context, e *env, p peer, n, size int) ([]float64
 	})
 }
 
-// consume publishes n records (untimed), reads a tenth of them as a warm-up,
+// consume publishes n records (untimed), syncs, reads a tenth of them as a warm-up,
 // then times zero-copy passes and copying passes over all of them (the
 // median of rounds), counting the process's allocations during the first
 // pass of each kind.
@@ -277,6 +277,9 @@ func consume(ctx context.Context, e *env, p peer) ([]float64, error) {
 		if err := inst.publishBatched(ctx, n, payload(100)); err != nil {
 			return nil, err
 		}
+		// Write back what was just published before timing reads: on two
+		// cores the kernel's flusher would otherwise compete with them.
+		syscall.Sync()
 		if err := inst.read(ctx, max(n/10, 1), false); err != nil {
 			return nil, err
 		}
