@@ -434,8 +434,13 @@ func wakeup(ctx context.Context, e *env, p peer) ([]float64, error) {
 		const warm = 20
 		var lat []time.Duration
 		deadline := time.Now().Add(e.budget)
+		// One timer for the whole run: a new one per wake-up would be
+		// garbage, and the collector's work noise in every peer's figures.
+		stuck := time.NewTimer(time.Hour)
+		defer stuck.Stop()
 		for i := 0; i < e.wakeups+warm; i++ {
 			time.Sleep(wakeupGap)
+			stuck.Reset(30 * time.Second)
 			start := time.Now()
 			if err := inst.publishOne(ctx, v); err != nil {
 				return nil, err
@@ -447,7 +452,7 @@ func wakeup(ctx context.Context, e *env, p peer) ([]float64, error) {
 				}
 			case err := <-failed:
 				return nil, err
-			case <-time.After(30 * time.Second):
+			case <-stuck.C:
 				return nil, errors.New("consumer not woken within 30 s")
 			}
 			if len(lat) >= 100 && time.Now().After(deadline) {
