@@ -79,7 +79,11 @@ func checkRecord(r *Record, t *topic, now func() time.Time) (int64, error) {
 	if r.Timestamp.IsZero() || t.cfg.LogAppendTime {
 		return now().UnixMilli(), nil
 	}
-	return recordTimestamp(r)
+	ts, err := recordTimestamp(r)
+	if err != nil {
+		return 0, err
+	}
+	return ts, t.cfg.checkTimestamp(ts, now().UnixMilli())
 }
 
 // recordTimestamp is r's own timestamp in ms, which must not be negative.

@@ -1029,6 +1029,12 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 			if ts, err = recordTimestamp(r); err != nil {
 				return err
 			}
+			if nowMS < 0 {
+				nowMS = b.opts.Now().UnixMilli()
+			}
+			if err := t.cfg.checkTimestamp(ts, nowMS); err != nil {
+				return fmt.Errorf("record %d: %w", i, err)
+			}
 		}
 		if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
 			return fmt.Errorf("%w: record %d is %d bytes, topic %q allows %d", ErrRecordTooLarge, i, size, t.name, t.cfg.MaxRecordBytes)

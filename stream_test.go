@@ -104,7 +104,8 @@ func TestCallsAfterCloseReturnErrClosed(t *testing.T) {
 func TestTopicsPersistAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	b := openBroker(t, dir, nil)
-	cfg := TopicConfig{Partitions: 3, Retention: time.Hour, SegmentBytes: 1 << 20, MaxRecordBytes: 1000, LogAppendTime: true, Sync: SyncAlways}
+	cfg := TopicConfig{Partitions: 3, Retention: time.Hour, SegmentBytes: 1 << 20, MaxRecordBytes: 1000, LogAppendTime: true, Sync: SyncAlways,
+		MaxTimestampAhead: 2 * time.Hour, MaxTimestampBehind: 24 * time.Hour}
 	require.NoError(t, b.CreateTopic("orders", cfg))
 	require.NoError(t, b.CreateTopic("audit", TopicConfig{}))
 	require.NoError(t, b.AddPartitions("audit", 4))
@@ -656,4 +657,57 @@ func TestLockTimeoutWaitsForTheOwner(t *testing.T) {
 	}()
 	require.NoError(t, b.Close()) // the waiting Open gets the directory
 	require.NoError(t, <-opened)
+}
+
+// Item 30: a record's own timestamp must lie within the topic's accepted
+// range around the broker's clock; nothing of a refused call is written.
+func TestPublishTimestampBounds(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	b := openBroker(t, "", &Options{Sync: SyncNever, Now: func() time.Time { return now }})
+	require.NoError(t, b.CreateTopic("default", TopicConfig{}))
+	require.NoError(t, b.CreateTopic("bounded", TopicConfig{MaxTimestampAhead: time.Minute, MaxTimestampBehind: time.Hour}))
+	require.NoError(t, b.CreateTopic("open", TopicConfig{MaxTimestampAhead: -1}))
+	require.NoError(t, b.CreateTopic("appendtime", TopicConfig{LogAppendTime: true, MaxTimestampAhead: time.Minute}))
+	rec := func(topic string, ts time.Time) *Record {
+		return &Record{Topic: topic, Partition: 0, Value: []byte("v"), Timestamp: ts}
+	}
+	info, err := b.DescribeTopic("default")
+	require.NoError(t, err)
+	require.Equal(t, DefaultMaxTimestampAhead, info.Config.MaxTimestampAhead)
+
+	for _, tc := range []struct {
+		topic string
+		ts    time.Time
+		ok    bool
+	}{
+		{"default", now.Add(time.Hour), true},
+		{"default", now.Add(time.Hour + time.Millisecond), false},
+		{"default", time.UnixMilli(1), true}, // no limit behind by default
+		{"bounded", now.Add(time.Minute), true},
+		{"bounded", now.Add(time.Minute + time.Millisecond), false},
+		{"bounded", now.Add(-time.Hour), true},
+		{"bounded", now.Add(-time.Hour - time.Millisecond), false},
+		{"bounded", time.Time{}, true}, // no timestamp: the clock's
+		{"open", now.Add(100 * 365 * 24 * time.Hour), true},
+		{"appendtime", now.Add(24 * time.Hour), true}, // replaced by the append time
+	} {
+		err := b.Publish(t.Context(), rec(tc.topic, tc.ts))
+		if tc.ok {
+			require.NoError(t, err, "%s at %v", tc.topic, tc.ts)
+			continue
+		}
+		require.ErrorIs(t, err, ErrInvalidRecord, "%s at %v", tc.topic, tc.ts)
+		// The same record in a batch refuses the whole call; through a
+		// Producer, its callback gets the error.
+		good := rec(tc.topic, now)
+		require.ErrorIs(t, b.Publish(t.Context(), good, rec(tc.topic, tc.ts)), ErrInvalidRecord)
+		pr := b.NewProducer(ProducerOptions{})
+		var got error
+		pr.Publish(t.Context(), rec(tc.topic, tc.ts), func(_ *Record, err error) { got = err })
+		require.ErrorIs(t, got, ErrInvalidRecord, "validation errors call done before Publish returns")
+		require.NoError(t, pr.Close())
+	}
+	ends := tbEnds(t, b, "bounded")
+	require.Equal(t, []int64{3}, ends, "refused records and their batches wrote nothing")
+	require.ErrorIs(t, b.CreateTopic("bad", TopicConfig{MaxTimestampBehind: -time.Second}), ErrInvalidConfig)
 }

@@ -34,6 +34,18 @@ type TopicConfig struct {
 	// LogAppendTime stamps every record with the time it was appended,
 	// replacing the producer's timestamp (message.timestamp.type=LogAppendTime).
 	LogAppendTime bool `json:"logAppendTime,omitempty"`
+	// MaxTimestampAhead rejects, with ErrInvalidRecord, a record whose own
+	// timestamp is more than this far ahead of the broker's clock
+	// (message.timestamp.after.max.ms): a far-future timestamp would keep
+	// its segment from time retention. 0 means Kafka's default since 4.0,
+	// DefaultMaxTimestampAhead; a negative value turns the check off. It
+	// does not apply under LogAppendTime, nor to records without a
+	// timestamp, which get the clock's.
+	MaxTimestampAhead time.Duration `json:"maxTimestampAhead,omitempty"`
+	// MaxTimestampBehind rejects, with ErrInvalidRecord, a record whose own
+	// timestamp is more than this far behind the broker's clock
+	// (message.timestamp.before.max.ms). 0: no limit, Kafka's default.
+	MaxTimestampBehind time.Duration `json:"maxTimestampBehind,omitempty"`
 	// Compact asks for log compaction (cleanup.policy=compact). Not
 	// implemented yet: CreateTopic rejects it with ErrInvalidConfig.
 	Compact bool `json:"compact,omitempty"`
@@ -41,12 +53,13 @@ type TopicConfig struct {
 
 // Defaults and limits of TopicConfig.
 const (
-	DefaultSegmentBytes   = 1 << 30
-	DefaultMaxRecordBytes = 1 << 20
-	minSegmentBytes       = 4 << 10
-	maxSegmentBytes       = math.MaxInt32 // positions in the index are uint32; Kafka's limit too
-	maxPartitions         = 1 << 20
-	maxTopicNameLength    = 249
+	DefaultSegmentBytes      = 1 << 30
+	DefaultMaxRecordBytes    = 1 << 20
+	DefaultMaxTimestampAhead = time.Hour
+	minSegmentBytes          = 4 << 10
+	maxSegmentBytes          = math.MaxInt32 // positions in the index are uint32; Kafka's limit too
+	maxPartitions            = 1 << 20
+	maxTopicNameLength       = 249
 )
 
 // withDefaults fills zero fields with their defaults.
@@ -60,7 +73,28 @@ func (c TopicConfig) withDefaults() TopicConfig {
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = DefaultMaxRecordBytes
 	}
+	if c.MaxTimestampAhead == 0 {
+		c.MaxTimestampAhead = DefaultMaxTimestampAhead
+	}
 	return c
+}
+
+// checkTimestamp applies the accepted range around now to ts, a record's
+// own timestamp; both in ms.
+func (c TopicConfig) checkTimestamp(ts, now int64) error {
+	ahead := c.MaxTimestampAhead
+	if ahead == 0 { // a topic stored before the field existed
+		ahead = DefaultMaxTimestampAhead
+	}
+	switch {
+	case ahead > 0 && ts-now > ahead.Milliseconds():
+		return fmt.Errorf("%w: timestamp %v is more than %v ahead of the broker's clock (MaxTimestampAhead)",
+			ErrInvalidRecord, time.UnixMilli(ts).UTC(), ahead)
+	case c.MaxTimestampBehind > 0 && now-ts > c.MaxTimestampBehind.Milliseconds():
+		return fmt.Errorf("%w: timestamp %v is more than %v behind the broker's clock (MaxTimestampBehind)",
+			ErrInvalidRecord, time.UnixMilli(ts).UTC(), c.MaxTimestampBehind)
+	}
+	return nil
 }
 
 // validate checks a config after withDefaults.
@@ -76,6 +110,8 @@ func (c TopicConfig) validate() error {
 		return fmt.Errorf("%w: segment bytes %d (want %d to %d)", ErrInvalidConfig, c.SegmentBytes, minSegmentBytes, maxSegmentBytes)
 	case c.SegmentAge < 0:
 		return fmt.Errorf("%w: negative segment age %v", ErrInvalidConfig, c.SegmentAge)
+	case c.MaxTimestampBehind < 0:
+		return fmt.Errorf("%w: negative max timestamp behind %v", ErrInvalidConfig, c.MaxTimestampBehind)
 	case c.MaxRecordBytes < 0:
 		return fmt.Errorf("%w: negative max record bytes %d", ErrInvalidConfig, c.MaxRecordBytes)
 	case !c.Sync.valid():

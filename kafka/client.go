@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -131,6 +132,16 @@ func topicConfigs(cfg stream.TopicConfig) map[string]*string {
 	if cfg.LogAppendTime {
 		set("message.timestamp.type", "LogAppendTime")
 	}
+	if cfg.MaxTimestampAhead != 0 { // 0 leaves the cluster's default
+		ahead := cfg.MaxTimestampAhead.Milliseconds()
+		if cfg.MaxTimestampAhead < 0 {
+			ahead = math.MaxInt64 // no limit
+		}
+		set("message.timestamp.after.max.ms", ahead)
+	}
+	if cfg.MaxTimestampBehind > 0 {
+		set("message.timestamp.before.max.ms", cfg.MaxTimestampBehind.Milliseconds())
+	}
 	if cfg.Compact {
 		set("cleanup.policy", "compact")
 	}
@@ -145,7 +156,9 @@ func topicConfigs(cfg stream.TopicConfig) map[string]*string {
 // topic settings: Retention to retention.ms, RetentionBytes to
 // retention.bytes, SegmentBytes to segment.bytes, SegmentAge to segment.ms,
 // MaxRecordBytes to max.message.bytes, LogAppendTime to
-// message.timestamp.type=LogAppendTime, Compact to cleanup.policy=compact
+// message.timestamp.type=LogAppendTime, MaxTimestampAhead and
+// MaxTimestampBehind to message.timestamp.after.max.ms and
+// message.timestamp.before.max.ms, Compact to cleanup.policy=compact
 // (which a cluster implements). Sync is ignored: durability is the
 // cluster's acks and replication. It fails with stream.ErrTopicExists,
 // stream.ErrInvalidTopic or stream.ErrInvalidConfig.

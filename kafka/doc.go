@@ -34,7 +34,8 @@
 //
 // Topics: CreateTopic maps TopicConfig to topic settings (Partitions,
 // retention.ms, retention.bytes, segment.bytes, segment.ms,
-// max.message.bytes, message.timestamp.type, cleanup.policy) with the
+// max.message.bytes, message.timestamp.type, message.timestamp.after.max.ms,
+// message.timestamp.before.max.ms, cleanup.policy) with the
 // cluster's default replication factor; DeleteTopic deletes.
 //
 // Consumer groups: each Subscribe is a franz-go group member of its own.

@@ -50,6 +50,8 @@ func topicsCreate(_ context.Context, a *app, args []string) error {
 	fs.DurationVar(&cfg.SegmentAge, "segment-age", 0, "roll the active segment at this `age` (0: by size only)")
 	fs.IntVar(&cfg.MaxRecordBytes, "max-record-bytes", 0, "largest record accepted, in `bytes` (0: 1 MiB)")
 	fs.BoolVar(&cfg.LogAppendTime, "log-append-time", false, "stamp records with their append time")
+	fs.DurationVar(&cfg.MaxTimestampAhead, "max-timestamp-ahead", 0, "refuse records timestamped more than this `duration` ahead of the clock (0: 1h; negative: no limit)")
+	fs.DurationVar(&cfg.MaxTimestampBehind, "max-timestamp-behind", 0, "refuse records timestamped more than this `duration` behind the clock (0: no limit)")
 	sync := fs.String("sync", "default", "durability `policy`: default (the broker's), interval, never or always")
 	if err := a.parseFlags(fs, args); err != nil {
 		return err
@@ -99,9 +101,10 @@ func topicsDescribe(_ context.Context, a *app, args []string) error {
 // printTopic prints a topic's config and partitions.
 func printTopic(w io.Writer, info stream.TopicInfo) {
 	c := info.Config
-	fmt.Fprintf(w, "Topic: %s  Partitions: %d  Retention: %s  RetentionBytes: %s  SegmentBytes: %d  SegmentAge: %s  MaxRecordBytes: %d  Sync: %s  LogAppendTime: %t\n",
+	fmt.Fprintf(w, "Topic: %s  Partitions: %d  Retention: %s  RetentionBytes: %s  SegmentBytes: %d  SegmentAge: %s  MaxRecordBytes: %d  Sync: %s  LogAppendTime: %t  MaxTimestampAhead: %s  MaxTimestampBehind: %s\n",
 		info.Name, len(info.Partitions), orNone(c.Retention, "forever"), bytesOrNone(c.RetentionBytes),
-		c.SegmentBytes, orNone(c.SegmentAge, "none"), c.MaxRecordBytes, c.Sync, c.LogAppendTime)
+		c.SegmentBytes, orNone(c.SegmentAge, "none"), c.MaxRecordBytes, c.Sync, c.LogAppendTime,
+		orNone(max(c.MaxTimestampAhead, 0), "none"), orNone(c.MaxTimestampBehind, "none"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tRECORDS\tBYTES\tSEGMENTS")
 	for _, p := range info.Partitions {

@@ -14,7 +14,8 @@ func TestTopicsCreateListDescribe(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data") // created by topics create
 	r := cli(t, "", "-dir", dir, "topics", "create", "-topic", "orders", "-partitions", "3", "-retention", "24h",
-		"-retention-bytes", "1000000", "-segment-bytes", "8192", "-max-record-bytes", "2048", "-sync", "always").ok(t)
+		"-retention-bytes", "1000000", "-segment-bytes", "8192", "-max-record-bytes", "2048", "-sync", "always",
+		"-max-timestamp-behind", "87600h").ok(t)
 	require.Equal(t, "created topic orders with 3 partitions\n", r.stdout)
 	cli(t, "", "topics", "create", "-dir", dir, "-topic", "audit").ok(t) // -dir after the command works too
 
@@ -22,7 +23,8 @@ func TestTopicsCreateListDescribe(t *testing.T) {
 		info, err := b.DescribeTopic("orders")
 		require.NoError(t, err)
 		require.Equal(t, stream.TopicConfig{Partitions: 3, Retention: 24 * time.Hour, RetentionBytes: 1000000,
-			SegmentBytes: 8192, MaxRecordBytes: 2048, Sync: stream.SyncAlways}, info.Config)
+			SegmentBytes: 8192, MaxRecordBytes: 2048, Sync: stream.SyncAlways,
+			MaxTimestampAhead: stream.DefaultMaxTimestampAhead, MaxTimestampBehind: 87600 * time.Hour}, info.Config)
 		r := rec(1, "", "hello", at(0))
 		r.Topic = "orders"
 		require.NoError(t, b.Publish(t.Context(), r))

@@ -1,0 +1,40 @@
+package kafka
+
+import (
+	"math"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/embedstream/stream"
+)
+
+// Each TopicConfig field that has a Kafka topic setting maps to it; zero
+// values leave the cluster's defaults.
+func TestTopicConfigsMapToKafkaSettings(t *testing.T) {
+	str := func(m map[string]*string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			out[k] = *v
+		}
+		return out
+	}
+	require.Nil(t, topicConfigs(stream.TopicConfig{Partitions: 3, Sync: stream.SyncAlways}))
+	require.Equal(t, map[string]string{
+		"retention.ms":                    "3600000",
+		"retention.bytes":                 "1000",
+		"segment.bytes":                   "4096",
+		"segment.ms":                      "60000",
+		"max.message.bytes":               "2048",
+		"message.timestamp.type":          "LogAppendTime",
+		"message.timestamp.after.max.ms":  "7200000",
+		"message.timestamp.before.max.ms": "86400000",
+		"cleanup.policy":                  "compact",
+	}, str(topicConfigs(stream.TopicConfig{Retention: time.Hour, RetentionBytes: 1000, SegmentBytes: 4096,
+		SegmentAge: time.Minute, MaxRecordBytes: 2048, LogAppendTime: true, MaxTimestampAhead: 2 * time.Hour,
+		MaxTimestampBehind: 24 * time.Hour, Compact: true})))
+	require.Equal(t, map[string]string{"message.timestamp.after.max.ms": strconv.FormatInt(math.MaxInt64, 10)},
+		str(topicConfigs(stream.TopicConfig{MaxTimestampAhead: -1})), "negative: no limit")
+}
