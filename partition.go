@@ -581,8 +581,11 @@ func (p *partition) isClosed() bool {
 
 // enforceRetention deletes whole sealed segments, oldest first, while they
 // are older than the retention time (by their newest record) or while the
-// log would still hold at least retentionBytes without them. The log start
-// offset moves to the first remaining segment; offsets are never reused.
+// log would still hold at least retentionBytes without them; an active
+// segment past the retention time whose predecessors all went is rolled and
+// deleted too. Nothing at or past the high watermark is deleted. The log
+// start offset moves to the first remaining segment; offsets are never
+// reused.
 func (p *partition) enforceRetention() (deleted int, err error) {
 	if p.cfg.retention <= 0 && p.cfg.retentionBytes <= 0 {
 		return 0, nil
@@ -598,16 +601,23 @@ func (p *partition) enforceRetention() (deleted int, err error) {
 		total += s.Size()
 	}
 	nowMS := p.cfg.now().UnixMilli()
+	hw := p.hw.Load()
+	tooOld := func(s *segment.Segment) (bool, error) {
+		if p.cfg.retention <= 0 || s.Size() == 0 {
+			return false, nil
+		}
+		maxTS, err := s.MaxTimestamp()
+		return err == nil && nowMS-maxTS > p.cfg.retention.Milliseconds(), err
+	}
 	n := 0
-	for ; n < len(segs)-1; n++ { // never the active segment
+	for ; n < len(segs)-1; n++ { // the active segment is handled below
 		s := segs[n]
-		expired := false
-		if p.cfg.retention > 0 {
-			maxTS, err := s.MaxTimestamp()
-			if err != nil {
-				return 0, err
-			}
-			expired = nowMS-maxTS > p.cfg.retention.Milliseconds()
+		if s.Next() > hw {
+			break // never what readers cannot see yet (SyncAlways before its fsync)
+		}
+		expired, err := tooOld(s)
+		if err != nil {
+			return 0, err
 		}
 		if !expired && p.cfg.retentionBytes > 0 && total-s.Size() >= p.cfg.retentionBytes {
 			expired = true
@@ -616,6 +626,23 @@ func (p *partition) enforceRetention() (deleted int, err error) {
 			break
 		}
 		total -= s.Size()
+	}
+	if active := segs[len(segs)-1]; n == len(segs)-1 && active.Next() <= hw {
+		// Everything before the active segment went, and the active one
+		// is past retention too: as Kafka does, roll so that it can go,
+		// or a quiet topic (no roll by size or SegmentAge) would keep its
+		// records forever.
+		expired, err := tooOld(active)
+		if err != nil {
+			return 0, err
+		}
+		if expired {
+			if err := p.roll(); err != nil {
+				return 0, err
+			}
+			segs = p.segments()
+			n++
+		}
 	}
 	if n == 0 {
 		return 0, nil

@@ -602,3 +602,38 @@ func TestSignalBellsAndChannels(t *testing.T) {
 	require.Len(t, bell, 1)
 	require.Len(t, other, 1, "the ring from before only: forgotten bells are not rung")
 }
+
+// A quiet topic never rolls by size, and SegmentAge 0 never rolls by age:
+// time retention still deletes its records once the whole active segment
+// is past retention, by rolling it first (as Kafka does), and new records
+// continue at the old end.
+func TestPartitionRetentionRollsAnExpiredActiveSegment(t *testing.T) {
+	cfg := testLog(t)
+	now := time.UnixMilli(10_000_000)
+	cfg.now = func() time.Time { return now }
+	cfg.retention = time.Hour
+	p := openTestPartition(t, cfg, false)
+	for i := 0; i < 5; i++ {
+		_, err := p.append(encode(i, 2, now.UnixMilli()))
+		require.NoError(t, err)
+	}
+	n, err := p.enforceRetention()
+	require.NoError(t, err)
+	require.Zero(t, n, "not past retention yet")
+
+	now = now.Add(time.Hour + time.Millisecond)
+	n, err = p.enforceRetention()
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	start, end, bytes, segs := p.info()
+	require.Equal(t, int64(10), start)
+	require.Equal(t, int64(10), end)
+	require.Zero(t, bytes)
+	require.Equal(t, 1, segs, "a fresh, empty active segment")
+	n, err = p.enforceRetention()
+	require.NoError(t, err)
+	require.Zero(t, n, "an empty active segment is never rolled")
+	base, err := p.append(encode(0, 1, now.UnixMilli()))
+	require.NoError(t, err)
+	require.Equal(t, int64(10), base)
+}
