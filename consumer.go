@@ -103,6 +103,11 @@ type ConsumerOptions struct {
 	OnRevoked func(c *Consumer, parts []TopicPartition)
 	// OnLost runs inside Poll when the member was evicted: its partitions
 	// may already belong to others, so commits fail. Default: nothing.
+	//
+	// A panic in any of the three goes on up through Poll or Close, as
+	// Kafka's poll rethrows a callback's exception, but the rebalance is
+	// carried out first: the assignment or revocation applies, the group
+	// goes on, and the Consumer stays usable.
 	OnLost func(c *Consumer, parts []TopicPartition)
 }
 
@@ -330,7 +335,19 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	}
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
+	// A panic in a rebalance callback goes on up to the caller, as Kafka's
+	// poll throws a callback's exception, but this runs first: the member
+	// stays usable and keeps its place in the group.
+	done := false
+	defer func() {
+		if !done {
+			c.g.do(func(co *group.Coordinator) { co.PollDone(c.b.opts.Now(), c.id) })
+			c.state.CompareAndSwap(consumerPolling, consumerIdle)
+			c.unfetch()
+		}
+	}()
 	recs, err := c.poll(ctx)
+	done = true
 	c.g.do(func(co *group.Coordinator) { co.PollDone(c.b.opts.Now(), c.id) })
 	if !c.state.CompareAndSwap(consumerPolling, consumerIdle) {
 		err = ErrClosed // Close came meanwhile; it finishes once we are out
@@ -403,8 +420,7 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		switch task.Kind {
 		case group.Revoke:
 			c.b.opts.Logger.Info("stream: partitions revoked", "group", c.g.name, "member", c.id, "partitions", len(task.Partitions))
-			c.revoke(task.Partitions)
-			c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
+			c.revokeAndAck(task)
 			continue
 		case group.Assign:
 			c.b.opts.Logger.Info("stream: partitions assigned", "group", c.g.name, "member", c.id,
@@ -669,29 +685,40 @@ func (c *Consumer) release() {
 
 // revoke gives partitions up: auto-commit, then OnRevoked, then forget them.
 func (c *Consumer) revoke(parts []TopicPartition) {
+	defer func() { // even if OnRevoked panics: the partitions are gone
+		for _, tp := range parts {
+			delete(c.pos, tp)
+			delete(c.paused, tp)
+		}
+		c.owned, _ = group.Diff(parts, c.owned) // owned, less what was revoked
+	}()
 	if c.opts.AutoCommit {
 		c.autoCommit(parts)
 	}
 	if c.opts.OnRevoked != nil && len(parts) > 0 {
 		c.opts.OnRevoked(c, slices.Clone(parts))
 	}
-	for _, tp := range parts {
-		delete(c.pos, tp)
-		delete(c.paused, tp)
-	}
-	c.owned, _ = group.Diff(parts, c.owned) // owned, less what was revoked
+}
+
+// revokeAndAck carries out a Revoke task and acknowledges it, even if
+// OnRevoked panics: the rebalance must go on for the other members.
+func (c *Consumer) revokeAndAck(task group.Task) {
+	defer c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
+	c.revoke(task.Partitions)
 }
 
 // lost handles eviction: OnLost, forget everything, rejoin.
 func (c *Consumer) lost() {
 	c.b.opts.Logger.Warn("stream: member was evicted from its group; rejoining", "group", c.g.name, "member", c.id, "partitions", len(c.owned))
+	defer func() { // even if OnLost panics
+		c.release() // gathered records are from partitions it lost
+		clear(c.pos)
+		clear(c.paused)
+		c.join()
+	}()
 	if c.opts.OnLost != nil && len(c.owned) > 0 {
 		c.opts.OnLost(c, slices.Clone(c.owned))
 	}
-	c.release() // gathered records are from partitions it lost
-	clear(c.pos)
-	clear(c.paused)
-	c.join()
 }
 
 // autoCommit commits the positions of parts (all owned if nil); failures
@@ -996,6 +1023,9 @@ func (c *Consumer) Close() error {
 		_, gen, err := co.Owned(c.id)
 		lost = err != nil || gen != c.gen
 	})
+	// The member leaves even if a callback below panics (the panic goes on
+	// to Close's caller).
+	defer c.leave()
 	switch {
 	case len(c.owned) == 0:
 	case lost:
@@ -1012,6 +1042,11 @@ func (c *Consumer) Close() error {
 			c.opts.OnRevoked(c, slices.Clone(c.owned))
 		}
 	}
+	return nil
+}
+
+// leave takes a closing member out of its group and the broker.
+func (c *Consumer) leave() {
 	c.g.do(func(co *group.Coordinator) { co.Leave(c.b.opts.Now(), c.id) })
 	c.g.changed.forget(c.bell)
 	for _, ps := range c.pos {
@@ -1025,5 +1060,4 @@ func (c *Consumer) Close() error {
 	c.b.mu.Lock()
 	delete(c.b.consumers, c)
 	c.b.mu.Unlock()
-	return nil
 }

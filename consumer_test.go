@@ -2198,3 +2198,74 @@ func TestPollWakesForAnyOfManyPartitions(t *testing.T) {
 		part.appended.mu.Unlock()
 	}
 }
+
+// Item 74: a rebalance callback's panic goes up through Poll or Close, but
+// the assignment still applies, the member stays usable, and the group
+// never stalls waiting for it.
+func TestPanickingCallbacksLeaveTheGroupWorking(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 0, Value: []byte("a")},
+		&Record{Topic: "t", Partition: 1, Value: []byte("b")}))
+	var panicAssign, panicRevoke atomic.Bool
+	panicAssign.Store(true)
+	panicRevoke.Store(true)
+	opts := &ConsumerOptions{Reset: ResetEarliest, MaxWait: 10 * time.Millisecond,
+		OnAssigned: func(*Consumer, []TopicPartition) {
+			if panicAssign.Swap(false) {
+				panic("assigned")
+			}
+		},
+		OnRevoked: func(*Consumer, []TopicPartition) {
+			if panicRevoke.Swap(false) {
+				panic("revoked")
+			}
+		}}
+	c1, err := b.Subscribe("g", []string{"t"}, opts)
+	require.NoError(t, err)
+	pollPanics := func(c *Consumer) (recovered any) {
+		defer func() { recovered = recover() }()
+		_, _ = c.Poll(t.Context())
+		return nil
+	}
+	require.Equal(t, "assigned", pollPanics(c1))
+	require.ElementsMatch(t, cgTPs("t", 0, 1), c1.Assignment(), "the assignment applies")
+	recs, err := c1.Poll(t.Context())
+	require.NoError(t, err, "the member is usable after the panic")
+	require.Len(t, recs, 2)
+
+	// A second member joins: c1's OnRevoked panics, and the rebalance
+	// still completes.
+	c2, err := b.Subscribe("g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, MaxWait: 10 * time.Millisecond})
+	require.NoError(t, err)
+	defer c2.Close()
+	c2done := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := c2.Poll(t.Context()); err != nil {
+				c2done <- err
+				return
+			}
+			if len(c2.Assignment()) == 1 {
+				c2done <- nil
+				return
+			}
+		}
+	}()
+	require.Eventually(t, func() bool {
+		if r := pollPanics(c1); r != nil {
+			require.Equal(t, "revoked", r)
+		}
+		return len(c1.Assignment()) == 1
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, <-c2done, "the other member got its share")
+
+	// Close: a panicking OnRevoked goes up, and the member has left.
+	panicRevoke.Store(true)
+	require.PanicsWithValue(t, "revoked", func() { c1.Close() })
+	_, err = c1.Poll(t.Context())
+	require.ErrorIs(t, err, ErrClosed)
+	info, err := b.DescribeGroup("g")
+	require.NoError(t, err)
+	require.Len(t, info.Members, 1, "c1 left the group")
+}
