@@ -76,12 +76,15 @@ func (r *Record) encodedSize() int {
 // checkRecord validates r for publishing to t and returns its timestamp in
 // ms; now is called only for a record without one.
 func checkRecord(r *Record, t *topic, now func() time.Time) (int64, error) {
-	if r.Timestamp.IsZero() || t.cfg.LogAppendTime {
+	if r.Timestamp.IsZero() {
 		return now().UnixMilli(), nil
 	}
-	ts, err := recordTimestamp(r)
+	ts, err := recordTimestamp(r) // refused even where LogAppendTime replaces it, as Kafka's producer does
 	if err != nil {
 		return 0, err
+	}
+	if t.cfg.LogAppendTime {
+		return now().UnixMilli(), nil
 	}
 	return ts, t.cfg.checkTimestamp(ts, now().UnixMilli())
 }

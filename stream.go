@@ -237,7 +237,8 @@ func (b *Broker) load() error {
 	})
 	for _, name := range names {
 		rec := records[name]
-		t, err := b.openTopic(name, rec.Config, rec.Partitions, clean)
+		// Defaults fill fields added since the topic was stored.
+		t, err := b.openTopic(name, rec.Config.withDefaults(), rec.Partitions, clean)
 		if err != nil {
 			return fmt.Errorf("open topic %q: %w", name, err)
 		}
@@ -459,7 +460,8 @@ func (b *Broker) checkWritable() error {
 }
 
 // CreateTopic creates a topic with cfg (zero fields take their defaults).
-// It returns ErrInvalidTopic for a bad name or one that collides with an
+// It returns ErrInvalidTopic for a bad name, one of Kafka's internal topics
+// (__consumer_offsets, __transaction_state), or one that collides with an
 // existing topic once '.' and '_' are treated alike (Kafka's rule),
 // ErrTopicExists for a name in use, and ErrInvalidConfig for a bad config.
 func (b *Broker) CreateTopic(name string, cfg TopicConfig) error {
@@ -480,6 +482,9 @@ func (b *Broker) CreateTopic(name string, cfg TopicConfig) error {
 }
 
 func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error) {
+	if reservedTopic(name) {
+		return nil, fmt.Errorf("%w: %q is reserved for Kafka's internal use", ErrInvalidTopic, name)
+	}
 	if _, ok := b.topics[name]; ok {
 		return nil, fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
@@ -1018,22 +1023,20 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 			}
 			lastRequest = r.Partition
 		}
+		if nowMS < 0 && (r.Timestamp.IsZero() || t.cfg.LogAppendTime || t.cfg.checksTimestamps()) {
+			nowMS = b.opts.Now().UnixMilli()
+		}
 		ts := nowMS
-		if r.Timestamp.IsZero() || t.cfg.LogAppendTime {
-			if nowMS < 0 {
-				nowMS = b.opts.Now().UnixMilli()
-			}
-			ts = nowMS
-		} else {
-			var err error
-			if ts, err = recordTimestamp(r); err != nil {
-				return err
-			}
-			if nowMS < 0 {
-				nowMS = b.opts.Now().UnixMilli()
-			}
-			if err := t.cfg.checkTimestamp(ts, nowMS); err != nil {
+		if !r.Timestamp.IsZero() {
+			own, err := recordTimestamp(r) // refused even under LogAppendTime, as Kafka's producer does
+			if err != nil {
 				return fmt.Errorf("record %d: %w", i, err)
+			}
+			if !t.cfg.LogAppendTime {
+				if err := t.cfg.checkTimestamp(own, nowMS); err != nil {
+					return fmt.Errorf("record %d: %w", i, err)
+				}
+				ts = own
 			}
 		}
 		if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
@@ -1042,6 +1045,15 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 		plan.timestamps[i] = ts
 		g.builder.Add(ts, r.Key, r.Value, r.Headers)
 		g.add(i)
+	}
+	// Each partition's records go in one atomic batch, which must fit the
+	// batch limit: check them all before anything is written.
+	for i := range plan.groups {
+		g := &plan.groups[i]
+		if size, limit := g.builder.Len(), g.part.cfg.maxBatchBytes; size > limit {
+			return fmt.Errorf("%w: the call's records for %q partition %d make a %d-byte batch, over the %d a batch may hold; publish them in smaller calls",
+				ErrRecordTooLarge, g.topic.name, g.partition, size, limit)
+		}
 	}
 	return nil
 }

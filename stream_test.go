@@ -711,3 +711,53 @@ func TestPublishTimestampBounds(t *testing.T) {
 	require.Equal(t, []int64{3}, ends, "refused records and their batches wrote nothing")
 	require.ErrorIs(t, b.CreateTopic("bad", TopicConfig{MaxTimestampBehind: -time.Second}), ErrInvalidConfig)
 }
+
+// Items 95, 23, 21 and stored configs: Kafka's internal topic names are
+// refused; a negative timestamp is refused even where LogAppendTime would
+// replace it; a call whose records for one partition overflow a batch is
+// refused before anything is written; a topic stored before a config field
+// existed gets the field's default.
+func TestPublishAndCreateTopicEdgeRules(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir, &Options{AutoCreateTopics: true})
+	for _, name := range []string{"__consumer_offsets", "__transaction_state", "__consumer.offsets", "__transaction.state"} {
+		require.ErrorIs(t, b.CreateTopic(name, TopicConfig{}), ErrInvalidTopic, name)
+		require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: name, Partition: AnyPartition}), ErrInvalidTopic, name)
+	}
+	require.NoError(t, b.CreateTopic("_consumer_offsets", TopicConfig{}), "one underscore is an ordinary name")
+
+	require.NoError(t, b.CreateTopic("lat", TopicConfig{LogAppendTime: true}))
+	neg := func() *Record { return &Record{Topic: "lat", Value: []byte("v"), Timestamp: time.UnixMilli(-1)} }
+	require.ErrorIs(t, b.Publish(t.Context(), neg()), ErrInvalidRecord)
+	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "lat"}, neg()), ErrInvalidRecord)
+	var got error
+	pr := b.NewProducer(ProducerOptions{})
+	pr.Publish(t.Context(), neg(), func(_ *Record, err error) { got = err })
+	require.ErrorIs(t, got, ErrInvalidRecord)
+	require.NoError(t, pr.Close())
+	require.Equal(t, []int64{0}, tbEnds(t, b, "lat"))
+
+	// 65 records of 1 MiB - 1 KiB for partition 1 overflow its 64 MiB batch;
+	// partition 0's record, first in the call, must not be written either.
+	require.NoError(t, b.CreateTopic("big", TopicConfig{Partitions: 2}))
+	value := make([]byte, 1<<20-1<<10)
+	recs := []*Record{{Topic: "big", Partition: 0, Value: []byte("first")}}
+	for range 65 {
+		recs = append(recs, &Record{Topic: "big", Partition: 1, Value: value})
+	}
+	require.ErrorIs(t, b.Publish(t.Context(), recs...), ErrRecordTooLarge)
+	require.Equal(t, []int64{0, 0}, tbEnds(t, b, "big"), "nothing written")
+	require.NoError(t, b.Publish(t.Context(), recs[:40]...), "a call that fits is one batch")
+
+	// A topic as stored before MaxTimestampAhead existed.
+	require.NoError(t, b.CreateTopic("old", TopicConfig{}))
+	rec := topicRecord{Config: TopicConfig{Partitions: 1, SegmentBytes: DefaultSegmentBytes, MaxRecordBytes: DefaultMaxRecordBytes},
+		Partitions: 1, Created: time.Now()}
+	require.NoError(t, b.meta.putTopic("old", rec))
+	require.NoError(t, b.Close())
+	b = openBroker(t, dir, nil)
+	info, err := b.DescribeTopic("old")
+	require.NoError(t, err)
+	require.Equal(t, DefaultMaxTimestampAhead, info.Config.MaxTimestampAhead)
+	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "old", Timestamp: time.Now().Add(2 * time.Hour)}), ErrInvalidRecord)
+}

@@ -79,6 +79,11 @@ func (c TopicConfig) withDefaults() TopicConfig {
 	return c
 }
 
+// checksTimestamps reports whether checkTimestamp needs the clock.
+func (c TopicConfig) checksTimestamps() bool {
+	return c.MaxTimestampAhead >= 0 || c.MaxTimestampBehind > 0
+}
+
 // checkTimestamp applies the accepted range around now to ts, a record's
 // own timestamp; both in ms.
 func (c TopicConfig) checkTimestamp(ts, now int64) error {
@@ -126,6 +131,14 @@ func (c TopicConfig) validate() error {
 // for one maximal record, or for many small ones published together.
 func (c TopicConfig) maxBatchBytes() int {
 	return max(c.MaxRecordBytes+64<<10, 64<<20)
+}
+
+// reservedTopic reports whether name is, or collides with ('.' and '_'
+// alike), one of Kafka's internal topics, which a cluster always has: code
+// that created it here would fail when moved to a cluster.
+func reservedTopic(name string) bool {
+	n := strings.ReplaceAll(name, ".", "_")
+	return n == "__consumer_offsets" || n == "__transaction_state"
 }
 
 // validateTopicName applies Kafka's rules: 1 to 249 characters of
