@@ -99,7 +99,10 @@ type ConsumerOptions struct {
 	OnAssigned func(c *Consumer, parts []TopicPartition)
 	// OnRevoked runs inside Poll or Close with partitions being taken away,
 	// before any other member gets them: commit there (Commit or
-	// CommitOffsets) and the new owner starts from that commit.
+	// CommitOffsets) and the new owner starts from that commit. Under an
+	// eager balancer every rebalance calls it on every member, with an
+	// empty list on one that owns nothing (as Kafka does); cooperative
+	// ones only with partitions to give up.
 	OnRevoked func(c *Consumer, parts []TopicPartition)
 	// OnLost runs inside Poll when the member was evicted: its partitions
 	// may already belong to others, so commits fail. Default: nothing.
@@ -187,7 +190,8 @@ type Consumer struct {
 	views      []segment.View // pinned until the next Poll: returned records alias them
 	slab       []Record
 	out        []*Record
-	next       int // partition to start the next fetch at, for fairness
+	next       int  // partition to start the next fetch at, for fairness
+	revoked    bool // OnRevoked ran in the current rebalance
 	lastCommit time.Time
 
 	state   atomic.Int32  // consumerIdle, consumerPolling, consumerClosing or consumerClosed
@@ -425,6 +429,12 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		case group.Assign:
 			c.b.opts.Logger.Info("stream: partitions assigned", "group", c.g.name, "member", c.id,
 				"generation", task.Generation, "added", len(task.Partitions), "owned", len(task.Owned))
+			if c.gen > 0 && !c.revoked && c.opts.OnRevoked != nil && c.protocol() == group.Eager {
+				// Kafka's eager rebalance starts with onPartitionsRevoked
+				// on every member, one that owns nothing included.
+				c.opts.OnRevoked(c, []TopicPartition{})
+			}
+			c.revoked = false
 			c.gen, c.owned = task.Generation, task.Owned
 			for _, tp := range task.Owned {
 				if c.pos[tp] == nil {
@@ -704,7 +714,15 @@ func (c *Consumer) revoke(parts []TopicPartition) {
 // OnRevoked panics: the rebalance must go on for the other members.
 func (c *Consumer) revokeAndAck(task group.Task) {
 	defer c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
+	c.revoked = true
 	c.revoke(task.Partitions)
+}
+
+// protocol is the group's rebalance protocol, fixed by its balancer.
+func (c *Consumer) protocol() group.Protocol {
+	var p group.Protocol
+	c.g.do(func(co *group.Coordinator) { p = co.Protocol() })
+	return p
 }
 
 // lost handles eviction: OnLost, forget everything, rejoin.

@@ -2269,3 +2269,74 @@ func TestPanickingCallbacksLeaveTheGroupWorking(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, info.Members, 1, "c1 left the group")
 }
+
+// Items 70 and 71: an eager rebalance calls OnRevoked on every member, one
+// that owns nothing included (with an empty list), before OnAssigned; a
+// cooperative one calls it only with partitions to give up.
+func TestOnRevokedForMembersOwningNothing(t *testing.T) {
+	for _, balancer := range []Balancer{RangeBalancer{}, CooperativeStickyBalancer{}} {
+		t.Run(fmt.Sprintf("%T", balancer), func(t *testing.T) {
+			b := openBroker(t, "", nil)
+			require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 1}))
+			events := map[*Consumer][]string{} // all callbacks run on this goroutine
+			opts := ConsumerOptions{Balancer: balancer,
+				OnAssigned: func(c *Consumer, parts []TopicPartition) {
+					events[c] = append(events[c], fmt.Sprintf("assigned %v", parts))
+				},
+				OnRevoked: func(c *Consumer, parts []TopicPartition) {
+					events[c] = append(events[c], fmt.Sprintf("revoked %v", parts))
+				}}
+			// settle polls the members in turns until the group is stable
+			// in a newer generation than from, and a few turns more for
+			// every member to take its part of it.
+			settle := func(from int, cs ...*Consumer) int {
+				t.Helper()
+				done := -1
+				for turn := range 500 {
+					if turn == done {
+						info, err := b.DescribeGroup("g")
+						require.NoError(t, err)
+						return info.Generation
+					}
+					for _, c := range cs {
+						ctx, cancel := context.WithTimeout(t.Context(), 5*time.Millisecond)
+						_, err := c.Poll(ctx)
+						cancel()
+						if err != nil {
+							require.ErrorIs(t, err, context.DeadlineExceeded)
+						}
+					}
+					info, err := b.DescribeGroup("g")
+					require.NoError(t, err)
+					if done < 0 && info.State == "Stable" && info.Generation > from {
+						done = turn + 3
+					}
+				}
+				t.Fatal("the group did not settle")
+				return 0
+			}
+			a := cgSubscribe(t, b, "g", []string{"t"}, &opts)
+			gen := settle(0, a)
+			c := cgSubscribe(t, b, "g", []string{"t"}, &opts)
+			gen = settle(gen, a, c)
+			idle := a
+			if len(a.Assignment()) == 1 {
+				idle = c
+			}
+			require.Empty(t, idle.Assignment())
+			clear(events)
+			third := cgSubscribe(t, b, "g", []string{"t"}, &opts) // another rebalance
+			settle(gen, a, c, third)
+			got := events[idle]
+			require.NotEmpty(t, got)
+			if _, cooperative := balancer.(CooperativeStickyBalancer); !cooperative {
+				require.Equal(t, "revoked []", got[0], "eager: revoked first, even owning nothing")
+				require.Contains(t, got[len(got)-1], "assigned")
+			} else {
+				for _, e := range got {
+					require.NotContains(t, e, "revoked", "cooperative: only partitions to give up")
+				}
+			}
+		})
+	}
+}
