@@ -957,6 +957,33 @@ func (c *Consumer) Position(tp TopicPartition) (int64, error) {
 	return ps.next, nil
 }
 
+// Lag returns how many records of tp lie past the member's position: the
+// partition's end (high watermark) minus the position (Kafka's currentLag).
+// It fails with ErrNotAssigned for a partition the member does not hold.
+func (c *Consumer) Lag(tp TopicPartition) (int64, error) {
+	pos, err := c.Position(tp)
+	if err != nil {
+		return 0, err
+	}
+	return max(c.pos[tp].part.hw.Load()-pos, 0), nil
+}
+
+// EnforceRebalance asks the group to rebalance (Kafka's enforceRebalance),
+// say after a change that should move partitions; it does nothing if a
+// rebalance is already under way. The rebalance runs in the members' next
+// Polls, this one's included.
+func (c *Consumer) EnforceRebalance() error {
+	if err := c.callable(); err != nil {
+		return err
+	}
+	var err error
+	c.g.do(func(co *group.Coordinator) { err = co.RequestRebalance(c.b.opts.Now(), c.id) })
+	if errors.Is(err, group.ErrUnknownMember) {
+		return nil // evicted: the next Poll rejoins, which rebalances anyway
+	}
+	return mapGroupErr(err)
+}
+
 // Assignment returns the partitions the member holds, sorted.
 func (c *Consumer) Assignment() []TopicPartition {
 	if c.callable() != nil {

@@ -2340,3 +2340,49 @@ func TestOnRevokedForMembersOwningNothing(t *testing.T) {
 		})
 	}
 }
+
+// Items 59 and 76: Lag is the end minus the position; EnforceRebalance
+// makes the group rebalance at the members' next Polls.
+func TestLagAndEnforceRebalance(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 1}))
+	tp := TopicPartition{Topic: "t", Partition: 0}
+	var revoked, assigned int
+	c := cgSubscribe(t, b, "g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, MaxPollRecords: 3,
+		OnAssigned: func(*Consumer, []TopicPartition) { assigned++ },
+		OnRevoked:  func(*Consumer, []TopicPartition) { revoked++ }})
+	_, err := c.Lag(tp)
+	require.ErrorIs(t, err, ErrNotAssigned, "before the assignment")
+	cgPublish(t, b, "t", 0, 10)
+	recs, err := c.Poll(t.Context())
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	lag, err := c.Lag(tp)
+	require.NoError(t, err)
+	require.Equal(t, int64(7), lag)
+	_, err = c.Lag(TopicPartition{Topic: "t", Partition: 5})
+	require.ErrorIs(t, err, ErrNotAssigned)
+
+	require.NoError(t, c.Commit(t.Context())) // an eager rebalance drops positions: resume from here
+	before, err := b.DescribeGroup("g")
+	require.NoError(t, err)
+	require.NoError(t, c.EnforceRebalance())
+	require.NoError(t, c.EnforceRebalance(), "a second request while one is under way does nothing")
+	recs, err = c.Poll(t.Context())
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	require.Equal(t, int64(3), recs[0].Offset, "from the commit")
+	after, err := b.DescribeGroup("g")
+	require.NoError(t, err)
+	require.Equal(t, before.Generation+1, after.Generation)
+	require.Equal(t, 1, revoked)
+	require.Equal(t, 2, assigned)
+	lag, err = c.Lag(tp)
+	require.NoError(t, err)
+	require.Equal(t, int64(4), lag)
+
+	require.NoError(t, c.Close())
+	require.ErrorIs(t, c.EnforceRebalance(), ErrClosed)
+	_, err = c.Lag(tp)
+	require.ErrorIs(t, err, ErrClosed)
+}

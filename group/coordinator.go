@@ -395,6 +395,23 @@ func (c *Coordinator) Leave(now time.Time, id string) {
 // SessionTimeout, rebalancing if any went.
 func (c *Coordinator) Expire(now time.Time) { c.expire(now) }
 
+// RequestRebalance starts a rebalance on a member's request (Kafka's
+// enforceRebalance), unless one is already under way.
+func (c *Coordinator) RequestRebalance(now time.Time, id string) error {
+	c.expire(now)
+	m, err := c.lookup(id)
+	if err != nil {
+		return err
+	}
+	if !m.departed.IsZero() {
+		return ErrUnknownMember
+	}
+	if c.state == Stable {
+		c.startRebalance()
+	}
+	return nil
+}
+
 func (c *Coordinator) expire(now time.Time) {
 	gone := false
 	for id, m := range c.members {

@@ -533,3 +533,24 @@ func TestCoordinatorChurnKeepsSingleOwnership(t *testing.T) {
 		})
 	}
 }
+
+// RequestRebalance (enforceRebalance) starts a rebalance from Stable, does
+// nothing while one is under way, and refuses a non-member.
+func TestCoordinatorRequestRebalance(t *testing.T) {
+	s := newCoordSim(t, RangeBalancer{}, map[string]int32{"t": 2})
+	c := s.c
+	a := s.join(JoinRequest{MaxPollInterval: time.Minute})
+	s.turn(a)
+	require.Equal(t, Stable, c.State())
+	require.Equal(t, 1, c.Generation())
+	require.NoError(t, c.RequestRebalance(s.now, a))
+	require.Equal(t, PreparingRebalance, c.State())
+	changes := c.Changes()
+	require.NoError(t, c.RequestRebalance(s.now, a))
+	require.Equal(t, changes, c.Changes(), "already under way: nothing more")
+	s.turn(a)
+	require.Equal(t, Stable, c.State())
+	require.Equal(t, 2, c.Generation())
+	require.Equal(t, tps(t, "tp0,tp1"), s.owned(a))
+	require.ErrorIs(t, c.RequestRebalance(s.now, "nobody"), ErrUnknownMember)
+}
