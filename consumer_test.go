@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -2385,4 +2386,54 @@ func TestLagAndEnforceRebalance(t *testing.T) {
 	require.ErrorIs(t, c.EnforceRebalance(), ErrClosed)
 	_, err = c.Lag(tp)
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+// Item 96: deleting a topic drops every group's offsets for it (a topic
+// created again under the name starts without them) and rebalances the
+// groups that subscribed to it. Item 48: a record larger than a fetch's
+// byte budget is still delivered.
+func TestDeleteTopicDropsOffsetsAndRebalances(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir, nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2, MaxRecordBytes: 3 << 20}))
+	require.NoError(t, b.CreateTopic("u", TopicConfig{}))
+	big := make([]byte, 2<<20) // past the 1 MiB a fetch asks for
+	big[len(big)-1] = 7
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 0, Value: big}))
+	cgPublish(t, b, "u", 0, 1)
+	c := cgSubscribe(t, b, "g", []string{"t", "u"}, &ConsumerOptions{Reset: ResetEarliest})
+	got := cgPollN(t, c, 2)
+	var sawBig bool
+	for _, r := range got {
+		sawBig = sawBig || bytes.Equal(r.Value, big)
+	}
+	require.True(t, sawBig, "the oversized record came through whole")
+	require.NoError(t, c.Commit(t.Context()))
+	committed, err := b.CommittedOffsets("g")
+	require.NoError(t, err)
+	require.Contains(t, committed, TopicPartition{Topic: "t", Partition: 0})
+
+	before, err := b.DescribeGroup("g")
+	require.NoError(t, err)
+	require.NoError(t, b.DeleteTopic("t"))
+	committed, err = b.CommittedOffsets("g")
+	require.NoError(t, err)
+	require.Equal(t, map[TopicPartition]int64{{Topic: "u", Partition: 0}: 1}, committed, "only u's offset is left")
+	require.Eventually(t, func() bool { // the member's Polls carry out the rebalance
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Millisecond)
+		defer cancel()
+		_, _ = c.Poll(ctx)
+		info, err := b.DescribeGroup("g")
+		require.NoError(t, err)
+		return info.Generation > before.Generation && info.State == "Stable" &&
+			slices.Equal(c.Assignment(), []TopicPartition{{Topic: "u", Partition: 0}})
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, c.Close())
+
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	require.NoError(t, b.Close())
+	b = openBroker(t, dir, nil)
+	committed, err = b.CommittedOffsets("g")
+	require.NoError(t, err)
+	require.NotContains(t, committed, TopicPartition{Topic: "t", Partition: 0}, "gone for good, across a restart")
 }

@@ -75,7 +75,9 @@ var (
 	ErrStaleGeneration = errors.New("stream: stale group generation")
 
 	// ErrRebalanceInProgress is returned by a commit while the group is
-	// assigning partitions; Poll, then retry.
+	// assigning partitions; Poll, then retry. The embedded broker computes
+	// an assignment the moment the last member rejoins and so never returns
+	// it; a Kafka cluster, through the kafka adapter's Client, does.
 	ErrRebalanceInProgress = errors.New("stream: rebalance in progress")
 
 	// ErrWakeup is returned by a Poll interrupted by Consumer.Wakeup.
