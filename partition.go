@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,8 +159,8 @@ func openPartition(cfg logConfig, clean bool) (*partition, error) {
 	}
 	p.segs.Store(&segs)
 	if len(segs) > 0 {
-		p.start.Store(segs[0].Base())
 		p.written = segs[len(segs)-1].Next()
+		p.start.Store(min(max(segs[0].Base(), p.readLogStart()), p.written))
 	}
 	p.hw.Store(p.written)
 	p.synced = p.written
@@ -541,11 +543,56 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 				return 0, fmt.Errorf("find time in %s: %w", p.cfg.dir, err)
 			}
 			if ok {
+				if start := p.start.Load(); off < start {
+					// Deleted by deleteRecords: the answer is the first
+					// record from the start on that is new enough.
+					return p.firstAtOrAfter(start, ts)
+				}
 				return off, nil
 			}
 		}
 		if !retry {
 			return -1, nil
+		}
+	}
+}
+
+// firstAtOrAfter scans from offset from for the first record whose
+// timestamp is at or after ts, or returns -1.
+func (p *partition) firstAtOrAfter(from, ts int64) (int64, error) {
+	for {
+		v, err := p.read(from, 1<<20)
+		if err != nil {
+			return 0, err
+		}
+		if len(v.Data) == 0 {
+			return -1, nil
+		}
+		found := int64(-1)
+		for data := v.Data; len(data) > 0 && found < 0; {
+			b := segment.Batch(data[:segment.Batch(data).Size()])
+			data = data[len(b):]
+			if b.MaxTimestamp() < ts || b.LastOffset() < from {
+				from = max(from, b.LastOffset()+1)
+				continue
+			}
+			it := b.Records()
+			var r segment.Record
+			for it.Next(&r) {
+				if r.Offset >= from && r.Timestamp >= ts {
+					found = r.Offset
+					break
+				}
+			}
+			if err := it.Err(); err != nil {
+				v.Release()
+				return 0, err
+			}
+			from = max(from, b.LastOffset()+1)
+		}
+		v.Release()
+		if found >= 0 {
+			return found, nil
 		}
 	}
 }
@@ -647,12 +694,18 @@ func (p *partition) enforceRetention() (deleted int, err error) {
 	if n == 0 {
 		return 0, nil
 	}
-	doomed := segs[:n]
+	p.cfg.logger.Info("stream: retention deletes segments", "dir", p.cfg.dir, "segments", n, "start", segs[n].Base())
+	return n, p.dropFirstLocked(segs, n)
+}
+
+// dropFirstLocked deletes the first n segments of segs, the current list.
+// Callers hold mu.
+func (p *partition) dropFirstLocked(segs []*segment.Segment, n int) (err error) {
 	// Start first: a reader that sees the new start never looks for a
 	// deleted offset in the new list.
-	p.start.Store(segs[n].Base())
+	p.start.Store(max(segs[n].Base(), p.start.Load()))
 	p.segs.Store(ptr(slices.Clone(segs[n:])))
-	for _, s := range doomed {
+	for _, s := range segs[:n] {
 		// Readers holding views keep their mapping; new reads miss the
 		// segment and see the new log start.
 		if derr := s.Delete(); derr != nil {
@@ -660,8 +713,105 @@ func (p *partition) enforceRetention() (deleted int, err error) {
 		}
 	}
 	p.cfg.stats.segmentsDeleted.Add(int64(n))
-	p.cfg.logger.Info("stream: retention deleted segments", "dir", p.cfg.dir, "segments", n, "start", segs[n].Base())
-	return n, errors.Join(err, p.cfg.fs.SyncDir(p.cfg.dir))
+	if p.cfg.sync == SyncNever {
+		return err
+	}
+	return errors.Join(err, p.cfg.fs.SyncDir(p.cfg.dir))
+}
+
+// The log start offset, once deleteRecords has moved it past the first
+// segment's base, is kept in the partition directory in logStartFile: the
+// offset in decimal, replaced whole by a rename. Without the file (or with
+// an older, lower value) the log starts at its first segment's base.
+const logStartFile = "log-start"
+
+// readLogStart returns the offset logStartFile holds, or -1.
+func (p *partition) readLogStart() int64 {
+	path := filepath.Join(p.cfg.dir, logStartFile)
+	f, err := p.cfg.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			p.cfg.logger.Warn("stream: cannot read the log start offset; starting at the first segment", "file", path, "err", err)
+		}
+		return -1
+	}
+	defer f.Close()
+	buf := make([]byte, 20)
+	n, err := f.ReadAt(buf, 0)
+	v, perr := strconv.ParseInt(string(buf[:n]), 10, 64)
+	if (err != nil && !errors.Is(err, io.EOF)) || perr != nil || v < 0 {
+		p.cfg.logger.Warn("stream: damaged log start offset; starting at the first segment", "file", path, "err", errors.Join(err, perr))
+		return -1
+	}
+	return v
+}
+
+// writeLogStart replaces logStartFile with v.
+func (p *partition) writeLogStart(v int64) error {
+	path := filepath.Join(p.cfg.dir, logStartFile)
+	tmp := path + ".tmp"
+	f, err := p.cfg.fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, p.cfg.filePerm)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt([]byte(strconv.FormatInt(v, 10)), 0)
+	if err == nil && p.cfg.sync != SyncNever {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err == nil {
+		err = p.cfg.fs.Rename(tmp, path)
+	}
+	if err == nil && p.cfg.sync != SyncNever {
+		err = p.cfg.fs.SyncDir(p.cfg.dir)
+	}
+	return err
+}
+
+// deleteRecords moves the log start offset to before (Kafka's
+// deleteRecords) and deletes the segments wholly below it; it returns the
+// log start offset. before past the high watermark is ErrOffsetOutOfRange;
+// at or below the start it changes nothing.
+func (p *partition) deleteRecords(before int64) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return 0, ErrClosed
+	case p.cfg.readOnly:
+		return 0, ErrReadOnly
+	case p.failed != nil:
+		return 0, p.failed
+	}
+	hw, start := p.hw.Load(), p.start.Load()
+	if before > hw {
+		return start, fmt.Errorf("%w: delete before offset %d, log has [%d, %d)", ErrOffsetOutOfRange, before, start, hw)
+	}
+	if before <= start {
+		return start, nil
+	}
+	// Durable first: a crash after it finds the new start, and at worst
+	// segments below it that are left to delete.
+	if err := p.writeLogStart(before); err != nil {
+		return start, fmt.Errorf("delete records in %s: %w", p.cfg.dir, err)
+	}
+	p.start.Store(before)
+	segs := p.segments()
+	n := 0
+	for n < len(segs)-1 && segs[n].Next() <= before {
+		n++
+	}
+	if n == len(segs)-1 && segs[n].Size() > 0 && segs[n].Next() <= before {
+		// Every record is deleted: roll, so that the active segment can go.
+		if err := p.roll(); err != nil {
+			return before, err
+		}
+		segs = p.segments()
+		n++
+	}
+	if n == 0 {
+		return before, nil
+	}
+	return before, p.dropFirstLocked(segs, n)
 }
 
 // info reports the log's start and end offsets, bytes and segment count.

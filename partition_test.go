@@ -637,3 +637,41 @@ func TestPartitionRetentionRollsAnExpiredActiveSegment(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(10), base)
 }
+
+// deleteRecords writes the new start durably before anything else: when
+// that fails nothing changes, and a damaged start file is ignored (the log
+// starts at its first segment) rather than failing the open.
+func TestPartitionDeleteRecordsFaults(t *testing.T) {
+	for _, op := range []errorfs.Op{errorfs.OpWrite, errorfs.OpSync, errorfs.OpRename} {
+		t.Run(string(op), func(t *testing.T) {
+			cfg := testLog(t)
+			cfg.sync = SyncAlways
+			toggle := errorfs.NewToggle(errorfs.OnPath(logStartFile, errorfs.Ops(syscall.EIO, op)))
+			cfg.fs = errorfs.Wrap(vfs.Default, toggle)
+			p := openTestPartition(t, cfg, false)
+			for i := range 10 {
+				_, err := p.append(encode(i, 1, 1))
+				require.NoError(t, err)
+			}
+			toggle.Enable()
+			_, err := p.deleteRecords(4)
+			require.ErrorIs(t, err, syscall.EIO)
+			start, _, _, _ := p.info()
+			require.Zero(t, start, "nothing changed")
+			toggle.Disable()
+			start, err = p.deleteRecords(4)
+			require.NoError(t, err)
+			require.Equal(t, int64(4), start)
+			require.NoError(t, p.close(true))
+			p = openTestPartition(t, cfg, true)
+			start, _, _, _ = p.info()
+			require.Equal(t, int64(4), start, "durable")
+			require.NoError(t, p.close(true))
+
+			require.NoError(t, os.WriteFile(filepath.Join(cfg.dir, logStartFile), []byte("garbage"), 0o600))
+			p = openTestPartition(t, cfg, true)
+			start, _, _, _ = p.info()
+			require.Zero(t, start, "a damaged start file is ignored")
+		})
+	}
+}

@@ -1073,6 +1073,34 @@ func (b *Broker) OffsetForTime(topic string, partition int32, t time.Time) (int6
 	return p.offsetForTime(t.UnixMilli())
 }
 
+// DeleteRecords deletes a partition's records before offset before
+// (Kafka's deleteRecords) and returns the partition's new log start offset.
+// Readers and consumers positioned below it get ErrOffsetOutOfRange (and
+// their reset policy); segments wholly below it are removed, and the start
+// survives restarts. before may be at most the end offset (high
+// watermark), else ErrOffsetOutOfRange; at or below the current start it
+// changes nothing. Offsets are never reused.
+func (b *Broker) DeleteRecords(topic string, partition int32, before int64) (int64, error) {
+	if before < 0 {
+		return 0, fmt.Errorf("%w: delete before negative offset %d", ErrInvalidArgument, before)
+	}
+	b.mu.RLock()
+	err := b.checkWritable()
+	b.mu.RUnlock()
+	if err != nil {
+		return 0, err
+	}
+	t, p, err := b.partitionLog(topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	start, err := p.deleteRecords(before)
+	if err != nil {
+		return start, b.writeErr(t, err)
+	}
+	return start, nil
+}
+
 // Dir returns the data directory the broker was opened on.
 func (b *Broker) Dir() string { return b.dir }
 

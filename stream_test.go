@@ -761,3 +761,88 @@ func TestPublishAndCreateTopicEdgeRules(t *testing.T) {
 	require.Equal(t, DefaultMaxTimestampAhead, info.Config.MaxTimestampAhead)
 	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "old", Timestamp: time.Now().Add(2 * time.Hour)}), ErrInvalidRecord)
 }
+
+// Item 101: DeleteRecords moves the log start, mid-segment or past whole
+// segments, durably; readers, consumers and OffsetForTime see only what is
+// left, and offsets are never reused.
+func TestDeleteRecords(t *testing.T) {
+	dir := t.TempDir()
+	now := time.UnixMilli(1_700_000_000_000)
+	clock := func() time.Time { return now }
+	b := openBroker(t, dir, &Options{Now: clock})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{SegmentBytes: 4096}))
+	for i := range 100 { // ~100 bytes each: several segments
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: fmt.Appendf(nil, "%03d-%s", i, strings.Repeat("x", 30)),
+			Timestamp: now.Add(time.Duration(i) * time.Second)}))
+	}
+	info, err := b.DescribeTopic("t")
+	require.NoError(t, err)
+	segsBefore := info.Partitions[0].Segments
+	require.Greater(t, segsBefore, 2)
+
+	start, err := b.DeleteRecords("t", 0, 5)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), start)
+	vals := values(t, b, "t", 0)
+	require.Len(t, vals, 95)
+	require.True(t, strings.HasPrefix(vals[0], "005-"), "mid-segment: the first record left is offset 5")
+	_, err = b.NewReader("t", 0, AtOffset(4))
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	off, err := b.OffsetForTime("t", 0, now) // the first record's time: deleted
+	require.NoError(t, err)
+	require.Equal(t, int64(5), off)
+	off, err = b.OffsetForTime("t", 0, now.Add(50*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, int64(50), off)
+
+	start, err = b.DeleteRecords("t", 0, 3)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), start, "below the start: nothing changes")
+	_, err = b.DeleteRecords("t", 0, 101)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	_, err = b.DeleteRecords("t", 0, -1)
+	require.ErrorIs(t, err, ErrInvalidArgument)
+	_, err = b.DeleteRecords("t", 1, 1)
+	require.ErrorIs(t, err, ErrInvalidPartition)
+	_, err = b.DeleteRecords("nope", 0, 1)
+	require.ErrorIs(t, err, ErrTopicNotFound)
+
+	// A consumer group positioned below the new start resets.
+	c := cgSubscribe(t, b, "g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+	got := cgPollN(t, c, 1)
+	require.Equal(t, int64(5), got[0].Offset)
+	require.NoError(t, c.Close())
+
+	start, err = b.DeleteRecords("t", 0, 60)
+	require.NoError(t, err)
+	require.Equal(t, int64(60), start)
+	info, err = b.DescribeTopic("t")
+	require.NoError(t, err)
+	require.Less(t, info.Partitions[0].Segments, segsBefore, "segments wholly below the start are gone")
+	require.Equal(t, int64(60), info.Partitions[0].StartOffset)
+
+	// The start survives a restart, and read-only opens see it too.
+	require.NoError(t, b.Close())
+	ro := openBroker(t, dir, &Options{ReadOnly: true, Now: clock})
+	require.Len(t, values(t, ro, "t", 0), 40)
+	_, err = ro.DeleteRecords("t", 0, 70)
+	require.ErrorIs(t, err, ErrReadOnly)
+	require.NoError(t, ro.Close())
+	b = openBroker(t, dir, &Options{Now: clock})
+	info, err = b.DescribeTopic("t")
+	require.NoError(t, err)
+	require.Equal(t, int64(60), info.Partitions[0].StartOffset)
+
+	// Everything: the log is empty, and the next record takes offset 100.
+	start, err = b.DeleteRecords("t", 0, 100)
+	require.NoError(t, err)
+	require.Equal(t, int64(100), start)
+	require.Empty(t, values(t, b, "t", 0))
+	r := &Record{Topic: "t", Value: []byte("next"), Timestamp: now}
+	require.NoError(t, b.Publish(t.Context(), r))
+	require.Equal(t, int64(100), r.Offset)
+	require.Equal(t, []string{"next"}, values(t, b, "t", 0))
+	require.NoError(t, b.Close())
+	_, err = b.DeleteRecords("t", 0, 100)
+	require.ErrorIs(t, err, ErrClosed)
+}

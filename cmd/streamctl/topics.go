@@ -13,7 +13,7 @@ import (
 
 // topicsCommand is "topics": kafka-topics.sh.
 func topicsCommand() *command {
-	return &command{name: "topics", summary: "list, create, describe and delete topics; add partitions", subs: []*command{
+	return &command{name: "topics", summary: "list, create, describe and delete topics; add partitions; delete records", subs: []*command{
 		{name: "list", args: "[flags]", summary: "list the topics", run: topicsList},
 		{name: "create", args: "-topic T [flags]", summary: "create a topic", run: topicsCreate,
 			help: "Zero values take the library's defaults (1 partition, 1 GiB segments, 1 MiB records, keep forever)."},
@@ -22,7 +22,34 @@ func topicsCommand() *command {
 		{name: "delete", args: "-topic T [flags]", summary: "delete a topic and all its records", run: topicsDelete},
 		{name: "add-partitions", args: "-topic T -partitions N [flags]", summary: "grow a topic to N partitions in all",
 			run: topicsAddPartitions},
+		{name: "delete-records", args: "-topic T -partition P -before O [flags]", summary: "delete a partition's records before offset O",
+			run: topicsDeleteRecords, help: "Moves the partition's log start to O (kafka-delete-records.sh); O may be at most the end offset."},
 	}}
+}
+
+// topicsDeleteRecords runs "topics delete-records".
+func topicsDeleteRecords(_ context.Context, a *app, args []string) error {
+	fs := a.flags()
+	topic := fs.String("topic", "", "the topic `name` (required)")
+	partition := fs.Int("partition", 0, "the `partition`")
+	before := fs.Int64("before", -1, "delete the records before this `offset` (required)")
+	if err := a.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := a.needTopic(*topic); err != nil {
+		return err
+	}
+	if *before < 0 {
+		return a.usagef("-before is required")
+	}
+	return a.withBroker(writeAccess, func(b *stream.Broker) error {
+		start, err := b.DeleteRecords(*topic, int32(*partition), *before)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%s partition %d now starts at offset %d\n", *topic, *partition, start)
+		return nil
+	})
 }
 
 // topicsList runs "topics list".

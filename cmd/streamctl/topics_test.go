@@ -76,3 +76,14 @@ func TestTopicsErrors(t *testing.T) {
 	cli(t, "", "-dir", t.TempDir(), "topics", "list").fails(t, 1, "holds no embedstream data")
 	cli(t, "x\n", "-dir", t.TempDir(), "produce", "-topic", "x").fails(t, 1, "holds no embedstream data")
 }
+
+// TestTopicsDeleteRecords checks topics delete-records.
+func TestTopicsDeleteRecords(t *testing.T) {
+	t.Parallel()
+	dir := threeOrders(t)
+	require.Equal(t, "orders partition 0 now starts at offset 1\n",
+		cli(t, "", "-dir", dir, "topics", "delete-records", "-topic", "orders", "-partition", "0", "-before", "1").ok(t).stdout)
+	require.Regexp(t, `\n0\s+1\s+2\s+1\s`, cli(t, "", "-dir", dir, "topics", "describe", "-topic", "orders").ok(t).stdout)
+	cli(t, "", "-dir", dir, "topics", "delete-records", "-topic", "orders", "-partition", "0", "-before", "5").fails(t, 1, "offset out of range")
+	cli(t, "", "-dir", dir, "topics", "delete-records", "-topic", "orders").fails(t, 2, "-before is required")
+}
