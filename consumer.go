@@ -152,11 +152,12 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 
 // groupState is one consumer group's coordinator, shared by its members.
 type groupState struct {
-	name     string
-	mu       sync.Mutex // serializes the coordinator and commits
-	coord    *group.Coordinator
-	balancer string
-	changed  signal // broadcast when the coordinator's state changes
+	name       string
+	mu         sync.Mutex // serializes the coordinator and commits
+	coord      *group.Coordinator
+	balancer   string
+	changed    signal    // broadcast when the coordinator's state changes
+	emptySince time.Time // when the last member left, for offsets expiry; under mu
 }
 
 // do runs fn on the coordinator under the lock and wakes waiting members if
@@ -1092,7 +1093,13 @@ func (c *Consumer) Close() error {
 
 // leave takes a closing member out of its group and the broker.
 func (c *Consumer) leave() {
-	c.g.do(func(co *group.Coordinator) { co.Leave(c.b.opts.Now(), c.id) })
+	c.g.do(func(co *group.Coordinator) {
+		now := c.b.opts.Now()
+		co.Leave(now, c.id)
+		if co.Len() == 0 {
+			c.g.emptySince = now
+		}
+	})
 	c.g.changed.forget(c.bell)
 	for _, ps := range c.pos {
 		if ps.part != nil {

@@ -2437,3 +2437,72 @@ func TestDeleteTopicDropsOffsetsAndRebalances(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, committed, TopicPartition{Topic: "t", Partition: 0}, "gone for good, across a restart")
 }
+
+// Item 88: a group with no member keeps its offsets for OffsetsRetention
+// (7 days by default) after it emptied or last committed, whichever is
+// later, then loses them; a group with members never does; negative keeps
+// them forever; after a restart the clock starts again at Open.
+func TestOffsetsExpire(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	now := time.UnixMilli(1_700_000_000_000)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	b := openBroker(t, dir, &Options{Now: clock})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	cgPublish(t, b, "t", 0, 3)
+	commitAndLeave := func(group string) {
+		c := cgSubscribe(t, b, group, []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+		cgPollN(t, c, 3)
+		require.NoError(t, c.Commit(t.Context()))
+		require.NoError(t, c.Close())
+	}
+	commitAndLeave("gone")
+	stay := cgSubscribe(t, b, "active", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+	cgPollN(t, stay, 3)
+	require.NoError(t, stay.Commit(t.Context()))
+	has := func(b *Broker, group string) bool {
+		offs, err := b.CommittedOffsets(group)
+		require.NoError(t, err)
+		return len(offs) > 0
+	}
+
+	advance(DefaultOffsetsRetention - time.Minute)
+	b.expireOffsets()
+	require.True(t, has(b, "gone"), "not yet")
+	advance(2 * time.Minute)
+	b.expireOffsets()
+	require.False(t, has(b, "gone"), "empty for 7 days: expired")
+	require.True(t, has(b, "active"), "a group with a member keeps its offsets")
+	require.NotContains(t, b.Groups(), "gone")
+	c := cgSubscribe(t, b, "gone", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+	require.Equal(t, int64(0), cgPollN(t, c, 1)[0].Offset, "back: from the reset policy")
+	require.NoError(t, c.Close())
+	require.NoError(t, stay.Close())
+
+	// After a restart the empty time counts from Open.
+	commitAndLeave("gone")
+	require.NoError(t, b.Close())
+	advance(30 * 24 * time.Hour)
+	b = openBroker(t, dir, &Options{Now: clock})
+	b.expireOffsets()
+	require.True(t, has(b, "gone"), "empty since before Open: the clock starts at Open")
+	advance(DefaultOffsetsRetention + time.Second)
+	b.expireOffsets()
+	require.False(t, has(b, "gone"))
+	require.False(t, has(b, "active"), "empty since Open, like any other")
+	require.NoError(t, b.Close())
+
+	forever := openBroker(t, dir, &Options{Now: clock, OffsetsRetention: -1})
+	commit := func() {
+		c, err := forever.Subscribe("kept", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+		require.NoError(t, err)
+		cgPollN(t, c, 1)
+		require.NoError(t, c.Commit(t.Context()))
+		require.NoError(t, c.Close())
+	}
+	commit()
+	advance(365 * 24 * time.Hour)
+	forever.expireOffsets()
+	require.True(t, has(forever, "kept"))
+}

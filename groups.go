@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/embedstream/stream/group"
 )
@@ -214,4 +215,58 @@ func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartitio
 		}
 	}
 	return b.meta.commitOffsets(groupName, offsets, b.opts.Now())
+}
+
+// DefaultOffsetsRetention is Options.OffsetsRetention's default: Kafka's
+// offsets.retention.minutes, 7 days.
+const DefaultOffsetsRetention = 7 * 24 * time.Hour
+
+// expireOffsets deletes the committed offsets of groups that have had no
+// member and no commit for OffsetsRetention (Kafka's offsets expiry). A
+// group's empty time is known since it emptied in this process; for one
+// that was empty at Open, since Open: never sooner than Kafka would.
+func (b *Broker) expireOffsets() {
+	if b.opts.OffsetsRetention < 0 || b.opts.ReadOnly {
+		return
+	}
+	last, err := b.meta.lastCommits()
+	if err != nil {
+		b.opts.Logger.Error("stream: offsets expiry failed", "err", err)
+		return
+	}
+	now := b.opts.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.checkWritable() != nil {
+		return
+	}
+	for name, committed := range last {
+		since := later(committed, b.opened)
+		if g := b.groups[name]; g != nil {
+			g.mu.Lock()
+			members, emptied := g.coord.Len(), g.emptySince
+			g.mu.Unlock()
+			if members > 0 {
+				continue
+			}
+			since = later(since, emptied)
+		}
+		if now.Sub(since) < b.opts.OffsetsRetention {
+			continue
+		}
+		if err := b.meta.deleteGroup(name); err != nil {
+			b.opts.Logger.Error("stream: offsets expiry failed", "group", name, "err", err)
+			continue
+		}
+		delete(b.groups, name)
+		b.opts.Logger.Info("stream: group offsets expired", "group", name, "last commit", committed,
+			"retention", b.opts.OffsetsRetention)
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

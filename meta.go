@@ -232,6 +232,39 @@ func (m *metaStore) committed(group string, parts []TopicPartition) (map[TopicPa
 	return out, err
 }
 
+// lastCommits returns, per group with committed offsets, the time of its
+// newest commit.
+func (m *metaStore) lastCommits() (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	if m.db == nil {
+		return out, nil
+	}
+	err := m.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket([]byte(bucketOffset))
+		if root == nil {
+			return nil
+		}
+		return root.ForEach(func(name, v []byte) error {
+			g := root.Bucket(name)
+			if v != nil || g == nil {
+				return nil
+			}
+			var newest int64
+			if err := g.ForEach(func(_, v []byte) error {
+				if len(v) >= 16 {
+					newest = max(newest, int64(binary.BigEndian.Uint64(v[8:])))
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			out[string(name)] = time.UnixMilli(newest)
+			return nil
+		})
+	})
+	return out, err
+}
+
 // offsetGroups lists the groups with committed offsets.
 func (m *metaStore) offsetGroups() ([]string, error) {
 	var out []string

@@ -42,8 +42,16 @@ type Options struct {
 	// partition. Default HashPartitioner{}.
 	Partitioner Partitioner
 	// RetentionCheckInterval is how often retention runs
-	// (log.retention.check.interval.ms). Default 5 minutes.
+	// (log.retention.check.interval.ms), and offsets expire. Default 5
+	// minutes.
 	RetentionCheckInterval time.Duration
+	// OffsetsRetention is how long a group without members keeps its
+	// committed offsets (offsets.retention.minutes): once it has had no
+	// member and no commit for this long, its offsets are deleted, and a
+	// member that comes back starts from its reset policy. A group with
+	// members never loses its offsets. Default 7 days, Kafka's; negative
+	// keeps offsets forever.
+	OffsetsRetention time.Duration
 	// FileMode is the mode of created files. Default 0600.
 	FileMode os.FileMode
 	// DirMode is the mode of created directories. Default 0700.
@@ -78,6 +86,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if opts.RetentionCheckInterval == 0 {
 		opts.RetentionCheckInterval = 5 * time.Minute
+	}
+	if opts.OffsetsRetention == 0 {
+		opts.OffsetsRetention = DefaultOffsetsRetention
 	}
 	if opts.SyncInterval < 0 || opts.RetentionCheckInterval < 0 || opts.LockTimeout < 0 {
 		return opts, fmt.Errorf("%w: negative interval", ErrInvalidConfig)
@@ -129,6 +140,7 @@ type Broker struct {
 	stop chan struct{} // closed by Close to end the background goroutine
 	done chan struct{} // closed when it has ended
 
+	opened   time.Time // by the broker's clock, for offsets expiry
 	builders sync.Pool // *segment.Builder for publishOne
 	plans    sync.Pool // *publishPlan for Publish
 }
@@ -170,7 +182,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
-		consumers: map[*Consumer]struct{}{}, groups: map[string]*groupState{}}
+		consumers: map[*Consumer]struct{}{}, groups: map[string]*groupState{}, opened: o.Now()}
 	b.builders.New = func() any { return new(segment.Builder) }
 	b.plans.New = func() any { return new(publishPlan) }
 	if err := b.load(); err != nil {
@@ -373,6 +385,7 @@ func (b *Broker) background() {
 			}
 		case <-retentionTick.C:
 			b.enforceRetention()
+			b.expireOffsets()
 		}
 	}
 }
