@@ -103,16 +103,24 @@ func openMeta(path string, perm os.FileMode, readOnly, noSync bool) (*metaStore,
 // exists reports whether the store is backed by a file.
 func (m *metaStore) exists() bool { return m.db != nil }
 
+// view runs fn on a top-level bucket in a read transaction. Without a
+// store file (a read-only broker that found none) or the bucket, there is
+// nothing to read and fn does not run.
+func (m *metaStore) view(bucket string, fn func(b *bolt.Bucket) error) error {
+	if m.db == nil {
+		return nil
+	}
+	return m.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucket)); b != nil {
+			return fn(b)
+		}
+		return nil
+	})
+}
+
 func (m *metaStore) loadTopics() (map[string]topicRecord, error) {
 	out := map[string]topicRecord{}
-	if m.db == nil {
-		return out, nil
-	}
-	err := m.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(bucketTopics))
-		if b == nil {
-			return nil
-		}
+	err := m.view(bucketTopics, func(b *bolt.Bucket) error {
 		return b.ForEach(func(k, v []byte) error {
 			var rec topicRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
@@ -202,14 +210,7 @@ func (m *metaStore) commitOffsets(group string, offsets map[TopicPartition]int64
 // are named. Partitions never committed are absent.
 func (m *metaStore) committed(group string, parts []TopicPartition) (map[TopicPartition]int64, error) {
 	out := map[TopicPartition]int64{}
-	if m.db == nil {
-		return out, nil
-	}
-	err := m.db.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket([]byte(bucketOffset))
-		if root == nil {
-			return nil
-		}
+	err := m.view(bucketOffset, func(root *bolt.Bucket) error {
 		b := root.Bucket([]byte(group))
 		if b == nil {
 			return nil
@@ -236,14 +237,7 @@ func (m *metaStore) committed(group string, parts []TopicPartition) (map[TopicPa
 // newest commit.
 func (m *metaStore) lastCommits() (map[string]time.Time, error) {
 	out := map[string]time.Time{}
-	if m.db == nil {
-		return out, nil
-	}
-	err := m.db.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket([]byte(bucketOffset))
-		if root == nil {
-			return nil
-		}
+	err := m.view(bucketOffset, func(root *bolt.Bucket) error {
 		return root.ForEach(func(name, v []byte) error {
 			g := root.Bucket(name)
 			if v != nil || g == nil {
@@ -268,14 +262,7 @@ func (m *metaStore) lastCommits() (map[string]time.Time, error) {
 // offsetGroups lists the groups with committed offsets.
 func (m *metaStore) offsetGroups() ([]string, error) {
 	var out []string
-	if m.db == nil {
-		return nil, nil
-	}
-	err := m.db.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket([]byte(bucketOffset))
-		if root == nil {
-			return nil
-		}
+	err := m.view(bucketOffset, func(root *bolt.Bucket) error {
 		return root.ForEach(func(k, v []byte) error {
 			if v == nil {
 				out = append(out, string(k))

@@ -306,14 +306,21 @@ func (p *partition) append(b segment.Batch) (int64, error) {
 	return base, p.waitDurable(end)
 }
 
-func (p *partition) appendLocked(b segment.Batch) (int64, error) {
+// writableLocked says why the log takes no writes now, if it does not.
+// Callers hold mu.
+func (p *partition) writableLocked() error {
 	switch {
 	case p.closed:
-		return 0, ErrClosed
+		return ErrClosed
 	case p.cfg.readOnly:
-		return 0, ErrReadOnly
-	case p.failed != nil:
-		return 0, p.failed
+		return ErrReadOnly
+	}
+	return p.failed
+}
+
+func (p *partition) appendLocked(b segment.Batch) (int64, error) {
+	if err := p.writableLocked(); err != nil {
+		return 0, err
 	}
 	segs := p.segments()
 	active := segs[len(segs)-1]
@@ -774,13 +781,8 @@ func (p *partition) writeLogStart(v int64) error {
 func (p *partition) deleteRecords(before int64) (int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch {
-	case p.closed:
-		return 0, ErrClosed
-	case p.cfg.readOnly:
-		return 0, ErrReadOnly
-	case p.failed != nil:
-		return 0, p.failed
+	if err := p.writableLocked(); err != nil {
+		return 0, err
 	}
 	hw, start := p.hw.Load(), p.start.Load()
 	if before > hw {
