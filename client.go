@@ -25,6 +25,10 @@ type Client interface {
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) error
 	// DeleteTopic deletes a topic and its records.
 	DeleteTopic(ctx context.Context, name string) error
+	// DeleteRecords deletes a partition's records before offset before
+	// (Kafka's deleteRecords) and returns the new log start offset; before
+	// past the end is ErrOffsetOutOfRange.
+	DeleteRecords(ctx context.Context, topic string, partition int32, before int64) (int64, error)
 	// Publish appends records and waits until they are acknowledged, filling
 	// in Partition, Offset and Timestamp.
 	Publish(ctx context.Context, recs ...*Record) error
@@ -104,6 +108,10 @@ func (c *embeddedClient) CreateTopic(_ context.Context, name string, cfg TopicCo
 
 func (c *embeddedClient) DeleteTopic(_ context.Context, name string) error {
 	return c.b.DeleteTopic(name)
+}
+
+func (c *embeddedClient) DeleteRecords(_ context.Context, topic string, partition int32, before int64) (int64, error) {
+	return c.b.DeleteRecords(topic, partition, before)
 }
 
 func (c *embeddedClient) Publish(ctx context.Context, recs ...*Record) error {

@@ -69,6 +69,7 @@ func Run(t *testing.T, newClient func(t *testing.T) stream.Client) {
 	t.Run("KeyedPlacement", s.keyedPlacement)
 	t.Run("Errors", s.errorsTest)
 	t.Run("DeleteTopic", s.deleteTopic)
+	t.Run("DeleteRecords", s.deleteRecords)
 	t.Run("GroupSplitHandOver", func(t *testing.T) {
 		for _, b := range []stream.Balancer{
 			stream.RangeBalancer{}, stream.RoundRobinBalancer{},
@@ -480,6 +481,32 @@ func (s *suite) errorsTest(t *testing.T) {
 	c.PublishAsync(ctx, &stream.Record{Topic: topic, Partition: 9, Value: []byte("x")}, func(_ *stream.Record, err error) { asyncErr = err })
 	require.NoError(t, c.Flush(ctx))
 	require.ErrorIs(t, asyncErr, stream.ErrInvalidPartition, "PublishAsync reports errors through its callback")
+}
+
+// deleteRecords: DeleteRecords moves a partition's start; readers and new
+// groups start there; past the end is ErrOffsetOutOfRange.
+func (s *suite) deleteRecords(t *testing.T) {
+	ctx := testContext(t)
+	c := s.client(t)
+	topic := createTopic(t, ctx, c, 1)
+	publishSpread(t, ctx, c, topic, 1, 10, "r")
+
+	start, err := c.DeleteRecords(ctx, topic, 0, 4)
+	require.NoError(t, err)
+	require.Equal(t, int64(4), start)
+	require.Equal(t, seqOffsets(4, 9), offsets(readAll(t, ctx, c, topic, 0, stream.OffsetEarliest)))
+	// Below the start: Kafka (and the embedded broker) change nothing and
+	// answer the start; kfake answers OFFSET_OUT_OF_RANGE, so it is not
+	// checked here.
+	_, err = c.DeleteRecords(ctx, topic, 0, 11)
+	require.ErrorIs(t, err, stream.ErrOffsetOutOfRange)
+	_, err = c.DeleteRecords(ctx, unique(t, "missing"), 0, 1)
+	require.ErrorIs(t, err, stream.ErrTopicNotFound)
+
+	gc, err := c.Subscribe(unique(t, "group"), []string{topic}, &stream.GroupOptions{Reset: stream.ResetEarliest})
+	require.NoError(t, err)
+	defer gc.Close()
+	require.Equal(t, seqOffsets(4, 9), offsets(pollUntil(t, ctx, gc, atLeast(6))), "a new group starts at the new start")
 }
 
 func (s *suite) deleteTopic(t *testing.T) {

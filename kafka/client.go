@@ -206,6 +206,40 @@ func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 	return nil
 }
 
+// DeleteRecords moves a partition's log start offset to before (Kafka's
+// DeleteRecords request) and returns the new start. It fails with
+// stream.ErrOffsetOutOfRange past the partition's end,
+// stream.ErrTopicNotFound or stream.ErrInvalidPartition.
+func (c *Client) DeleteRecords(ctx context.Context, topic string, partition int32, before int64) (int64, error) {
+	if err := c.checkOpen(); err != nil {
+		return 0, err
+	}
+	if err := validTopic(topic); err != nil {
+		return 0, err
+	}
+	if before < 0 {
+		return 0, errorf(stream.ErrInvalidArgument, "delete before negative offset %d", before)
+	}
+	if partition < 0 {
+		return 0, errorf(stream.ErrInvalidPartition, "partition %d", partition)
+	}
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: topic, Partition: partition, At: before})
+	resp, err := c.adm.DeleteRecords(ctx, offs)
+	if err == nil {
+		r, ok := resp.Lookup(topic, partition)
+		switch {
+		case !ok:
+			err = errorf(stream.ErrTopicNotFound, "no answer for %s partition %d", topic, partition)
+		case r.Err != nil:
+			err = r.Err
+		default:
+			return r.LowWatermark, nil
+		}
+	}
+	return 0, fmt.Errorf("kafka: delete records of %s partition %d: %w", topic, partition, mapErr(err))
+}
+
 // prepare validates and converts one record for producing.
 func prepare(ctx context.Context, r *stream.Record) (*kgo.Record, *explicit, error) {
 	if err := validRecord(r); err != nil {
