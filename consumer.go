@@ -158,6 +158,7 @@ type groupState struct {
 	balancer   string
 	changed    signal    // broadcast when the coordinator's state changes
 	emptySince time.Time // when the last member left, for offsets expiry; under mu
+	activeAt   time.Time // when offsets expiry last saw members; under mu
 }
 
 // do runs fn on the coordinator under the lock and wakes waiting members if
@@ -247,26 +248,40 @@ func (b *Broker) Subscribe(groupName string, topics []string, opts *ConsumerOpti
 			return nil, err
 		}
 	}
-	g, err := b.groupState(groupName, o.Balancer)
-	if err != nil {
-		return nil, err
-	}
 	c := &Consumer{
-		b: b, g: g, opts: o, topics: slices.Clone(topics),
+		b: b, opts: o, topics: slices.Clone(topics),
 		pos: map[TopicPartition]*position{}, paused: map[TopicPartition]bool{},
 		wake: make(chan struct{}, 1), bell: make(chan struct{}, 1), stop: make(chan struct{}),
 		lastCommit: b.opts.Now(),
 	}
-	c.join()
-	b.mu.Lock()
-	if b.closed {
+	for {
+		g, err := b.groupState(groupName, o.Balancer)
+		if err != nil {
+			return nil, err
+		}
+		c.g = g
+		if b.beforeJoin != nil {
+			b.beforeJoin()
+		}
+		c.join()
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			g.do(func(co *group.Coordinator) { co.Leave(b.opts.Now(), c.id) })
+			return nil, ErrClosed
+		}
+		// An empty group's state may have been dropped (DeleteGroup,
+		// offsets expiry) or replaced (a new balancer) between the lookup
+		// and the join; once joined it is neither, so check it is still
+		// the group's, or join the group's current one.
+		if b.groups[groupName] == g {
+			b.consumers[c] = struct{}{}
+			b.mu.Unlock()
+			return c, nil
+		}
 		b.mu.Unlock()
 		g.do(func(co *group.Coordinator) { co.Leave(b.opts.Now(), c.id) })
-		return nil, ErrClosed
 	}
-	b.consumers[c] = struct{}{}
-	b.mu.Unlock()
-	return c, nil
 }
 
 func (c *Consumer) join() {
@@ -430,24 +445,7 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		case group.Assign:
 			c.b.opts.Logger.Info("stream: partitions assigned", "group", c.g.name, "member", c.id,
 				"generation", task.Generation, "added", len(task.Partitions), "owned", len(task.Owned))
-			if c.gen > 0 && !c.revoked && c.opts.OnRevoked != nil && c.protocol() == group.Eager {
-				// Kafka's eager rebalance starts with onPartitionsRevoked
-				// on every member, one that owns nothing included.
-				c.opts.OnRevoked(c, []TopicPartition{})
-			}
-			c.revoked = false
-			c.gen, c.owned = task.Generation, task.Owned
-			for _, tp := range task.Owned {
-				if c.pos[tp] == nil {
-					c.pos[tp] = &position{}
-				}
-			}
-			// Acknowledge first, as Kafka's SyncGroup completes before
-			// onPartitionsAssigned: the callback may already Commit or Seek.
-			c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
-			if c.opts.OnAssigned != nil {
-				c.opts.OnAssigned(c, slices.Clone(task.Partitions))
-			}
+			c.assign(task)
 			continue
 		case group.Wait:
 			if err := c.waitFor(ctx, time.Time{}); err != nil {
@@ -698,6 +696,9 @@ func (c *Consumer) release() {
 func (c *Consumer) revoke(parts []TopicPartition) {
 	defer func() { // even if OnRevoked panics: the partitions are gone
 		for _, tp := range parts {
+			if ps := c.pos[tp]; ps != nil && ps.part != nil {
+				ps.part.appended.forget(c.bell)
+			}
 			delete(c.pos, tp)
 			delete(c.paused, tp)
 		}
@@ -708,6 +709,36 @@ func (c *Consumer) revoke(parts []TopicPartition) {
 	}
 	if c.opts.OnRevoked != nil && len(parts) > 0 {
 		c.opts.OnRevoked(c, slices.Clone(parts))
+	}
+}
+
+// assign carries out an Assign task: the assignment applies and is
+// acknowledged before OnAssigned runs (as Kafka's SyncGroup completes
+// before onPartitionsAssigned: the callback may already Commit or Seek),
+// and even if the empty OnRevoked of an eager rebalance panics.
+func (c *Consumer) assign(task group.Task) {
+	apply := func() {
+		c.revoked = false
+		c.gen, c.owned = task.Generation, task.Owned
+		for _, tp := range task.Owned {
+			if c.pos[tp] == nil {
+				c.pos[tp] = &position{}
+			}
+		}
+		c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
+	}
+	if c.gen > 0 && !c.revoked && c.opts.OnRevoked != nil && c.protocol() == group.Eager {
+		// Kafka's eager rebalance starts with onPartitionsRevoked on
+		// every member, one that owns nothing included.
+		func() {
+			defer apply()
+			c.opts.OnRevoked(c, []TopicPartition{})
+		}()
+	} else {
+		apply()
+	}
+	if c.opts.OnAssigned != nil {
+		c.opts.OnAssigned(c, slices.Clone(task.Partitions))
 	}
 }
 

@@ -2458,7 +2458,9 @@ func TestOffsetsExpire(t *testing.T) {
 		require.NoError(t, c.Close())
 	}
 	commitAndLeave("gone")
-	stay := cgSubscribe(t, b, "active", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+	// A member alive all along (a MaxPollInterval longer than the test's
+	// jumps of the clock; otherwise the expiry check would evict it first).
+	stay := cgSubscribe(t, b, "active", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, MaxPollInterval: 365 * 24 * time.Hour})
 	cgPollN(t, stay, 3)
 	require.NoError(t, stay.Commit(t.Context()))
 	has := func(b *Broker, group string) bool {
@@ -2505,4 +2507,112 @@ func TestOffsetsExpire(t *testing.T) {
 	advance(365 * 24 * time.Hour)
 	forever.expireOffsets()
 	require.True(t, has(forever, "kept"))
+}
+
+// The empty OnRevoked of an eager rebalance panicking (callback code that
+// expects a non-empty list) still lets the assignment apply, once.
+func TestEagerEmptyOnRevokedPanicStillAssigns(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 1}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 0, Value: []byte("a")}))
+	opts := &ConsumerOptions{Balancer: RangeBalancer{}, Reset: ResetEarliest, MaxWait: 5 * time.Millisecond,
+		OnRevoked: func(c *Consumer, parts []TopicPartition) {
+			_ = parts[0].Topic // user code expecting a non-empty list
+		}}
+	poll := func(c *Consumer) (r any) {
+		defer func() { r = recover() }()
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Millisecond)
+		defer cancel()
+		_, _ = c.Poll(ctx)
+		return nil
+	}
+	a := cgSubscribe(t, b, "g", []string{"t"}, opts)
+	c := cgSubscribe(t, b, "g", []string{"t"}, opts)
+	for range 50 {
+		poll(a)
+		poll(c)
+	}
+	owner, idle := a, c
+	if len(c.Assignment()) == 1 {
+		owner, idle = c, a
+	}
+	require.Empty(t, idle.Assignment())
+	require.NoError(t, owner.Close()) // its OnRevoked gets a non-empty list
+	panics := 0
+	for range 50 {
+		if poll(idle) != nil {
+			panics++
+		}
+	}
+	require.Equal(t, 1, panics, "the panic surfaces once")
+	require.Len(t, idle.Assignment(), 1, "and the assignment applied")
+}
+
+// Offsets expiry (or DeleteGroup) dropping an empty group's state while a
+// Subscribe is between looking it up and joining must not leave that
+// member in a coordinator of its own: every member of a group shares one.
+func TestSubscribeRacingOffsetsExpiry(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixMilli())
+	clock := func() time.Time { return time.UnixMilli(now.Load()) }
+	b := openBroker(t, "", &Options{Sync: SyncNever, Now: clock, RetentionCheckInterval: time.Hour, OffsetsRetention: time.Millisecond})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 1}))
+
+	// Deterministic: the expiry runs exactly in the gap.
+	require.NoError(t, b.SetCommittedOffsets("g", map[TopicPartition]int64{{Topic: "t"}: 0}))
+	now.Add(10)
+	b.beforeJoin = func() { b.beforeJoin = nil; b.expireOffsets() }
+	c, err := b.Subscribe("g", []string{"t"}, nil)
+	require.NoError(t, err)
+	c2, err := b.Subscribe("g", []string{"t"}, nil)
+	require.NoError(t, err)
+	require.Same(t, c.g, c2.g, "one coordinator for the group")
+	require.NoError(t, c.Close())
+	require.NoError(t, c2.Close())
+
+	// And with real goroutines.
+	for range 300 {
+		require.NoError(t, b.SetCommittedOffsets("g", map[TopicPartition]int64{{Topic: "t"}: 0}))
+		now.Add(10)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); b.expireOffsets() }()
+		c, err := b.Subscribe("g", []string{"t"}, nil)
+		require.NoError(t, err)
+		wg.Wait()
+		b.mu.RLock()
+		same := b.groups["g"] == c.g
+		b.mu.RUnlock()
+		require.True(t, same, "the member is in the group's coordinator")
+		require.NoError(t, c.Close())
+		now.Add(10)
+		b.expireOffsets()
+	}
+}
+
+// A member evicted for not polling empties its group then, not at its last
+// commit: expiry counts from when the check last saw it alive.
+func TestOffsetsExpireAfterEviction(t *testing.T) {
+	var mu sync.Mutex
+	now := time.UnixMilli(1_700_000_000_000)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	b := openBroker(t, "", &Options{Now: clock})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	cgPublish(t, b, "t", 0, 1)
+	c := cgSubscribe(t, b, "g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, MaxPollInterval: time.Hour})
+	cgPollN(t, c, 1)
+	require.NoError(t, c.Commit(t.Context()))
+	advance(30 * time.Minute)
+	b.expireOffsets() // alive: seen now
+	advance(DefaultOffsetsRetention - time.Minute)
+	b.expireOffsets() // evicted long ago, but seen alive 7 days - 1 minute ago
+	offs, err := b.CommittedOffsets("g")
+	require.NoError(t, err)
+	require.NotEmpty(t, offs)
+	advance(2 * time.Minute)
+	b.expireOffsets()
+	offs, err = b.CommittedOffsets("g")
+	require.NoError(t, err)
+	require.Empty(t, offs)
 }

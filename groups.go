@@ -229,27 +229,33 @@ func (b *Broker) expireOffsets() {
 	if b.opts.OffsetsRetention < 0 || b.opts.ReadOnly {
 		return
 	}
+	// Under b.mu throughout: SetCommittedOffsets and DeleteGroup hold it
+	// too, so no standalone commit lands between the look and the delete.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.checkWritable() != nil {
+		return
+	}
 	last, err := b.meta.lastCommits()
 	if err != nil {
 		b.opts.Logger.Error("stream: offsets expiry failed", "err", err)
 		return
 	}
 	now := b.opts.Now()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.checkWritable() != nil {
-		return
-	}
 	for name, committed := range last {
 		since := later(committed, b.opened)
 		if g := b.groups[name]; g != nil {
 			g.mu.Lock()
-			members, emptied := g.coord.Len(), g.emptySince
+			g.coord.Expire(now) // evicted members and departed static ones go first
+			members := g.coord.Len()
+			if members > 0 {
+				g.activeAt = now
+			}
+			since = later(since, later(g.emptySince, g.activeAt))
 			g.mu.Unlock()
 			if members > 0 {
 				continue
 			}
-			since = later(since, emptied)
 		}
 		if now.Sub(since) < b.opts.OffsetsRetention {
 			continue
@@ -258,7 +264,7 @@ func (b *Broker) expireOffsets() {
 			b.opts.Logger.Error("stream: offsets expiry failed", "group", name, "err", err)
 			continue
 		}
-		delete(b.groups, name)
+		delete(b.groups, name) // a Subscribe that raced this joins afresh
 		b.opts.Logger.Info("stream: group offsets expired", "group", name, "last commit", committed,
 			"retention", b.opts.OffsetsRetention)
 	}

@@ -160,7 +160,10 @@ func openPartition(cfg logConfig, clean bool) (*partition, error) {
 	p.segs.Store(&segs)
 	if len(segs) > 0 {
 		p.written = segs[len(segs)-1].Next()
-		p.start.Store(min(max(segs[0].Base(), p.readLogStart()), p.written))
+		if err := p.openStart(); err != nil {
+			closeAll()
+			return nil, err
+		}
 	}
 	p.hw.Store(p.written)
 	p.synced = p.written
@@ -569,6 +572,10 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 func (p *partition) firstAtOrAfter(from, ts int64) (int64, error) {
 	for {
 		v, err := p.read(from, 1<<20)
+		if errors.Is(err, ErrOffsetOutOfRange) && from < p.start.Load() {
+			from = p.start.Load() // retention or deleteRecords moved the start meanwhile
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -732,6 +739,38 @@ func (p *partition) dropFirstLocked(segs []*segment.Segment, n int) (err error) 
 // an older, lower value) the log starts at its first segment's base.
 const logStartFile = "log-start"
 
+// openStart sets the log start at open: the first segment's base, or the
+// start deleteRecords stored if that is higher. A stored start past the
+// recovered end (a machine crash took back records it had passed, or
+// recovery cut the log) is lowered to the end and stored again, so records
+// appended from there are never hidden behind it later. Segments wholly
+// below the start, left by a crash in the middle of deleteRecords, go.
+func (p *partition) openStart() error {
+	segs := p.segments()
+	stored := p.readLogStart()
+	p.start.Store(min(max(segs[0].Base(), stored), p.written))
+	if p.cfg.readOnly {
+		return nil
+	}
+	if stored > p.written {
+		p.cfg.logger.Warn("stream: the stored log start is past the recovered end; starting at the end",
+			"dir", p.cfg.dir, "stored", stored, "end", p.written)
+		if err := p.writeLogStart(p.written); err != nil {
+			return err
+		}
+	}
+	n := 0
+	for n < len(segs)-1 && segs[n].Next() <= p.start.Load() {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropFirstLocked(segs, n)
+}
+
 // readLogStart returns the offset logStartFile holds, or -1.
 func (p *partition) readLogStart() int64 {
 	path := filepath.Join(p.cfg.dir, logStartFile)
@@ -779,6 +818,14 @@ func (p *partition) writeLogStart(v int64) error {
 // log start offset. before past the high watermark is ErrOffsetOutOfRange;
 // at or below the start it changes nothing.
 func (p *partition) deleteRecords(before int64) (int64, error) {
+	if p.cfg.sync != SyncNever {
+		// Make what the start passes durable first, so that a machine
+		// crash cannot take back records the stored start is past (open
+		// would lower it again, but that is the exception).
+		if err := p.sync(); err != nil {
+			return p.start.Load(), err
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.writableLocked(); err != nil {

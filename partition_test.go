@@ -675,3 +675,47 @@ func TestPartitionDeleteRecordsFaults(t *testing.T) {
 		})
 	}
 }
+
+// A machine crash can take back the unsynced tail the stored log start had
+// passed (here the tail is cut by hand, as after a power loss): open lowers
+// the stored start to the recovered end, so records appended from there are
+// never hidden by it at a later open.
+func TestPartitionStoredStartPastRecoveredEnd(t *testing.T) {
+	cfg := testLog(t)
+	cfg.sync = SyncNever // nothing forces the tail to disk before the start is stored
+	p, err := openPartition(cfg, true)
+	require.NoError(t, err)
+	var sizeAt5 int64
+	for i := range 10 {
+		_, err := p.append(encode(i, 1, 1000))
+		require.NoError(t, err)
+		if i == 4 {
+			_, _, sizeAt5, _ = p.info()
+		}
+	}
+	start, err := p.deleteRecords(8)
+	require.NoError(t, err)
+	require.EqualValues(t, 8, start)
+	p.mu.Lock()
+	p.closed = true // crash: no trim, no sync
+	p.mu.Unlock()
+	require.NoError(t, os.Truncate(filepath.Join(cfg.dir, "00000000000000000000.log"), sizeAt5))
+
+	p, err = openPartition(cfg, false)
+	require.NoError(t, err)
+	start, end, _, _ := p.info()
+	require.Equal(t, int64(5), end)
+	require.Equal(t, int64(5), start, "everything below the recovered end was deleted")
+	for i := range 5 {
+		off, err := p.append(encode(100+i, 1, 2000))
+		require.NoError(t, err)
+		require.Equal(t, int64(5+i), off)
+	}
+	require.NoError(t, p.close(true))
+	p, err = openPartition(cfg, true)
+	require.NoError(t, err)
+	defer p.close(false)
+	start, end, _, _ = p.info()
+	require.Equal(t, []int64{5, 10}, []int64{start, end}, "the records appended after recovery stay visible")
+	require.Len(t, readAll(t, p, 5), 5)
+}

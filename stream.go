@@ -140,9 +140,10 @@ type Broker struct {
 	stop chan struct{} // closed by Close to end the background goroutine
 	done chan struct{} // closed when it has ended
 
-	opened   time.Time // by the broker's clock, for offsets expiry
-	builders sync.Pool // *segment.Builder for publishOne
-	plans    sync.Pool // *publishPlan for Publish
+	opened     time.Time // by the broker's clock, for offsets expiry
+	beforeJoin func()    // tests: runs in Subscribe between the group lookup and the join
+	builders   sync.Pool // *segment.Builder for publishOne
+	plans      sync.Pool // *publishPlan for Publish
 }
 
 // The directory layout: DIR/LOCK (flock), DIR/meta.db (bbolt, see meta.go),
