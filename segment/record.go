@@ -115,8 +115,8 @@ func (b *Builder) Add(ts int64, key, value []byte, headers []Header) {
 	// Grow once and write in place: appending field by field checks the
 	// capacity a dozen times per record, a fifth of the encoding cost.
 	n := len(b.buf)
-	if cap(b.buf)-n < MaxVarintLen+body {
-		b.buf = slices.Grow(b.buf, MaxVarintLen+body)
+	if cap(b.buf)-n < maxLengthVarint+body {
+		b.buf = slices.Grow(b.buf, maxLengthVarint+body)
 	}
 	buf := b.buf[:cap(b.buf)]
 	n = putVarint(buf, n, int64(body))
@@ -154,8 +154,9 @@ func fieldLen(v []byte) int64 {
 	return int64(len(v))
 }
 
-// MaxVarintLen is the most bytes a varint of a 32-bit length takes.
-const MaxVarintLen = 5
+// maxLengthVarint is the most bytes the varint of a record length takes
+// (a record is under 2 GiB).
+const maxLengthVarint = 5
 
 // putVarint writes v as a zigzag varint at buf[n:], which has room, and
 // returns the new end. One-byte varints are written inline.
