@@ -76,6 +76,9 @@ type GroupConsumer interface {
 	Committed(ctx context.Context, parts ...TopicPartition) (map[TopicPartition]int64, error)
 	Seek(tp TopicPartition, offset int64) error
 	Assignment() []TopicPartition
+	// EnforceRebalance asks the group to rebalance; it runs in the
+	// members' next Polls.
+	EnforceRebalance() error
 	Close() error
 }
 

@@ -85,6 +85,7 @@ func Run(t *testing.T, newClient func(t *testing.T) stream.Client) {
 	t.Run("ResetNone", s.resetNone)
 	t.Run("Seek", s.seek)
 	t.Run("SeekInOnAssigned", s.seekInOnAssigned)
+	t.Run("EnforceRebalance", s.enforceRebalance)
 	t.Run("Close", s.closeTest)
 }
 
@@ -481,6 +482,38 @@ func (s *suite) errorsTest(t *testing.T) {
 	c.PublishAsync(ctx, &stream.Record{Topic: topic, Partition: 9, Value: []byte("x")}, func(_ *stream.Record, err error) { asyncErr = err })
 	require.NoError(t, c.Flush(ctx))
 	require.ErrorIs(t, asyncErr, stream.ErrInvalidPartition, "PublishAsync reports errors through its callback")
+}
+
+// enforceRebalance: the member's next Polls run a new rebalance (an eager
+// balancer: OnRevoked, then OnAssigned again), and it keeps its partitions
+// and consumes on.
+func (s *suite) enforceRebalance(t *testing.T) {
+	ctx := testContext(t)
+	c := s.client(t)
+	topic := createTopic(t, ctx, c, 2)
+	publishSpread(t, ctx, c, topic, 2, 2, "a")
+	var mu sync.Mutex
+	assigned, revoked := 0, 0
+	gc, err := c.Subscribe(unique(t, "group"), []string{topic}, &stream.GroupOptions{Reset: stream.ResetEarliest,
+		OnAssigned: func([]stream.TopicPartition) { mu.Lock(); assigned++; mu.Unlock() },
+		OnRevoked:  func([]stream.TopicPartition) { mu.Lock(); revoked++; mu.Unlock() }})
+	require.NoError(t, err)
+	defer gc.Close()
+	pollUntil(t, ctx, gc, atLeast(4))
+	require.NoError(t, gc.Commit(ctx))
+	mu.Lock()
+	before := assigned
+	mu.Unlock()
+	require.NoError(t, gc.EnforceRebalance())
+	publishSpread(t, ctx, c, topic, 2, 1, "b")
+	pollUntil(t, ctx, gc, func([]*stream.Record) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return assigned > before && revoked > 0
+	})
+	require.Len(t, gc.Assignment(), 2, "the only member has every partition again")
+	require.NoError(t, gc.Close())
+	require.ErrorIs(t, gc.EnforceRebalance(), stream.ErrClosed)
 }
 
 // deleteRecords: DeleteRecords moves a partition's start; readers and new

@@ -439,6 +439,16 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 	}
 }
 
+// EnforceRebalance makes the member rejoin its group, which rebalances it
+// (kgo's ForceRebalance); the rebalance runs in the members' next Polls.
+func (g *GroupConsumer) EnforceRebalance() error {
+	if g.isClosing() {
+		return stream.ErrClosed
+	}
+	g.cl.ForceRebalance()
+	return nil
+}
+
 func (g *GroupConsumer) isClosing() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
