@@ -147,7 +147,8 @@ type Broker struct {
 }
 
 // The directory layout: DIR/LOCK (flock), DIR/meta.db (bbolt, see meta.go),
-// DIR/topics/<topic>/<partition>/<segment files> (see package segment).
+// DIR/topics/<topic>/<partition>/<segment files> (see package segment) and,
+// after DeleteRecords, the partition's log-start file (see partition.go).
 const (
 	topicsDir     = "topics"
 	deletedPrefix = ".deleted-"
