@@ -998,6 +998,8 @@ func (p *publishPlan) group(t *topic, part *partition, partition int32) int {
 	return len(p.groups) - 1
 }
 
+// plan validates recs, places each on its partition and encodes it into
+// its partition's batch; it writes nothing.
 func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 	plan.reset(len(recs))
 	nowMS := int64(-1) // one clock reading per call, when a record needs it
