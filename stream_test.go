@@ -846,3 +846,77 @@ func TestDeleteRecords(t *testing.T) {
 	_, err = b.DeleteRecords("t", 0, 100)
 	require.ErrorIs(t, err, ErrClosed)
 }
+
+// DeleteRecords racing publishers, a tailing consumer group and readers:
+// nothing panics or races, offsets only go up, and every record a consumer
+// gets is at or after a start DeleteRecords had not yet passed.
+func TestDeleteRecordsConcurrently(t *testing.T) {
+	b := openBroker(t, "", &Options{Sync: SyncNever})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{SegmentBytes: 8 << 10}))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { // publisher
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil && i < 20_000; i++ {
+			if err := b.Publish(ctx, &Record{Topic: "t", Value: []byte("0123456789")}); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	go func() { // deleter
+		defer wg.Done()
+		for ctx.Err() == nil {
+			info, err := b.DescribeTopic("t")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if end := info.Partitions[0].EndOffset; end > 0 {
+				if _, err := b.DeleteRecords("t", 0, end-end/4); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	go func() { // readers from the start, again and again
+		defer wg.Done()
+		for ctx.Err() == nil {
+			rd, err := b.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			last := int64(-1)
+			for rec, err := range rd.All(ctx) {
+				if err != nil {
+					if !errors.Is(err, ErrOffsetOutOfRange) && ctx.Err() == nil {
+						t.Error(err)
+					}
+					break
+				}
+				if rec.Offset <= last {
+					t.Errorf("offset %d after %d", rec.Offset, last)
+				}
+				last = rec.Offset
+			}
+			rd.Close()
+		}
+	}()
+	c := cgSubscribe(t, b, "g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+	last := int64(-1)
+	for got := 0; got < 2000; {
+		recs, err := c.Poll(ctx)
+		require.NoError(t, err)
+		for _, r := range recs {
+			require.Greater(t, r.Offset, last, "offsets only go up")
+			last = r.Offset
+		}
+		got += len(recs)
+	}
+	cancel()
+	wg.Wait()
+}
