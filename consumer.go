@@ -157,8 +157,7 @@ type groupState struct {
 	coord      *group.Coordinator
 	balancer   string
 	changed    signal    // broadcast when the coordinator's state changes
-	emptySince time.Time // when the last member left, for offsets expiry; under mu
-	activeAt   time.Time // when offsets expiry last saw members; under mu
+	lastActive time.Time // when it last had members, as far as known, for offsets expiry; under mu
 }
 
 // do runs fn on the coordinator under the lock and wakes waiting members if
@@ -1128,7 +1127,7 @@ func (c *Consumer) leave() {
 		now := c.b.opts.Now()
 		co.Leave(now, c.id)
 		if co.Len() == 0 {
-			c.g.emptySince = now
+			c.g.lastActive = now
 		}
 	})
 	c.g.changed.forget(c.bell)

@@ -142,6 +142,23 @@ func (b *Broker) Groups() []string {
 	return slices.Sorted(maps.Keys(names))
 }
 
+// checkGroupEmptyLocked fails with ErrGroupNotEmpty if the group has
+// members: admin changes to its offsets wait until it has none, as in
+// Kafka. Callers hold b.mu.
+func (b *Broker) checkGroupEmptyLocked(name string) error {
+	g := b.groups[name]
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	n := g.coord.Len()
+	g.mu.Unlock()
+	if n > 0 {
+		return fmt.Errorf("%w: %q has %d members", ErrGroupNotEmpty, name, n)
+	}
+	return nil
+}
+
 // DeleteGroup drops a group's committed offsets. It fails with
 // ErrGroupNotEmpty while the group has members.
 func (b *Broker) DeleteGroup(name string) error {
@@ -153,15 +170,10 @@ func (b *Broker) DeleteGroup(name string) error {
 	if err := b.checkWritable(); err != nil {
 		return err
 	}
-	if g := b.groups[name]; g != nil {
-		g.mu.Lock()
-		n := g.coord.Len()
-		g.mu.Unlock()
-		if n > 0 {
-			return fmt.Errorf("%w: %q has %d members", ErrGroupNotEmpty, name, n)
-		}
-		delete(b.groups, name)
+	if err := b.checkGroupEmptyLocked(name); err != nil {
+		return err
 	}
+	delete(b.groups, name)
 	return b.meta.deleteGroup(name)
 }
 
@@ -193,13 +205,8 @@ func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartitio
 	if err := b.checkWritable(); err != nil {
 		return err
 	}
-	if g := b.groups[groupName]; g != nil {
-		g.mu.Lock()
-		n := g.coord.Len()
-		g.mu.Unlock()
-		if n > 0 {
-			return fmt.Errorf("%w: %q has %d members", ErrGroupNotEmpty, groupName, n)
-		}
+	if err := b.checkGroupEmptyLocked(groupName); err != nil {
+		return err
 	}
 	for tp, off := range offsets {
 		t, ok := b.topics[tp.Topic]
@@ -222,9 +229,10 @@ func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartitio
 const DefaultOffsetsRetention = 7 * 24 * time.Hour
 
 // expireOffsets deletes the committed offsets of groups that have had no
-// member and no commit for OffsetsRetention (Kafka's offsets expiry). A
-// group's empty time is known since it emptied in this process; for one
-// that was empty at Open, since Open: never sooner than Kafka would.
+// member and no commit for OffsetsRetention (Kafka's offsets expiry). When
+// a group emptied is known within a check interval (the last member's
+// leave, or this check last seeing members); for one that was empty at
+// Open, it counts from Open: never sooner than Kafka would.
 func (b *Broker) expireOffsets() {
 	if b.opts.OffsetsRetention < 0 || b.opts.ReadOnly {
 		return
@@ -249,9 +257,9 @@ func (b *Broker) expireOffsets() {
 			g.coord.Expire(now) // evicted members and departed static ones go first
 			members := g.coord.Len()
 			if members > 0 {
-				g.activeAt = now
+				g.lastActive = now
 			}
-			since = later(since, later(g.emptySince, g.activeAt))
+			since = later(since, g.lastActive)
 			g.mu.Unlock()
 			if members > 0 {
 				continue

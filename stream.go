@@ -798,7 +798,7 @@ func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
 		// Records of a call mostly share one timestamp: convert it once.
 		appendTime := batch.Attributes()&segment.AttrLogAppendTime != 0
 		lastMS, lastTime := int64(math.MinInt64), time.Time{}
-		for n := range g.count {
+		for n := range g.builder.Count() {
 			i := g.record(n)
 			ms := plan.timestamps[i]
 			if appendTime {
@@ -907,11 +907,12 @@ type publishGroup struct {
 	part      *partition
 	partition int32
 	builder   segment.Builder
-	// The group's records, in call order: first, first+1, ... while they
-	// come in one run (the common case), else listed in records.
-	first, count int
-	listed       bool
-	records      []int
+	// The group's records (as many as builder.Count()), in call order:
+	// first, first+1, ... while they come in one run (the common case),
+	// else listed in records.
+	first   int
+	listed  bool
+	records []int
 }
 
 // record returns the index in the call of the group's nth record.
@@ -922,21 +923,21 @@ func (g *publishGroup) record(n int) int {
 	return g.records[n]
 }
 
-// add appends the call's record i to the group.
+// add notes the call's record i as the group's next, before it goes into
+// the builder.
 func (g *publishGroup) add(i int) {
-	switch {
-	case g.count == 0:
+	switch count := g.builder.Count(); {
+	case count == 0:
 		g.first = i
-	case !g.listed && i != g.first+g.count:
+	case !g.listed && i != g.first+count:
 		g.listed, g.records = true, g.records[:0]
-		for n := range g.count {
+		for n := range count {
 			g.records = append(g.records, g.first+n)
 		}
 		fallthrough
 	case g.listed:
 		g.records = append(g.records, i)
 	}
-	g.count++
 }
 
 // What a pooled plan keeps between calls is bounded, so that one huge call
@@ -993,7 +994,7 @@ func (p *publishPlan) group(t *topic, part *partition, partition int32) int {
 	}
 	g := &p.groups[len(p.groups)-1]
 	g.topic, g.part, g.partition = t, part, partition
-	g.first, g.count, g.listed = 0, 0, false
+	g.first, g.listed = 0, false
 	g.builder.Reset(0)
 	return len(p.groups) - 1
 }
@@ -1060,8 +1061,8 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 			return fmt.Errorf("%w: record %d is %d bytes, topic %q allows %d", ErrRecordTooLarge, i, size, t.name, t.cfg.MaxRecordBytes)
 		}
 		plan.timestamps[i] = ts
-		g.builder.Add(ts, r.Key, r.Value, r.Headers)
 		g.add(i)
+		g.builder.Add(ts, r.Key, r.Value, r.Headers)
 	}
 	// Each partition's records go in one atomic batch, which must fit the
 	// batch limit: check them all before anything is written.

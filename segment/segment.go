@@ -97,8 +97,7 @@ type Segment struct {
 
 	// Writer state.
 	f          vfs.File              // nil once sealed
-	capacity   int64                 // bytes the file holds, preallocated tail included
-	allocated  atomic.Int64          // capacity, for readers (populateAhead)
+	capacity   atomic.Int64          // bytes the file holds, preallocated tail included; read by populateAhead
 	sinceIndex int64                 // log bytes appended since the last index entry
 	syncErr    atomic.Pointer[error] // sticky: after a failed fsync the file's state is unknown
 	fileMu     sync.Mutex            // held to fsync or close f: Sync runs beside the writer
@@ -195,8 +194,7 @@ func OpenSealed(cfg *Config, dir string, base, next, size int64) *Segment {
 	s := newSegment(cfg, dir, base)
 	s.size.Store(size)
 	s.next.Store(next)
-	s.capacity = size
-	s.allocated.Store(s.capacity)
+	s.capacity.Store(size)
 	return s
 }
 
@@ -232,8 +230,7 @@ func OpenActive(cfg *Config, dir string, base int64, recover bool) (*Segment, Re
 	if err != nil {
 		return nil, Recovery{}, errors.Join(err, f.Close())
 	}
-	s.capacity = fileSize
-	s.allocated.Store(s.capacity)
+	s.capacity.Store(fileSize)
 	s.size.Store(fileSize)
 	var rec Recovery
 	if recover {
@@ -290,8 +287,7 @@ func (s *Segment) recover(fileSize int64) (Recovery, error) {
 			if err := s.f.Truncate(valid); err != nil {
 				return rec, err
 			}
-			s.capacity = valid
-			s.allocated.Store(s.capacity)
+			s.capacity.Store(valid)
 		}
 	}
 	if !s.cfg.ReadOnly && !s.cfg.NoSync {
@@ -394,7 +390,7 @@ func (s *Segment) resetIndexes() error {
 		return nil
 	}
 	fs := s.cfg.fs()
-	maxEntries := index.MaxEntries(max(s.cfg.MaxBytes, s.capacity))
+	maxEntries := index.MaxEntries(max(s.cfg.MaxBytes, s.capacity.Load()))
 	offsets, err := index.CreateOffsets(fs, s.path(IndexSuffix), s.base, maxEntries, s.cfg.Perm)
 	if err != nil {
 		return err
@@ -650,8 +646,7 @@ func (s *Segment) Recover() (Recovery, error) {
 	if err != nil {
 		return Recovery{}, err
 	}
-	s.capacity = size
-	s.allocated.Store(s.capacity)
+	s.capacity.Store(size)
 	s.size.Store(size)
 	s.dropMapping()
 	return s.recover(size)
@@ -698,17 +693,16 @@ func (s *Segment) Append(b Batch) (int64, error) {
 	}
 	pos := s.size.Load()
 	end := pos + int64(len(b))
-	if end > s.capacity {
-		step := min(max(s.capacity, minAllocStep), maxAllocStep)
-		newCap := max(end, s.capacity+step)
+	if capacity := s.capacity.Load(); end > capacity {
+		step := min(max(capacity, minAllocStep), maxAllocStep)
+		newCap := max(end, capacity+step)
 		if s.cfg.MaxBytes > 0 {
 			newCap = min(newCap, max(end, s.cfg.MaxBytes))
 		}
-		if err := s.f.Allocate(s.capacity, newCap-s.capacity); err != nil {
+		if err := s.f.Allocate(capacity, newCap-capacity); err != nil {
 			return 0, fmt.Errorf("segment %d: preallocate: %w", s.base, err)
 		}
-		s.capacity = newCap
-		s.allocated.Store(s.capacity)
+		s.capacity.Store(newCap)
 	}
 	if _, err := s.ensureIndexes(); err != nil {
 		return 0, err
@@ -829,12 +823,11 @@ func (s *Segment) trimLocked() error {
 			return err
 		}
 	}
-	if s.capacity != size {
+	if s.capacity.Load() != size {
 		if err := s.f.Truncate(size); err != nil {
 			return err
 		}
-		s.capacity = size
-		s.allocated.Store(s.capacity)
+		s.capacity.Store(size)
 	}
 	if s.cfg.NoSync {
 		return nil
@@ -968,7 +961,7 @@ func (s *Segment) populateAhead(m *mapping, size int64) {
 		return
 	}
 	start := max(done, size) &^ (pageSize - 1)
-	end := min(size+populateWindow, s.allocated.Load(), int64(len(m.data)))
+	end := min(size+populateWindow, s.capacity.Load(), int64(len(m.data)))
 	if end <= max(start, done) || !m.populated.CompareAndSwap(done, end) {
 		return // nothing preallocated ahead, or another reader does it
 	}

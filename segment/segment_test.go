@@ -447,6 +447,6 @@ func TestTailReadsSeeWritesIntoPopulatedPages(t *testing.T) {
 	require.NoError(t, err)
 	defer m.release()
 	require.Greater(t, m.populated.Load(), size, "the mark runs ahead of the end")
-	require.LessOrEqual(t, m.populated.Load(), s.allocated.Load(), "and stays within the file")
+	require.LessOrEqual(t, m.populated.Load(), s.capacity.Load(), "and stays within the file")
 	checkReads(t, rng, s, batches, 300)
 }
