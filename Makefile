@@ -2,9 +2,15 @@
 MODULES := $(shell find . -name go.mod -not -path './.git/*' -exec dirname {} \; | sort)
 # Fuzz targets run briefly in `make test`; FUZZTIME=5m for a real session.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := ./segment:FuzzDecodeBatch ./segment:FuzzRecoverSegment ./index:FuzzOpenIndex
+FUZZ_TARGETS := ./batch:FuzzDecodeBatch ./segment:FuzzRecoverSegment ./index:FuzzOpenIndex
+# staticcheck for `make lint`, pinned: v0.8.2 (staticcheck 2026.2.2), which builds with and
+# analyses Go 1.26 code. `go install`ed from the module proxy into GOPATH/bin,
+# and reinstalled if the binary there is another version or was built by another Go.
+STATICCHECK_VERSION := v0.8.2
+GOBIN_DIR := $(firstword $(subst :, ,$(shell go env GOPATH)))/bin
+STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: test fmt vet race fuzz bench
+.PHONY: test fmt vet race fuzz bench tidy-check lint staticcheck
 
 ## test: what CI runs: formatting, vet (linux and darwin), the race-enabled suite, short fuzzing.
 test: fmt vet race fuzz
@@ -25,6 +31,31 @@ fuzz:
 		echo "fuzz $$name ($(FUZZTIME))"; \
 		go test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
 	done
+
+## tidy-check: fail if `go mod tidy` would change any module's go.mod or go.sum (CI runs it
+## after `make test`). A failure leaves the tidied files in place: review and commit them.
+tidy-check:
+	@for m in $(MODULES); do \
+		(cd $$m && echo "go mod tidy $$m" && go mod tidy) || exit 1; \
+		if ! git diff --exit-code -- $$m/go.mod $$m/go.sum || \
+			[ -n "$$(git ls-files --others --exclude-standard -- $$m/go.mod $$m/go.sum)" ]; then \
+			echo "tidy-check: go mod tidy changed $$m/go.mod or $$m/go.sum (diff above): commit the tidied files"; \
+			exit 1; \
+		fi; \
+	done
+
+## lint: staticcheck (the pinned version, installed if missing) on every module; fails on any finding.
+lint: staticcheck
+	@rc=0; for m in $(MODULES); do (cd $$m && echo "staticcheck $$m" && $(STATICCHECK) ./...) || rc=1; done; exit $$rc
+
+# Installs the pinned staticcheck unless $(STATICCHECK) already is that version, built by this Go.
+staticcheck:
+	@want="$(STATICCHECK_VERSION) $$(go env GOVERSION)"; \
+	have=$$(go version -m $(STATICCHECK) 2>/dev/null | awk 'NR==1 {g=$$2} $$1=="mod" && $$2=="honnef.co/go/tools" {v=$$3} END {print v, g}'); \
+	if [ "$$have" != "$$want" ]; then \
+		echo "go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)"; \
+		GOBIN=$(GOBIN_DIR) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	fi
 
 ## bench: the storage benchmarks, with allocation counts.
 bench:

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/group"
 	"github.com/embedstream/stream/segment"
 )
@@ -191,8 +192,9 @@ type Consumer struct {
 	views      []segment.View // pinned until the next Poll: returned records alias them
 	slab       []Record
 	out        []*Record
-	next       int  // partition to start the next fetch at, for fairness
-	revoked    bool // OnRevoked ran in the current rebalance
+	walk       batch.Iter // reused by every fetch
+	next       int        // partition to start the next fetch at, for fairness
+	revoked    bool       // OnRevoked ran in the current rebalance
 	lastCommit time.Time
 
 	state   atomic.Int32  // consumerIdle, consumerPolling, consumerClosing or consumerClosed
@@ -576,34 +578,20 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	c.views = append(c.views, v)
 	c.b.stats.bytesOut.Add(int64(len(v.Data)))
 	bytes, count := 0, 0
-	for data := v.Data; len(data) > 0 && len(c.out) < c.opts.MaxPollRecords; {
-		b := segment.Batch(data[:segment.Batch(data).Size()])
-		data = data[len(b):]
-		if b.LastOffset() < ps.next {
-			continue
-		}
-		if b.IsControl() {
-			ps.next = b.LastOffset() + 1
-			continue
-		}
-		it := b.Records()
-		var lr segment.Record
-		for len(c.out) < c.opts.MaxPollRecords && it.Next(&lr) {
-			if lr.Offset < ps.next {
-				continue
-			}
-			r := c.record()
-			r.fromLog(tp.Topic, tp.Partition, &lr)
-			c.out = append(c.out, r)
-			ps.next = lr.Offset + 1
-			// Every record counts, a keyless tombstone too: Kafka's
-			// fetch.min.bytes counts what the fetch returns.
-			bytes += max(len(lr.Key)+len(lr.Value), 1)
-			count++
-		}
-		if err := it.Err(); err != nil {
-			return bytes, fmt.Errorf("%s at offset %d: %w", tp, ps.next, err)
-		}
+	c.walk.Reset(v.Data, ps.next)
+	var lr batch.Record
+	for len(c.out) < c.opts.MaxPollRecords && c.walk.Next(&lr) {
+		r := c.record()
+		r.fromLog(tp.Topic, tp.Partition, &lr)
+		c.out = append(c.out, r)
+		// Every record counts, a keyless tombstone too: Kafka's
+		// fetch.min.bytes counts what the fetch returns.
+		bytes += max(len(lr.Key)+len(lr.Value), 1)
+		count++
+	}
+	ps.next = c.walk.Offset() // past what it returned and the markers it skipped
+	if err := c.walk.Err(); err != nil {
+		return bytes, fmt.Errorf("%s at offset %d: %w", tp, ps.next, err)
 	}
 	c.b.stats.recordsOut.Add(int64(count))
 	return bytes, nil

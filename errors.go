@@ -3,7 +3,7 @@ package stream
 import (
 	"errors"
 
-	"github.com/embedstream/stream/segment"
+	"github.com/embedstream/stream/batch"
 )
 
 // Errors returned by embedstream. Test for them with errors.Is: returned
@@ -47,7 +47,7 @@ var (
 	// ErrCorrupt is returned when stored data fails its checksum or
 	// structure checks while being read. Recovery on Open cuts damaged log
 	// tails instead of returning it.
-	ErrCorrupt = segment.ErrCorrupt
+	ErrCorrupt = batch.ErrCorrupt
 
 	// ErrSyncFailed is returned by every write to a partition after an fsync
 	// of it failed: the kernel may have dropped the unsynced data, so the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The metadata store, DIR/meta.db, is a bbolt database:
@@ -99,9 +100,6 @@ func openMeta(path string, perm os.FileMode, readOnly, noSync bool) (*metaStore,
 	}
 	return m, clean, nil
 }
-
-// exists reports whether the store is backed by a file.
-func (m *metaStore) exists() bool { return m.db != nil }
 
 // view runs fn on a top-level bucket in a read transaction. Without a
 // store file (a read-only broker that found none) or the bucket, there is
@@ -277,7 +275,7 @@ func (m *metaStore) offsetGroups() ([]string, error) {
 func (m *metaStore) deleteGroup(group string) error {
 	return m.db.Update(func(tx *bolt.Tx) error {
 		err := tx.Bucket([]byte(bucketOffset)).DeleteBucket([]byte(group))
-		if errors.Is(err, bolt.ErrBucketNotFound) {
+		if errors.Is(err, berrors.ErrBucketNotFound) {
 			return nil
 		}
 		return err

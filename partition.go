@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/segment"
 )
@@ -223,7 +224,7 @@ func (p *partition) checkSealed(segs []*segment.Segment) ([]*segment.Segment, er
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, segment.ErrCorrupt) {
+		if !errors.Is(err, batch.ErrCorrupt) {
 			// Not damage (an I/O error, no memory for a mapping): cutting
 			// here would throw away good records.
 			return segs, fmt.Errorf("check %s segment %d: %w", p.cfg.dir, segs[i].Base(), err)
@@ -276,20 +277,20 @@ func (p *partition) noteRecovery(s *segment.Segment, rec segment.Recovery) {
 
 func (p *partition) segments() []*segment.Segment { return *p.segs.Load() }
 
-// append writes one encoded batch (see segment.Builder) at the end of the
+// append writes one encoded batch (see batch.Builder) at the end of the
 // log, assigning its offsets, and returns its base offset. Under SyncAlways
 // it returns once the batch is durable.
-func (p *partition) append(b segment.Batch) (int64, error) {
+func (p *partition) append(b batch.Batch) (int64, error) {
 	if len(b) > p.cfg.maxBatchBytes {
 		return 0, fmt.Errorf("%w: batch of %d bytes exceeds %d", ErrRecordTooLarge, len(b), p.cfg.maxBatchBytes)
 	}
-	// Batches come from segment.Builder, whose CRC is right by construction;
+	// Batches come from batch.Builder, whose CRC is right by construction;
 	// the header and length checks catch a misuse before it reaches disk.
-	if err := segment.CheckHeader(b); err != nil {
+	if err := batch.CheckHeader(b); err != nil {
 		return 0, err
 	}
 	if b.Size() != len(b) {
-		return 0, fmt.Errorf("%w: batch of %d bytes says %d", segment.ErrCorrupt, len(b), b.Size())
+		return 0, fmt.Errorf("%w: batch of %d bytes says %d", batch.ErrCorrupt, len(b), b.Size())
 	}
 	p.mu.Lock()
 	base, err := p.appendLocked(b)
@@ -321,7 +322,7 @@ func (p *partition) writableLocked() error {
 	return p.failed
 }
 
-func (p *partition) appendLocked(b segment.Batch) (int64, error) {
+func (p *partition) appendLocked(b batch.Batch) (int64, error) {
 	if err := p.writableLocked(); err != nil {
 		return 0, err
 	}
@@ -354,7 +355,7 @@ func (p *partition) appendLocked(b segment.Batch) (int64, error) {
 	return base, nil
 }
 
-func (p *partition) shouldRoll(active *segment.Segment, b segment.Batch, now time.Time) bool {
+func (p *partition) shouldRoll(active *segment.Segment, b batch.Batch, now time.Time) bool {
 	if active.Sealed() {
 		return true // a roll sealed it but could not create the next one
 	}
@@ -570,6 +571,8 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 // firstAtOrAfter scans from offset from for the first record whose
 // timestamp is at or after ts, or returns -1.
 func (p *partition) firstAtOrAfter(from, ts int64) (int64, error) {
+	var it batch.Iter
+	var r batch.Record
 	for {
 		v, err := p.read(from, 1<<20)
 		if errors.Is(err, ErrOffsetOutOfRange) && from < p.start.Load() {
@@ -583,26 +586,15 @@ func (p *partition) firstAtOrAfter(from, ts int64) (int64, error) {
 			return -1, nil
 		}
 		found := int64(-1)
-		for data := v.Data; len(data) > 0 && found < 0; {
-			b := segment.Batch(data[:segment.Batch(data).Size()])
-			data = data[len(b):]
-			if b.MaxTimestamp() < ts || b.LastOffset() < from {
-				from = max(from, b.LastOffset()+1)
-				continue
-			}
-			it := b.Records()
-			var r segment.Record
-			for it.Next(&r) {
-				if r.Offset >= from && r.Timestamp >= ts {
-					found = r.Offset
-					break
-				}
-			}
-			if err := it.Err(); err != nil {
-				v.Release()
-				return 0, err
-			}
-			from = max(from, b.LastOffset()+1)
+		it.Reset(v.Data, from)
+		it.SkipOlder(ts)
+		if it.Next(&r) {
+			found = r.Offset
+		}
+		from = it.Offset()
+		if err := it.Err(); err != nil {
+			v.Release()
+			return 0, err
 		}
 		v.Release()
 		if found >= 0 {

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/embedstream/stream/segment"
+	"github.com/embedstream/stream/batch"
 )
 
 // benchLog opens a partition with 1 GiB segments in a temp dir.
@@ -27,7 +27,7 @@ func benchLog(b *testing.B, policy SyncPolicy) *partition {
 func BenchmarkPartitionAppend(b *testing.B) {
 	p := benchLog(b, SyncNever)
 	value := make([]byte, 100)
-	var bld segment.Builder
+	var bld batch.Builder
 	const perBatch = 1000
 	b.SetBytes(perBatch * 100)
 	b.ReportAllocs()
@@ -48,7 +48,7 @@ func BenchmarkPartitionAppend(b *testing.B) {
 func BenchmarkPartitionReadIterate(b *testing.B) {
 	p := benchLog(b, SyncNever)
 	value := make([]byte, 100)
-	var bld segment.Builder
+	var bld batch.Builder
 	const total, perBatch = 1_000_000, 1000
 	for i := 0; i < total/perBatch; i++ {
 		bld.Reset(0)
@@ -61,6 +61,8 @@ func BenchmarkPartitionReadIterate(b *testing.B) {
 	}
 	b.SetBytes(total * 100)
 	b.ReportAllocs()
+	var it batch.Iter
+	var r batch.Record
 	for b.Loop() {
 		n := 0
 		for off := int64(0); off < total; {
@@ -68,16 +70,11 @@ func BenchmarkPartitionReadIterate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for data := v.Data; len(data) > 0; {
-				batch := segment.Batch(data[:segment.Batch(data).Size()])
-				it := batch.Records()
-				var r segment.Record
-				for it.Next(&r) {
-					n += len(r.Value)
-				}
-				data = data[len(batch):]
-				off = batch.LastOffset() + 1
+			it.Reset(v.Data, off)
+			for it.Next(&r) {
+				n += len(r.Value)
 			}
+			off = it.Offset()
 			v.Release()
 		}
 		if n != total*100 {
@@ -91,10 +88,10 @@ func BenchmarkPartitionReadIterate(b *testing.B) {
 // under SyncAlways: group commit shares each fsync among them.
 func BenchmarkPartitionSyncAlways64(b *testing.B) {
 	p := benchLog(b, SyncAlways)
-	var bld segment.Builder
+	var bld batch.Builder
 	bld.Reset(0)
 	bld.Add(1_700_000_000_000, nil, make([]byte, 100), nil)
-	one := append(segment.Batch(nil), bld.Finish()...)
+	one := append(batch.Batch(nil), bld.Finish()...)
 	const writers = 64
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -102,9 +99,9 @@ func BenchmarkPartitionSyncAlways64(b *testing.B) {
 	per := b.N/writers + 1
 	for w := 0; w < writers; w++ {
 		wg.Go(func() {
-			batch := append(segment.Batch(nil), one...)
+			own := append(batch.Batch(nil), one...)
 			for i := 0; i < per; i++ {
-				if _, err := p.append(batch); err != nil {
+				if _, err := p.append(own); err != nil {
 					b.Error(err)
 					return
 				}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/internal/vfs/errorfs"
 	"github.com/embedstream/stream/segment"
@@ -40,27 +41,21 @@ func openTestPartition(t *testing.T, cfg logConfig, clean bool) *partition {
 	return p
 }
 
-type testRec struct {
-	key, value []byte
-	ts         int64
-	headers    []segment.Header
-}
-
 // encode builds a batch of n records whose values name their batch and slot.
-func encode(batch, n int, ts int64) segment.Batch {
-	var b segment.Builder
+func encode(seq, n int, ts int64) batch.Batch {
+	var b batch.Builder
 	b.Reset(0)
 	for i := 0; i < n; i++ {
-		b.Add(ts, []byte(fmt.Sprintf("k%d", i%7)), []byte(fmt.Sprintf("batch %d record %d", batch, i)),
-			[]segment.Header{{Key: "i", Value: []byte{byte(i)}}})
+		b.Add(ts, []byte(fmt.Sprintf("k%d", i%7)), []byte(fmt.Sprintf("batch %d record %d", seq, i)),
+			[]batch.Header{{Key: "i", Value: []byte{byte(i)}}})
 	}
-	return append(segment.Batch(nil), b.Finish()...)
+	return append(batch.Batch(nil), b.Finish()...)
 }
 
 // readAll reads every visible record from offset on.
-func readAll(t *testing.T, p *partition, from int64) []segment.Record {
+func readAll(t *testing.T, p *partition, from int64) []batch.Record {
 	t.Helper()
-	var out []segment.Record
+	var out []batch.Record
 	for off := from; ; {
 		v, err := p.read(off, 64<<10)
 		require.NoError(t, err)
@@ -68,10 +63,10 @@ func readAll(t *testing.T, p *partition, from int64) []segment.Record {
 			return out
 		}
 		for data := v.Data; len(data) > 0; {
-			b, err := segment.Parse(data)
+			b, err := batch.Parse(data)
 			require.NoError(t, err)
 			it := b.Records()
-			var r segment.Record
+			var r batch.Record
 			for it.Next(&r) {
 				if r.Offset >= off {
 					c := r
@@ -91,7 +86,7 @@ func readAll(t *testing.T, p *partition, from int64) []segment.Record {
 func TestPartitionAppendReopenReadBack(t *testing.T) {
 	cfg := testLog(t)
 	cfg.segmentBytes = 8 << 10 // many rolls
-	var want []segment.Batch
+	var want []batch.Batch
 	for _, clean := range []bool{true, false} {
 		t.Run(fmt.Sprintf("clean=%v", clean), func(t *testing.T) {
 			cfg.dir = filepath.Join(t.TempDir(), "p")
@@ -157,7 +152,7 @@ func TestPartitionRejectsOversizedBatch(t *testing.T) {
 	cfg := testLog(t)
 	cfg.maxBatchBytes = 1000
 	p := openTestPartition(t, cfg, false)
-	var b segment.Builder
+	var b batch.Builder
 	b.Reset(0)
 	b.Add(1, nil, make([]byte, 2000), nil)
 	_, err := p.append(b.Finish())
@@ -165,8 +160,8 @@ func TestPartitionRejectsOversizedBatch(t *testing.T) {
 	_, end, size, _ := p.info()
 	require.Zero(t, end)
 	require.Zero(t, size)
-	_, err = p.append(segment.Batch([]byte("not a batch")))
-	require.ErrorIs(t, err, segment.ErrCorrupt)
+	_, err = p.append(batch.Batch([]byte("not a batch")))
+	require.ErrorIs(t, err, batch.ErrCorrupt)
 }
 
 func TestPartitionRollBySizeAndAge(t *testing.T) {
@@ -306,7 +301,7 @@ func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
 					return
 				}
 				for data := v.Data; len(data) > 0; {
-					b, err := segment.Parse(data)
+					b, err := batch.Parse(data)
 					if !assertNoErr(t, err) {
 						return
 					}
@@ -468,7 +463,7 @@ func TestPartitionWriteFaultsAreNotFatal(t *testing.T) {
 			require.NoError(t, err)
 			toggle.Enable()
 			// A large batch forces preallocation.
-			var b segment.Builder
+			var b batch.Builder
 			b.Reset(0)
 			b.Add(1, nil, make([]byte, 200<<10), nil)
 			_, err = p.append(b.Finish())

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/embedstream/stream/segment"
+	"github.com/embedstream/stream/batch"
 )
 
 // ProducerOptions configure a Producer. Zero fields take their defaults.
@@ -83,7 +83,7 @@ type pendingBatch struct {
 	topic     *topic
 	part      *partition
 	partition int32
-	bld       segment.Builder
+	bld       batch.Builder
 	recs      []*Record
 	dones     []func(*Record, error)
 	ts        []int64
@@ -340,18 +340,18 @@ func (p *Producer) takeDueLocked(out []*pendingBatch) ([]*pendingBatch, time.Dur
 
 // write appends one batch and runs its callbacks in offset order.
 func (p *Producer) write(pb *pendingBatch) {
-	size := pb.bld.Len() - segment.HeaderSize
-	batch := pb.bld.Finish()
-	base, err := pb.part.append(batch)
+	size := pb.bld.Len() - batch.HeaderSize
+	encoded := pb.bld.Finish()
+	base, err := pb.part.append(encoded)
 	if err != nil {
 		err = p.b.writeErr(pb.topic, err)
 	}
-	logAppend := batch.Attributes()&segment.AttrLogAppendTime != 0
+	logAppend := encoded.Attributes()&batch.AttrLogAppendTime != 0
 	for i, r := range pb.recs {
 		if err == nil {
 			ts := pb.ts[i]
 			if logAppend {
-				ts = batch.MaxTimestamp()
+				ts = encoded.MaxTimestamp()
 			}
 			r.Partition, r.Offset, r.Timestamp = pb.partition, base+int64(i), time.UnixMilli(ts)
 		}

@@ -12,8 +12,9 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/embedstream/stream/segment"
 	"github.com/stretchr/testify/require"
+
+	"github.com/embedstream/stream/batch"
 )
 
 // Helpers shared by producer_test.go, partitioner_test.go, reader_test.go and
@@ -93,7 +94,7 @@ func tbBatches(t testing.TB, b *Broker, topic string, partition int32) []tbBatch
 		v, err := p.read(off, 1<<20)
 		require.NoError(t, err)
 		for data := v.Data; len(data) > 0; {
-			bt := segment.Batch(data[:segment.Batch(data).Size()])
+			bt := batch.Batch(data[:batch.Batch(data).Size()])
 			data = data[len(bt):]
 			out = append(out, tbBatch{base: bt.BaseOffset(), last: bt.LastOffset(), records: int(bt.NumRecords()), size: len(bt), maxTS: bt.MaxTimestamp()})
 			off = bt.LastOffset() + 1

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -98,13 +99,11 @@ type Reader struct {
 	next int64 // offset of the next record to return
 	end  int64 // Next returns io.EOF at this offset; -1: never
 
-	view    segment.View       // pins the mapping the current records alias
-	rest    []byte             // batches of view not yet started
-	it      segment.RecordIter // the batch being walked
-	inBatch bool
-	rec     Record // handed to the caller, reused by every Next
-	lr      segment.Record
-	out     int64 // records returned since the stats were last updated
+	view segment.View // pins the mapping the current records alias
+	walk batch.Iter   // the records of view from next on
+	rec  Record       // handed to the caller, reused by every Next
+	lr   batch.Record
+	out  int64 // records returned since the stats were last updated
 
 	state atomic.Int32 // readerIdle, readerBusy or readerClosed
 	stop  chan struct{}
@@ -229,40 +228,21 @@ func (r *Reader) All(ctx context.Context) iter.Seq2[*Record, error] {
 // runs it.
 func (r *Reader) advance(ctx context.Context) (*Record, error) {
 	for {
-		if r.inBatch {
-			for r.it.Next(&r.lr) {
-				if r.lr.Offset < r.next {
-					continue // reading from the middle of a batch
-				}
-				if r.end >= 0 && r.lr.Offset >= r.end {
-					return nil, io.EOF
-				}
-				r.next = r.lr.Offset + 1
-				r.out++
-				r.rec.fromLog(r.topic.name, r.partition, &r.lr)
-				return &r.rec, nil
+		if r.walk.Next(&r.lr) {
+			if r.end >= 0 && r.lr.Offset >= r.end {
+				return nil, io.EOF
 			}
-			if err := r.it.Err(); err != nil {
-				return nil, fmt.Errorf("%s/%d at offset %d: %w", r.topic.name, r.partition, r.next, err)
-			}
-			r.inBatch = false
+			r.next = r.lr.Offset + 1
+			r.out++
+			r.rec.fromLog(r.topic.name, r.partition, &r.lr)
+			return &r.rec, nil
 		}
+		if err := r.walk.Err(); err != nil {
+			return nil, fmt.Errorf("%s/%d at offset %d: %w", r.topic.name, r.partition, r.next, err)
+		}
+		r.next = max(r.next, r.walk.Offset()) // past skipped transaction markers
 		if r.end >= 0 && r.next >= r.end {
 			return nil, io.EOF
-		}
-		if len(r.rest) > 0 {
-			// The view holds whole batches that passed their checks.
-			b := segment.Batch(r.rest[:segment.Batch(r.rest).Size()])
-			r.rest = r.rest[len(b):]
-			if b.LastOffset() < r.next {
-				continue
-			}
-			if b.IsControl() {
-				r.next = b.LastOffset() + 1 // transaction markers use offsets but are never returned
-				continue
-			}
-			r.it, r.inBatch = b.Records(), true
-			continue
 		}
 		if err := r.fetch(ctx); err != nil {
 			return nil, err
@@ -275,7 +255,7 @@ func (r *Reader) advance(ctx context.Context) (*Record, error) {
 func (r *Reader) fetch(ctx context.Context) error {
 	r.flushStats()
 	r.view.Release()
-	r.rest = nil
+	r.walk.Reset(nil, r.next)
 	for {
 		select {
 		case <-r.stop:
@@ -287,7 +267,8 @@ func (r *Reader) fetch(ctx context.Context) error {
 			return r.err(err)
 		}
 		if len(v.Data) > 0 {
-			r.view, r.rest = v, v.Data
+			r.view = v
+			r.walk.Reset(v.Data, r.next)
 			r.stats.bytesOut.Add(int64(len(v.Data)))
 			return nil
 		}
@@ -339,5 +320,5 @@ func (r *Reader) Close() error {
 func (r *Reader) release() {
 	r.flushStats()
 	r.view.Release()
-	r.rest, r.inBatch = nil, false
+	r.walk.Reset(nil, r.next)
 }

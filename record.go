@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/embedstream/stream/segment"
+	"github.com/embedstream/stream/batch"
 )
 
 // Header is a record header: an ordered key/value pair; keys may repeat and
 // a nil Value is Kafka's null. Order and duplicates reach consumers unchanged.
-type Header = segment.Header
+type Header = batch.Header
 
 // Record is one message of a topic partition.
 //
@@ -66,7 +66,7 @@ func cloneBytes(b []byte) []byte {
 // encodedSize bounds the bytes r takes in a batch, as Kafka's producer
 // estimates it to enforce max.request.size.
 func (r *Record) encodedSize() int {
-	n := len(r.Key) + len(r.Value) + segment.MaxRecordOverhead(len(r.Headers))
+	n := len(r.Key) + len(r.Value) + batch.MaxRecordOverhead(len(r.Headers))
 	for _, h := range r.Headers {
 		n += len(h.Key) + len(h.Value)
 	}
@@ -99,7 +99,7 @@ func recordTimestamp(r *Record) (int64, error) {
 }
 
 // fromLog fills r from a decoded log record; slices alias the log.
-func (r *Record) fromLog(topic string, partition int32, lr *segment.Record) {
+func (r *Record) fromLog(topic string, partition int32, lr *batch.Record) {
 	r.Topic = topic
 	r.Partition = partition
 	r.Offset = lr.Offset

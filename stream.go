@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/segment"
 )
@@ -142,7 +143,7 @@ type Broker struct {
 
 	opened     time.Time // by the broker's clock, for offsets expiry
 	beforeJoin func()    // tests: runs in Subscribe between the group lookup and the join
-	builders   sync.Pool // *segment.Builder for publishOne
+	builders   sync.Pool // *batch.Builder for publishOne
 	plans      sync.Pool // *publishPlan for Publish
 }
 
@@ -185,7 +186,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 	}
 	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
 		consumers: map[*Consumer]struct{}{}, groups: map[string]*groupState{}, opened: o.Now()}
-	b.builders.New = func() any { return new(segment.Builder) }
+	b.builders.New = func() any { return new(batch.Builder) }
 	b.plans.New = func() any { return new(publishPlan) }
 	if err := b.load(); err != nil {
 		b.closeTopics(false)
@@ -790,19 +791,19 @@ func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
 	}
 	for gi := range plan.groups {
 		g := &plan.groups[gi]
-		batch := g.builder.Finish()
-		base, err := g.part.append(batch)
+		encoded := g.builder.Finish()
+		base, err := g.part.append(encoded)
 		if err != nil {
 			return b.writeErr(g.topic, err)
 		}
 		// Records of a call mostly share one timestamp: convert it once.
-		appendTime := batch.Attributes()&segment.AttrLogAppendTime != 0
+		appendTime := encoded.Attributes()&batch.AttrLogAppendTime != 0
 		lastMS, lastTime := int64(math.MinInt64), time.Time{}
 		for n := range g.builder.Count() {
 			i := g.record(n)
 			ms := plan.timestamps[i]
 			if appendTime {
-				ms = batch.MaxTimestamp()
+				ms = encoded.MaxTimestamp()
 			}
 			if ms != lastMS {
 				lastMS, lastTime = ms, time.UnixMilli(ms)
@@ -835,12 +836,12 @@ func (b *Broker) publishOne(r *Record) error {
 	if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
 		return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
 	}
-	bld := b.builders.Get().(*segment.Builder)
+	bld := b.builders.Get().(*batch.Builder)
 	bld.Reset(0)
 	bld.Add(ts, r.Key, r.Value, r.Headers)
-	batch := bld.Finish()
-	base, err := parts[partition].append(batch)
-	ts = recordTime(batch, ts)
+	encoded := bld.Finish()
+	base, err := parts[partition].append(encoded)
+	ts = recordTime(encoded, ts)
 	b.builders.Put(bld)
 	if err != nil {
 		return b.writeErr(t, err)
@@ -851,8 +852,8 @@ func (b *Broker) publishOne(r *Record) error {
 
 // recordTime is a written record's timestamp: its own, or the batch's
 // append time under LogAppendTime.
-func recordTime(b segment.Batch, ts int64) int64 {
-	if b.Attributes()&segment.AttrLogAppendTime != 0 {
+func recordTime(b batch.Batch, ts int64) int64 {
+	if b.Attributes()&batch.AttrLogAppendTime != 0 {
 		return b.MaxTimestamp()
 	}
 	return ts
@@ -906,7 +907,7 @@ type publishGroup struct {
 	topic     *topic
 	part      *partition
 	partition int32
-	builder   segment.Builder
+	builder   batch.Builder
 	// The group's records (as many as builder.Count()), in call order:
 	// first, first+1, ... while they come in one run (the common case),
 	// else listed in records.
@@ -979,7 +980,7 @@ func (p *publishPlan) release() {
 			g.records = nil
 		}
 		if g.builder.Len() > maxPooledBatchBytes {
-			g.builder = segment.Builder{}
+			g.builder = batch.Builder{}
 		}
 	}
 }

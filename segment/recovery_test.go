@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/batchtest"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/internal/vfs/errorfs"
 	"github.com/embedstream/stream/mmap"
@@ -21,14 +23,14 @@ import (
 // recoveryFixture is a log of batches with varied sizes, written once as
 // bytes; each case writes (a damaged copy of) them to the segment's file.
 type recoveryFixture struct {
-	batches []testBatch
+	batches []batchtest.Batch
 	data    []byte
 	pos     []int64
 }
 
 func newRecoveryFixture(t *testing.T, seed uint64, n int) *recoveryFixture {
 	rng := rand.New(rand.NewPCG(seed, 42))
-	var batches []testBatch
+	var batches []batchtest.Batch
 	var next, ts int64
 	for i := range n {
 		// Mostly small batches, some large ones (several index intervals),
@@ -42,11 +44,11 @@ func newRecoveryFixture(t *testing.T, seed uint64, n int) *recoveryFixture {
 		case rng.IntN(8) == 0:
 			count, size = 30, 300
 		}
-		b := encode(t, next, randomRecords(rng, count, size, &ts))
+		b := batchtest.Encode(t, next, batchtest.RandomRecords(rng, count, size, &ts))
 		batches = append(batches, b)
-		next = b.next()
+		next = b.Next()
 	}
-	return &recoveryFixture{batches: batches, data: concat(batches), pos: positions(batches)}
+	return &recoveryFixture{batches: batches, data: batchtest.Concat(batches), pos: batchtest.Positions(batches)}
 }
 
 // expectRecovery is what recovery of data must find: the longest prefix of
@@ -64,7 +66,7 @@ func (f *recoveryFixture) nextAfter(k int) int64 {
 	if k == 0 {
 		return 0
 	}
-	return f.batches[k-1].next()
+	return f.batches[k-1].Next()
 }
 
 // reopenAndAppend checks a recovered segment: it reads exactly good, takes
@@ -78,7 +80,7 @@ func reopenAndAppend(t *testing.T, cfg *Config, dir string, s *Segment, good []b
 	require.True(t, bytes.Equal(good, v.Data), "recovered data")
 	v.Release()
 
-	extra := encode(t, next, []testRecord{{Timestamp: 5, Key: []byte("after"), Value: []byte("recovery")}})
+	extra := batchtest.Encode(t, next, []batchtest.Record{{Timestamp: 5, Key: []byte("after"), Value: []byte("recovery")}})
 	_, err = s.Append(extra.Data)
 	require.NoError(t, err)
 	require.NoError(t, s.Close(true))
@@ -87,7 +89,7 @@ func reopenAndAppend(t *testing.T, cfg *Config, dir string, s *Segment, good []b
 	s, rec, err := OpenActive(cfg, dir, 0, false)
 	require.NoError(t, err)
 	require.False(t, rec.IndexRebuilt)
-	require.Equal(t, extra.next(), s.Next())
+	require.Equal(t, extra.Next(), s.Next())
 	got := readBatches(t, s, 0)
 	require.True(t, bytes.Equal(want, bytes.Join(batchBytes(got), nil)))
 	require.NoError(t, s.Close(false))
@@ -96,12 +98,12 @@ func reopenAndAppend(t *testing.T, cfg *Config, dir string, s *Segment, good []b
 	require.NoError(t, err)
 	require.Zero(t, rec.Truncated, "a second recovery finds nothing to cut")
 	require.NoError(t, rec.Cause)
-	require.Equal(t, extra.next(), s.Next())
+	require.Equal(t, extra.Next(), s.Next())
 	require.Equal(t, int64(len(want)), s.Size())
 	require.NoError(t, s.Close(false))
 }
 
-func batchBytes(bs []Batch) [][]byte {
+func batchBytes(bs []batch.Batch) [][]byte {
 	out := make([][]byte, len(bs))
 	for i, b := range bs {
 		out[i] = b
@@ -134,7 +136,7 @@ func TestRecoveryEveryTruncation(t *testing.T) {
 			require.NoError(t, rec.Cause)
 		} else {
 			require.Equal(t, cut-good, rec.Truncated, "cut at %d", cut)
-			require.ErrorIs(t, rec.Cause, ErrCorrupt, "cut at %d", cut)
+			require.ErrorIs(t, rec.Cause, batch.ErrCorrupt, "cut at %d", cut)
 		}
 		require.Equal(t, good, fileSize(t, path), "the damage is cut from the file")
 		reopenAndAppend(t, cfg, dir, s, f.data[:good], f.nextAfter(k))
@@ -143,7 +145,7 @@ func TestRecoveryEveryTruncation(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, f.data, 0o600))
 	s, _, err := OpenActive(cfg, dir, 0, true)
 	require.NoError(t, err)
-	requireRecords(t, modelRecords(f.batches), decodeAll(t, readBatches(t, s, 0)))
+	batchtest.RequireRecords(t, batchtest.Records(f.batches), batchtest.DecodeAll(t, readBatches(t, s, 0)))
 	require.NoError(t, s.Close(false))
 }
 
@@ -169,7 +171,7 @@ func TestRecoveryBitFlips(t *testing.T) {
 			damaged[p] ^= 1 << rng.IntN(8)
 			b := f.complete(p) // the batch holding p
 			firstTouched = min(firstTouched, b)
-			if r := p - f.pos[b]; r < offLeaderEpoch || r >= offMagic {
+			if r := p - f.pos[b]; r < batchtest.OffLeaderEpoch || r >= batchtest.OffMagic {
 				first = min(first, b)
 			}
 		}
@@ -188,7 +190,7 @@ func TestRecoveryBitFlips(t *testing.T) {
 			} else {
 				// Only the leader epoch, which the CRC does not cover (Kafka
 				// rewrites it), may differ in a batch that was kept.
-				require.True(t, bytes.Equal(want[:offLeaderEpoch], b[:offLeaderEpoch]) && bytes.Equal(want[offMagic:], b[offMagic:]))
+				require.True(t, bytes.Equal(want[:batchtest.OffLeaderEpoch], b[:batchtest.OffLeaderEpoch]) && bytes.Equal(want[batchtest.OffMagic:], b[batchtest.OffMagic:]))
 			}
 		}
 		require.Equal(t, f.nextAfter(first), s.Next())
@@ -209,7 +211,7 @@ func TestRecoveryBitFlips(t *testing.T) {
 // indexFixture is a cleanly written segment whose index files the cases
 // below damage.
 type indexFixture struct {
-	batches     []testBatch
+	batches     []batchtest.Batch
 	dir         string
 	offsets     []byte // pristine .index
 	times       []byte // pristine .timeindex
@@ -226,7 +228,7 @@ func newIndexFixture(t *testing.T, sealed bool) *indexFixture {
 	rng := rand.New(rand.NewPCG(4, 4))
 	dir := scratchDir(t)
 	cfg := fastConfig(1 << 20)
-	batches := randomBatches(t, rng, 0, 75, 12, 200)
+	batches := batchtest.RandomBatches(t, rng, 0, 75, 12, 200)
 	s, err := Create(cfg, dir, 0)
 	require.NoError(t, err)
 	appendAll(t, s, batches)
@@ -236,7 +238,7 @@ func newIndexFixture(t *testing.T, sealed bool) *indexFixture {
 	require.NoError(t, s.Close(true))
 	fx := &indexFixture{
 		batches: batches, dir: dir, sealed: sealed, cfg: cfg,
-		size: int64(len(concat(batches))), next: batches[len(batches)-1].next(),
+		size: int64(len(batchtest.Concat(batches))), next: batches[len(batches)-1].Next(),
 		indexPath: filepath.Join(dir, FileName(0, IndexSuffix)),
 		timePath:  filepath.Join(dir, FileName(0, TimeIndexSuffix)),
 	}
@@ -278,13 +280,13 @@ func (fx *indexFixture) open(t *testing.T, offsets, times []byte) *Segment {
 func (fx *indexFixture) check(t *testing.T, rng *rand.Rand, s *Segment, timesExact bool) {
 	t.Helper()
 	for i, b := range fx.batches {
-		offset := b.base() + rng.Int64N(b.next()-b.base())
+		offset := b.Base() + rng.Int64N(b.Next()-b.Base())
 		v, err := s.Read(offset, math.MaxInt64, 1)
 		require.NoError(t, err, "batch %d", i)
 		require.True(t, bytes.Equal(b.Data, v.Data), "batch %d", i)
 		v.Release()
 	}
-	recs := modelRecords(fx.batches)
+	recs := batchtest.Records(fx.batches)
 	for range 10 {
 		ts := recs[rng.IntN(len(recs))].Timestamp + rng.Int64N(3) - 1
 		want := int64(-1)
@@ -326,10 +328,10 @@ func TestIndexDamage(t *testing.T) {
 				if !sealed && rng.IntN(8) == 0 {
 					// Appends go on after whatever the open found.
 					fx.logDirty = true
-					extra := encode(t, s.Next(), []testRecord{{Timestamp: 1, Value: []byte("x")}})
+					extra := batchtest.Encode(t, s.Next(), []batchtest.Record{{Timestamp: 1, Value: []byte("x")}})
 					_, err := s.Append(extra.Data)
 					require.NoError(t, err)
-					v, err := s.Read(extra.base(), math.MaxInt64, 1)
+					v, err := s.Read(extra.Base(), math.MaxInt64, 1)
 					require.NoError(t, err)
 					require.True(t, bytes.Equal(extra.Data, v.Data))
 					v.Release()
@@ -448,9 +450,9 @@ func TestConcurrentLazyOpen(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				b := fx.batches[len(fx.batches)-1-r]
-				v, err := s.Read(b.base(), math.MaxInt64, 1)
+				v, err := s.Read(b.Base(), math.MaxInt64, 1)
 				if err == nil && !bytes.Equal(b.Data, v.Data) {
-					err = fmt.Errorf("round %d reader %d: read %d bytes, want batch %d", round, r, len(v.Data), b.base())
+					err = fmt.Errorf("round %d reader %d: read %d bytes, want batch %d", round, r, len(v.Data), b.Base())
 				}
 				v.Release()
 				if err == nil {
@@ -525,7 +527,7 @@ func TestRecoveryIndexFailureDoesNotCut(t *testing.T) {
 		s, rec, err := OpenActive(fastConfig(1<<20), dir, 0, true)
 		require.NoError(t, err)
 		require.Zero(t, rec.Truncated)
-		requireRecords(t, modelRecords(f.batches), decodeAll(t, readBatches(t, s, 0)))
+		batchtest.RequireRecords(t, batchtest.Records(f.batches), batchtest.DecodeAll(t, readBatches(t, s, 0)))
 		require.NoError(t, s.Close(true))
 	}
 }
@@ -536,13 +538,13 @@ func TestPreallocatedTailNotTruncated(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	dir := t.TempDir()
 	cfg := &Config{Perm: 0o600, MaxBytes: 1 << 30}
-	batches := randomBatches(t, rng, 0, 20, 5, 50)
+	batches := batchtest.RandomBatches(t, rng, 0, 20, 5, 50)
 	s, err := Create(cfg, dir, 0)
 	require.NoError(t, err)
 	appendAll(t, s, batches)
 	require.NoError(t, s.Sync())
 	require.NoError(t, s.Close(false))
-	dataSize := int64(len(concat(batches)))
+	dataSize := int64(len(batchtest.Concat(batches)))
 	require.Greater(t, fileSize(t, logPath(dir, 0)), dataSize, "the file was preallocated")
 
 	// Read-only first: nothing may change on disk.
@@ -552,10 +554,10 @@ func TestPreallocatedTailNotTruncated(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, rec.Truncated)
 	require.NoError(t, rec.Cause)
-	require.Equal(t, batches[len(batches)-1].next(), s.Next())
+	require.Equal(t, batches[len(batches)-1].Next(), s.Next())
 	require.Equal(t, dataSize, s.Size())
-	requireRecords(t, modelRecords(batches), decodeAll(t, readBatches(t, s, 0)))
-	_, err = s.Append(encode(t, s.Next(), layoutRecords()).Data)
+	batchtest.RequireRecords(t, batchtest.Records(batches), batchtest.DecodeAll(t, readBatches(t, s, 0)))
+	_, err = s.Append(batchtest.Encode(t, s.Next(), sampleRecords()).Data)
 	require.ErrorIs(t, err, ErrSealed)
 	require.NoError(t, s.Close(true))
 	require.Equal(t, before, fileSize(t, logPath(dir, 0)))
@@ -566,8 +568,8 @@ func TestPreallocatedTailNotTruncated(t *testing.T) {
 	require.NoError(t, rec.Cause)
 	require.True(t, rec.IndexRebuilt)
 	require.Equal(t, dataSize, fileSize(t, logPath(dir, 0)))
-	requireRecords(t, modelRecords(batches), decodeAll(t, readBatches(t, s, 0)))
-	more := encode(t, s.Next(), layoutRecords())
+	batchtest.RequireRecords(t, batchtest.Records(batches), batchtest.DecodeAll(t, readBatches(t, s, 0)))
+	more := batchtest.Encode(t, s.Next(), sampleRecords())
 	_, err = s.Append(more.Data)
 	require.NoError(t, err)
 	require.NoError(t, s.Close(false))
@@ -577,16 +579,16 @@ func TestPreallocatedTailNotTruncated(t *testing.T) {
 	f, err := os.OpenFile(logPath(dir, 0), os.O_RDWR, 0)
 	require.NoError(t, err)
 	end := dataSize + int64(len(more.Data))
-	torn := encode(t, more.next(), layoutRecords())
-	_, err = f.WriteAt(torn.Data[:HeaderSize], end)
+	torn := batchtest.Encode(t, more.Next(), sampleRecords())
+	_, err = f.WriteAt(torn.Data[:batch.HeaderSize], end)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 	s, rec, err = OpenActive(cfg, dir, 0, true)
 	require.NoError(t, err)
 	require.Equal(t, fileSize(t, logPath(dir, 0)), end)
 	require.Positive(t, rec.Truncated)
-	require.ErrorIs(t, rec.Cause, ErrCorrupt)
-	require.Equal(t, more.next(), s.Next())
+	require.ErrorIs(t, rec.Cause, batch.ErrCorrupt)
+	require.Equal(t, more.Next(), s.Next())
 	require.NoError(t, s.Close(true))
 }
 
@@ -595,7 +597,7 @@ func TestPreallocatedTailNotTruncated(t *testing.T) {
 // entries land where a reader that rebuilt them would expect.
 func TestIndexesDeterministic(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 12))
-	batches := randomBatches(t, rng, 0, 120, 10, 150)
+	batches := batchtest.RandomBatches(t, rng, 0, 120, 10, 150)
 	cfg := fastConfig(1 << 20)
 	files := func(dir string) [2][]byte {
 		o, err := os.ReadFile(filepath.Join(dir, FileName(0, IndexSuffix)))
@@ -616,7 +618,7 @@ func TestIndexesDeterministic(t *testing.T) {
 	reopened := t.TempDir()
 	s, err = Create(cfg, reopened, 0)
 	require.NoError(t, err)
-	for i, part := range [][]testBatch{batches[:37], batches[37:38], batches[38:90], batches[90:]} {
+	for i, part := range [][]batchtest.Batch{batches[:37], batches[37:38], batches[38:90], batches[90:]} {
 		if i > 0 {
 			var rec Recovery
 			s, rec, err = OpenActive(cfg, reopened, 0, false)
@@ -644,7 +646,7 @@ func TestIndexesDeterministic(t *testing.T) {
 	require.LessOrEqual(t, len(gotTimes), len(want[1])/12+3, "at most one more per reopen")
 
 	recovered := t.TempDir()
-	require.NoError(t, os.WriteFile(logPath(recovered, 0), concat(batches), 0o600))
+	require.NoError(t, os.WriteFile(logPath(recovered, 0), batchtest.Concat(batches), 0o600))
 	s, _, err = OpenActive(cfg, recovered, 0, true)
 	require.NoError(t, err)
 	require.NoError(t, s.Close(true))

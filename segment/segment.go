@@ -1,3 +1,8 @@
+// Package segment reads and writes log segments: files of Kafka record
+// batches (see package batch) laid back to back, each batch a self-checking
+// unit, with two sparse indexes (see package index) beside each file.
+// Recovery (OpenActive, Recover) keeps the longest prefix of valid,
+// consecutive batches and cuts the rest.
 package segment
 
 import (
@@ -12,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/index"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/mmap"
@@ -264,7 +270,7 @@ func (s *Segment) recover(fileSize int64) (Recovery, error) {
 		preallocated = allZero(m.data[valid:fileSize])
 		return nil
 	})
-	if err == nil && rec.Cause != nil && !errors.Is(rec.Cause, ErrCorrupt) {
+	if err == nil && rec.Cause != nil && !errors.Is(rec.Cause, batch.ErrCorrupt) {
 		err = rec.Cause // writing an index failed: not damage to the log
 	}
 	if err != nil {
@@ -327,18 +333,18 @@ func (s *Segment) scan(data []byte, verify bool) (int64, error) {
 	var pos int64
 	expect := s.base
 	for pos < int64(len(data)) {
-		var b Batch
+		var b batch.Batch
 		var err error
 		if verify {
-			b, err = Parse(data[pos:])
-		} else if err = CheckHeader(data[pos:]); err == nil {
-			b = Batch(data[pos : pos+int64(Batch(data[pos:]).Size())])
+			b, err = batch.Parse(data[pos:])
+		} else if err = batch.CheckHeader(data[pos:]); err == nil {
+			b = batch.Batch(data[pos : pos+int64(batch.Batch(data[pos:]).Size())])
 		}
 		if err != nil {
 			return pos, fmt.Errorf("at position %d: %w", pos, err)
 		}
 		if b.BaseOffset() != expect {
-			return pos, fmt.Errorf("at position %d: %w: offset %d, expected %d", pos, ErrCorrupt, b.BaseOffset(), expect)
+			return pos, fmt.Errorf("at position %d: %w: offset %d, expected %d", pos, batch.ErrCorrupt, b.BaseOffset(), expect)
 		}
 		if err := s.indexBatch(b, pos); err != nil {
 			return pos, err
@@ -350,7 +356,7 @@ func (s *Segment) scan(data []byte, verify bool) (int64, error) {
 }
 
 // indexBatch records a batch at pos in the indexes and in-memory state.
-func (s *Segment) indexBatch(b Batch, pos int64) error {
+func (s *Segment) indexBatch(b batch.Batch, pos int64) error {
 	ts := max(s.maxTS.Load(), b.MaxTimestamp())
 	if s.sinceIndex >= index.IntervalBytes && pos > 0 {
 		if err := s.offsets.Append(b.BaseOffset(), pos); err != nil {
@@ -480,7 +486,7 @@ func (s *Segment) checkIndexesLocked(size int64) error {
 // (whole batches of the log). Index entries are caches, not checksummed:
 // one is used only once its batch is found where it says.
 func entryOK(data []byte, off, pos int64) bool {
-	return pos >= 0 && pos < int64(len(data)) && CheckHeader(data[pos:]) == nil && Batch(data[pos:]).BaseOffset() == off
+	return pos >= 0 && pos < int64(len(data)) && batch.CheckHeader(data[pos:]) == nil && batch.Batch(data[pos:]).BaseOffset() == off
 }
 
 // rebuildLocked rebuilds both indexes from the first size bytes of the log,
@@ -500,12 +506,12 @@ func (s *Segment) rebuildLocked(size int64) error {
 	err = mmap.Guard(func() error {
 		valid, err := s.scan(m.data[:size], false)
 		if err == nil && valid != size {
-			err = fmt.Errorf("%w: segment %d ends at %d of %d bytes", ErrCorrupt, s.base, valid, size)
+			err = fmt.Errorf("%w: segment %d ends at %d of %d bytes", batch.ErrCorrupt, s.base, valid, size)
 		}
 		return err
 	})
 	if err == nil && s.f == nil && s.next.Load() != next {
-		err = fmt.Errorf("%w: segment %d ends at offset %d, expected %d", ErrCorrupt, s.base, s.next.Load(), next)
+		err = fmt.Errorf("%w: segment %d ends at offset %d, expected %d", batch.ErrCorrupt, s.base, s.next.Load(), next)
 	}
 	if err != nil {
 		return err
@@ -538,7 +544,7 @@ func (s *Segment) loadTail() (Recovery, error) {
 	if err != nil || rebuilt {
 		return Recovery{IndexRebuilt: rebuilt}, err
 	}
-	err = s.scanTail(func(b Batch, pos int64) {
+	err = s.scanTail(func(b batch.Batch, pos int64) {
 		s.maxTS.Store(max(s.maxTS.Load(), b.MaxTimestamp()))
 		s.next.Store(b.LastOffset() + 1)
 		s.sinceIndex = pos + int64(len(b))
@@ -563,7 +569,7 @@ func (s *Segment) loadTail() (Recovery, error) {
 
 // scanTail calls fn for each batch from the last offset index entry to the
 // end, after folding in the time index's newest timestamp.
-func (s *Segment) scanTail(fn func(b Batch, pos int64)) error {
+func (s *Segment) scanTail(fn func(b batch.Batch, pos int64)) error {
 	from, pos, err := s.offsets.Lookup(math.MaxInt64)
 	if err != nil {
 		return err
@@ -586,12 +592,12 @@ func (s *Segment) scanTail(fn func(b Batch, pos int64)) error {
 	entryPos := pos
 	return mmap.Guard(func() error {
 		for pos < size {
-			if err := CheckHeader(m.data[pos:size]); err != nil {
+			if err := batch.CheckHeader(m.data[pos:size]); err != nil {
 				return fmt.Errorf("segment %d at position %d: %w", s.base, pos, err)
 			}
-			b := Batch(m.data[pos : pos+int64(Batch(m.data[pos:]).Size())])
+			b := batch.Batch(m.data[pos : pos+int64(batch.Batch(m.data[pos:]).Size())])
 			if b.BaseOffset() != expect {
-				return fmt.Errorf("segment %d at position %d: %w: offset %d, expected %d", s.base, pos, ErrCorrupt, b.BaseOffset(), expect)
+				return fmt.Errorf("segment %d at position %d: %w: offset %d, expected %d", s.base, pos, batch.ErrCorrupt, b.BaseOffset(), expect)
 			}
 			fn(b, pos-entryPos)
 			pos += int64(len(b))
@@ -611,9 +617,9 @@ func (s *Segment) CheckSealed(next int64) error {
 	}
 	last := s.base
 	var err error
-	scanErr := s.scanTail(func(b Batch, pos int64) {
+	scanErr := s.scanTail(func(b batch.Batch, pos int64) {
 		if err == nil {
-			if _, perr := Parse(b); perr != nil {
+			if _, perr := batch.Parse(b); perr != nil {
 				err = perr
 			}
 		}
@@ -623,7 +629,7 @@ func (s *Segment) CheckSealed(next int64) error {
 		err = scanErr
 	}
 	if err == nil && last != next {
-		err = fmt.Errorf("%w: segment %d ends at offset %d, next segment starts at %d", ErrCorrupt, s.base, last, next)
+		err = fmt.Errorf("%w: segment %d ends at offset %d, next segment starts at %d", batch.ErrCorrupt, s.base, last, next)
 	}
 	return err
 }
@@ -674,14 +680,14 @@ func (s *Segment) MaxTimestamp() (int64, error) {
 	if ts := s.maxTS.Load(); ts != math.MinInt64 {
 		return ts, nil
 	}
-	err := s.scanTail(func(b Batch, pos int64) {})
+	err := s.scanTail(func(b batch.Batch, pos int64) {})
 	return s.maxTS.Load(), err
 }
 
 // Append writes one batch, whose base offset must be Next(), at the end of
 // the segment and indexes it. On error nothing is visible and the segment
 // takes further appends at the same place; only a failed Sync is final.
-func (s *Segment) Append(b Batch) (int64, error) {
+func (s *Segment) Append(b batch.Batch) (int64, error) {
 	if s.f == nil || s.cfg.ReadOnly {
 		return 0, ErrSealed
 	}
@@ -1027,12 +1033,12 @@ func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 	scanStart, verified := pos, s.verified.Load()
 	err = mmap.Guard(func() error {
 		for end < size {
-			var b Batch
+			var b batch.Batch
 			var err error
 			if end >= verified {
-				b, err = Parse(m.data[end:size])
-			} else if err = CheckHeader(m.data[end:size]); err == nil {
-				b = Batch(m.data[end : end+int64(Batch(m.data[end:]).Size())])
+				b, err = batch.Parse(m.data[end:size])
+			} else if err = batch.CheckHeader(m.data[end:size]); err == nil {
+				b = batch.Batch(m.data[end : end+int64(batch.Batch(m.data[end:]).Size())])
 			}
 			if err != nil {
 				return fmt.Errorf("segment %d at position %d: %w", s.base, end, err)
@@ -1094,32 +1100,21 @@ func (s *Segment) FindTime(ts, limit int64) (offset int64, ok bool, err error) {
 	if err != nil {
 		return 0, false, idxErr(err)
 	}
+	var it batch.Iter
+	var r batch.Record
 	for from := after + 1; from < limit; {
 		v, err := s.Read(from, limit, 1<<20)
 		if err != nil || len(v.Data) == 0 {
 			return 0, false, err
 		}
 		err = mmap.Guard(func() error {
-			for data := v.Data; len(data) > 0; {
-				b := Batch(data[:Batch(data).Size()])
-				data = data[len(b):]
-				from = b.LastOffset() + 1
-				if b.MaxTimestamp() < ts {
-					continue
-				}
-				it := b.Records()
-				var r Record
-				for it.Next(&r) {
-					if r.Offset >= after+1 && r.Offset < limit && r.Timestamp >= ts {
-						offset, ok = r.Offset, true
-						return nil
-					}
-				}
-				if it.Err() != nil {
-					return it.Err()
-				}
+			it.Reset(v.Data, from)
+			it.SkipOlder(ts)
+			if it.Next(&r) && r.Offset < limit {
+				offset, ok = r.Offset, true
 			}
-			return nil
+			from = it.Offset()
+			return it.Err()
 		})
 		v.Release()
 		if err != nil || ok {

@@ -14,7 +14,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/index"
+	"github.com/embedstream/stream/internal/batchtest"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/internal/vfs/errorfs"
 )
@@ -26,7 +28,7 @@ func TestFileName(t *testing.T) {
 }
 
 // findBatch returns the index of the batch holding offset, or len(batches).
-func findBatch(batches []testBatch, offset int64) int {
+func findBatch(batches []batchtest.Batch, offset int64) int {
 	for i, b := range batches {
 		if offset <= b.Data.LastOffset() {
 			return i
@@ -37,10 +39,10 @@ func findBatch(batches []testBatch, offset int64) int {
 
 // checkReads compares Read against the model for many (offset, limit,
 // maxBytes) combinations.
-func checkReads(t *testing.T, rng *rand.Rand, s *Segment, batches []testBatch, probes int) {
+func checkReads(t *testing.T, rng *rand.Rand, s *Segment, batches []batchtest.Batch, probes int) {
 	t.Helper()
-	pos := positions(batches)
-	base, next := batches[0].base(), batches[len(batches)-1].next()
+	pos := batchtest.Positions(batches)
+	base, next := batches[0].Base(), batches[len(batches)-1].Next()
 	for range probes {
 		offset := base + rng.Int64N(next-base+2) - 1
 		limit := offset + 1 + rng.Int64N(next-base+1)
@@ -51,7 +53,7 @@ func checkReads(t *testing.T, rng *rand.Rand, s *Segment, batches []testBatch, p
 		v, err := s.Read(offset, limit, maxBytes)
 		require.NoError(t, err)
 		first := findBatch(batches, max(offset, base))
-		if offset >= next || first == len(batches) || batches[first].base() >= limit {
+		if offset >= next || first == len(batches) || batches[first].Base() >= limit {
 			require.Empty(t, v.Data, "Read(%d, %d)", offset, limit)
 			v.Release()
 			continue
@@ -59,20 +61,20 @@ func checkReads(t *testing.T, rng *rand.Rand, s *Segment, batches []testBatch, p
 		// Whole batches from the one holding offset, none at or past limit,
 		// stopping once maxBytes is reached (but at least one batch).
 		last := first
-		for last+1 < len(batches) && batches[last+1].base() < limit && pos[last+1]-pos[first] < int64(maxBytes) {
+		for last+1 < len(batches) && batches[last+1].Base() < limit && pos[last+1]-pos[first] < int64(maxBytes) {
 			last++
 		}
-		require.Equal(t, batches[first].base(), Batch(v.Data).BaseOffset(), "Read(%d, %d, %d) start", offset, limit, maxBytes)
+		require.Equal(t, batches[first].Base(), batch.Batch(v.Data).BaseOffset(), "Read(%d, %d, %d) start", offset, limit, maxBytes)
 		require.Equal(t, int(pos[last+1]-pos[first]), len(v.Data), "Read(%d, %d, %d) length", offset, limit, maxBytes)
-		require.True(t, bytes.Equal(concat(batches[first:last+1]), v.Data))
+		require.True(t, bytes.Equal(batchtest.Concat(batches[first:last+1]), v.Data))
 		v.Release()
 	}
 }
 
-func checkFindTime(t *testing.T, rng *rand.Rand, s *Segment, batches []testBatch, probes int) {
+func checkFindTime(t *testing.T, rng *rand.Rand, s *Segment, batches []batchtest.Batch, probes int) {
 	t.Helper()
-	recs := modelRecords(batches)
-	next := batches[len(batches)-1].next()
+	recs := batchtest.Records(batches)
+	next := batches[len(batches)-1].Next()
 	var tss []int64
 	for _, r := range recs {
 		tss = append(tss, r.Timestamp-1, r.Timestamp, r.Timestamp+1)
@@ -82,7 +84,7 @@ func checkFindTime(t *testing.T, rng *rand.Rand, s *Segment, batches []testBatch
 		ts := tss[rng.IntN(len(tss))]
 		limit := next
 		if rng.IntN(3) == 0 {
-			limit = batches[0].base() + rng.Int64N(next-batches[0].base()+1)
+			limit = batches[0].Base() + rng.Int64N(next-batches[0].Base()+1)
 		}
 		wantOK, want := false, int64(0)
 		for _, r := range recs {
@@ -98,7 +100,7 @@ func checkFindTime(t *testing.T, rng *rand.Rand, s *Segment, batches []testBatch
 	}
 }
 
-func modelMaxTS(batches []testBatch) int64 {
+func modelMaxTS(batches []batchtest.Batch) int64 {
 	m := int64(math.MinInt64)
 	for _, b := range batches {
 		m = max(m, b.Data.MaxTimestamp())
@@ -111,7 +113,7 @@ func TestAppendReadFindTime(t *testing.T) {
 	dir := t.TempDir()
 	cfg := &Config{Perm: 0o600, MaxBytes: 4 << 20}
 	const base = 1000
-	batches := randomBatches(t, rng, base, 300, 20, 60)
+	batches := batchtest.RandomBatches(t, rng, base, 300, 20, 60)
 	s, err := Create(cfg, dir, base)
 	require.NoError(t, err)
 	require.Equal(t, int64(base), s.Base())
@@ -127,14 +129,14 @@ func TestAppendReadFindTime(t *testing.T) {
 	require.False(t, ok)
 
 	appendAll(t, s, batches)
-	require.Equal(t, int64(len(concat(batches))), s.Size())
+	require.Equal(t, int64(len(batchtest.Concat(batches))), s.Size())
 	check := func(s *Segment) {
 		checkReads(t, rng, s, batches, 300)
 		checkFindTime(t, rng, s, batches, 200)
 		ts, err := s.MaxTimestamp()
 		require.NoError(t, err)
 		require.Equal(t, modelMaxTS(batches), ts)
-		requireRecords(t, modelRecords(batches), decodeAll(t, readBatches(t, s, base)))
+		batchtest.RequireRecords(t, batchtest.Records(batches), batchtest.DecodeAll(t, readBatches(t, s, base)))
 	}
 	check(s)
 
@@ -144,26 +146,26 @@ func TestAppendReadFindTime(t *testing.T) {
 	s, rec, err := OpenActive(cfg, dir, base, false)
 	require.NoError(t, err)
 	require.Equal(t, Recovery{}, rec)
-	require.Equal(t, batches[len(batches)-1].next(), s.Next())
+	require.Equal(t, batches[len(batches)-1].Next(), s.Next())
 	check(s)
 
 	// Keep appending after the reopen, then seal.
-	more := randomBatches(t, rng, s.Next(), 50, 20, 60)
+	more := batchtest.RandomBatches(t, rng, s.Next(), 50, 20, 60)
 	appendAll(t, s, more)
 	batches = append(batches, more...)
 	check(s)
 	require.NoError(t, s.Seal())
 	require.Equal(t, s.Size(), fileSize(t, logPath(dir, base)))
-	_, err = s.Append(encode(t, s.Next(), randomRecords(rng, 1, 10, new(int64))).Data)
+	_, err = s.Append(batchtest.Encode(t, s.Next(), batchtest.RandomRecords(rng, 1, 10, new(int64))).Data)
 	require.ErrorIs(t, err, ErrSealed)
 	check(s)
 	require.NoError(t, s.Close(true))
 
 	// As a sealed segment, opened lazily.
-	s = OpenSealed(cfg, dir, base, batches[len(batches)-1].next(), int64(len(concat(batches))))
-	require.NoError(t, s.CheckSealed(batches[len(batches)-1].next()))
+	s = OpenSealed(cfg, dir, base, batches[len(batches)-1].Next(), int64(len(batchtest.Concat(batches))))
+	require.NoError(t, s.CheckSealed(batches[len(batches)-1].Next()))
 	check(s)
-	require.Error(t, s.CheckSealed(batches[len(batches)-1].next()+1), "the next segment must start where this one ends")
+	require.Error(t, s.CheckSealed(batches[len(batches)-1].Next()+1), "the next segment must start where this one ends")
 	require.NoError(t, s.Close(false))
 	_, err = s.Read(base, math.MaxInt64, 1)
 	require.ErrorIs(t, err, ErrClosed)
@@ -173,7 +175,7 @@ func TestAppendRejectsWrongOffset(t *testing.T) {
 	s, err := Create(fastConfig(1<<20), t.TempDir(), 10)
 	require.NoError(t, err)
 	defer s.Close(false)
-	b := encode(t, 11, layoutRecords())
+	b := batchtest.Encode(t, 11, sampleRecords())
 	_, err = s.Append(b.Data)
 	require.Error(t, err)
 	require.Equal(t, int64(10), s.Next())
@@ -192,14 +194,14 @@ func TestAppendRejectsWrongOffset(t *testing.T) {
 func TestViewsOutliveDeleteAndClose(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	dir := t.TempDir()
-	batches := randomBatches(t, rng, 0, 40, 10, 100)
+	batches := batchtest.RandomBatches(t, rng, 0, 40, 10, 100)
 	s, err := Create(fastConfig(1<<20), dir, 0)
 	require.NoError(t, err)
 	appendAll(t, s, batches)
 	v1, err := s.Read(0, math.MaxInt64, math.MaxInt32)
 	require.NoError(t, err)
 	require.NoError(t, s.Close(false))
-	require.True(t, bytes.Equal(concat(batches), v1.Data))
+	require.True(t, bytes.Equal(batchtest.Concat(batches), v1.Data))
 
 	s, _, err = OpenActive(fastConfig(1<<20), dir, 0, true)
 	require.NoError(t, err)
@@ -210,7 +212,7 @@ func TestViewsOutliveDeleteAndClose(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, FileName(0, suffix)))
 		require.ErrorIs(t, err, os.ErrNotExist)
 	}
-	require.True(t, bytes.Equal(concat(batches), v3.Data), "the mapping outlives the file")
+	require.True(t, bytes.Equal(batchtest.Concat(batches), v3.Data), "the mapping outlives the file")
 	_, err = s.Read(0, math.MaxInt64, 1)
 	require.ErrorIs(t, err, ErrClosed)
 	v1.Release()
@@ -224,7 +226,7 @@ func TestViewsOutliveDeleteAndClose(t *testing.T) {
 // holds whole, checksummed batches in offset order. Run with -race.
 func TestConcurrentReadsDuringAppends(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
-	batches := randomBatches(t, rng, 0, 1500, 8, 40)
+	batches := batchtest.RandomBatches(t, rng, 0, 1500, 8, 40)
 	s, err := Create(fastConfig(1<<20), t.TempDir(), 0)
 	require.NoError(t, err)
 	defer s.Close(false)
@@ -237,7 +239,7 @@ func TestConcurrentReadsDuringAppends(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(r), 7))
-			var rec Record
+			var rec batch.Record
 			for reads := 0; !done.Load() || reads < 200; reads++ {
 				limit := hwm.Load()
 				from := rng.Int64N(limit + 1)
@@ -248,7 +250,7 @@ func TestConcurrentReadsDuringAppends(t *testing.T) {
 				}
 				expect := int64(-1)
 				for data := v.Data; len(data) > 0; {
-					b, err := Parse(data)
+					b, err := batch.Parse(data)
 					if err != nil {
 						errs <- err
 						return
@@ -280,7 +282,7 @@ func TestConcurrentReadsDuringAppends(t *testing.T) {
 	for _, b := range batches {
 		_, err := s.Append(b.Data)
 		require.NoError(t, err)
-		hwm.Store(b.next())
+		hwm.Store(b.Next())
 	}
 	done.Store(true)
 	wg.Wait()
@@ -294,13 +296,13 @@ func TestCheckSealedAndRecover(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	dir := t.TempDir()
 	cfg := fastConfig(1 << 20)
-	batches := randomBatches(t, rng, 500, 60, 10, 100)
+	batches := batchtest.RandomBatches(t, rng, 500, 60, 10, 100)
 	s, err := Create(cfg, dir, 500)
 	require.NoError(t, err)
 	appendAll(t, s, batches)
 	require.NoError(t, s.Seal())
 	require.NoError(t, s.Close(true))
-	size, next := int64(len(concat(batches))), batches[len(batches)-1].next()
+	size, next := int64(len(batchtest.Concat(batches))), batches[len(batches)-1].Next()
 
 	// Damage the last batch.
 	f, err := os.OpenFile(logPath(dir, 500), os.O_RDWR, 0)
@@ -310,19 +312,19 @@ func TestCheckSealedAndRecover(t *testing.T) {
 	require.NoError(t, f.Close())
 
 	s = OpenSealed(cfg, dir, 500, next, size)
-	require.ErrorIs(t, s.CheckSealed(next), ErrCorrupt)
+	require.ErrorIs(t, s.CheckSealed(next), batch.ErrCorrupt)
 	rec, err := s.Recover()
 	require.NoError(t, err)
 	require.Equal(t, int64(len(batches[len(batches)-1].Data)), rec.Truncated)
-	require.ErrorIs(t, rec.Cause, ErrCorrupt)
+	require.ErrorIs(t, rec.Cause, batch.ErrCorrupt)
 	require.True(t, rec.IndexRebuilt)
 	good := batches[:len(batches)-1]
-	require.Equal(t, good[len(good)-1].next(), s.Next())
+	require.Equal(t, good[len(good)-1].Next(), s.Next())
 	require.Equal(t, size-rec.Truncated, s.Size())
-	requireRecords(t, modelRecords(good), decodeAll(t, readBatches(t, s, 500)))
+	batchtest.RequireRecords(t, batchtest.Records(good), batchtest.DecodeAll(t, readBatches(t, s, 500)))
 	checkFindTime(t, rng, s, good, 100)
 	// The recovered segment takes appends again (it is now the log's last).
-	_, err = s.Append(encode(t, s.Next(), layoutRecords()).Data)
+	_, err = s.Append(batchtest.Encode(t, s.Next(), sampleRecords()).Data)
 	require.NoError(t, err)
 	require.NoError(t, s.Close(true))
 }
@@ -347,7 +349,7 @@ func TestIndexFull(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 10))
 	var ts int64
 	for !s.IndexFull() {
-		_, err := s.Append(encode(t, s.Next(), randomRecords(rng, 10, 300, &ts)).Data)
+		_, err := s.Append(batchtest.Encode(t, s.Next(), batchtest.RandomRecords(rng, 10, 300, &ts)).Data)
 		require.NoError(t, err)
 		require.Less(t, s.Size(), int64(1<<20), "IndexFull never came")
 	}
@@ -373,9 +375,9 @@ func TestAppendFaults(t *testing.T) {
 			dir := t.TempDir()
 			s, err := Create(cfg, dir, 0)
 			require.NoError(t, err)
-			var written []testBatch
+			var written []batchtest.Batch
 			var failures int
-			for _, b := range randomBatches(t, rng, 0, 200, 10, 100) {
+			for _, b := range batchtest.RandomBatches(t, rng, 0, 200, 10, 100) {
 				size, next := s.Size(), s.Next()
 				toggle.Enable()
 				_, err := s.Append(b.Data)
@@ -390,13 +392,13 @@ func TestAppendFaults(t *testing.T) {
 				written = append(written, b)
 			}
 			require.Positive(t, failures, "the fault never fired")
-			requireRecords(t, modelRecords(written), decodeAll(t, readBatches(t, s, 0)))
+			batchtest.RequireRecords(t, batchtest.Records(written), batchtest.DecodeAll(t, readBatches(t, s, 0)))
 			require.NoError(t, s.Close(true))
 
 			s, rec, err := OpenActive(cfg, dir, 0, false)
 			require.NoError(t, err)
 			require.False(t, rec.IndexRebuilt, "indexes written around the failures are valid")
-			requireRecords(t, modelRecords(written), decodeAll(t, readBatches(t, s, 0)))
+			batchtest.RequireRecords(t, batchtest.Records(written), batchtest.DecodeAll(t, readBatches(t, s, 0)))
 			checkFindTime(t, rng, s, written, 100)
 			require.NoError(t, s.Close(true))
 		})
@@ -409,14 +411,14 @@ func TestSyncFailureIsSticky(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Create(cfg, dir, 0)
 	require.NoError(t, err)
-	b := encode(t, 0, layoutRecords())
+	b := batchtest.Encode(t, 0, sampleRecords())
 	_, err = s.Append(b.Data)
 	require.NoError(t, err)
 	toggle.Enable()
 	require.ErrorIs(t, s.Sync(), syscall.EIO)
 	toggle.Disable()
 	require.ErrorIs(t, s.Sync(), syscall.EIO, "a failed fsync cannot be retried")
-	_, err = s.Append(encode(t, 4, layoutRecords()).Data)
+	_, err = s.Append(batchtest.Encode(t, 4, sampleRecords()).Data)
 	require.ErrorIs(t, err, syscall.EIO)
 	require.ErrorIs(t, s.Seal(), syscall.EIO)
 	// Reads of what was written still work; Close reports nothing new.
@@ -429,7 +431,7 @@ func TestSyncFailureIsSticky(t *testing.T) {
 // back exactly through those pages, and the mark must move with the log.
 func TestTailReadsSeeWritesIntoPopulatedPages(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	batches := randomBatches(t, rng, 0, 3000, 4, 200)
+	batches := batchtest.RandomBatches(t, rng, 0, 3000, 4, 200)
 	s, err := Create(fastConfig(64<<20), t.TempDir(), 0)
 	require.NoError(t, err)
 	defer s.Close(false)

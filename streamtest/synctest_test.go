@@ -118,7 +118,7 @@ func TestSynctestRebalanceAndEviction(t *testing.T) {
 		// MaxPollInterval it still holds its partitions; just after, the
 		// group has evicted it and the first member owns everything,
 		// including the records the second never read.
-		time.Sleep(lastPoll.Add(time.Minute - time.Millisecond).Sub(time.Now()))
+		time.Sleep(time.Until(lastPoll.Add(time.Minute - time.Millisecond)))
 		synctest.Wait()
 		require.Equal(t, parts("orders", 0, 1), first.assignment())
 		time.Sleep(2 * time.Millisecond)

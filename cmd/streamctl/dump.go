@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -103,7 +104,7 @@ func dumpFile(w io.Writer, path string, records bool) (*segmentScan, error) {
 	if base, ok := segmentBase(path); ok {
 		fmt.Fprintf(w, "Starting offset: %d\n", base)
 	}
-	s, err := scanSegmentFile(path, func(pos int64, b segment.Batch) error {
+	s, err := scanSegmentFile(path, func(pos int64, b batch.Batch) error {
 		printBatch(w, pos, b)
 		if records {
 			return printRecords(w, b)
@@ -118,28 +119,28 @@ func dumpFile(w io.Writer, path string, records bool) (*segmentScan, error) {
 }
 
 // printBatch prints a batch header.
-func printBatch(w io.Writer, pos int64, b segment.Batch) {
+func printBatch(w io.Writer, pos int64, b batch.Batch) {
 	fmt.Fprintf(w, "baseOffset: %d lastOffset: %d count: %d position: %d size: %d crc: %#08x crcValid: %t attributes: %#x baseTimestamp: %s maxTimestamp: %s\n",
 		b.BaseOffset(), b.LastOffset(), b.NumRecords(), pos, b.Size(), b.CRC(), b.CRC() == b.ComputeCRC(),
 		b.Attributes(), formatMillis(b.BaseTimestamp()), formatMillis(b.MaxTimestamp()))
 }
 
 // printRecords prints a batch's records.
-func printRecords(w io.Writer, b segment.Batch) error {
+func printRecords(w io.Writer, b batch.Batch) error {
 	it := b.Records()
-	var r segment.Record
+	var r batch.Record
 	for it.Next(&r) {
 		fmt.Fprintf(w, "| offset: %d timestamp: %s key: %s value: %s headers: [%s]\n",
 			r.Offset, formatMillis(r.Timestamp), displayBytes(r.Key), displayBytes(r.Value), displayHeaders(r.Headers))
 	}
-	if err := it.Err(); errors.Is(err, segment.ErrUnsupported) {
+	if err := it.Err(); errors.Is(err, batch.ErrUnsupported) {
 		fmt.Fprintf(w, "| records not shown: %v\n", err)
 	}
 	return nil // other errors are damage, which scanning reports
 }
 
 // displayHeaders prints headers as k="v", ...
-func displayHeaders(hs []segment.Header) string {
+func displayHeaders(hs []batch.Header) string {
 	parts := make([]string, len(hs))
 	for i, h := range hs {
 		parts[i] = strconv.Quote(h.Key) + "=" + displayBytes(h.Value)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -29,7 +30,7 @@ type segmentScan struct {
 
 // batchVisitor sees each good batch and its position in the file; the batch
 // is valid only during the call.
-type batchVisitor func(pos int64, b segment.Batch) error
+type batchVisitor func(pos int64, b batch.Batch) error
 
 // segmentBase returns the base offset a segment file's name holds.
 func segmentBase(path string) (int64, bool) {
@@ -41,7 +42,7 @@ func segmentBase(path string) (int64, bool) {
 }
 
 // scanSegmentFile reads every batch of a .log file, checking each one's
-// structure, CRC (segment.Parse), records and offset, and calls visit (if
+// structure, CRC (batch.Parse), records and offset, and calls visit (if
 // not nil) for the good ones. Damage goes into the result; the error is
 // for failures to read the file, or visit's.
 func scanSegmentFile(path string, visit batchVisitor) (*segmentScan, error) {
@@ -98,20 +99,20 @@ func (e *damageError) Error() string { return e.err.Error() }
 func (e *damageError) Unwrap() error { return e.err }
 
 // readBatch reads and parses the batch at pos into *buf.
-func readBatch(f *os.File, pos, size int64, buf *[]byte) (segment.Batch, error) {
-	n := min(segment.HeaderSize, size-pos)
+func readBatch(f *os.File, pos, size int64, buf *[]byte) (batch.Batch, error) {
+	n := min(batch.HeaderSize, size-pos)
 	if err := readAt(f, pos, n, buf); err != nil {
 		return nil, err
 	}
-	if n >= segment.LogOverhead {
-		length := segment.LogOverhead + int64(int32(binary.BigEndian.Uint32((*buf)[8:12])))
+	if n >= batch.LogOverhead {
+		length := batch.LogOverhead + int64(int32(binary.BigEndian.Uint32((*buf)[8:12])))
 		if length > n && length <= size-pos {
 			if err := readAt(f, pos, length, buf); err != nil {
 				return nil, err
 			}
 		}
 	}
-	b, err := segment.Parse(*buf)
+	b, err := batch.Parse(*buf)
 	if err != nil {
 		return nil, &damageError{err}
 	}
@@ -129,18 +130,18 @@ func readAt(f *os.File, pos, n int64, buf *[]byte) error {
 }
 
 // check verifies a parsed batch's offset and records.
-func (s *segmentScan) check(b segment.Batch) error {
+func (s *segmentScan) check(b batch.Batch) error {
 	if s.next >= 0 && b.BaseOffset() != s.next {
-		return &damageError{fmt.Errorf("%w: offset %d, expected %d", segment.ErrCorrupt, b.BaseOffset(), s.next)}
+		return &damageError{fmt.Errorf("%w: offset %d, expected %d", batch.ErrCorrupt, b.BaseOffset(), s.next)}
 	}
 	it := b.Records()
-	var r segment.Record
+	var r batch.Record
 	n := int64(0)
 	for it.Next(&r) {
 		n++
 	}
 	switch err := it.Err(); {
-	case errors.Is(err, segment.ErrUnsupported):
+	case errors.Is(err, batch.ErrUnsupported):
 		n = int64(b.NumRecords()) // a compressed batch from Kafka: valid, not decoded
 	case err != nil:
 		return &damageError{err}

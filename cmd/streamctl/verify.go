@@ -15,7 +15,7 @@ import (
 func verifyCommand() *command {
 	return &command{name: "verify", args: "[flags]", summary: "check every segment of every partition under -dir",
 		run: verify, help: `Reads every .log file directly (no broker, nothing changed) and checks each
-batch: its structure and CRC (segment.Parse), its records, and that offsets
+batch: its structure and CRC (batch.Parse), its records, and that offsets
 run on without gaps within and across a partition's segments. A zero-filled
 tail of the last segment is preallocated space, not damage. Damage is printed
 one line per segment, naming the file; the exit status is then 1.

@@ -1,6 +1,6 @@
 // Package errorfs wraps a vfs.FS and makes chosen operations fail, so tests can
 // drive every error path of the engine: ENOSPC on write, EIO on fsync, a failed
-// mmap, a short write. Injectors compose: Op filters by operation, OnPath by
+// mmap, a short write. Injectors compose: Ops filters by operation, OnPath by
 // file name, OnIndex fires once on the Nth call, and Toggle switches faults on
 // and off while a test runs.
 package errorfs
@@ -77,8 +77,8 @@ func OnPath(substr string, inj Injector) Injector {
 
 // Counter fires the wrapped injector only on the Nth (0-based) call that the
 // wrapped injector would fail, and counts how many such calls were seen. It
-// serves Pebble-style sweeps: run with n = 0, 1, 2, ... until Calls stays
-// below n, and every failure point has been visited.
+// serves Pebble-style sweeps: run with n = 0, 1, 2, ... until Calls is at
+// most n (the run met no nth failure point), and every one has been visited.
 type Counter struct {
 	inj   Injector
 	n     int64
@@ -175,7 +175,7 @@ func (fs *FS) RemoveAll(name string) error {
 	return fs.Inner.RemoveAll(name)
 }
 
-// Rename implements vfs.FS.
+// Rename implements vfs.FS; injectors see the old name.
 func (fs *FS) Rename(oldname, newname string) error {
 	if err := fs.fail(OpRename, oldname); err != nil {
 		return err

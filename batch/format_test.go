@@ -1,4 +1,4 @@
-package segment
+package batch_test
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/batchtest"
 )
 
 // The tests in this file pin our batches to Apache Kafka's RecordBatch v2
@@ -26,9 +29,9 @@ const (
 // layoutRecords exercises every encoding corner: a key, a null key, an empty
 // key, a null value, an empty value, duplicate header keys, an empty header
 // key, a null header value, and a negative timestamp delta.
-func layoutRecords() []testRecord {
-	return []testRecord{
-		{Timestamp: layoutBaseTS, Key: []byte("key-0"), Value: []byte("value-0"), Headers: []Header{
+func layoutRecords() []batchtest.Record {
+	return []batchtest.Record{
+		{Timestamp: layoutBaseTS, Key: []byte("key-0"), Value: []byte("value-0"), Headers: []batch.Header{
 			{Key: "h", Value: []byte("a")},
 			{Key: "h", Value: nil},
 			{Key: "", Value: []byte{}},
@@ -74,7 +77,7 @@ func (r *varintReader) bytes(n int64) []byte {
 }
 
 func TestBatchHeaderLayout(t *testing.T) {
-	tb := encode(t, layoutBase, layoutRecords())
+	tb := batchtest.Encode(t, layoutBase, layoutRecords())
 	b := []byte(tb.Data)
 	f := field(b)
 
@@ -92,7 +95,7 @@ func TestBatchHeaderLayout(t *testing.T) {
 	require.Equal(t, int16(-1), f.i16(51), "producerEpoch@51")
 	require.Equal(t, int32(-1), f.i32(53), "baseSequence@53")
 	require.Equal(t, int32(4), f.i32(57), "recordCount@57")
-	require.Equal(t, 61, HeaderSize, "records@61")
+	require.Equal(t, 61, batch.HeaderSize, "records@61")
 
 	// The accessors agree with the spec positions.
 	require.Equal(t, layoutBase, tb.Data.BaseOffset())
@@ -166,19 +169,19 @@ func TestBatchHeaderLayout(t *testing.T) {
 }
 
 func TestBaseOffsetOutsideCRC(t *testing.T) {
-	tb := encode(t, 0, layoutRecords())
+	tb := batchtest.Encode(t, 0, layoutRecords())
 	crc := tb.Data.CRC()
 	for _, base := range []int64{1, 1 << 40, math.MaxInt64 - 10} {
 		tb.Data.SetBaseOffset(base)
 		require.Equal(t, crc, tb.Data.CRC())
-		p, err := Parse(tb.Data)
+		p, err := batch.Parse(tb.Data)
 		require.NoError(t, err)
 		require.Equal(t, base, p.BaseOffset())
 		require.Equal(t, base+3, p.LastOffset())
 	}
 	// The leader epoch is outside the CRC too (Kafka rewrites it in place).
 	binary.BigEndian.PutUint32(tb.Data[12:], 7)
-	_, err := Parse(tb.Data)
+	_, err := batch.Parse(tb.Data)
 	require.NoError(t, err)
 }
 
@@ -223,18 +226,18 @@ func TestGoldenTinyBatch(t *testing.T) {
 	require.Len(t, goldenTiny, 70)
 	require.Equal(t, crc32.Checksum(goldenTiny[21:], crc32.MakeTable(crc32.Castagnoli)), binary.BigEndian.Uint32(goldenTiny[17:]))
 
-	var bld Builder
+	var bld batch.Builder
 	bld.Reset(0)
 	bld.Add(1000, []byte("k"), []byte("v"), nil)
 	require.Equal(t, goldenTiny, []byte(bld.Finish()))
 
 	// And it decodes.
-	b, err := Parse(goldenTiny)
+	b, err := batch.Parse(goldenTiny)
 	require.NoError(t, err)
 	it := b.Records()
-	var r Record
+	var r batch.Record
 	require.True(t, it.Next(&r))
-	require.Equal(t, Record{Offset: 0, Timestamp: 1000, Key: []byte("k"), Value: []byte("v")}, r)
+	require.Equal(t, batch.Record{Offset: 0, Timestamp: 1000, Key: []byte("k"), Value: []byte("v")}, r)
 	require.False(t, it.Next(&r))
 	require.NoError(t, it.Err())
 }
@@ -247,25 +250,25 @@ func TestGoldenMixedBatch(t *testing.T) {
 	recs[0].Headers[0].Key, recs[0].Headers[1].Key = "h1", "h1"
 	recs[1].Value = []byte("null key")
 	recs[3].Key, recs[3].Value = []byte("xxx"), bytes.Repeat([]byte("y"), 70)
-	tb := encode(t, 7, recs)
+	tb := batchtest.Encode(t, 7, recs)
 	require.Equal(t, hex.EncodeToString(golden), hex.EncodeToString(tb.Data))
 
-	b, err := Parse(golden)
+	b, err := batch.Parse(golden)
 	require.NoError(t, err)
-	requireRecords(t, recs, decodeAll(t, []Batch{b}))
+	batchtest.RequireRecords(t, recs, batchtest.DecodeAll(t, []batch.Batch{b}))
 }
 
 func TestRoundTrip(t *testing.T) {
 	recs := layoutRecords()
 	// Duplicate header keys in a chosen order, and many headers.
 	for i := range 20 {
-		recs[3].Headers = append(recs[3].Headers, Header{Key: string(rune('a' + i%3)), Value: []byte{byte(i)}})
+		recs[3].Headers = append(recs[3].Headers, batch.Header{Key: string(rune('a' + i%3)), Value: []byte{byte(i)}})
 	}
-	tb := encode(t, 99, recs)
-	b, err := Parse(tb.Data)
+	tb := batchtest.Encode(t, 99, recs)
+	b, err := batch.Parse(tb.Data)
 	require.NoError(t, err)
-	got := decodeAll(t, []Batch{b})
-	requireRecords(t, recs, got)
+	got := batchtest.DecodeAll(t, []batch.Batch{b})
+	batchtest.RequireRecords(t, recs, got)
 
 	// Spell out the distinctions that matter most to Kafka users.
 	require.NotNil(t, got[0].Key)
@@ -275,7 +278,7 @@ func TestRoundTrip(t *testing.T) {
 	require.Nil(t, got[2].Value, "null value (tombstone)")
 	require.NotNil(t, got[3].Value, "empty value is not null")
 	require.Empty(t, got[3].Value)
-	require.Equal(t, []Header{{Key: "h", Value: []byte("a")}, {Key: "h", Value: nil}, {Key: "", Value: []byte{}}}, got[0].Headers)
+	require.Equal(t, []batch.Header{{Key: "h", Value: []byte("a")}, {Key: "h", Value: nil}, {Key: "", Value: []byte{}}}, got[0].Headers)
 	require.Nil(t, got[0].Headers[1].Value)
 	require.NotNil(t, got[0].Headers[2].Value)
 	require.Nil(t, got[1].Headers)
@@ -283,9 +286,9 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestRecordsAliasBatch(t *testing.T) {
-	tb := encode(t, 0, []testRecord{{Timestamp: 1, Key: []byte("key"), Value: []byte("value")}})
+	tb := batchtest.Encode(t, 0, []batchtest.Record{{Timestamp: 1, Key: []byte("key"), Value: []byte("value")}})
 	it := tb.Data.Records()
-	var r Record
+	var r batch.Record
 	require.True(t, it.Next(&r))
 	i := bytes.Index(tb.Data, []byte("value"))
 	require.Positive(t, i)
@@ -295,20 +298,20 @@ func TestRecordsAliasBatch(t *testing.T) {
 }
 
 func TestBuilderZeroValueAndReuse(t *testing.T) {
-	var zero Builder
+	var zero batch.Builder
 	zero.Add(1000, []byte("k"), []byte("v"), nil)
 	require.Equal(t, goldenTiny, []byte(zero.Finish()))
 
 	// A Builder reused across batches produces the same bytes as a fresh one.
-	var reused Builder
+	var reused batch.Builder
 	reused.Reset(0)
 	for i := range 50 {
-		reused.Add(int64(i), bytes.Repeat([]byte("x"), 500), nil, []Header{{Key: "k", Value: []byte("v")}})
+		reused.Add(int64(i), bytes.Repeat([]byte("x"), 500), nil, []batch.Header{{Key: "k", Value: []byte("v")}})
 	}
 	reused.Finish()
 	reused.Reset(0)
 	require.Zero(t, reused.Count())
-	require.Equal(t, HeaderSize, reused.Len())
+	require.Equal(t, batch.HeaderSize, reused.Len())
 	reused.Add(1000, []byte("k"), []byte("v"), nil)
 	require.Equal(t, 1, reused.Count())
 	require.Equal(t, len(goldenTiny), reused.Len())
@@ -316,15 +319,15 @@ func TestBuilderZeroValueAndReuse(t *testing.T) {
 }
 
 func TestEmptyBatch(t *testing.T) {
-	var bld Builder
+	var bld batch.Builder
 	bld.Reset(0)
 	b := bld.Finish()
-	require.Len(t, b, HeaderSize)
-	p, err := Parse(b)
+	require.Len(t, b, batch.HeaderSize)
+	p, err := batch.Parse(b)
 	require.NoError(t, err)
 	require.Zero(t, p.NumRecords())
 	it := p.Records()
-	var r Record
+	var r batch.Record
 	require.False(t, it.Next(&r))
 	require.NoError(t, it.Err())
 }
@@ -333,43 +336,43 @@ func TestRecordSize(t *testing.T) {
 	cases := []struct {
 		ts         int64
 		key, value []byte
-		headers    []Header
+		headers    []batch.Header
 	}{
 		{0, nil, nil, nil},
 		{1, []byte{}, []byte{}, nil},
-		{-5000, []byte("k"), bytes.Repeat([]byte("v"), 200), []Header{{Key: "a", Value: nil}}},
-		{math.MaxInt32, bytes.Repeat([]byte("k"), 70000), []byte("v"), []Header{{Key: "", Value: []byte{}}, {Key: "x", Value: []byte("y")}}},
+		{-5000, []byte("k"), bytes.Repeat([]byte("v"), 200), []batch.Header{{Key: "a", Value: nil}}},
+		{math.MaxInt32, bytes.Repeat([]byte("k"), 70000), []byte("v"), []batch.Header{{Key: "", Value: []byte{}}, {Key: "x", Value: []byte("y")}}},
 	}
-	var bld Builder
+	var bld batch.Builder
 	bld.Reset(0)
 	bld.Add(0, nil, nil, nil)
 	for i, c := range cases {
 		before := bld.Len()
-		size := RecordSize(c.ts, int64(i+1), c.key, c.value, c.headers)
+		size := batch.RecordSize(c.ts, int64(i+1), c.key, c.value, c.headers)
 		bld.Add(c.ts, c.key, c.value, c.headers)
 		require.Equal(t, size, bld.Len()-before, "case %d", i)
 		payload := len(c.key) + len(c.value)
 		for _, h := range c.headers {
 			payload += len(h.Key) + len(h.Value)
 		}
-		require.LessOrEqual(t, size, payload+MaxRecordOverhead(len(c.headers)), "case %d", i)
+		require.LessOrEqual(t, size, payload+batch.MaxRecordOverhead(len(c.headers)), "case %d", i)
 	}
-	_, err := Parse(bld.Finish())
+	_, err := batch.Parse(bld.Finish())
 	require.NoError(t, err)
 }
 
 func TestLogAppendTimeAndControl(t *testing.T) {
-	var bld Builder
-	bld.Reset(AttrLogAppendTime | AttrControl)
+	var bld batch.Builder
+	bld.Reset(batch.AttrLogAppendTime | batch.AttrControl)
 	bld.Add(10, nil, []byte("a"), nil)
 	bld.Add(30, nil, []byte("b"), nil)
 	bld.Add(20, nil, []byte("c"), nil)
-	b, err := Parse(bld.Finish())
+	b, err := batch.Parse(bld.Finish())
 	require.NoError(t, err)
 	require.True(t, b.IsControl())
-	require.Equal(t, int16(AttrLogAppendTime|AttrControl), int16(binary.BigEndian.Uint16(b[21:])))
+	require.Equal(t, int16(batch.AttrLogAppendTime|batch.AttrControl), int16(binary.BigEndian.Uint16(b[21:])))
 	it := b.Records()
-	var r Record
+	var r batch.Record
 	for it.Next(&r) {
 		require.Equal(t, int64(30), r.Timestamp, "LogAppendTime: every record has the batch's max timestamp")
 	}
@@ -377,36 +380,36 @@ func TestLogAppendTimeAndControl(t *testing.T) {
 }
 
 func TestCompressedBatchUnsupported(t *testing.T) {
-	tb := encode(t, 0, layoutRecords())
+	tb := batchtest.Encode(t, 0, layoutRecords())
 	binary.BigEndian.PutUint16(tb.Data[21:], 1) // gzip
-	fixCRC(tb.Data)
-	b, err := Parse(tb.Data)
+	batchtest.FixCRC(tb.Data)
+	b, err := batch.Parse(tb.Data)
 	require.NoError(t, err, "a compressed batch is a valid batch")
 	it := b.Records()
-	var r Record
+	var r batch.Record
 	require.False(t, it.Next(&r))
-	require.ErrorIs(t, it.Err(), ErrUnsupported)
+	require.ErrorIs(t, it.Err(), batch.ErrUnsupported)
 }
 
 func TestParseRejects(t *testing.T) {
-	good := encode(t, 5, layoutRecords()).Data
+	good := batchtest.Encode(t, 5, layoutRecords()).Data
 	edit := func(fn func(b []byte), fix bool) []byte {
 		b := append([]byte(nil), good...)
 		fn(b)
 		if fix {
-			fixCRC(b)
+			batchtest.FixCRC(b)
 		}
 		return b
 	}
 	cases := map[string][]byte{
 		"empty":                 nil,
-		"short header":          good[:HeaderSize-1],
+		"short header":          good[:batch.HeaderSize-1],
 		"cut short":             good[:len(good)-1],
 		"bad crc":               edit(func(b []byte) { b[len(b)-1] ^= 1 }, false),
-		"crc field":             edit(func(b []byte) { b[offCRC] ^= 0x80 }, false),
-		"magic 1":               edit(func(b []byte) { b[offMagic] = 1 }, false),
+		"crc field":             edit(func(b []byte) { b[batchtest.OffCRC] ^= 0x80 }, false),
+		"magic 1":               edit(func(b []byte) { b[batchtest.OffMagic] = 1 }, false),
 		"negative length":       edit(func(b []byte) { binary.BigEndian.PutUint32(b[8:], 0xfffffff0) }, false),
-		"length below header":   edit(func(b []byte) { binary.BigEndian.PutUint32(b[8:], HeaderSize-LogOverhead-1) }, false),
+		"length below header":   edit(func(b []byte) { binary.BigEndian.PutUint32(b[8:], batch.HeaderSize-batch.LogOverhead-1) }, false),
 		"length past the end":   edit(func(b []byte) { binary.BigEndian.PutUint32(b[8:], uint32(len(b))) }, false),
 		"huge length":           edit(func(b []byte) { binary.BigEndian.PutUint32(b[8:], math.MaxInt32) }, false),
 		"count beyond delta":    edit(func(b []byte) { binary.BigEndian.PutUint32(b[57:], 5) }, true),
@@ -418,24 +421,24 @@ func TestParseRejects(t *testing.T) {
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := Parse(b)
-			require.ErrorIs(t, err, ErrCorrupt)
+			_, err := batch.Parse(b)
+			require.ErrorIs(t, err, batch.ErrCorrupt)
 		})
 	}
 
 	// Bytes after the batch are not its business.
-	p, err := Parse(append(append([]byte(nil), good...), 1, 2, 3))
+	p, err := batch.Parse(append(append([]byte(nil), good...), 1, 2, 3))
 	require.NoError(t, err)
 	require.Len(t, p, len(good))
 }
 
 func TestRecordIterRejects(t *testing.T) {
-	good := encode(t, 0, layoutRecords()).Data
+	good := batchtest.Encode(t, 0, layoutRecords()).Data
 	iterErr := func(b []byte) error {
-		p, err := Parse(b)
+		p, err := batch.Parse(b)
 		require.NoError(t, err)
 		it := p.Records()
-		var r Record
+		var r batch.Record
 		for it.Next(&r) {
 		}
 		return it.Err()
@@ -444,66 +447,66 @@ func TestRecordIterRejects(t *testing.T) {
 
 	grow := func(extra ...byte) []byte {
 		b := append(append([]byte(nil), good...), extra...)
-		binary.BigEndian.PutUint32(b[8:], uint32(len(b)-LogOverhead))
-		fixCRC(b)
+		binary.BigEndian.PutUint32(b[8:], uint32(len(b)-batch.LogOverhead))
+		batchtest.FixCRC(b)
 		return b
 	}
 	// Trailing garbage inside the batch after the announced records.
-	require.ErrorIs(t, iterErr(grow(0)), ErrCorrupt)
+	require.ErrorIs(t, iterErr(grow(0)), batch.ErrCorrupt)
 
 	// More records announced than present.
 	b := append([]byte(nil), good...)
 	binary.BigEndian.PutUint32(b[57:], 4)
 	binary.BigEndian.PutUint32(b[23:], 4)
-	fixCRC(b)
+	batchtest.FixCRC(b)
 	require.NoError(t, iterErr(b)) // delta 4 with 4 records is allowed by Kafka (compaction gaps)
 	binary.BigEndian.PutUint32(b[57:], 5)
-	fixCRC(b)
-	require.ErrorIs(t, iterErr(b), ErrCorrupt)
+	batchtest.FixCRC(b)
+	require.ErrorIs(t, iterErr(b), batch.ErrCorrupt)
 
 	// Fewer records announced than present.
 	b = append([]byte(nil), good...)
 	binary.BigEndian.PutUint32(b[57:], 3)
-	fixCRC(b)
-	require.ErrorIs(t, iterErr(b), ErrCorrupt)
+	batchtest.FixCRC(b)
+	require.ErrorIs(t, iterErr(b), batch.ErrCorrupt)
 
 	// A record length that overruns the batch.
 	b = append([]byte(nil), good...)
-	b[HeaderSize] = 0x7e // 63
-	fixCRC(b)
-	require.ErrorIs(t, iterErr(b), ErrCorrupt)
+	b[batch.HeaderSize] = 0x7e // 63
+	batchtest.FixCRC(b)
+	require.ErrorIs(t, iterErr(b), batch.ErrCorrupt)
 
 	// A null header key.
-	tb := encode(t, 0, []testRecord{{Timestamp: 1, Headers: []Header{{Key: "k", Value: []byte("v")}}}})
+	tb := batchtest.Encode(t, 0, []batchtest.Record{{Timestamp: 1, Headers: []batch.Header{{Key: "k", Value: []byte("v")}}}})
 	b = tb.Data
 	i := bytes.Index(b, []byte{0x02, 'k', 0x02, 'v'})
 	require.Positive(t, i)
 	b[i] = 0x01 // keyLength -1
 	b[i+1] = 0x00
-	fixCRC(b)
-	require.ErrorIs(t, iterErr(b), ErrCorrupt)
+	batchtest.FixCRC(b)
+	require.ErrorIs(t, iterErr(b), batch.ErrCorrupt)
 }
 
 func TestRecordsOnMalformedBytesDoNotPanic(t *testing.T) {
-	good := encode(t, 0, layoutRecords()).Data
-	inputs := [][]byte{nil, good[:10], good[:HeaderSize]}
+	good := batchtest.Encode(t, 0, layoutRecords()).Data
+	inputs := [][]byte{nil, good[:10], good[:batch.HeaderSize]}
 	for _, length := range []uint32{0, 1, 48, 0x80000000, 0xffffffff, uint32(len(good))} {
 		b := append([]byte(nil), good...)
 		binary.BigEndian.PutUint32(b[8:], length)
 		inputs = append(inputs, b)
 	}
 	for i, b := range inputs {
-		it := Batch(b).Records()
-		var r Record
+		it := batch.Batch(b).Records()
+		var r batch.Record
 		for it.Next(&r) {
 		}
 		if err := it.Err(); err != nil {
-			require.True(t, errors.Is(err, ErrCorrupt), "input %d: %v", i, err)
+			require.True(t, errors.Is(err, batch.ErrCorrupt), "input %d: %v", i, err)
 		}
 	}
 	// Too short to hold a header: an error, not a panic.
-	it := Batch(good[:10]).Records()
-	var r Record
+	it := batch.Batch(good[:10]).Records()
+	var r batch.Record
 	require.False(t, it.Next(&r))
-	require.ErrorIs(t, it.Err(), ErrCorrupt)
+	require.ErrorIs(t, it.Err(), batch.ErrCorrupt)
 }

@@ -1,5 +1,7 @@
-// Package segment reads and writes log segments: files of Kafka record batches
-// laid back to back, each batch a self-checking unit.
+// Package batch encodes and decodes Kafka record batches, the unit of every
+// log: a Builder writes one, Parse checks one, and Iter walks the records of
+// batches laid back to back (as a segment read returns them) from a chosen
+// offset, the one read path that readers, consumers and time lookups share.
 //
 // # Record batch format (Kafka RecordBatch v2, magic 2)
 //
@@ -44,9 +46,10 @@
 // batchLength, so the log assigns offsets by writing the first 8 bytes of an
 // encoded batch without recomputing the checksum (as Kafka's broker does).
 //
-// A segment file holds whole batches only; recovery (see Recover) keeps the
-// longest prefix of valid, consecutive batches and cuts the rest.
-package segment
+// A batch is self-checking: the CRC covers every record, so a log made of
+// batches laid back to back can be verified (and cut after its last good
+// batch) without any other framing.
+package batch
 
 import (
 	"encoding/binary"

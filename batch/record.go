@@ -1,0 +1,281 @@
+package batch
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// Header is a record header: an ordered key/value pair. Keys need not be
+// unique. A nil Value is Kafka's null.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one decoded record. Key, Value and header values alias the batch
+// they came from: they are valid only as long as its bytes are.
+type Record struct {
+	Offset    int64
+	Timestamp int64 // ms since the epoch
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+}
+
+// Records returns an iterator over the records of b alone, control records
+// included. b should have passed Parse; the iterator still bounds-checks
+// every field, so malformed bytes end iteration with ErrCorrupt rather than
+// a panic.
+func (b Batch) Records() Iter {
+	it := Iter{from: math.MinInt64, minTS: math.MinInt64, next: math.MinInt64, keepControl: true}
+	it.start(b)
+	return it
+}
+
+// Iter walks records without copying keys or values: those of one batch
+// (Batch.Records), or those of whole batches laid back to back, as a
+// segment read returns them, from an offset on (Reset). It is the one read
+// path of the log: readers, consumers and time lookups all walk through it,
+// so a change to how records are read is made here once.
+//
+// A walk started with Reset skips, without decoding them, batches that end
+// below its offset, control batches (transaction markers: they take offsets
+// but hold no records for readers) and, after SkipOlder, batches whose
+// newest record is too old; it also skips the records of the first batch
+// that come before the offset. Records alias the walked bytes and are valid
+// as long as those are.
+type Iter struct {
+	// The batch being decoded: batch[pos:] holds its remaining records.
+	batch        Batch
+	pos          int
+	remaining    int32
+	base, baseTS int64
+	logAppendTS  int64
+	useLogAppend bool
+
+	rest        []byte // whole batches after the current one
+	from        int64  // records below this offset are skipped
+	minTS       int64  // records older than this (ms) are skipped
+	next        int64  // offset after the last record returned or skipped
+	keepControl bool   // Batch.Records: decode a control batch's records too
+	err         error
+}
+
+// Reset starts a walk over data, whole batches laid back to back, at offset
+// from.
+func (it *Iter) Reset(data []byte, from int64) {
+	*it = Iter{rest: data, from: from, minTS: math.MinInt64, next: from}
+}
+
+// SkipOlder makes the walk skip records whose timestamp is below ts (ms),
+// and whole batches whose newest record is: a lookup by time decodes only
+// the batch that holds its answer.
+func (it *Iter) SkipOlder(ts int64) { it.minTS = ts }
+
+// Offset is the offset after the last record the walk returned or skipped,
+// and never below its starting offset: where reading continues once the
+// walked bytes are used up.
+func (it *Iter) Offset() int64 { return it.next }
+
+// Err reports why the walk stopped early, or nil once the bytes were used up.
+func (it *Iter) Err() error { return it.err }
+
+// start begins decoding b.
+func (it *Iter) start(b Batch) {
+	it.batch, it.pos, it.remaining = b, HeaderSize, 0
+	if len(b) < HeaderSize {
+		it.err = fmt.Errorf("%w: %d-byte batch", ErrCorrupt, len(b))
+		return
+	}
+	if c := b.Attributes() & AttrCompressionMask; c != 0 {
+		it.err = fmt.Errorf("%w: compression codec %d", ErrUnsupported, c)
+		return
+	}
+	it.remaining = b.NumRecords()
+	it.base, it.baseTS = b.BaseOffset(), b.BaseTimestamp()
+	it.useLogAppend = b.Attributes()&AttrLogAppendTime != 0
+	if it.useLogAppend {
+		it.logAppendTS = b.MaxTimestamp()
+	}
+	switch end := b.Size(); {
+	case end < HeaderSize:
+		// A negative or too-small batchLength (possible in unparsed bytes).
+		it.err = fmt.Errorf("%w: batch length %d", ErrCorrupt, end-LogOverhead)
+	case end <= len(b):
+		it.batch = b[:end]
+	}
+}
+
+// nextBatch finishes the current batch and starts the next one the walk
+// does not skip, reporting whether there is one.
+func (it *Iter) nextBatch() bool {
+	if it.err != nil {
+		return false
+	}
+	if it.batch != nil {
+		if it.pos != len(it.batch) {
+			it.err = fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(it.batch)-it.pos)
+			return false
+		}
+		if len(it.batch) >= HeaderSize {
+			it.next = max(it.next, it.batch.LastOffset()+1)
+		}
+		it.batch = nil
+	}
+	for len(it.rest) > 0 {
+		if len(it.rest) < HeaderSize {
+			it.err = fmt.Errorf("%w: %d bytes, need a %d-byte header", ErrCorrupt, len(it.rest), HeaderSize)
+			return false
+		}
+		size := Batch(it.rest).Size()
+		if size < HeaderSize || size > len(it.rest) {
+			it.err = fmt.Errorf("%w: batch of %d bytes in %d", ErrCorrupt, size, len(it.rest))
+			return false
+		}
+		b := Batch(it.rest[:size:size])
+		it.rest = it.rest[size:]
+		if b.LastOffset() < it.from || b.MaxTimestamp() < it.minTS || b.IsControl() && !it.keepControl {
+			it.next = max(it.next, b.LastOffset()+1)
+			continue
+		}
+		it.start(b)
+		return it.err == nil
+	}
+	return false
+}
+
+// Next decodes the next record into r and reports whether there was one.
+// After it returns false, Err tells whether the walk ended cleanly.
+func (it *Iter) Next(r *Record) bool {
+	for {
+		if it.remaining <= 0 || it.err != nil {
+			if !it.nextBatch() {
+				return false
+			}
+			continue
+		}
+		d := decoder{b: it.batch, pos: it.pos}
+		length := d.varint()
+		start := d.pos
+		if d.err == nil && (length < 0 || length > int64(len(it.batch)-start)) {
+			d.fail("record length")
+		}
+		end := start
+		if d.err == nil { // a bad (say negative) length must not cut d.b
+			end += int(length)
+		}
+		d.b = it.batch[:min(end, len(it.batch))]
+		d.pos++ // attributes
+		tsDelta := d.varint()
+		offDelta := d.varint()
+		key := d.bytes()
+		value := d.bytes()
+		nh := d.varint()
+		var headers []Header
+		if d.err == nil && (nh < 0 || nh > int64(end-d.pos)) {
+			d.fail("header count")
+		}
+		if d.err == nil && nh > 0 {
+			headers = make([]Header, nh)
+			for i := range headers {
+				hk := d.bytes()
+				if hk == nil && d.err == nil {
+					d.fail("null header key")
+				}
+				headers[i] = Header{Key: string(hk), Value: d.bytes()}
+			}
+		}
+		if d.err == nil && d.pos != end {
+			d.fail("record length mismatch")
+		}
+		if d.err != nil {
+			it.err = fmt.Errorf("%w: record %d: %v", ErrCorrupt, it.batch.NumRecords()-it.remaining, d.err)
+			return false
+		}
+		it.pos = end
+		it.remaining--
+		r.Offset = it.base + offDelta
+		r.Timestamp = it.baseTS + tsDelta
+		if it.useLogAppend {
+			r.Timestamp = it.logAppendTS
+		}
+		if r.Offset < it.from || r.Timestamp < it.minTS {
+			it.next = max(it.next, r.Offset+1)
+			continue
+		}
+		r.Key, r.Value, r.Headers = key, value, headers
+		it.next = r.Offset + 1
+		return true
+	}
+}
+
+// decoder reads varints and length-prefixed bytes with a sticky error.
+type decoder struct {
+	b   []byte
+	pos int
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("bad %s at byte %d", what, d.pos)
+	}
+}
+
+// varint decodes a zigzag varint. The one-byte case (deltas, null keys,
+// header counts) is small enough to inline; the rest goes to varintSlow.
+// After an error it may go on reading (within d.b): callers check d.err
+// once the record is decoded and discard what it read.
+func (d *decoder) varint() int64 {
+	if d.pos < len(d.b) {
+		if c := d.b[d.pos]; c < 0x80 {
+			d.pos++
+			return int64(c>>1) ^ -int64(c&1)
+		}
+	}
+	return d.varintSlow()
+}
+
+func (d *decoder) varintSlow() int64 {
+	if d.err != nil {
+		return 0
+	}
+	if d.pos >= len(d.b) {
+		d.fail("varint")
+		return 0
+	}
+	// Two bytes cover lengths up to 8 KiB: most keys, values and records.
+	if d.pos+1 < len(d.b) {
+		if c1 := d.b[d.pos+1]; c1 < 0x80 {
+			u := uint64(d.b[d.pos]&0x7f) | uint64(c1)<<7
+			d.pos += 2
+			return int64(u>>1) ^ -int64(u&1)
+		}
+	}
+	v, n := binary.Varint(d.b[d.pos:])
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+// bytes returns a length-prefixed field, nil for length -1, aliasing d.b.
+func (d *decoder) bytes() []byte {
+	n := d.varint()
+	if d.err != nil {
+		return nil
+	}
+	if n == -1 {
+		return nil
+	}
+	if n < -1 || n > int64(len(d.b)-d.pos) {
+		d.fail("length")
+		return nil
+	}
+	v := d.b[d.pos : d.pos+int(n) : d.pos+int(n)]
+	d.pos += int(n)
+	return v
+}
