@@ -11,6 +11,8 @@ import (
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/group"
+	"github.com/embedstream/stream/internal/log"
+	"github.com/embedstream/stream/internal/signal"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -157,8 +159,8 @@ type groupState struct {
 	mu         sync.Mutex // serializes the coordinator and commits
 	coord      *group.Coordinator
 	balancer   string
-	changed    signal    // broadcast when the coordinator's state changes
-	lastActive time.Time // when it last had members, as far as known, for offsets expiry; under mu
+	changed    signal.Signal // broadcast when the coordinator's state changes
+	lastActive time.Time     // when it last had members, as far as known, for offsets expiry; under mu
 }
 
 // do runs fn on the coordinator under the lock and wakes waiting members if
@@ -170,7 +172,7 @@ func (g *groupState) do(fn func(c *group.Coordinator)) {
 	changed := g.coord.Changes() != before
 	g.mu.Unlock()
 	if changed {
-		g.changed.broadcast()
+		g.changed.Broadcast()
 	}
 }
 
@@ -218,7 +220,7 @@ type position struct {
 	known  bool  // false: resolve from the committed offset or the reset policy
 	seek   OffsetReset
 	seekTo bool // a SeekToBeginning/End waits for the next Poll
-	part   *partition
+	part   *log.Log
 	topic  *topic
 }
 
@@ -419,7 +421,7 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		case <-c.bell:
 		default:
 		}
-		c.g.changed.notify(c.bell)
+		c.g.changed.Notify(c.bell)
 		var task group.Task
 		var err error
 		c.g.do(func(co *group.Coordinator) { task, err = co.Poll(c.b.opts.Now(), c.id) })
@@ -478,8 +480,8 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 			if c.paused[tp] || ps == nil || ps.part == nil {
 				continue
 			}
-			ps.part.appended.notify(c.bell)
-			if ps.known && ps.part.hw.Load() > ps.next {
+			ps.part.Notify(c.bell)
+			if ps.known && ps.part.HighWatermark() > ps.next {
 				ready = true // arrived since the fetch
 			}
 		}
@@ -558,13 +560,13 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, err := ps.part.read(ps.next, 1<<20)
+	v, err := ps.part.Read(ps.next, 1<<20)
 	if errors.Is(err, ErrOffsetOutOfRange) {
 		// Retention moved the log start past us, or the log lost its tail.
 		if err := c.reset(tp, ps, err); err != nil {
 			return 0, err
 		}
-		v, err = ps.part.read(ps.next, 1<<20)
+		v, err = ps.part.Read(ps.next, 1<<20)
 	}
 	if err != nil {
 		if errors.Is(err, ErrClosed) && ps.topic.deleted.Load() {
@@ -576,7 +578,7 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 		return 0, nil
 	}
 	c.views = append(c.views, v)
-	c.b.stats.bytesOut.Add(int64(len(v.Data)))
+	c.b.stats.BytesOut.Add(int64(len(v.Data)))
 	bytes, count := 0, 0
 	c.walk.Reset(v.Data, ps.next)
 	var lr batch.Record
@@ -593,7 +595,7 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	if err := c.walk.Err(); err != nil {
 		return bytes, fmt.Errorf("%s at offset %d: %w", tp, ps.next, err)
 	}
-	c.b.stats.recordsOut.Add(int64(count))
+	c.b.stats.RecordsOut.Add(int64(count))
 	return bytes, nil
 }
 
@@ -635,7 +637,7 @@ func (c *Consumer) resolve(tp TopicPartition) (*position, error) {
 	}
 	if off, ok := committed[tp]; ok {
 		ps.next, ps.known = off, true
-		start, end, _, _ := ps.part.info()
+		start, end := ps.part.StartOffset(), ps.part.HighWatermark()
 		if off < start || off > end {
 			// Committed past what survived a crash, or before retention:
 			// out of range, and the reset policy decides.
@@ -658,7 +660,7 @@ func (c *Consumer) reset(tp TopicPartition, ps *position, cause error) error {
 }
 
 func (c *Consumer) applyReset(ps *position, how OffsetReset) error {
-	start, end, _, _ := ps.part.info()
+	start, end := ps.part.StartOffset(), ps.part.HighWatermark()
 	if how == ResetEarliest {
 		ps.next = start
 	} else {
@@ -684,7 +686,7 @@ func (c *Consumer) revoke(parts []TopicPartition) {
 	defer func() { // even if OnRevoked panics: the partitions are gone
 		for _, tp := range parts {
 			if ps := c.pos[tp]; ps != nil && ps.part != nil {
-				ps.part.appended.forget(c.bell)
+				ps.part.Forget(c.bell)
 			}
 			delete(c.pos, tp)
 			delete(c.paused, tp)
@@ -984,7 +986,7 @@ func (c *Consumer) Lag(tp TopicPartition) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return max(c.pos[tp].part.hw.Load()-pos, 0), nil
+	return max(c.pos[tp].part.HighWatermark()-pos, 0), nil
 }
 
 // EnforceRebalance asks the group to rebalance (Kafka's enforceRebalance),
@@ -1118,10 +1120,10 @@ func (c *Consumer) leave() {
 			c.g.lastActive = now
 		}
 	})
-	c.g.changed.forget(c.bell)
+	c.g.changed.Forget(c.bell)
 	for _, ps := range c.pos {
 		if ps.part != nil {
-			ps.part.appended.forget(c.bell)
+			ps.part.Forget(c.bell)
 		}
 	}
 	c.release()

@@ -99,11 +99,7 @@ func BenchmarkPublishToPollLatency(b *testing.B) {
 	}
 	// waiting reports whether Poll waits on the partition's append
 	// notification: it found nothing to read and is (about to be) parked.
-	waiting := func() bool {
-		part.appended.mu.Lock()
-		defer part.appended.mu.Unlock()
-		return len(part.appended.bells) > 0
-	}
+	waiting := func() bool { return part.Bells() > 0 }
 	r := &Record{Topic: "t", Partition: 0, Value: make([]byte, 100)}
 	lat := make([]time.Duration, 0, 1<<16)
 	for b.Loop() {

@@ -366,9 +366,7 @@ func TestPollWakesForAnyOfManyPartitions(t *testing.T) {
 		_, part, err := b.partitionLog("t", p)
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { // parked, registered with every partition
-			part.appended.mu.Lock()
-			defer part.appended.mu.Unlock()
-			return len(part.appended.bells) == 1
+			return part.Bells() == 1
 		}, 10*time.Second, time.Millisecond)
 		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: p, Value: []byte("v")}))
 		recs := <-done
@@ -379,8 +377,6 @@ func TestPollWakesForAnyOfManyPartitions(t *testing.T) {
 	for p := range int32(parts) {
 		_, part, err := b.partitionLog("t", p)
 		require.NoError(t, err)
-		part.appended.mu.Lock()
-		require.Empty(t, part.appended.bells, "partition %d", p)
-		part.appended.mu.Unlock()
+		require.Zero(t, part.Bells(), "partition %d", p)
 	}
 }

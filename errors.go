@@ -3,7 +3,7 @@ package stream
 import (
 	"errors"
 
-	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/errs"
 )
 
 // Errors returned by embedstream. Test for them with errors.Is: returned
@@ -11,7 +11,7 @@ import (
 var (
 	// ErrClosed is returned by every call on a Broker, Producer, Consumer or
 	// Reader after its Close, and by calls blocked in one when it closes.
-	ErrClosed = errors.New("stream: closed")
+	ErrClosed = errs.ErrClosed
 
 	// ErrLocked is returned by Open when another Broker, in this process or
 	// another, holds the directory.
@@ -19,7 +19,7 @@ var (
 
 	// ErrReadOnly is returned by writes to a Broker opened with
 	// Options.ReadOnly.
-	ErrReadOnly = errors.New("stream: broker is read-only")
+	ErrReadOnly = errs.ErrReadOnly
 
 	// ErrTopicNotFound is returned for a topic that does not exist (and is
 	// not auto-created).
@@ -34,25 +34,25 @@ var (
 
 	// ErrInvalidConfig is returned for out-of-range options or topic
 	// settings, before anything is written.
-	ErrInvalidConfig = errors.New("stream: invalid configuration")
+	ErrInvalidConfig = errs.ErrInvalidConfig
 
 	// ErrRecordTooLarge is returned when a record (or a batch) exceeds the
 	// topic's MaxRecordBytes. Nothing of the call is written.
-	ErrRecordTooLarge = errors.New("stream: record too large")
+	ErrRecordTooLarge = errs.ErrRecordTooLarge
 
 	// ErrOffsetOutOfRange is returned when reading at an offset below the
 	// log start (deleted by retention) or above the log end.
-	ErrOffsetOutOfRange = errors.New("stream: offset out of range")
+	ErrOffsetOutOfRange = errs.ErrOffsetOutOfRange
 
 	// ErrCorrupt is returned when stored data fails its checksum or
 	// structure checks while being read. Recovery on Open cuts damaged log
 	// tails instead of returning it.
-	ErrCorrupt = batch.ErrCorrupt
+	ErrCorrupt = errs.ErrCorrupt
 
 	// ErrSyncFailed is returned by every write to a partition after an fsync
 	// of it failed: the kernel may have dropped the unsynced data, so the
 	// partition refuses writes until the broker is reopened (and recovers).
-	ErrSyncFailed = errors.New("stream: fsync failed; partition refuses writes")
+	ErrSyncFailed = errs.ErrSyncFailed
 )
 
 // Errors for bad records and partitions, added beyond the API contract.
@@ -63,7 +63,7 @@ var (
 
 	// ErrInvalidArgument is returned for a negative timestamp or offset
 	// given as a position to read from.
-	ErrInvalidArgument = errors.New("stream: invalid argument")
+	ErrInvalidArgument = errs.ErrInvalidArgument
 
 	// ErrNoCommittedOffset is returned by Poll under ResetNone for an
 	// assigned partition the group never committed.
@@ -72,13 +72,13 @@ var (
 	// ErrStaleGeneration is returned by commits from a member the group
 	// moved on without: evicted (MaxPollInterval), or of an earlier
 	// generation. Its next Poll rejoins.
-	ErrStaleGeneration = errors.New("stream: stale group generation")
+	ErrStaleGeneration = errs.ErrStaleGeneration
 
 	// ErrRebalanceInProgress is returned by a commit while the group is
 	// assigning partitions; Poll, then retry. The embedded broker computes
 	// an assignment the moment the last member rejoins and so never returns
 	// it; a Kafka cluster, through the kafka adapter's Client, does.
-	ErrRebalanceInProgress = errors.New("stream: rebalance in progress")
+	ErrRebalanceInProgress = errs.ErrRebalanceInProgress
 
 	// ErrWakeup is returned by a Poll interrupted by Consumer.Wakeup.
 	ErrWakeup = errors.New("stream: wakeup")
@@ -86,17 +86,17 @@ var (
 	// ErrFenced is returned to a static member (ConsumerOptions.InstanceID)
 	// replaced by a newer member with the same instance id. It is final:
 	// Close the consumer.
-	ErrFenced = errors.New("stream: fenced by a member with the same instance id")
+	ErrFenced = errs.ErrFenced
 
 	// ErrNotAssigned is returned for a partition the consumer does not hold
 	// (Seek, Position, CommitOffsets).
-	ErrNotAssigned = errors.New("stream: partition not assigned to this consumer")
+	ErrNotAssigned = errs.ErrNotAssigned
 
 	// ErrInvalidGroup is returned for an empty group name.
 	ErrInvalidGroup = errors.New("stream: invalid group")
 
 	// ErrGroupNotEmpty is returned by DeleteGroup while the group has members.
-	ErrGroupNotEmpty = errors.New("stream: group has members")
+	ErrGroupNotEmpty = errs.ErrGroupNotEmpty
 
 	// ErrConcurrentUse is returned when an object meant for one goroutine
 	// (a Reader, a Consumer's Poll) is used from two at once (Kafka's

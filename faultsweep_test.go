@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/embedstream/stream/internal/vfs/errorfs"
@@ -200,13 +201,13 @@ func fsweepRun(t *testing.T, kind fsweepKind, i int) (res fsweepResult) {
 	// Open and CreateTopic: a failure is retried once (the fault is spent).
 	if !call("Open", func() (err error) { b, err = Open(dir, opts); return err }) {
 		var err error
-		if b, err = Open(dir, opts); !assertNoErr(t, err) {
+		if b, err = Open(dir, opts); !assert.NoError(t, err) {
 			return res
 		}
 	}
 	cfg := TopicConfig{SegmentBytes: fsweepSegment}
 	if !call("CreateTopic", func() error { return b.CreateTopic("t", cfg) }) {
-		if !assertNoErr(t, b.CreateTopic("t", cfg)) {
+		if !assert.NoError(t, b.CreateTopic("t", cfg)) {
 			return res
 		}
 	}
@@ -250,12 +251,12 @@ func fsweepRun(t *testing.T, kind fsweepKind, i int) (res fsweepResult) {
 
 	// The fault has cleared: reopen, read back, write on.
 	b, err := Open(dir, &Options{Sync: kind.sync})
-	if !assertNoErr(t, err) {
+	if !assert.NoError(t, err) {
 		t.Logf("fault %d: reopen failed (fault: %s)", i, inj.state())
 		return res
 	}
 	got, err = fsweepRead(b, "t")
-	if !assertNoErr(t, err) {
+	if !assert.NoError(t, err) {
 		t.Logf("fault %d: read after reopen failed (fault: %s)", i, inj.state())
 		return res
 	}

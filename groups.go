@@ -98,7 +98,7 @@ func (b *Broker) DescribeGroup(name string) (GroupInfo, error) {
 	for _, tp := range slices.SortedFunc(maps.Keys(parts), compareTopicPartitions) {
 		gp := GroupPartitionInfo{Topic: tp.Topic, Partition: tp.Partition, Committed: -1, Lag: -1}
 		if _, p, err := b.partitionLog(tp.Topic, tp.Partition); err == nil {
-			_, gp.End, _, _ = p.info()
+			gp.End = p.HighWatermark()
 		}
 		if off, ok := committed[tp]; ok {
 			gp.Committed, gp.Lag = off, max(gp.End-off, 0)
@@ -217,7 +217,7 @@ func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartitio
 		if err != nil {
 			return err
 		}
-		if start, end, _, _ := p.info(); off < start || off > end {
+		if start, end := p.StartOffset(), p.HighWatermark(); off < start || off > end {
 			return fmt.Errorf("%w: offset %d for %s, log has [%d, %d]", ErrOffsetOutOfRange, off, tp, start, end)
 		}
 	}

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -700,7 +701,7 @@ func (r *mdlRunner) produce(ctx context.Context, o mdlOp) error {
 		if recs[a].Partition != recs[b].Partition {
 			return int(recs[a].Partition - recs[b].Partition)
 		}
-		return compareInt64(recs[a].Offset, recs[b].Offset)
+		return cmp.Compare(recs[a].Offset, recs[b].Offset)
 	})
 	for k := 1; k < len(idx); k++ {
 		a, b := idx[k-1], idx[k]
@@ -1054,21 +1055,21 @@ func (r *mdlRunner) retention() error {
 		}
 		for i, p := range t.partitions() {
 			tp := TopicPartition{Topic: name, Partition: int32(i)}
-			segs := p.segments()
+			segs := p.Segments()
 			n := 0
 			if mt.cfg.RetentionBytes > 0 {
 				var total int64
 				for _, s := range segs {
-					total += s.Size()
+					total += s.Size
 				}
-				for ; n < len(segs)-1 && total-segs[n].Size() >= mt.cfg.RetentionBytes; n++ {
-					total -= segs[n].Size()
+				for ; n < len(segs)-1 && total-segs[n].Size >= mt.cfg.RetentionBytes; n++ {
+					total -= segs[n].Size
 				}
 			}
-			if segs[0].Base() != mt.parts[i].start {
-				return fmt.Errorf("%s: first segment starts at %d, the log at %d", tp, segs[0].Base(), mt.parts[i].start)
+			if segs[0].Base != mt.parts[i].start {
+				return fmt.Errorf("%s: first segment starts at %d, the log at %d", tp, segs[0].Base, mt.parts[i].start)
 			}
-			want[tp] = segs[n].Base()
+			want[tp] = segs[n].Base
 		}
 	}
 	r.b.enforceRetention()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/log"
+	"github.com/embedstream/stream/internal/signal"
 )
 
 // ProducerOptions configure a Producer. Zero fields take their defaults.
@@ -59,12 +61,12 @@ type Producer struct {
 	opts ProducerOptions
 
 	mu        sync.Mutex
-	open      map[*partition]*pendingBatch // batches still taking records
-	ready     []*pendingBatch              // closed batches, in the order to write them
-	buffered  int                          // bytes published and not yet written
-	flushAll  bool                         // write open batches now (Flush, Close)
-	flushReq  uint64                       // flush generations asked for
-	flushDone uint64                       // generations whose batches are all written
+	open      map[*log.Log]*pendingBatch // batches still taking records
+	ready     []*pendingBatch            // closed batches, in the order to write them
+	buffered  int                        // bytes published and not yet written
+	flushAll  bool                       // write open batches now (Flush, Close)
+	flushReq  uint64                     // flush generations asked for
+	flushDone uint64                     // generations whose batches are all written
 	closed    bool
 	sticky    map[*topic]*stickyPartition
 	// writerIdle is set by the writer before it blocks, so Publish wakes it
@@ -73,7 +75,7 @@ type Producer struct {
 	topics     map[string]*topic // topics seen by Publish
 
 	wake     chan struct{} // nudges the writer goroutine; capacity 1
-	progress signal        // broadcast when records complete
+	progress signal.Signal // broadcast when records complete
 	exited   chan struct{} // closed when the writer goroutine ends
 	pool     sync.Pool     // *pendingBatch
 }
@@ -81,7 +83,7 @@ type Producer struct {
 // pendingBatch is one partition's batch being filled.
 type pendingBatch struct {
 	topic     *topic
-	part      *partition
+	part      *log.Log
 	partition int32
 	bld       batch.Builder
 	recs      []*Record
@@ -103,7 +105,7 @@ type stickyPartition struct {
 func (b *Broker) NewProducer(opts ProducerOptions) *Producer {
 	p := &Producer{
 		b: b, opts: opts.withDefaults(),
-		open: map[*partition]*pendingBatch{}, sticky: map[*topic]*stickyPartition{}, topics: map[string]*topic{},
+		open: map[*log.Log]*pendingBatch{}, sticky: map[*topic]*stickyPartition{}, topics: map[string]*topic{},
 		wake: make(chan struct{}, 1), exited: make(chan struct{}),
 	}
 	p.pool.New = func() any { return new(pendingBatch) }
@@ -160,7 +162,7 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	}
 	parts := t.partitions()
 	for !p.closed && p.buffered > 0 && p.buffered+size > p.opts.MaxBufferedBytes {
-		ch := p.progress.wait()
+		ch := p.progress.Wait()
 		p.mu.Unlock()
 		select {
 		case <-ch:
@@ -313,7 +315,7 @@ func (p *Producer) flushed(gen uint64) {
 	}
 	p.mu.Unlock()
 	if advanced {
-		p.progress.broadcast()
+		p.progress.Broadcast()
 	}
 }
 
@@ -342,7 +344,7 @@ func (p *Producer) takeDueLocked(out []*pendingBatch) ([]*pendingBatch, time.Dur
 func (p *Producer) write(pb *pendingBatch) {
 	size := pb.bld.Len() - batch.HeaderSize
 	encoded := pb.bld.Finish()
-	base, err := pb.part.append(encoded)
+	base, err := pb.part.Append(encoded)
 	if err != nil {
 		err = p.b.writeErr(pb.topic, err)
 	}
@@ -368,7 +370,7 @@ func (p *Producer) write(pb *pendingBatch) {
 	p.mu.Lock()
 	p.buffered -= size
 	p.mu.Unlock()
-	p.progress.broadcast()
+	p.progress.Broadcast()
 }
 
 // Flush writes every record published before the call and returns once all
@@ -386,7 +388,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Unlock()
 	p.nudge()
 	for {
-		ch := p.progress.wait()
+		ch := p.progress.Wait()
 		p.mu.Lock()
 		done := p.flushDone >= gen
 		p.mu.Unlock()
@@ -413,7 +415,7 @@ func (p *Producer) Close() error {
 	p.closed = true
 	p.flushAll = true
 	p.mu.Unlock()
-	p.progress.broadcast() // wake publishers blocked on buffer space
+	p.progress.Broadcast() // wake publishers blocked on buffer space
 	p.nudge()
 	<-p.exited
 	if !already {

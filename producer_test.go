@@ -90,8 +90,8 @@ func tbBatches(t testing.TB, b *Broker, topic string, partition int32) []tbBatch
 	_, p, err := b.partitionLog(topic, partition)
 	require.NoError(t, err)
 	var out []tbBatch
-	for off := p.start.Load(); off < p.hw.Load(); {
-		v, err := p.read(off, 1<<20)
+	for off := p.StartOffset(); off < p.HighWatermark(); {
+		v, err := p.Read(off, 1<<20)
 		require.NoError(t, err)
 		for data := v.Data; len(data) > 0; {
 			bt := batch.Batch(data[:batch.Batch(data).Size()])

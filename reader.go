@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/log"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -91,9 +92,9 @@ func EndOffset(end int64) ReaderOption { return func(c *readerConfig) { c.end = 
 // blocked Next.
 type Reader struct {
 	topic     *topic
-	part      *partition
+	part      *log.Log
 	partition int32
-	stats     *logStats
+	stats     *log.Stats
 	readBytes int
 
 	next int64 // offset of the next record to return
@@ -128,7 +129,7 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts ...R
 	for _, o := range opts {
 		o(&cfg)
 	}
-	start, end, _, _ := p.info()
+	start, end := p.StartOffset(), p.HighWatermark()
 	var next int64
 	switch from.kind {
 	case offsetEarliest:
@@ -144,7 +145,7 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts ...R
 		if from.t.UnixMilli() < 0 {
 			return nil, fmt.Errorf("%w: negative timestamp %v", ErrInvalidArgument, from.t)
 		}
-		if next, err = p.offsetForTime(from.t.UnixMilli()); err != nil {
+		if next, err = p.OffsetForTime(from.t.UnixMilli()); err != nil {
 			return nil, err
 		}
 		if next < 0 {
@@ -262,17 +263,17 @@ func (r *Reader) fetch(ctx context.Context) error {
 			return ErrClosed
 		default:
 		}
-		v, err := r.part.read(r.next, r.readBytes)
+		v, err := r.part.Read(r.next, r.readBytes)
 		if err != nil {
 			return r.err(err)
 		}
 		if len(v.Data) > 0 {
 			r.view = v
 			r.walk.Reset(v.Data, r.next)
-			r.stats.bytesOut.Add(int64(len(v.Data)))
+			r.stats.BytesOut.Add(int64(len(v.Data)))
 			return nil
 		}
-		if err := r.part.waitFor(ctx, r.next, r.stop); err != nil {
+		if err := r.part.WaitFor(ctx, r.next, r.stop); err != nil {
 			return r.err(err)
 		}
 	}
@@ -287,7 +288,7 @@ func (r *Reader) err(err error) error {
 
 func (r *Reader) flushStats() {
 	if r.out > 0 {
-		r.stats.recordsOut.Add(r.out)
+		r.stats.RecordsOut.Add(r.out)
 		r.out = 0
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/log"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/segment"
 )
@@ -127,7 +128,7 @@ type Broker struct {
 	opts  Options
 	lock  *os.File
 	meta  *metaStore
-	stats logStats
+	stats log.Stats
 
 	mu        sync.RWMutex // guards the fields below
 	topics    map[string]*topic
@@ -323,7 +324,7 @@ func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*to
 	}
 	if err := b.growTopic(t, n, clean); err != nil {
 		for _, p := range t.partitions() {
-			p.close(false)
+			p.Close(false)
 		}
 		return nil, err
 	}
@@ -335,10 +336,10 @@ func (b *Broker) growTopic(t *topic, n int, clean bool) error {
 	old := t.partitions()
 	parts := slices.Clone(old)
 	for i := len(parts); i < n; i++ {
-		p, err := openPartition(b.logConfig(t, i), clean)
+		p, err := log.Open(b.logConfig(t, i), clean)
 		if err != nil {
 			for _, p := range parts[len(old):] {
-				p.close(false)
+				p.Close(false)
 			}
 			return fmt.Errorf("partition %d: %w", i, err)
 		}
@@ -348,24 +349,24 @@ func (b *Broker) growTopic(t *topic, n int, clean bool) error {
 	return nil
 }
 
-func (b *Broker) logConfig(t *topic, partition int) logConfig {
+func (b *Broker) logConfig(t *topic, partition int) log.Config {
 	c := t.cfg
-	return logConfig{
-		dir:            filepath.Join(t.dir, strconv.Itoa(partition)),
-		fs:             b.opts.fs,
-		filePerm:       b.opts.FileMode,
-		dirPerm:        b.opts.DirMode,
-		segmentBytes:   c.SegmentBytes,
-		segmentAge:     c.SegmentAge,
-		retention:      c.Retention,
-		retentionBytes: c.RetentionBytes,
-		maxBatchBytes:  c.maxBatchBytes(),
-		logAppendTime:  c.LogAppendTime,
-		sync:           c.Sync.or(b.opts.Sync),
-		readOnly:       b.opts.ReadOnly,
-		now:            b.opts.Now,
-		logger:         b.opts.Logger,
-		stats:          &b.stats,
+	return log.Config{
+		Dir:            filepath.Join(t.dir, strconv.Itoa(partition)),
+		FS:             b.opts.fs,
+		FilePerm:       b.opts.FileMode,
+		DirPerm:        b.opts.DirMode,
+		SegmentBytes:   c.SegmentBytes,
+		SegmentAge:     c.SegmentAge,
+		Retention:      c.Retention,
+		RetentionBytes: c.RetentionBytes,
+		MaxBatchBytes:  c.maxBatchBytes(),
+		LogAppendTime:  c.LogAppendTime,
+		Sync:           c.Sync.or(b.opts.Sync).log(),
+		ReadOnly:       b.opts.ReadOnly,
+		Now:            b.opts.Now,
+		Logger:         b.opts.Logger,
+		Stats:          &b.stats,
 	}
 }
 
@@ -382,8 +383,8 @@ func (b *Broker) background() {
 			return
 		case <-syncTick.C:
 			for _, p := range b.allPartitions() {
-				if p.cfg.sync == SyncInterval {
-					_ = p.sync() // a failure is sticky in the partition and logged there
+				if p.Policy() == log.SyncInterval {
+					_ = p.Sync() // a failure is sticky in the partition and logged there
 				}
 			}
 		case <-retentionTick.C:
@@ -396,16 +397,16 @@ func (b *Broker) background() {
 // enforceRetention runs retention on every partition.
 func (b *Broker) enforceRetention() {
 	for _, p := range b.allPartitions() {
-		if _, err := p.enforceRetention(); err != nil {
-			b.opts.Logger.Error("stream: retention failed", "dir", p.cfg.dir, "err", err)
+		if _, err := p.EnforceRetention(); err != nil {
+			b.opts.Logger.Error("stream: retention failed", "dir", p.Dir(), "err", err)
 		}
 	}
 }
 
-func (b *Broker) allPartitions() []*partition {
+func (b *Broker) allPartitions() []*log.Log {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	var out []*partition
+	var out []*log.Log
 	for _, t := range b.topics {
 		out = append(out, t.partitions()...)
 	}
@@ -451,7 +452,7 @@ func (b *Broker) closeTopics(clean bool) error {
 	var errs []error
 	for _, t := range b.topics {
 		for _, p := range t.partitions() {
-			errs = append(errs, p.close(clean))
+			errs = append(errs, p.Close(clean))
 		}
 	}
 	return errors.Join(errs...)
@@ -522,7 +523,7 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 	}
 	if err := b.meta.putTopic(name, topicRecord{Config: cfg, Partitions: cfg.Partitions, Created: b.opts.Now()}); err != nil {
 		for _, p := range t.partitions() {
-			p.close(false)
+			p.Close(false)
 		}
 		os.RemoveAll(dir)
 		return nil, err
@@ -550,7 +551,7 @@ func (b *Broker) DeleteTopic(name string) error {
 	t.deleted.Store(true)
 	var errs []error
 	for _, p := range t.partitions() {
-		errs = append(errs, p.close(false))
+		errs = append(errs, p.Close(false))
 	}
 	// Rename first so a crash mid-removal leaves no half topic; Open
 	// removes what is left.
@@ -652,8 +653,8 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 	info := TopicInfo{Name: name, Config: t.cfg, Partitions: make([]PartitionInfo, len(parts))}
 	info.Config.Partitions = len(parts)
 	for i, p := range parts {
-		start, end, bytes, segs := p.info()
-		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: start, EndOffset: end, Bytes: bytes, Segments: segs}
+		li := p.Info()
+		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: li.Start, EndOffset: li.End, Bytes: li.Bytes, Segments: li.Segments}
 	}
 	return info, nil
 }
@@ -706,7 +707,7 @@ func (b *Broker) topicForWrite(name string) (*topic, error) {
 }
 
 // partitionLog returns the log of one partition of a topic.
-func (b *Broker) partitionLog(name string, partition int32) (*topic, *partition, error) {
+func (b *Broker) partitionLog(name string, partition int32) (*topic, *log.Log, error) {
 	t, err := b.topic(name)
 	if err != nil {
 		return nil, nil, err
@@ -738,11 +739,11 @@ type Stats struct {
 func (b *Broker) Stats() Stats {
 	st := &b.stats
 	s := Stats{
-		RecordsIn: st.recordsIn.Load(), BytesIn: st.bytesIn.Load(), BatchesIn: st.batchesIn.Load(),
-		RecordsOut: st.recordsOut.Load(), BytesOut: st.bytesOut.Load(),
-		Fsyncs: st.fsyncs.Load(), Truncations: st.truncations.Load(), TruncatedBytes: st.truncatedBytes.Load(),
-		IndexRebuilds: st.indexRebuilds.Load(), SegmentsRolled: st.segmentsRolled.Load(),
-		SegmentsDeleted: st.segmentsDeleted.Load(), OpenMappings: segment.OpenMappings(),
+		RecordsIn: st.RecordsIn.Load(), BytesIn: st.BytesIn.Load(), BatchesIn: st.BatchesIn.Load(),
+		RecordsOut: st.RecordsOut.Load(), BytesOut: st.BytesOut.Load(),
+		Fsyncs: st.Fsyncs.Load(), Truncations: st.Truncations.Load(), TruncatedBytes: st.TruncatedBytes.Load(),
+		IndexRebuilds: st.IndexRebuilds.Load(), SegmentsRolled: st.SegmentsRolled.Load(),
+		SegmentsDeleted: st.SegmentsDeleted.Load(), OpenMappings: segment.OpenMappings(),
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -750,7 +751,7 @@ func (b *Broker) Stats() Stats {
 	for _, t := range b.topics {
 		for _, p := range t.partitions() {
 			s.Partitions++
-			s.Segments += len(p.segments())
+			s.Segments += p.Info().Segments
 		}
 	}
 	return s
@@ -792,7 +793,7 @@ func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
 	for gi := range plan.groups {
 		g := &plan.groups[gi]
 		encoded := g.builder.Finish()
-		base, err := g.part.append(encoded)
+		base, err := g.part.Append(encoded)
 		if err != nil {
 			return b.writeErr(g.topic, err)
 		}
@@ -840,7 +841,7 @@ func (b *Broker) publishOne(r *Record) error {
 	bld.Reset(0)
 	bld.Add(ts, r.Key, r.Value, r.Headers)
 	encoded := bld.Finish()
-	base, err := parts[partition].append(encoded)
+	base, err := parts[partition].Append(encoded)
 	ts = recordTime(encoded, ts)
 	b.builders.Put(bld)
 	if err != nil {
@@ -899,13 +900,13 @@ type publishPlan struct {
 	groups     []publishGroup
 	timestamps []int64 // per record, ms
 	sticky     map[*topic]int32
-	index      map[*partition]int // into groups
+	index      map[*log.Log]int // into groups
 }
 
 // A publishGroup is the records of one call bound for one partition.
 type publishGroup struct {
 	topic     *topic
-	part      *partition
+	part      *log.Log
 	partition int32
 	builder   batch.Builder
 	// The group's records (as many as builder.Count()), in call order:
@@ -953,7 +954,7 @@ const (
 // reset empties the plan for a call of n records, keeping its buffers.
 func (p *publishPlan) reset(n int) {
 	if p.sticky == nil {
-		p.sticky, p.index = map[*topic]int32{}, map[*partition]int{}
+		p.sticky, p.index = map[*topic]int32{}, map[*log.Log]int{}
 	}
 	clear(p.sticky)
 	clear(p.index)
@@ -987,7 +988,7 @@ func (p *publishPlan) release() {
 
 // group returns the index of a new group for partition of t, reusing the
 // buffers a group of an earlier call left in the slice.
-func (p *publishPlan) group(t *topic, part *partition, partition int32) int {
+func (p *publishPlan) group(t *topic, part *log.Log, partition int32) int {
 	if len(p.groups) == cap(p.groups) {
 		p.groups = append(p.groups, publishGroup{})
 	} else {
@@ -1010,7 +1011,7 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 	var (
 		lastName    string
 		lastTopic   *topic
-		lastPart    *partition
+		lastPart    *log.Log
 		lastRequest = AnyPartition // the previous record's explicit Partition
 		g           *publishGroup
 	)
@@ -1069,7 +1070,7 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 	// batch limit: check them all before anything is written.
 	for i := range plan.groups {
 		g := &plan.groups[i]
-		if size, limit := g.builder.Len(), g.part.cfg.maxBatchBytes; size > limit {
+		if size, limit := g.builder.Len(), g.topic.cfg.maxBatchBytes(); size > limit {
 			return fmt.Errorf("%w: the call's records for %q partition %d make a %d-byte batch, over the %d a batch may hold; publish them in smaller calls",
 				ErrRecordTooLarge, g.topic.name, g.partition, size, limit)
 		}
@@ -1089,7 +1090,7 @@ func (b *Broker) OffsetForTime(topic string, partition int32, t time.Time) (int6
 	if t.UnixMilli() < 0 {
 		return 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidArgument, t)
 	}
-	return p.offsetForTime(t.UnixMilli())
+	return p.OffsetForTime(t.UnixMilli())
 }
 
 // DeleteRecords deletes a partition's records before offset before
@@ -1113,7 +1114,7 @@ func (b *Broker) DeleteRecords(topic string, partition int32, before int64) (int
 	if err != nil {
 		return 0, err
 	}
-	start, err := p.deleteRecords(before)
+	start, err := p.DeleteRecords(before)
 	if err != nil {
 		return start, b.writeErr(t, err)
 	}

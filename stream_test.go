@@ -13,8 +13,11 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/embedstream/stream/internal/vfs"
+	"github.com/embedstream/stream/internal/vfs/errorfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -452,12 +455,7 @@ func crash(t *testing.T, b *Broker) {
 	}
 	for _, tp := range b.topics {
 		for _, p := range tp.partitions() {
-			p.mu.Lock()
-			p.closed = true
-			for _, s := range p.segments() {
-				s.Close(false)
-			}
-			p.mu.Unlock()
+			p.Abandon()
 		}
 	}
 	require.NoError(t, b.meta.db.Close())
@@ -610,6 +608,11 @@ func TestRetentionRunsInBackground(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	_, err := b.NewReader("t", 0, AtOffset(0))
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+}
+
+// failingSyncFS fails every fsync of a segment log with EIO.
+func failingSyncFS(t *testing.T) vfs.FS {
+	return errorfs.Wrap(vfs.Default, errorfs.OnPath(".log", errorfs.Ops(syscall.EIO, errorfs.OpSync)))
 }
 
 func TestSyncFailureSurfacesFromPublish(t *testing.T) {
@@ -919,4 +922,23 @@ func TestDeleteRecordsConcurrently(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// The broker's background loop fsyncs SyncInterval partitions written
+// since the last tick, and only those.
+func TestSyncIntervalFsyncsOnTick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := Open(t.TempDir(), &Options{Sync: SyncInterval, SyncInterval: time.Second})
+		require.NoError(t, err)
+		require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}))
+		before := b.Stats().Fsyncs
+		time.Sleep(time.Second) // virtual time: one tick
+		synctest.Wait()
+		require.Equal(t, before+1, b.Stats().Fsyncs)
+		time.Sleep(5 * time.Second) // nothing written: no more fsyncs
+		synctest.Wait()
+		require.Equal(t, before+1, b.Stats().Fsyncs)
+		require.NoError(t, b.Close())
+	})
 }

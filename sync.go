@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"github.com/embedstream/stream/internal/log"
+
 	"fmt"
 	"strings"
 )
@@ -65,4 +67,15 @@ func (s SyncPolicy) or(def SyncPolicy) SyncPolicy {
 		return def
 	}
 	return s
+}
+
+// log is the policy as the log package spells it; s is not SyncDefault.
+func (s SyncPolicy) log() log.SyncPolicy {
+	switch s {
+	case SyncNever:
+		return log.SyncNever
+	case SyncAlways:
+		return log.SyncAlways
+	}
+	return log.SyncInterval
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/embedstream/stream/internal/log"
 )
 
 // TopicConfig is a topic's settings. The zero value of each field means its
@@ -167,20 +169,20 @@ type topic struct {
 	cfg  TopicConfig // with defaults applied
 	dir  string
 
-	parts atomic.Pointer[[]*partition] // replaced whole by AddPartitions
+	parts atomic.Pointer[[]*log.Log] // replaced whole by AddPartitions
 
 	sticky  atomic.Uint32 // next partition for keyless records of a Publish call
 	deleted atomic.Bool
 }
 
-func (t *topic) partitions() []*partition {
+func (t *topic) partitions() []*log.Log {
 	if p := t.parts.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-func (t *topic) partition(i int32) (*partition, error) {
+func (t *topic) partition(i int32) (*log.Log, error) {
 	parts := t.partitions()
 	if i < 0 || int(i) >= len(parts) {
 		return nil, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, i, len(parts))

@@ -1,4 +1,4 @@
-package stream
+package log
 
 import (
 	"context"
@@ -9,35 +9,36 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/errs"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/internal/vfs/errorfs"
 	"github.com/embedstream/stream/segment"
 )
 
 // testLog returns a config for a partition in a fresh temp dir.
-func testLog(t *testing.T) logConfig {
+func testLog(t *testing.T) Config {
 	t.Helper()
-	return logConfig{
-		dir:           filepath.Join(t.TempDir(), "t", "0"),
-		filePerm:      0o600,
-		dirPerm:       0o700,
-		segmentBytes:  1 << 20,
-		maxBatchBytes: 1 << 20,
-		sync:          SyncNever,
+	return Config{
+		Dir:           filepath.Join(t.TempDir(), "t", "0"),
+		FilePerm:      0o600,
+		DirPerm:       0o700,
+		SegmentBytes:  1 << 20,
+		MaxBatchBytes: 1 << 20,
+		Sync:          SyncNever,
 	}
 }
 
-func openTestPartition(t *testing.T, cfg logConfig, clean bool) *partition {
+func openTestPartition(t *testing.T, cfg Config, clean bool) *Log {
 	t.Helper()
-	p, err := openPartition(cfg, clean)
+	p, err := Open(cfg, clean)
 	require.NoError(t, err)
-	t.Cleanup(func() { p.close(false) })
+	t.Cleanup(func() { p.Close(false) })
 	return p
 }
 
@@ -53,11 +54,11 @@ func encode(seq, n int, ts int64) batch.Batch {
 }
 
 // readAll reads every visible record from offset on.
-func readAll(t *testing.T, p *partition, from int64) []batch.Record {
+func readAll(t *testing.T, p *Log, from int64) []batch.Record {
 	t.Helper()
 	var out []batch.Record
 	for off := from; ; {
-		v, err := p.read(off, 64<<10)
+		v, err := p.Read(off, 64<<10)
 		require.NoError(t, err)
 		if len(v.Data) == 0 {
 			return out
@@ -85,46 +86,46 @@ func readAll(t *testing.T, p *partition, from int64) []batch.Record {
 
 func TestPartitionAppendReopenReadBack(t *testing.T) {
 	cfg := testLog(t)
-	cfg.segmentBytes = 8 << 10 // many rolls
+	cfg.SegmentBytes = 8 << 10 // many rolls
 	var want []batch.Batch
 	for _, clean := range []bool{true, false} {
 		t.Run(fmt.Sprintf("clean=%v", clean), func(t *testing.T) {
-			cfg.dir = filepath.Join(t.TempDir(), "p")
+			cfg.Dir = filepath.Join(t.TempDir(), "p")
 			want = want[:0]
-			p, err := openPartition(cfg, false)
+			p, err := Open(cfg, false)
 			require.NoError(t, err)
 			next := int64(0)
 			for i := 0; i < 200; i++ {
 				b := encode(i, 1+i%9, int64(1000+i))
-				base, err := p.append(b)
+				base, err := p.Append(b)
 				require.NoError(t, err)
 				require.Equal(t, next, base)
 				next += int64(b.NumRecords())
 				want = append(want, b)
 			}
-			_, _, _, nsegs := p.info()
+			_, _, _, nsegs := info(p)
 			require.Greater(t, nsegs, 3)
 			if clean {
-				require.NoError(t, p.close(true))
+				require.NoError(t, p.Close(true))
 			} else {
 				// Simulate a crash: no trim, no marker.
-				require.NoError(t, p.close(false))
+				require.NoError(t, p.Close(false))
 			}
 			p = openTestPartition(t, cfg, clean)
-			start, end, _, _ := p.info()
+			start, end, _, _ := info(p)
 			require.Equal(t, int64(0), start)
 			require.Equal(t, next, end)
 			// Byte-exact: the stored batches are the appended ones.
 			off := int64(0)
 			for _, w := range want {
-				v, err := p.read(off, 1)
+				v, err := p.Read(off, 1)
 				require.NoError(t, err)
 				require.Equal(t, []byte(w), v.Data)
 				v.Release()
 				off += int64(w.NumRecords())
 			}
 			// Appends continue at the right offset.
-			base, err := p.append(encode(999, 3, 5000))
+			base, err := p.Append(encode(999, 3, 5000))
 			require.NoError(t, err)
 			require.Equal(t, next, base)
 		})
@@ -133,15 +134,15 @@ func TestPartitionAppendReopenReadBack(t *testing.T) {
 
 func TestPartitionReadBounds(t *testing.T) {
 	p := openTestPartition(t, testLog(t), false)
-	v, err := p.read(0, 100)
+	v, err := p.Read(0, 100)
 	require.NoError(t, err)
 	require.Empty(t, v.Data)
-	_, err = p.append(encode(0, 5, 1))
+	_, err = p.Append(encode(0, 5, 1))
 	require.NoError(t, err)
-	_, err = p.read(6, 100)
-	require.ErrorIs(t, err, ErrOffsetOutOfRange)
-	_, err = p.read(-1, 100)
-	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	_, err = p.Read(6, 100)
+	require.ErrorIs(t, err, errs.ErrOffsetOutOfRange)
+	_, err = p.Read(-1, 100)
+	require.ErrorIs(t, err, errs.ErrOffsetOutOfRange)
 	// Reading from the middle of a batch returns the whole batch.
 	recs := readAll(t, p, 3)
 	require.Len(t, recs, 2)
@@ -150,87 +151,87 @@ func TestPartitionReadBounds(t *testing.T) {
 
 func TestPartitionRejectsOversizedBatch(t *testing.T) {
 	cfg := testLog(t)
-	cfg.maxBatchBytes = 1000
+	cfg.MaxBatchBytes = 1000
 	p := openTestPartition(t, cfg, false)
 	var b batch.Builder
 	b.Reset(0)
 	b.Add(1, nil, make([]byte, 2000), nil)
-	_, err := p.append(b.Finish())
-	require.ErrorIs(t, err, ErrRecordTooLarge)
-	_, end, size, _ := p.info()
+	_, err := p.Append(b.Finish())
+	require.ErrorIs(t, err, errs.ErrRecordTooLarge)
+	_, end, size, _ := info(p)
 	require.Zero(t, end)
 	require.Zero(t, size)
-	_, err = p.append(batch.Batch([]byte("not a batch")))
+	_, err = p.Append(batch.Batch([]byte("not a batch")))
 	require.ErrorIs(t, err, batch.ErrCorrupt)
 }
 
 func TestPartitionRollBySizeAndAge(t *testing.T) {
 	cfg := testLog(t)
 	now := time.UnixMilli(1_000_000)
-	cfg.now = func() time.Time { return now }
-	cfg.segmentBytes = 4096
-	cfg.segmentAge = time.Hour
+	cfg.Now = func() time.Time { return now }
+	cfg.SegmentBytes = 4096
+	cfg.SegmentAge = time.Hour
 	p := openTestPartition(t, cfg, false)
 	one := encode(0, 1, 1)
 	for p.segmentCount() == 1 {
-		_, err := p.append(one)
+		_, err := p.Append(one)
 		require.NoError(t, err)
 	}
-	_, end, _, _ := p.info()
+	_, end, _, _ := info(p)
 	segs := p.segments()
 	require.Equal(t, end-1, segs[1].Base(), "the batch that did not fit starts the new segment")
 	require.LessOrEqual(t, segs[0].Size(), int64(4096))
 
 	// Age: the active segment rolls once it is older than SegmentAge.
 	now = now.Add(59 * time.Minute)
-	_, err := p.append(one)
+	_, err := p.Append(one)
 	require.NoError(t, err)
 	require.Equal(t, 2, p.segmentCount())
 	now = now.Add(2 * time.Minute)
-	_, err = p.append(one)
+	_, err = p.Append(one)
 	require.NoError(t, err)
 	require.Equal(t, 3, p.segmentCount())
 }
 
-func (p *partition) segmentCount() int { return len(p.segments()) }
+func (p *Log) segmentCount() int { return len(p.segments()) }
 
 func TestPartitionRetention(t *testing.T) {
 	cfg := testLog(t)
 	now := time.UnixMilli(10_000_000)
-	cfg.now = func() time.Time { return now }
-	cfg.segmentBytes = 2048
-	cfg.retention = time.Hour
+	cfg.Now = func() time.Time { return now }
+	cfg.SegmentBytes = 2048
+	cfg.Retention = time.Hour
 	p := openTestPartition(t, cfg, false)
 	// Old records, then fresh ones.
 	for i := 0; i < 40; i++ {
-		_, err := p.append(encode(i, 2, now.Add(-2*time.Hour).UnixMilli()))
+		_, err := p.Append(encode(i, 2, now.Add(-2*time.Hour).UnixMilli()))
 		require.NoError(t, err)
 	}
-	_, oldEnd, _, _ := p.info()
+	_, oldEnd, _, _ := info(p)
 	for i := 0; i < 40; i++ {
-		_, err := p.append(encode(i, 2, now.UnixMilli()))
+		_, err := p.Append(encode(i, 2, now.UnixMilli()))
 		require.NoError(t, err)
 	}
-	_, end, _, before := p.info()
-	n, err := p.enforceRetention()
+	_, end, _, before := info(p)
+	n, err := p.EnforceRetention()
 	require.NoError(t, err)
 	require.Positive(t, n)
-	start, end2, _, after := p.info()
+	start, end2, _, after := info(p)
 	require.Equal(t, before-n, after)
 	require.Equal(t, end, end2, "retention never moves the end")
 	require.LessOrEqual(t, start, oldEnd, "fresh records are kept")
 	require.Equal(t, p.segments()[0].Base(), start)
-	_, err = p.read(0, 100)
-	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	_, err = p.Read(0, 100)
+	require.ErrorIs(t, err, errs.ErrOffsetOutOfRange)
 	recs := readAll(t, p, start)
 	require.Equal(t, int(end-start), len(recs))
 
 	// Bytes: keep at least retentionBytes, delete whole old segments.
-	p.cfg.retention = 0
-	p.cfg.retentionBytes = 4096
-	_, err = p.enforceRetention()
+	p.cfg.Retention = 0
+	p.cfg.RetentionBytes = 4096
+	_, err = p.EnforceRetention()
 	require.NoError(t, err)
-	_, _, bytes, segs := p.info()
+	_, _, bytes, segs := info(p)
 	require.GreaterOrEqual(t, bytes, int64(4096))
 	require.Less(t, bytes-p.segments()[0].Size(), int64(4096))
 	require.GreaterOrEqual(t, segs, 2)
@@ -238,42 +239,42 @@ func TestPartitionRetention(t *testing.T) {
 	// Delete everything but the active segment, which is empty after a roll:
 	// the next append still gets the old end offset (offsets never reused).
 	require.NoError(t, func() error { p.mu.Lock(); defer p.mu.Unlock(); return p.roll() }())
-	p.cfg.retentionBytes = 0
-	p.cfg.retention = time.Millisecond
+	p.cfg.RetentionBytes = 0
+	p.cfg.Retention = time.Millisecond
 	now = now.Add(time.Hour)
-	_, err = p.enforceRetention()
+	_, err = p.EnforceRetention()
 	require.NoError(t, err)
-	start, end3, bytes, _ := p.info()
+	start, end3, bytes, _ := info(p)
 	require.Equal(t, end, start)
 	require.Equal(t, end, end3)
 	require.Zero(t, bytes)
-	base, err := p.append(encode(0, 1, now.UnixMilli()))
+	base, err := p.Append(encode(0, 1, now.UnixMilli()))
 	require.NoError(t, err)
 	require.Equal(t, end, base)
 
 	// Reopen: the start offset survives.
-	require.NoError(t, p.close(true))
+	require.NoError(t, p.Close(true))
 	p = openTestPartition(t, cfg, true)
-	start, end4, _, _ := p.info()
+	start, end4, _, _ := info(p)
 	require.Equal(t, end, start)
 	require.Equal(t, end+1, end4)
 }
 
 func TestPartitionRetentionKeepsViewsValid(t *testing.T) {
 	cfg := testLog(t)
-	cfg.segmentBytes = 2048
-	cfg.retentionBytes = 1
+	cfg.SegmentBytes = 2048
+	cfg.RetentionBytes = 1
 	p := openTestPartition(t, cfg, false)
 	for i := 0; i < 20; i++ {
-		_, err := p.append(encode(i, 3, 1))
+		_, err := p.Append(encode(i, 3, 1))
 		require.NoError(t, err)
 	}
-	v, err := p.read(0, 1<<20)
+	v, err := p.Read(0, 1<<20)
 	require.NoError(t, err)
 	want := append([]byte(nil), v.Data...)
-	_, err = p.enforceRetention()
+	_, err = p.EnforceRetention()
 	require.NoError(t, err)
-	_, err = os.Stat(filepath.Join(cfg.dir, segment.FileName(0, segment.LogSuffix)))
+	_, err = os.Stat(filepath.Join(cfg.Dir, segment.FileName(0, segment.LogSuffix)))
 	require.ErrorIs(t, err, os.ErrNotExist)
 	// The view still reads the deleted segment's bytes: the mapping is
 	// released only with the last view.
@@ -283,8 +284,8 @@ func TestPartitionRetentionKeepsViewsValid(t *testing.T) {
 
 func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
 	cfg := testLog(t)
-	cfg.segmentBytes = 4096
-	cfg.retentionBytes = 16 << 10
+	cfg.SegmentBytes = 4096
+	cfg.RetentionBytes = 16 << 10
 	p := openTestPartition(t, cfg, false)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
@@ -292,17 +293,17 @@ func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
 		wg.Go(func() {
 			off := int64(0)
 			for ctx.Err() == nil {
-				v, err := p.read(off, 8192)
-				if errors.Is(err, ErrOffsetOutOfRange) {
+				v, err := p.Read(off, 8192)
+				if errors.Is(err, errs.ErrOffsetOutOfRange) {
 					off = p.start.Load()
 					continue
 				}
-				if !assertNoErr(t, err) {
+				if !assert.NoError(t, err) {
 					return
 				}
 				for data := v.Data; len(data) > 0; {
 					b, err := batch.Parse(data)
-					if !assertNoErr(t, err) {
+					if !assert.NoError(t, err) {
 						return
 					}
 					data = data[len(b):]
@@ -310,7 +311,7 @@ func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
 				}
 				v.Release()
 				if len(v.Data) == 0 {
-					if err := p.waitFor(ctx, off, nil); err != nil {
+					if err := p.WaitFor(ctx, off, nil); err != nil {
 						return
 					}
 				}
@@ -318,10 +319,10 @@ func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
 		})
 	}
 	for i := 0; i < 2000; i++ {
-		_, err := p.append(encode(i, 4, 1))
+		_, err := p.Append(encode(i, 4, 1))
 		require.NoError(t, err)
 		if i%50 == 0 {
-			_, err := p.enforceRetention()
+			_, err := p.EnforceRetention()
 			require.NoError(t, err)
 		}
 	}
@@ -329,38 +330,29 @@ func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
 	wg.Wait()
 }
 
-func assertNoErr(t *testing.T, err error) bool {
-	t.Helper()
-	if err != nil {
-		t.Error(err)
-		return false
-	}
-	return true
-}
-
 func TestPartitionWaitFor(t *testing.T) {
 	p := openTestPartition(t, testLog(t), false)
 	done := make(chan error)
-	go func() { done <- p.waitFor(t.Context(), 0, nil) }()
-	_, err := p.append(encode(0, 1, 1))
+	go func() { done <- p.WaitFor(t.Context(), 0, nil) }()
+	_, err := p.Append(encode(0, 1, 1))
 	require.NoError(t, err)
 	require.NoError(t, <-done)
 
 	ctx, cancel := context.WithCancel(t.Context())
-	go func() { done <- p.waitFor(ctx, 1, nil) }()
+	go func() { done <- p.WaitFor(ctx, 1, nil) }()
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 
-	go func() { done <- p.waitFor(t.Context(), 1, nil) }()
-	require.NoError(t, p.close(true))
-	require.ErrorIs(t, <-done, ErrClosed)
-	_, err = p.append(encode(0, 1, 1))
-	require.ErrorIs(t, err, ErrClosed)
+	go func() { done <- p.WaitFor(t.Context(), 1, nil) }()
+	require.NoError(t, p.Close(true))
+	require.ErrorIs(t, <-done, errs.ErrClosed)
+	_, err = p.Append(encode(0, 1, 1))
+	require.ErrorIs(t, err, errs.ErrClosed)
 }
 
 func TestPartitionOffsetForTime(t *testing.T) {
 	cfg := testLog(t)
-	cfg.segmentBytes = 4096
+	cfg.SegmentBytes = 4096
 	p := openTestPartition(t, cfg, false)
 	// Timestamps 0, 10, 20, ... with one record per batch, across segments,
 	// and one out-of-order record.
@@ -369,14 +361,14 @@ func TestPartitionOffsetForTime(t *testing.T) {
 		if i == 150 {
 			ts = 5
 		}
-		_, err := p.append(encode(i, 1, ts))
+		_, err := p.Append(encode(i, 1, ts))
 		require.NoError(t, err)
 	}
 	require.Greater(t, p.segmentCount(), 3)
 	for _, c := range []struct{ ts, want int64 }{
 		{-5, 0}, {0, 0}, {1, 1}, {10, 1}, {11, 2}, {1495, 150 + 1}, {1500, 151}, {2990, 299}, {2991, -1},
 	} {
-		got, err := p.offsetForTime(c.ts)
+		got, err := p.OffsetForTime(c.ts)
 		require.NoError(t, err)
 		require.Equal(t, c.want, got, "ts %d", c.ts)
 	}
@@ -384,16 +376,16 @@ func TestPartitionOffsetForTime(t *testing.T) {
 
 func TestPartitionSyncAlwaysGroupCommit(t *testing.T) {
 	cfg := testLog(t)
-	cfg.sync = SyncAlways
-	cfg.stats = new(logStats)
+	cfg.Sync = SyncAlways
+	cfg.Stats = new(Stats)
 	p := openTestPartition(t, cfg, false)
 	const writers, each = 32, 20
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		wg.Go(func() {
 			for i := 0; i < each; i++ {
-				base, err := p.append(encode(w, 1, 1))
-				if !assertNoErr(t, err) {
+				base, err := p.Append(encode(w, 1, 1))
+				if !assert.NoError(t, err) {
 					return
 				}
 				// Acknowledged means durable and visible.
@@ -404,9 +396,9 @@ func TestPartitionSyncAlwaysGroupCommit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	_, end, _, _ := p.info()
+	_, end, _, _ := info(p)
 	require.Equal(t, int64(writers*each), end)
-	fsyncs := cfg.stats.fsyncs.Load()
+	fsyncs := cfg.Stats.Fsyncs.Load()
 	require.Positive(t, fsyncs)
 	require.Less(t, fsyncs, int64(writers*each), "concurrent publishers share fsyncs")
 	t.Logf("%d appends, %d fsyncs", writers*each, fsyncs)
@@ -416,33 +408,33 @@ func TestPartitionSyncFailureStopsWrites(t *testing.T) {
 	for _, policy := range []SyncPolicy{SyncAlways, SyncInterval} {
 		t.Run(policy.String(), func(t *testing.T) {
 			cfg := testLog(t)
-			cfg.sync = policy
+			cfg.Sync = policy
 			toggle := errorfs.NewToggle(errorfs.OnPath(".log", errorfs.Ops(syscall.EIO, errorfs.OpSync)))
-			cfg.fs = errorfs.Wrap(vfs.Default, toggle)
+			cfg.FS = errorfs.Wrap(vfs.Default, toggle)
 			p := openTestPartition(t, cfg, false)
-			_, err := p.append(encode(0, 2, 1))
+			_, err := p.Append(encode(0, 2, 1))
 			require.NoError(t, err)
 			toggle.Enable()
-			_, err = p.append(encode(1, 2, 1))
+			_, err = p.Append(encode(1, 2, 1))
 			if policy == SyncInterval {
 				require.NoError(t, err)
-				err = p.sync()
+				err = p.Sync()
 			}
-			require.ErrorIs(t, err, ErrSyncFailed)
+			require.ErrorIs(t, err, errs.ErrSyncFailed)
 			require.ErrorIs(t, err, syscall.EIO)
 			toggle.Disable() // a retry could "succeed" without the lost pages
-			_, err = p.append(encode(2, 1, 1))
-			require.ErrorIs(t, err, ErrSyncFailed)
-			require.ErrorIs(t, p.sync(), ErrSyncFailed)
+			_, err = p.Append(encode(2, 1, 1))
+			require.ErrorIs(t, err, errs.ErrSyncFailed)
+			require.ErrorIs(t, p.Sync(), errs.ErrSyncFailed)
 			if policy == SyncAlways {
-				_, end, _, _ := p.info()
+				_, end, _, _ := info(p)
 				require.Equal(t, int64(2), end, "the unsynced batch never became visible")
 			}
-			require.ErrorIs(t, p.close(true), ErrSyncFailed, "Close reports the failure")
+			require.ErrorIs(t, p.Close(true), errs.ErrSyncFailed, "Close reports the failure")
 			// Reopening recovers and takes writes again.
-			cfg.fs = vfs.Default
+			cfg.FS = vfs.Default
 			p = openTestPartition(t, cfg, false)
-			_, err = p.append(encode(3, 1, 1))
+			_, err = p.Append(encode(3, 1, 1))
 			require.NoError(t, err)
 		})
 	}
@@ -457,24 +449,24 @@ func TestPartitionWriteFaultsAreNotFatal(t *testing.T) {
 				inj = errorfs.Ops(errorfs.ShortWrite{Err: syscall.ENOSPC}, op)
 			}
 			toggle := errorfs.NewToggle(errorfs.OnPath(".log", inj))
-			cfg.fs = errorfs.Wrap(vfs.Default, toggle)
+			cfg.FS = errorfs.Wrap(vfs.Default, toggle)
 			p := openTestPartition(t, cfg, false)
-			_, err := p.append(encode(0, 2, 1))
+			_, err := p.Append(encode(0, 2, 1))
 			require.NoError(t, err)
 			toggle.Enable()
 			// A large batch forces preallocation.
 			var b batch.Builder
 			b.Reset(0)
 			b.Add(1, nil, make([]byte, 200<<10), nil)
-			_, err = p.append(b.Finish())
+			_, err = p.Append(b.Finish())
 			require.ErrorIs(t, err, syscall.ENOSPC)
-			_, end, _, _ := p.info()
+			_, end, _, _ := info(p)
 			require.Equal(t, int64(2), end)
 			toggle.Disable()
-			base, err := p.append(encode(2, 1, 1))
+			base, err := p.Append(encode(2, 1, 1))
 			require.NoError(t, err)
 			require.Equal(t, int64(2), base)
-			require.NoError(t, p.close(false))
+			require.NoError(t, p.Close(false))
 			p = openTestPartition(t, cfg, false)
 			recs := readAll(t, p, 0)
 			require.Len(t, recs, 3)
@@ -485,56 +477,56 @@ func TestPartitionWriteFaultsAreNotFatal(t *testing.T) {
 
 func TestPartitionRecoversDamagedSealedSegment(t *testing.T) {
 	cfg := testLog(t)
-	cfg.segmentBytes = 4096
-	p, err := openPartition(cfg, false)
+	cfg.SegmentBytes = 4096
+	p, err := Open(cfg, false)
 	require.NoError(t, err)
 	for i := 0; i < 100; i++ {
-		_, err := p.append(encode(i, 2, 1))
+		_, err := p.Append(encode(i, 2, 1))
 		require.NoError(t, err)
 	}
 	segs := p.segments()
 	require.Greater(t, len(segs), 2)
 	damaged := segs[1]
-	require.NoError(t, p.close(false))
+	require.NoError(t, p.Close(false))
 	// Flip a byte in the last batch of the second segment.
-	path := filepath.Join(cfg.dir, segment.FileName(damaged.Base(), segment.LogSuffix))
+	path := filepath.Join(cfg.Dir, segment.FileName(damaged.Base(), segment.LogSuffix))
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	data[len(data)-3] ^= 0xff
 	require.NoError(t, os.WriteFile(path, data, 0o600))
 
-	cfg.stats = new(logStats)
+	cfg.Stats = new(Stats)
 	p = openTestPartition(t, cfg, false)
 	require.Equal(t, 2, p.segmentCount(), "the log is cut at the damage")
-	require.Positive(t, cfg.stats.truncatedBytes.Load())
+	require.Positive(t, cfg.Stats.TruncatedBytes.Load())
 	recs := readAll(t, p, 0)
-	_, end, _, _ := p.info()
+	_, end, _, _ := info(p)
 	require.Len(t, recs, int(end))
 	for i, r := range recs {
 		require.Equal(t, int64(i), r.Offset)
 	}
-	base, err := p.append(encode(0, 1, 1))
+	base, err := p.Append(encode(0, 1, 1))
 	require.NoError(t, err)
 	require.Equal(t, end, base)
 }
 
 func TestPartitionReadOnly(t *testing.T) {
 	cfg := testLog(t)
-	p, err := openPartition(cfg, false)
+	p, err := Open(cfg, false)
 	require.NoError(t, err)
 	for i := 0; i < 10; i++ {
-		_, err := p.append(encode(i, 2, 1))
+		_, err := p.Append(encode(i, 2, 1))
 		require.NoError(t, err)
 	}
-	require.NoError(t, p.close(false)) // unclean: the reader must recover in memory
-	before := snapshotDir(t, cfg.dir)
-	cfg.readOnly = true
+	require.NoError(t, p.Close(false)) // unclean: the reader must recover in memory
+	before := snapshotDir(t, cfg.Dir)
+	cfg.ReadOnly = true
 	p = openTestPartition(t, cfg, false)
 	require.Len(t, readAll(t, p, 0), 20)
-	_, err = p.append(encode(0, 1, 1))
-	require.ErrorIs(t, err, ErrReadOnly)
-	require.NoError(t, p.close(true))
-	require.Equal(t, before, snapshotDir(t, cfg.dir), "read-only open changes no byte")
+	_, err = p.Append(encode(0, 1, 1))
+	require.ErrorIs(t, err, errs.ErrReadOnly)
+	require.NoError(t, p.Close(true))
+	require.Equal(t, before, snapshotDir(t, cfg.Dir), "read-only open changes no byte")
 }
 
 func snapshotDir(t *testing.T, dir string) map[string]string {
@@ -549,55 +541,6 @@ func snapshotDir(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-// The broker's background loop fsyncs SyncInterval partitions written
-// since the last tick, and only those.
-func TestSyncIntervalFsyncsOnTick(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b, err := Open(t.TempDir(), &Options{Sync: SyncInterval, SyncInterval: time.Second})
-		require.NoError(t, err)
-		require.NoError(t, b.CreateTopic("t", TopicConfig{}))
-		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}))
-		before := b.Stats().Fsyncs
-		time.Sleep(time.Second) // virtual time: one tick
-		synctest.Wait()
-		require.Equal(t, before+1, b.Stats().Fsyncs)
-		time.Sleep(5 * time.Second) // nothing written: no more fsyncs
-		synctest.Wait()
-		require.Equal(t, before+1, b.Stats().Fsyncs)
-		require.NoError(t, b.Close())
-	})
-}
-
-// failingSyncFS fails every fsync of a segment log with EIO.
-func failingSyncFS(t *testing.T) vfs.FS {
-	return errorfs.Wrap(vfs.Default, errorfs.OnPath(".log", errorfs.Ops(syscall.EIO, errorfs.OpSync)))
-}
-
-// A bell registered with notify rings once per broadcast, at most one ring
-// pending however many broadcasts; forget stops it; wait's channel closes.
-func TestSignalBellsAndChannels(t *testing.T) {
-	var s signal
-	bell, other := make(chan struct{}, 1), make(chan struct{}, 1)
-	s.notify(bell)
-	s.notify(bell) // once only
-	s.notify(other)
-	require.Len(t, s.bells, 2)
-	ch := s.wait()
-	s.broadcast()
-	s.broadcast() // nobody registered again: nothing more rings
-	require.Len(t, bell, 1)
-	require.Len(t, other, 1)
-	<-ch
-	require.Empty(t, s.bells, "a broadcast consumes the registrations")
-	<-bell
-	s.notify(bell)
-	s.notify(other)
-	s.forget(other)
-	s.broadcast()
-	require.Len(t, bell, 1)
-	require.Len(t, other, 1, "the ring from before only: forgotten bells are not rung")
-}
-
 // A quiet topic never rolls by size, and SegmentAge 0 never rolls by age:
 // time retention still deletes its records once the whole active segment
 // is past retention, by rolling it first (as Kafka does), and new records
@@ -605,30 +548,30 @@ func TestSignalBellsAndChannels(t *testing.T) {
 func TestPartitionRetentionRollsAnExpiredActiveSegment(t *testing.T) {
 	cfg := testLog(t)
 	now := time.UnixMilli(10_000_000)
-	cfg.now = func() time.Time { return now }
-	cfg.retention = time.Hour
+	cfg.Now = func() time.Time { return now }
+	cfg.Retention = time.Hour
 	p := openTestPartition(t, cfg, false)
 	for i := 0; i < 5; i++ {
-		_, err := p.append(encode(i, 2, now.UnixMilli()))
+		_, err := p.Append(encode(i, 2, now.UnixMilli()))
 		require.NoError(t, err)
 	}
-	n, err := p.enforceRetention()
+	n, err := p.EnforceRetention()
 	require.NoError(t, err)
 	require.Zero(t, n, "not past retention yet")
 
 	now = now.Add(time.Hour + time.Millisecond)
-	n, err = p.enforceRetention()
+	n, err = p.EnforceRetention()
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	start, end, bytes, segs := p.info()
+	start, end, bytes, segs := info(p)
 	require.Equal(t, int64(10), start)
 	require.Equal(t, int64(10), end)
 	require.Zero(t, bytes)
 	require.Equal(t, 1, segs, "a fresh, empty active segment")
-	n, err = p.enforceRetention()
+	n, err = p.EnforceRetention()
 	require.NoError(t, err)
 	require.Zero(t, n, "an empty active segment is never rolled")
-	base, err := p.append(encode(0, 1, now.UnixMilli()))
+	base, err := p.Append(encode(0, 1, now.UnixMilli()))
 	require.NoError(t, err)
 	require.Equal(t, int64(10), base)
 }
@@ -640,32 +583,32 @@ func TestPartitionDeleteRecordsFaults(t *testing.T) {
 	for _, op := range []errorfs.Op{errorfs.OpWrite, errorfs.OpSync, errorfs.OpRename} {
 		t.Run(string(op), func(t *testing.T) {
 			cfg := testLog(t)
-			cfg.sync = SyncAlways
+			cfg.Sync = SyncAlways
 			toggle := errorfs.NewToggle(errorfs.OnPath(logStartFile, errorfs.Ops(syscall.EIO, op)))
-			cfg.fs = errorfs.Wrap(vfs.Default, toggle)
+			cfg.FS = errorfs.Wrap(vfs.Default, toggle)
 			p := openTestPartition(t, cfg, false)
 			for i := range 10 {
-				_, err := p.append(encode(i, 1, 1))
+				_, err := p.Append(encode(i, 1, 1))
 				require.NoError(t, err)
 			}
 			toggle.Enable()
-			_, err := p.deleteRecords(4)
+			_, err := p.DeleteRecords(4)
 			require.ErrorIs(t, err, syscall.EIO)
-			start, _, _, _ := p.info()
+			start, _, _, _ := info(p)
 			require.Zero(t, start, "nothing changed")
 			toggle.Disable()
-			start, err = p.deleteRecords(4)
+			start, err = p.DeleteRecords(4)
 			require.NoError(t, err)
 			require.Equal(t, int64(4), start)
-			require.NoError(t, p.close(true))
+			require.NoError(t, p.Close(true))
 			p = openTestPartition(t, cfg, true)
-			start, _, _, _ = p.info()
+			start, _, _, _ = info(p)
 			require.Equal(t, int64(4), start, "durable")
-			require.NoError(t, p.close(true))
+			require.NoError(t, p.Close(true))
 
-			require.NoError(t, os.WriteFile(filepath.Join(cfg.dir, logStartFile), []byte("garbage"), 0o600))
+			require.NoError(t, os.WriteFile(filepath.Join(cfg.Dir, logStartFile), []byte("garbage"), 0o600))
 			p = openTestPartition(t, cfg, true)
-			start, _, _, _ = p.info()
+			start, _, _, _ = info(p)
 			require.Zero(t, start, "a damaged start file is ignored")
 		})
 	}
@@ -677,40 +620,46 @@ func TestPartitionDeleteRecordsFaults(t *testing.T) {
 // never hidden by it at a later open.
 func TestPartitionStoredStartPastRecoveredEnd(t *testing.T) {
 	cfg := testLog(t)
-	cfg.sync = SyncNever // nothing forces the tail to disk before the start is stored
-	p, err := openPartition(cfg, true)
+	cfg.Sync = SyncNever // nothing forces the tail to disk before the start is stored
+	p, err := Open(cfg, true)
 	require.NoError(t, err)
 	var sizeAt5 int64
 	for i := range 10 {
-		_, err := p.append(encode(i, 1, 1000))
+		_, err := p.Append(encode(i, 1, 1000))
 		require.NoError(t, err)
 		if i == 4 {
-			_, _, sizeAt5, _ = p.info()
+			_, _, sizeAt5, _ = info(p)
 		}
 	}
-	start, err := p.deleteRecords(8)
+	start, err := p.DeleteRecords(8)
 	require.NoError(t, err)
 	require.EqualValues(t, 8, start)
 	p.mu.Lock()
 	p.closed = true // crash: no trim, no sync
 	p.mu.Unlock()
-	require.NoError(t, os.Truncate(filepath.Join(cfg.dir, "00000000000000000000.log"), sizeAt5))
+	require.NoError(t, os.Truncate(filepath.Join(cfg.Dir, "00000000000000000000.log"), sizeAt5))
 
-	p, err = openPartition(cfg, false)
+	p, err = Open(cfg, false)
 	require.NoError(t, err)
-	start, end, _, _ := p.info()
+	start, end, _, _ := info(p)
 	require.Equal(t, int64(5), end)
 	require.Equal(t, int64(5), start, "everything below the recovered end was deleted")
 	for i := range 5 {
-		off, err := p.append(encode(100+i, 1, 2000))
+		off, err := p.Append(encode(100+i, 1, 2000))
 		require.NoError(t, err)
 		require.Equal(t, int64(5+i), off)
 	}
-	require.NoError(t, p.close(true))
-	p, err = openPartition(cfg, true)
+	require.NoError(t, p.Close(true))
+	p, err = Open(cfg, true)
 	require.NoError(t, err)
-	defer p.close(false)
-	start, end, _, _ = p.info()
+	defer p.Close(false)
+	start, end, _, _ = info(p)
 	require.Equal(t, []int64{5, 10}, []int64{start, end}, "the records appended after recovery stay visible")
 	require.Len(t, readAll(t, p, 5), 5)
+}
+
+// info is Info as a tuple, for assertions on several fields at once.
+func info(l *Log) (start, end, bytes int64, segments int) {
+	i := l.Info()
+	return i.Start, i.End, i.Bytes, i.Segments
 }

@@ -1,4 +1,4 @@
-package stream
+package log
 
 import (
 	"path/filepath"
@@ -9,22 +9,22 @@ import (
 )
 
 // benchLog opens a partition with 1 GiB segments in a temp dir.
-func benchLog(b *testing.B, policy SyncPolicy) *partition {
+func benchLog(b *testing.B, policy SyncPolicy) *Log {
 	b.Helper()
-	p, err := openPartition(logConfig{
-		dir: filepath.Join(b.TempDir(), "p"), filePerm: 0o600, dirPerm: 0o700,
-		segmentBytes: 1 << 30, maxBatchBytes: 4 << 20, sync: policy,
+	p, err := Open(Config{
+		Dir: filepath.Join(b.TempDir(), "p"), FilePerm: 0o600, DirPerm: 0o700,
+		SegmentBytes: 1 << 30, MaxBatchBytes: 4 << 20, Sync: policy,
 	}, false)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { p.close(false) })
+	b.Cleanup(func() { p.Close(false) })
 	return p
 }
 
-// BenchmarkPartitionAppend encodes and appends batches of 1,000 records with
+// BenchmarkAppend encodes and appends batches of 1,000 records with
 // 100-byte values: the storage half of a batching producer.
-func BenchmarkPartitionAppend(b *testing.B) {
+func BenchmarkAppend(b *testing.B) {
 	p := benchLog(b, SyncNever)
 	value := make([]byte, 100)
 	var bld batch.Builder
@@ -36,16 +36,16 @@ func BenchmarkPartitionAppend(b *testing.B) {
 		for i := 0; i < perBatch; i++ {
 			bld.Add(1_700_000_000_000, nil, value, nil)
 		}
-		if _, err := p.append(bld.Finish()); err != nil {
+		if _, err := p.Append(bld.Finish()); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N*perBatch)/b.Elapsed().Seconds(), "records/s")
 }
 
-// BenchmarkPartitionReadIterate reads 1M records of 100 bytes from the start
+// BenchmarkReadIterate reads 1M records of 100 bytes from the start
 // and walks every record: zero-copy, so no allocation per record.
-func BenchmarkPartitionReadIterate(b *testing.B) {
+func BenchmarkReadIterate(b *testing.B) {
 	p := benchLog(b, SyncNever)
 	value := make([]byte, 100)
 	var bld batch.Builder
@@ -55,7 +55,7 @@ func BenchmarkPartitionReadIterate(b *testing.B) {
 		for j := 0; j < perBatch; j++ {
 			bld.Add(1_700_000_000_000, nil, value, nil)
 		}
-		if _, err := p.append(bld.Finish()); err != nil {
+		if _, err := p.Append(bld.Finish()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -66,7 +66,7 @@ func BenchmarkPartitionReadIterate(b *testing.B) {
 	for b.Loop() {
 		n := 0
 		for off := int64(0); off < total; {
-			v, err := p.read(off, 1<<20)
+			v, err := p.Read(off, 1<<20)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -84,9 +84,9 @@ func BenchmarkPartitionReadIterate(b *testing.B) {
 	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "records/s")
 }
 
-// BenchmarkPartitionSyncAlways64 has 64 goroutines append one-record batches
+// BenchmarkSyncAlways64 has 64 goroutines append one-record batches
 // under SyncAlways: group commit shares each fsync among them.
-func BenchmarkPartitionSyncAlways64(b *testing.B) {
+func BenchmarkSyncAlways64(b *testing.B) {
 	p := benchLog(b, SyncAlways)
 	var bld batch.Builder
 	bld.Reset(0)
@@ -101,7 +101,7 @@ func BenchmarkPartitionSyncAlways64(b *testing.B) {
 		wg.Go(func() {
 			own := append(batch.Batch(nil), one...)
 			for i := 0; i < per; i++ {
-				if _, err := p.append(own); err != nil {
+				if _, err := p.Append(own); err != nil {
 					b.Error(err)
 					return
 				}

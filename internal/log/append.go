@@ -1,0 +1,139 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/segment"
+)
+
+// Append writes one encoded batch (see batch.Builder) at the end of the
+// log, assigning its offsets, and returns its base offset. Under SyncAlways
+// it returns once the batch is durable.
+func (l *Log) Append(b batch.Batch) (int64, error) {
+	if len(b) > l.cfg.MaxBatchBytes {
+		return 0, fmt.Errorf("%w: batch of %d bytes exceeds %d", errs.ErrRecordTooLarge, len(b), l.cfg.MaxBatchBytes)
+	}
+	// Batches come from batch.Builder, whose CRC is right by construction;
+	// the header and length checks catch a misuse before it reaches disk.
+	if err := batch.CheckHeader(b); err != nil {
+		return 0, err
+	}
+	if b.Size() != len(b) {
+		return 0, fmt.Errorf("%w: batch of %d bytes says %d", batch.ErrCorrupt, len(b), b.Size())
+	}
+	l.mu.Lock()
+	base, err := l.appendLocked(b)
+	if err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	end := l.written
+	if l.cfg.Sync != SyncAlways {
+		l.hw.Store(end)
+		l.mu.Unlock()
+		l.dirty.Store(true)
+		l.appended.Broadcast()
+		return base, nil
+	}
+	l.mu.Unlock()
+	return base, l.waitDurable(end)
+}
+
+// writableLocked says why the log takes no writes now, if it does not.
+// Callers hold mu.
+func (l *Log) writableLocked() error {
+	switch {
+	case l.closed:
+		return errs.ErrClosed
+	case l.cfg.ReadOnly:
+		return errs.ErrReadOnly
+	}
+	return l.failed
+}
+
+func (l *Log) appendLocked(b batch.Batch) (int64, error) {
+	if err := l.writableLocked(); err != nil {
+		return 0, err
+	}
+	segs := l.segments()
+	active := segs[len(segs)-1]
+	now := l.cfg.Now()
+	if l.shouldRoll(active, b, now) {
+		if err := l.roll(); err != nil {
+			return 0, err
+		}
+		segs = l.segments()
+		active = segs[len(segs)-1]
+	}
+	base := l.written
+	b.SetBaseOffset(base)
+	if l.cfg.LogAppendTime {
+		b.SetLogAppendTime(now.UnixMilli())
+	}
+	if active.Size() == 0 {
+		l.activeSince = now
+	}
+	if _, err := active.Append(b); err != nil {
+		return 0, err
+	}
+	l.written = b.LastOffset() + 1
+	st := l.cfg.Stats
+	st.BatchesIn.Add(1)
+	st.RecordsIn.Add(int64(b.NumRecords()))
+	st.BytesIn.Add(int64(len(b)))
+	return base, nil
+}
+
+func (l *Log) shouldRoll(active *segment.Segment, b batch.Batch, now time.Time) bool {
+	if active.Sealed() {
+		return true // a roll sealed it but could not create the next one
+	}
+	size := active.Size()
+	if size == 0 {
+		return false
+	}
+	return size+int64(len(b)) > l.cfg.SegmentBytes ||
+		(l.cfg.SegmentAge > 0 && now.Sub(l.activeSince) >= l.cfg.SegmentAge) ||
+		l.written+int64(b.LastOffsetDelta())-active.Base() > math.MaxUint32 ||
+		active.IndexFull()
+}
+
+// roll seals the active segment and starts a new one at the log end.
+// Callers hold mu.
+func (l *Log) roll() error {
+	segs := l.segments()
+	active := segs[len(segs)-1]
+	if err := active.Seal(); err != nil {
+		if errors.Is(err, segment.ErrSyncFailed) || active.Sealed() {
+			return l.fail(err)
+		}
+		return err // trimming failed before any fsync: the segment still takes writes
+	}
+	if l.cfg.Sync != SyncNever {
+		l.cfg.Stats.Fsyncs.Add(1)
+	}
+	next, err := segment.Create(l.segcfg, l.cfg.Dir, l.written)
+	if err != nil {
+		return err
+	}
+	l.segs.Store(ptr(append(slices.Clip(segs), next)))
+	l.cfg.Stats.SegmentsRolled.Add(1)
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// fail records a sync failure: from now on every write returns it.
+func (l *Log) fail(err error) error {
+	if l.failed == nil {
+		l.failed = fmt.Errorf("%w: %s: %w", errs.ErrSyncFailed, l.cfg.Dir, err)
+		l.cfg.Logger.Error("stream: fsync failed; partition stops taking writes", "dir", l.cfg.Dir, "err", err)
+	}
+	return l.failed
+}

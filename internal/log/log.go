@@ -1,0 +1,412 @@
+// Package log is one partition's log: an ordered list of segment files
+// (see package segment) of which the last, the active segment, takes
+// appends. It assigns offsets, rolls segments by size and age, enforces
+// retention and a log start offset moved by DeleteRecords, makes appends
+// durable by its SyncPolicy (with group commit), recovers after a crash, and
+// serves reads of whole batches below its high watermark, waking waiters
+// when that moves. It knows nothing of topics, groups or records: a Log is
+// reached only through its methods.
+//
+// A log's directory holds its segments' files, named by base offset (see
+// package segment), and, after DeleteRecords, the log-start file (see
+// retention.go).
+package log
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/internal/signal"
+	"github.com/embedstream/stream/internal/vfs"
+	"github.com/embedstream/stream/segment"
+)
+
+// Config configures one log.
+type Config struct {
+	Dir            string      // the log's directory
+	FS             vfs.FS      // default vfs.Default
+	FilePerm       os.FileMode // mode of created files
+	DirPerm        os.FileMode // mode of the directory, if created
+	SegmentBytes   int64       // roll at this size (segment.bytes)
+	SegmentAge     time.Duration
+	Retention      time.Duration // delete segments older than this; 0: keep
+	RetentionBytes int64         // keep at most about this many bytes; 0: no limit
+	MaxBatchBytes  int           // largest batch Append accepts (Kafka's max.message.bytes)
+	LogAppendTime  bool          // stamp batches with the append time
+	Sync           SyncPolicy
+	ReadOnly       bool             // change nothing on disk: damage is skipped in memory
+	Now            func() time.Time // default time.Now
+	Logger         *slog.Logger     // default: discard
+	Stats          *Stats           // shared by a broker's logs; may be nil
+}
+
+// SyncPolicy says when appended data is fsynced (see stream.SyncPolicy).
+type SyncPolicy uint8
+
+// The policies.
+const (
+	// SyncInterval: Sync is called from outside, on a timer.
+	SyncInterval SyncPolicy = iota
+	// SyncNever: the OS decides; no fsync of data or directories.
+	SyncNever
+	// SyncAlways: Append returns once durable, and the high watermark
+	// moves only over durable data.
+	SyncAlways
+)
+
+// Stats are counters shared by every log of a broker. Readers of the logs
+// add what they return to RecordsOut and BytesOut.
+type Stats struct {
+	RecordsIn, BytesIn, BatchesIn   atomic.Int64
+	RecordsOut, BytesOut            atomic.Int64
+	Fsyncs                          atomic.Int64
+	Truncations, TruncatedBytes     atomic.Int64
+	IndexRebuilds                   atomic.Int64
+	SegmentsRolled, SegmentsDeleted atomic.Int64
+}
+
+// Info describes a log.
+type Info struct {
+	Start    int64 // first offset still stored
+	End      int64 // the high watermark: offsets below it are readable
+	Bytes    int64 // bytes of batches stored
+	Segments int   // segment files
+}
+
+// Log is one partition's log. It is safe for concurrent use: appends,
+// retention and DeleteRecords are serialized, reads take no lock.
+//
+// Offsets [start, hw) are readable. Under SyncAlways hw trails the written
+// end until an fsync covers it; otherwise hw is the written end.
+type Log struct {
+	cfg    Config
+	segcfg *segment.Config
+
+	// segs is the copy-on-write segment list, oldest first, never empty
+	// unless the partition is read-only and has no data. Readers load it
+	// without locks; the writer replaces it under mu.
+	segs  atomic.Pointer[[]*segment.Segment]
+	start atomic.Int64 // log start offset: first offset still stored
+	hw    atomic.Int64 // high watermark: offsets below it are visible
+
+	mu          sync.Mutex // serializes writers: append, roll, retention, close
+	written     int64      // next offset to assign (the log end offset)
+	activeSince time.Time  // when the active segment got its first batch, for SegmentAge
+	closed      bool
+	failed      error // sticky: a failed fsync stops writes for good
+
+	// Group commit: one goroutine at a time fsyncs; others wait on syncCond
+	// for synced to pass their offset.
+	syncMu   sync.Mutex
+	syncCond *sync.Cond
+	syncing  bool
+	synced   int64 // offsets below it are durable
+	dirty    atomic.Bool
+
+	appended signal.Signal // broadcast when hw moves or the partition closes
+}
+
+// Open opens (creating if needed) the log in cfg.Dir. Unless
+// clean (the last shutdown closed every log properly), the active segment
+// is scanned and cut after its last valid batch, and every sealed segment's
+// tail is verified.
+func Open(cfg Config, clean bool) (*Log, error) {
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = new(Stats)
+	}
+	l := &Log{cfg: cfg, segcfg: &segment.Config{
+		FS: cfg.FS, Perm: cfg.FilePerm, MaxBytes: cfg.SegmentBytes, ReadOnly: cfg.ReadOnly,
+		NoSync: cfg.Sync == SyncNever,
+	}}
+	l.syncCond = sync.NewCond(&l.syncMu)
+	if !cfg.ReadOnly {
+		if _, err := cfg.FS.Lstat(cfg.Dir); errors.Is(err, os.ErrNotExist) {
+			// A new directory is durable only once its parent's entry is.
+			if err := cfg.FS.MkdirAll(cfg.Dir, cfg.DirPerm); err != nil {
+				return nil, err
+			}
+			if cfg.Sync != SyncNever {
+				if err := cfg.FS.SyncDir(filepath.Dir(cfg.Dir)); err != nil {
+					return nil, err
+				}
+			}
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if fi, err := cfg.FS.Lstat(cfg.Dir); err == nil && !fi.IsDir() {
+		// Refuse symbolic links: a partition's data never leaves the data directory.
+		return nil, fmt.Errorf("%w: %s is not a directory", errs.ErrCorrupt, cfg.Dir)
+	}
+	bases, sizes, err := l.listSegments()
+	if err != nil {
+		return nil, err
+	}
+	var segs []*segment.Segment
+	closeAll := func() {
+		for _, s := range segs {
+			s.Close(false)
+		}
+	}
+	for i := 0; i < len(bases)-1; i++ {
+		segs = append(segs, segment.OpenSealed(l.segcfg, cfg.Dir, bases[i], bases[i+1], sizes[i]))
+	}
+	if len(bases) > 0 {
+		active, rec, err := segment.OpenActive(l.segcfg, cfg.Dir, bases[len(bases)-1], !clean)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("open %s: %w", cfg.Dir, err)
+		}
+		l.noteRecovery(active, rec)
+		segs = append(segs, active)
+	}
+	if !clean {
+		if segs, err = l.checkSealed(segs); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	if len(segs) == 0 && !cfg.ReadOnly {
+		s, err := segment.Create(l.segcfg, cfg.Dir, 0)
+		if err != nil {
+			return nil, err
+		}
+		segs = append(segs, s)
+	}
+	l.segs.Store(&segs)
+	if len(segs) > 0 {
+		l.written = segs[len(segs)-1].Next()
+		if err := l.openStart(); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	l.hw.Store(l.written)
+	l.synced = l.written
+	l.activeSince = cfg.Now()
+	return l, nil
+}
+
+// listSegments finds the segment files in the directory, sorted by base
+// offset, and removes leftovers (index files without a log) of an
+// interrupted deletion.
+func (l *Log) listSegments() (bases, sizes []int64, err error) {
+	entries, err := l.cfg.FS.ReadDir(l.cfg.Dir)
+	if err != nil {
+		if l.cfg.ReadOnly && errors.Is(err, os.ErrNotExist) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
+	logs := map[int64]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		if base, ok := segment.ParseFileName(name, segment.LogSuffix); ok {
+			if !e.Type().IsRegular() {
+				return nil, nil, fmt.Errorf("%w: %s is not a regular file", errs.ErrCorrupt, filepath.Join(l.cfg.Dir, name))
+			}
+			info, err := e.Info()
+			if err != nil {
+				return nil, nil, err
+			}
+			bases = append(bases, base)
+			sizes = append(sizes, info.Size())
+			logs[base] = true
+		}
+	}
+	for _, e := range entries {
+		name := e.Name()
+		base, isIndex := segment.ParseFileName(name, segment.IndexSuffix)
+		if !isIndex {
+			base, isIndex = segment.ParseFileName(name, segment.TimeIndexSuffix)
+		}
+		if isIndex && !logs[base] && !l.cfg.ReadOnly {
+			if err := l.cfg.FS.Remove(filepath.Join(l.cfg.Dir, name)); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return bases, sizes, nil // ReadDir sorts by name: 20-digit names sort by offset
+}
+
+// checkSealed verifies the tail of each sealed segment after an unclean
+// shutdown. The first that fails is recovered (cut after its last good
+// batch) and becomes the active segment; every later one is dropped, since
+// offsets must stay contiguous.
+func (l *Log) checkSealed(segs []*segment.Segment) ([]*segment.Segment, error) {
+	for i := 0; i < len(segs)-1; i++ {
+		err := segs[i].CheckSealed(segs[i+1].Base())
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, batch.ErrCorrupt) {
+			// Not damage (an I/O error, no memory for a mapping): cutting
+			// here would throw away good records.
+			return segs, fmt.Errorf("check %s segment %d: %w", l.cfg.Dir, segs[i].Base(), err)
+		}
+		l.cfg.Logger.Warn("stream: damaged sealed segment", "dir", l.cfg.Dir, "segment", segs[i].Base(), "err", err)
+		rec, rerr := segs[i].Recover()
+		if rerr != nil {
+			return segs, fmt.Errorf("recover %s segment %d: %w", l.cfg.Dir, segs[i].Base(), rerr)
+		}
+		l.noteRecovery(segs[i], rec)
+		if segs[i].Next() == segs[i+1].Base() {
+			// Nothing needed cutting after all: seal it again and go on.
+			if err := segs[i].Seal(); err != nil {
+				return segs, err
+			}
+			continue
+		}
+		l.cfg.Logger.Warn("stream: cutting the log after the damaged segment",
+			"dir", l.cfg.Dir, "segment", segs[i].Base(), "dropped segments", len(segs)-i-1)
+		for _, later := range segs[i+1:] {
+			l.cfg.Stats.TruncatedBytes.Add(later.Size())
+			if l.cfg.ReadOnly {
+				later.Close(false)
+			} else if err := later.Delete(); err != nil {
+				return segs, err
+			}
+		}
+		segs = segs[:i+1]
+		if !l.cfg.ReadOnly {
+			if err := l.cfg.FS.SyncDir(l.cfg.Dir); err != nil {
+				return segs, err
+			}
+		}
+		break
+	}
+	return segs, nil
+}
+
+func (l *Log) noteRecovery(s *segment.Segment, rec segment.Recovery) {
+	if rec.IndexRebuilt {
+		l.cfg.Stats.IndexRebuilds.Add(1)
+	}
+	if rec.Truncated > 0 {
+		l.cfg.Stats.Truncations.Add(1)
+		l.cfg.Stats.TruncatedBytes.Add(rec.Truncated)
+		l.cfg.Logger.Warn("stream: recovery cut a damaged log tail",
+			"dir", l.cfg.Dir, "segment", s.Base(), "bytes", rec.Truncated, "cause", rec.Cause)
+	}
+}
+
+func (l *Log) segments() []*segment.Segment { return *l.segs.Load() }
+
+// Info reports the log's offsets, bytes and segment count.
+func (l *Log) Info() Info {
+	segs := l.segments()
+	info := Info{Start: l.start.Load(), End: l.hw.Load(), Segments: len(segs)}
+	for _, s := range segs {
+		info.Bytes += s.Size()
+	}
+	return info
+}
+
+// HighWatermark is the end of what readers may see: offsets below it are
+// readable (under SyncAlways, once durable).
+func (l *Log) HighWatermark() int64 { return l.hw.Load() }
+
+// StartOffset is the first offset still stored (retention and
+// DeleteRecords move it up).
+func (l *Log) StartOffset() int64 { return l.start.Load() }
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.cfg.Dir }
+
+// Policy is the log's sync policy.
+func (l *Log) Policy() SyncPolicy { return l.cfg.Sync }
+
+// SegmentInfo describes one segment of a log.
+type SegmentInfo struct {
+	Base, Next int64 // offsets [Base, Next)
+	Size       int64 // bytes of batches
+}
+
+// Segments describes the log's segments, oldest first.
+func (l *Log) Segments() []SegmentInfo {
+	segs := l.segments()
+	out := make([]SegmentInfo, len(segs))
+	for i, s := range segs {
+		out[i] = SegmentInfo{Base: s.Base(), Next: s.Next(), Size: s.Size()}
+	}
+	return out
+}
+
+// Notify rings bell (a channel of capacity 1) the next time the high
+// watermark moves or the log closes; see signal.Signal.Notify.
+func (l *Log) Notify(bell chan struct{}) { l.appended.Notify(bell) }
+
+// Forget drops a bell registered with Notify.
+func (l *Log) Forget(bell chan struct{}) { l.appended.Forget(bell) }
+
+// Bells reports how many bells wait on the log, for tests.
+func (l *Log) Bells() int { return l.appended.Bells() }
+
+// Close syncs (unless the policy is SyncNever or a sync failed) and closes
+// every segment. With clean, active segments are trimmed so the next open
+// can trust them without a scan. Readers blocked in WaitFor return
+// errs.ErrClosed.
+func (l *Log) Close(clean bool) error {
+	var err error
+	if !l.cfg.ReadOnly && l.cfg.Sync != SyncNever {
+		err = l.Sync()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	clean = clean && err == nil && l.failed == nil && !l.cfg.ReadOnly
+	for _, s := range l.segments() {
+		serr := s.Close(clean)
+		if errors.Is(serr, segment.ErrSyncFailed) {
+			serr = l.fail(serr) // trimming the active segment failed its fsync
+		}
+		err = errors.Join(err, serr)
+	}
+	l.appended.Broadcast()
+	return err
+}
+
+// Abandon closes the log as a crash would leave it: nothing is synced or
+// trimmed, and the next Open must recover. For crash tests.
+func (l *Log) Abandon() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for _, s := range l.segments() {
+		s.Close(false)
+	}
+	l.appended.Broadcast()
+}
+
+// String names the policy as package stream does.
+func (s SyncPolicy) String() string {
+	switch s {
+	case SyncInterval:
+		return "interval"
+	case SyncNever:
+		return "never"
+	case SyncAlways:
+		return "always"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", uint8(s))
+}

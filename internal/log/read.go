@@ -1,0 +1,159 @@
+package log
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/segment"
+)
+
+// Read returns whole batches from the one holding offset on, at most about
+// maxBytes (at least one batch), all below the high watermark. An empty
+// view at the high watermark means "nothing yet"; wait and retry.
+func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
+	for {
+		hw, start := l.hw.Load(), l.start.Load()
+		if offset < start || offset > hw {
+			return segment.View{}, fmt.Errorf("%w: offset %d, log has [%d, %d)", errs.ErrOffsetOutOfRange, offset, start, hw)
+		}
+		if offset == hw {
+			return segment.View{}, nil
+		}
+		segs := l.segments()
+		i := segmentFor(segs, offset)
+		v, err := segs[i].Read(offset, hw, maxBytes)
+		if errors.Is(err, segment.ErrClosed) {
+			// Retention deleted it (or we are closing): look again.
+			if l.isClosed() {
+				return segment.View{}, errs.ErrClosed
+			}
+			continue
+		}
+		if err != nil {
+			return segment.View{}, fmt.Errorf("read %s at offset %d: %w", l.cfg.Dir, offset, err)
+		}
+		return v, nil
+	}
+}
+
+// segmentFor returns the index of the segment holding offset: the last
+// whose base is at or below it.
+func segmentFor(segs []*segment.Segment, offset int64) int {
+	i, found := slices.BinarySearchFunc(segs, offset, func(s *segment.Segment, o int64) int {
+		return cmp.Compare(s.Base(), o)
+	})
+	if !found {
+		i--
+	}
+	return max(i, 0)
+}
+
+// OffsetForTime returns the earliest offset whose timestamp is at or above
+// ts (ms), or -1 if there is none (Kafka's offsetsForTimes).
+func (l *Log) OffsetForTime(ts int64) (int64, error) {
+	for {
+		hw := l.hw.Load()
+		retry := false
+		for _, s := range l.segments() {
+			if s.Base() >= hw {
+				break
+			}
+			maxTS, err := s.MaxTimestamp()
+			if err == nil && maxTS < ts {
+				continue
+			}
+			var off int64
+			var ok bool
+			if err == nil {
+				off, ok, err = s.FindTime(ts, hw)
+			}
+			if errors.Is(err, segment.ErrClosed) && !l.isClosed() {
+				retry = true
+				break
+			}
+			if err != nil {
+				return 0, fmt.Errorf("find time in %s: %w", l.cfg.Dir, err)
+			}
+			if ok {
+				if start := l.start.Load(); off < start {
+					// Deleted by DeleteRecords: the answer is the first
+					// record from the start on that is new enough.
+					return l.firstAtOrAfter(start, ts)
+				}
+				return off, nil
+			}
+		}
+		if !retry {
+			return -1, nil
+		}
+	}
+}
+
+// firstAtOrAfter scans from offset from for the first record whose
+// timestamp is at or after ts, or returns -1.
+func (l *Log) firstAtOrAfter(from, ts int64) (int64, error) {
+	var it batch.Iter
+	var r batch.Record
+	for {
+		v, err := l.Read(from, 1<<20)
+		if errors.Is(err, errs.ErrOffsetOutOfRange) && from < l.start.Load() {
+			from = l.start.Load() // retention or DeleteRecords moved the start meanwhile
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if len(v.Data) == 0 {
+			return -1, nil
+		}
+		found := int64(-1)
+		it.Reset(v.Data, from)
+		it.SkipOlder(ts)
+		if it.Next(&r) {
+			found = r.Offset
+		}
+		from = it.Offset()
+		if err := it.Err(); err != nil {
+			v.Release()
+			return 0, err
+		}
+		v.Release()
+		if found >= 0 {
+			return found, nil
+		}
+	}
+}
+
+// WaitFor blocks until offset is below the high watermark (a record at
+// offset is readable), ctx is done, stop is closed (errs.ErrClosed), or the
+// partition closes.
+func (l *Log) WaitFor(ctx context.Context, offset int64, stop <-chan struct{}) error {
+	for l.hw.Load() <= offset {
+		ch := l.appended.Wait()
+		if l.hw.Load() > offset {
+			return nil
+		}
+		if l.isClosed() {
+			return errs.ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stop:
+			return errs.ErrClosed
+		}
+	}
+	return nil
+}
+
+func (l *Log) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
