@@ -631,7 +631,7 @@ func (c *Consumer) resolve(tp TopicPartition) (*position, error) {
 	if ps.known {
 		return ps, nil
 	}
-	committed, err := c.b.meta.committed(c.g.name, []TopicPartition{tp})
+	committed, err := c.b.meta.Committed(c.g.name, []TopicPartition{tp})
 	if err != nil {
 		return nil, err
 	}
@@ -824,7 +824,7 @@ func (c *Consumer) commit(offs map[TopicPartition]int64) error {
 	if err = c.g.coord.CheckCommit(now, c.id, c.gen, parts); err != nil {
 		return mapGroupErr(err)
 	}
-	return c.b.meta.commitOffsets(c.g.name, offs, now)
+	return c.b.meta.CommitOffsets(c.g.name, offs, now)
 }
 
 func mapGroupErr(err error) error {
@@ -887,7 +887,7 @@ func (c *Consumer) Committed(ctx context.Context, parts ...TopicPartition) (map[
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return c.b.meta.committed(c.g.name, parts)
+	return c.b.meta.Committed(c.g.name, parts)
 }
 
 // assignedPos returns the position state of an assigned partition.

@@ -77,7 +77,7 @@ func (b *Broker) DescribeGroup(name string) (GroupInfo, error) {
 			}
 		})
 	}
-	committed, err := b.meta.committed(name, nil)
+	committed, err := b.meta.Committed(name, nil)
 	if err != nil {
 		return info, err
 	}
@@ -135,7 +135,7 @@ func (b *Broker) Groups() []string {
 		g.mu.Unlock()
 	}
 	b.mu.RUnlock()
-	stored, _ := b.meta.offsetGroups()
+	stored, _ := b.meta.Groups()
 	for _, n := range stored {
 		names[n] = true
 	}
@@ -174,7 +174,7 @@ func (b *Broker) DeleteGroup(name string) error {
 		return err
 	}
 	delete(b.groups, name)
-	return b.meta.deleteGroup(name)
+	return b.meta.DeleteGroup(name)
 }
 
 // CommittedOffsets returns every offset the group has committed (the next
@@ -189,7 +189,7 @@ func (b *Broker) CommittedOffsets(groupName string) (map[TopicPartition]int64, e
 	if err != nil {
 		return nil, err
 	}
-	return b.meta.committed(groupName, nil)
+	return b.meta.Committed(groupName, nil)
 }
 
 // SetCommittedOffsets overwrites a group's committed offsets for the given
@@ -221,7 +221,7 @@ func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartitio
 			return fmt.Errorf("%w: offset %d for %s, log has [%d, %d]", ErrOffsetOutOfRange, off, tp, start, end)
 		}
 	}
-	return b.meta.commitOffsets(groupName, offsets, b.opts.Now())
+	return b.meta.CommitOffsets(groupName, offsets, b.opts.Now())
 }
 
 // DefaultOffsetsRetention is Options.OffsetsRetention's default: Kafka's
@@ -244,7 +244,7 @@ func (b *Broker) expireOffsets() {
 	if b.checkWritable() != nil {
 		return
 	}
-	last, err := b.meta.lastCommits()
+	last, err := b.meta.LastCommits()
 	if err != nil {
 		b.opts.Logger.Error("stream: offsets expiry failed", "err", err)
 		return
@@ -268,7 +268,7 @@ func (b *Broker) expireOffsets() {
 		if now.Sub(since) < b.opts.OffsetsRetention {
 			continue
 		}
-		if err := b.meta.deleteGroup(name); err != nil {
+		if err := b.meta.DeleteGroup(name); err != nil {
 			b.opts.Logger.Error("stream: offsets expiry failed", "group", name, "err", err)
 			continue
 		}

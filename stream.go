@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/catalog"
 	"github.com/embedstream/stream/internal/log"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/segment"
@@ -127,7 +128,7 @@ type Broker struct {
 	dir   string
 	opts  Options
 	lock  *os.File
-	meta  *metaStore
+	meta  *catalog.Catalog
 	stats log.Stats
 
 	mu        sync.RWMutex // guards the fields below
@@ -192,7 +193,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 	if err := b.load(); err != nil {
 		b.closeTopics(false)
 		if b.meta != nil {
-			b.meta.close(false, true)
+			b.meta.Close(false)
 		}
 		unlockDir(lock)
 		return nil, err
@@ -206,15 +207,15 @@ func Open(dir string, opts *Options) (*Broker, error) {
 
 // load opens the metadata store and every topic's partitions.
 func (b *Broker) load() error {
-	metaPath := filepath.Join(b.dir, metaFile)
-	_, statErr := os.Stat(metaPath)
+	metaPath := filepath.Join(b.dir, catalog.File)
+	_, statErr := b.opts.fs.Lstat(metaPath)
 	metaMissing := errors.Is(statErr, os.ErrNotExist)
-	meta, clean, err := openMeta(metaPath, b.opts.FileMode, b.opts.ReadOnly, b.opts.Sync == SyncNever)
+	meta, clean, err := catalog.Open(metaPath, b.opts.FileMode, b.opts.ReadOnly, b.opts.Sync == SyncNever)
 	if err != nil {
 		return err
 	}
 	b.meta = meta
-	records, err := meta.loadTopics()
+	records, err := meta.Topics()
 	if err != nil {
 		return err
 	}
@@ -228,11 +229,12 @@ func (b *Broker) load() error {
 		b.opts.Logger.Warn("stream: meta.db missing; rebuilding the topic list from the data directories",
 			"dir", b.dir, "topics", len(onDisk))
 		for name, parts := range onDisk {
-			rec := topicRecord{Config: b.opts.DefaultTopic.withDefaults(), Partitions: parts, Created: b.opts.Now()}
-			rec.Config.Partitions = parts
+			cfg := b.opts.DefaultTopic.withDefaults()
+			cfg.Partitions = parts
+			rec := catalog.Topic{Config: cfg.stored(), Partitions: parts, Created: b.opts.Now()}
 			records[name] = rec
 			if !b.opts.ReadOnly {
-				if err := meta.putTopic(name, rec); err != nil {
+				if err := meta.PutTopic(name, rec); err != nil {
 					return err
 				}
 			}
@@ -254,10 +256,11 @@ func (b *Broker) load() error {
 	for _, name := range names {
 		rec := records[name]
 		// Defaults fill fields added since the topic was stored.
-		t, err := b.openTopic(name, rec.Config.withDefaults(), rec.Partitions, clean)
+		t, err := b.openTopic(name, storedTopicConfig(rec.Config).withDefaults(), rec.Partitions, clean)
 		if err != nil {
 			return fmt.Errorf("open topic %q: %w", name, err)
 		}
+		t.created = rec.Created
 		b.topics[name] = t
 	}
 	b.publishTopics()
@@ -442,7 +445,7 @@ func (b *Broker) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.closeTopics(true)
-	errs = append(errs, err, b.meta.close(err == nil, b.opts.ReadOnly), unlockDir(b.lock))
+	errs = append(errs, err, b.meta.Close(err == nil), unlockDir(b.lock))
 	return errors.Join(errs...)
 }
 
@@ -521,7 +524,8 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := b.meta.putTopic(name, topicRecord{Config: cfg, Partitions: cfg.Partitions, Created: b.opts.Now()}); err != nil {
+	t.created = b.opts.Now()
+	if err := b.meta.PutTopic(name, catalog.Topic{Config: cfg.stored(), Partitions: cfg.Partitions, Created: t.created}); err != nil {
 		for _, p := range t.partitions() {
 			p.Close(false)
 		}
@@ -543,7 +547,7 @@ func (b *Broker) DeleteTopic(name string) error {
 	if err != nil {
 		return err
 	}
-	if err := b.meta.deleteTopic(name); err != nil {
+	if err := b.meta.DeleteTopic(name); err != nil {
 		return err
 	}
 	delete(b.topics, name)
@@ -593,7 +597,7 @@ func (b *Broker) AddPartitions(name string, total int) error {
 	}
 	cfg := t.cfg
 	cfg.Partitions = total
-	if err := b.meta.putTopic(name, topicRecord{Config: cfg, Partitions: total, Created: b.opts.Now()}); err != nil {
+	if err := b.meta.PutTopic(name, catalog.Topic{Config: cfg.stored(), Partitions: total, Created: t.created}); err != nil {
 		return err
 	}
 	b.rebalanceSubscribers(name)

@@ -16,9 +16,11 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
+	"github.com/embedstream/stream/internal/catalog"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/internal/vfs/errorfs"
-	"github.com/stretchr/testify/require"
 )
 
 // openBroker opens a broker in a fresh temp dir (or dir, if given) and
@@ -458,7 +460,7 @@ func crash(t *testing.T, b *Broker) {
 			p.Abandon()
 		}
 	}
-	require.NoError(t, b.meta.db.Close())
+	require.NoError(t, b.meta.Close(false))
 	require.NoError(t, unlockDir(b.lock))
 }
 
@@ -503,7 +505,7 @@ func TestMissingMetaRebuildsTopicList(t *testing.T) {
 	require.NoError(t, b.CreateTopic("orders", TopicConfig{Partitions: 3}))
 	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "orders", Partition: 2, Value: []byte("kept")}))
 	require.NoError(t, b.Close())
-	require.NoError(t, os.Remove(filepath.Join(dir, metaFile)))
+	require.NoError(t, os.Remove(filepath.Join(dir, catalog.File)))
 
 	b = openBroker(t, dir, nil)
 	info, err := b.DescribeTopic("orders")
@@ -754,9 +756,9 @@ func TestPublishAndCreateTopicEdgeRules(t *testing.T) {
 
 	// A topic as stored before MaxTimestampAhead existed.
 	require.NoError(t, b.CreateTopic("old", TopicConfig{}))
-	rec := topicRecord{Config: TopicConfig{Partitions: 1, SegmentBytes: DefaultSegmentBytes, MaxRecordBytes: DefaultMaxRecordBytes},
+	rec := catalog.Topic{Config: catalog.TopicConfig{Partitions: 1, SegmentBytes: DefaultSegmentBytes, MaxRecordBytes: DefaultMaxRecordBytes},
 		Partitions: 1, Created: time.Now()}
-	require.NoError(t, b.meta.putTopic("old", rec))
+	require.NoError(t, b.meta.PutTopic("old", rec))
 	require.NoError(t, b.Close())
 	b = openBroker(t, dir, nil)
 	info, err := b.DescribeTopic("old")

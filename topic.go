@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"github.com/embedstream/stream/internal/catalog"
+
 	"fmt"
 	"math"
 	"strings"
@@ -15,27 +17,27 @@ import (
 type TopicConfig struct {
 	// Partitions is the number of partitions (default 1). It can only grow,
 	// with AddPartitions.
-	Partitions int `json:"partitions,omitempty"`
+	Partitions int
 	// Retention deletes whole segments whose newest record is older than
 	// this (retention.ms). 0 keeps records forever.
-	Retention time.Duration `json:"retention,omitempty"`
+	Retention time.Duration
 	// RetentionBytes deletes a partition's oldest segments while the rest
 	// still holds at least this many bytes (retention.bytes). 0: no limit.
-	RetentionBytes int64 `json:"retentionBytes,omitempty"`
+	RetentionBytes int64
 	// SegmentBytes rolls a new segment file at this size (segment.bytes).
 	// Default 1 GiB; between 4 KiB and 2 GiB - 1 byte.
-	SegmentBytes int64 `json:"segmentBytes,omitempty"`
+	SegmentBytes int64
 	// SegmentAge rolls the active segment once it is this old (segment.ms),
 	// so time retention can delete it. 0: roll by size only.
-	SegmentAge time.Duration `json:"segmentAge,omitempty"`
+	SegmentAge time.Duration
 	// MaxRecordBytes is the largest record accepted, counting key, value,
 	// headers and encoding overhead (max.message.bytes). Default 1 MiB.
-	MaxRecordBytes int `json:"maxRecordBytes,omitempty"`
+	MaxRecordBytes int
 	// Sync overrides the broker's Options.Sync for this topic.
-	Sync SyncPolicy `json:"sync,omitempty"`
+	Sync SyncPolicy
 	// LogAppendTime stamps every record with the time it was appended,
 	// replacing the producer's timestamp (message.timestamp.type=LogAppendTime).
-	LogAppendTime bool `json:"logAppendTime,omitempty"`
+	LogAppendTime bool
 	// MaxTimestampAhead rejects, with ErrInvalidRecord, a record whose own
 	// timestamp is more than this far ahead of the broker's clock
 	// (message.timestamp.after.max.ms): a far-future timestamp would keep
@@ -43,14 +45,14 @@ type TopicConfig struct {
 	// DefaultMaxTimestampAhead; a negative value turns the check off. It
 	// does not apply under LogAppendTime, nor to records without a
 	// timestamp, which get the clock's.
-	MaxTimestampAhead time.Duration `json:"maxTimestampAhead,omitempty"`
+	MaxTimestampAhead time.Duration
 	// MaxTimestampBehind rejects, with ErrInvalidRecord, a record whose own
 	// timestamp is more than this far behind the broker's clock
 	// (message.timestamp.before.max.ms). 0: no limit, Kafka's default.
-	MaxTimestampBehind time.Duration `json:"maxTimestampBehind,omitempty"`
+	MaxTimestampBehind time.Duration
 	// Compact asks for log compaction (cleanup.policy=compact). Not
 	// implemented yet: CreateTopic rejects it with ErrInvalidConfig.
-	Compact bool `json:"compact,omitempty"`
+	Compact bool
 }
 
 // Defaults and limits of TopicConfig.
@@ -63,6 +65,26 @@ const (
 	maxPartitions            = 1 << 20
 	maxTopicNameLength       = 249
 )
+
+// stored is the config as the catalog keeps it.
+func (c TopicConfig) stored() catalog.TopicConfig {
+	return catalog.TopicConfig{
+		Partitions: c.Partitions, Retention: c.Retention, RetentionBytes: c.RetentionBytes,
+		SegmentBytes: c.SegmentBytes, SegmentAge: c.SegmentAge, MaxRecordBytes: c.MaxRecordBytes,
+		Sync: int(c.Sync), LogAppendTime: c.LogAppendTime, MaxTimestampAhead: c.MaxTimestampAhead,
+		MaxTimestampBehind: c.MaxTimestampBehind, Compact: c.Compact,
+	}
+}
+
+// storedTopicConfig is the inverse of TopicConfig.stored, before defaults.
+func storedTopicConfig(s catalog.TopicConfig) TopicConfig {
+	return TopicConfig{
+		Partitions: s.Partitions, Retention: s.Retention, RetentionBytes: s.RetentionBytes,
+		SegmentBytes: s.SegmentBytes, SegmentAge: s.SegmentAge, MaxRecordBytes: s.MaxRecordBytes,
+		Sync: SyncPolicy(s.Sync), LogAppendTime: s.LogAppendTime, MaxTimestampAhead: s.MaxTimestampAhead,
+		MaxTimestampBehind: s.MaxTimestampBehind, Compact: s.Compact,
+	}
+}
 
 // withDefaults fills zero fields with their defaults.
 func (c TopicConfig) withDefaults() TopicConfig {
@@ -165,9 +187,10 @@ func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_"
 
 // topic is an open topic: its config and partition logs.
 type topic struct {
-	name string
-	cfg  TopicConfig // with defaults applied
-	dir  string
+	name    string
+	cfg     TopicConfig // with defaults applied
+	dir     string
+	created time.Time // when CreateTopic made it, as stored
 
 	parts atomic.Pointer[[]*log.Log] // replaced whole by AddPartitions
 

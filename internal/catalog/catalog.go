@@ -1,19 +1,8 @@
-package stream
-
-import (
-	"bytes"
-	"encoding/binary"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
-)
-
-// The metadata store, DIR/meta.db, is a bbolt database:
+// Package catalog is the broker's metadata store: topic records, committed
+// offsets and the clean-shutdown flag, in a bbolt database (DIR/meta.db).
+// Records themselves never go here: they live in the segment files.
+//
+// The database's layout:
 //
 //	bucket "broker"
 //	    "format"  "1"                  layout version of the directory
@@ -27,10 +16,30 @@ import (
 //	                                             offset to read, then the commit
 //	                                             time, int64 BE ms
 //
-// Writes go through bbolt transactions, fsynced unless the broker runs under
-// SyncNever. Records themselves never go here: they live in the segment files.
+// Writes go through bbolt transactions, fsynced unless the store was opened
+// with noSync.
+package catalog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/embedstream/stream/group"
+	"github.com/embedstream/stream/internal/errs"
+)
+
+// File is the store's name in a broker's directory.
+const File = "meta.db"
+
 const (
-	metaFile     = "meta.db"
 	metaFormat   = "1"
 	bucketBroker = "broker"
 	bucketTopics = "topics"
@@ -39,31 +48,54 @@ const (
 	keyClean     = "clean"
 )
 
-// topicRecord is a topic's stored metadata.
-type topicRecord struct {
+// Topic is a topic's stored record, JSON in the "topics" bucket. Its
+// fields and their names are part of the format: add, never rename.
+type Topic struct {
 	Config     TopicConfig `json:"config"`
 	Partitions int         `json:"partitions"`
 	Created    time.Time   `json:"created"`
 }
 
-type metaStore struct {
+// TopicConfig is a topic's stored settings: zero fields take their
+// defaults when loaded (a field added later is zero in older records).
+// Durations are in nanoseconds; Sync is stream.SyncPolicy's number.
+type TopicConfig struct {
+	Partitions         int           `json:"partitions,omitempty"`
+	Retention          time.Duration `json:"retention,omitempty"`
+	RetentionBytes     int64         `json:"retentionBytes,omitempty"`
+	SegmentBytes       int64         `json:"segmentBytes,omitempty"`
+	SegmentAge         time.Duration `json:"segmentAge,omitempty"`
+	MaxRecordBytes     int           `json:"maxRecordBytes,omitempty"`
+	Sync               int           `json:"sync,omitempty"`
+	LogAppendTime      bool          `json:"logAppendTime,omitempty"`
+	MaxTimestampAhead  time.Duration `json:"maxTimestampAhead,omitempty"`
+	MaxTimestampBehind time.Duration `json:"maxTimestampBehind,omitempty"`
+	Compact            bool          `json:"compact,omitempty"`
+}
+
+// TopicPartition names one partition of a topic.
+type TopicPartition = group.TopicPartition
+
+// Catalog is an open store. Its methods are safe for concurrent use.
+type Catalog struct {
 	db *bolt.DB // nil when a read-only broker found no meta.db
 }
 
-// openMeta opens (or, unless readOnly, creates) the store and reports
+// Open opens (or, unless readOnly, creates) the store at path and reports
 // whether the previous broker closed cleanly. A writable open records
-// "not clean" before returning, so a crash from here on is detected.
-func openMeta(path string, perm os.FileMode, readOnly, noSync bool) (*metaStore, bool, error) {
+// "not clean" before returning, so a crash from here on is detected. A
+// read-only open of a missing file gives an empty store.
+func Open(path string, perm os.FileMode, readOnly, noSync bool) (*Catalog, bool, error) {
 	if readOnly {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return &metaStore{}, false, nil
+			return &Catalog{}, false, nil
 		}
 	}
 	db, err := bolt.Open(path, perm, &bolt.Options{ReadOnly: readOnly, NoSync: noSync, NoGrowSync: noSync, Timeout: time.Second})
 	if err != nil {
 		return nil, false, fmt.Errorf("open %s: %w", path, err)
 	}
-	m := &metaStore{db: db}
+	c := &Catalog{db: db}
 	clean := false
 	if readOnly {
 		err = db.View(func(tx *bolt.Tx) error {
@@ -79,7 +111,7 @@ func openMeta(path string, perm os.FileMode, readOnly, noSync bool) (*metaStore,
 				return err
 			}
 			if f := b.Get([]byte(keyFormat)); f != nil && string(f) != metaFormat {
-				return fmt.Errorf("%w: %s has format %q, this version reads %q", ErrInvalidConfig, path, f, metaFormat)
+				return fmt.Errorf("%w: %s has format %q, this version reads %q", errs.ErrInvalidConfig, path, f, metaFormat)
 			}
 			clean = string(b.Get([]byte(keyClean))) == "1"
 			if _, err := tx.CreateBucketIfNotExists([]byte(bucketTopics)); err != nil {
@@ -98,17 +130,17 @@ func openMeta(path string, perm os.FileMode, readOnly, noSync bool) (*metaStore,
 		db.Close()
 		return nil, false, err
 	}
-	return m, clean, nil
+	return c, clean, nil
 }
 
 // view runs fn on a top-level bucket in a read transaction. Without a
 // store file (a read-only broker that found none) or the bucket, there is
 // nothing to read and fn does not run.
-func (m *metaStore) view(bucket string, fn func(b *bolt.Bucket) error) error {
-	if m.db == nil {
+func (c *Catalog) view(bucket string, fn func(b *bolt.Bucket) error) error {
+	if c.db == nil {
 		return nil
 	}
-	return m.db.View(func(tx *bolt.Tx) error {
+	return c.db.View(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(bucket)); b != nil {
 			return fn(b)
 		}
@@ -116,13 +148,14 @@ func (m *metaStore) view(bucket string, fn func(b *bolt.Bucket) error) error {
 	})
 }
 
-func (m *metaStore) loadTopics() (map[string]topicRecord, error) {
-	out := map[string]topicRecord{}
-	err := m.view(bucketTopics, func(b *bolt.Bucket) error {
+// Topics returns every stored topic record by name.
+func (c *Catalog) Topics() (map[string]Topic, error) {
+	out := map[string]Topic{}
+	err := c.view(bucketTopics, func(b *bolt.Bucket) error {
 		return b.ForEach(func(k, v []byte) error {
-			var rec topicRecord
+			var rec Topic
 			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("%w: topic %q metadata: %v", ErrCorrupt, k, err)
+				return fmt.Errorf("%w: topic %q metadata: %v", errs.ErrCorrupt, k, err)
 			}
 			out[string(k)] = rec
 			return nil
@@ -131,19 +164,20 @@ func (m *metaStore) loadTopics() (map[string]topicRecord, error) {
 	return out, err
 }
 
-func (m *metaStore) putTopic(name string, rec topicRecord) error {
+// PutTopic stores a topic's record, replacing any.
+func (c *Catalog) PutTopic(name string, rec Topic) error {
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return m.db.Update(func(tx *bolt.Tx) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketTopics)).Put([]byte(name), v)
 	})
 }
 
-// deleteTopic drops a topic's record and every group's offsets for it.
-func (m *metaStore) deleteTopic(name string) error {
-	return m.db.Update(func(tx *bolt.Tx) error {
+// DeleteTopic drops a topic's record and every group's offsets for it.
+func (c *Catalog) DeleteTopic(name string) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket([]byte(bucketTopics)).Delete([]byte(name)); err != nil {
 			return err
 		}
@@ -151,21 +185,22 @@ func (m *metaStore) deleteTopic(name string) error {
 	})
 }
 
-// close records a clean shutdown (if clean) and closes the database.
-func (m *metaStore) close(clean bool, readOnly bool) error {
-	if m.db == nil {
+// Close records a clean shutdown (if clean, and the store is writable) and
+// closes the database.
+func (c *Catalog) Close(clean bool) error {
+	if c.db == nil {
 		return nil
 	}
 	var err error
-	if clean && !readOnly {
-		err = m.db.Update(func(tx *bolt.Tx) error {
+	if clean && !c.db.IsReadOnly() {
+		err = c.db.Update(func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte(bucketBroker)).Put([]byte(keyClean), []byte("1"))
 		})
-		if err == nil && m.db.NoSync {
-			err = m.db.Sync()
+		if err == nil && c.db.NoSync {
+			err = c.db.Sync()
 		}
 	}
-	return errors.Join(err, m.db.Close())
+	return errors.Join(err, c.db.Close())
 }
 
 // offsetKey is a committed offset's key within its group's bucket.
@@ -184,9 +219,11 @@ func parseOffsetKey(k []byte) (TopicPartition, bool) {
 	return TopicPartition{Topic: string(k[:i]), Partition: int32(binary.BigEndian.Uint32(k[i+1:]))}, true
 }
 
-// commitOffsets stores offsets for a group in one transaction.
-func (m *metaStore) commitOffsets(group string, offsets map[TopicPartition]int64, now time.Time) error {
-	return m.db.Update(func(tx *bolt.Tx) error {
+// CommitOffsets stores offsets for a group in one transaction, with now as
+// their commit time. It is the one writer of committed offsets: the group
+// service calls it for members' commits and for admin resets alike.
+func (c *Catalog) CommitOffsets(group string, offsets map[TopicPartition]int64, now time.Time) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket([]byte(bucketOffset)).CreateBucketIfNotExists([]byte(group))
 		if err != nil {
 			return err
@@ -204,11 +241,11 @@ func (m *metaStore) commitOffsets(group string, offsets map[TopicPartition]int64
 	})
 }
 
-// committed returns a group's committed offsets: for parts, or all if none
+// Committed returns a group's committed offsets: for parts, or all if none
 // are named. Partitions never committed are absent.
-func (m *metaStore) committed(group string, parts []TopicPartition) (map[TopicPartition]int64, error) {
+func (c *Catalog) Committed(group string, parts []TopicPartition) (map[TopicPartition]int64, error) {
 	out := map[TopicPartition]int64{}
-	err := m.view(bucketOffset, func(root *bolt.Bucket) error {
+	err := c.view(bucketOffset, func(root *bolt.Bucket) error {
 		b := root.Bucket([]byte(group))
 		if b == nil {
 			return nil
@@ -231,11 +268,11 @@ func (m *metaStore) committed(group string, parts []TopicPartition) (map[TopicPa
 	return out, err
 }
 
-// lastCommits returns, per group with committed offsets, the time of its
+// LastCommits returns, per group with committed offsets, the time of its
 // newest commit.
-func (m *metaStore) lastCommits() (map[string]time.Time, error) {
+func (c *Catalog) LastCommits() (map[string]time.Time, error) {
 	out := map[string]time.Time{}
-	err := m.view(bucketOffset, func(root *bolt.Bucket) error {
+	err := c.view(bucketOffset, func(root *bolt.Bucket) error {
 		return root.ForEach(func(name, v []byte) error {
 			g := root.Bucket(name)
 			if v != nil || g == nil {
@@ -257,10 +294,10 @@ func (m *metaStore) lastCommits() (map[string]time.Time, error) {
 	return out, err
 }
 
-// offsetGroups lists the groups with committed offsets.
-func (m *metaStore) offsetGroups() ([]string, error) {
+// Groups lists the groups with committed offsets.
+func (c *Catalog) Groups() ([]string, error) {
 	var out []string
-	err := m.view(bucketOffset, func(root *bolt.Bucket) error {
+	err := c.view(bucketOffset, func(root *bolt.Bucket) error {
 		return root.ForEach(func(k, v []byte) error {
 			if v == nil {
 				out = append(out, string(k))
@@ -271,9 +308,9 @@ func (m *metaStore) offsetGroups() ([]string, error) {
 	return out, err
 }
 
-// deleteGroup drops a group's offsets.
-func (m *metaStore) deleteGroup(group string) error {
-	return m.db.Update(func(tx *bolt.Tx) error {
+// DeleteGroup drops a group's offsets.
+func (c *Catalog) DeleteGroup(group string) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
 		err := tx.Bucket([]byte(bucketOffset)).DeleteBucket([]byte(group))
 		if errors.Is(err, berrors.ErrBucketNotFound) {
 			return nil

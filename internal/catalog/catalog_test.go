@@ -1,0 +1,150 @@
+package catalog
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/embedstream/stream/internal/errs"
+)
+
+// goldenTopic is a topic record as every version so far has stored it.
+const goldenTopic = `{"config":{"partitions":3,"retention":3600000000000,"retentionBytes":5,"segmentBytes":4096,"segmentAge":60000000000,"maxRecordBytes":100,"sync":3,"logAppendTime":true,"maxTimestampAhead":-1,"maxTimestampBehind":1000000000,"compact":true},"partitions":3,"created":"2026-01-02T03:04:05Z"}`
+
+func TestTopicRecordFormat(t *testing.T) {
+	rec := Topic{Config: TopicConfig{Partitions: 3, Retention: time.Hour, RetentionBytes: 5, SegmentBytes: 4096,
+		SegmentAge: time.Minute, MaxRecordBytes: 100, Sync: 3, LogAppendTime: true, MaxTimestampAhead: -1,
+		MaxTimestampBehind: time.Second, Compact: true}, Partitions: 3, Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	b, err := json.Marshal(rec)
+	require.NoError(t, err)
+	require.JSONEq(t, goldenTopic, string(b))
+	var back Topic
+	require.NoError(t, json.Unmarshal([]byte(goldenTopic), &back))
+	require.Equal(t, rec, back)
+	// Fields left zero are left out, as before.
+	b, err = json.Marshal(Topic{Config: TopicConfig{Partitions: 1}, Partitions: 1, Created: rec.Created})
+	require.NoError(t, err)
+	require.Equal(t, `{"config":{"partitions":1},"partitions":1,"created":"2026-01-02T03:04:05Z"}`, string(b))
+}
+
+func open(t *testing.T, path string, readOnly bool) (*Catalog, bool) {
+	t.Helper()
+	c, clean, err := Open(path, 0o600, readOnly, true)
+	require.NoError(t, err)
+	return c, clean
+}
+
+// TestCleanFlag: "clean" holds only after a clean Close, and a writable
+// open clears it at once, so a crash from then on is noticed.
+func TestCleanFlag(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	c, clean := open(t, path, false)
+	require.False(t, clean, "a new store was never closed cleanly")
+	require.NoError(t, c.Close(true))
+	c, clean = open(t, path, false)
+	require.True(t, clean)
+	require.NoError(t, c.Close(false)) // a crash, as far as the flag knows
+	c, clean = open(t, path, true)
+	require.False(t, clean)
+	require.NoError(t, c.Close(true), "read-only: changes nothing")
+	c, clean = open(t, path, false)
+	require.False(t, clean)
+	require.NoError(t, c.Close(true))
+}
+
+func TestReadOnlyWithoutFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	c, clean := open(t, path, true)
+	require.False(t, clean)
+	topics, err := c.Topics()
+	require.NoError(t, err)
+	require.Empty(t, topics)
+	offs, err := c.Committed("g", nil)
+	require.NoError(t, err)
+	require.Empty(t, offs)
+	require.NoError(t, c.Close(true))
+	_, err = os.Stat(path)
+	require.ErrorIs(t, err, os.ErrNotExist, "a read-only open creates nothing")
+}
+
+func TestFormatMismatchRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	c, _ := open(t, path, false)
+	require.NoError(t, c.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketBroker)).Put([]byte(keyFormat), []byte("2"))
+	}))
+	require.NoError(t, c.Close(false))
+	_, _, err := Open(path, 0o600, false, true)
+	require.ErrorIs(t, err, errs.ErrInvalidConfig)
+}
+
+func TestTopicsAndOffsets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	c, _ := open(t, path, false)
+	now := time.UnixMilli(1_700_000_000_000)
+	require.NoError(t, c.PutTopic("a", Topic{Partitions: 2}))
+	require.NoError(t, c.PutTopic("a.b", Topic{Partitions: 1}))
+	a0, a1, ab0 := TopicPartition{Topic: "a", Partition: 0}, TopicPartition{Topic: "a", Partition: 1}, TopicPartition{Topic: "a.b", Partition: 0}
+	require.NoError(t, c.CommitOffsets("g1", map[TopicPartition]int64{a0: 5, a1: 7, ab0: 1}, now))
+	require.NoError(t, c.CommitOffsets("g2", map[TopicPartition]int64{a0: 2, ab0: 3}, now.Add(time.Second)))
+
+	got, err := c.Committed("g1", nil)
+	require.NoError(t, err)
+	require.Equal(t, map[TopicPartition]int64{a0: 5, a1: 7, ab0: 1}, got)
+	got, err = c.Committed("g1", []TopicPartition{a1, {Topic: "nope", Partition: 0}})
+	require.NoError(t, err)
+	require.Equal(t, map[TopicPartition]int64{a1: 7}, got)
+	groups, err := c.Groups()
+	require.NoError(t, err)
+	require.Equal(t, []string{"g1", "g2"}, groups)
+	last, err := c.LastCommits()
+	require.NoError(t, err)
+	require.Equal(t, map[string]time.Time{"g1": now, "g2": now.Add(time.Second)}, last)
+
+	// Deleting topic "a" drops its record and every group's offsets for
+	// it, not those of "a.b", whose key shares the prefix "a".
+	require.NoError(t, c.DeleteTopic("a"))
+	topics, err := c.Topics()
+	require.NoError(t, err)
+	require.Equal(t, []string{"a.b"}, keys(topics))
+	got, err = c.Committed("g1", nil)
+	require.NoError(t, err)
+	require.Equal(t, map[TopicPartition]int64{ab0: 1}, got)
+
+	require.NoError(t, c.DeleteGroup("g1"))
+	require.NoError(t, c.DeleteGroup("never"), "deleting an unknown group is no error")
+	groups, err = c.Groups()
+	require.NoError(t, err)
+	require.Equal(t, []string{"g2"}, groups)
+	require.NoError(t, c.Close(true))
+
+	c, _ = open(t, path, false)
+	defer c.Close(true)
+	got, err = c.Committed("g2", nil)
+	require.NoError(t, err)
+	require.Equal(t, map[TopicPartition]int64{ab0: 3}, got, "offsets of a deleted topic stay deleted, others survive")
+}
+
+func TestCorruptTopicRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	c, _ := open(t, path, false)
+	defer c.Close(false)
+	require.NoError(t, c.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketTopics)).Put([]byte("t"), []byte("{not json"))
+	}))
+	_, err := c.Topics()
+	require.ErrorIs(t, err, errs.ErrCorrupt)
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
