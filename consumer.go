@@ -11,8 +11,8 @@ import (
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/group"
+	"github.com/embedstream/stream/internal/groups"
 	"github.com/embedstream/stream/internal/log"
-	"github.com/embedstream/stream/internal/signal"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -153,40 +153,16 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 	return opts, nil
 }
 
-// groupState is one consumer group's coordinator, shared by its members.
-type groupState struct {
-	name       string
-	mu         sync.Mutex // serializes the coordinator and commits
-	coord      *group.Coordinator
-	balancer   string
-	changed    signal.Signal // broadcast when the coordinator's state changes
-	lastActive time.Time     // when it last had members, as far as known, for offsets expiry; under mu
-}
-
-// do runs fn on the coordinator under the lock and wakes waiting members if
-// the group changed.
-func (g *groupState) do(fn func(c *group.Coordinator)) {
-	g.mu.Lock()
-	before := g.coord.Changes()
-	fn(g.coord)
-	changed := g.coord.Changes() != before
-	g.mu.Unlock()
-	if changed {
-		g.changed.Broadcast()
-	}
-}
-
 // Consumer is a member of a consumer group: Subscribe returns one. Poll,
 // Commit and the other calls are meant for one goroutine; Close and Wakeup
 // may come from any.
 type Consumer struct {
 	b      *Broker
-	g      *groupState
+	m      *groups.Member
 	opts   ConsumerOptions
 	topics []string
 
 	// Polling-goroutine state.
-	id         string
 	gen        int
 	owned      []TopicPartition
 	pos        map[TopicPartition]*position
@@ -257,80 +233,21 @@ func (b *Broker) Subscribe(groupName string, topics []string, opts *ConsumerOpti
 		wake: make(chan struct{}, 1), bell: make(chan struct{}, 1), stop: make(chan struct{}),
 		lastCommit: b.opts.Now(),
 	}
-	for {
-		g, err := b.groupState(groupName, o.Balancer)
-		if err != nil {
-			return nil, err
-		}
-		c.g = g
-		if b.beforeJoin != nil {
-			b.beforeJoin()
-		}
-		c.join()
-		b.mu.Lock()
-		if b.closed {
-			b.mu.Unlock()
-			g.do(func(co *group.Coordinator) { co.Leave(b.opts.Now(), c.id) })
-			return nil, ErrClosed
-		}
-		// An empty group's state may have been dropped (DeleteGroup,
-		// offsets expiry) or replaced (a new balancer) between the lookup
-		// and the join; once joined it is neither, so check it is still
-		// the group's, or join the group's current one.
-		if b.groups[groupName] == g {
-			b.consumers[c] = struct{}{}
-			b.mu.Unlock()
-			return c, nil
-		}
-		b.mu.Unlock()
-		g.do(func(co *group.Coordinator) { co.Leave(b.opts.Now(), c.id) })
-	}
-}
-
-func (c *Consumer) join() {
-	req := group.JoinRequest{InstanceID: c.opts.InstanceID, Topics: c.topics,
-		SessionTimeout: c.opts.SessionTimeout, MaxPollInterval: c.opts.MaxPollInterval}
-	c.g.do(func(co *group.Coordinator) { c.id = co.Join(c.b.opts.Now(), req) })
-	c.gen, c.owned = 0, nil
-}
-
-// groupState returns the coordinator of a group, creating it.
-func (b *Broker) groupState(name string, balancer Balancer) (*groupState, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.checkOpen(); err != nil {
+	req := group.JoinRequest{InstanceID: o.InstanceID, Topics: c.topics,
+		SessionTimeout: o.SessionTimeout, MaxPollInterval: o.MaxPollInterval}
+	m, err := b.groups.Join(groupName, o.Balancer, req)
+	if err != nil {
 		return nil, err
 	}
-	g, ok := b.groups[name]
-	if ok {
-		g.mu.Lock()
-		empty := g.coord.Len() == 0
-		g.mu.Unlock()
-		if empty && g.balancer != balancer.Name() {
-			ok = false // nobody left who uses the old balancer
-		}
+	c.m = m
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		m.Leave()
+		return nil, ErrClosed
 	}
-	if !ok {
-		g = &groupState{name: name, balancer: balancer.Name()}
-		g.coord = group.NewCoordinator(balancer, b.partitionCount)
-		b.groups[name] = g
-	} else if g.balancer != balancer.Name() {
-		return nil, fmt.Errorf("%w: group %q uses the %s balancer, not %s", ErrInvalidConfig, name, g.balancer, balancer.Name())
-	}
-	return g, nil
-}
-
-// partitionCount is the coordinator's view of a topic.
-func (b *Broker) partitionCount(topic string) int32 {
-	view := b.topicsView.Load()
-	if view == nil {
-		return 0
-	}
-	t := (*view)[topic]
-	if t == nil {
-		return 0
-	}
-	return int32(len(t.partitions()))
+	b.consumers[c] = struct{}{}
+	return c, nil
 }
 
 // enter marks the consumer as polling, or says why it cannot.
@@ -364,14 +281,14 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.g.do(func(co *group.Coordinator) { co.PollDone(c.b.opts.Now(), c.id) })
+			c.m.PollDone()
 			c.state.CompareAndSwap(consumerPolling, consumerIdle)
 			c.unfetch()
 		}
 	}()
 	recs, err := c.poll(ctx)
 	done = true
-	c.g.do(func(co *group.Coordinator) { co.PollDone(c.b.opts.Now(), c.id) })
+	c.m.PollDone()
 	if !c.state.CompareAndSwap(consumerPolling, consumerIdle) {
 		err = ErrClosed // Close came meanwhile; it finishes once we are out
 	}
@@ -421,10 +338,8 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		case <-c.bell:
 		default:
 		}
-		c.g.changed.Notify(c.bell)
-		var task group.Task
-		var err error
-		c.g.do(func(co *group.Coordinator) { task, err = co.Poll(c.b.opts.Now(), c.id) })
+		c.m.Notify(c.bell)
+		task, err := c.m.Poll()
 		switch {
 		case errors.Is(err, group.ErrUnknownMember):
 			c.lost()
@@ -442,11 +357,11 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		}
 		switch task.Kind {
 		case group.Revoke:
-			c.b.opts.Logger.Info("stream: partitions revoked", "group", c.g.name, "member", c.id, "partitions", len(task.Partitions))
+			c.b.opts.Logger.Info("stream: partitions revoked", "group", c.m.Group(), "member", c.m.ID(), "partitions", len(task.Partitions))
 			c.revokeAndAck(task)
 			continue
 		case group.Assign:
-			c.b.opts.Logger.Info("stream: partitions assigned", "group", c.g.name, "member", c.id,
+			c.b.opts.Logger.Info("stream: partitions assigned", "group", c.m.Group(), "member", c.m.ID(),
 				"generation", task.Generation, "added", len(task.Partitions), "owned", len(task.Owned))
 			c.assign(task)
 			continue
@@ -511,9 +426,7 @@ func (c *Consumer) waitFor(ctx context.Context, deadline time.Time) error {
 		timerC = timer.C
 	}
 	var evict <-chan time.Time
-	var due time.Time
-	c.g.do(func(co *group.Coordinator) { due = co.NextDeadline() })
-	if !due.IsZero() {
+	if due := c.m.NextDeadline(); !due.IsZero() {
 		t := time.NewTimer(max(due.Sub(c.b.opts.Now()), 0))
 		defer t.Stop()
 		evict = t.C
@@ -631,7 +544,7 @@ func (c *Consumer) resolve(tp TopicPartition) (*position, error) {
 	if ps.known {
 		return ps, nil
 	}
-	committed, err := c.b.meta.Committed(c.g.name, []TopicPartition{tp})
+	committed, err := c.b.groups.Committed(c.m.Group(), tp)
 	if err != nil {
 		return nil, err
 	}
@@ -646,7 +559,7 @@ func (c *Consumer) resolve(tp TopicPartition) (*position, error) {
 		return ps, nil
 	}
 	if c.opts.Reset == ResetNone {
-		return nil, fmt.Errorf("%w: group %q, %s", ErrNoCommittedOffset, c.g.name, tp)
+		return nil, fmt.Errorf("%w: group %q, %s", ErrNoCommittedOffset, c.m.Group(), tp)
 	}
 	return ps, c.applyReset(ps, c.opts.Reset)
 }
@@ -714,9 +627,9 @@ func (c *Consumer) assign(task group.Task) {
 				c.pos[tp] = &position{}
 			}
 		}
-		c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
+		c.m.Ack(task)
 	}
-	if c.gen > 0 && !c.revoked && c.opts.OnRevoked != nil && c.protocol() == group.Eager {
+	if c.gen > 0 && !c.revoked && c.opts.OnRevoked != nil && c.m.Protocol() == group.Eager {
 		// Kafka's eager rebalance starts with onPartitionsRevoked on
 		// every member, one that owns nothing included.
 		func() {
@@ -734,26 +647,20 @@ func (c *Consumer) assign(task group.Task) {
 // revokeAndAck carries out a Revoke task and acknowledges it, even if
 // OnRevoked panics: the rebalance must go on for the other members.
 func (c *Consumer) revokeAndAck(task group.Task) {
-	defer c.g.do(func(co *group.Coordinator) { co.Ack(c.b.opts.Now(), c.id, task) })
+	defer c.m.Ack(task)
 	c.revoked = true
 	c.revoke(task.Partitions)
 }
 
-// protocol is the group's rebalance protocol, fixed by its balancer.
-func (c *Consumer) protocol() group.Protocol {
-	var p group.Protocol
-	c.g.do(func(co *group.Coordinator) { p = co.Protocol() })
-	return p
-}
-
 // lost handles eviction: OnLost, forget everything, rejoin.
 func (c *Consumer) lost() {
-	c.b.opts.Logger.Warn("stream: member was evicted from its group; rejoining", "group", c.g.name, "member", c.id, "partitions", len(c.owned))
+	c.b.opts.Logger.Warn("stream: member was evicted from its group; rejoining", "group", c.m.Group(), "member", c.m.ID(), "partitions", len(c.owned))
 	defer func() { // even if OnLost panics
 		c.release() // gathered records are from partitions it lost
 		clear(c.pos)
 		clear(c.paused)
-		c.join()
+		c.m.Rejoin()
+		c.gen, c.owned = 0, nil
 	}()
 	if c.opts.OnLost != nil && len(c.owned) > 0 {
 		c.opts.OnLost(c, slices.Clone(c.owned))
@@ -765,7 +672,7 @@ func (c *Consumer) lost() {
 func (c *Consumer) autoCommit(parts []TopicPartition) {
 	c.lastCommit = c.b.opts.Now()
 	if err := c.commitPositions(parts); err != nil {
-		c.b.opts.Logger.Warn("stream: auto-commit failed", "group", c.g.name, "member", c.id, "err", err)
+		c.b.opts.Logger.Warn("stream: auto-commit failed", "group", c.m.Group(), "member", c.m.ID(), "err", err)
 	}
 }
 
@@ -794,51 +701,11 @@ func (c *Consumer) commitPositions(parts []TopicPartition) error {
 // fencedErr is ErrFenced if a newer member with the same instance id has
 // replaced this one, else nil: a commit with nothing to commit is a no-op,
 // but fencing is final whatever the call.
-func (c *Consumer) fencedErr() error {
-	var err error
-	c.g.do(func(co *group.Coordinator) { _, _, err = co.Owned(c.id) })
-	if errors.Is(err, group.ErrFenced) {
-		return mapGroupErr(err)
-	}
-	return nil
-}
+func (c *Consumer) fencedErr() error { return c.m.Fenced() }
 
-// commit stores offsets after the coordinator accepts the member's right to.
+// commit stores offsets after the group accepts the member's right to.
 func (c *Consumer) commit(offs map[TopicPartition]int64) error {
-	if c.b.opts.ReadOnly {
-		return ErrReadOnly
-	}
-	parts := make([]TopicPartition, 0, len(offs))
-	for tp, off := range offs {
-		if off < 0 {
-			return fmt.Errorf("%w: negative offset %d for %s", ErrInvalidArgument, off, tp)
-		}
-		parts = append(parts, tp)
-	}
-	var err error
-	c.g.mu.Lock()
-	defer c.g.mu.Unlock()
-	// Under the group lock: no rebalance can complete between the check
-	// and the write, so a new owner always reads this commit.
-	now := c.b.opts.Now()
-	if err = c.g.coord.CheckCommit(now, c.id, c.gen, parts); err != nil {
-		return mapGroupErr(err)
-	}
-	return c.b.meta.CommitOffsets(c.g.name, offs, now)
-}
-
-func mapGroupErr(err error) error {
-	switch {
-	case errors.Is(err, group.ErrStaleGeneration), errors.Is(err, group.ErrUnknownMember):
-		return fmt.Errorf("%w: %v", ErrStaleGeneration, err)
-	case errors.Is(err, group.ErrRebalanceInProgress):
-		return fmt.Errorf("%w: %v", ErrRebalanceInProgress, err)
-	case errors.Is(err, group.ErrFenced):
-		return fmt.Errorf("%w: %v", ErrFenced, err)
-	case errors.Is(err, group.ErrNotOwned):
-		return fmt.Errorf("%w: %v", ErrNotAssigned, err)
-	}
-	return err
+	return c.m.Commit(c.gen, offs)
 }
 
 // callable reports whether the consumer may be used now.
@@ -887,7 +754,7 @@ func (c *Consumer) Committed(ctx context.Context, parts ...TopicPartition) (map[
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return c.b.meta.Committed(c.g.name, parts)
+	return c.b.groups.Committed(c.m.Group(), parts...)
 }
 
 // assignedPos returns the position state of an assigned partition.
@@ -997,12 +864,7 @@ func (c *Consumer) EnforceRebalance() error {
 	if err := c.callable(); err != nil {
 		return err
 	}
-	var err error
-	c.g.do(func(co *group.Coordinator) { err = co.RequestRebalance(c.b.opts.Now(), c.id) })
-	if errors.Is(err, group.ErrUnknownMember) {
-		return nil // evicted: the next Poll rejoins, which rebalances anyway
-	}
-	return mapGroupErr(err)
+	return c.m.RequestRebalance()
 }
 
 // Assignment returns the partitions the member holds, sorted.
@@ -1059,7 +921,7 @@ func (c *Consumer) Wakeup() {
 
 // MemberID returns the member's id in the group (it changes when an
 // evicted member rejoins).
-func (c *Consumer) MemberID() string { return c.id }
+func (c *Consumer) MemberID() string { return c.m.ID() }
 
 // Close leaves the group: with AutoCommit it commits the positions, then
 // runs OnRevoked for the assigned partitions, then leaves, so the other
@@ -1083,12 +945,8 @@ func (c *Consumer) Close() error {
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	defer c.state.Store(consumerClosed)
-	lost := false // evicted or fenced: the partitions are no longer ours
-	c.g.do(func(co *group.Coordinator) {
-		co.Expire(c.b.opts.Now())
-		_, gen, err := co.Owned(c.id)
-		lost = err != nil || gen != c.gen
-	})
+	_, gen, err := c.m.Owned()
+	lost := err != nil || gen != c.gen // evicted or fenced: the partitions are no longer ours
 	// The member leaves even if a callback below panics (the panic goes on
 	// to Close's caller).
 	defer c.leave()
@@ -1101,7 +959,7 @@ func (c *Consumer) Close() error {
 	default:
 		if c.opts.AutoCommit {
 			if err := c.commitPositions(nil); err != nil {
-				c.b.opts.Logger.Warn("stream: commit on close failed", "group", c.g.name, "member", c.id, "err", err)
+				c.b.opts.Logger.Warn("stream: commit on close failed", "group", c.m.Group(), "member", c.m.ID(), "err", err)
 			}
 		}
 		if c.opts.OnRevoked != nil {
@@ -1113,14 +971,8 @@ func (c *Consumer) Close() error {
 
 // leave takes a closing member out of its group and the broker.
 func (c *Consumer) leave() {
-	c.g.do(func(co *group.Coordinator) {
-		now := c.b.opts.Now()
-		co.Leave(now, c.id)
-		if co.Len() == 0 {
-			c.g.lastActive = now
-		}
-	})
-	c.g.changed.Forget(c.bell)
+	c.m.Leave()
+	c.m.Forget(c.bell)
 	for _, ps := range c.pos {
 		if ps.part != nil {
 			ps.part.Forget(c.bell)

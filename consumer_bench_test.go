@@ -163,28 +163,19 @@ func BenchmarkRebalance(b *testing.B) {
 		return m
 	}
 	// stable reports whether n members hold all partitions, acknowledged.
-	g := func() *groupState {
-		br.mu.RLock()
-		defer br.mu.RUnlock()
-		return br.groups["g"]
-	}
 	stable := func(n int) bool {
-		ok := false
-		g().do(func(co *group.Coordinator) {
-			if co.State() != group.Stable {
-				return
+		info, err := br.groups.Describe("g")
+		if err != nil || info.State != group.Stable.String() || len(info.Members) != n {
+			return false
+		}
+		held := 0
+		for _, m := range info.Members {
+			if len(m.Assignment) == 0 {
+				return false
 			}
-			ms := co.Members(br.opts.Now())
-			held := 0
-			for _, m := range ms {
-				if len(m.Assignment) == 0 {
-					return
-				}
-				held += len(m.Assignment)
-			}
-			ok = len(ms) == n && held == parts
-		})
-		return ok
+			held += len(m.Assignment)
+		}
+		return held == parts
 	}
 	waitStable := func(n int) {
 		deadline := time.Now().Add(time.Minute)

@@ -308,10 +308,10 @@ func TestOffsetsExpire(t *testing.T) {
 	}
 
 	advance(DefaultOffsetsRetention - time.Minute)
-	b.expireOffsets()
+	b.groups.ExpireOffsets()
 	require.True(t, has(b, "gone"), "not yet")
 	advance(2 * time.Minute)
-	b.expireOffsets()
+	b.groups.ExpireOffsets()
 	require.False(t, has(b, "gone"), "empty for 7 days: expired")
 	require.True(t, has(b, "active"), "a group with a member keeps its offsets")
 	require.NotContains(t, b.Groups(), "gone")
@@ -325,10 +325,10 @@ func TestOffsetsExpire(t *testing.T) {
 	require.NoError(t, b.Close())
 	advance(30 * 24 * time.Hour)
 	b = openBroker(t, dir, &Options{Now: clock})
-	b.expireOffsets()
+	b.groups.ExpireOffsets()
 	require.True(t, has(b, "gone"), "empty since before Open: the clock starts at Open")
 	advance(DefaultOffsetsRetention + time.Second)
-	b.expireOffsets()
+	b.groups.ExpireOffsets()
 	require.False(t, has(b, "gone"))
 	require.False(t, has(b, "active"), "empty since Open, like any other")
 	require.NoError(t, b.Close())
@@ -343,7 +343,7 @@ func TestOffsetsExpire(t *testing.T) {
 	}
 	commit()
 	advance(365 * 24 * time.Hour)
-	forever.expireOffsets()
+	forever.groups.ExpireOffsets()
 	require.True(t, has(forever, "kept"))
 }
 
@@ -360,12 +360,12 @@ func TestSubscribeRacingOffsetsExpiry(t *testing.T) {
 	// Deterministic: the expiry runs exactly in the gap.
 	require.NoError(t, b.SetCommittedOffsets("g", map[TopicPartition]int64{{Topic: "t"}: 0}))
 	now.Add(10)
-	b.beforeJoin = func() { b.beforeJoin = nil; b.expireOffsets() }
+	b.groups.BeforeJoin = func() { b.groups.BeforeJoin = nil; b.groups.ExpireOffsets() }
 	c, err := b.Subscribe("g", []string{"t"}, nil)
 	require.NoError(t, err)
 	c2, err := b.Subscribe("g", []string{"t"}, nil)
 	require.NoError(t, err)
-	require.Same(t, c.g, c2.g, "one coordinator for the group")
+	require.True(t, c.m.Registered() && c2.m.Registered(), "one coordinator for the group")
 	require.NoError(t, c.Close())
 	require.NoError(t, c2.Close())
 
@@ -375,17 +375,14 @@ func TestSubscribeRacingOffsetsExpiry(t *testing.T) {
 		now.Add(10)
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); b.expireOffsets() }()
+		go func() { defer wg.Done(); b.groups.ExpireOffsets() }()
 		c, err := b.Subscribe("g", []string{"t"}, nil)
 		require.NoError(t, err)
 		wg.Wait()
-		b.mu.RLock()
-		same := b.groups["g"] == c.g
-		b.mu.RUnlock()
-		require.True(t, same, "the member is in the group's coordinator")
+		require.True(t, c.m.Registered(), "the member is in the group's coordinator")
 		require.NoError(t, c.Close())
 		now.Add(10)
-		b.expireOffsets()
+		b.groups.ExpireOffsets()
 	}
 }
 
@@ -403,14 +400,14 @@ func TestOffsetsExpireAfterEviction(t *testing.T) {
 	cgPollN(t, c, 1)
 	require.NoError(t, c.Commit(t.Context()))
 	advance(30 * time.Minute)
-	b.expireOffsets() // alive: seen now
+	b.groups.ExpireOffsets() // alive: seen now
 	advance(DefaultOffsetsRetention - time.Minute)
-	b.expireOffsets() // evicted long ago, but seen alive 7 days - 1 minute ago
+	b.groups.ExpireOffsets() // evicted long ago, but seen alive 7 days - 1 minute ago
 	offs, err := b.CommittedOffsets("g")
 	require.NoError(t, err)
 	require.NotEmpty(t, offs)
 	advance(2 * time.Minute)
-	b.expireOffsets()
+	b.groups.ExpireOffsets()
 	offs, err = b.CommittedOffsets("g")
 	require.NoError(t, err)
 	require.Empty(t, offs)

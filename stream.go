@@ -19,6 +19,7 @@ import (
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/catalog"
+	"github.com/embedstream/stream/internal/groups"
 	"github.com/embedstream/stream/internal/log"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/segment"
@@ -125,28 +126,26 @@ func (o *Options) withDefaults() (Options, error) {
 // metadata store. It is safe for concurrent use. Open one per directory;
 // Close it to flush, sync and release the directory.
 type Broker struct {
-	dir   string
-	opts  Options
-	lock  *os.File
-	meta  *catalog.Catalog
-	stats log.Stats
+	dir    string
+	opts   Options
+	lock   *os.File
+	meta   *catalog.Catalog
+	groups *groups.Service
+	stats  log.Stats
 
 	mu        sync.RWMutex // guards the fields below
 	topics    map[string]*topic
 	closed    bool
 	producers map[*Producer]struct{}
 	consumers map[*Consumer]struct{}
-	groups    map[string]*groupState
 
 	topicsView atomic.Pointer[map[string]*topic] // copy of topics for lock-free reads
 
 	stop chan struct{} // closed by Close to end the background goroutine
 	done chan struct{} // closed when it has ended
 
-	opened     time.Time // by the broker's clock, for offsets expiry
-	beforeJoin func()    // tests: runs in Subscribe between the group lookup and the join
-	builders   sync.Pool // *batch.Builder for publishOne
-	plans      sync.Pool // *publishPlan for Publish
+	builders sync.Pool // *batch.Builder for publishOne
+	plans    sync.Pool // *publishPlan for Publish
 }
 
 // The directory layout: DIR/LOCK (flock), DIR/meta.db (bbolt, see meta.go),
@@ -187,7 +186,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
-		consumers: map[*Consumer]struct{}{}, groups: map[string]*groupState{}, opened: o.Now()}
+		consumers: map[*Consumer]struct{}{}}
 	b.builders.New = func() any { return new(batch.Builder) }
 	b.plans.New = func() any { return new(publishPlan) }
 	if err := b.load(); err != nil {
@@ -215,6 +214,10 @@ func (b *Broker) load() error {
 		return err
 	}
 	b.meta = meta
+	b.groups = groups.New(groups.Config{
+		Catalog: meta, Partitions: b.partitionCount, Now: b.opts.Now, Logger: b.opts.Logger,
+		ReadOnly: b.opts.ReadOnly, OffsetsRetention: b.opts.OffsetsRetention,
+	})
 	records, err := meta.Topics()
 	if err != nil {
 		return err
@@ -273,6 +276,20 @@ func (b *Broker) load() error {
 func (b *Broker) publishTopics() {
 	m := maps.Clone(b.topics)
 	b.topicsView.Store(&m)
+}
+
+// partitionCount is the group coordinators' view of a topic: its partition
+// count, 0 if it does not exist.
+func (b *Broker) partitionCount(topic string) int32 {
+	view := b.topicsView.Load()
+	if view == nil {
+		return 0
+	}
+	t := (*view)[topic]
+	if t == nil {
+		return 0
+	}
+	return int32(len(t.partitions()))
 }
 
 // topicDirs lists topic directories and how many partition directories
@@ -392,7 +409,7 @@ func (b *Broker) background() {
 			}
 		case <-retentionTick.C:
 			b.enforceRetention()
-			b.expireOffsets()
+			b.groups.ExpireOffsets()
 		}
 	}
 }
@@ -568,7 +585,7 @@ func (b *Broker) DeleteTopic(name string) error {
 		errs = append(errs, b.opts.fs.SyncDir(root))
 	}
 	errs = append(errs, os.RemoveAll(gone))
-	b.rebalanceSubscribers(name)
+	b.groups.TopicChanged(name)
 	return errors.Join(errs...)
 }
 
@@ -600,7 +617,7 @@ func (b *Broker) AddPartitions(name string, total int) error {
 	if err := b.meta.PutTopic(name, catalog.Topic{Config: cfg.stored(), Partitions: total, Created: t.created}); err != nil {
 		return err
 	}
-	b.rebalanceSubscribers(name)
+	b.groups.TopicChanged(name)
 	return nil
 }
 

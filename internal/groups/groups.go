@@ -1,0 +1,510 @@
+// Package groups is the broker's group service: the registry of consumer
+// groups, each run by a group.Coordinator (the pure logic of joins,
+// generations and assignments), the members that join them, and the offsets
+// they commit, checked against the member's generation and ownership before
+// the catalog stores them.
+//
+// A member is a *Member handle, not a consumer type: the in-process Consumer
+// holds one, and so can anything else that takes part in a group (a remote
+// member of the Kafka listener, whose liveness is its requests). The service
+// does no I/O of its own beyond the catalog, and runs no goroutines.
+package groups
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/embedstream/stream/group"
+	"github.com/embedstream/stream/internal/catalog"
+	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/internal/signal"
+)
+
+// TopicPartition names one partition of a topic.
+type TopicPartition = group.TopicPartition
+
+// Config configures a Service.
+type Config struct {
+	// Catalog stores committed offsets.
+	Catalog *catalog.Catalog
+	// Partitions reports a topic's partition count (0 if it does not
+	// exist). Coordinators call it under their group's lock: it must not
+	// wait for anything that waits for a group.
+	Partitions func(topic string) int32
+	// Now is the clock.
+	Now func() time.Time
+	// Logger receives offsets expiry messages.
+	Logger *slog.Logger
+	// ReadOnly refuses commits and admin changes with errs.ErrReadOnly.
+	ReadOnly bool
+	// OffsetsRetention is how long a group without members keeps its
+	// offsets (see ExpireOffsets); negative: forever.
+	OffsetsRetention time.Duration
+}
+
+// Service is the registry of a broker's groups. It is safe for concurrent
+// use.
+type Service struct {
+	cfg    Config
+	opened time.Time // by cfg.Now: offsets expiry counts from here at the latest
+
+	// mu guards groups, and serializes the admin changes of committed
+	// offsets (SetOffsets, Delete) with their expiry. Lock order: mu, then
+	// a group's mu.
+	mu     sync.Mutex
+	groups map[string]*state
+
+	// BeforeJoin, for tests, runs in Join between the group's lookup and
+	// the join.
+	BeforeJoin func()
+}
+
+// state is one group: its coordinator and what the service knows of it.
+type state struct {
+	name       string
+	balancer   string        // the balancer's name, fixed while the group has members
+	changed    signal.Signal // broadcast when the coordinator's state changes
+	mu         sync.Mutex    // serializes the coordinator and commits
+	coord      *group.Coordinator
+	lastActive time.Time // when it last had members, as far as known, for offsets expiry; under mu
+}
+
+// do runs fn on the coordinator under the group's lock and wakes waiting
+// members if the group changed.
+func (g *state) do(fn func(co *group.Coordinator)) {
+	g.mu.Lock()
+	before := g.coord.Changes()
+	fn(g.coord)
+	changed := g.coord.Changes() != before
+	g.mu.Unlock()
+	if changed {
+		g.changed.Broadcast()
+	}
+}
+
+// New returns an empty service.
+func New(cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, opened: cfg.Now(), groups: map[string]*state{}}
+}
+
+// lookup returns a group's state, creating it, for a member using balancer.
+func (s *Service) lookup(name string, balancer group.Balancer) (*state, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.groups[name]
+	if ok {
+		g.mu.Lock()
+		empty := g.coord.Len() == 0
+		g.mu.Unlock()
+		if empty && g.balancer != balancer.Name() {
+			ok = false // nobody left who uses the old balancer
+		}
+	}
+	if !ok {
+		g = &state{name: name, balancer: balancer.Name(), coord: group.NewCoordinator(balancer, s.cfg.Partitions)}
+		s.groups[name] = g
+	} else if g.balancer != balancer.Name() {
+		return nil, fmt.Errorf("%w: group %q uses the %s balancer, not %s", errs.ErrInvalidConfig, name, g.balancer, balancer.Name())
+	}
+	return g, nil
+}
+
+// Join makes a new member of group name, which uses balancer (every member
+// of a group must use the same kind: errs.ErrInvalidConfig otherwise).
+// Partitions are assigned at the member's first Poll.
+func (s *Service) Join(name string, balancer group.Balancer, req group.JoinRequest) (*Member, error) {
+	for {
+		g, err := s.lookup(name, balancer)
+		if err != nil {
+			return nil, err
+		}
+		if s.BeforeJoin != nil {
+			s.BeforeJoin()
+		}
+		m := &Member{s: s, g: g, req: req}
+		m.Rejoin()
+		// An empty group's state may have been dropped (Delete, offsets
+		// expiry) or replaced (a new balancer) between the lookup and the
+		// join; once joined it is neither, so check it is still the
+		// group's, or join the group's current one.
+		s.mu.Lock()
+		current := s.groups[name] == g
+		s.mu.Unlock()
+		if current {
+			return m, nil
+		}
+		m.Leave()
+	}
+}
+
+// TopicChanged starts a rebalance in every group subscribed to topic: its
+// partitions changed (added, or the topic deleted).
+func (s *Service) TopicChanged(topic string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		g.do(func(co *group.Coordinator) {
+			if slices.Contains(co.Subscribed(), topic) {
+				co.Rebalance()
+			}
+		})
+	}
+}
+
+// Info describes a group's membership.
+type Info struct {
+	State      string // Empty, PreparingRebalance, Stable or Dead
+	Generation int
+	Balancer   string // "" with no members
+	Members    []group.MemberInfo
+	Subscribed []string // every topic a member subscribes to, sorted
+}
+
+// Describe describes a group's membership. A group unknown to the service
+// is Dead, or Empty if it has committed offsets.
+func (s *Service) Describe(name string) (Info, error) {
+	s.mu.Lock()
+	g := s.groups[name]
+	s.mu.Unlock()
+	info := Info{State: group.Dead.String()}
+	if g != nil {
+		g.do(func(co *group.Coordinator) {
+			info.Members = co.Members(s.cfg.Now())
+			info.State, info.Generation, info.Subscribed = co.State().String(), co.Generation(), co.Subscribed()
+			if co.Len() > 0 {
+				info.Balancer = g.balancer
+			}
+		})
+		return info, nil
+	}
+	committed, err := s.cfg.Catalog.Committed(name, nil)
+	if err != nil {
+		return info, err
+	}
+	if len(committed) > 0 {
+		info.State = group.Empty.String()
+	}
+	return info, nil
+}
+
+// Names returns the names of groups with members or committed offsets,
+// sorted.
+func (s *Service) Names() ([]string, error) {
+	names := map[string]bool{}
+	s.mu.Lock()
+	for name, g := range s.groups {
+		g.mu.Lock()
+		if g.coord.Len() > 0 {
+			names[name] = true
+		}
+		g.mu.Unlock()
+	}
+	s.mu.Unlock()
+	stored, err := s.cfg.Catalog.Groups()
+	for _, n := range stored {
+		names[n] = true
+	}
+	return slices.Sorted(maps.Keys(names)), err
+}
+
+// Committed returns a group's committed offsets for parts (all if none
+// are named). Partitions never committed are absent.
+func (s *Service) Committed(name string, parts ...TopicPartition) (map[TopicPartition]int64, error) {
+	return s.cfg.Catalog.Committed(name, parts)
+}
+
+// checkEmptyLocked fails with errs.ErrGroupNotEmpty if the group has
+// members: admin changes to its offsets wait until it has none, as in
+// Kafka. Callers hold s.mu.
+func (s *Service) checkEmptyLocked(name string) error {
+	g := s.groups[name]
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	n := g.coord.Len()
+	g.mu.Unlock()
+	if n > 0 {
+		return fmt.Errorf("%w: %q has %d members", errs.ErrGroupNotEmpty, name, n)
+	}
+	return nil
+}
+
+// Delete drops a group and its committed offsets. It fails with
+// errs.ErrGroupNotEmpty while the group has members.
+func (s *Service) Delete(name string) error {
+	if s.cfg.ReadOnly {
+		return errs.ErrReadOnly
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkEmptyLocked(name); err != nil {
+		return err
+	}
+	delete(s.groups, name)
+	return s.cfg.Catalog.DeleteGroup(name)
+}
+
+// SetOffsets overwrites a group's committed offsets for the given
+// partitions (kafka-consumer-groups.sh --reset-offsets), which the caller
+// has checked against the logs. It fails with errs.ErrGroupNotEmpty while
+// the group has members.
+func (s *Service) SetOffsets(name string, offsets map[TopicPartition]int64) error {
+	if s.cfg.ReadOnly {
+		return errs.ErrReadOnly
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkEmptyLocked(name); err != nil {
+		return err
+	}
+	if err := checkOffsets(offsets); err != nil {
+		return err
+	}
+	return s.store(name, offsets, s.cfg.Now())
+}
+
+func checkOffsets(offsets map[TopicPartition]int64) error {
+	for tp, off := range offsets {
+		if off < 0 {
+			return fmt.Errorf("%w: negative offset %d for %s", errs.ErrInvalidArgument, off, tp)
+		}
+	}
+	return nil
+}
+
+// store writes committed offsets: the one place that does, for members'
+// commits and admin changes alike.
+func (s *Service) store(name string, offsets map[TopicPartition]int64, now time.Time) error {
+	return s.cfg.Catalog.CommitOffsets(name, offsets, now)
+}
+
+// ExpireOffsets deletes the committed offsets of groups that have had no
+// member and no commit for OffsetsRetention (Kafka's offsets expiry). When
+// a group emptied is known within a check interval (the last member's
+// leave, or this check last seeing members); for one that was empty when
+// the service started, it counts from then: never sooner than Kafka would.
+func (s *Service) ExpireOffsets() {
+	if s.cfg.OffsetsRetention < 0 || s.cfg.ReadOnly {
+		return
+	}
+	// Under s.mu throughout: SetOffsets and Delete hold it too, so no admin
+	// commit lands between the look and the delete.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, err := s.cfg.Catalog.LastCommits()
+	if err != nil {
+		s.cfg.Logger.Error("stream: offsets expiry failed", "err", err)
+		return
+	}
+	now := s.cfg.Now()
+	for name, committed := range last {
+		since := later(committed, s.opened)
+		if g := s.groups[name]; g != nil {
+			g.mu.Lock()
+			g.coord.Expire(now) // evicted members and departed static ones go first
+			members := g.coord.Len()
+			if members > 0 {
+				g.lastActive = now
+			}
+			since = later(since, g.lastActive)
+			g.mu.Unlock()
+			if members > 0 {
+				continue
+			}
+		}
+		if now.Sub(since) < s.cfg.OffsetsRetention {
+			continue
+		}
+		if err := s.cfg.Catalog.DeleteGroup(name); err != nil {
+			s.cfg.Logger.Error("stream: offsets expiry failed", "group", name, "err", err)
+			continue
+		}
+		delete(s.groups, name) // a Join that raced this joins afresh
+		s.cfg.Logger.Info("stream: group offsets expired", "group", name, "last commit", committed,
+			"retention", s.cfg.OffsetsRetention)
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Member is one member of a group: the handle through which it polls the
+// coordinator for tasks, acknowledges them, commits and leaves. Its calls
+// are meant for the goroutine that drives the member; Notify and Forget may
+// come from any.
+type Member struct {
+	s   *Service
+	g   *state
+	req group.JoinRequest
+	id  string // the coordinator's id; a new one at every Rejoin
+}
+
+// Group is the member's group's name.
+func (m *Member) Group() string { return m.g.name }
+
+// ID is the member's id in the group; it changes when the member rejoins.
+func (m *Member) ID() string { return m.id }
+
+// Registered reports whether the member's group is the one the service
+// has under its name: a member always is, once Join returned it, until its
+// group is dropped (Delete or offsets expiry, once it is empty).
+func (m *Member) Registered() bool {
+	m.s.mu.Lock()
+	defer m.s.mu.Unlock()
+	return m.s.groups[m.g.name] == m.g
+}
+
+// Rejoin joins the group again as a new member with the same request, after
+// the coordinator forgot the member (evicted: Poll returned
+// group.ErrUnknownMember).
+func (m *Member) Rejoin() {
+	m.g.do(func(co *group.Coordinator) { m.id = co.Join(m.s.cfg.Now(), m.req) })
+}
+
+// Poll asks the coordinator what the member must do next; see
+// group.Coordinator.Poll. Its errors are the coordinator's (group.ErrFenced,
+// group.ErrUnknownMember).
+func (m *Member) Poll() (group.Task, error) {
+	var task group.Task
+	var err error
+	m.g.do(func(co *group.Coordinator) { task, err = co.Poll(m.s.cfg.Now(), m.id) })
+	return task, err
+}
+
+// PollDone tells the coordinator the member's Poll returned: its
+// MaxPollInterval runs from now.
+func (m *Member) PollDone() {
+	m.g.do(func(co *group.Coordinator) { co.PollDone(m.s.cfg.Now(), m.id) })
+}
+
+// Ack acknowledges a Revoke or Assign task the member has carried out.
+func (m *Member) Ack(task group.Task) {
+	m.g.do(func(co *group.Coordinator) { co.Ack(m.s.cfg.Now(), m.id, task) })
+}
+
+// Protocol is the group's rebalance protocol, fixed by its balancer.
+func (m *Member) Protocol() group.Protocol {
+	var p group.Protocol
+	m.g.do(func(co *group.Coordinator) { p = co.Protocol() })
+	return p
+}
+
+// NextDeadline is when the coordinator next needs a look (an eviction
+// falls due), or zero.
+func (m *Member) NextDeadline() time.Time {
+	var due time.Time
+	m.g.do(func(co *group.Coordinator) { due = co.NextDeadline() })
+	return due
+}
+
+// Owned reports what the coordinator says the member holds and in which
+// generation, after expiring whoever is due; the error says why it holds
+// nothing (evicted or fenced).
+func (m *Member) Owned() (owned []TopicPartition, generation int, err error) {
+	m.g.do(func(co *group.Coordinator) {
+		co.Expire(m.s.cfg.Now())
+		owned, generation, err = co.Owned(m.id)
+	})
+	return owned, generation, err
+}
+
+// Fenced returns errs.ErrFenced if a newer member with the same instance id
+// replaced this one, else nil: a commit with nothing to commit is a no-op,
+// but fencing is final whatever the call.
+func (m *Member) Fenced() error {
+	var err error
+	m.g.do(func(co *group.Coordinator) { _, _, err = co.Owned(m.id) })
+	if errors.Is(err, group.ErrFenced) {
+		return Err(err)
+	}
+	return nil
+}
+
+// RequestRebalance asks the group to rebalance (Kafka's enforceRebalance).
+// A member the group forgot gets nil: its next Poll rejoins, which
+// rebalances anyway.
+func (m *Member) RequestRebalance() error {
+	var err error
+	m.g.do(func(co *group.Coordinator) { err = co.RequestRebalance(m.s.cfg.Now(), m.id) })
+	if errors.Is(err, group.ErrUnknownMember) {
+		return nil
+	}
+	return Err(err)
+}
+
+// Commit stores offsets (the next offset to read, per partition) for the
+// member of the given generation, once the coordinator accepts its right
+// to: it must be current (errs.ErrStaleGeneration otherwise), hold every
+// partition (errs.ErrNotAssigned), and not be fenced (errs.ErrFenced).
+func (m *Member) Commit(generation int, offsets map[TopicPartition]int64) error {
+	if m.s.cfg.ReadOnly {
+		return errs.ErrReadOnly
+	}
+	if err := checkOffsets(offsets); err != nil {
+		return err
+	}
+	parts := slices.Collect(maps.Keys(offsets))
+	m.g.mu.Lock()
+	defer m.g.mu.Unlock()
+	// Under the group lock: no rebalance can complete between the check
+	// and the write, so a new owner always reads this commit.
+	now := m.s.cfg.Now()
+	if err := m.g.coord.CheckCommit(now, m.id, generation, parts); err != nil {
+		return Err(err)
+	}
+	return m.s.store(m.g.name, offsets, now)
+}
+
+// Notify rings bell (a channel of capacity 1) at the group's next change;
+// see signal.Signal.Notify.
+func (m *Member) Notify(bell chan struct{}) { m.g.changed.Notify(bell) }
+
+// Forget drops a bell registered with Notify.
+func (m *Member) Forget(bell chan struct{}) { m.g.changed.Forget(bell) }
+
+// Leave takes the member out of its group: the others rebalance at once
+// (a static member's partitions instead wait for it for its
+// SessionTimeout).
+func (m *Member) Leave() {
+	m.g.do(func(co *group.Coordinator) {
+		now := m.s.cfg.Now()
+		co.Leave(now, m.id)
+		if co.Len() == 0 {
+			m.g.lastActive = now
+		}
+	})
+}
+
+// Err maps the coordinator's errors onto the engine's sentinels: a member
+// evicted or of an old generation is stale, one replaced by a newer member
+// with its instance id is fenced, a partition it does not hold is not
+// assigned.
+func Err(err error) error {
+	switch {
+	case errors.Is(err, group.ErrStaleGeneration), errors.Is(err, group.ErrUnknownMember):
+		return fmt.Errorf("%w: %v", errs.ErrStaleGeneration, err)
+	case errors.Is(err, group.ErrRebalanceInProgress):
+		return fmt.Errorf("%w: %v", errs.ErrRebalanceInProgress, err)
+	case errors.Is(err, group.ErrFenced):
+		return fmt.Errorf("%w: %v", errs.ErrFenced, err)
+	case errors.Is(err, group.ErrNotOwned):
+		return fmt.Errorf("%w: %v", errs.ErrNotAssigned, err)
+	}
+	return err
+}
