@@ -11,12 +11,13 @@ import (
 // State is a group's state, as Kafka's classic group coordinator names them.
 type State int
 
-// Group states. CompletingRebalance is passed through at once in-process:
-// the assignment is computed as the last member rejoins.
+// Group states. Kafka's CompletingRebalance (waiting for the leader's
+// assignment) has no counterpart: the coordinator computes the assignment
+// the moment the last member rejoins, going from PreparingRebalance
+// straight to Stable.
 const (
 	Empty State = iota
 	PreparingRebalance
-	CompletingRebalance
 	Stable
 	Dead
 )
@@ -28,8 +29,6 @@ func (s State) String() string {
 		return "Empty"
 	case PreparingRebalance:
 		return "PreparingRebalance"
-	case CompletingRebalance:
-		return "CompletingRebalance"
 	case Stable:
 		return "Stable"
 	case Dead:
@@ -44,8 +43,6 @@ var (
 	ErrUnknownMember = errors.New("group: unknown member")
 	// ErrStaleGeneration: a commit from a member of an earlier generation.
 	ErrStaleGeneration = errors.New("group: stale generation")
-	// ErrRebalanceInProgress: a commit while the group reassigns partitions.
-	ErrRebalanceInProgress = errors.New("group: rebalance in progress")
 	// ErrFenced: another member joined with the same static instance id.
 	ErrFenced = errors.New("group: fenced by a newer member with the same instance id")
 	// ErrNotOwned: a commit for a partition the member does not hold.
@@ -469,9 +466,6 @@ func (c *Coordinator) CheckCommit(now time.Time, id string, gen int, parts []Top
 	}
 	if gen != m.gen || !m.departed.IsZero() {
 		return fmt.Errorf("%w: generation %d, member is at %d", ErrStaleGeneration, gen, m.gen)
-	}
-	if c.state == CompletingRebalance {
-		return ErrRebalanceInProgress
 	}
 	for _, tp := range parts {
 		if !slices.Contains(m.owned, tp) {

@@ -122,7 +122,7 @@ func (s *coordSim) checkOwnership() {
 
 func TestCoordinatorStateNames(t *testing.T) {
 	for s, want := range map[State]string{Empty: "Empty", PreparingRebalance: "PreparingRebalance",
-		CompletingRebalance: "CompletingRebalance", Stable: "Stable", Dead: "Dead", State(9): "State(9)"} {
+		Stable: "Stable", Dead: "Dead", State(9): "State(9)"} {
 		require.Equal(t, want, s.String())
 	}
 }

@@ -1,12 +1,15 @@
-// Package group holds the partition assignors of consumer groups: given the
-// members of a group, what each subscribes to and what each owns now, and
-// the partition count of every topic, a Balancer decides which member
-// consumes which partition. Every partition of a subscribed topic gets
-// exactly one owner, only among the members subscribed to its topic;
+// Package group is the logic of consumer groups: the Coordinator of one
+// group (members joining and leaving, generations, rebalances, eviction,
+// static membership, the right to commit) and the partition assignors it
+// runs. Given the members of a group, what each subscribes to and what each
+// owns now, and the partition count of every topic, a Balancer decides which
+// member consumes which partition. Every partition of a subscribed topic
+// gets exactly one owner, only among the members subscribed to its topic;
 // members beyond the number of partitions stay idle.
 //
-// The package is pure logic: no goroutines, no I/O, no clocks. The
-// coordinator that runs joins, generations and callbacks calls into it.
+// The package is pure logic: no goroutines, no I/O, and the time passed in
+// to every Coordinator call. The broker's group service (internal/groups)
+// serializes the calls, stores committed offsets and wakes the members.
 //
 // # Assignors
 //

@@ -499,8 +499,6 @@ func Err(err error) error {
 	switch {
 	case errors.Is(err, group.ErrStaleGeneration), errors.Is(err, group.ErrUnknownMember):
 		return fmt.Errorf("%w: %v", errs.ErrStaleGeneration, err)
-	case errors.Is(err, group.ErrRebalanceInProgress):
-		return fmt.Errorf("%w: %v", errs.ErrRebalanceInProgress, err)
 	case errors.Is(err, group.ErrFenced):
 		return fmt.Errorf("%w: %v", errs.ErrFenced, err)
 	case errors.Is(err, group.ErrNotOwned):
