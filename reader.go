@@ -323,3 +323,18 @@ func (r *Reader) release() {
 	r.view.Release()
 	r.walk.Reset(nil, r.next)
 }
+
+// OffsetForTime returns the earliest offset of the partition whose record
+// timestamp is at or after t (Kafka's offsetsForTimes), or -1 if every
+// record is older (Kafka returns null). Timestamps need not be ordered; the
+// answer is exact either way.
+func (b *Broker) OffsetForTime(topic string, partition int32, t time.Time) (int64, error) {
+	_, p, err := b.partitionLog(topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	if t.UnixMilli() < 0 {
+		return 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidArgument, t)
+	}
+	return p.OffsetForTime(t.UnixMilli())
+}

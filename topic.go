@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"github.com/embedstream/stream/group"
 	"github.com/embedstream/stream/internal/catalog"
 
 	"fmt"
@@ -212,3 +213,6 @@ func (t *topic) partition(i int32) (*log.Log, error) {
 	}
 	return parts[i], nil
 }
+
+// TopicPartition names one partition of a topic.
+type TopicPartition = group.TopicPartition

@@ -1,0 +1,339 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/embedstream/stream/internal/catalog"
+	"github.com/embedstream/stream/internal/log"
+)
+
+// openTopic opens (creating as needed) the first n partitions of a topic.
+func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*topic, error) {
+	t := &topic{name: name, cfg: cfg, dir: filepath.Join(b.dir, topicsDir, name)}
+	if fi, err := os.Lstat(t.dir); err == nil && !fi.IsDir() {
+		// A symbolic link (or anything else) where a topic directory
+		// belongs would take its data outside the data directory.
+		return nil, fmt.Errorf("%w: %s is not a directory", ErrCorrupt, t.dir)
+	}
+	if err := b.growTopic(t, n, clean); err != nil {
+		for _, p := range t.partitions() {
+			p.Close(false)
+		}
+		return nil, err
+	}
+	return t, nil
+}
+
+// growTopic opens partitions len(t.parts) .. n-1.
+func (b *Broker) growTopic(t *topic, n int, clean bool) error {
+	old := t.partitions()
+	parts := slices.Clone(old)
+	for i := len(parts); i < n; i++ {
+		p, err := log.Open(b.logConfig(t, i), clean)
+		if err != nil {
+			for _, p := range parts[len(old):] {
+				p.Close(false)
+			}
+			return fmt.Errorf("partition %d: %w", i, err)
+		}
+		parts = append(parts, p)
+	}
+	t.parts.Store(&parts)
+	return nil
+}
+
+func (b *Broker) logConfig(t *topic, partition int) log.Config {
+	c := t.cfg
+	return log.Config{
+		Dir:            filepath.Join(t.dir, strconv.Itoa(partition)),
+		FS:             b.opts.fs,
+		FilePerm:       b.opts.FileMode,
+		DirPerm:        b.opts.DirMode,
+		SegmentBytes:   c.SegmentBytes,
+		SegmentAge:     c.SegmentAge,
+		Retention:      c.Retention,
+		RetentionBytes: c.RetentionBytes,
+		MaxBatchBytes:  c.maxBatchBytes(),
+		LogAppendTime:  c.LogAppendTime,
+		Sync:           c.Sync.or(b.opts.Sync).log(),
+		ReadOnly:       b.opts.ReadOnly,
+		Now:            b.opts.Now,
+		Logger:         b.opts.Logger,
+		Stats:          &b.stats,
+	}
+}
+
+// CreateTopic creates a topic with cfg (zero fields take their defaults).
+// It returns ErrInvalidTopic for a bad name, one of Kafka's internal topics
+// (__consumer_offsets, __transaction_state), or one that collides with an
+// existing topic once '.' and '_' are treated alike (Kafka's rule),
+// ErrTopicExists for a name in use, and ErrInvalidConfig for a bad config.
+func (b *Broker) CreateTopic(name string, cfg TopicConfig) error {
+	if err := validateTopicName(name); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkWritable(); err != nil {
+		return err
+	}
+	_, err := b.createTopicLocked(name, cfg)
+	return err
+}
+
+func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error) {
+	if reservedTopic(name) {
+		return nil, fmt.Errorf("%w: %q is reserved for Kafka's internal use", ErrInvalidTopic, name)
+	}
+	if _, ok := b.topics[name]; ok {
+		return nil, fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	key := collisionKey(name)
+	for other := range b.topics {
+		if collisionKey(other) == key {
+			return nil, fmt.Errorf("%w: %q collides with existing topic %q", ErrInvalidTopic, name, other)
+		}
+	}
+	dir := filepath.Join(b.dir, topicsDir, name)
+	// A directory left by an interrupted create holds nothing acknowledged.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	t, err := b.openTopic(name, cfg, cfg.Partitions, false)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	t.created = b.opts.Now()
+	if err := b.meta.PutTopic(name, catalog.Topic{Config: cfg.stored(), Partitions: cfg.Partitions, Created: t.created}); err != nil {
+		for _, p := range t.partitions() {
+			p.Close(false)
+		}
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	b.topics[name] = t
+	b.publishTopics()
+	return t, nil
+}
+
+// DeleteTopic deletes a topic and all its records. Readers of it get
+// ErrTopicNotFound (records they already hold stay valid until released).
+// Re-creating the topic starts again at offset 0.
+func (b *Broker) DeleteTopic(name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, err := b.writableTopicLocked(name)
+	if err != nil {
+		return err
+	}
+	if err := b.meta.DeleteTopic(name); err != nil {
+		return err
+	}
+	delete(b.topics, name)
+	b.publishTopics()
+	t.deleted.Store(true)
+	var errs []error
+	for _, p := range t.partitions() {
+		errs = append(errs, p.Close(false))
+	}
+	// Rename first so a crash mid-removal leaves no half topic; Open
+	// removes what is left.
+	root := filepath.Join(b.dir, topicsDir)
+	gone := filepath.Join(root, fmt.Sprintf("%s%s-%d", deletedPrefix, name, time.Now().UnixNano()))
+	if err := os.Rename(t.dir, gone); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if b.opts.Sync != SyncNever {
+		errs = append(errs, b.opts.fs.SyncDir(root))
+	}
+	errs = append(errs, os.RemoveAll(gone))
+	b.groups.TopicChanged(name)
+	return errors.Join(errs...)
+}
+
+// AddPartitions grows a topic to total partitions. New partitions start
+// empty at offset 0; existing records never move, but keys may map to
+// different partitions from now on. total must exceed the current count
+// (ErrInvalidConfig otherwise).
+func (b *Broker) AddPartitions(name string, total int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, err := b.writableTopicLocked(name)
+	if err != nil {
+		return err
+	}
+	current := len(t.partitions())
+	switch {
+	case total == current:
+		return fmt.Errorf("%w: topic %q already has %d partitions", ErrInvalidConfig, name, current)
+	case total < current:
+		return fmt.Errorf("%w: topic %q has %d partitions; %d would not be an increase", ErrInvalidConfig, name, current, total)
+	case total > maxPartitions:
+		return fmt.Errorf("%w: %d partitions (at most %d)", ErrInvalidConfig, total, maxPartitions)
+	}
+	if err := b.growTopic(t, total, false); err != nil {
+		return err
+	}
+	cfg := t.cfg
+	cfg.Partitions = total
+	if err := b.meta.PutTopic(name, catalog.Topic{Config: cfg.stored(), Partitions: total, Created: t.created}); err != nil {
+		return err
+	}
+	b.groups.TopicChanged(name)
+	return nil
+}
+
+// writableTopicLocked looks up a topic for an admin change. Callers hold b.mu.
+func (b *Broker) writableTopicLocked(name string) (*topic, error) {
+	if err := b.checkWritable(); err != nil {
+		return nil, err
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	return t, nil
+}
+
+// Topics returns the names of all topics, sorted.
+func (b *Broker) Topics() []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil
+	}
+	names := make([]string, 0, len(b.topics))
+	for n := range b.topics {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TopicInfo describes a topic.
+type TopicInfo struct {
+	Name       string
+	Config     TopicConfig     // with defaults filled in
+	Partitions []PartitionInfo // index = partition number
+}
+
+// PartitionInfo describes one partition's log.
+type PartitionInfo struct {
+	Partition   int32
+	StartOffset int64 // first offset still stored (moves up with retention)
+	EndOffset   int64 // next offset to be written: the high watermark
+	Bytes       int64 // bytes of record batches stored
+	Segments    int   // segment files
+}
+
+// DescribeTopic returns a topic's config and per-partition offsets and sizes.
+func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
+	t, err := b.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	parts := t.partitions()
+	info := TopicInfo{Name: name, Config: t.cfg, Partitions: make([]PartitionInfo, len(parts))}
+	info.Config.Partitions = len(parts)
+	for i, p := range parts {
+		li := p.Info()
+		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: li.Start, EndOffset: li.End, Bytes: li.Bytes, Segments: li.Segments}
+	}
+	return info, nil
+}
+
+// topic looks up an open topic.
+func (b *Broker) topic(name string) (*topic, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		if err := validateTopicName(name); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	return t, nil
+}
+
+// topicForWrite looks up a topic for publishing, creating it if
+// AutoCreateTopics is set.
+func (b *Broker) topicForWrite(name string) (*topic, error) {
+	b.mu.RLock()
+	err := b.checkWritable()
+	t, ok := b.topics[name]
+	b.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return t, nil
+	}
+	if err := validateTopicName(name); err != nil {
+		return nil, err
+	}
+	if !b.opts.AutoCreateTopics {
+		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkWritable(); err != nil {
+		return nil, err
+	}
+	if t, ok := b.topics[name]; ok {
+		return t, nil
+	}
+	return b.createTopicLocked(name, b.opts.DefaultTopic.withDefaults())
+}
+
+// partitionLog returns the log of one partition of a topic.
+func (b *Broker) partitionLog(name string, partition int32) (*topic, *log.Log, error) {
+	t, err := b.topic(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := t.partition(partition)
+	return t, p, err
+}
+
+// DeleteRecords deletes a partition's records before offset before
+// (Kafka's deleteRecords) and returns the partition's new log start offset.
+// Readers and consumers positioned below it get ErrOffsetOutOfRange (and
+// their reset policy); segments wholly below it are removed, and the start
+// survives restarts. before may be at most the end offset (high
+// watermark), else ErrOffsetOutOfRange; at or below the current start it
+// changes nothing. Offsets are never reused.
+func (b *Broker) DeleteRecords(topic string, partition int32, before int64) (int64, error) {
+	if before < 0 {
+		return 0, fmt.Errorf("%w: delete before negative offset %d", ErrInvalidArgument, before)
+	}
+	b.mu.RLock()
+	err := b.checkWritable()
+	b.mu.RUnlock()
+	if err != nil {
+		return 0, err
+	}
+	t, p, err := b.partitionLog(topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	start, err := p.DeleteRecords(before)
+	if err != nil {
+		return start, b.writeErr(t, err)
+	}
+	return start, nil
+}

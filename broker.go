@@ -1,0 +1,440 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/catalog"
+	"github.com/embedstream/stream/internal/groups"
+	"github.com/embedstream/stream/internal/log"
+	"github.com/embedstream/stream/internal/vfs"
+)
+
+// Options configure a Broker. The zero value (or nil) gives the defaults.
+type Options struct {
+	// Sync is the durability policy (Kafka leaves flushing to the OS; see
+	// SyncPolicy). Default SyncInterval.
+	Sync SyncPolicy
+	// SyncInterval is how often SyncInterval fsyncs written partitions
+	// (like Kafka's log.flush.interval.ms). Default 1s.
+	SyncInterval time.Duration
+	// AutoCreateTopics makes Publish to an unknown topic create it with
+	// DefaultTopic (auto.create.topics.enable). Default off.
+	AutoCreateTopics bool
+	// DefaultTopic is the config of auto-created topics.
+	DefaultTopic TopicConfig
+	// ReadOnly opens a directory that no writer holds (a copy, or a stopped
+	// application's) without changing a byte of it: damage is skipped in
+	// memory, and every write returns ErrReadOnly.
+	ReadOnly bool
+	// Partitioner places Broker.Publish records that have no explicit
+	// partition. Default HashPartitioner{}.
+	Partitioner Partitioner
+	// RetentionCheckInterval is how often retention runs
+	// (log.retention.check.interval.ms), and offsets expire. Default 5
+	// minutes.
+	RetentionCheckInterval time.Duration
+	// OffsetsRetention is how long a group without members keeps its
+	// committed offsets (offsets.retention.minutes): once it has had no
+	// member and no commit for this long, its offsets are deleted, and a
+	// member that comes back starts from its reset policy. A group with
+	// members never loses its offsets. Default 7 days, Kafka's; negative
+	// keeps offsets forever.
+	OffsetsRetention time.Duration
+	// FileMode is the mode of created files. Default 0600.
+	FileMode os.FileMode
+	// DirMode is the mode of created directories. Default 0700.
+	DirMode os.FileMode
+	// Logger receives recovery, retention and failure messages. Default: discard.
+	Logger *slog.Logger
+	// LockTimeout makes Open retry for this long while another broker holds
+	// the directory, before failing with ErrLocked. Default 0: fail at once.
+	// A child process started while a broker was open holds the lock until
+	// it execs, so a program that reopens a directory right after closing it
+	// and runs subprocesses may want a few milliseconds here.
+	LockTimeout time.Duration
+	// Now is the clock, for tests. Default time.Now.
+	Now func() time.Time
+
+	fs vfs.FS // file system seam for fault-injection tests; default vfs.Default
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	if opts.Sync == SyncDefault {
+		opts.Sync = SyncInterval
+	}
+	if !opts.Sync.valid() {
+		return opts, fmt.Errorf("%w: sync policy %d", ErrInvalidConfig, opts.Sync)
+	}
+	if opts.SyncInterval == 0 {
+		opts.SyncInterval = time.Second
+	}
+	if opts.RetentionCheckInterval == 0 {
+		opts.RetentionCheckInterval = 5 * time.Minute
+	}
+	if opts.OffsetsRetention == 0 {
+		opts.OffsetsRetention = DefaultOffsetsRetention
+	}
+	if opts.SyncInterval < 0 || opts.RetentionCheckInterval < 0 || opts.LockTimeout < 0 {
+		return opts, fmt.Errorf("%w: negative interval", ErrInvalidConfig)
+	}
+	if opts.Partitioner == nil {
+		opts.Partitioner = HashPartitioner{}
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o600
+	}
+	if opts.DirMode == 0 {
+		opts.DirMode = 0o700
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.fs == nil {
+		opts.fs = vfs.Default
+	}
+	dt := opts.DefaultTopic.withDefaults()
+	if err := dt.validate(); err != nil {
+		return opts, fmt.Errorf("default topic: %w", err)
+	}
+	return opts, nil
+}
+
+// Broker owns a data directory: its topics, their partition logs and the
+// metadata store. It is safe for concurrent use. Open one per directory;
+// Close it to flush, sync and release the directory.
+type Broker struct {
+	dir    string
+	opts   Options
+	lock   *os.File
+	meta   *catalog.Catalog
+	groups *groups.Service
+	stats  log.Stats
+
+	mu        sync.RWMutex // guards the fields below
+	topics    map[string]*topic
+	closed    bool
+	producers map[*Producer]struct{}
+	consumers map[*Consumer]struct{}
+
+	topicsView atomic.Pointer[map[string]*topic] // copy of topics for lock-free reads
+
+	stop chan struct{} // closed by Close to end the background goroutine
+	done chan struct{} // closed when it has ended
+
+	builders sync.Pool // *batch.Builder for publishOne
+	plans    sync.Pool // *publishPlan for Publish
+}
+
+// The directory layout: DIR/LOCK (flock), DIR/meta.db (bbolt, see meta.go),
+// DIR/topics/<topic>/<partition>/<segment files> (see package segment) and,
+// after DeleteRecords, the partition's log-start file (see partition.go).
+const (
+	topicsDir     = "topics"
+	deletedPrefix = ".deleted-"
+)
+
+// Open opens the broker in dir, creating the directory if needed (unless
+// read-only). It fails fast with ErrLocked if another Broker, in this process
+// or another, has the directory open. After a crash, Open recovers every
+// partition (see the package doc); damage never stops it.
+func Open(dir string, opts *Options) (*Broker, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if !o.ReadOnly {
+		if err := os.MkdirAll(filepath.Join(dir, topicsDir), o.DirMode); err != nil {
+			return nil, err
+		}
+	} else if _, err := os.Stat(dir); err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(dir, o.ReadOnly, o.FileMode)
+	if errors.Is(err, ErrLocked) && o.LockTimeout > 0 {
+		deadline := time.Now().Add(o.LockTimeout)
+		tick := time.NewTicker(time.Millisecond)
+		for errors.Is(err, ErrLocked) && time.Now().Before(deadline) {
+			<-tick.C
+			lock, err = lockDir(dir, o.ReadOnly, o.FileMode)
+		}
+		tick.Stop()
+	}
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
+		consumers: map[*Consumer]struct{}{}}
+	b.builders.New = func() any { return new(batch.Builder) }
+	b.plans.New = func() any { return new(publishPlan) }
+	if err := b.load(); err != nil {
+		b.closeTopics(false)
+		if b.meta != nil {
+			b.meta.Close(false)
+		}
+		unlockDir(lock)
+		return nil, err
+	}
+	if !o.ReadOnly {
+		b.stop, b.done = make(chan struct{}), make(chan struct{})
+		go b.background()
+	}
+	return b, nil
+}
+
+// load opens the metadata store and every topic's partitions.
+func (b *Broker) load() error {
+	metaPath := filepath.Join(b.dir, catalog.File)
+	_, statErr := b.opts.fs.Lstat(metaPath)
+	metaMissing := errors.Is(statErr, os.ErrNotExist)
+	meta, clean, err := catalog.Open(metaPath, b.opts.FileMode, b.opts.ReadOnly, b.opts.Sync == SyncNever)
+	if err != nil {
+		return err
+	}
+	b.meta = meta
+	b.groups = groups.New(groups.Config{
+		Catalog: meta, Partitions: b.partitionCount, Now: b.opts.Now, Logger: b.opts.Logger,
+		ReadOnly: b.opts.ReadOnly, OffsetsRetention: b.opts.OffsetsRetention,
+	})
+	records, err := meta.Topics()
+	if err != nil {
+		return err
+	}
+	onDisk, err := b.topicDirs()
+	if err != nil {
+		return err
+	}
+	if metaMissing && len(onDisk) > 0 {
+		// The topic list is lost but the data is not: rebuild the list from
+		// the directories, with default configs.
+		b.opts.Logger.Warn("stream: meta.db missing; rebuilding the topic list from the data directories",
+			"dir", b.dir, "topics", len(onDisk))
+		for name, parts := range onDisk {
+			cfg := b.opts.DefaultTopic.withDefaults()
+			cfg.Partitions = parts
+			rec := catalog.Topic{Config: cfg.stored(), Partitions: parts, Created: b.opts.Now()}
+			records[name] = rec
+			if !b.opts.ReadOnly {
+				if err := meta.PutTopic(name, rec); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for name := range onDisk {
+		if _, ok := records[name]; !ok {
+			b.opts.Logger.Warn("stream: ignoring a topic directory with no metadata (an interrupted CreateTopic?)",
+				"dir", filepath.Join(b.dir, topicsDir, name))
+		}
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range records {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	for _, name := range names {
+		rec := records[name]
+		// Defaults fill fields added since the topic was stored.
+		t, err := b.openTopic(name, storedTopicConfig(rec.Config).withDefaults(), rec.Partitions, clean)
+		if err != nil {
+			return fmt.Errorf("open topic %q: %w", name, err)
+		}
+		t.created = rec.Created
+		b.topics[name] = t
+	}
+	b.publishTopics()
+	return nil
+}
+
+// publishTopics refreshes the lock-free copy of the topic map that group
+// coordinators read (they run under a group's lock, which must never wait
+// for b.mu). Callers hold b.mu or own the broker.
+func (b *Broker) publishTopics() {
+	m := maps.Clone(b.topics)
+	b.topicsView.Store(&m)
+}
+
+// partitionCount is the group coordinators' view of a topic: its partition
+// count, 0 if it does not exist.
+func (b *Broker) partitionCount(topic string) int32 {
+	view := b.topicsView.Load()
+	if view == nil {
+		return 0
+	}
+	t := (*view)[topic]
+	if t == nil {
+		return 0
+	}
+	return int32(len(t.partitions()))
+}
+
+// topicDirs lists topic directories and how many partition directories
+// each has, removing the remains of interrupted topic deletions.
+func (b *Broker) topicDirs() (map[string]int, error) {
+	root := filepath.Join(b.dir, topicsDir)
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, deletedPrefix) {
+			if !b.opts.ReadOnly {
+				if err := os.RemoveAll(filepath.Join(root, name)); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if !e.IsDir() || validateTopicName(name) != nil {
+			continue
+		}
+		parts, err := os.ReadDir(filepath.Join(root, name))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, p := range parts {
+			if i, err := strconv.Atoi(p.Name()); err == nil && i >= 0 && p.IsDir() {
+				n = max(n, i+1)
+			}
+		}
+		if n > 0 {
+			out[name] = n
+		}
+	}
+	return out, nil
+}
+
+// background runs the SyncInterval flushes and the retention checks.
+func (b *Broker) background() {
+	defer close(b.done)
+	syncTick := time.NewTicker(b.opts.SyncInterval)
+	defer syncTick.Stop()
+	retentionTick := time.NewTicker(b.opts.RetentionCheckInterval)
+	defer retentionTick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-syncTick.C:
+			for _, p := range b.allPartitions() {
+				if p.Policy() == log.SyncInterval {
+					_ = p.Sync() // a failure is sticky in the partition and logged there
+				}
+			}
+		case <-retentionTick.C:
+			b.enforceRetention()
+			b.groups.ExpireOffsets()
+		}
+	}
+}
+
+// enforceRetention runs retention on every partition.
+func (b *Broker) enforceRetention() {
+	for _, p := range b.allPartitions() {
+		if _, err := p.EnforceRetention(); err != nil {
+			b.opts.Logger.Error("stream: retention failed", "dir", p.Dir(), "err", err)
+		}
+	}
+}
+
+func (b *Broker) allPartitions() []*log.Log {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var out []*log.Log
+	for _, t := range b.topics {
+		out = append(out, t.partitions()...)
+	}
+	return out
+}
+
+// Close flushes and closes every Producer, syncs and closes every partition
+// (trimming preallocated space, so the next Open needs no recovery scan) and
+// releases the directory. Calls blocked on the broker return ErrClosed.
+// Close is safe to call more than once; later calls return nil.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	producers := slices.Collect(maps.Keys(b.producers))
+	consumers := slices.Collect(maps.Keys(b.consumers))
+	b.mu.Unlock()
+
+	var errs []error
+	for _, c := range consumers {
+		errs = append(errs, c.Close())
+	}
+	for _, p := range producers {
+		errs = append(errs, p.Close())
+	}
+	if b.stop != nil {
+		close(b.stop)
+		<-b.done
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.closeTopics(true)
+	errs = append(errs, err, b.meta.Close(err == nil), unlockDir(b.lock))
+	return errors.Join(errs...)
+}
+
+// closeTopics closes every partition; with clean, they are trimmed and
+// synced for a scan-free reopen.
+func (b *Broker) closeTopics(clean bool) error {
+	var errs []error
+	for _, t := range b.topics {
+		for _, p := range t.partitions() {
+			errs = append(errs, p.Close(clean))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkOpen returns ErrClosed after Close. Callers hold b.mu.
+func (b *Broker) checkOpen() error {
+	if b.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (b *Broker) checkWritable() error {
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	if b.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	return nil
+}
+
+// Dir returns the data directory the broker was opened on.
+func (b *Broker) Dir() string { return b.dir }

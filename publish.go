@@ -1,0 +1,333 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/log"
+)
+
+// Publish appends records synchronously and fills in each one's Partition,
+// Offset and Timestamp. Every record is validated before any is written: a
+// nil record or negative timestamp (ErrInvalidRecord), a bad or unknown
+// topic (ErrInvalidTopic, ErrTopicNotFound unless AutoCreateTopics), a
+// partition the topic lacks (ErrInvalidPartition) or a record over the
+// topic's MaxRecordBytes (ErrRecordTooLarge) fails the whole call with
+// nothing written.
+//
+// Records for the same partition are written as one batch: all or none of
+// them become visible, at consecutive offsets, in argument order. Across
+// partitions there is no atomicity: if a later partition's write fails,
+// earlier ones stand. Publish returns once the records are appended, and
+// under SyncAlways once they are durable.
+//
+// Records without an explicit partition are placed by Options.Partitioner;
+// those it leaves to AnyPartition (no key) go together to one partition per
+// call, rotating between calls.
+func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch len(recs) {
+	case 0:
+		return nil
+	case 1:
+		return b.publishOne(recs[0])
+	}
+	plan := b.plans.Get().(*publishPlan)
+	defer b.plans.Put(plan)
+	defer plan.release()
+	if err := b.plan(plan, recs); err != nil {
+		return err
+	}
+	for gi := range plan.groups {
+		g := &plan.groups[gi]
+		encoded := g.builder.Finish()
+		base, err := g.part.Append(encoded)
+		if err != nil {
+			return b.writeErr(g.topic, err)
+		}
+		// Records of a call mostly share one timestamp: convert it once.
+		appendTime := encoded.Attributes()&batch.AttrLogAppendTime != 0
+		lastMS, lastTime := int64(math.MinInt64), time.Time{}
+		for n := range g.builder.Count() {
+			i := g.record(n)
+			ms := plan.timestamps[i]
+			if appendTime {
+				ms = encoded.MaxTimestamp()
+			}
+			if ms != lastMS {
+				lastMS, lastTime = ms, time.UnixMilli(ms)
+			}
+			r := recs[i]
+			r.Partition, r.Offset, r.Timestamp = g.partition, base+int64(n), lastTime
+		}
+	}
+	return nil
+}
+
+// publishOne is Publish's allocation-free path for a single record.
+func (b *Broker) publishOne(r *Record) error {
+	if r == nil {
+		return fmt.Errorf("%w: nil record", ErrInvalidRecord)
+	}
+	t, err := b.topicForWrite(r.Topic)
+	if err != nil {
+		return err
+	}
+	parts := t.partitions()
+	partition, err := b.place(t, r, len(parts), nil)
+	if err != nil {
+		return err
+	}
+	ts, err := checkRecord(r, t, b.opts.Now)
+	if err != nil {
+		return err
+	}
+	if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
+		return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
+	}
+	bld := b.builders.Get().(*batch.Builder)
+	bld.Reset(0)
+	bld.Add(ts, r.Key, r.Value, r.Headers)
+	encoded := bld.Finish()
+	base, err := parts[partition].Append(encoded)
+	ts = recordTime(encoded, ts)
+	b.builders.Put(bld)
+	if err != nil {
+		return b.writeErr(t, err)
+	}
+	r.Partition, r.Offset, r.Timestamp = partition, base, time.UnixMilli(ts)
+	return nil
+}
+
+// recordTime is a written record's timestamp: its own, or the batch's
+// append time under LogAppendTime.
+func recordTime(b batch.Batch, ts int64) int64 {
+	if b.Attributes()&batch.AttrLogAppendTime != 0 {
+		return b.MaxTimestamp()
+	}
+	return ts
+}
+
+// place chooses r's partition. sticky carries the partition chosen for
+// keyless records earlier in the same call, per topic.
+func (b *Broker) place(t *topic, r *Record, n int, sticky map[*topic]int32) (int32, error) {
+	p := r.Partition
+	if p == AnyPartition {
+		p = b.opts.Partitioner.Partition(r, n)
+		if p == AnyPartition {
+			if s, ok := sticky[t]; ok {
+				return s, nil
+			}
+			p = int32((t.sticky.Add(1) - 1) % uint32(n))
+			if sticky != nil {
+				sticky[t] = p
+			}
+			return p, nil
+		}
+	}
+	if p < 0 || int(p) >= n {
+		return 0, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, p, n)
+	}
+	return p, nil
+}
+
+// writeErr maps an append error: a log closed under us because the topic
+// was deleted reads as ErrTopicNotFound.
+func (b *Broker) writeErr(t *topic, err error) error {
+	if errors.Is(err, ErrClosed) && t.deleted.Load() {
+		return fmt.Errorf("%w: %q (deleted)", ErrTopicNotFound, t.name)
+	}
+	return err
+}
+
+// publishPlan validates a Publish call's records and encodes them into one
+// batch per partition before anything is written, so a bad record fails the
+// call whole. Plans are pooled with their buffers: a steady stream of
+// Publish calls allocates nothing.
+type publishPlan struct {
+	groups     []publishGroup
+	timestamps []int64 // per record, ms
+	sticky     map[*topic]int32
+	index      map[*log.Log]int // into groups
+}
+
+// A publishGroup is the records of one call bound for one partition.
+type publishGroup struct {
+	topic     *topic
+	part      *log.Log
+	partition int32
+	builder   batch.Builder
+	// The group's records (as many as builder.Count()), in call order:
+	// first, first+1, ... while they come in one run (the common case),
+	// else listed in records.
+	first   int
+	listed  bool
+	records []int
+}
+
+// record returns the index in the call of the group's nth record.
+func (g *publishGroup) record(n int) int {
+	if !g.listed {
+		return g.first + n
+	}
+	return g.records[n]
+}
+
+// add notes the call's record i as the group's next, before it goes into
+// the builder.
+func (g *publishGroup) add(i int) {
+	switch count := g.builder.Count(); {
+	case count == 0:
+		g.first = i
+	case !g.listed && i != g.first+count:
+		g.listed, g.records = true, g.records[:0]
+		for n := range count {
+			g.records = append(g.records, g.first+n)
+		}
+		fallthrough
+	case g.listed:
+		g.records = append(g.records, i)
+	}
+}
+
+// What a pooled plan keeps between calls is bounded, so that one huge call
+// does not pin its buffers: records, partitions, and batch bytes per
+// partition.
+const (
+	maxPooledRecords    = 1 << 16
+	maxPooledGroups     = 1 << 10
+	maxPooledBatchBytes = 4 << 20
+)
+
+// reset empties the plan for a call of n records, keeping its buffers.
+func (p *publishPlan) reset(n int) {
+	if p.sticky == nil {
+		p.sticky, p.index = map[*topic]int32{}, map[*log.Log]int{}
+	}
+	clear(p.sticky)
+	clear(p.index)
+	if cap(p.timestamps) < n {
+		p.timestamps = make([]int64, n)
+	}
+	p.timestamps = p.timestamps[:n]
+	p.groups = p.groups[:0]
+}
+
+// release drops the plan's references to topics and partitions, and
+// buffers past the pooling bounds, before it goes back to the pool.
+func (p *publishPlan) release() {
+	if cap(p.timestamps) > maxPooledRecords {
+		p.timestamps = nil
+	}
+	if len(p.groups) > maxPooledGroups {
+		p.groups = nil
+	}
+	for i := range p.groups {
+		g := &p.groups[i]
+		g.topic, g.part = nil, nil
+		if cap(g.records) > maxPooledRecords {
+			g.records = nil
+		}
+		if g.builder.Len() > maxPooledBatchBytes {
+			g.builder = batch.Builder{}
+		}
+	}
+}
+
+// group returns the index of a new group for partition of t, reusing the
+// buffers a group of an earlier call left in the slice.
+func (p *publishPlan) group(t *topic, part *log.Log, partition int32) int {
+	if len(p.groups) == cap(p.groups) {
+		p.groups = append(p.groups, publishGroup{})
+	} else {
+		p.groups = p.groups[:len(p.groups)+1]
+	}
+	g := &p.groups[len(p.groups)-1]
+	g.topic, g.part, g.partition = t, part, partition
+	g.first, g.listed = 0, false
+	g.builder.Reset(0)
+	return len(p.groups) - 1
+}
+
+// plan validates recs, places each on its partition and encodes it into
+// its partition's batch; it writes nothing.
+func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
+	plan.reset(len(recs))
+	nowMS := int64(-1) // one clock reading per call, when a record needs it
+	// Records usually come in runs for one topic and partition: look the
+	// topic and the group up once per run, not per record.
+	var (
+		lastName    string
+		lastTopic   *topic
+		lastPart    *log.Log
+		lastRequest = AnyPartition // the previous record's explicit Partition
+		g           *publishGroup
+	)
+	for i, r := range recs {
+		if r == nil {
+			return fmt.Errorf("%w: record %d is nil", ErrInvalidRecord, i)
+		}
+		t := lastTopic
+		if t == nil || r.Topic != lastName || r.Partition != lastRequest || r.Partition == AnyPartition {
+			if t == nil || r.Topic != lastName {
+				var err error
+				if t, err = b.topicForWrite(r.Topic); err != nil {
+					return err
+				}
+				lastName, lastTopic = r.Topic, t
+			}
+			parts := t.partitions()
+			partition, err := b.place(t, r, len(parts), plan.sticky)
+			if err != nil {
+				return err
+			}
+			if p := parts[partition]; p != lastPart {
+				n, ok := plan.index[p]
+				if !ok {
+					n = plan.group(t, p, partition)
+					plan.index[p] = n
+				}
+				lastPart, g = p, &plan.groups[n]
+			}
+			lastRequest = r.Partition
+		}
+		if nowMS < 0 && (r.Timestamp.IsZero() || t.cfg.LogAppendTime || t.cfg.checksTimestamps()) {
+			nowMS = b.opts.Now().UnixMilli()
+		}
+		ts := nowMS
+		if !r.Timestamp.IsZero() {
+			own, err := recordTimestamp(r) // refused even under LogAppendTime, as Kafka's producer does
+			if err != nil {
+				return fmt.Errorf("record %d: %w", i, err)
+			}
+			if !t.cfg.LogAppendTime {
+				if err := t.cfg.checkTimestamp(own, nowMS); err != nil {
+					return fmt.Errorf("record %d: %w", i, err)
+				}
+				ts = own
+			}
+		}
+		if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
+			return fmt.Errorf("%w: record %d is %d bytes, topic %q allows %d", ErrRecordTooLarge, i, size, t.name, t.cfg.MaxRecordBytes)
+		}
+		plan.timestamps[i] = ts
+		g.add(i)
+		g.builder.Add(ts, r.Key, r.Value, r.Headers)
+	}
+	// Each partition's records go in one atomic batch, which must fit the
+	// batch limit: check them all before anything is written.
+	for i := range plan.groups {
+		g := &plan.groups[i]
+		if size, limit := g.builder.Len(), g.topic.cfg.maxBatchBytes(); size > limit {
+			return fmt.Errorf("%w: the call's records for %q partition %d make a %d-byte batch, over the %d a batch may hold; publish them in smaller calls",
+				ErrRecordTooLarge, g.topic.name, g.partition, size, limit)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+package stream
+
+import (
+	"expvar"
+
+	"github.com/embedstream/stream/segment"
+)
+
+// Stats are cumulative counters since Open, and current gauges.
+type Stats struct {
+	RecordsIn       int64 // records appended
+	BytesIn         int64 // batch bytes appended
+	BatchesIn       int64 // batches appended
+	RecordsOut      int64 // records returned by Readers (and Consumers)
+	BytesOut        int64 // batch bytes those reads covered
+	Fsyncs          int64 // fsyncs of segment files
+	Truncations     int64 // damaged log tails cut by recovery
+	TruncatedBytes  int64 // bytes those cuts removed
+	IndexRebuilds   int64 // indexes rebuilt from their logs
+	SegmentsRolled  int64 // segments sealed because full or old
+	SegmentsDeleted int64 // segments deleted by retention
+	Topics          int   // topics now
+	Partitions      int   // partitions now
+	Segments        int   // segment files now
+	OpenMappings    int64 // memory mappings of segment files now
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() Stats {
+	st := &b.stats
+	s := Stats{
+		RecordsIn: st.RecordsIn.Load(), BytesIn: st.BytesIn.Load(), BatchesIn: st.BatchesIn.Load(),
+		RecordsOut: st.RecordsOut.Load(), BytesOut: st.BytesOut.Load(),
+		Fsyncs: st.Fsyncs.Load(), Truncations: st.Truncations.Load(), TruncatedBytes: st.TruncatedBytes.Load(),
+		IndexRebuilds: st.IndexRebuilds.Load(), SegmentsRolled: st.SegmentsRolled.Load(),
+		SegmentsDeleted: st.SegmentsDeleted.Load(), OpenMappings: segment.OpenMappings(),
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	s.Topics = len(b.topics)
+	for _, t := range b.topics {
+		for _, p := range t.partitions() {
+			s.Partitions++
+			s.Segments += p.Info().Segments
+		}
+	}
+	return s
+}
+
+// Expvar returns the broker's Stats as an expvar.Var, to publish on
+// /debug/vars with expvar.Publish("embedstream", b.Expvar()).
+func (b *Broker) Expvar() expvar.Var {
+	return expvar.Func(func() any { return b.Stats() })
+}
