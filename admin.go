@@ -333,7 +333,7 @@ func (b *Broker) DeleteRecords(topic string, partition int32, before int64) (int
 	}
 	start, err := p.DeleteRecords(before)
 	if err != nil {
-		return start, b.writeErr(t, err)
+		return start, t.writeErr(err)
 	}
 	return start, nil
 }

@@ -148,13 +148,9 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	if err != nil {
 		return err
 	}
-	ts, err := checkRecord(r, t, p.b.opts.Now)
+	ts, size, err := t.accept(r, &callClock{now: p.b.opts.Now})
 	if err != nil {
 		return err
-	}
-	size := r.encodedSize()
-	if size > t.cfg.MaxRecordBytes {
-		return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
 	}
 	if size > p.opts.MaxBufferedBytes {
 		// Kafka's buffer.memory rule: it could never be buffered.
@@ -235,29 +231,23 @@ func (p *Producer) topicLocked(name string) (*topic, error) {
 
 // placeLocked chooses the partition for r.
 func (p *Producer) placeLocked(t *topic, r *Record, n, size int) (int32, error) {
-	part := r.Partition
-	if part == AnyPartition {
-		part = p.opts.Partitioner.Partition(r, n)
+	part, err := t.choose(r, p.opts.Partitioner, n)
+	if err != nil || part != AnyPartition {
+		return part, err
 	}
-	if part == AnyPartition {
-		s := p.sticky[t]
-		if s == nil || s.bytes >= p.opts.BatchBytes || int(s.partition) >= n {
-			next := int32(rand.IntN(n))
-			if s != nil && n > 1 {
-				for next == s.partition {
-					next = int32(rand.IntN(n))
-				}
+	s := p.sticky[t]
+	if s == nil || s.bytes >= p.opts.BatchBytes || int(s.partition) >= n {
+		next := int32(rand.IntN(n))
+		if s != nil && n > 1 {
+			for next == s.partition {
+				next = int32(rand.IntN(n))
 			}
-			s = &stickyPartition{partition: next}
-			p.sticky[t] = s
 		}
-		s.bytes += size
-		return s.partition, nil
+		s = &stickyPartition{partition: next}
+		p.sticky[t] = s
 	}
-	if part < 0 || int(part) >= n {
-		return 0, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, part, n)
-	}
-	return part, nil
+	s.bytes += size
+	return s.partition, nil
 }
 
 // writer is the producer's goroutine: it takes due batches and writes them
@@ -345,17 +335,11 @@ func (p *Producer) write(pb *pendingBatch) {
 	size := pb.bld.Len() - batch.HeaderSize
 	encoded := pb.bld.Finish()
 	base, err := pb.part.Append(encoded)
-	if err != nil {
-		err = p.b.writeErr(pb.topic, err)
-	}
-	logAppend := encoded.Attributes()&batch.AttrLogAppendTime != 0
+	err = pb.topic.writeErr(err)
+	st := newStamp(pb.partition, base, encoded)
 	for i, r := range pb.recs {
 		if err == nil {
-			ts := pb.ts[i]
-			if logAppend {
-				ts = encoded.MaxTimestamp()
-			}
-			r.Partition, r.Offset, r.Timestamp = pb.partition, base+int64(i), time.UnixMilli(ts)
+			st.fill(r, i, pb.ts[i])
 		}
 		if done := pb.dones[i]; done != nil {
 			done(r, err)

@@ -2,10 +2,7 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
-	"time"
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/log"
@@ -49,22 +46,12 @@ func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
 		encoded := g.builder.Finish()
 		base, err := g.part.Append(encoded)
 		if err != nil {
-			return b.writeErr(g.topic, err)
+			return g.topic.writeErr(err)
 		}
-		// Records of a call mostly share one timestamp: convert it once.
-		appendTime := encoded.Attributes()&batch.AttrLogAppendTime != 0
-		lastMS, lastTime := int64(math.MinInt64), time.Time{}
+		st := newStamp(g.partition, base, encoded)
 		for n := range g.builder.Count() {
 			i := g.record(n)
-			ms := plan.timestamps[i]
-			if appendTime {
-				ms = encoded.MaxTimestamp()
-			}
-			if ms != lastMS {
-				lastMS, lastTime = ms, time.UnixMilli(ms)
-			}
-			r := recs[i]
-			r.Partition, r.Offset, r.Timestamp = g.partition, base+int64(n), lastTime
+			st.fill(recs[i], n, plan.timestamps[i])
 		}
 	}
 	return nil
@@ -84,66 +71,38 @@ func (b *Broker) publishOne(r *Record) error {
 	if err != nil {
 		return err
 	}
-	ts, err := checkRecord(r, t, b.opts.Now)
+	ts, _, err := t.accept(r, &callClock{now: b.opts.Now})
 	if err != nil {
 		return err
-	}
-	if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
-		return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
 	}
 	bld := b.builders.Get().(*batch.Builder)
 	bld.Reset(0)
 	bld.Add(ts, r.Key, r.Value, r.Headers)
 	encoded := bld.Finish()
 	base, err := parts[partition].Append(encoded)
-	ts = recordTime(encoded, ts)
+	if err == nil {
+		st := newStamp(partition, base, encoded)
+		st.fill(r, 0, ts)
+	}
 	b.builders.Put(bld)
-	if err != nil {
-		return b.writeErr(t, err)
-	}
-	r.Partition, r.Offset, r.Timestamp = partition, base, time.UnixMilli(ts)
-	return nil
-}
-
-// recordTime is a written record's timestamp: its own, or the batch's
-// append time under LogAppendTime.
-func recordTime(b batch.Batch, ts int64) int64 {
-	if b.Attributes()&batch.AttrLogAppendTime != 0 {
-		return b.MaxTimestamp()
-	}
-	return ts
+	return t.writeErr(err)
 }
 
 // place chooses r's partition. sticky carries the partition chosen for
 // keyless records earlier in the same call, per topic.
 func (b *Broker) place(t *topic, r *Record, n int, sticky map[*topic]int32) (int32, error) {
-	p := r.Partition
-	if p == AnyPartition {
-		p = b.opts.Partitioner.Partition(r, n)
-		if p == AnyPartition {
-			if s, ok := sticky[t]; ok {
-				return s, nil
-			}
-			p = int32((t.sticky.Add(1) - 1) % uint32(n))
-			if sticky != nil {
-				sticky[t] = p
-			}
-			return p, nil
-		}
+	p, err := t.choose(r, b.opts.Partitioner, n)
+	if err != nil || p != AnyPartition {
+		return p, err
 	}
-	if p < 0 || int(p) >= n {
-		return 0, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, p, n)
+	if s, ok := sticky[t]; ok {
+		return s, nil
+	}
+	p = int32((t.sticky.Add(1) - 1) % uint32(n))
+	if sticky != nil {
+		sticky[t] = p
 	}
 	return p, nil
-}
-
-// writeErr maps an append error: a log closed under us because the topic
-// was deleted reads as ErrTopicNotFound.
-func (b *Broker) writeErr(t *topic, err error) error {
-	if errors.Is(err, ErrClosed) && t.deleted.Load() {
-		return fmt.Errorf("%w: %q (deleted)", ErrTopicNotFound, t.name)
-	}
-	return err
 }
 
 // publishPlan validates a Publish call's records and encodes them into one
@@ -259,7 +218,7 @@ func (p *publishPlan) group(t *topic, part *log.Log, partition int32) int {
 // its partition's batch; it writes nothing.
 func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 	plan.reset(len(recs))
-	nowMS := int64(-1) // one clock reading per call, when a record needs it
+	clock := callClock{now: b.opts.Now}
 	// Records usually come in runs for one topic and partition: look the
 	// topic and the group up once per run, not per record.
 	var (
@@ -297,24 +256,9 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 			}
 			lastRequest = r.Partition
 		}
-		if nowMS < 0 && (r.Timestamp.IsZero() || t.cfg.LogAppendTime || t.cfg.checksTimestamps()) {
-			nowMS = b.opts.Now().UnixMilli()
-		}
-		ts := nowMS
-		if !r.Timestamp.IsZero() {
-			own, err := recordTimestamp(r) // refused even under LogAppendTime, as Kafka's producer does
-			if err != nil {
-				return fmt.Errorf("record %d: %w", i, err)
-			}
-			if !t.cfg.LogAppendTime {
-				if err := t.cfg.checkTimestamp(own, nowMS); err != nil {
-					return fmt.Errorf("record %d: %w", i, err)
-				}
-				ts = own
-			}
-		}
-		if size := r.encodedSize(); size > t.cfg.MaxRecordBytes {
-			return fmt.Errorf("%w: record %d is %d bytes, topic %q allows %d", ErrRecordTooLarge, i, size, t.name, t.cfg.MaxRecordBytes)
+		ts, _, err := t.accept(r, &clock)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
 		}
 		plan.timestamps[i] = ts
 		g.add(i)

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/embedstream/stream/batch"
@@ -71,31 +70,6 @@ func (r *Record) encodedSize() int {
 		n += len(h.Key) + len(h.Value)
 	}
 	return n
-}
-
-// checkRecord validates r for publishing to t and returns its timestamp in
-// ms; now is called only for a record without one.
-func checkRecord(r *Record, t *topic, now func() time.Time) (int64, error) {
-	if r.Timestamp.IsZero() {
-		return now().UnixMilli(), nil
-	}
-	ts, err := recordTimestamp(r) // refused even where LogAppendTime replaces it, as Kafka's producer does
-	if err != nil {
-		return 0, err
-	}
-	if t.cfg.LogAppendTime {
-		return now().UnixMilli(), nil
-	}
-	return ts, t.cfg.checkTimestamp(ts, now().UnixMilli())
-}
-
-// recordTimestamp is r's own timestamp in ms, which must not be negative.
-func recordTimestamp(r *Record) (int64, error) {
-	ts := r.Timestamp.UnixMilli()
-	if ts < 0 {
-		return 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidRecord, r.Timestamp)
-	}
-	return ts, nil
 }
 
 // fromLog fills r from a decoded log record; slices alias the log.

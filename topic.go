@@ -209,7 +209,7 @@ func (t *topic) partitions() []*log.Log {
 func (t *topic) partition(i int32) (*log.Log, error) {
 	parts := t.partitions()
 	if i < 0 || int(i) >= len(parts) {
-		return nil, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, i, len(parts))
+		return nil, t.noPartition(i, len(parts))
 	}
 	return parts[i], nil
 }

@@ -1,0 +1,119 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/embedstream/stream/batch"
+)
+
+// The accept path: what every record goes through on its way into a log,
+// whichever call brought it (Publish, the batching Producer): the topic's
+// rules for timestamps and size, the choice of partition, the append, and
+// once written its Partition, Offset and Timestamp filled in. The error
+// texts are written here once.
+
+// callClock reads the broker's clock at most once per call, and only if a
+// record needs it: records of a call share the reading.
+type callClock struct {
+	now  func() time.Time
+	ms   int64
+	read bool
+}
+
+func (c *callClock) millis() int64 {
+	if !c.read {
+		c.ms, c.read = c.now().UnixMilli(), true
+	}
+	return c.ms
+}
+
+// accept checks r against topic t's rules and returns the timestamp (ms)
+// it is written with and the bytes it may take in a batch. A record without
+// a timestamp gets the clock's. Its own timestamp must not be negative,
+// even where LogAppendTime replaces it (as Kafka's producer refuses it),
+// and must lie within the topic's MaxTimestampAhead and MaxTimestampBehind
+// of the clock.
+func (t *topic) accept(r *Record, clock *callClock) (ts int64, size int, err error) {
+	if r.Timestamp.IsZero() {
+		ts = clock.millis()
+	} else {
+		ts = r.Timestamp.UnixMilli()
+		switch {
+		case ts < 0:
+			return 0, 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidRecord, r.Timestamp)
+		case t.cfg.LogAppendTime:
+			ts = clock.millis()
+		case t.cfg.checksTimestamps():
+			if err := t.cfg.checkTimestamp(ts, clock.millis()); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	if size = r.encodedSize(); size > t.cfg.MaxRecordBytes {
+		return 0, 0, fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
+	}
+	return ts, size, nil
+}
+
+// choose returns the partition r names or its partitioner picks among n,
+// or AnyPartition if neither has a preference, for the caller's sticky
+// placement. An explicit partition always wins (Kafka's rule).
+func (t *topic) choose(r *Record, p Partitioner, n int) (int32, error) {
+	part := r.Partition
+	if part == AnyPartition {
+		if part = p.Partition(r, n); part == AnyPartition {
+			return AnyPartition, nil
+		}
+	}
+	if part < 0 || int(part) >= n {
+		return 0, t.noPartition(part, n)
+	}
+	return part, nil
+}
+
+// noPartition is the error for a partition number t lacks.
+func (t *topic) noPartition(p int32, n int) error {
+	return fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, p, n)
+}
+
+// writeErr maps an append error: a log closed under us because the topic
+// was deleted reads as ErrTopicNotFound.
+func (t *topic) writeErr(err error) error {
+	if errors.Is(err, ErrClosed) && t.deleted.Load() {
+		return fmt.Errorf("%w: %q (deleted)", ErrTopicNotFound, t.name)
+	}
+	return err
+}
+
+// stamp fills in the records of a written batch: their partition, offsets
+// from the batch's base, and timestamps, which under LogAppendTime are the
+// batch's append time. Records of a batch mostly share one timestamp: it
+// is converted once.
+type stamp struct {
+	partition int32
+	base      int64
+	appendTS  int64 // the batch's append time (ms), or -1
+	lastMS    int64
+	last      time.Time
+}
+
+func newStamp(partition int32, base int64, written batch.Batch) stamp {
+	s := stamp{partition: partition, base: base, appendTS: -1, lastMS: -1}
+	if written.Attributes()&batch.AttrLogAppendTime != 0 {
+		s.appendTS = written.MaxTimestamp()
+	}
+	return s
+}
+
+// fill fills in r, the batch's nth record, accepted with timestamp ts (ms).
+func (s *stamp) fill(r *Record, n int, ts int64) {
+	if s.appendTS >= 0 {
+		ts = s.appendTS
+	}
+	if ts != s.lastMS {
+		s.lastMS, s.last = ts, time.UnixMilli(ts)
+	}
+	r.Partition, r.Offset, r.Timestamp = s.partition, s.base+int64(n), s.last
+}
