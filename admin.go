@@ -3,7 +3,6 @@ package stream
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,18 +12,23 @@ import (
 	"github.com/embedstream/stream/internal/log"
 )
 
+// closeLogs closes logs without trimming: their topic is going away.
+func closeLogs(logs []*log.Log) {
+	for _, l := range logs {
+		l.Close(false)
+	}
+}
+
 // openTopic opens (creating as needed) the first n partitions of a topic.
 func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*topic, error) {
 	t := &topic{name: name, cfg: cfg, dir: filepath.Join(b.dir, topicsDir, name)}
-	if fi, err := os.Lstat(t.dir); err == nil && !fi.IsDir() {
+	if fi, err := b.opts.fs.Lstat(t.dir); err == nil && !fi.IsDir() {
 		// A symbolic link (or anything else) where a topic directory
 		// belongs would take its data outside the data directory.
 		return nil, fmt.Errorf("%w: %s is not a directory", ErrCorrupt, t.dir)
 	}
 	if err := b.growTopic(t, n, clean); err != nil {
-		for _, p := range t.partitions() {
-			p.Close(false)
-		}
+		closeLogs(t.partitions())
 		return nil, err
 	}
 	return t, nil
@@ -37,9 +41,7 @@ func (b *Broker) growTopic(t *topic, n int, clean bool) error {
 	for i := len(parts); i < n; i++ {
 		p, err := log.Open(b.logConfig(t, i), clean)
 		if err != nil {
-			for _, p := range parts[len(old):] {
-				p.Close(false)
-			}
+			closeLogs(parts[len(old):])
 			return fmt.Errorf("partition %d: %w", i, err)
 		}
 		parts = append(parts, p)
@@ -104,22 +106,28 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 			return nil, fmt.Errorf("%w: %q collides with existing topic %q", ErrInvalidTopic, name, other)
 		}
 	}
-	dir := filepath.Join(b.dir, topicsDir, name)
+	fs, root := b.opts.fs, filepath.Join(b.dir, topicsDir)
+	dir := filepath.Join(root, name)
 	// A directory left by an interrupted create holds nothing acknowledged.
-	if err := os.RemoveAll(dir); err != nil {
+	if err := fs.RemoveAll(dir); err != nil {
 		return nil, err
 	}
 	t, err := b.openTopic(name, cfg, cfg.Partitions, false)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	t.created = b.opts.Now()
-	if err := b.meta.PutTopic(name, catalog.Topic{Config: cfg.stored(), Partitions: cfg.Partitions, Created: t.created}); err != nil {
-		for _, p := range t.partitions() {
-			p.Close(false)
+	if err == nil && cfg.Sync.or(b.opts.Sync) != SyncNever {
+		// The partition directories' entries are synced as they are made;
+		// the topic directory's goes before the catalog records the topic.
+		if err = fs.SyncDir(root); err != nil {
+			closeLogs(t.partitions())
 		}
-		os.RemoveAll(dir)
+	}
+	if err == nil {
+		t.created = b.opts.Now()
+		if err = b.meta.PutTopic(name, catalog.Topic{Config: cfg.stored(), Partitions: cfg.Partitions, Created: t.created}); err != nil {
+			closeLogs(t.partitions())
+		}
+	}
+	if err != nil {
+		fs.RemoveAll(dir)
 		return nil, err
 	}
 	b.topics[name] = t
@@ -149,15 +157,15 @@ func (b *Broker) DeleteTopic(name string) error {
 	}
 	// Rename first so a crash mid-removal leaves no half topic; Open
 	// removes what is left.
-	root := filepath.Join(b.dir, topicsDir)
+	fs, root := b.opts.fs, filepath.Join(b.dir, topicsDir)
 	gone := filepath.Join(root, fmt.Sprintf("%s%s-%d", deletedPrefix, name, time.Now().UnixNano()))
-	if err := os.Rename(t.dir, gone); err != nil {
+	if err := fs.Rename(t.dir, gone); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if b.opts.Sync != SyncNever {
-		errs = append(errs, b.opts.fs.SyncDir(root))
+	if t.cfg.Sync.or(b.opts.Sync) != SyncNever {
+		errs = append(errs, fs.SyncDir(root))
 	}
-	errs = append(errs, os.RemoveAll(gone))
+	errs = append(errs, fs.RemoveAll(gone))
 	b.groups.TopicChanged(name)
 	return errors.Join(errs...)
 }

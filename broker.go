@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -124,7 +125,7 @@ func (o *Options) withDefaults() (Options, error) {
 type Broker struct {
 	dir    string
 	opts   Options
-	lock   *os.File
+	lock   io.Closer // nil: a read-only broker on a directory without LOCK
 	meta   *catalog.Catalog
 	groups *groups.Service
 	stats  log.Stats
@@ -148,6 +149,7 @@ type Broker struct {
 // DIR/topics/<topic>/<partition>/<segment files> (see package segment) and,
 // after DeleteRecords, the partition's log-start file (see partition.go).
 const (
+	lockFile      = "LOCK" // its flock marks the directory in use
 	topicsDir     = "topics"
 	deletedPrefix = ".deleted-"
 )
@@ -161,20 +163,17 @@ func Open(dir string, opts *Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !o.ReadOnly {
-		if err := os.MkdirAll(filepath.Join(dir, topicsDir), o.DirMode); err != nil {
-			return nil, err
-		}
-	} else if _, err := os.Stat(dir); err != nil {
+	if err := prepareDir(dir, &o); err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(dir, o.ReadOnly, o.FileMode)
+	lockPath := filepath.Join(dir, lockFile)
+	lock, err := o.fs.Lock(lockPath, o.FileMode, o.ReadOnly)
 	if errors.Is(err, ErrLocked) && o.LockTimeout > 0 {
 		deadline := time.Now().Add(o.LockTimeout)
 		tick := time.NewTicker(time.Millisecond)
 		for errors.Is(err, ErrLocked) && time.Now().Before(deadline) {
 			<-tick.C
-			lock, err = lockDir(dir, o.ReadOnly, o.FileMode)
+			lock, err = o.fs.Lock(lockPath, o.FileMode, o.ReadOnly)
 		}
 		tick.Stop()
 	}
@@ -190,7 +189,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		if b.meta != nil {
 			b.meta.Close(false)
 		}
-		unlockDir(lock)
+		unlock(lock)
 		return nil, err
 	}
 	if !o.ReadOnly {
@@ -198,6 +197,38 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		go b.background()
 	}
 	return b, nil
+}
+
+// prepareDir checks a read-only broker's directory, or creates a writable
+// one's topics directory, durably: its entry in dir is synced (unless
+// SyncNever) before any topic directory goes in it.
+func prepareDir(dir string, o *Options) error {
+	if o.ReadOnly {
+		fi, err := o.fs.Lstat(dir)
+		if err == nil && !fi.IsDir() {
+			err = fmt.Errorf("%w: %s is not a directory", ErrInvalidConfig, dir)
+		}
+		return err
+	}
+	root := filepath.Join(dir, topicsDir)
+	if _, err := o.fs.Lstat(root); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := o.fs.MkdirAll(root, o.DirMode); err != nil {
+		return err
+	}
+	if o.Sync == SyncNever {
+		return nil
+	}
+	return o.fs.SyncDir(dir)
+}
+
+// unlock releases the directory's lock, if one was taken.
+func unlock(l io.Closer) error {
+	if l == nil {
+		return nil
+	}
+	return l.Close()
 }
 
 // load opens the metadata store and every topic's partitions.
@@ -292,7 +323,7 @@ func (b *Broker) partitionCount(topic string) int32 {
 // each has, removing the remains of interrupted topic deletions.
 func (b *Broker) topicDirs() (map[string]int, error) {
 	root := filepath.Join(b.dir, topicsDir)
-	entries, err := os.ReadDir(root)
+	entries, err := b.opts.fs.ReadDir(root)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -304,7 +335,7 @@ func (b *Broker) topicDirs() (map[string]int, error) {
 		name := e.Name()
 		if strings.HasPrefix(name, deletedPrefix) {
 			if !b.opts.ReadOnly {
-				if err := os.RemoveAll(filepath.Join(root, name)); err != nil {
+				if err := b.opts.fs.RemoveAll(filepath.Join(root, name)); err != nil {
 					return nil, err
 				}
 			}
@@ -313,7 +344,7 @@ func (b *Broker) topicDirs() (map[string]int, error) {
 		if !e.IsDir() || validateTopicName(name) != nil {
 			continue
 		}
-		parts, err := os.ReadDir(filepath.Join(root, name))
+		parts, err := b.opts.fs.ReadDir(filepath.Join(root, name))
 		if err != nil {
 			return nil, err
 		}
@@ -349,7 +380,7 @@ func (b *Broker) background() {
 			}
 		case <-retentionTick.C:
 			b.enforceRetention()
-			b.groups.ExpireOffsets()
+			b.groups.Expire()
 		}
 	}
 }
@@ -402,7 +433,7 @@ func (b *Broker) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.closeTopics(true)
-	errs = append(errs, err, b.meta.Close(err == nil), unlockDir(b.lock))
+	errs = append(errs, err, b.meta.Close(err == nil), unlock(b.lock))
 	return errors.Join(errs...)
 }
 

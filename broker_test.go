@@ -461,7 +461,7 @@ func crash(t *testing.T, b *Broker) {
 		}
 	}
 	require.NoError(t, b.meta.Close(false))
-	require.NoError(t, unlockDir(b.lock))
+	require.NoError(t, unlock(b.lock))
 }
 
 func snapshotTree(t *testing.T, dir string) map[string]string {

@@ -308,10 +308,10 @@ func TestOffsetsExpire(t *testing.T) {
 	}
 
 	advance(DefaultOffsetsRetention - time.Minute)
-	b.groups.ExpireOffsets()
+	b.groups.Expire()
 	require.True(t, has(b, "gone"), "not yet")
 	advance(2 * time.Minute)
-	b.groups.ExpireOffsets()
+	b.groups.Expire()
 	require.False(t, has(b, "gone"), "empty for 7 days: expired")
 	require.True(t, has(b, "active"), "a group with a member keeps its offsets")
 	require.NotContains(t, b.Groups(), "gone")
@@ -325,10 +325,10 @@ func TestOffsetsExpire(t *testing.T) {
 	require.NoError(t, b.Close())
 	advance(30 * 24 * time.Hour)
 	b = openBroker(t, dir, &Options{Now: clock})
-	b.groups.ExpireOffsets()
+	b.groups.Expire()
 	require.True(t, has(b, "gone"), "empty since before Open: the clock starts at Open")
 	advance(DefaultOffsetsRetention + time.Second)
-	b.groups.ExpireOffsets()
+	b.groups.Expire()
 	require.False(t, has(b, "gone"))
 	require.False(t, has(b, "active"), "empty since Open, like any other")
 	require.NoError(t, b.Close())
@@ -343,7 +343,7 @@ func TestOffsetsExpire(t *testing.T) {
 	}
 	commit()
 	advance(365 * 24 * time.Hour)
-	forever.groups.ExpireOffsets()
+	forever.groups.Expire()
 	require.True(t, has(forever, "kept"))
 }
 
@@ -360,7 +360,7 @@ func TestSubscribeRacingOffsetsExpiry(t *testing.T) {
 	// Deterministic: the expiry runs exactly in the gap.
 	require.NoError(t, b.SetCommittedOffsets("g", map[TopicPartition]int64{{Topic: "t"}: 0}))
 	now.Add(10)
-	b.groups.BeforeJoin = func() { b.groups.BeforeJoin = nil; b.groups.ExpireOffsets() }
+	b.groups.BeforeJoin = func() { b.groups.BeforeJoin = nil; b.groups.Expire() }
 	c, err := b.Subscribe("g", []string{"t"}, nil)
 	require.NoError(t, err)
 	c2, err := b.Subscribe("g", []string{"t"}, nil)
@@ -375,14 +375,14 @@ func TestSubscribeRacingOffsetsExpiry(t *testing.T) {
 		now.Add(10)
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); b.groups.ExpireOffsets() }()
+		go func() { defer wg.Done(); b.groups.Expire() }()
 		c, err := b.Subscribe("g", []string{"t"}, nil)
 		require.NoError(t, err)
 		wg.Wait()
 		require.True(t, c.m.Registered(), "the member is in the group's coordinator")
 		require.NoError(t, c.Close())
 		now.Add(10)
-		b.groups.ExpireOffsets()
+		b.groups.Expire()
 	}
 }
 
@@ -400,14 +400,14 @@ func TestOffsetsExpireAfterEviction(t *testing.T) {
 	cgPollN(t, c, 1)
 	require.NoError(t, c.Commit(t.Context()))
 	advance(30 * time.Minute)
-	b.groups.ExpireOffsets() // alive: seen now
+	b.groups.Expire() // alive: seen now
 	advance(DefaultOffsetsRetention - time.Minute)
-	b.groups.ExpireOffsets() // evicted long ago, but seen alive 7 days - 1 minute ago
+	b.groups.Expire() // evicted long ago, but seen alive 7 days - 1 minute ago
 	offs, err := b.CommittedOffsets("g")
 	require.NoError(t, err)
 	require.NotEmpty(t, offs)
 	advance(2 * time.Minute)
-	b.groups.ExpireOffsets()
+	b.groups.Expire()
 	offs, err = b.CommittedOffsets("g")
 	require.NoError(t, err)
 	require.Empty(t, offs)

@@ -90,7 +90,9 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		task, err := c.m.Poll()
 		switch {
 		case errors.Is(err, group.ErrUnknownMember):
-			c.lost()
+			if err := c.lost(); err != nil {
+				return nil, err
+			}
 			continue
 		case errors.Is(err, group.ErrFenced):
 			return nil, fmt.Errorf("%w: instance id %q", ErrFenced, c.opts.InstanceID)

@@ -64,19 +64,22 @@ func (c *Consumer) revokeAndAck(task group.Task) {
 	c.revoke(task.Partitions)
 }
 
-// lost handles eviction: OnLost, forget everything, rejoin.
-func (c *Consumer) lost() {
+// lost handles eviction: OnLost, forget everything, rejoin. The rejoin
+// fails only if the group, dropped meanwhile, was taken over by members
+// with another balancer.
+func (c *Consumer) lost() (err error) {
 	c.b.opts.Logger.Warn("stream: member was evicted from its group; rejoining", "group", c.m.Group(), "member", c.m.ID(), "partitions", len(c.owned))
 	defer func() { // even if OnLost panics
 		c.release() // gathered records are from partitions it lost
 		clear(c.pos)
 		clear(c.paused)
-		c.m.Rejoin()
+		err = c.m.Rejoin()
 		c.gen, c.owned = 0, nil
 	}()
 	if c.opts.OnLost != nil && len(c.owned) > 0 {
 		c.opts.OnLost(c, slices.Clone(c.owned))
 	}
+	return nil
 }
 
 // EnforceRebalance asks the group to rebalance (Kafka's enforceRebalance),

@@ -15,7 +15,7 @@ var (
 
 	// ErrLocked is returned by Open when another Broker, in this process or
 	// another, holds the directory.
-	ErrLocked = errors.New("stream: directory is locked by another broker")
+	ErrLocked = errs.ErrLocked
 
 	// ErrReadOnly is returned by writes to a Broker opened with
 	// Options.ReadOnly.

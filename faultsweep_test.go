@@ -82,6 +82,9 @@ func fsweepKinds() []fsweepKind {
 		fsweepKind{"sync-EIO", syscall.EIO, errorfs.Ops(syscall.EIO, errorfs.OpSync), SyncAlways},
 		fsweepKind{"syncdir-EIO", syscall.EIO, errorfs.Ops(syscall.EIO, errorfs.OpSyncDir), SyncAlways},
 		fsweepKind{"mkdir-EIO", syscall.EIO, errorfs.Ops(syscall.EIO, errorfs.OpMkdir), SyncAlways},
+		fsweepKind{"rename-EIO", syscall.EIO, errorfs.Ops(syscall.EIO, errorfs.OpRename), SyncAlways},
+		fsweepKind{"remove-EIO", syscall.EIO, errorfs.Ops(syscall.EIO, errorfs.OpRemove), SyncAlways},
+		fsweepKind{"lock-EIO", syscall.EIO, errorfs.Ops(syscall.EIO, errorfs.OpLock), SyncAlways},
 		fsweepKind{"read-EIO", syscall.EIO, errorfs.Ops(syscall.EIO, errorfs.OpRead), SyncAlways},
 	)
 	return kinds
@@ -211,6 +214,21 @@ func fsweepRun(t *testing.T, kind fsweepKind, i int) (res fsweepResult) {
 			return res
 		}
 	}
+	// A topic made and deleted: whatever fails, once DeleteTopic has run
+	// the topic is gone, now and after a reopen. A failed fsync of its log
+	// stops writes to it alone.
+	failedBefore := logSyncFailed
+	if !call("CreateTopic gone", func() error { return b.CreateTopic("gone", TopicConfig{Partitions: 2}) }) {
+		if !assert.NoError(t, b.CreateTopic("gone", TopicConfig{Partitions: 2})) {
+			return res
+		}
+	}
+	call("Publish gone", func() error { return b.Publish(ctx, &Record{Topic: "gone", Value: []byte("x")}) })
+	call("DeleteTopic gone", func() error { return b.DeleteTopic("gone") })
+	logSyncFailed = failedBefore
+	if !assert.Equal(t, []string{"t"}, b.Topics(), "fault %d: after DeleteTopic (fault: %s)", i, inj.state()) {
+		return res
+	}
 
 	var acked [][]byte // acked[o] is the value at offset o
 	var failed [][]byte
@@ -261,6 +279,7 @@ func fsweepRun(t *testing.T, kind fsweepKind, i int) (res fsweepResult) {
 		return res
 	}
 	fsweepSame(t, i, "read after reopen", got, acked, failed, inj.state())
+	assert.Equal(t, []string{"t"}, b.Topics(), "fault %d: after reopen (fault: %s)", i, inj.state())
 	rec := &Record{Topic: "t", Value: []byte("after")}
 	if err := b.Publish(ctx, rec); err != nil || rec.Offset != int64(len(got)) {
 		t.Errorf("fault %d: publish after reopen: offset %d, %v; want offset %d (fault: %s)", i, rec.Offset, err, len(got), inj.state())
@@ -417,6 +436,7 @@ func TestFaultSweepRecovery(t *testing.T) {
 				got, err := fsweepRead(b, "t")
 				require.NoError(t, err, "fault %d (fault: %s)", i, inj.state())
 				fsweepSame(t, i, "read after reopen", got, acked, failed, inj.state())
+				assert.Equal(t, []string{"t"}, b.Topics(), "fault %d: after reopen (fault: %s)", i, inj.state())
 				require.NoError(t, b.Close())
 				if t.Failed() {
 					t.Logf("failed with the fault on matching call %d (%s)", i, inj.state())
@@ -453,4 +473,71 @@ func fsweepCopyDir(t *testing.T, from, to string) {
 		return os.WriteFile(filepath.Join(to, rel), data, 0o600)
 	})
 	require.NoError(t, err)
+}
+
+// fsEvents records the directory operations a broker makes.
+type fsEvents struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (e *fsEvents) MaybeError(op errorfs.Op, path string) error {
+	switch op {
+	case errorfs.OpMkdir, errorfs.OpSyncDir, errorfs.OpRename, errorfs.OpRemove:
+		e.mu.Lock()
+		e.events = append(e.events, string(op)+" "+path)
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+func (e *fsEvents) take() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.events
+	e.events = nil
+	return out
+}
+
+// A topic directory's entry is durable before the topic is: creating one
+// syncs its parent (and a new data directory syncs DIR for topics/), and
+// deleting one syncs the parent after the rename that takes it away. Under
+// SyncNever nothing is synced.
+func TestTopicDirectoriesAreSynced(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncInterval, SyncNever} {
+		t.Run(policy.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			ev := &fsEvents{}
+			b, err := Open(dir, &Options{Sync: policy, fs: errorfs.Wrap(nil, ev)})
+			require.NoError(t, err)
+			defer b.Close()
+			topics := filepath.Join(dir, topicsDir)
+			synced := func(events []string, after, dir string) bool {
+				i := slices.Index(events, after)
+				return i >= 0 && slices.Contains(events[i+1:], "syncdir "+dir)
+			}
+			open := ev.take()
+			require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+			create := ev.take()
+			require.NoError(t, b.DeleteTopic("t"))
+			del := ev.take()
+			var renamed string
+			for _, e := range del {
+				if strings.HasPrefix(e, "rename ") {
+					renamed = e
+				}
+			}
+			require.Equal(t, "rename "+filepath.Join(topics, "t"), renamed, "%v", del)
+			if policy == SyncNever {
+				for _, e := range slices.Concat(open, create, del) {
+					require.False(t, strings.HasPrefix(e, "syncdir"), "%v", e)
+				}
+				return
+			}
+			require.True(t, synced(open, "mkdir "+topics, dir), "%v", open)
+			require.True(t, synced(create, "mkdir "+filepath.Join(topics, "t", "0"), filepath.Join(topics, "t")), "%v", create)
+			require.True(t, synced(create, "mkdir "+filepath.Join(topics, "t", "1"), topics), "%v", create)
+			require.True(t, synced(del, renamed, topics), "%v", del)
+		})
+	}
 }

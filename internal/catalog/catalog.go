@@ -221,8 +221,12 @@ func parseOffsetKey(k []byte) (TopicPartition, bool) {
 
 // CommitOffsets stores offsets for a group in one transaction, with now as
 // their commit time. It is the one writer of committed offsets: the group
-// service calls it for members' commits and for admin resets alike.
+// service calls it for members' commits and for admin resets alike. No
+// offsets: nothing is written.
 func (c *Catalog) CommitOffsets(group string, offsets map[TopicPartition]int64, now time.Time) error {
+	if len(offsets) == 0 {
+		return nil // no group without offsets in the store
+	}
 	return c.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket([]byte(bucketOffset)).CreateBucketIfNotExists([]byte(group))
 		if err != nil {

@@ -14,6 +14,8 @@ import (
 var (
 	// ErrClosed is stream.ErrClosed.
 	ErrClosed = errors.New("stream: closed")
+	// ErrLocked is stream.ErrLocked.
+	ErrLocked = errors.New("stream: directory is locked by another broker")
 	// ErrReadOnly is stream.ErrReadOnly.
 	ErrReadOnly = errors.New("stream: broker is read-only")
 	// ErrInvalidConfig is stream.ErrInvalidConfig.

@@ -43,7 +43,7 @@ type Config struct {
 	// ReadOnly refuses commits and admin changes with errs.ErrReadOnly.
 	ReadOnly bool
 	// OffsetsRetention is how long a group without members keeps its
-	// offsets (see ExpireOffsets); negative: forever.
+	// offsets (see Expire); negative: forever.
 	OffsetsRetention time.Duration
 }
 
@@ -103,13 +103,8 @@ func (s *Service) lookup(name string, balancer group.Balancer) (*state, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.groups[name]
-	if ok {
-		g.mu.Lock()
-		empty := g.coord.Len() == 0
-		g.mu.Unlock()
-		if empty && g.balancer != balancer.Name() {
-			ok = false // nobody left who uses the old balancer
-		}
+	if ok && g.balancer != balancer.Name() && s.members(g) == 0 {
+		ok = false // nobody left who uses the old balancer
 	}
 	if !ok {
 		g = &state{name: name, balancer: balancer.Name(), coord: group.NewCoordinator(balancer, s.cfg.Partitions)}
@@ -124,28 +119,23 @@ func (s *Service) lookup(name string, balancer group.Balancer) (*state, error) {
 // of a group must use the same kind: errs.ErrInvalidConfig otherwise).
 // Partitions are assigned at the member's first Poll.
 func (s *Service) Join(name string, balancer group.Balancer, req group.JoinRequest) (*Member, error) {
-	for {
-		g, err := s.lookup(name, balancer)
-		if err != nil {
-			return nil, err
-		}
-		if s.BeforeJoin != nil {
-			s.BeforeJoin()
-		}
-		m := &Member{s: s, g: g, req: req}
-		m.Rejoin()
-		// An empty group's state may have been dropped (Delete, offsets
-		// expiry) or replaced (a new balancer) between the lookup and the
-		// join; once joined it is neither, so check it is still the
-		// group's, or join the group's current one.
-		s.mu.Lock()
-		current := s.groups[name] == g
-		s.mu.Unlock()
-		if current {
-			return m, nil
-		}
-		m.Leave()
+	m := &Member{s: s, name: name, balancer: balancer, req: req}
+	if err := m.join(); err != nil {
+		return nil, err
 	}
+	return m, nil
+}
+
+// members reports how many members g has, after evicting those whose time
+// is up: a member that stopped polling long ago does not keep its group
+// from admin changes.
+func (s *Service) members(g *state) int {
+	var n int
+	g.do(func(co *group.Coordinator) {
+		co.Expire(s.cfg.Now())
+		n = co.Len()
+	})
+	return n
 }
 
 // TopicChanged starts a rebalance in every group subscribed to topic: its
@@ -204,11 +194,9 @@ func (s *Service) Names() ([]string, error) {
 	names := map[string]bool{}
 	s.mu.Lock()
 	for name, g := range s.groups {
-		g.mu.Lock()
-		if g.coord.Len() > 0 {
+		if s.members(g) > 0 {
 			names[name] = true
 		}
-		g.mu.Unlock()
 	}
 	s.mu.Unlock()
 	stored, err := s.cfg.Catalog.Groups()
@@ -232,10 +220,7 @@ func (s *Service) checkEmptyLocked(name string) error {
 	if g == nil {
 		return nil
 	}
-	g.mu.Lock()
-	n := g.coord.Len()
-	g.mu.Unlock()
-	if n > 0 {
+	if n := s.members(g); n > 0 {
 		return fmt.Errorf("%w: %q has %d members", errs.ErrGroupNotEmpty, name, n)
 	}
 	return nil
@@ -290,15 +275,14 @@ func (s *Service) store(name string, offsets map[TopicPartition]int64, now time.
 	return s.cfg.Catalog.CommitOffsets(name, offsets, now)
 }
 
-// ExpireOffsets deletes the committed offsets of groups that have had no
-// member and no commit for OffsetsRetention (Kafka's offsets expiry). When
-// a group emptied is known within a check interval (the last member's
-// leave, or this check last seeing members); for one that was empty when
-// the service started, it counts from then: never sooner than Kafka would.
-func (s *Service) ExpireOffsets() {
-	if s.cfg.OffsetsRetention < 0 || s.cfg.ReadOnly {
-		return
-	}
+// Expire is the service's periodic clean-up. Groups that have had no member
+// and no commit for OffsetsRetention lose their offsets (Kafka's offsets
+// expiry). When a group emptied is known within a check interval (the last
+// member's leave, or this check last seeing members); for one that was
+// empty when the service started, it counts from then: never sooner than
+// Kafka would. Groups with neither members nor offsets are forgotten (they
+// are Dead, as in Kafka).
+func (s *Service) Expire() {
 	// Under s.mu throughout: SetOffsets and Delete hold it too, so no admin
 	// commit lands between the look and the delete.
 	s.mu.Lock()
@@ -309,12 +293,22 @@ func (s *Service) ExpireOffsets() {
 		return
 	}
 	now := s.cfg.Now()
+	for name, g := range s.groups {
+		if _, ok := last[name]; ok {
+			continue
+		}
+		if s.members(g) == 0 {
+			delete(s.groups, name) // a Join or Rejoin that raced this joins afresh
+		}
+	}
+	if s.cfg.OffsetsRetention < 0 || s.cfg.ReadOnly {
+		return
+	}
 	for name, committed := range last {
 		since := later(committed, s.opened)
 		if g := s.groups[name]; g != nil {
+			members := s.members(g) // evicted members and departed static ones go first
 			g.mu.Lock()
-			g.coord.Expire(now) // evicted members and departed static ones go first
-			members := g.coord.Len()
 			if members > 0 {
 				g.lastActive = now
 			}
@@ -331,7 +325,7 @@ func (s *Service) ExpireOffsets() {
 			s.cfg.Logger.Error("stream: offsets expiry failed", "group", name, "err", err)
 			continue
 		}
-		delete(s.groups, name) // a Join that raced this joins afresh
+		delete(s.groups, name) // a Join or Rejoin that raced this joins afresh
 		s.cfg.Logger.Info("stream: group offsets expired", "group", name, "last commit", committed,
 			"retention", s.cfg.OffsetsRetention)
 	}
@@ -349,14 +343,16 @@ func later(a, b time.Time) time.Time {
 // are meant for the goroutine that drives the member; Notify and Forget may
 // come from any.
 type Member struct {
-	s   *Service
-	g   *state
-	req group.JoinRequest
-	id  string // the coordinator's id; a new one at every Rejoin
+	s        *Service
+	name     string
+	balancer group.Balancer
+	req      group.JoinRequest
+	g        *state // the group's state it joined
+	id       string // the coordinator's id; a new one at every Rejoin
 }
 
 // Group is the member's group's name.
-func (m *Member) Group() string { return m.g.name }
+func (m *Member) Group() string { return m.name }
 
 // ID is the member's id in the group; it changes when the member rejoins.
 func (m *Member) ID() string { return m.id }
@@ -372,9 +368,30 @@ func (m *Member) Registered() bool {
 
 // Rejoin joins the group again as a new member with the same request, after
 // the coordinator forgot the member (evicted: Poll returned
-// group.ErrUnknownMember).
-func (m *Member) Rejoin() {
-	m.g.do(func(co *group.Coordinator) { m.id = co.Join(m.s.cfg.Now(), m.req) })
+// group.ErrUnknownMember). If the group was dropped meanwhile (offsets
+// expiry, Delete) it joins the group's current state; if that now uses
+// another balancer, it fails with errs.ErrInvalidConfig.
+func (m *Member) Rejoin() error { return m.join() }
+
+// join joins the group's current state, again if that is dropped or
+// replaced between the lookup and the join: once joined it is neither, so
+// a member never sits in a coordinator of its own.
+func (m *Member) join() error {
+	for {
+		g, err := m.s.lookup(m.name, m.balancer)
+		if err != nil {
+			return err
+		}
+		if m.s.BeforeJoin != nil {
+			m.s.BeforeJoin()
+		}
+		m.g = g
+		g.do(func(co *group.Coordinator) { m.id = co.Join(m.s.cfg.Now(), m.req) })
+		if m.Registered() {
+			return nil
+		}
+		m.Leave()
+	}
 }
 
 // Poll asks the coordinator what the member must do next; see

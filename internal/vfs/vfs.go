@@ -30,6 +30,12 @@ type FS interface {
 	Lstat(name string) (os.FileInfo, error)
 	// SyncDir makes the directory's entries (creates, renames, removes) durable.
 	SyncDir(name string) error
+	// Lock takes an exclusive (or, with shared, a shared) lock on the file
+	// name without waiting, creating the file unless shared; it fails with
+	// errs.ErrLocked while another holder's lock conflicts, in this process
+	// or another. A shared lock of a missing file is no lock: nil, nil.
+	// Closing the returned Closer releases the lock.
+	Lock(name string, perm os.FileMode, shared bool) (io.Closer, error)
 }
 
 // File is an open file.

@@ -7,6 +7,7 @@ package errorfs
 
 import (
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -30,6 +31,7 @@ const (
 	OpRemove   Op = "remove"
 	OpMkdir    Op = "mkdir"
 	OpSyncDir  Op = "syncdir"
+	OpLock     Op = "lock"
 )
 
 // Injector decides whether an operation on a path fails, and how.
@@ -201,6 +203,14 @@ func (fs *FS) ReadDir(name string) ([]os.DirEntry, error) {
 
 // Lstat implements vfs.FS.
 func (fs *FS) Lstat(name string) (os.FileInfo, error) { return fs.Inner.Lstat(name) }
+
+// Lock implements vfs.FS.
+func (fs *FS) Lock(name string, perm os.FileMode, shared bool) (io.Closer, error) {
+	if err := fs.fail(OpLock, name); err != nil {
+		return nil, err
+	}
+	return fs.Inner.Lock(name, perm, shared)
+}
 
 // SyncDir implements vfs.FS.
 func (fs *FS) SyncDir(name string) error {

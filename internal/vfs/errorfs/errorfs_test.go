@@ -3,6 +3,7 @@ package errorfs_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +34,7 @@ var errInjected = errors.New("injected fault")
 var allOps = []errorfs.Op{
 	errorfs.OpOpen, errorfs.OpRead, errorfs.OpWrite, errorfs.OpSync,
 	errorfs.OpAllocate, errorfs.OpTruncate, errorfs.OpMap, errorfs.OpRename,
-	errorfs.OpRemove, errorfs.OpMkdir, errorfs.OpSyncDir,
+	errorfs.OpRemove, errorfs.OpMkdir, errorfs.OpSyncDir, errorfs.OpLock,
 }
 
 // without returns allOps minus the given ones.
@@ -138,6 +139,11 @@ func (s *spyFS) Lstat(name string) (os.FileInfo, error) {
 func (s *spyFS) SyncDir(name string) error {
 	s.hit("SyncDir")
 	return s.inner.SyncDir(name)
+}
+
+func (s *spyFS) Lock(name string, perm os.FileMode, shared bool) (io.Closer, error) {
+	s.hit("Lock")
+	return s.inner.Lock(name, perm, shared)
 }
 
 type spyFile struct {
@@ -427,6 +433,18 @@ func opCases() []opCase {
 			done: dataUnchanged,
 			kept: dataUnchanged,
 		},
+		{
+			name: "Lock", op: errorfs.OpLock, inner: "Lock", path: in("LOCK"),
+			run: func(t *testing.T, fsys vfs.FS, dir string) error {
+				l, err := fsys.Lock(filepath.Join(dir, "LOCK"), 0o600, false)
+				if err == nil {
+					require.NoError(t, l.Close())
+				}
+				return err
+			},
+			done: func(t *testing.T, dir string) { require.True(t, exists(t, filepath.Join(dir, "LOCK"))) },
+			kept: func(t *testing.T, dir string) { require.False(t, exists(t, filepath.Join(dir, "LOCK"))) },
+		},
 	}
 }
 
@@ -491,7 +509,7 @@ func TestOpNames(t *testing.T) {
 		errorfs.OpOpen: "open", errorfs.OpRead: "read", errorfs.OpWrite: "write",
 		errorfs.OpSync: "sync", errorfs.OpAllocate: "allocate", errorfs.OpTruncate: "truncate",
 		errorfs.OpMap: "map", errorfs.OpRename: "rename", errorfs.OpRemove: "remove",
-		errorfs.OpMkdir: "mkdir", errorfs.OpSyncDir: "syncdir",
+		errorfs.OpMkdir: "mkdir", errorfs.OpSyncDir: "syncdir", errorfs.OpLock: "lock",
 	}
 	require.Len(t, want, len(allOps), "op names are distinct")
 	for _, op := range allOps {
