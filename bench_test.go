@@ -21,7 +21,7 @@ func BenchmarkProducer(b *testing.B) {
 func benchProducer(b *testing.B, linger time.Duration) {
 	br := tbOpen(b, &Options{Sync: SyncNever})
 	tbCreate(b, br, "t", TopicConfig{})
-	pr := br.NewProducer(ProducerOptions{Linger: linger})
+	pr := mustProducer(br, &ProducerOptions{Linger: linger})
 	defer pr.Close()
 	ctx := context.Background()
 	value := make([]byte, 100)
@@ -115,7 +115,7 @@ func BenchmarkReader(b *testing.B) {
 	b.SetBytes(total * 100)
 	b.ReportAllocs()
 	for b.Loop() {
-		rd, err := br.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+		rd, err := br.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func BenchmarkOpenPublishReadClose(b *testing.B) {
 		if err := br.Publish(ctx, &Record{Topic: "t", Value: value}); err != nil {
 			b.Fatal(err)
 		}
-		rd, err := br.NewReader("t", 0, OffsetEarliest)
+		rd, err := br.NewReader("t", 0, OffsetEarliest, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

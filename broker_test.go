@@ -42,7 +42,7 @@ func openBroker(t *testing.T, dir string, opts *Options) *Broker {
 // values reads every record of a partition from the start as strings.
 func values(t *testing.T, b *Broker, topic string, partition int32) []string {
 	t.Helper()
-	r, err := b.NewReader(topic, partition, OffsetEarliest, StopAtEnd())
+	r, err := b.NewReader(topic, partition, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	defer r.Close()
 	var out []string
@@ -96,14 +96,13 @@ func TestCallsAfterCloseReturnErrClosed(t *testing.T) {
 	require.ErrorIs(t, b.Publish(ctx, &Record{Topic: "t"}, &Record{Topic: "t"}), ErrClosed)
 	_, err := b.DescribeTopic("t")
 	require.ErrorIs(t, err, ErrClosed)
-	_, err = b.NewReader("t", 0, OffsetEarliest)
+	_, err = b.NewReader("t", 0, OffsetEarliest, nil)
 	require.ErrorIs(t, err, ErrClosed)
 	_, err = b.OffsetForTime("t", 0, time.Now())
 	require.ErrorIs(t, err, ErrClosed)
 	require.Empty(t, b.Topics())
-	var got error
-	b.NewProducer(ProducerOptions{}).Publish(ctx, &Record{Topic: "t"}, func(_ *Record, err error) { got = err })
-	require.ErrorIs(t, got, ErrClosed)
+	_, err = b.NewProducer(nil)
+	require.ErrorIs(t, err, ErrClosed)
 }
 
 func TestTopicsPersistAcrossRestart(t *testing.T) {
@@ -202,7 +201,7 @@ func TestDeleteTopic(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 0, Value: []byte("x")}))
 	}
-	r, err := b.NewReader("t", 0, OffsetEarliest)
+	r, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	rec, err := r.Next(t.Context())
 	require.NoError(t, err)
@@ -318,7 +317,7 @@ func TestPublishRandomCallsAgainstModel(t *testing.T) {
 		}
 	}
 	for tp, recs := range model {
-		rd, err := b.NewReader(tp.Topic, tp.Partition, OffsetEarliest, StopAtEnd())
+		rd, err := b.NewReader(tp.Topic, tp.Partition, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 		require.NoError(t, err)
 		var got []stored
 		for rec, err := range rd.All(t.Context()) {
@@ -337,7 +336,7 @@ func TestPublishLogAppendTime(t *testing.T) {
 	r := &Record{Topic: "t", Value: []byte("a"), Timestamp: time.UnixMilli(5)}
 	require.NoError(t, b.Publish(t.Context(), r))
 	require.True(t, r.Timestamp.Equal(now))
-	rd, err := b.NewReader("t", 0, OffsetEarliest)
+	rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	defer rd.Close()
 	got, err := rd.Next(t.Context())
@@ -564,9 +563,9 @@ func TestNoGoroutinesLeakAfterClose(t *testing.T) {
 		b, err := Open(t.TempDir(), &Options{SyncInterval: time.Millisecond})
 		require.NoError(t, err)
 		require.NoError(t, b.CreateTopic("t", TopicConfig{}))
-		p := b.NewProducer(ProducerOptions{Linger: time.Hour})
+		p := mustProducer(b, &ProducerOptions{Linger: time.Hour})
 		p.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}, nil)
-		r, err := b.NewReader("t", 0, OffsetEarliest)
+		r, err := b.NewReader("t", 0, OffsetEarliest, nil)
 		require.NoError(t, err)
 		done := make(chan error)
 		go func() { _, err := r.Next(context.Background()); done <- err }()
@@ -608,7 +607,7 @@ func TestRetentionRunsInBackground(t *testing.T) {
 		info, err := b.DescribeTopic("t")
 		return err == nil && info.Partitions[0].StartOffset > 0 && info.Partitions[0].Bytes < 16<<10
 	}, 10*time.Second, time.Millisecond)
-	_, err := b.NewReader("t", 0, AtOffset(0))
+	_, err := b.NewReader("t", 0, AtOffset(0), nil)
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
 }
 
@@ -706,7 +705,7 @@ func TestPublishTimestampBounds(t *testing.T) {
 		// Producer, its callback gets the error.
 		good := rec(tc.topic, now)
 		require.ErrorIs(t, b.Publish(t.Context(), good, rec(tc.topic, tc.ts)), ErrInvalidRecord)
-		pr := b.NewProducer(ProducerOptions{})
+		pr := mustProducer(b, &ProducerOptions{})
 		var got error
 		pr.Publish(t.Context(), rec(tc.topic, tc.ts), func(_ *Record, err error) { got = err })
 		require.ErrorIs(t, got, ErrInvalidRecord, "validation errors call done before Publish returns")
@@ -736,7 +735,7 @@ func TestPublishAndCreateTopicEdgeRules(t *testing.T) {
 	require.ErrorIs(t, b.Publish(t.Context(), neg()), ErrInvalidRecord)
 	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "lat"}, neg()), ErrInvalidRecord)
 	var got error
-	pr := b.NewProducer(ProducerOptions{})
+	pr := mustProducer(b, &ProducerOptions{})
 	pr.Publish(t.Context(), neg(), func(_ *Record, err error) { got = err })
 	require.ErrorIs(t, got, ErrInvalidRecord)
 	require.NoError(t, pr.Close())
@@ -791,7 +790,7 @@ func TestDeleteRecords(t *testing.T) {
 	vals := values(t, b, "t", 0)
 	require.Len(t, vals, 95)
 	require.True(t, strings.HasPrefix(vals[0], "005-"), "mid-segment: the first record left is offset 5")
-	_, err = b.NewReader("t", 0, AtOffset(4))
+	_, err = b.NewReader("t", 0, AtOffset(4), nil)
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
 	off, err := b.OffsetForTime("t", 0, now) // the first record's time: deleted
 	require.NoError(t, err)
@@ -890,7 +889,7 @@ func TestDeleteRecordsConcurrently(t *testing.T) {
 	go func() { // readers from the start, again and again
 		defer wg.Done()
 		for ctx.Err() == nil {
-			rd, err := b.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+			rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 			if err != nil {
 				t.Error(err)
 				return

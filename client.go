@@ -103,6 +103,7 @@ type embeddedClient struct {
 	b    *Broker
 	once sync.Once
 	p    *Producer
+	err  error // NewProducer's, on a closed broker
 }
 
 func (c *embeddedClient) CreateTopic(_ context.Context, name string, cfg TopicConfig) error {
@@ -121,20 +122,33 @@ func (c *embeddedClient) Publish(ctx context.Context, recs ...*Record) error {
 	return c.b.Publish(ctx, recs...)
 }
 
-func (c *embeddedClient) producer() *Producer {
+func (c *embeddedClient) producer() (*Producer, error) {
 	// The broker's partitioner, so PublishAsync places keys as Publish does
 	// (with KafkaPartitioner: as a Kafka cluster does).
 	c.once.Do(func() {
-		c.p = c.b.NewProducer(ProducerOptions{Linger: time.Millisecond, Partitioner: c.b.opts.Partitioner})
+		c.p, c.err = c.b.NewProducer(&ProducerOptions{Linger: time.Millisecond, Partitioner: c.b.opts.Partitioner})
 	})
-	return c.p
+	return c.p, c.err
 }
 
 func (c *embeddedClient) PublishAsync(ctx context.Context, r *Record, done func(*Record, error)) {
-	c.producer().Publish(ctx, r, done)
+	p, err := c.producer()
+	if err != nil {
+		if done != nil {
+			done(r, err)
+		}
+		return
+	}
+	p.Publish(ctx, r, done)
 }
 
-func (c *embeddedClient) Flush(ctx context.Context) error { return c.producer().Flush(ctx) }
+func (c *embeddedClient) Flush(ctx context.Context) error {
+	p, err := c.producer()
+	if err != nil {
+		return err
+	}
+	return p.Flush(ctx)
+}
 
 func (c *embeddedClient) Subscribe(group string, topics []string, opts *GroupOptions) (GroupConsumer, error) {
 	var o GroupOptions
@@ -162,7 +176,7 @@ func (c *embeddedClient) Subscribe(group string, topics []string, opts *GroupOpt
 }
 
 func (c *embeddedClient) ReadPartition(_ context.Context, topic string, partition int32, from Offset) (PartitionReader, error) {
-	r, err := c.b.NewReader(topic, partition, from, StopAtEnd())
+	r, err := c.b.NewReader(topic, partition, from, &ReaderOptions{StopAtEnd: true})
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,8 @@ import (
 // MaxPollRecords, in offset order per partition, blocking until there are
 // some, ctx ends (its error), Wakeup is called (ErrWakeup) or the consumer
 // or broker closes (ErrClosed). Rebalance callbacks run inside it, on the
-// calling goroutine, before it fetches.
+// calling goroutine, before it fetches. A batch it cannot read fails it
+// with ErrCorrupt or ErrUnsupported.
 //
 // The returned records, and the slices in them, are valid until the next
 // Poll or Close: they alias the memory-mapped log. Clone what you keep.

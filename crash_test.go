@@ -176,7 +176,7 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 		for p := int32(0); p < 2; p++ {
 			end := info.Partitions[p].EndOffset
 			require.GreaterOrEqual(t, end, acked[p], "round %d partition %d lost acknowledged records", round, p)
-			r, err := b.NewReader("crash", p, OffsetEarliest, EndOffset(acked[p]))
+			r, err := b.NewReader("crash", p, OffsetEarliest, &ReaderOptions{EndOffset: new(acked[p])})
 			require.NoError(t, err)
 			want := int64(0)
 			for rec, err := range r.All(t.Context()) {

@@ -6,7 +6,7 @@
 //	b, err := stream.Open(dir, nil)
 //	b.CreateTopic("orders", stream.TopicConfig{Partitions: 3})
 //	b.Publish(ctx, &stream.Record{Topic: "orders", Key: k, Value: v})
-//	r, err := b.NewReader("orders", 0, stream.OffsetEarliest)
+//	r, err := b.NewReader("orders", 0, stream.OffsetEarliest, nil)
 //	rec, err := r.Next(ctx)
 //
 // The types: a Broker owns a directory and its topics (Open, Close,

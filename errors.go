@@ -6,8 +6,11 @@ import (
 	"github.com/embedstream/stream/internal/errs"
 )
 
-// Errors returned by embedstream. Test for them with errors.Is: returned
-// errors wrap them with detail (topic, partition, offset, path).
+// Errors returned by embedstream, grouped by when they occur. Test for them
+// with errors.Is: returned errors wrap them with detail (topic, partition,
+// offset, path).
+
+// Errors of the broker's lifecycle and state.
 var (
 	// ErrClosed is returned by every call on a Broker, Producer, Consumer or
 	// Reader after its Close, and by calls blocked in one when it closes.
@@ -21,6 +24,27 @@ var (
 	// Options.ReadOnly.
 	ErrReadOnly = errs.ErrReadOnly
 
+	// ErrSyncFailed is returned by every write to a partition after an fsync
+	// of it failed: the kernel may have dropped the unsynced data, so the
+	// partition refuses writes until the broker is reopened (and recovers).
+	ErrSyncFailed = errs.ErrSyncFailed
+
+	// ErrConcurrentUse is returned when an object meant for one goroutine
+	// (a Reader, a Consumer's Poll) is used from two at once (Kafka's
+	// ConcurrentModificationException).
+	ErrConcurrentUse = errors.New("stream: concurrent use")
+)
+
+// Errors of bad input: returned before anything is written.
+var (
+	// ErrInvalidConfig is returned for out-of-range options (Options,
+	// ProducerOptions, ConsumerOptions, ReaderOptions) or topic settings.
+	ErrInvalidConfig = errs.ErrInvalidConfig
+
+	// ErrInvalidTopic is returned for a topic name outside Kafka's rules:
+	// 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..".
+	ErrInvalidTopic = errors.New("stream: invalid topic name")
+
 	// ErrTopicNotFound is returned for a topic that does not exist (and is
 	// not auto-created).
 	ErrTopicNotFound = errors.New("stream: topic not found")
@@ -28,20 +52,31 @@ var (
 	// ErrTopicExists is returned by CreateTopic for a name already in use.
 	ErrTopicExists = errors.New("stream: topic already exists")
 
-	// ErrInvalidTopic is returned for a topic name outside Kafka's rules:
-	// 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..".
-	ErrInvalidTopic = errors.New("stream: invalid topic name")
+	// ErrInvalidPartition is returned for a partition number the topic does
+	// not have.
+	ErrInvalidPartition = errors.New("stream: invalid partition")
 
-	// ErrInvalidConfig is returned for out-of-range options or topic
-	// settings, before anything is written.
-	ErrInvalidConfig = errs.ErrInvalidConfig
+	// ErrInvalidRecord is returned by Publish for a nil record or a
+	// timestamp that is negative or outside the topic's accepted range.
+	ErrInvalidRecord = errors.New("stream: invalid record")
 
 	// ErrRecordTooLarge is returned when a record (or a batch) exceeds the
 	// topic's MaxRecordBytes. Nothing of the call is written.
 	ErrRecordTooLarge = errs.ErrRecordTooLarge
 
+	// ErrInvalidArgument is returned for a negative timestamp or offset
+	// given as a position to read from or commit.
+	ErrInvalidArgument = errs.ErrInvalidArgument
+
+	// ErrInvalidGroup is returned for an empty group name.
+	ErrInvalidGroup = errors.New("stream: invalid group")
+)
+
+// Errors of reading.
+var (
 	// ErrOffsetOutOfRange is returned when reading at an offset below the
-	// log start (deleted by retention) or above the log end.
+	// log start (deleted by retention or DeleteRecords) or above the log
+	// end.
 	ErrOffsetOutOfRange = errs.ErrOffsetOutOfRange
 
 	// ErrCorrupt is returned when stored data fails its checksum or
@@ -49,22 +84,15 @@ var (
 	// tails instead of returning it.
 	ErrCorrupt = errs.ErrCorrupt
 
-	// ErrSyncFailed is returned by every write to a partition after an fsync
-	// of it failed: the kernel may have dropped the unsynced data, so the
-	// partition refuses writes until the broker is reopened (and recovers).
-	ErrSyncFailed = errs.ErrSyncFailed
+	// ErrUnsupported is returned by Reader.Next and Consumer.Poll at a
+	// valid record batch this version cannot decode: a compressed one,
+	// which a Kafka producer may have written into a log copied from a
+	// cluster. The records before it are returned first.
+	ErrUnsupported = errs.ErrUnsupported
 )
 
-// Errors for bad records and partitions, added beyond the API contract.
+// Errors of consumer groups.
 var (
-	// ErrInvalidRecord is returned by Publish for a nil record or a
-	// negative timestamp, before anything is written.
-	ErrInvalidRecord = errors.New("stream: invalid record")
-
-	// ErrInvalidArgument is returned for a negative timestamp or offset
-	// given as a position to read from.
-	ErrInvalidArgument = errs.ErrInvalidArgument
-
 	// ErrNoCommittedOffset is returned by Poll under ResetNone for an
 	// assigned partition the group never committed.
 	ErrNoCommittedOffset = errors.New("stream: no committed offset")
@@ -92,18 +120,7 @@ var (
 	// (Seek, Position, CommitOffsets).
 	ErrNotAssigned = errs.ErrNotAssigned
 
-	// ErrInvalidGroup is returned for an empty group name.
-	ErrInvalidGroup = errors.New("stream: invalid group")
-
-	// ErrGroupNotEmpty is returned by DeleteGroup while the group has members.
+	// ErrGroupNotEmpty is returned by DeleteGroup and SetCommittedOffsets
+	// while the group has members.
 	ErrGroupNotEmpty = errs.ErrGroupNotEmpty
-
-	// ErrConcurrentUse is returned when an object meant for one goroutine
-	// (a Reader, a Consumer's Poll) is used from two at once (Kafka's
-	// ConcurrentModificationException).
-	ErrConcurrentUse = errors.New("stream: concurrent use")
-
-	// ErrInvalidPartition is returned for a partition number the topic does
-	// not have, before anything is written.
-	ErrInvalidPartition = errors.New("stream: invalid partition")
 )

@@ -103,7 +103,10 @@ func ExampleBroker_NewProducer() {
 	}
 	ctx := context.Background()
 
-	p := b.NewProducer(stream.ProducerOptions{Linger: 5 * time.Millisecond})
+	p, err := b.NewProducer(&stream.ProducerOptions{Linger: 5 * time.Millisecond})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer p.Close()
 	var written []string // appended by the callbacks, which run one at a time
 	for _, v := range []string{"started", "progress", "finished"} {
@@ -216,7 +219,7 @@ func ExampleBroker_NewReader() {
 		}
 	}
 
-	r, err := b.NewReader("log", 0, stream.AtOffset(1), stream.StopAtEnd())
+	r, err := b.NewReader("log", 0, stream.AtOffset(1), &stream.ReaderOptions{StopAtEnd: true})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -290,7 +290,7 @@ func fsweepRun(t *testing.T, kind fsweepKind, i int) (res fsweepResult) {
 // fsweepRead reads a partition from its start and checks that offsets are
 // contiguous from 0.
 func fsweepRead(b *Broker, topic string) ([][]byte, error) {
-	r, err := b.NewReader(topic, 0, OffsetEarliest, StopAtEnd())
+	r, err := b.NewReader(topic, 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	if err != nil {
 		return nil, err
 	}

@@ -656,7 +656,7 @@ func (r *mdlRunner) produce(ctx context.Context, o mdlOp) error {
 		return nil
 	}
 	if r.prod == nil {
-		r.prod = r.b.NewProducer(ProducerOptions{Linger: o.linger, BatchBytes: o.batchBytes})
+		r.prod = mustProducer(r.b, &ProducerOptions{Linger: o.linger, BatchBytes: o.batchBytes})
 	}
 	recs := r.records(t, o.recs)
 	var mu sync.Mutex
@@ -1207,7 +1207,7 @@ func (r *mdlRunner) checkRead(topic string, partition int32) error {
 		froms = append(froms, AtOffset((p.start+p.end())/2))
 	}
 	for _, from := range froms {
-		rd, err := r.b.NewReader(topic, partition, from, StopAtEnd())
+		rd, err := r.b.NewReader(topic, partition, from, &ReaderOptions{StopAtEnd: true})
 		if err != nil {
 			return fmt.Errorf("reader %s from %v: %w", tp, from, err)
 		}

@@ -68,7 +68,7 @@ func TestKafkaPartitionerThroughProducerAndPublish(t *testing.T) {
 	require.Equal(t, int32(6), r1.Partition)
 	require.Equal(t, int32(8), r2.Partition)
 
-	pr := b.NewProducer(ProducerOptions{Partitioner: KafkaPartitioner{}})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: KafkaPartitioner{}})
 	defer pr.Close()
 	recs := map[string]*Record{}
 	for key := range want {
@@ -101,7 +101,7 @@ func TestExplicitPartitionWins(t *testing.T) {
 			require.NoError(t, b.Publish(ctx, r))
 			require.Equal(t, int32(4), r.Partition)
 
-			pr := b.NewProducer(ProducerOptions{Partitioner: part})
+			pr := mustProducer(b, &ProducerOptions{Partitioner: part})
 			defer pr.Close()
 			for i := 0; i < 10; i++ {
 				r := &Record{Topic: "t", Partition: 5, Key: []byte("21")}
@@ -139,7 +139,7 @@ func TestHashPartitionerSameKeySamePartition(t *testing.T) {
 	tbCreate(t, b, "t", TopicConfig{Partitions: 8})
 	ctx := context.Background()
 	placed := map[string]int32{}
-	pr := b.NewProducer(ProducerOptions{})
+	pr := mustProducer(b, &ProducerOptions{})
 	defer pr.Close()
 	for round := 0; round < 3; round++ {
 		for i := 0; i < 50; i++ {
@@ -208,7 +208,7 @@ func TestKeylessRecordsSpreadOverAllPartitions(t *testing.T) {
 		require.Positive(t, end, "partition %d got no keyless records", p)
 	}
 
-	pr := b.NewProducer(ProducerOptions{BatchBytes: 500})
+	pr := mustProducer(b, &ProducerOptions{BatchBytes: 500})
 	defer pr.Close()
 	for i := 0; i < 2000; i++ {
 		pr.Publish(ctx, &Record{Topic: "async", Partition: AnyPartition, Value: make([]byte, 100)}, nil)
@@ -231,7 +231,7 @@ func TestKeylessRecordsAreSticky(t *testing.T) {
 	tbCreate(t, b, "sync", TopicConfig{Partitions: parts})
 	ctx := context.Background()
 
-	pr := b.NewProducer(ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
 	defer pr.Close()
 	batches := b.Stats().BatchesIn
 	for i := 0; i < 50; i++ {
@@ -260,7 +260,7 @@ func TestKeylessStickySwitchesAfterBatchBytes(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 4})
 	ctx := context.Background()
-	pr := b.NewProducer(ProducerOptions{BatchBytes: 2000, Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{BatchBytes: 2000, Linger: time.Hour})
 	defer pr.Close()
 	const n = 400
 	recs := make([]*Record, n)
@@ -304,7 +304,7 @@ func TestRoundRobinPartitionerCycles(t *testing.T) {
 	}
 	require.Equal(t, []int32{0, 1, 2, 0, 1, 2}, got)
 
-	pr := b.NewProducer(ProducerOptions{Partitioner: &RoundRobinPartitioner{}})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: &RoundRobinPartitioner{}})
 	defer pr.Close()
 	recs := make([]*Record, 9)
 	for i := range recs {
@@ -330,7 +330,7 @@ func TestManualPartitioner(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 4})
 	ctx := context.Background()
-	pr := b.NewProducer(ProducerOptions{Partitioner: ManualPartitioner{}, Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: ManualPartitioner{}, Linger: time.Hour})
 	defer pr.Close()
 	keyed := make([]*Record, 10)
 	for i := range keyed {
@@ -366,7 +366,7 @@ func TestAddPartitionsRemapsKeysOldRecordsStay(t *testing.T) {
 	require.Equal(t, int64(0), old[0].Offset)
 
 	// A producer made before the growth sees the new partitions too.
-	pr := b.NewProducer(ProducerOptions{Partitioner: KafkaPartitioner{}})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: KafkaPartitioner{}})
 	defer pr.Close()
 	require.NoError(t, b.AddPartitions("t", 13))
 	pr.Publish(ctx, &Record{Topic: "t", Partition: 12, Value: []byte("p12")}, func(_ *Record, err error) { require.NoError(t, err) })

@@ -12,7 +12,8 @@ import (
 	"github.com/embedstream/stream/internal/signal"
 )
 
-// ProducerOptions configure a Producer. Zero fields take their defaults.
+// ProducerOptions configure a Producer. Zero fields (or nil) take their
+// defaults; negative ones are refused with ErrInvalidConfig.
 //
 // Kafka's acks, retries, max.in.flight and enable.idempotence have no
 // meaning in-process: a batch is appended exactly once, in order, and its
@@ -35,18 +36,24 @@ type ProducerOptions struct {
 	Partitioner Partitioner
 }
 
-func (o ProducerOptions) withDefaults() ProducerOptions {
-	if o.BatchBytes <= 0 {
-		o.BatchBytes = 512 << 10
+func (o *ProducerOptions) withDefaults() (ProducerOptions, error) {
+	var opts ProducerOptions
+	if o != nil {
+		opts = *o
 	}
-	if o.MaxBufferedBytes <= 0 {
-		o.MaxBufferedBytes = 64 << 20
+	if opts.Linger < 0 || opts.BatchBytes < 0 || opts.MaxBufferedBytes < 0 {
+		return opts, fmt.Errorf("%w: negative producer option", ErrInvalidConfig)
 	}
-	if o.Partitioner == nil {
-		o.Partitioner = HashPartitioner{}
+	if opts.BatchBytes == 0 {
+		opts.BatchBytes = 512 << 10
 	}
-	o.Linger = max(o.Linger, 0)
-	return o
+	if opts.MaxBufferedBytes == 0 {
+		opts.MaxBufferedBytes = 64 << 20
+	}
+	if opts.Partitioner == nil {
+		opts.Partitioner = HashPartitioner{}
+	}
+	return opts, nil
 }
 
 // Producer publishes records asynchronously in batches, one batch per
@@ -99,26 +106,29 @@ type stickyPartition struct {
 	bytes     int
 }
 
-// NewProducer returns a Producer writing to the broker. Close it (or the
-// broker) to flush what it holds. A Producer made on a closed broker fails
-// every record with ErrClosed.
-func (b *Broker) NewProducer(opts ProducerOptions) *Producer {
+// NewProducer returns a Producer writing to the broker, with opts (nil for
+// the defaults). Close it (or the broker) to flush what it holds. It fails
+// with ErrInvalidConfig for a negative option and ErrClosed after the
+// broker's Close.
+func (b *Broker) NewProducer(opts *ProducerOptions) (*Producer, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	p := &Producer{
-		b: b, opts: opts.withDefaults(),
+		b: b, opts: o,
 		open: map[*log.Log]*pendingBatch{}, sticky: map[*topic]*stickyPartition{}, topics: map[string]*topic{},
 		wake: make(chan struct{}, 1), exited: make(chan struct{}),
 	}
 	p.pool.New = func() any { return new(pendingBatch) }
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.closed {
-		p.closed = true
-		close(p.exited)
-	} else {
-		b.producers[p] = struct{}{}
-		go p.writer()
+		return nil, ErrClosed
 	}
-	b.mu.Unlock()
-	return p
+	b.producers[p] = struct{}{}
+	go p.writer()
+	return p, nil
 }
 
 // Publish queues r for its topic and returns without waiting for the write,

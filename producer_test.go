@@ -65,7 +65,7 @@ func tbSum(xs []int64) int64 {
 // to its current end.
 func tbReadAll(t testing.TB, b *Broker, topic string, partition int32) []*Record {
 	t.Helper()
-	rd, err := b.NewReader(topic, partition, OffsetEarliest, StopAtEnd())
+	rd, err := b.NewReader(topic, partition, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	defer rd.Close()
 	var out []*Record
@@ -182,7 +182,7 @@ func TestProducerCallbacksOncePerRecordInOffsetOrder(t *testing.T) {
 	clock := newTBClock(tbT0)
 	b := tbOpen(t, &Options{Now: clock.Now})
 	tbCreate(t, b, "t", TopicConfig{Partitions: 3})
-	pr := b.NewProducer(ProducerOptions{BatchBytes: 2000})
+	pr := mustProducer(b, &ProducerOptions{BatchBytes: 2000})
 	defer pr.Close()
 	cb := newTBCallbacks()
 	ctx := context.Background()
@@ -237,7 +237,7 @@ func TestProducerCallbacksOncePerRecordInOffsetOrder(t *testing.T) {
 func TestProducerKeepsExplicitTimestamp(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{})
-	pr := b.NewProducer(ProducerOptions{})
+	pr := mustProducer(b, &ProducerOptions{})
 	ts := time.Date(2020, 1, 2, 3, 4, 5, 678_901_234, time.UTC)
 	got := make(chan *Record, 1)
 	pr.Publish(context.Background(), &Record{Topic: "t", Partition: AnyPartition, Value: []byte("x"), Timestamp: ts},
@@ -259,7 +259,7 @@ func TestProducerKeepsExplicitTimestamp(t *testing.T) {
 func TestProducerFlushWaitsForEarlierRecords(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 4})
-	pr := b.NewProducer(ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
 	defer pr.Close()
 	var done atomic.Int64
 	ctx := context.Background()
@@ -291,7 +291,7 @@ func TestProducerFlushWaitsForEarlierBatchNotLaterOnes(t *testing.T) {
 		tbCreate(t, b, "t", TopicConfig{Partitions: parts})
 		ctx := context.Background()
 		for round := 0; round < 12; round++ {
-			pr := b.NewProducer(ProducerOptions{Linger: time.Hour, BatchBytes: 1000})
+			pr := mustProducer(b, &ProducerOptions{Linger: time.Hour, BatchBytes: 1000})
 			gate := make(chan struct{})
 			// A: a batch of its own (larger than BatchBytes), written at once;
 			// its callback holds the writer.
@@ -337,7 +337,7 @@ func TestProducerFlushWaitsForEarlierBatchNotLaterOnes(t *testing.T) {
 func TestProducerCloseFlushesThenRejects(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 2})
-	pr := b.NewProducer(ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
 	cb := newTBCallbacks()
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {
@@ -375,7 +375,7 @@ func TestProducerBatchBytesSplitsBatches(t *testing.T) {
 	value := bytes.Repeat([]byte("x"), 100)
 
 	// Default BatchBytes: 100 records lingering form one batch.
-	pr := b.NewProducer(ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
 	before := b.Stats().BatchesIn
 	for i := 0; i < 100; i++ {
 		pr.Publish(ctx, &Record{Topic: "big", Value: value}, nil)
@@ -389,7 +389,7 @@ func TestProducerBatchBytesSplitsBatches(t *testing.T) {
 
 	// BatchBytes 1000: the same records are split into batches of at most
 	// 1000 bytes, without gaps.
-	pr = b.NewProducer(ProducerOptions{Linger: time.Hour, BatchBytes: 1000})
+	pr = mustProducer(b, &ProducerOptions{Linger: time.Hour, BatchBytes: 1000})
 	before = b.Stats().BatchesIn
 	for i := 0; i < 100; i++ {
 		pr.Publish(ctx, &Record{Topic: "small", Value: value}, nil)
@@ -425,13 +425,13 @@ func TestProducerBatchBytesSplitsBatches(t *testing.T) {
 func TestProducerLingerHoldsRecordUntilFlush(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{})
-	pr := b.NewProducer(ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
 	defer pr.Close()
 	done := make(chan error, 1)
 	pr.Publish(context.Background(), &Record{Topic: "t", Value: []byte("x")}, func(_ *Record, err error) { done <- err })
 	require.Equal(t, []int64{0}, tbEnds(t, b, "t"))
 	require.Empty(t, done)
-	rd, err := b.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	_, err = rd.Next(context.Background())
 	require.ErrorIs(t, err, io.EOF)
@@ -450,7 +450,7 @@ func TestProducerLingerExpires(t *testing.T) {
 		require.NoError(t, err)
 		defer b.Close()
 		tbCreate(t, b, "t", TopicConfig{})
-		pr := b.NewProducer(ProducerOptions{Linger: time.Second})
+		pr := mustProducer(b, &ProducerOptions{Linger: time.Second})
 		defer pr.Close()
 		ctx := context.Background()
 		var done atomic.Int32
@@ -494,7 +494,7 @@ func TestProducerZeroLingerWritesPromptly(t *testing.T) {
 		require.NoError(t, err)
 		defer b.Close()
 		tbCreate(t, b, "t", TopicConfig{})
-		pr := b.NewProducer(ProducerOptions{})
+		pr := mustProducer(b, &ProducerOptions{})
 		defer pr.Close()
 		start := time.Now()
 		pr.Publish(context.Background(), &Record{Topic: "t", Value: []byte("x")}, nil)
@@ -513,7 +513,7 @@ func TestProducerMaxBufferedBytesBlocksUntilCtxDone(t *testing.T) {
 		require.NoError(t, err)
 		defer b.Close()
 		tbCreate(t, b, "t", TopicConfig{})
-		pr := b.NewProducer(ProducerOptions{Linger: time.Hour, MaxBufferedBytes: 1000})
+		pr := mustProducer(b, &ProducerOptions{Linger: time.Hour, MaxBufferedBytes: 1000})
 		defer pr.Close()
 		pr.Publish(context.Background(), &Record{Topic: "t", Value: make([]byte, 600)}, func(_ *Record, err error) { require.NoError(t, err) })
 
@@ -547,7 +547,7 @@ func TestProducerMaxBufferedBytesUnblocksWhenSpaceFrees(t *testing.T) {
 		require.NoError(t, err)
 		defer b.Close()
 		tbCreate(t, b, "t", TopicConfig{})
-		pr := b.NewProducer(ProducerOptions{Linger: time.Hour, MaxBufferedBytes: 1000})
+		pr := mustProducer(b, &ProducerOptions{Linger: time.Hour, MaxBufferedBytes: 1000})
 		defer pr.Close()
 		ctx := context.Background()
 		pr.Publish(ctx, &Record{Topic: "t", Value: make([]byte, 600)}, nil)
@@ -593,7 +593,7 @@ func TestProducerMaxBufferedBytesUnblocksWhenSpaceFrees(t *testing.T) {
 func TestProducerRejectsBadRecords(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 2, MaxRecordBytes: 1000})
-	pr := b.NewProducer(ProducerOptions{})
+	pr := mustProducer(b, &ProducerOptions{})
 	defer pr.Close()
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -653,7 +653,7 @@ func TestProducerRejectsBadRecords(t *testing.T) {
 func TestProducerRecordLargerThanBufferIsTooLarge(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{})
-	pr := b.NewProducer(ProducerOptions{MaxBufferedBytes: 1000})
+	pr := mustProducer(b, &ProducerOptions{MaxBufferedBytes: 1000})
 	defer pr.Close()
 	ctx := context.Background()
 	var calls atomic.Int32
@@ -679,7 +679,7 @@ func (p tbFixedPartitioner) Partition(*Record, int) int32 { return int32(p) }
 func TestProducerPartitionerOutOfRange(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 2})
-	pr := b.NewProducer(ProducerOptions{Partitioner: tbFixedPartitioner(7)})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: tbFixedPartitioner(7)})
 	defer pr.Close()
 	var got error
 	pr.Publish(context.Background(), &Record{Topic: "t", Partition: AnyPartition, Key: []byte("k")}, func(_ *Record, err error) { got = err })
@@ -694,7 +694,7 @@ func TestProducerConcurrentPublishers(t *testing.T) {
 	b := tbOpen(t, nil)
 	const parts, writers, per = 4, 16, 300
 	tbCreate(t, b, "t", TopicConfig{Partitions: parts})
-	pr := b.NewProducer(ProducerOptions{BatchBytes: 4096, MaxBufferedBytes: 64 << 10})
+	pr := mustProducer(b, &ProducerOptions{BatchBytes: 4096, MaxBufferedBytes: 64 << 10})
 	defer pr.Close()
 	ctx := context.Background()
 	offsets := make([][]int64, writers)
@@ -763,8 +763,8 @@ func TestBrokerCloseFlushesProducers(t *testing.T) {
 	b, err := Open(dir, &Options{Sync: SyncNever})
 	require.NoError(t, err)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 2})
-	pr := b.NewProducer(ProducerOptions{Linger: time.Hour})
-	pr2 := b.NewProducer(ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
+	pr2 := mustProducer(b, &ProducerOptions{Linger: time.Hour})
 	cb := newTBCallbacks()
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {
@@ -782,13 +782,10 @@ func TestBrokerCloseFlushesProducers(t *testing.T) {
 	require.ErrorIs(t, pr.Flush(ctx), ErrClosed)
 	require.NoError(t, pr.Close())
 
-	// A producer made on a closed broker fails everything with ErrClosed.
-	pr3 := b.NewProducer(ProducerOptions{})
-	got = nil
-	pr3.Publish(ctx, &Record{Topic: "t", Value: []byte("x")}, func(_ *Record, err error) { got = err })
-	require.ErrorIs(t, got, ErrClosed)
-	require.ErrorIs(t, pr3.Flush(ctx), ErrClosed)
-	require.NoError(t, pr3.Close())
+	// No producer is made on a closed broker.
+	pr3, err := b.NewProducer(nil)
+	require.ErrorIs(t, err, ErrClosed)
+	require.Nil(t, pr3)
 
 	b, err = Open(dir, &Options{Sync: SyncNever})
 	require.NoError(t, err)
@@ -809,7 +806,7 @@ func TestBrokerCloseFlushesProducers(t *testing.T) {
 func TestProducerTopicDeletedWhileLingering(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{})
-	pr := b.NewProducer(ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
 	defer pr.Close()
 	errc := make(chan error, 1)
 	pr.Publish(context.Background(), &Record{Topic: "t", Value: []byte("x")}, func(_ *Record, err error) { errc <- err })
@@ -832,7 +829,7 @@ func TestProducerLogAppendTime(t *testing.T) {
 	require.True(t, tbT0.Equal(r.Timestamp), "got %v", r.Timestamp)
 
 	// Producer: the record lingers; it is appended later.
-	pr := b.NewProducer(ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
 	defer pr.Close()
 	got := make(chan time.Time, 1)
 	pr.Publish(context.Background(), &Record{Topic: "t", Value: []byte("async"), Timestamp: tbT0.Add(-time.Hour)},
@@ -849,4 +846,27 @@ func TestProducerLogAppendTime(t *testing.T) {
 	cbTS := tbRecv(t, got)
 	require.True(t, appended.Equal(recs[1].Timestamp), "log has %v, want the append time %v", recs[1].Timestamp, appended)
 	require.True(t, appended.Equal(cbTS), "callback has %v, want the append time %v", cbTS, appended)
+}
+
+// mustProducer is NewProducer for tests whose options are valid.
+func mustProducer(b *Broker, opts *ProducerOptions) *Producer {
+	p, err := b.NewProducer(opts)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// Options are validated when the Producer is made, as everywhere: a
+// negative value is refused, not clamped.
+func TestNewProducerRejectsBadOptions(t *testing.T) {
+	b := tbOpen(t, nil)
+	for _, o := range []ProducerOptions{{Linger: -1}, {BatchBytes: -1}, {MaxBufferedBytes: -1}} {
+		p, err := b.NewProducer(&o)
+		require.ErrorIs(t, err, ErrInvalidConfig, "%+v", o)
+		require.Nil(t, p)
+	}
+	p, err := b.NewProducer(nil)
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
 }

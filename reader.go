@@ -71,21 +71,21 @@ func (o Offset) String() string {
 	return "time " + o.t.Format(time.RFC3339Nano)
 }
 
-// A ReaderOption configures NewReader.
-type ReaderOption func(*readerConfig)
-
-type readerConfig struct {
-	stopAtEnd bool
-	end       int64 // exclusive; -1 for none
-	readBytes int
+// ReaderOptions configure a Reader. The zero value (or nil) reads on for
+// ever, waiting for new records at the log end.
+type ReaderOptions struct {
+	// StopAtEnd makes Next return io.EOF at the log end as it was when the
+	// Reader was created, instead of waiting for new records: a bounded
+	// replay.
+	StopAtEnd bool
+	// EndOffset, if set, makes Next return io.EOF once it reaches this
+	// offset (exclusive): EndOffset: new(n) replays up to n. With StopAtEnd,
+	// the lower of the two ends the replay. Nil: no end offset.
+	EndOffset *int64
 }
 
-// StopAtEnd makes Next return io.EOF at the log end as it was when the
-// Reader was created, instead of waiting for new records: a bounded replay.
-func StopAtEnd() ReaderOption { return func(c *readerConfig) { c.stopAtEnd = true } }
-
-// EndOffset makes Next return io.EOF once it reaches offset end (exclusive).
-func EndOffset(end int64) ReaderOption { return func(c *readerConfig) { c.end = end } }
+// readBytes is how much of the log a Reader maps at a time.
+const readBytes = 1 << 20
 
 // Reader replays one partition in offset order, without a consumer group.
 // It is meant for one goroutine; Close may be called from another to end a
@@ -95,7 +95,6 @@ type Reader struct {
 	part      *log.Log
 	partition int32
 	stats     *log.Stats
-	readBytes int
 
 	next int64 // offset of the next record to return
 	end  int64 // Next returns io.EOF at this offset; -1: never
@@ -117,17 +116,21 @@ const (
 )
 
 // NewReader returns a Reader of one partition starting at from. Options
-// bound it (StopAtEnd, EndOffset); without them Next waits for new records.
-// It fails with ErrTopicNotFound, ErrInvalidPartition, or
-// ErrOffsetOutOfRange for an AtOffset outside the log.
-func (b *Broker) NewReader(topic string, partition int32, from Offset, opts ...ReaderOption) (*Reader, error) {
+// (nil for none) may bound it; without a bound Next waits for new records.
+// It fails with ErrTopicNotFound, ErrInvalidPartition, ErrInvalidConfig
+// for a negative EndOffset, or ErrOffsetOutOfRange for an AtOffset outside
+// the log.
+func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *ReaderOptions) (*Reader, error) {
+	var o ReaderOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.EndOffset != nil && *o.EndOffset < 0 {
+		return nil, fmt.Errorf("%w: negative end offset %d", ErrInvalidConfig, *o.EndOffset)
+	}
 	t, p, err := b.partitionLog(topic, partition)
 	if err != nil {
 		return nil, err
-	}
-	cfg := readerConfig{end: -1, readBytes: 1 << 20}
-	for _, o := range opts {
-		o(&cfg)
 	}
 	start, end := p.StartOffset(), p.HighWatermark()
 	var next int64
@@ -152,9 +155,11 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts ...R
 			next = end
 		}
 	}
-	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, readBytes: cfg.readBytes,
-		next: next, end: cfg.end, stop: make(chan struct{})}
-	if cfg.stopAtEnd && (r.end < 0 || end < r.end) {
+	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, next: next, end: -1, stop: make(chan struct{})}
+	if o.EndOffset != nil {
+		r.end = *o.EndOffset
+	}
+	if o.StopAtEnd && (r.end < 0 || end < r.end) {
 		r.end = end
 	}
 	return r, nil
@@ -164,8 +169,9 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts ...R
 // the Reader is bounded, when it returns io.EOF at the end. The record and
 // the slices in it are valid only until the next call to Next or Close;
 // Clone what you keep. It returns ctx's error, ErrClosed after Close,
-// ErrOffsetOutOfRange if retention deleted the records being read, and
-// ErrTopicNotFound if the topic was deleted.
+// ErrOffsetOutOfRange if retention deleted the records being read,
+// ErrTopicNotFound if the topic was deleted, and ErrCorrupt or
+// ErrUnsupported at a batch it cannot read.
 func (r *Reader) Next(ctx context.Context) (*Record, error) {
 	if err := r.enter(); err != nil {
 		return nil, err
@@ -263,7 +269,7 @@ func (r *Reader) fetch(ctx context.Context) error {
 			return ErrClosed
 		default:
 		}
-		v, err := r.part.Read(r.next, r.readBytes)
+		v, err := r.part.Read(r.next, readBytes)
 		if err != nil {
 			return r.err(err)
 		}

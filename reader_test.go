@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/embedstream/stream/batch"
 )
 
 // tbFill publishes n records with values "v<i>" to partition 0 of topic,
@@ -53,18 +55,18 @@ func TestReaderOffsetEarliestAndLatest(t *testing.T) {
 	tbFill(t, b, "t", 5, 2)
 	ctx := context.Background()
 
-	rd, err := b.NewReader("t", 0, OffsetEarliest)
+	rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	defer rd.Close()
 	require.Equal(t, int64(0), rd.Offset())
 	require.Equal(t, tbRange(0, 5), tbNextN(t, rd, 5))
 	require.Equal(t, int64(5), rd.Offset())
 
-	latest, err := b.NewReader("t", 0, OffsetLatest)
+	latest, err := b.NewReader("t", 0, OffsetLatest, nil)
 	require.NoError(t, err)
 	defer latest.Close()
 	require.Equal(t, int64(5), latest.Offset())
-	bounded, err := b.NewReader("t", 0, OffsetLatest, StopAtEnd())
+	bounded, err := b.NewReader("t", 0, OffsetLatest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	_, err = bounded.Next(ctx)
 	require.ErrorIs(t, err, io.EOF)
@@ -81,7 +83,7 @@ func TestReaderAtOffset(t *testing.T) {
 	tbCreate(t, b, "t", TopicConfig{})
 	tbFill(t, b, "t", 30, 10) // batches [0,10) [10,20) [20,30)
 	for _, from := range []int64{0, 3, 9, 10, 15, 29} {
-		rd, err := b.NewReader("t", 0, AtOffset(from), StopAtEnd())
+		rd, err := b.NewReader("t", 0, AtOffset(from), &ReaderOptions{StopAtEnd: true})
 		require.NoError(t, err)
 		var got []int64
 		for rec, err := range rd.All(context.Background()) {
@@ -93,14 +95,14 @@ func TestReaderAtOffset(t *testing.T) {
 		require.NoError(t, rd.Close())
 	}
 	// The log end is a valid position.
-	rd, err := b.NewReader("t", 0, AtOffset(30), StopAtEnd())
+	rd, err := b.NewReader("t", 0, AtOffset(30), &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	_, err = rd.Next(context.Background())
 	require.ErrorIs(t, err, io.EOF)
 	require.NoError(t, rd.Close())
 	// Outside the log.
 	for _, from := range []int64{31, 1000, -1} {
-		_, err := b.NewReader("t", 0, AtOffset(from))
+		_, err := b.NewReader("t", 0, AtOffset(from), nil)
 		require.ErrorIs(t, err, ErrOffsetOutOfRange, "offset %d", from)
 	}
 }
@@ -108,16 +110,18 @@ func TestReaderAtOffset(t *testing.T) {
 func TestNewReaderErrors(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 2})
-	_, err := b.NewReader("nope", 0, OffsetEarliest)
+	_, err := b.NewReader("nope", 0, OffsetEarliest, nil)
 	require.ErrorIs(t, err, ErrTopicNotFound)
-	_, err = b.NewReader("t", 2, OffsetEarliest)
+	_, err = b.NewReader("t", 2, OffsetEarliest, nil)
 	require.ErrorIs(t, err, ErrInvalidPartition)
-	_, err = b.NewReader("t", -1, OffsetEarliest)
+	_, err = b.NewReader("t", -1, OffsetEarliest, nil)
 	require.ErrorIs(t, err, ErrInvalidPartition)
+	_, err = b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{EndOffset: new(int64(-1))})
+	require.ErrorIs(t, err, ErrInvalidConfig)
 	_, err = b.OffsetForTime("nope", 0, tbT0)
 	require.ErrorIs(t, err, ErrTopicNotFound)
 	require.NoError(t, b.Close())
-	_, err = b.NewReader("t", 0, OffsetEarliest)
+	_, err = b.NewReader("t", 0, OffsetEarliest, nil)
 	require.ErrorIs(t, err, ErrClosed)
 }
 
@@ -166,7 +170,7 @@ func TestReaderAtTimeAndOffsetForTime(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, tc.want, off, "OffsetForTime(%v)", tc.at)
 
-		rd, err := b.NewReader("t", 0, AtTime(tc.at), StopAtEnd())
+		rd, err := b.NewReader("t", 0, AtTime(tc.at), &ReaderOptions{StopAtEnd: true})
 		require.NoError(t, err)
 		rec, err := rd.Next(ctx)
 		if tc.want < 0 {
@@ -182,7 +186,7 @@ func TestReaderAtTimeAndOffsetForTime(t *testing.T) {
 
 	// AtTime past every record, unbounded: the first record returned is the
 	// next one published.
-	rd, err := b.NewReader("t", 0, AtTime(tbT0.Add(time.Hour)))
+	rd, err := b.NewReader("t", 0, AtTime(tbT0.Add(time.Hour)), nil)
 	require.NoError(t, err)
 	defer rd.Close()
 	require.NoError(t, b.Publish(ctx, &Record{Topic: "t", Value: []byte("v10"), Timestamp: tbT0}))
@@ -220,7 +224,7 @@ func TestOffsetForTimeRejectsNegativeTimestamp(t *testing.T) {
 	for _, at := range []time.Time{time.UnixMilli(-1), {}} {
 		_, err := b.OffsetForTime("t", 0, at)
 		require.ErrorIs(t, err, ErrInvalidArgument, "OffsetForTime(%v)", at)
-		_, err = b.NewReader("t", 0, AtTime(at))
+		_, err = b.NewReader("t", 0, AtTime(at), nil)
 		require.ErrorIs(t, err, ErrInvalidArgument, "AtTime(%v)", at)
 	}
 	// The epoch itself is a valid time.
@@ -233,7 +237,7 @@ func TestOffsetForTimeRejectsNegativeTimestamp(t *testing.T) {
 func TestReaderNextWaitsForPublish(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{})
-	rd, err := b.NewReader("t", 0, OffsetEarliest)
+	rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	defer rd.Close()
 	type result struct {
@@ -264,7 +268,7 @@ func TestReaderNextBlocksUntilPublish(t *testing.T) {
 		require.NoError(t, err)
 		defer b.Close()
 		tbCreate(t, b, "t", TopicConfig{})
-		rd, err := b.NewReader("t", 0, OffsetLatest)
+		rd, err := b.NewReader("t", 0, OffsetLatest, nil)
 		require.NoError(t, err)
 		defer rd.Close()
 		got := make(chan string, 1)
@@ -283,7 +287,7 @@ func TestReaderNextBlocksUntilPublish(t *testing.T) {
 		require.NoError(t, b.Publish(context.Background(), &Record{Topic: "t", Value: []byte("one")}))
 		require.Equal(t, "one", <-got)
 
-		pr := b.NewProducer(ProducerOptions{Linger: time.Minute})
+		pr := mustProducer(b, &ProducerOptions{Linger: time.Minute})
 		defer pr.Close()
 		pr.Publish(context.Background(), &Record{Topic: "t", Value: []byte("two")}, nil)
 		synctest.Wait()
@@ -300,7 +304,7 @@ func TestReaderNextBlocksUntilPublish(t *testing.T) {
 func TestReaderNextContextCancel(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{})
-	rd, err := b.NewReader("t", 0, OffsetEarliest)
+	rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	defer rd.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -326,7 +330,7 @@ func TestReaderCloseUnblocksNext(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{})
 	tbFill(t, b, "t", 2, 2)
-	rd, err := b.NewReader("t", 0, OffsetEarliest)
+	rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	require.Equal(t, []int64{0, 1}, tbNextN(t, rd, 2))
 	errc := make(chan error, 1)
@@ -358,7 +362,7 @@ func TestReaderBrokerCloseUnblocksNext(t *testing.T) {
 	b, err := Open(t.TempDir(), &Options{Sync: SyncNever})
 	require.NoError(t, err)
 	tbCreate(t, b, "t", TopicConfig{})
-	rd, err := b.NewReader("t", 0, OffsetEarliest)
+	rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	errc := make(chan error, 1)
 	go func() {
@@ -378,7 +382,7 @@ func TestReaderBounds(t *testing.T) {
 	tbFill(t, b, "t", 5, 3)
 	ctx := context.Background()
 
-	stop, err := b.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+	stop, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	defer stop.Close()
 	tbFill2 := func(vals ...string) {
@@ -396,17 +400,18 @@ func TestReaderBounds(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		from Offset
-		opts []ReaderOption
+		opts ReaderOptions
 		want []int64
 	}{
-		{"EndOffset", OffsetEarliest, []ReaderOption{EndOffset(3)}, tbRange(0, 3)},
-		{"EndOffset mid-batch from mid-batch", AtOffset(1), []ReaderOption{EndOffset(4)}, tbRange(1, 4)},
-		{"EndOffset at start", AtOffset(4), []ReaderOption{EndOffset(4)}, nil},
-		{"EndOffset below start", AtOffset(4), []ReaderOption{EndOffset(2)}, nil},
-		{"StopAtEnd and a smaller EndOffset", OffsetEarliest, []ReaderOption{StopAtEnd(), EndOffset(2)}, tbRange(0, 2)},
-		{"StopAtEnd and a larger EndOffset", OffsetEarliest, []ReaderOption{EndOffset(100), StopAtEnd()}, tbRange(0, 8)},
+		{"EndOffset", OffsetEarliest, ReaderOptions{EndOffset: new(int64(3))}, tbRange(0, 3)},
+		{"EndOffset mid-batch from mid-batch", AtOffset(1), ReaderOptions{EndOffset: new(int64(4))}, tbRange(1, 4)},
+		{"EndOffset at start", AtOffset(4), ReaderOptions{EndOffset: new(int64(4))}, nil},
+		{"EndOffset below start", AtOffset(4), ReaderOptions{EndOffset: new(int64(2))}, nil},
+		{"EndOffset 0", OffsetEarliest, ReaderOptions{EndOffset: new(int64(0))}, nil},
+		{"StopAtEnd and a smaller EndOffset", OffsetEarliest, ReaderOptions{StopAtEnd: true, EndOffset: new(int64(2))}, tbRange(0, 2)},
+		{"StopAtEnd and a larger EndOffset", OffsetEarliest, ReaderOptions{EndOffset: new(int64(100)), StopAtEnd: true}, tbRange(0, 8)},
 	} {
-		rd, err := b.NewReader("t", 0, tc.from, tc.opts...)
+		rd, err := b.NewReader("t", 0, tc.from, &tc.opts)
 		require.NoError(t, err, tc.name)
 		var got []int64
 		for rec, err := range rd.All(ctx) {
@@ -421,7 +426,7 @@ func TestReaderBounds(t *testing.T) {
 
 	// EndOffset beyond the log end: Next waits for the missing records, then
 	// stops there.
-	rd, err := b.NewReader("t", 0, AtOffset(6), EndOffset(10))
+	rd, err := b.NewReader("t", 0, AtOffset(6), &ReaderOptions{EndOffset: new(int64(10))})
 	require.NoError(t, err)
 	defer rd.Close()
 	require.Equal(t, []int64{6, 7}, tbNextN(t, rd, 2))
@@ -445,7 +450,7 @@ func TestReaderAll(t *testing.T) {
 	tbCreate(t, b, "t", TopicConfig{})
 	tbFill(t, b, "t", 20, 7)
 	ctx := context.Background()
-	rd, err := b.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	defer rd.Close()
 	var got []int64
@@ -469,7 +474,7 @@ func TestReaderAll(t *testing.T) {
 	}
 
 	// An unbounded All ends with ctx's error, which it yields.
-	rd2, err := b.NewReader("t", 0, AtOffset(18))
+	rd2, err := b.NewReader("t", 0, AtOffset(18), nil)
 	require.NoError(t, err)
 	defer rd2.Close()
 	cctx, cancel := context.WithCancel(ctx)
@@ -502,7 +507,7 @@ func TestReaderRecordsZeroCopyCloneSurvives(t *testing.T) {
 		Headers: []Header{{Key: "h", Value: []byte("hv-1")}}, Timestamp: tbT0.Add(time.Second)}
 	require.NoError(t, b.Publish(context.Background(), first, second))
 	ctx := context.Background()
-	rd, err := b.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	r0, err := rd.Next(ctx)
 	require.NoError(t, err)
@@ -569,7 +574,7 @@ func TestReaderNullEmptyAndHeadersRoundTrip(t *testing.T) {
 		sync = append(sync, c)
 	}
 	require.NoError(t, b.Publish(ctx, sync...))
-	pr := b.NewProducer(ProducerOptions{})
+	pr := mustProducer(b, &ProducerOptions{})
 	for _, r := range in {
 		c := r.Clone()
 		c.Topic, c.Partition = "t", 0
@@ -589,7 +594,7 @@ func TestReaderNullEmptyAndHeadersRoundTrip(t *testing.T) {
 			require.Equal(t, string(h.Value), string(got.Headers[i].Value), "%s: header %d", what, i)
 		}
 	}
-	rd, err := b.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	defer rd.Close()
 	i := 0
@@ -611,10 +616,10 @@ func TestReaderDeletedTopic(t *testing.T) {
 	tbCreate(t, b, "t", TopicConfig{})
 	tbFill(t, b, "t", 3, 3)
 	ctx := context.Background()
-	waiting, err := b.NewReader("t", 0, OffsetLatest)
+	waiting, err := b.NewReader("t", 0, OffsetLatest, nil)
 	require.NoError(t, err)
 	defer waiting.Close()
-	idle, err := b.NewReader("t", 0, OffsetEarliest)
+	idle, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	defer idle.Close()
 	errc := make(chan error, 1)
@@ -626,7 +631,7 @@ func TestReaderDeletedTopic(t *testing.T) {
 	require.ErrorIs(t, tbRecv(t, errc), ErrTopicNotFound)
 	_, err = idle.Next(ctx)
 	require.ErrorIs(t, err, ErrTopicNotFound)
-	_, err = b.NewReader("t", 0, OffsetEarliest)
+	_, err = b.NewReader("t", 0, OffsetEarliest, nil)
 	require.ErrorIs(t, err, ErrTopicNotFound)
 	_, err = b.OffsetForTime("t", 0, tbT0)
 	require.ErrorIs(t, err, ErrTopicNotFound)
@@ -636,7 +641,7 @@ func TestReaderDeletedTopic(t *testing.T) {
 	require.NoError(t, b.Publish(ctx, &Record{Topic: "t", Value: []byte("v0")}))
 	_, err = idle.Next(ctx)
 	require.ErrorIs(t, err, ErrTopicNotFound)
-	fresh, err := b.NewReader("t", 0, OffsetEarliest)
+	fresh, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	defer fresh.Close()
 	require.Equal(t, []int64{0}, tbNextN(t, fresh, 1))
@@ -668,11 +673,11 @@ func TestReaderRetentionOutOfRange(t *testing.T) {
 	require.Greater(t, info.Partitions[0].Segments, 4)
 	ctx := context.Background()
 
-	reading, err := b.NewReader("t", 0, OffsetEarliest)
+	reading, err := b.NewReader("t", 0, OffsetEarliest, nil)
 	require.NoError(t, err)
 	defer reading.Close()
 	require.Equal(t, []int64{0}, tbNextN(t, reading, 1))
-	notStarted, err := b.NewReader("t", 0, AtOffset(0))
+	notStarted, err := b.NewReader("t", 0, AtOffset(0), nil)
 	require.NoError(t, err)
 	defer notStarted.Close()
 
@@ -701,9 +706,9 @@ func TestReaderRetentionOutOfRange(t *testing.T) {
 		require.Less(t, rec.Offset, start, "read past the deleted range without an error")
 	}
 
-	_, err = b.NewReader("t", 0, AtOffset(start-1))
+	_, err = b.NewReader("t", 0, AtOffset(start-1), nil)
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
-	rd, err := b.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	defer rd.Close()
 	require.Equal(t, start, rd.Offset())
@@ -714,7 +719,7 @@ func TestReaderRetentionOutOfRange(t *testing.T) {
 func TestReaderRetentionByBackgroundCheck(t *testing.T) {
 	b := tbOpen(t, &Options{RetentionCheckInterval: 5 * time.Millisecond})
 	tbCreate(t, b, "t", TopicConfig{SegmentBytes: 4096, RetentionBytes: 4096})
-	rd, err := b.NewReader("t", 0, AtOffset(0))
+	rd, err := b.NewReader("t", 0, AtOffset(0), nil)
 	require.NoError(t, err)
 	defer rd.Close()
 	tbRetentionFill(t, b, "t", 300)
@@ -741,7 +746,7 @@ func TestReaderNextAllocatesNothing(t *testing.T) {
 		}
 		require.NoError(t, b.Publish(ctx, recs...))
 	}
-	rd, err := b.NewReader("t", 0, OffsetEarliest, StopAtEnd())
+	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err)
 	defer rd.Close()
 	var failed error
@@ -757,4 +762,29 @@ func TestReaderNextAllocatesNothing(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 	require.NoError(t, rd.Close())
 	require.Equal(t, int64(total), b.Stats().RecordsOut)
+}
+
+// A batch the codec cannot decode (a compressed one, say, in a log copied
+// from a Kafka cluster) comes out of Next as ErrUnsupported, after the
+// records before it.
+func TestReaderUnsupportedBatch(t *testing.T) {
+	b := tbOpen(t, nil)
+	tbCreate(t, b, "t", TopicConfig{})
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("plain")}))
+	var bld batch.Builder
+	bld.Reset(2) // attributes: snappy
+	bld.Add(1_700_000_000_000, nil, []byte("not really snappy"), nil)
+	_, l, err := b.partitionLog("t", 0)
+	require.NoError(t, err)
+	_, err = l.Append(bld.Finish())
+	require.NoError(t, err)
+
+	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
+	require.NoError(t, err)
+	defer rd.Close()
+	rec, err := rd.Next(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "plain", string(rec.Value))
+	_, err = rd.Next(t.Context())
+	require.ErrorIs(t, err, ErrUnsupported)
 }

@@ -124,7 +124,7 @@ func TestSoakProducersAndChurningGroup(t *testing.T) {
 	for p := 0; p < soakProducers; p++ {
 		producersWG.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(p), 42))
-			prod := b.NewProducer(ProducerOptions{Linger: time.Duration(p%3) * time.Millisecond, BatchBytes: 4 << 10})
+			prod := mustProducer(b, &ProducerOptions{Linger: time.Duration(p%3) * time.Millisecond, BatchBytes: 4 << 10})
 			defer prod.Close()
 			seqs := make([]int, soakKeys)
 			tick := time.NewTicker(5 * time.Millisecond) // pacing, so the consumers keep up
@@ -338,7 +338,7 @@ func TestSoakProducersAndChurningGroup(t *testing.T) {
 		require.Zero(t, info.Partitions[p].StartOffset, "retention deleted records")
 		ends[p] = info.Partitions[p].EndOffset
 		total += ends[p]
-		r, err := b.NewReader(soakTopic, p, OffsetEarliest, StopAtEnd())
+		r, err := b.NewReader(soakTopic, p, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
 		require.NoError(t, err)
 		next := int64(0)
 		for rec, err := range r.All(context.Background()) {

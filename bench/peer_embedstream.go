@@ -97,7 +97,7 @@ func (e *embedInstance) publishOne(ctx context.Context, v []byte) error {
 }
 
 func (e *embedInstance) read(ctx context.Context, n int, keep bool) error {
-	rd, err := e.b.NewReader("bench", 0, stream.OffsetEarliest, stream.EndOffset(int64(n)))
+	rd, err := e.b.NewReader("bench", 0, stream.OffsetEarliest, &stream.ReaderOptions{EndOffset: new(int64(n))})
 	if err != nil {
 		return err
 	}

@@ -152,7 +152,7 @@ func Records(t testing.TB, b *stream.Broker, topic string) []*stream.Record {
 
 func readPartition(t testing.TB, b *stream.Broker, topic string, partition int32) []*stream.Record {
 	t.Helper()
-	r, err := b.NewReader(topic, partition, stream.OffsetEarliest, stream.StopAtEnd())
+	r, err := b.NewReader(topic, partition, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
 	require.NoError(t, err, "streamtest.Records(%q): partition %d", topic, partition)
 	defer r.Close()
 	var out []*stream.Record

@@ -210,7 +210,7 @@ func TestCrash(t *testing.T) {
 		&stream.Record{Topic: "orders", Partition: 0, Value: []byte("b")},
 		&stream.Record{Topic: "orders", Partition: 1, Value: []byte("c")})
 	streamtest.Consume(t, b, "g", "orders", 1)
-	p := b.NewProducer(stream.ProducerOptions{})
+	p := mustProducer(b, &stream.ProducerOptions{})
 	require.NoError(t, p.Flush(t.Context()))
 	oldDir := streamtest.Dir(t, b)
 
@@ -237,7 +237,7 @@ func TestCrash(t *testing.T) {
 // every record the copy caught, in order, none invented.
 func TestCrashDuringWrites(t *testing.T) {
 	b := streamtest.NewBroker(t, streamtest.WithTopic("t", stream.TopicConfig{Partitions: 2}))
-	p := b.NewProducer(stream.ProducerOptions{})
+	p := mustProducer(b, &stream.ProducerOptions{})
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -256,7 +256,7 @@ func TestCrashDuringWrites(t *testing.T) {
 	close(stop)
 	<-done
 	for _, part := range []int32{0, 1} {
-		r, err := b2.NewReader("t", part, stream.OffsetEarliest, stream.StopAtEnd())
+		r, err := b2.NewReader("t", part, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
 		require.NoError(t, err)
 		want := int64(0)
 		for rec, err := range r.All(t.Context()) {
@@ -302,7 +302,7 @@ func TestCheckLeaks(t *testing.T) {
 	t.Run("clean", func(t *testing.T) {
 		streamtest.CheckLeaks(t)
 		b := streamtest.NewBroker(t, streamtest.WithTopic("t", stream.TopicConfig{Partitions: 2}))
-		p := b.NewProducer(stream.ProducerOptions{Linger: time.Millisecond})
+		p := mustProducer(b, &stream.ProducerOptions{Linger: time.Millisecond})
 		p.Publish(t.Context(), &stream.Record{Topic: "t", Value: []byte("x")}, nil)
 		require.NoError(t, p.Flush(t.Context()))
 		c := streamtest.Subscribe(t, b, "g", nil, "t")
@@ -312,7 +312,7 @@ func TestCheckLeaks(t *testing.T) {
 	})
 	t.Run("called last", func(t *testing.T) {
 		b := streamtest.NewBroker(t, streamtest.WithTopic("t", stream.TopicConfig{}))
-		b.NewProducer(stream.ProducerOptions{})
+		mustProducer(b, &stream.ProducerOptions{})
 		streamtest.CheckLeaks(t) // runs before NewBroker's cleanup, and closes the broker itself
 	})
 	t.Run("no goroutine left", func(t *testing.T) {
@@ -339,3 +339,12 @@ func TestCheckLeaksReportsALeak(t *testing.T) {
 }
 
 func leakyWorker(release chan struct{}) { <-release }
+
+// mustProducer is NewProducer for tests whose options are valid.
+func mustProducer(b *stream.Broker, opts *stream.ProducerOptions) *stream.Producer {
+	p, err := b.NewProducer(opts)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}

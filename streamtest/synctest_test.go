@@ -182,7 +182,7 @@ func TestSynctestDelayPollEviction(t *testing.T) {
 func TestSynctestProducerLingerAndSessionTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := streamtest.NewBroker(t, streamtest.WithTopic("t", stream.TopicConfig{Partitions: 2}))
-		p := b.NewProducer(stream.ProducerOptions{Linger: time.Hour})
+		p := mustProducer(b, &stream.ProducerOptions{Linger: time.Hour})
 		defer p.Close()
 		start := time.Now()
 		written := make(chan time.Duration, 1)

@@ -162,7 +162,7 @@ func (o *consumeOptions) consumePartitions(ctx context.Context, b *stream.Broker
 
 // readToEnd prints a partition's records from from to its current end.
 func readToEnd(ctx context.Context, b *stream.Broker, topic string, p int32, from stream.Offset, s *sink) error {
-	rd, err := b.NewReader(topic, p, from, stream.StopAtEnd())
+	rd, err := b.NewReader(topic, p, from, &stream.ReaderOptions{StopAtEnd: true})
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func followPartitions(ctx context.Context, b *stream.Broker, topic string, parts
 		}
 	}()
 	for _, p := range parts {
-		rd, err := b.NewReader(topic, p, from)
+		rd, err := b.NewReader(topic, p, from, nil)
 		if err != nil {
 			return err
 		}

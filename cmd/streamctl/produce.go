@@ -111,8 +111,11 @@ func produce(ctx context.Context, a *app, args []string) error {
 // the end of r or at an interrupt (the end of ctx), and writes out what it
 // published.
 func (o *produceOptions) publishLines(ctx context.Context, b *stream.Broker, r io.Reader, t *tally) error {
-	p := b.NewProducer(stream.ProducerOptions{Partitioner: o.partitioner})
-	err := o.publishEach(ctx, p, readLines(ctx, r), t)
+	p, err := b.NewProducer(&stream.ProducerOptions{Partitioner: o.partitioner})
+	if err != nil {
+		return err
+	}
+	err = o.publishEach(ctx, p, readLines(ctx, r), t)
 	wctx := context.WithoutCancel(ctx) // after an interrupt, still write what was read
 	return errors.Join(err, p.Flush(wctx), p.Close())
 }

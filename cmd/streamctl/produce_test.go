@@ -14,7 +14,7 @@ func readAll(t *testing.T, dir, topic string, p int32) []*stream.Record {
 	t.Helper()
 	var out []*stream.Record
 	withBroker(t, dir, func(b *stream.Broker) {
-		rd, err := b.NewReader(topic, p, stream.OffsetEarliest, stream.StopAtEnd())
+		rd, err := b.NewReader(topic, p, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
 		require.NoError(t, err)
 		defer rd.Close()
 		for r, err := range rd.All(t.Context()) {

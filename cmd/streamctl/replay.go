@@ -113,7 +113,7 @@ func (o *replayOptions) open(b *stream.Broker) (*merger, error) {
 		if o.partition >= 0 && p.Partition != int32(o.partition) {
 			continue
 		}
-		rd, err := b.NewReader(o.topic, p.Partition, stream.AtTime(o.from), stream.StopAtEnd())
+		rd, err := b.NewReader(o.topic, p.Partition, stream.AtTime(o.from), &stream.ReaderOptions{StopAtEnd: true})
 		if err != nil {
 			m.close()
 			return nil, err

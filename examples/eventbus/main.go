@@ -199,7 +199,10 @@ func publishOrders(ctx context.Context, b *stream.Broker, n int) (first, last in
 	for _, p := range info.Partitions {
 		existing += int(p.EndOffset)
 	}
-	p := b.NewProducer(stream.ProducerOptions{Linger: time.Millisecond})
+	p, err := b.NewProducer(&stream.ProducerOptions{Linger: time.Millisecond})
+	if err != nil {
+		return 0, 0, err
+	}
 	var mu sync.Mutex
 	var errs []error
 	for id := existing + 1; id <= existing+n; id++ {

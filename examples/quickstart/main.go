@@ -59,7 +59,10 @@ func run(ctx context.Context, dir string) error {
 	fmt.Printf("published %q to partition %d at offset %d\n", first.Value, first.Partition, first.Offset)
 
 	// Batching producer: records for alice's partition are batched together.
-	p := b.NewProducer(stream.ProducerOptions{Linger: time.Millisecond})
+	p, err := b.NewProducer(&stream.ProducerOptions{Linger: time.Millisecond})
+	if err != nil {
+		return err
+	}
 	for _, v := range []string{"2 x pears", "3 x plums", "4 x figs"} {
 		p.Publish(ctx, &stream.Record{Topic: "orders", Partition: stream.AnyPartition, Key: []byte("alice"), Value: []byte(v)}, func(r *stream.Record, err error) {
 			if err != nil {
@@ -72,7 +75,7 @@ func run(ctx context.Context, dir string) error {
 	}
 
 	// Replay alice's partition from the start; StopAtEnd makes it finite.
-	r, err := b.NewReader("orders", first.Partition, stream.OffsetEarliest, stream.StopAtEnd())
+	r, err := b.NewReader("orders", first.Partition, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
 	if err != nil {
 		return err
 	}

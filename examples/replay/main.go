@@ -119,7 +119,7 @@ func replay(ctx context.Context, dir string, topics []string, from time.Time, ou
 			return sum, err
 		}
 		for _, p := range info.Partitions {
-			r, err := b.NewReader(topic, p.Partition, at, stream.StopAtEnd())
+			r, err := b.NewReader(topic, p.Partition, at, &stream.ReaderOptions{StopAtEnd: true})
 			if err != nil {
 				return sum, err
 			}

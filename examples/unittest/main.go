@@ -71,7 +71,7 @@ func demo(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "processed %d orders:\n", n)
 	for _, topic := range []string{InvoicesTopic, RejectedTopic} {
-		r, err := b.NewReader(topic, 0, stream.OffsetEarliest, stream.StopAtEnd())
+		r, err := b.NewReader(topic, 0, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
 		if err != nil {
 			return err
 		}

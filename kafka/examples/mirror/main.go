@@ -197,7 +197,7 @@ func Mirror(ctx context.Context, src *stream.Broker, dst stream.Client, topic st
 // partition of dst. It returns how many it copied and the offset the first
 // one got.
 func copyPartition(ctx context.Context, src *stream.Broker, dst stream.Client, topic string, pi stream.PartitionInfo) (int, int64, error) {
-	rd, err := src.NewReader(topic, pi.Partition, stream.OffsetEarliest, stream.StopAtEnd())
+	rd, err := src.NewReader(topic, pi.Partition, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -247,7 +247,7 @@ func Verify(ctx context.Context, src *stream.Broker, dst stream.Client, topic st
 	}
 	for _, pi := range info.Partitions {
 		want, err := readAll(ctx, func() (stream.PartitionReader, error) {
-			return src.NewReader(topic, pi.Partition, stream.OffsetEarliest, stream.StopAtEnd())
+			return src.NewReader(topic, pi.Partition, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
 		})
 		if err != nil {
 			return err

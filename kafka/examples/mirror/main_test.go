@@ -74,7 +74,7 @@ func TestMirror(t *testing.T) {
 		n := 0
 		for _, pi := range info.Partitions {
 			want := read(t, ctx, func() (stream.PartitionReader, error) {
-				return src.NewReader(topic, pi.Partition, stream.OffsetEarliest, stream.StopAtEnd())
+				return src.NewReader(topic, pi.Partition, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
 			})
 			got := read(t, ctx, func() (stream.PartitionReader, error) {
 				return dst.ReadPartition(ctx, topic, pi.Partition, stream.OffsetEarliest)
