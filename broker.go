@@ -145,9 +145,9 @@ type Broker struct {
 	plans    sync.Pool // *publishPlan for Publish
 }
 
-// The directory layout: DIR/LOCK (flock), DIR/meta.db (bbolt, see meta.go),
+// The directory layout: DIR/LOCK (flock), DIR/meta.db (bbolt, see internal/catalog),
 // DIR/topics/<topic>/<partition>/<segment files> (see package segment) and,
-// after DeleteRecords, the partition's log-start file (see partition.go).
+// after DeleteRecords, the partition's log-start file (see internal/log).
 const (
 	lockFile      = "LOCK" // its flock marks the directory in use
 	topicsDir     = "topics"

@@ -11,10 +11,28 @@
 //
 // The types: a Broker owns a directory and its topics (Open, Close,
 // CreateTopic, Publish); a Producer batches records asynchronously; a Reader
-// replays one partition from an offset or a time; Records carry a key, a
-// value, headers and a timestamp. Partitioners place keyed records
+// replays one partition from an offset or a time; a Consumer is a member of
+// a consumer group (Subscribe, Poll, Commit); Records carry a key, a value,
+// headers and a timestamp. Partitioners place keyed records
 // (HashPartitioner by default, KafkaPartitioner for the Java client's
-// placement).
+// placement). Client is the interface this package and the kafka module's
+// cluster adapter both implement.
+//
+// Every constructor takes a pointer to an options struct, nil for the
+// defaults: Open (Options), NewProducer (ProducerOptions), Subscribe
+// (ConsumerOptions), NewReader (ReaderOptions). Zero fields take their
+// defaults, each documented with the Kafka setting it mirrors, and an
+// out-of-range value fails the call with ErrInvalidConfig.
+//
+// # Packages
+//
+// This package is the public API and the glue between the packages that do
+// the work: batch (Kafka's record-batch format and the one record walk
+// every read takes), segment and index (one segment file and its sparse
+// indexes), group (the consumer-group coordinator and balancers, pure
+// logic), and, internal to the module, log (one partition's log), catalog
+// (the bbolt metadata store), groups (the group service), and vfs (the
+// file-system seam every file operation goes through).
 //
 // # Durability
 //

@@ -6,37 +6,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/batchtest"
 )
 
-const (
-	benchRecords    = 1000 // records per batch
-	benchValueBytes = 100
-)
-
-// benchBatch encodes one batch of benchRecords records with 100-byte values
-// and 8-byte keys, no headers (the common case).
-func benchBatch(bld *batch.Builder, value []byte, ts int64) batch.Batch {
-	var key [8]byte
-	bld.Reset(0)
-	for i := range benchRecords {
-		key[0], key[1] = byte(i), byte(i>>8)
-		bld.Add(ts+int64(i), key[:], value, nil)
-	}
-	return bld.Finish()
-}
+const benchValueBytes = 100
 
 // BenchmarkEncode measures the Builder alone: one op is one batch of 1000
 // records.
 func BenchmarkEncode(b *testing.B) {
 	var bld batch.Builder
 	value := make([]byte, benchValueBytes)
-	b.SetBytes(int64(len(benchBatch(&bld, value, 0))))
+	b.SetBytes(int64(len(batchtest.BenchBatch(&bld, value, 0))))
 	b.ReportAllocs()
 	ts := int64(1_700_000_000_000)
 	for b.Loop() {
-		benchBatch(&bld, value, ts)
+		batchtest.BenchBatch(&bld, value, ts)
 	}
-	b.ReportMetric(float64(b.N*benchRecords)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(b.N*batchtest.BenchRecords)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkWalk measures the read path's decoding: one op is a walk over
@@ -46,8 +32,8 @@ func BenchmarkWalk(b *testing.B) {
 	value := make([]byte, benchValueBytes)
 	var data []byte
 	for i := range 16 {
-		bb := benchBatch(&bld, value, 0)
-		bb.SetBaseOffset(int64(i * benchRecords))
+		bb := batchtest.BenchBatch(&bld, value, 0)
+		bb.SetBaseOffset(int64(i * batchtest.BenchRecords))
 		data = append(data, bb...)
 	}
 	b.SetBytes(int64(len(data)))
@@ -60,18 +46,18 @@ func BenchmarkWalk(b *testing.B) {
 		for it.Next(&r) {
 			n++
 		}
-		if it.Err() != nil || n != 16*benchRecords {
+		if it.Err() != nil || n != 16*batchtest.BenchRecords {
 			b.Fatal(n, it.Err())
 		}
 	}
-	b.ReportMetric(float64(b.N*16*benchRecords)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(b.N*16*batchtest.BenchRecords)/b.Elapsed().Seconds(), "records/s")
 }
 
 // TestWalkDoesNotAllocate pins the zero-copy claim: walking records without
 // headers allocates nothing, one batch or many.
 func TestWalkDoesNotAllocate(t *testing.T) {
 	var bld batch.Builder
-	b := append(batch.Batch(nil), benchBatch(&bld, make([]byte, benchValueBytes), 0)...)
+	b := append(batch.Batch(nil), batchtest.BenchBatch(&bld, make([]byte, benchValueBytes), 0)...)
 	var r batch.Record
 	allocs := testing.AllocsPerRun(20, func() {
 		it := b.Records()

@@ -9,24 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/batchtest"
 )
 
-const (
-	benchRecords    = 1000 // records per batch
-	benchValueBytes = 100
-)
-
-// benchBatch encodes one batch of benchRecords records with 100-byte values
-// and 8-byte keys, no headers (the common case).
-func benchBatch(bld *batch.Builder, value []byte, ts int64) batch.Batch {
-	var key [8]byte
-	bld.Reset(0)
-	for i := range benchRecords {
-		key[0], key[1] = byte(i), byte(i>>8)
-		bld.Add(ts+int64(i), key[:], value, nil)
-	}
-	return bld.Finish()
-}
+const benchValueBytes = 100
 
 // BenchmarkAppend measures encoding plus appending to a segment (no fsync):
 // one op is one batch of 1000 records.
@@ -37,12 +23,12 @@ func BenchmarkAppend(b *testing.B) {
 	require.NoError(b, err)
 	var bld batch.Builder
 	value := make([]byte, benchValueBytes)
-	b.SetBytes(int64(len(benchBatch(&bld, value, 0))))
+	b.SetBytes(int64(len(batchtest.BenchBatch(&bld, value, 0))))
 	b.ReportAllocs()
 	ts := int64(1_700_000_000_000)
 	b.ResetTimer()
 	for i := range b.N {
-		batch := benchBatch(&bld, value, ts+int64(i))
+		batch := batchtest.BenchBatch(&bld, value, ts+int64(i))
 		if s.Size()+int64(len(batch)) > cfg.MaxBytes {
 			// Roll, as the log would, outside the measurement.
 			b.StopTimer()
@@ -58,7 +44,7 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N*benchRecords)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(b.N*batchtest.BenchRecords)/b.Elapsed().Seconds(), "records/s")
 	require.NoError(b, s.Delete())
 }
 
@@ -75,7 +61,7 @@ func BenchmarkReadIterate(b *testing.B) {
 	var bld batch.Builder
 	value := make([]byte, benchValueBytes)
 	for s.Next() < total {
-		batch := benchBatch(&bld, value, s.Next())
+		batch := batchtest.BenchBatch(&bld, value, s.Next())
 		batch.SetBaseOffset(s.Next())
 		_, err := s.Append(batch)
 		require.NoError(b, err)
@@ -119,7 +105,7 @@ func BenchmarkReadIterate(b *testing.B) {
 // view costs no allocation (the records' walk is pinned in package batch).
 func TestReadDoesNotAllocate(t *testing.T) {
 	var bld batch.Builder
-	b := append(batch.Batch(nil), benchBatch(&bld, make([]byte, benchValueBytes), 0)...)
+	b := append(batch.Batch(nil), batchtest.BenchBatch(&bld, make([]byte, benchValueBytes), 0)...)
 	s, err := Create(fastConfig(1<<20), t.TempDir(), 0)
 	require.NoError(t, err)
 	defer s.Close(false)
@@ -152,7 +138,7 @@ func BenchmarkRecover(b *testing.B) {
 	var bld batch.Builder
 	value := make([]byte, benchValueBytes)
 	for s.Size() < size {
-		batch := benchBatch(&bld, value, s.Next())
+		batch := batchtest.BenchBatch(&bld, value, s.Next())
 		batch.SetBaseOffset(s.Next())
 		_, err := s.Append(batch)
 		require.NoError(b, err)

@@ -181,3 +181,19 @@ const (
 func FixCRC(b []byte) {
 	binary.BigEndian.PutUint32(b[OffCRC:], batch.Batch(b).ComputeCRC())
 }
+
+// BenchRecords is how many records BenchBatch encodes.
+const BenchRecords = 1000
+
+// BenchBatch encodes the benchmarks' batch into bld: BenchRecords records
+// with 8-byte keys, value, and timestamps from ts, no headers (the common
+// case). It aliases bld's buffer.
+func BenchBatch(bld *batch.Builder, value []byte, ts int64) batch.Batch {
+	var key [8]byte
+	bld.Reset(0)
+	for i := range BenchRecords {
+		key[0], key[1] = byte(i), byte(i>>8)
+		bld.Add(ts+int64(i), key[:], value, nil)
+	}
+	return bld.Finish()
+}

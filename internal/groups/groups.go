@@ -212,33 +212,30 @@ func (s *Service) Committed(name string, parts ...TopicPartition) (map[TopicPart
 	return s.cfg.Catalog.Committed(name, parts)
 }
 
-// checkEmptyLocked fails with errs.ErrGroupNotEmpty if the group has
-// members: admin changes to its offsets wait until it has none, as in
-// Kafka. Callers hold s.mu.
-func (s *Service) checkEmptyLocked(name string) error {
-	g := s.groups[name]
-	if g == nil {
-		return nil
-	}
-	if n := s.members(g); n > 0 {
-		return fmt.Errorf("%w: %q has %d members", errs.ErrGroupNotEmpty, name, n)
-	}
-	return nil
-}
-
-// Delete drops a group and its committed offsets. It fails with
-// errs.ErrGroupNotEmpty while the group has members.
-func (s *Service) Delete(name string) error {
+// whileEmpty runs an admin change of group name's offsets, under s.mu so
+// that expiry cannot interleave. It fails with errs.ErrGroupNotEmpty while
+// the group has members: admin changes wait until it has none, as in Kafka.
+func (s *Service) whileEmpty(name string, change func() error) error {
 	if s.cfg.ReadOnly {
 		return errs.ErrReadOnly
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkEmptyLocked(name); err != nil {
-		return err
+	if g := s.groups[name]; g != nil {
+		if n := s.members(g); n > 0 {
+			return fmt.Errorf("%w: %q has %d members", errs.ErrGroupNotEmpty, name, n)
+		}
 	}
-	delete(s.groups, name)
-	return s.cfg.Catalog.DeleteGroup(name)
+	return change()
+}
+
+// Delete drops a group and its committed offsets. It fails with
+// errs.ErrGroupNotEmpty while the group has members.
+func (s *Service) Delete(name string) error {
+	return s.whileEmpty(name, func() error {
+		delete(s.groups, name)
+		return s.cfg.Catalog.DeleteGroup(name)
+	})
 }
 
 // SetOffsets overwrites a group's committed offsets for the given
@@ -246,18 +243,12 @@ func (s *Service) Delete(name string) error {
 // has checked against the logs. It fails with errs.ErrGroupNotEmpty while
 // the group has members.
 func (s *Service) SetOffsets(name string, offsets map[TopicPartition]int64) error {
-	if s.cfg.ReadOnly {
-		return errs.ErrReadOnly
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkEmptyLocked(name); err != nil {
-		return err
-	}
-	if err := checkOffsets(offsets); err != nil {
-		return err
-	}
-	return s.store(name, offsets, s.cfg.Now())
+	return s.whileEmpty(name, func() error {
+		if err := checkOffsets(offsets); err != nil {
+			return err
+		}
+		return s.store(name, offsets, s.cfg.Now())
+	})
 }
 
 func checkOffsets(offsets map[TopicPartition]int64) error {

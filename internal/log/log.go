@@ -397,16 +397,3 @@ func (l *Log) Abandon() {
 	}
 	l.appended.Broadcast()
 }
-
-// String names the policy as package stream does.
-func (s SyncPolicy) String() string {
-	switch s {
-	case SyncInterval:
-		return "interval"
-	case SyncNever:
-		return "never"
-	case SyncAlways:
-		return "always"
-	}
-	return fmt.Sprintf("SyncPolicy(%d)", uint8(s))
-}

@@ -34,7 +34,7 @@ func testLog(t *testing.T) Config {
 	}
 }
 
-func openTestPartition(t *testing.T, cfg Config, clean bool) *Log {
+func openTestLog(t *testing.T, cfg Config, clean bool) *Log {
 	t.Helper()
 	p, err := Open(cfg, clean)
 	require.NoError(t, err)
@@ -84,7 +84,7 @@ func readAll(t *testing.T, p *Log, from int64) []batch.Record {
 	}
 }
 
-func TestPartitionAppendReopenReadBack(t *testing.T) {
+func TestLogAppendReopenReadBack(t *testing.T) {
 	cfg := testLog(t)
 	cfg.SegmentBytes = 8 << 10 // many rolls
 	var want []batch.Batch
@@ -111,7 +111,7 @@ func TestPartitionAppendReopenReadBack(t *testing.T) {
 				// Simulate a crash: no trim, no marker.
 				require.NoError(t, p.Close(false))
 			}
-			p = openTestPartition(t, cfg, clean)
+			p = openTestLog(t, cfg, clean)
 			start, end, _, _ := info(p)
 			require.Equal(t, int64(0), start)
 			require.Equal(t, next, end)
@@ -132,8 +132,8 @@ func TestPartitionAppendReopenReadBack(t *testing.T) {
 	}
 }
 
-func TestPartitionReadBounds(t *testing.T) {
-	p := openTestPartition(t, testLog(t), false)
+func TestLogReadBounds(t *testing.T) {
+	p := openTestLog(t, testLog(t), false)
 	v, err := p.Read(0, 100)
 	require.NoError(t, err)
 	require.Empty(t, v.Data)
@@ -149,10 +149,10 @@ func TestPartitionReadBounds(t *testing.T) {
 	require.Equal(t, int64(3), recs[0].Offset)
 }
 
-func TestPartitionRejectsOversizedBatch(t *testing.T) {
+func TestLogRejectsOversizedBatch(t *testing.T) {
 	cfg := testLog(t)
 	cfg.MaxBatchBytes = 1000
-	p := openTestPartition(t, cfg, false)
+	p := openTestLog(t, cfg, false)
 	var b batch.Builder
 	b.Reset(0)
 	b.Add(1, nil, make([]byte, 2000), nil)
@@ -165,13 +165,13 @@ func TestPartitionRejectsOversizedBatch(t *testing.T) {
 	require.ErrorIs(t, err, batch.ErrCorrupt)
 }
 
-func TestPartitionRollBySizeAndAge(t *testing.T) {
+func TestLogRollBySizeAndAge(t *testing.T) {
 	cfg := testLog(t)
 	now := time.UnixMilli(1_000_000)
 	cfg.Now = func() time.Time { return now }
 	cfg.SegmentBytes = 4096
 	cfg.SegmentAge = time.Hour
-	p := openTestPartition(t, cfg, false)
+	p := openTestLog(t, cfg, false)
 	one := encode(0, 1, 1)
 	for p.segmentCount() == 1 {
 		_, err := p.Append(one)
@@ -195,13 +195,13 @@ func TestPartitionRollBySizeAndAge(t *testing.T) {
 
 func (p *Log) segmentCount() int { return len(p.segments()) }
 
-func TestPartitionRetention(t *testing.T) {
+func TestLogRetention(t *testing.T) {
 	cfg := testLog(t)
 	now := time.UnixMilli(10_000_000)
 	cfg.Now = func() time.Time { return now }
 	cfg.SegmentBytes = 2048
 	cfg.Retention = time.Hour
-	p := openTestPartition(t, cfg, false)
+	p := openTestLog(t, cfg, false)
 	// Old records, then fresh ones.
 	for i := 0; i < 40; i++ {
 		_, err := p.Append(encode(i, 2, now.Add(-2*time.Hour).UnixMilli()))
@@ -254,17 +254,17 @@ func TestPartitionRetention(t *testing.T) {
 
 	// Reopen: the start offset survives.
 	require.NoError(t, p.Close(true))
-	p = openTestPartition(t, cfg, true)
+	p = openTestLog(t, cfg, true)
 	start, end4, _, _ := info(p)
 	require.Equal(t, end, start)
 	require.Equal(t, end+1, end4)
 }
 
-func TestPartitionRetentionKeepsViewsValid(t *testing.T) {
+func TestLogRetentionKeepsViewsValid(t *testing.T) {
 	cfg := testLog(t)
 	cfg.SegmentBytes = 2048
 	cfg.RetentionBytes = 1
-	p := openTestPartition(t, cfg, false)
+	p := openTestLog(t, cfg, false)
 	for i := 0; i < 20; i++ {
 		_, err := p.Append(encode(i, 3, 1))
 		require.NoError(t, err)
@@ -282,11 +282,11 @@ func TestPartitionRetentionKeepsViewsValid(t *testing.T) {
 	v.Release()
 }
 
-func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
+func TestLogConcurrentReadersDuringRetention(t *testing.T) {
 	cfg := testLog(t)
 	cfg.SegmentBytes = 4096
 	cfg.RetentionBytes = 16 << 10
-	p := openTestPartition(t, cfg, false)
+	p := openTestLog(t, cfg, false)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	for r := 0; r < 3; r++ {
@@ -330,8 +330,8 @@ func TestPartitionConcurrentReadersDuringRetention(t *testing.T) {
 	wg.Wait()
 }
 
-func TestPartitionWaitFor(t *testing.T) {
-	p := openTestPartition(t, testLog(t), false)
+func TestLogWaitFor(t *testing.T) {
+	p := openTestLog(t, testLog(t), false)
 	done := make(chan error)
 	go func() { done <- p.WaitFor(t.Context(), 0, nil) }()
 	_, err := p.Append(encode(0, 1, 1))
@@ -350,10 +350,10 @@ func TestPartitionWaitFor(t *testing.T) {
 	require.ErrorIs(t, err, errs.ErrClosed)
 }
 
-func TestPartitionOffsetForTime(t *testing.T) {
+func TestLogOffsetForTime(t *testing.T) {
 	cfg := testLog(t)
 	cfg.SegmentBytes = 4096
-	p := openTestPartition(t, cfg, false)
+	p := openTestLog(t, cfg, false)
 	// Timestamps 0, 10, 20, ... with one record per batch, across segments,
 	// and one out-of-order record.
 	for i := 0; i < 300; i++ {
@@ -374,11 +374,11 @@ func TestPartitionOffsetForTime(t *testing.T) {
 	}
 }
 
-func TestPartitionSyncAlwaysGroupCommit(t *testing.T) {
+func TestLogSyncAlwaysGroupCommit(t *testing.T) {
 	cfg := testLog(t)
 	cfg.Sync = SyncAlways
 	cfg.Stats = new(Stats)
-	p := openTestPartition(t, cfg, false)
+	p := openTestLog(t, cfg, false)
 	const writers, each = 32, 20
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
@@ -404,14 +404,14 @@ func TestPartitionSyncAlwaysGroupCommit(t *testing.T) {
 	t.Logf("%d appends, %d fsyncs", writers*each, fsyncs)
 }
 
-func TestPartitionSyncFailureStopsWrites(t *testing.T) {
+func TestLogSyncFailureStopsWrites(t *testing.T) {
 	for _, policy := range []SyncPolicy{SyncAlways, SyncInterval} {
-		t.Run(policy.String(), func(t *testing.T) {
+		t.Run(fmt.Sprint(policy), func(t *testing.T) {
 			cfg := testLog(t)
 			cfg.Sync = policy
 			toggle := errorfs.NewToggle(errorfs.OnPath(".log", errorfs.Ops(syscall.EIO, errorfs.OpSync)))
 			cfg.FS = errorfs.Wrap(vfs.Default, toggle)
-			p := openTestPartition(t, cfg, false)
+			p := openTestLog(t, cfg, false)
 			_, err := p.Append(encode(0, 2, 1))
 			require.NoError(t, err)
 			toggle.Enable()
@@ -433,14 +433,14 @@ func TestPartitionSyncFailureStopsWrites(t *testing.T) {
 			require.ErrorIs(t, p.Close(true), errs.ErrSyncFailed, "Close reports the failure")
 			// Reopening recovers and takes writes again.
 			cfg.FS = vfs.Default
-			p = openTestPartition(t, cfg, false)
+			p = openTestLog(t, cfg, false)
 			_, err = p.Append(encode(3, 1, 1))
 			require.NoError(t, err)
 		})
 	}
 }
 
-func TestPartitionWriteFaultsAreNotFatal(t *testing.T) {
+func TestLogWriteFaultsAreNotFatal(t *testing.T) {
 	for _, op := range []errorfs.Op{errorfs.OpWrite, errorfs.OpAllocate} {
 		t.Run(string(op), func(t *testing.T) {
 			cfg := testLog(t)
@@ -450,7 +450,7 @@ func TestPartitionWriteFaultsAreNotFatal(t *testing.T) {
 			}
 			toggle := errorfs.NewToggle(errorfs.OnPath(".log", inj))
 			cfg.FS = errorfs.Wrap(vfs.Default, toggle)
-			p := openTestPartition(t, cfg, false)
+			p := openTestLog(t, cfg, false)
 			_, err := p.Append(encode(0, 2, 1))
 			require.NoError(t, err)
 			toggle.Enable()
@@ -467,7 +467,7 @@ func TestPartitionWriteFaultsAreNotFatal(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, int64(2), base)
 			require.NoError(t, p.Close(false))
-			p = openTestPartition(t, cfg, false)
+			p = openTestLog(t, cfg, false)
 			recs := readAll(t, p, 0)
 			require.Len(t, recs, 3)
 			require.Equal(t, "batch 2 record 0", string(recs[2].Value))
@@ -475,7 +475,7 @@ func TestPartitionWriteFaultsAreNotFatal(t *testing.T) {
 	}
 }
 
-func TestPartitionRecoversDamagedSealedSegment(t *testing.T) {
+func TestLogRecoversDamagedSealedSegment(t *testing.T) {
 	cfg := testLog(t)
 	cfg.SegmentBytes = 4096
 	p, err := Open(cfg, false)
@@ -496,7 +496,7 @@ func TestPartitionRecoversDamagedSealedSegment(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, data, 0o600))
 
 	cfg.Stats = new(Stats)
-	p = openTestPartition(t, cfg, false)
+	p = openTestLog(t, cfg, false)
 	require.Equal(t, 2, p.segmentCount(), "the log is cut at the damage")
 	require.Positive(t, cfg.Stats.TruncatedBytes.Load())
 	recs := readAll(t, p, 0)
@@ -510,7 +510,7 @@ func TestPartitionRecoversDamagedSealedSegment(t *testing.T) {
 	require.Equal(t, end, base)
 }
 
-func TestPartitionReadOnly(t *testing.T) {
+func TestLogReadOnly(t *testing.T) {
 	cfg := testLog(t)
 	p, err := Open(cfg, false)
 	require.NoError(t, err)
@@ -521,7 +521,7 @@ func TestPartitionReadOnly(t *testing.T) {
 	require.NoError(t, p.Close(false)) // unclean: the reader must recover in memory
 	before := snapshotDir(t, cfg.Dir)
 	cfg.ReadOnly = true
-	p = openTestPartition(t, cfg, false)
+	p = openTestLog(t, cfg, false)
 	require.Len(t, readAll(t, p, 0), 20)
 	_, err = p.Append(encode(0, 1, 1))
 	require.ErrorIs(t, err, errs.ErrReadOnly)
@@ -545,12 +545,12 @@ func snapshotDir(t *testing.T, dir string) map[string]string {
 // time retention still deletes its records once the whole active segment
 // is past retention, by rolling it first (as Kafka does), and new records
 // continue at the old end.
-func TestPartitionRetentionRollsAnExpiredActiveSegment(t *testing.T) {
+func TestLogRetentionRollsAnExpiredActiveSegment(t *testing.T) {
 	cfg := testLog(t)
 	now := time.UnixMilli(10_000_000)
 	cfg.Now = func() time.Time { return now }
 	cfg.Retention = time.Hour
-	p := openTestPartition(t, cfg, false)
+	p := openTestLog(t, cfg, false)
 	for i := 0; i < 5; i++ {
 		_, err := p.Append(encode(i, 2, now.UnixMilli()))
 		require.NoError(t, err)
@@ -579,14 +579,14 @@ func TestPartitionRetentionRollsAnExpiredActiveSegment(t *testing.T) {
 // deleteRecords writes the new start durably before anything else: when
 // that fails nothing changes, and a damaged start file is ignored (the log
 // starts at its first segment) rather than failing the open.
-func TestPartitionDeleteRecordsFaults(t *testing.T) {
+func TestLogDeleteRecordsFaults(t *testing.T) {
 	for _, op := range []errorfs.Op{errorfs.OpWrite, errorfs.OpSync, errorfs.OpRename} {
 		t.Run(string(op), func(t *testing.T) {
 			cfg := testLog(t)
 			cfg.Sync = SyncAlways
 			toggle := errorfs.NewToggle(errorfs.OnPath(logStartFile, errorfs.Ops(syscall.EIO, op)))
 			cfg.FS = errorfs.Wrap(vfs.Default, toggle)
-			p := openTestPartition(t, cfg, false)
+			p := openTestLog(t, cfg, false)
 			for i := range 10 {
 				_, err := p.Append(encode(i, 1, 1))
 				require.NoError(t, err)
@@ -601,13 +601,13 @@ func TestPartitionDeleteRecordsFaults(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, int64(4), start)
 			require.NoError(t, p.Close(true))
-			p = openTestPartition(t, cfg, true)
+			p = openTestLog(t, cfg, true)
 			start, _, _, _ = info(p)
 			require.Equal(t, int64(4), start, "durable")
 			require.NoError(t, p.Close(true))
 
 			require.NoError(t, os.WriteFile(filepath.Join(cfg.Dir, logStartFile), []byte("garbage"), 0o600))
-			p = openTestPartition(t, cfg, true)
+			p = openTestLog(t, cfg, true)
 			start, _, _, _ = info(p)
 			require.Zero(t, start, "a damaged start file is ignored")
 		})
@@ -618,7 +618,7 @@ func TestPartitionDeleteRecordsFaults(t *testing.T) {
 // passed (here the tail is cut by hand, as after a power loss): open lowers
 // the stored start to the recovered end, so records appended from there are
 // never hidden by it at a later open.
-func TestPartitionStoredStartPastRecoveredEnd(t *testing.T) {
+func TestLogStoredStartPastRecoveredEnd(t *testing.T) {
 	cfg := testLog(t)
 	cfg.Sync = SyncNever // nothing forces the tail to disk before the start is stored
 	p, err := Open(cfg, true)
