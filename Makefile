@@ -59,4 +59,4 @@ staticcheck:
 
 ## bench: the storage benchmarks, with allocation counts.
 bench:
-	go test -run='^$$' -bench=. -benchmem ./segment/ ./group/ .
+	go test -run='^$$' -bench=. -benchmem ./batch/ ./segment/ ./internal/log/ ./group/ .
