@@ -23,9 +23,14 @@ type callClock struct {
 }
 
 func (c *callClock) millis() int64 {
-	if !c.read {
-		c.ms, c.read = c.now().UnixMilli(), true
+	if c.read {
+		return c.ms
 	}
+	return c.readNow()
+}
+
+func (c *callClock) readNow() int64 {
+	c.ms, c.read = c.now().UnixMilli(), true
 	return c.ms
 }
 
@@ -45,16 +50,32 @@ func (t *topic) accept(r *Record, clock *callClock) (ts int64, size int, err err
 			return 0, 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidRecord, r.Timestamp)
 		case t.cfg.LogAppendTime:
 			ts = clock.millis()
-		case t.cfg.checksTimestamps():
-			if err := t.cfg.checkTimestamp(ts, clock.millis()); err != nil {
-				return 0, 0, err
+		case t.aheadMS > 0 || t.behindMS > 0:
+			now := clock.millis()
+			if t.aheadMS > 0 && ts-now > t.aheadMS || t.behindMS > 0 && now-ts > t.behindMS {
+				return 0, 0, t.timestampErr(ts, now)
 			}
 		}
 	}
 	if size = r.encodedSize(); size > t.cfg.MaxRecordBytes {
-		return 0, 0, fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
+		return 0, 0, t.tooLarge(size)
 	}
 	return ts, size, nil
+}
+
+// timestampErr says why ts, a record's own timestamp, is outside the
+// topic's range around now (both ms).
+func (t *topic) timestampErr(ts, now int64) error {
+	if ts > now {
+		return fmt.Errorf("%w: timestamp %v is more than %v ahead of the broker's clock (MaxTimestampAhead)",
+			ErrInvalidRecord, time.UnixMilli(ts).UTC(), t.cfg.MaxTimestampAhead)
+	}
+	return fmt.Errorf("%w: timestamp %v is more than %v behind the broker's clock (MaxTimestampBehind)",
+		ErrInvalidRecord, time.UnixMilli(ts).UTC(), t.cfg.MaxTimestampBehind)
+}
+
+func (t *topic) tooLarge(size int) error {
+	return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
 }
 
 // choose returns the partition r names or its partitioner picks among n,
@@ -89,31 +110,28 @@ func (t *topic) writeErr(err error) error {
 
 // stamp fills in the records of a written batch: their partition, offsets
 // from the batch's base, and timestamps, which under LogAppendTime are the
-// batch's append time. Records of a batch mostly share one timestamp: it
-// is converted once.
+// batch's append time.
 type stamp struct {
 	partition int32
 	base      int64
-	appendTS  int64 // the batch's append time (ms), or -1
-	lastMS    int64
-	last      time.Time
+	logAppend bool      // the batch is stamped with its append time:
+	appended  time.Time // that time, every record's
 }
 
 func newStamp(partition int32, base int64, written batch.Batch) stamp {
-	s := stamp{partition: partition, base: base, appendTS: -1, lastMS: -1}
+	s := stamp{partition: partition, base: base}
 	if written.Attributes()&batch.AttrLogAppendTime != 0 {
-		s.appendTS = written.MaxTimestamp()
+		s.logAppend, s.appended = true, time.UnixMilli(written.MaxTimestamp())
 	}
 	return s
 }
 
 // fill fills in r, the batch's nth record, accepted with timestamp ts (ms).
 func (s *stamp) fill(r *Record, n int, ts int64) {
-	if s.appendTS >= 0 {
-		ts = s.appendTS
+	r.Partition, r.Offset = s.partition, s.base+int64(n)
+	if s.logAppend {
+		r.Timestamp = s.appended
+		return
 	}
-	if ts != s.lastMS {
-		s.lastMS, s.last = ts, time.UnixMilli(ts)
-	}
-	r.Partition, r.Offset, r.Timestamp = s.partition, s.base+int64(n), s.last
+	r.Timestamp = time.UnixMilli(ts)
 }

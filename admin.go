@@ -21,7 +21,7 @@ func closeLogs(logs []*log.Log) {
 
 // openTopic opens (creating as needed) the first n partitions of a topic.
 func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*topic, error) {
-	t := &topic{name: name, cfg: cfg, dir: filepath.Join(b.dir, topicsDir, name)}
+	t := newTopic(name, cfg, filepath.Join(b.dir, topicsDir, name))
 	if fi, err := b.opts.fs.Lstat(t.dir); err == nil && !fi.IsDir() {
 		// A symbolic link (or anything else) where a topic directory
 		// belongs would take its data outside the data directory.

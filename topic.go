@@ -104,29 +104,6 @@ func (c TopicConfig) withDefaults() TopicConfig {
 	return c
 }
 
-// checksTimestamps reports whether checkTimestamp needs the clock.
-func (c TopicConfig) checksTimestamps() bool {
-	return c.MaxTimestampAhead >= 0 || c.MaxTimestampBehind > 0
-}
-
-// checkTimestamp applies the accepted range around now to ts, a record's
-// own timestamp; both in ms.
-func (c TopicConfig) checkTimestamp(ts, now int64) error {
-	ahead := c.MaxTimestampAhead
-	if ahead == 0 { // a topic stored before the field existed
-		ahead = DefaultMaxTimestampAhead
-	}
-	switch {
-	case ahead > 0 && ts-now > ahead.Milliseconds():
-		return fmt.Errorf("%w: timestamp %v is more than %v ahead of the broker's clock (MaxTimestampAhead)",
-			ErrInvalidRecord, time.UnixMilli(ts).UTC(), ahead)
-	case c.MaxTimestampBehind > 0 && now-ts > c.MaxTimestampBehind.Milliseconds():
-		return fmt.Errorf("%w: timestamp %v is more than %v behind the broker's clock (MaxTimestampBehind)",
-			ErrInvalidRecord, time.UnixMilli(ts).UTC(), c.MaxTimestampBehind)
-	}
-	return nil
-}
-
 // validate checks a config after withDefaults.
 func (c TopicConfig) validate() error {
 	switch {
@@ -193,10 +170,27 @@ type topic struct {
 	dir     string
 	created time.Time // when CreateTopic made it, as stored
 
+	// The range around the clock a record's own timestamp must lie in,
+	// from cfg's MaxTimestampAhead and MaxTimestampBehind (ms; 0: no
+	// bound), kept ready for the accept path.
+	aheadMS, behindMS int64
+
 	parts atomic.Pointer[[]*log.Log] // replaced whole by AddPartitions
 
 	sticky  atomic.Uint32 // next partition for keyless records of a Publish call
 	deleted atomic.Bool
+}
+
+// newTopic returns a topic with no partitions yet; cfg has its defaults.
+func newTopic(name string, cfg TopicConfig, dir string) *topic {
+	t := &topic{name: name, cfg: cfg, dir: dir}
+	if cfg.MaxTimestampAhead > 0 {
+		t.aheadMS = cfg.MaxTimestampAhead.Milliseconds()
+	}
+	if cfg.MaxTimestampBehind > 0 {
+		t.behindMS = cfg.MaxTimestampBehind.Milliseconds()
+	}
+	return t
 }
 
 func (t *topic) partitions() []*log.Log {

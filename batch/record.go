@@ -57,6 +57,7 @@ type Iter struct {
 	rest        []byte // whole batches after the current one
 	from        int64  // records below this offset are skipped
 	minTS       int64  // records older than this (ms) are skipped
+	filter      bool   // some records of the current batch may be skipped
 	next        int64  // offset after the last record returned or skipped
 	keepControl bool   // Batch.Records: decode a control batch's records too
 	err         error
@@ -140,6 +141,7 @@ func (it *Iter) nextBatch() bool {
 			continue
 		}
 		it.start(b)
+		it.filter = b.BaseOffset() < it.from || it.minTS != math.MinInt64
 		return it.err == nil
 	}
 	return false
@@ -200,7 +202,7 @@ func (it *Iter) Next(r *Record) bool {
 		if it.useLogAppend {
 			r.Timestamp = it.logAppendTS
 		}
-		if r.Offset < it.from || r.Timestamp < it.minTS {
+		if it.filter && (r.Offset < it.from || r.Timestamp < it.minTS) {
 			it.next = max(it.next, r.Offset+1)
 			continue
 		}
