@@ -50,9 +50,9 @@ func (t *topic) accept(r *Record, clock *callClock) (ts int64, size int, err err
 			return 0, 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidRecord, r.Timestamp)
 		case t.cfg.LogAppendTime:
 			ts = clock.millis()
-		case t.aheadMS > 0 || t.behindMS > 0:
+		case t.aheadMS >= 0 || t.behindMS >= 0:
 			now := clock.millis()
-			if t.aheadMS > 0 && ts-now > t.aheadMS || t.behindMS > 0 && now-ts > t.behindMS {
+			if t.aheadMS >= 0 && ts-now > t.aheadMS || t.behindMS >= 0 && now-ts > t.behindMS {
 				return 0, 0, t.timestampErr(ts, now)
 			}
 		}

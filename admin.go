@@ -113,9 +113,10 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 		return nil, err
 	}
 	t, err := b.openTopic(name, cfg, cfg.Partitions, false)
-	if err == nil && cfg.Sync.or(b.opts.Sync) != SyncNever {
+	if err == nil && b.opts.Sync != SyncNever {
 		// The partition directories' entries are synced as they are made;
-		// the topic directory's goes before the catalog records the topic.
+		// the topic directory's goes before the catalog records the topic,
+		// and as durably (the catalog follows the broker's policy).
 		if err = fs.SyncDir(root); err != nil {
 			closeLogs(t.partitions())
 		}
@@ -162,7 +163,7 @@ func (b *Broker) DeleteTopic(name string) error {
 	if err := fs.Rename(t.dir, gone); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if t.cfg.Sync.or(b.opts.Sync) != SyncNever {
+	if b.opts.Sync != SyncNever { // as durable as the catalog's delete
 		errs = append(errs, fs.SyncDir(root))
 	}
 	errs = append(errs, fs.RemoveAll(gone))

@@ -204,7 +204,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 // SyncNever) before any topic directory goes in it.
 func prepareDir(dir string, o *Options) error {
 	if o.ReadOnly {
-		fi, err := o.fs.Lstat(dir)
+		fi, err := o.fs.Stat(dir) // the data directory may be reached through a link
 		if err == nil && !fi.IsDir() {
 			err = fmt.Errorf("%w: %s is not a directory", ErrInvalidConfig, dir)
 		}

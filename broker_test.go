@@ -943,3 +943,28 @@ func TestSyncIntervalFsyncsOnTick(t *testing.T) {
 		require.NoError(t, b.Close())
 	})
 }
+
+// A read-only broker opens a data directory reached through a symbolic
+// link, as before.
+func TestReadOnlyOpenThroughLink(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	b := openBroker(t, real, nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	require.NoError(t, b.Close())
+	link := filepath.Join(base, "link")
+	require.NoError(t, os.Symlink(real, link))
+	ro, err := Open(link, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	require.Equal(t, []string{"t"}, ro.Topics())
+	require.NoError(t, ro.Close())
+}
+
+// A bound under a millisecond still bounds: a record an hour ahead is
+// refused.
+func TestSubMillisecondTimestampBound(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{MaxTimestampAhead: 500 * time.Microsecond}))
+	err := b.Publish(t.Context(), &Record{Topic: "t", Timestamp: time.Now().Add(time.Hour)})
+	require.ErrorIs(t, err, ErrInvalidRecord)
+}

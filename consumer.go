@@ -151,15 +151,7 @@ func (c *Consumer) Paused() []TopicPartition {
 	for tp := range c.paused {
 		out = append(out, tp)
 	}
-	slices.SortFunc(out, func(a, b TopicPartition) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
-	})
+	slices.SortFunc(out, compareTopicPartitions)
 	return out
 }
 

@@ -26,20 +26,16 @@ func (c *Consumer) positions(parts []TopicPartition) map[TopicPartition]int64 {
 }
 
 func (c *Consumer) commitPositions(parts []TopicPartition) error {
-	offs := c.positions(parts)
-	if len(offs) == 0 {
-		return c.fencedErr()
-	}
-	return c.commit(offs)
+	return c.commit(c.positions(parts))
 }
 
-// fencedErr is ErrFenced if a newer member with the same instance id has
-// replaced this one, else nil: a commit with nothing to commit is a no-op,
-// but fencing is final whatever the call.
-func (c *Consumer) fencedErr() error { return c.m.Fenced() }
-
-// commit stores offsets after the group accepts the member's right to.
+// commit stores offsets once the group accepts the member's right to. With
+// nothing to commit it is a no-op, but fencing is final whatever the call:
+// a fenced member gets ErrFenced.
 func (c *Consumer) commit(offs map[TopicPartition]int64) error {
+	if len(offs) == 0 {
+		return c.m.Fenced()
+	}
 	return c.m.Commit(c.gen, offs)
 }
 
@@ -65,9 +61,6 @@ func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition
 	}
 	if err := ctx.Err(); err != nil {
 		return err
-	}
-	if len(offsets) == 0 {
-		return c.fencedErr()
 	}
 	return c.commit(offsets)
 }

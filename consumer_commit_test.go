@@ -412,3 +412,22 @@ func TestOffsetsExpireAfterEviction(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, offs)
 }
+
+// SetCommittedOffsets refuses a group with members before looking at the
+// offsets, as Kafka's reset-offsets does.
+func TestSetCommittedOffsetsRefusesMembersFirst(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	c, err := b.Subscribe("g", []string{"t"}, nil)
+	require.NoError(t, err)
+	defer c.Close()
+	err = b.SetCommittedOffsets("g", map[TopicPartition]int64{{Topic: "nope"}: 0})
+	require.ErrorIs(t, err, ErrGroupNotEmpty)
+	err = b.SetCommittedOffsets("g", map[TopicPartition]int64{{Topic: "t"}: 99})
+	require.ErrorIs(t, err, ErrGroupNotEmpty)
+	require.NoError(t, c.Close())
+	err = b.SetCommittedOffsets("g", map[TopicPartition]int64{{Topic: "t"}: 99})
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	err = b.SetCommittedOffsets("g", map[TopicPartition]int64{{Topic: "t"}: -1})
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+}

@@ -87,7 +87,8 @@ var (
 	// ErrUnsupported is returned by Reader.Next and Consumer.Poll at a
 	// valid record batch this version cannot decode: a compressed one,
 	// which a Kafka producer may have written into a log copied from a
-	// cluster. The records before it are returned first.
+	// cluster. A Reader returns the records before it first; Poll fails at
+	// the partition's position, like ErrCorrupt.
 	ErrUnsupported = errs.ErrUnsupported
 )
 

@@ -541,3 +541,15 @@ func TestTopicDirectoriesAreSynced(t *testing.T) {
 		})
 	}
 }
+
+// The topic directory's entry is as durable as the catalog's record of the
+// topic, whatever the topic's own SyncPolicy.
+func TestTopicDirectorySyncFollowsTheCatalog(t *testing.T) {
+	ev := &fsEvents{}
+	dir := t.TempDir()
+	b := openBroker(t, dir, &Options{Sync: SyncInterval, fs: errorfs.Wrap(nil, ev)})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Sync: SyncNever}))
+	require.Contains(t, ev.take(), "syncdir "+filepath.Join(dir, topicsDir))
+	require.NoError(t, b.DeleteTopic("t"))
+	require.Contains(t, ev.take(), "syncdir "+filepath.Join(dir, topicsDir))
+}

@@ -83,16 +83,6 @@ func (b *Broker) DescribeGroup(name string) (GroupInfo, error) {
 	return info, nil
 }
 
-func compareTopicPartitions(a, b TopicPartition) int {
-	if a.Topic != b.Topic {
-		if a.Topic < b.Topic {
-			return -1
-		}
-		return 1
-	}
-	return int(a.Partition) - int(b.Partition)
-}
-
 // Groups returns the names of groups with members or committed offsets,
 // sorted.
 func (b *Broker) Groups() []string {
@@ -112,10 +102,9 @@ func (b *Broker) DeleteGroup(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty group name", ErrInvalidGroup)
 	}
-	b.mu.RLock()
-	err := b.checkWritable()
-	b.mu.RUnlock()
-	if err != nil {
+	b.mu.RLock() // Close waits: the catalog stays open
+	defer b.mu.RUnlock()
+	if err := b.checkWritable(); err != nil {
 		return err
 	}
 	return b.groups.Delete(name)
@@ -149,20 +138,23 @@ func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartitio
 	if err := b.checkWritable(); err != nil {
 		return err
 	}
-	for tp, off := range offsets {
-		t, ok := b.topics[tp.Topic]
-		if !ok {
-			return fmt.Errorf("%w: %q", ErrTopicNotFound, tp.Topic)
+	// Kafka's order: a group with members is refused first.
+	return b.groups.SetOffsets(groupName, offsets, func() error {
+		for tp, off := range offsets {
+			t, ok := b.topics[tp.Topic]
+			if !ok {
+				return fmt.Errorf("%w: %q", ErrTopicNotFound, tp.Topic)
+			}
+			p, err := t.partition(tp.Partition)
+			if err != nil {
+				return err
+			}
+			if start, end := p.StartOffset(), p.HighWatermark(); off < start || off > end {
+				return fmt.Errorf("%w: offset %d for %s, log has [%d, %d]", ErrOffsetOutOfRange, off, tp, start, end)
+			}
 		}
-		p, err := t.partition(tp.Partition)
-		if err != nil {
-			return err
-		}
-		if start, end := p.StartOffset(), p.HighWatermark(); off < start || off > end {
-			return fmt.Errorf("%w: offset %d for %s, log has [%d, %d]", ErrOffsetOutOfRange, off, tp, start, end)
-		}
-	}
-	return b.groups.SetOffsets(groupName, offsets)
+		return nil
+	})
 }
 
 // DefaultOffsetsRetention is Options.OffsetsRetention's default: Kafka's

@@ -235,8 +235,12 @@ func (r *Reader) All(ctx context.Context) iter.Seq2[*Record, error] {
 // runs it.
 func (r *Reader) advance(ctx context.Context) (*Record, error) {
 	for {
+		if r.end >= 0 && r.next >= r.end {
+			return nil, io.EOF
+		}
 		if r.walk.Next(&r.lr) {
 			if r.end >= 0 && r.lr.Offset >= r.end {
+				r.next = r.end // nothing is left below the end
 				return nil, io.EOF
 			}
 			r.next = r.lr.Offset + 1
@@ -249,6 +253,7 @@ func (r *Reader) advance(ctx context.Context) (*Record, error) {
 		}
 		r.next = max(r.next, r.walk.Offset()) // past skipped transaction markers
 		if r.end >= 0 && r.next >= r.end {
+			r.next = r.end
 			return nil, io.EOF
 		}
 		if err := r.fetch(ctx); err != nil {

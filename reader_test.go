@@ -788,3 +788,51 @@ func TestReaderUnsupportedBatch(t *testing.T) {
 	_, err = rd.Next(t.Context())
 	require.ErrorIs(t, err, ErrUnsupported)
 }
+
+// After io.EOF at EndOffset a Reader stays at the end, however often Next
+// is called.
+func TestReaderOffsetStaysAtEnd(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	var recs []*Record
+	for range 4 {
+		recs = append(recs, &Record{Topic: "t", Value: []byte("v")})
+	}
+	require.NoError(t, b.Publish(t.Context(), recs...)) // one batch
+	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{EndOffset: new(int64(1))})
+	require.NoError(t, err)
+	defer rd.Close()
+	_, err = rd.Next(t.Context())
+	require.NoError(t, err)
+	for range 6 {
+		_, err = rd.Next(t.Context())
+		require.ErrorIs(t, err, io.EOF)
+		require.Equal(t, int64(1), rd.Offset())
+	}
+}
+
+// OffsetForTime counts a transaction marker, as Kafka's offsetsForTimes
+// does; readers skip it.
+func TestOffsetForTimeCountsMarkers(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{MaxTimestampAhead: -1}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Timestamp: time.UnixMilli(1000)}))
+	var bld batch.Builder
+	bld.Reset(batch.AttrControl | batch.AttrTransactional)
+	bld.Add(5000, []byte{0, 0, 0, 1}, []byte{0, 0, 0, 0, 0, 0}, nil)
+	_, l, err := b.partitionLog("t", 0)
+	require.NoError(t, err)
+	_, err = l.Append(bld.Finish())
+	require.NoError(t, err)
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Timestamp: time.UnixMilli(6000)}))
+
+	off, err := b.OffsetForTime("t", 0, time.UnixMilli(4000))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), off)
+	rd, err := b.NewReader("t", 0, AtTime(time.UnixMilli(4000)), &ReaderOptions{StopAtEnd: true})
+	require.NoError(t, err)
+	defer rd.Close()
+	rec, err := rd.Next(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, int64(2), rec.Offset, "the marker is not a record")
+}

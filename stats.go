@@ -41,7 +41,7 @@ func (b *Broker) Stats() Stats {
 	for _, t := range b.topics {
 		for _, p := range t.partitions() {
 			s.Partitions++
-			s.Segments += p.Info().Segments
+			s.Segments += p.SegmentCount()
 		}
 	}
 	return s

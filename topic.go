@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"cmp"
+
 	"github.com/embedstream/stream/group"
 	"github.com/embedstream/stream/internal/catalog"
 
@@ -171,8 +173,8 @@ type topic struct {
 	created time.Time // when CreateTopic made it, as stored
 
 	// The range around the clock a record's own timestamp must lie in,
-	// from cfg's MaxTimestampAhead and MaxTimestampBehind (ms; 0: no
-	// bound), kept ready for the accept path.
+	// from cfg's MaxTimestampAhead and MaxTimestampBehind in whole ms (-1:
+	// no bound), kept ready for the accept path.
 	aheadMS, behindMS int64
 
 	parts atomic.Pointer[[]*log.Log] // replaced whole by AddPartitions
@@ -183,7 +185,7 @@ type topic struct {
 
 // newTopic returns a topic with no partitions yet; cfg has its defaults.
 func newTopic(name string, cfg TopicConfig, dir string) *topic {
-	t := &topic{name: name, cfg: cfg, dir: dir}
+	t := &topic{name: name, cfg: cfg, dir: dir, aheadMS: -1, behindMS: -1}
 	if cfg.MaxTimestampAhead > 0 {
 		t.aheadMS = cfg.MaxTimestampAhead.Milliseconds()
 	}
@@ -210,3 +212,8 @@ func (t *topic) partition(i int32) (*log.Log, error) {
 
 // TopicPartition names one partition of a topic.
 type TopicPartition = group.TopicPartition
+
+// compareTopicPartitions orders by topic, then partition.
+func compareTopicPartitions(a, b TopicPartition) int {
+	return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+}

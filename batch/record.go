@@ -74,6 +74,10 @@ func (it *Iter) Reset(data []byte, from int64) {
 // the batch that holds its answer.
 func (it *Iter) SkipOlder(ts int64) { it.minTS = ts }
 
+// KeepControl makes the walk yield the records of control batches too, as a
+// lookup by time does: Kafka's offsetsForTimes counts transaction markers.
+func (it *Iter) KeepControl() { it.keepControl = true }
+
 // Offset is the offset after the last record the walk returned or skipped,
 // and never below its starting offset: where reading continues once the
 // walked bytes are used up.

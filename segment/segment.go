@@ -1110,6 +1110,7 @@ func (s *Segment) FindTime(ts, limit int64) (offset int64, ok bool, err error) {
 		err = mmap.Guard(func() error {
 			it.Reset(v.Data, from)
 			it.SkipOlder(ts)
+			it.KeepControl()
 			if it.Next(&r) && r.Offset < limit {
 				offset, ok = r.Offset, true
 			}

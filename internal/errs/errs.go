@@ -1,7 +1,8 @@
 // Package errs holds the sentinel errors that the engine's internal packages
 // return and package stream exports under its own names (ErrClosed is
 // errs.ErrClosed): one value for each failure, whichever layer finds it, so
-// callers test for it with errors.Is and nothing maps errors between layers.
+// callers test for it with errors.Is and a layer maps only what means
+// something else above it (a log closed under a deleted topic, say).
 // What each one means is documented where package stream exports it.
 package errs
 

@@ -239,11 +239,16 @@ func (s *Service) Delete(name string) error {
 }
 
 // SetOffsets overwrites a group's committed offsets for the given
-// partitions (kafka-consumer-groups.sh --reset-offsets), which the caller
-// has checked against the logs. It fails with errs.ErrGroupNotEmpty while
-// the group has members.
-func (s *Service) SetOffsets(name string, offsets map[TopicPartition]int64) error {
+// partitions (kafka-consumer-groups.sh --reset-offsets). It fails with
+// errs.ErrGroupNotEmpty while the group has members, then with check's
+// error, which the caller uses to check the offsets against the logs.
+func (s *Service) SetOffsets(name string, offsets map[TopicPartition]int64, check func() error) error {
 	return s.whileEmpty(name, func() error {
+		if check != nil {
+			if err := check(); err != nil {
+				return err
+			}
+		}
 		if err := checkOffsets(offsets); err != nil {
 			return err
 		}
@@ -331,8 +336,7 @@ func later(a, b time.Time) time.Time {
 
 // Member is one member of a group: the handle through which it polls the
 // coordinator for tasks, acknowledges them, commits and leaves. Its calls
-// are meant for the goroutine that drives the member; Notify and Forget may
-// come from any.
+// are meant for the goroutine that drives the member.
 type Member struct {
 	s        *Service
 	name     string
@@ -349,8 +353,9 @@ func (m *Member) Group() string { return m.name }
 func (m *Member) ID() string { return m.id }
 
 // Registered reports whether the member's group is the one the service
-// has under its name: a member always is, once Join returned it, until its
-// group is dropped (Delete or offsets expiry, once it is empty).
+// has under its name: a member always is, once Join or Rejoin returned,
+// until its group, once empty, is dropped (Delete, Expire) or replaced (a
+// member joining with another balancer).
 func (m *Member) Registered() bool {
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()

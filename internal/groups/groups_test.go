@@ -626,7 +626,7 @@ func TestCommit(t *testing.T) {
 	require.ErrorIs(t, m.Commit(rgen, map[TopicPartition]int64{tp("t", 0): 100}), errs.ErrReadOnly)
 	require.ErrorIs(t, m.Commit(rgen, map[TopicPartition]int64{tp("t", 0): -1}), errs.ErrReadOnly)
 	m.Leave()
-	require.ErrorIs(t, rs.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): 0}), errs.ErrReadOnly)
+	require.ErrorIs(t, rs.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): 0}, nil), errs.ErrReadOnly)
 	require.ErrorIs(t, rs.Delete("g"), errs.ErrReadOnly)
 	e.clock.Advance(24 * time.Hour)
 	rs.Expire() // a read-only service expires nothing, and does not try
@@ -767,7 +767,7 @@ func TestStaticMembershipFencing(t *testing.T) {
 	require.Equal(t, e.clock.Now().Add(10*time.Second), b.NextDeadline())
 	require.Equal(t, group.Fetch, d.step(b).Kind)
 	require.Equal(t, tps("t", 2, 3), d.owned(b))
-	require.ErrorIs(t, e.s.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): 0}), errs.ErrGroupNotEmpty,
+	require.ErrorIs(t, e.s.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): 0}, nil), errs.ErrGroupNotEmpty,
 		"a departed static member is still a member")
 	// Back in time: same partitions, no rebalance.
 	e.clock.Advance(5 * time.Second)
@@ -809,18 +809,18 @@ func TestAdmin(t *testing.T) {
 	d := newDriver(t, m)
 	gen := d.settle()
 	require.NoError(t, m.Commit(gen, map[TopicPartition]int64{tp("t", 0): 5}))
-	require.NoError(t, e.s.SetOffsets("alpha", map[TopicPartition]int64{tp("t", 1): 3, tp("u", 0): 0}))
+	require.NoError(t, e.s.SetOffsets("alpha", map[TopicPartition]int64{tp("t", 1): 3, tp("u", 0): 0}, nil))
 	require.Equal(t, []string{"alpha", "mid", "zeta"}, e.names(t))
 
 	// With members: refused, nothing changes.
-	require.ErrorIs(t, e.s.SetOffsets("mid", map[TopicPartition]int64{tp("t", 0): 1}), errs.ErrGroupNotEmpty)
+	require.ErrorIs(t, e.s.SetOffsets("mid", map[TopicPartition]int64{tp("t", 0): 1}, nil), errs.ErrGroupNotEmpty)
 	require.ErrorIs(t, e.s.Delete("mid"), errs.ErrGroupNotEmpty)
 	require.ErrorIs(t, e.s.Delete("zeta"), errs.ErrGroupNotEmpty)
 	require.Equal(t, map[TopicPartition]int64{tp("t", 0): 5}, e.committed(t, "mid"))
 	require.Equal(t, []string{"alpha", "mid", "zeta"}, e.names(t))
 
 	// Invalid offsets: refused, nothing stored.
-	require.ErrorIs(t, e.s.SetOffsets("alpha", map[TopicPartition]int64{tp("t", 1): 9, tp("t", 2): -1}), errs.ErrInvalidArgument)
+	require.ErrorIs(t, e.s.SetOffsets("alpha", map[TopicPartition]int64{tp("t", 1): 9, tp("t", 2): -1}, nil), errs.ErrInvalidArgument)
 	require.Equal(t, map[TopicPartition]int64{tp("t", 1): 3, tp("u", 0): 0}, e.committed(t, "alpha"))
 
 	// Describe: an unknown group is Dead, one known by offsets Empty.
@@ -841,7 +841,7 @@ func TestAdmin(t *testing.T) {
 	require.Empty(t, info.Members)
 	require.Empty(t, info.Balancer)
 	require.Equal(t, []string{"alpha", "mid", "zeta"}, e.names(t), "mid still has offsets")
-	require.NoError(t, e.s.SetOffsets("mid", map[TopicPartition]int64{tp("t", 0): 1, tp("t", 3): 2}))
+	require.NoError(t, e.s.SetOffsets("mid", map[TopicPartition]int64{tp("t", 0): 1, tp("t", 3): 2}, nil))
 	require.Equal(t, map[TopicPartition]int64{tp("t", 0): 1, tp("t", 3): 2}, e.committed(t, "mid"))
 	// ... and a member joining afterwards finds them.
 	m2 := e.join(t, "mid", group.RangeBalancer{}, req("t"))
@@ -1027,7 +1027,7 @@ func TestExpireOffsets(t *testing.T) {
 	e.clock.Advance(6 * time.Minute)
 	l.Leave()
 	e.clock.Advance(20 * time.Minute)
-	require.NoError(t, e.s.SetOffsets("admin", map[TopicPartition]int64{tp("t", 0): 1}))
+	require.NoError(t, e.s.SetOffsets("admin", map[TopicPartition]int64{tp("t", 0): 1}, nil))
 	require.Equal(t, []string{"admin", "before", "evicted", "left", "live"}, e.names(t))
 
 	has := func(name string) bool {
@@ -1089,7 +1089,7 @@ func TestExpireOffsets(t *testing.T) {
 
 	// Negative retention: never.
 	forever := newEnv(t, func(c *Config) { c.OffsetsRetention = -1 })
-	require.NoError(t, forever.s.SetOffsets("kept", map[TopicPartition]int64{tp("t", 0): 1}))
+	require.NoError(t, forever.s.SetOffsets("kept", map[TopicPartition]int64{tp("t", 0): 1}, nil))
 	forever.clock.Advance(100 * 365 * 24 * time.Hour)
 	forever.s.Expire()
 	require.Equal(t, map[TopicPartition]int64{tp("t", 0): 1}, forever.committed(t, "kept"))
@@ -1102,7 +1102,7 @@ func TestJoinRacingExpireOffsets(t *testing.T) {
 	e := newEnv(t, nil)
 
 	// A group known only by its offsets.
-	require.NoError(t, e.s.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): 1}))
+	require.NoError(t, e.s.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): 1}, nil))
 	e.clock.Advance(2 * time.Hour)
 	calls := 0
 	e.s.BeforeJoin = func() {
@@ -1342,7 +1342,7 @@ func TestConcurrentUse(t *testing.T) {
 			if _, err := e.s.Names(); err != nil {
 				t.Error(err)
 			}
-			err = e.s.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): int64(i)})
+			err = e.s.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): int64(i)}, nil)
 			if err != nil && !errors.Is(err, errs.ErrGroupNotEmpty) {
 				t.Error(err)
 			}
@@ -1439,7 +1439,7 @@ func TestEmptyCommitStoresNothing(t *testing.T) {
 	gen := d.settle()
 	require.NoError(t, a.Commit(gen, map[TopicPartition]int64{}))
 	a.Leave()
-	require.NoError(t, e.s.SetOffsets("h", nil))
+	require.NoError(t, e.s.SetOffsets("h", nil, nil))
 	e.s.Expire() // forgets "g": no members, no offsets
 	require.Empty(t, e.names(t))
 	require.Equal(t, Info{State: group.Dead.String()}, e.describe(t, "g"))
@@ -1454,7 +1454,7 @@ func TestTimedOutMembersDoNotCount(t *testing.T) {
 	newDriver(t, a).settle()
 	e.clock.Advance(time.Hour)
 	require.Empty(t, e.names(t))
-	require.NoError(t, e.s.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): 3}))
+	require.NoError(t, e.s.SetOffsets("g", map[TopicPartition]int64{tp("t", 0): 3}, nil))
 	require.Equal(t, []string{"g"}, e.names(t))
 	e.join(t, "g", group.RoundRobinBalancer{}, req("t")) // the old balancer went with a
 }

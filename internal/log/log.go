@@ -319,6 +319,9 @@ func (l *Log) Info() Info {
 	return info
 }
 
+// SegmentCount is how many segment files the log has.
+func (l *Log) SegmentCount() int { return len(l.segments()) }
+
 // HighWatermark is the end of what readers may see: offsets below it are
 // readable (under SyncAlways, once durable).
 func (l *Log) HighWatermark() int64 { return l.hw.Load() }

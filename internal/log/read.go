@@ -114,6 +114,7 @@ func (l *Log) firstAtOrAfter(from, ts int64) (int64, error) {
 		found := int64(-1)
 		it.Reset(v.Data, from)
 		it.SkipOlder(ts)
+		it.KeepControl()
 		if it.Next(&r) {
 			found = r.Offset
 		}

@@ -26,6 +26,8 @@ type FS interface {
 	MkdirAll(name string, perm os.FileMode) error
 	// ReadDir lists a directory, sorted by name.
 	ReadDir(name string) ([]os.DirEntry, error)
+	// Stat describes a file, following symbolic links.
+	Stat(name string) (os.FileInfo, error)
 	// Lstat describes a file without following a final symbolic link.
 	Lstat(name string) (os.FileInfo, error)
 	// SyncDir makes the directory's entries (creates, renames, removes) durable.
@@ -77,6 +79,7 @@ func (osFS) Rename(oldname, newname string) error         { return os.Rename(old
 func (osFS) MkdirAll(name string, perm os.FileMode) error { return os.MkdirAll(name, perm) }
 func (osFS) ReadDir(name string) ([]os.DirEntry, error)   { return os.ReadDir(name) }
 func (osFS) Lstat(name string) (os.FileInfo, error)       { return os.Lstat(name) }
+func (osFS) Stat(name string) (os.FileInfo, error)        { return os.Stat(name) }
 
 func (osFS) SyncDir(name string) error {
 	d, err := os.Open(filepath.Clean(name))

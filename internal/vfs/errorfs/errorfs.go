@@ -201,6 +201,9 @@ func (fs *FS) ReadDir(name string) ([]os.DirEntry, error) {
 	return fs.Inner.ReadDir(name)
 }
 
+// Stat implements vfs.FS.
+func (fs *FS) Stat(name string) (os.FileInfo, error) { return fs.Inner.Stat(name) }
+
 // Lstat implements vfs.FS.
 func (fs *FS) Lstat(name string) (os.FileInfo, error) { return fs.Inner.Lstat(name) }
 

@@ -131,6 +131,11 @@ func (s *spyFS) ReadDir(name string) ([]os.DirEntry, error) {
 	return s.inner.ReadDir(name)
 }
 
+func (s *spyFS) Stat(name string) (os.FileInfo, error) {
+	s.hit("Stat")
+	return s.inner.Stat(name)
+}
+
 func (s *spyFS) Lstat(name string) (os.FileInfo, error) {
 	s.hit("Lstat")
 	return s.inner.Lstat(name)
