@@ -34,6 +34,18 @@ func (c *callClock) readNow() int64 {
 	return c.ms
 }
 
+// quickAccept is accept for the common case, small enough to be inlined
+// into the callers' loops: a record without a timestamp of its own or
+// headers, the clock already read for the call, within the size limit.
+// Where it says no, accept decides.
+func (t *topic) quickAccept(r *Record, clock *callClock) (ts int64, size int, ok bool) {
+	size = len(r.Key) + len(r.Value) + noHeaderOverhead
+	if clock.read && len(r.Headers) == 0 && r.Timestamp == (time.Time{}) && size <= t.cfg.MaxRecordBytes {
+		return clock.ms, size, true
+	}
+	return 0, 0, false
+}
+
 // accept checks r against topic t's rules and returns the timestamp (ms)
 // it is written with and the bytes it may take in a batch. A record without
 // a timestamp gets the clock's. Its own timestamp must not be negative,
@@ -73,6 +85,10 @@ func (t *topic) timestampErr(ts, now int64) error {
 	return fmt.Errorf("%w: timestamp %v is more than %v behind the broker's clock (MaxTimestampBehind)",
 		ErrInvalidRecord, time.UnixMilli(ts).UTC(), t.cfg.MaxTimestampBehind)
 }
+
+// noHeaderOverhead is Record.encodedSize's overhead for a record without
+// headers.
+var noHeaderOverhead = batch.MaxRecordOverhead(0)
 
 func (t *topic) tooLarge(size int) error {
 	return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
@@ -114,24 +130,27 @@ func (t *topic) writeErr(err error) error {
 type stamp struct {
 	partition int32
 	base      int64
-	logAppend bool      // the batch is stamped with its append time:
-	appended  time.Time // that time, every record's
+	appendTS  int64 // the batch's append time (ms), or -1
+	lastMS    int64 // the timestamp last converted to last, or -1
+	last      time.Time
 }
 
 func newStamp(partition int32, base int64, written batch.Batch) stamp {
-	s := stamp{partition: partition, base: base}
+	s := stamp{partition: partition, base: base, appendTS: -1, lastMS: -1}
 	if written.Attributes()&batch.AttrLogAppendTime != 0 {
-		s.logAppend, s.appended = true, time.UnixMilli(written.MaxTimestamp())
+		s.appendTS = written.MaxTimestamp()
 	}
 	return s
 }
 
 // fill fills in r, the batch's nth record, accepted with timestamp ts (ms).
+// Records of a batch mostly share one timestamp: it is converted once.
 func (s *stamp) fill(r *Record, n int, ts int64) {
-	r.Partition, r.Offset = s.partition, s.base+int64(n)
-	if s.logAppend {
-		r.Timestamp = s.appended
-		return
+	if s.appendTS >= 0 {
+		ts = s.appendTS
 	}
-	r.Timestamp = time.UnixMilli(ts)
+	if ts != s.lastMS {
+		s.lastMS, s.last = ts, time.UnixMilli(ts)
+	}
+	r.Partition, r.Offset, r.Timestamp = s.partition, s.base+int64(n), s.last
 }

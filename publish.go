@@ -256,9 +256,12 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 			}
 			lastRequest = r.Partition
 		}
-		ts, _, err := t.accept(r, &clock)
-		if err != nil {
-			return fmt.Errorf("record %d: %w", i, err)
+		ts, _, ok := t.quickAccept(r, &clock)
+		if !ok {
+			var err error
+			if ts, _, err = t.accept(r, &clock); err != nil {
+				return fmt.Errorf("record %d: %w", i, err)
+			}
 		}
 		plan.timestamps[i] = ts
 		g.add(i)
