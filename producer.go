@@ -345,7 +345,9 @@ func (p *Producer) write(pb *pendingBatch) {
 	size := pb.bld.Len() - batch.HeaderSize
 	encoded := pb.bld.Finish()
 	base, err := pb.part.Append(encoded)
-	err = pb.topic.writeErr(err)
+	if err != nil {
+		err = pb.topic.writeErr(err)
+	}
 	st := newStamp(pb.partition, base, encoded)
 	for i, r := range pb.recs {
 		if err == nil {

@@ -85,7 +85,10 @@ func (b *Broker) publishOne(r *Record) error {
 		st.fill(r, 0, ts)
 	}
 	b.builders.Put(bld)
-	return t.writeErr(err)
+	if err != nil {
+		return t.writeErr(err)
+	}
+	return nil
 }
 
 // place chooses r's partition. sticky carries the partition chosen for
