@@ -49,8 +49,8 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 // BenchmarkReadIterate reads ~1M records back through Read views and
-// RecordIter. One op is one pass over all of them; allocations per op stay
-// a handful (per Read, none per record: see TestIterateDoesNotAllocate).
+// batch.Iter. One op is one pass over all of them; allocations per op stay
+// a handful (per Read, none per record: see TestReadDoesNotAllocate and batch.TestWalkDoesNotAllocate).
 func BenchmarkReadIterate(b *testing.B) {
 	const total = 1 << 20
 	dir := b.TempDir()
