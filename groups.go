@@ -55,10 +55,7 @@ func (b *Broker) DescribeGroup(name string) (GroupInfo, error) {
 	for _, m := range gi.Members {
 		info.Members = append(info.Members, MemberInfo(m))
 	}
-	committed, err := b.groups.Committed(name)
-	if err != nil {
-		return info, err
-	}
+	committed := gi.Committed
 	parts := map[TopicPartition]bool{}
 	for tp := range committed {
 		parts[tp] = true

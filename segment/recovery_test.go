@@ -296,7 +296,7 @@ func (fx *indexFixture) check(t *testing.T, rng *rand.Rand, s *Segment, timesExa
 				break
 			}
 		}
-		got, ok, err := s.FindTime(ts, fx.next)
+		got, ok, err := s.FindTime(ts, 0, fx.next)
 		require.NoError(t, err)
 		if timesExact {
 			require.Equal(t, want >= 0, ok)

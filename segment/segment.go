@@ -1090,9 +1090,9 @@ func (s *Segment) advanceVerified(pos int64) {
 	}
 }
 
-// FindTime returns the first offset whose record timestamp is at or above
-// ts, below limit; ok is false if the segment has none.
-func (s *Segment) FindTime(ts, limit int64) (offset int64, ok bool, err error) {
+// FindTime returns the first offset in [from, limit) whose record
+// timestamp is at or above ts; ok is false if the segment has none.
+func (s *Segment) FindTime(ts, from, limit int64) (offset int64, ok bool, err error) {
 	if _, err := s.ensureIndexes(); err != nil {
 		return 0, false, err
 	}
@@ -1102,7 +1102,7 @@ func (s *Segment) FindTime(ts, limit int64) (offset int64, ok bool, err error) {
 	}
 	var it batch.Iter
 	var r batch.Record
-	for from := after + 1; from < limit; {
+	for from := max(after+1, from); from < limit; {
 		v, err := s.Read(from, limit, 1<<20)
 		if err != nil || len(v.Data) == 0 {
 			return 0, false, err

@@ -82,21 +82,24 @@ func checkFindTime(t *testing.T, rng *rand.Rand, s *Segment, batches []batchtest
 	tss = append(tss, math.MinInt64, math.MaxInt64)
 	for range probes {
 		ts := tss[rng.IntN(len(tss))]
-		limit := next
+		from, limit := int64(0), next
 		if rng.IntN(3) == 0 {
 			limit = batches[0].Base() + rng.Int64N(next-batches[0].Base()+1)
 		}
+		if rng.IntN(3) == 0 {
+			from = batches[0].Base() + rng.Int64N(next-batches[0].Base()+1)
+		}
 		wantOK, want := false, int64(0)
 		for _, r := range recs {
-			if r.Offset < limit && r.Timestamp >= ts {
+			if r.Offset >= from && r.Offset < limit && r.Timestamp >= ts {
 				wantOK, want = true, r.Offset
 				break
 			}
 		}
-		got, ok, err := s.FindTime(ts, limit)
+		got, ok, err := s.FindTime(ts, from, limit)
 		require.NoError(t, err)
-		require.Equal(t, wantOK, ok, "FindTime(%d, %d)", ts, limit)
-		require.Equal(t, want, got, "FindTime(%d, %d)", ts, limit)
+		require.Equal(t, wantOK, ok, "FindTime(%d, %d, %d)", ts, from, limit)
+		require.Equal(t, want, got, "FindTime(%d, %d, %d)", ts, from, limit)
 	}
 }
 
@@ -124,7 +127,7 @@ func TestAppendReadFindTime(t *testing.T) {
 	v, err := s.Read(base, math.MaxInt64, 1)
 	require.NoError(t, err)
 	require.Empty(t, v.Data)
-	_, ok, err := s.FindTime(0, math.MaxInt64)
+	_, ok, err := s.FindTime(0, 0, math.MaxInt64)
 	require.NoError(t, err)
 	require.False(t, ok)
 
@@ -271,7 +274,7 @@ func TestConcurrentReadsDuringAppends(t *testing.T) {
 				}
 				v.Release()
 				if rng.IntN(10) == 0 {
-					if _, _, err := s.FindTime(rng.Int64N(2_000_000_000_000), limit); err != nil {
+					if _, _, err := s.FindTime(rng.Int64N(2_000_000_000_000), 0, limit); err != nil {
 						errs <- err
 						return
 					}

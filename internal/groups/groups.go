@@ -152,17 +152,18 @@ func (s *Service) TopicChanged(topic string) {
 	}
 }
 
-// Info describes a group's membership.
+// Info describes a group: its membership and its committed offsets.
 type Info struct {
 	State      string // Empty, PreparingRebalance, Stable or Dead
 	Generation int
 	Balancer   string // "" with no members
 	Members    []group.MemberInfo
-	Subscribed []string // every topic a member subscribes to, sorted
+	Subscribed []string                 // every topic a member subscribes to, sorted
+	Committed  map[TopicPartition]int64 // the next offset to read, per partition
 }
 
-// Describe describes a group's membership. A group unknown to the service
-// is Dead, or Empty if it has committed offsets.
+// Describe describes a group. A group unknown to the service is Dead, or
+// Empty if it has committed offsets.
 func (s *Service) Describe(name string) (Info, error) {
 	s.mu.Lock()
 	g := s.groups[name]
@@ -176,13 +177,12 @@ func (s *Service) Describe(name string) (Info, error) {
 				info.Balancer = g.balancer
 			}
 		})
-		return info, nil
 	}
-	committed, err := s.cfg.Catalog.Committed(name, nil)
-	if err != nil {
+	var err error
+	if info.Committed, err = s.cfg.Catalog.Committed(name, nil); err != nil {
 		return info, err
 	}
-	if len(committed) > 0 {
+	if g == nil && len(info.Committed) > 0 {
 		info.State = group.Empty.String()
 	}
 	return info, nil

@@ -825,9 +825,9 @@ func TestAdmin(t *testing.T) {
 
 	// Describe: an unknown group is Dead, one known by offsets Empty.
 	info := e.describe(t, "nope")
-	require.Equal(t, Info{State: "Dead"}, info)
+	require.Equal(t, Info{State: "Dead", Committed: map[TopicPartition]int64{}}, info)
 	info = e.describe(t, "alpha")
-	require.Equal(t, Info{State: "Empty"}, info)
+	require.Equal(t, Info{State: "Empty", Committed: map[TopicPartition]int64{tp("t", 1): 3, tp("u", 0): 0}}, info)
 	info = e.describe(t, "mid")
 	require.Equal(t, "Stable", info.State)
 	require.Equal(t, "range", info.Balancer)
@@ -857,7 +857,7 @@ func TestAdmin(t *testing.T) {
 	require.NoError(t, e.s.Delete("mid"))
 	require.Empty(t, e.committed(t, "mid"))
 	require.Equal(t, []string{"alpha", "zeta"}, e.names(t))
-	require.Equal(t, Info{State: "Dead"}, e.describe(t, "mid"))
+	require.Equal(t, Info{State: "Dead", Committed: map[TopicPartition]int64{}}, e.describe(t, "mid"))
 	require.False(t, m2.Registered(), "its group was dropped")
 	require.NoError(t, e.s.Delete("alpha"))
 	require.NoError(t, e.s.Delete("never-existed"))
@@ -1044,7 +1044,7 @@ func TestExpireOffsets(t *testing.T) {
 	require.True(t, has("before"), "the service started less than the retention ago")
 	at(time.Hour)
 	require.False(t, has("before"))
-	require.Equal(t, Info{State: "Dead"}, e.describe(t, "before"))
+	require.Equal(t, Info{State: "Dead", Committed: map[TopicPartition]int64{}}, e.describe(t, "before"))
 	require.True(t, has("left"))
 	require.True(t, has("evicted"))
 	at(time.Hour + 4*time.Minute - time.Millisecond)
@@ -1060,7 +1060,7 @@ func TestExpireOffsets(t *testing.T) {
 	at(time.Hour + 10*time.Minute)
 	require.False(t, has("left"))
 	require.False(t, l.Registered(), "the empty group was dropped")
-	require.Equal(t, Info{State: "Dead"}, e.describe(t, "left"))
+	require.Equal(t, Info{State: "Dead", Committed: map[TopicPartition]int64{}}, e.describe(t, "left"))
 	at(time.Hour + 30*time.Minute - time.Millisecond)
 	require.True(t, has("admin"))
 	at(time.Hour + 30*time.Minute)
@@ -1442,8 +1442,8 @@ func TestEmptyCommitStoresNothing(t *testing.T) {
 	require.NoError(t, e.s.SetOffsets("h", nil, nil))
 	e.s.Expire() // forgets "g": no members, no offsets
 	require.Empty(t, e.names(t))
-	require.Equal(t, Info{State: group.Dead.String()}, e.describe(t, "g"))
-	require.Equal(t, Info{State: group.Dead.String()}, e.describe(t, "h"))
+	require.Equal(t, Info{State: group.Dead.String(), Committed: map[TopicPartition]int64{}}, e.describe(t, "g"))
+	require.Equal(t, Info{State: group.Dead.String(), Committed: map[TopicPartition]int64{}}, e.describe(t, "h"))
 }
 
 // A member past its MaxPollInterval no longer counts, whether or not
@@ -1467,6 +1467,6 @@ func TestExpireForgetsEmptyGroups(t *testing.T) {
 	a.Leave()
 	require.Equal(t, group.Empty.String(), e.describe(t, "g").State)
 	e.s.Expire()
-	require.Equal(t, Info{State: group.Dead.String()}, e.describe(t, "g"))
+	require.Equal(t, Info{State: group.Dead.String(), Committed: map[TopicPartition]int64{}}, e.describe(t, "g"))
 	require.Empty(t, e.s.groups)
 }

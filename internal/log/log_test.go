@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/batchtest"
 	"github.com/embedstream/stream/internal/errs"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/internal/vfs/errorfs"
@@ -662,4 +664,46 @@ func TestLogStoredStartPastRecoveredEnd(t *testing.T) {
 func info(l *Log) (start, end, bytes int64, segments int) {
 	i := l.Info()
 	return i.Start, i.End, i.Bytes, i.Segments
+}
+
+// OffsetForTime is exact whatever the order of timestamps, across
+// segments, and from the log start on after DeleteRecords moves it into
+// the middle of a segment.
+func TestLogOffsetForTimeAgainstModel(t *testing.T) {
+	cfg := testLog(t)
+	cfg.SegmentBytes = 4 << 10
+	l := openTestLog(t, cfg, false)
+	rng := rand.New(rand.NewPCG(11, 12))
+	var model []batchtest.Record
+	for _, b := range batchtest.RandomBatches(t, rng, 0, 60, 6, 60) {
+		base, err := l.Append(b.Data)
+		require.NoError(t, err)
+		for i, r := range b.Records {
+			r.Offset = base + int64(i)
+			model = append(model, r)
+		}
+	}
+	require.Greater(t, l.SegmentCount(), 3)
+	check := func() {
+		start := l.StartOffset()
+		for range 300 {
+			ts := model[rng.IntN(len(model))].Timestamp + int64(rng.IntN(3)) - 1
+			want := int64(-1)
+			for _, r := range model {
+				if r.Offset >= start && r.Timestamp >= ts {
+					want = r.Offset
+					break
+				}
+			}
+			got, err := l.OffsetForTime(ts)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "ts %d from start %d", ts, start)
+		}
+	}
+	check()
+	for _, before := range []int64{7, int64(len(model)) / 3, int64(len(model)) / 2} {
+		_, err := l.DeleteRecords(before)
+		require.NoError(t, err)
+		check()
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/errs"
 	"github.com/embedstream/stream/segment"
 )
@@ -53,15 +52,19 @@ func segmentFor(segs []*segment.Segment, offset int64) int {
 	return max(i, 0)
 }
 
-// OffsetForTime returns the earliest offset whose timestamp is at or above
-// ts (ms), or -1 if there is none (Kafka's offsetsForTimes).
+// OffsetForTime returns the earliest offset from the log start on whose
+// timestamp is at or above ts (ms), or -1 if there is none (Kafka's
+// offsetsForTimes).
 func (l *Log) OffsetForTime(ts int64) (int64, error) {
 	for {
-		hw := l.hw.Load()
+		hw, start := l.hw.Load(), l.start.Load()
 		retry := false
 		for _, s := range l.segments() {
 			if s.Base() >= hw {
 				break
+			}
+			if s.Next() <= start {
+				continue // deleted by DeleteRecords, or about to go
 			}
 			maxTS, err := s.MaxTimestamp()
 			if err == nil && maxTS < ts {
@@ -70,62 +73,21 @@ func (l *Log) OffsetForTime(ts int64) (int64, error) {
 			var off int64
 			var ok bool
 			if err == nil {
-				off, ok, err = s.FindTime(ts, hw)
+				off, ok, err = s.FindTime(ts, start, hw)
 			}
 			if errors.Is(err, segment.ErrClosed) && !l.isClosed() {
-				retry = true
+				retry = true // retention deleted it: look again from the new start
 				break
 			}
 			if err != nil {
 				return 0, fmt.Errorf("find time in %s: %w", l.cfg.Dir, err)
 			}
 			if ok {
-				if start := l.start.Load(); off < start {
-					// Deleted by DeleteRecords: the answer is the first
-					// record from the start on that is new enough.
-					return l.firstAtOrAfter(start, ts)
-				}
 				return off, nil
 			}
 		}
 		if !retry {
 			return -1, nil
-		}
-	}
-}
-
-// firstAtOrAfter scans from offset from for the first record whose
-// timestamp is at or after ts, or returns -1.
-func (l *Log) firstAtOrAfter(from, ts int64) (int64, error) {
-	var it batch.Iter
-	var r batch.Record
-	for {
-		v, err := l.Read(from, 1<<20)
-		if errors.Is(err, errs.ErrOffsetOutOfRange) && from < l.start.Load() {
-			from = l.start.Load() // retention or DeleteRecords moved the start meanwhile
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if len(v.Data) == 0 {
-			return -1, nil
-		}
-		found := int64(-1)
-		it.Reset(v.Data, from)
-		it.SkipOlder(ts)
-		it.KeepControl()
-		if it.Next(&r) {
-			found = r.Offset
-		}
-		from = it.Offset()
-		if err := it.Err(); err != nil {
-			v.Release()
-			return 0, err
-		}
-		v.Release()
-		if found >= 0 {
-			return found, nil
 		}
 	}
 }
