@@ -19,6 +19,9 @@ type Stats struct {
 	IndexRebuilds   int64 // indexes rebuilt from their logs
 	SegmentsRolled  int64 // segments sealed because full or old
 	SegmentsDeleted int64 // segments deleted by retention
+	CorruptBatches  int64 // damaged batches (or lost offset ranges) met by recovery or reads and passed over
+	LogStartResets  int64 // damaged log-start files (DeleteRecords' mark) ignored: the log starts at its first segment
+	MetaRebuilds    int64 // damaged meta.db files set aside and rebuilt from the topic directories (committed offsets lost)
 	Topics          int   // topics now
 	Partitions      int   // partitions now
 	Segments        int   // segment files now
@@ -34,6 +37,7 @@ func (b *Broker) Stats() Stats {
 		Fsyncs: st.Fsyncs.Load(), Truncations: st.Truncations.Load(), TruncatedBytes: st.TruncatedBytes.Load(),
 		IndexRebuilds: st.IndexRebuilds.Load(), SegmentsRolled: st.SegmentsRolled.Load(),
 		SegmentsDeleted: st.SegmentsDeleted.Load(), OpenMappings: segment.OpenMappings(),
+		CorruptBatches: st.CorruptBatches.Load(), LogStartResets: st.LogStartResets.Load(), MetaRebuilds: st.MetaRebuilds.Load(),
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()

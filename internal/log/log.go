@@ -71,6 +71,9 @@ type Stats struct {
 	Truncations, TruncatedBytes     atomic.Int64
 	IndexRebuilds                   atomic.Int64
 	SegmentsRolled, SegmentsDeleted atomic.Int64
+	CorruptBatches                  atomic.Int64 // damaged batches or lost ranges met by recovery or reads
+	LogStartResets                  atomic.Int64 // damaged log-start files ignored
+	MetaRebuilds                    atomic.Int64 // damaged catalogs set aside and rebuilt (set by the broker)
 }
 
 // Info describes a log.
