@@ -58,7 +58,7 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 		if errors.Is(err, ErrClosed) && ps.topic.deleted.Load() {
 			return 0, nil // the topic is gone; a rebalance follows
 		}
-		return 0, err
+		return 0, corruptError(tp.Topic, tp.Partition, err)
 	}
 	if len(v.Data) == 0 {
 		return 0, nil
@@ -79,6 +79,11 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	}
 	ps.next = c.walk.Offset() // past what it returned and the markers it skipped
 	if err := c.walk.Err(); err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			// A batch that passed its CRC but not its decoding.
+			err = &CorruptError{Topic: tp.Topic, Partition: tp.Partition, Offset: ps.next, Next: c.walk.Resume(), Err: err}
+		}
+		c.b.stats.RecordsOut.Add(int64(count))
 		return bytes, fmt.Errorf("%s at offset %d: %w", tp, ps.next, err)
 	}
 	c.b.stats.RecordsOut.Add(int64(count))

@@ -13,8 +13,10 @@ import (
 // MaxPollRecords, in offset order per partition, blocking until there are
 // some, ctx ends (its error), Wakeup is called (ErrWakeup) or the consumer
 // or broker closes (ErrClosed). Rebalance callbacks run inside it, on the
-// calling goroutine, before it fetches. A batch it cannot read fails it
-// with ErrCorrupt or ErrUnsupported.
+// calling goroutine, before it fetches. A batch it cannot decode fails it
+// with ErrUnsupported. Damaged records fail it with a *CorruptError
+// (ErrCorrupt) once the records before them have been returned; the
+// partition stays there until Seek moves it (see CorruptError).
 //
 // The returned records, and the slices in them, are valid until the next
 // Poll or Close: they alias the memory-mapped log. Clone what you keep.
@@ -124,6 +126,11 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 		}
 		// Fetch.
 		bytes, err := c.fetch()
+		if ce := (*CorruptError)(nil); errors.As(err, &ce) && len(c.out) > 0 {
+			// The records before the damage go out; the next Poll, starting
+			// there, reports it.
+			return c.out, nil
+		}
 		if err != nil {
 			return nil, err
 		}

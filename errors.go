@@ -2,8 +2,10 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/segment"
 )
 
 // Errors returned by embedstream, grouped by when they occur. Test for them
@@ -80,8 +82,9 @@ var (
 	ErrOffsetOutOfRange = errs.ErrOffsetOutOfRange
 
 	// ErrCorrupt is returned when stored data fails its checksum or
-	// structure checks while being read. Recovery on Open cuts damaged log
-	// tails instead of returning it.
+	// structure checks while being read, always inside a *CorruptError that
+	// says which offsets are lost and where reading goes on. Recovery on
+	// Open cuts a damaged log tail instead of returning it.
 	ErrCorrupt = errs.ErrCorrupt
 
 	// ErrUnsupported is returned by Reader.Next and Consumer.Poll at a
@@ -125,3 +128,37 @@ var (
 	// while the group has members.
 	ErrGroupNotEmpty = errs.ErrGroupNotEmpty
 )
+
+// CorruptError reports offsets of a partition that cannot be read because
+// the batch holding them failed its checks (or was lost with a damaged
+// segment tail). Records before and after the damage read normally; only
+// the damaged batch is lost. It wraps ErrCorrupt.
+//
+// A Reader reports it once and then goes on at Next. A Consumer stays at
+// Offset, reporting it at every Poll, until the caller moves on with
+// Seek(TopicPartition{Topic, Partition}, Next) (or decides otherwise): as
+// with Kafka's CorruptRecordException, a group never skips records unasked.
+type CorruptError struct {
+	Topic     string
+	Partition int32
+	Offset    int64 // the first offset that cannot be read
+	Next      int64 // the first offset after the damage: where reading can go on
+	Err       error // what was found; wraps ErrCorrupt
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("stream: %s/%d: offsets %d to %d unreadable: %v", e.Topic, e.Partition, e.Offset, e.Next-1, e.Err)
+}
+
+// Unwrap returns what was found, which wraps ErrCorrupt.
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// corruptError turns a read error that met damage into a *CorruptError, or
+// returns it as it is.
+func corruptError(topic string, partition int32, err error) error {
+	var de *segment.DamageError
+	if !errors.As(err, &de) {
+		return err
+	}
+	return &CorruptError{Topic: topic, Partition: partition, Offset: de.Offset, Next: de.Next, Err: err}
+}

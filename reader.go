@@ -170,8 +170,9 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 // the slices in it are valid only until the next call to Next or Close;
 // Clone what you keep. It returns ctx's error, ErrClosed after Close,
 // ErrOffsetOutOfRange if retention deleted the records being read,
-// ErrTopicNotFound if the topic was deleted, and ErrCorrupt or
-// ErrUnsupported at a batch it cannot read.
+// ErrTopicNotFound if the topic was deleted, ErrUnsupported at a batch it
+// cannot decode, and a *CorruptError (ErrCorrupt) at damaged records, after
+// returning every record before them; the next call goes on past the damage.
 func (r *Reader) Next(ctx context.Context) (*Record, error) {
 	if err := r.enter(); err != nil {
 		return nil, err
@@ -249,7 +250,15 @@ func (r *Reader) advance(ctx context.Context) (*Record, error) {
 			return &r.rec, nil
 		}
 		if err := r.walk.Err(); err != nil {
-			return nil, fmt.Errorf("%s/%d at offset %d: %w", r.topic.name, r.partition, r.next, err)
+			if !errors.Is(err, ErrCorrupt) {
+				return nil, fmt.Errorf("%s/%d at offset %d: %w", r.topic.name, r.partition, r.next, err)
+			}
+			// A batch that passed its CRC but not its decoding: report it,
+			// and go on after it at the next call.
+			ce := &CorruptError{Topic: r.topic.name, Partition: r.partition, Offset: r.walk.Offset(), Next: r.walk.Resume(), Err: err}
+			r.next = ce.Next
+			r.walk.Reset(nil, r.next)
+			return nil, ce
 		}
 		r.next = max(r.next, r.walk.Offset()) // past skipped transaction markers
 		if r.end >= 0 && r.next >= r.end {
@@ -276,6 +285,10 @@ func (r *Reader) fetch(ctx context.Context) error {
 		}
 		v, err := r.part.Read(r.next, readBytes)
 		if err != nil {
+			err = corruptError(r.topic.name, r.partition, err)
+			if ce := (*CorruptError)(nil); errors.As(err, &ce) {
+				r.next = ce.Next // reported once; the next call goes on past it
+			}
 			return r.err(err)
 		}
 		if len(v.Data) > 0 {

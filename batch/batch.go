@@ -179,6 +179,27 @@ func CheckHeader(b []byte) error {
 	return nil
 }
 
+// Find returns the position of the first whole batch in data that passes
+// its checks (Parse) and starts past offset after: where reading can go on
+// after damaged bytes whose framing is lost. A false match would need a
+// CRC collision as well as a plausible header.
+func Find(data []byte, after int64) (int, bool) {
+	for p := 0; p+HeaderSize <= len(data); p++ {
+		// Cheap tests first: this runs at every byte of the damage.
+		if data[p+offMagic] != Magic {
+			continue
+		}
+		length := int64(int32(binary.BigEndian.Uint32(data[p+offBatchLength:])))
+		if length < HeaderSize-LogOverhead || LogOverhead+length > int64(len(data)-p) {
+			continue
+		}
+		if b, err := Parse(data[p:]); err == nil && b.BaseOffset() > after {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
 // Parse returns the batch at the start of b after checking its header and
 // CRC. It never reads past b and never panics.
 func Parse(b []byte) (Batch, error) {

@@ -86,6 +86,15 @@ func (it *Iter) Offset() int64 { return it.next }
 // Err reports why the walk stopped early, or nil once the bytes were used up.
 func (it *Iter) Err() error { return it.err }
 
+// Resume is, after Err reports a batch it could not decode, the offset after
+// that batch: where reading can go on past it.
+func (it *Iter) Resume() int64 {
+	if it.err != nil && len(it.batch) >= HeaderSize {
+		return max(it.next, it.batch.LastOffset()+1)
+	}
+	return it.next
+}
+
 // start begins decoding b.
 func (it *Iter) start(b Batch) {
 	it.batch, it.pos, it.remaining = b, HeaderSize, 0

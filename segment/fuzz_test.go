@@ -23,8 +23,10 @@ func fuzzLog(tb testing.TB) []batchtest.Batch {
 
 // FuzzRecoverSegment writes a valid segment, truncates it at cut (if cut is
 // inside it) and writes patch at at (which may extend the file), then
-// recovers it. Recovery must succeed, keep exactly the longest prefix of
-// valid, consecutive batches, and leave a segment that takes appends.
+// recovers it. Recovery must succeed; every batch it returns must pass its
+// checks and come from the file; every batch the damage left untouched must
+// be among them (unless the patch planted valid batches of its own); only a
+// tail is cut; and the segment must take appends.
 func FuzzRecoverSegment(f *testing.F) {
 	batches := fuzzLog(f)
 	data := batchtest.Concat(batches)
@@ -51,40 +53,47 @@ func FuzzRecoverSegment(f *testing.F) {
 		} else {
 			copy(dmg[p:], patch)
 		}
-
-		// The model: the longest prefix of batches that parse, with
-		// consecutive offsets from 0.
-		var good int
-		var next int64
-		for good < len(dmg) {
-			b, err := batch.Parse(dmg[good:])
-			if err != nil || b.BaseOffset() != next {
+		// Which original batches are untouched, and whether any batch that
+		// passes its checks is not one of them (planted by the patch).
+		intact := map[int64]bool{}
+		for k, b := range batches {
+			if pos[k+1] <= int64(len(dmg)) && bytes.Equal(dmg[pos[k]:pos[k+1]], b.Data) {
+				intact[pos[k]] = true
+			}
+		}
+		planted := false
+		for p := 0; p < len(dmg); p++ {
+			q, ok := batch.Find(dmg[p:], -1)
+			if !ok {
 				break
 			}
-			good += len(b)
-			next = b.LastOffset() + 1
+			p += q
+			planted = planted || !intact[int64(p)]
 		}
-		// Untouched whole batches before the damage are always among them.
-		intact := 0
-		for intact < len(batches) && pos[intact+1] <= int64(len(dmg)) && bytes.Equal(dmg[pos[intact]:pos[intact+1]], batches[intact].Data) {
-			intact++
-		}
-		require.GreaterOrEqual(t, int64(good), pos[intact])
 
 		dir := scratchDir(t)
 		require.NoError(t, os.WriteFile(logPath(dir, 0), dmg, 0o600))
 		cfg := fastConfig(1 << 20)
 		s, rec, err := OpenActive(cfg, dir, 0, true)
 		require.NoError(t, err)
-		if allZeroBytes(dmg[good:]) {
+		got := readBatches(t, s, 0) // each passed Parse
+		kept := map[string]bool{}
+		for _, b := range got {
+			require.True(t, bytes.Contains(dmg[:s.Size()], b), "a returned batch comes from the file")
+			kept[string(b)] = true
+		}
+		if !planted {
+			for k, b := range batches {
+				if intact[pos[k]] {
+					require.True(t, kept[string(b.Data)], "untouched batch %d is kept", k)
+				}
+			}
+		}
+		if allZeroBytes(dmg[s.Size():]) {
 			require.Zero(t, rec.Truncated)
 		} else {
-			require.Equal(t, int64(len(dmg)-good), rec.Truncated)
+			require.Equal(t, int64(len(dmg))-s.Size(), rec.Truncated)
 		}
-		for _, b := range readBatches(t, s, 0) { // each passed Parse
-			_, err := batch.Parse(b)
-			require.NoError(t, err)
-		}
-		reopenAndAppend(t, cfg, dir, s, dmg[:good], next)
+		reopenAndAppend(t, cfg, dir, s, got2bytes(got), s.Next())
 	})
 }

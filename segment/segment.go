@@ -1,8 +1,12 @@
 // Package segment reads and writes log segments: files of Kafka record
 // batches (see package batch) laid back to back, each batch a self-checking
 // unit, with two sparse indexes (see package index) beside each file.
-// Recovery (OpenActive, Recover) keeps the longest prefix of valid,
-// consecutive batches and cuts the rest.
+//
+// Damage costs only the damaged bytes. Recovery (OpenActive, Recover) cuts
+// a torn tail: the bytes after the last batch that passes its checks when no
+// valid batch follows them. A damaged batch that valid batches follow is
+// left in place and passed over, by recovery and by reads alike; Read
+// reports the offsets it cannot return as a *DamageError.
 package segment
 
 import (
@@ -40,6 +44,27 @@ var ErrSealed = errors.New("segment: sealed")
 // ErrSyncFailed reports a failed fsync of the log. It is sticky: the kernel
 // may have dropped the unsynced pages, so the segment takes no more writes.
 var ErrSyncFailed = errors.New("segment: fsync failed")
+
+// DamageError reports offsets a read cannot return because their batch
+// fails its checks or is missing; reading can go on at Next. It wraps
+// batch.ErrCorrupt.
+type DamageError struct {
+	Segment int64 // the segment's base offset
+	Offset  int64 // the offset asked for
+	Next    int64 // the first offset after the damage
+	Err     error // what was found
+}
+
+func (e *DamageError) Error() string {
+	return fmt.Sprintf("segment %d: offsets %d to %d unreadable: %v", e.Segment, e.Offset, e.Next-1, e.Err)
+}
+
+// Unwrap returns what was found, which wraps batch.ErrCorrupt.
+func (e *DamageError) Unwrap() error { return e.Err }
+
+// errNeedsRecovery says a cleanly closed segment does not match what the
+// clean close left: it must be recovered as after a crash.
+var errNeedsRecovery = errors.New("segment: needs recovery")
 
 // FileName returns the name of base's file with the given suffix.
 func FileName(base int64, suffix string) string { return fmt.Sprintf("%020d%s", base, suffix) }
@@ -213,13 +238,20 @@ type Recovery struct {
 	Cause error
 	// IndexRebuilt is set when an index was missing or invalid.
 	IndexRebuilt bool
+	// Damaged counts damaged ranges left in place because valid batches
+	// follow them; reads report them as a *DamageError.
+	Damaged int
+	// Scanned is set when the whole log was scanned: asked for, or because
+	// a cleanly closed segment did not match what its close left.
+	Scanned bool
 }
 
 // OpenActive opens the segment that takes appends. With recover, every
-// batch is checked (bounds, CRC, offsets in sequence from base) and the first
-// bad, partial or zero-filled one and all after it are cut; the indexes are
-// rebuilt. Without it, the file is trusted (it was closed cleanly) and only
-// the indexes are validated.
+// batch is checked (bounds, CRC, offsets in sequence from base), a torn tail
+// is cut (see the package doc) and the indexes are rebuilt. Without it, the
+// file was closed cleanly: the indexes and the batches after the last index
+// entry are checked, and if they do not match what a clean close leaves,
+// the segment is recovered as with recover.
 func OpenActive(cfg *Config, dir string, base int64, recover bool) (*Segment, Recovery, error) {
 	s := newSegment(cfg, dir, base)
 	fs := cfg.fs()
@@ -240,9 +272,9 @@ func OpenActive(cfg *Config, dir string, base int64, recover bool) (*Segment, Re
 	s.size.Store(fileSize)
 	var rec Recovery
 	if recover {
-		rec, err = s.recover(fileSize)
-	} else {
-		rec, err = s.loadTail()
+		rec, err = s.recover(fileSize, false)
+	} else if rec, err = s.loadTail(); errors.Is(err, errNeedsRecovery) {
+		rec, err = s.recover(fileSize, true)
 	}
 	if err != nil {
 		return nil, rec, errors.Join(err, s.closeFiles(false))
@@ -250,10 +282,12 @@ func OpenActive(cfg *Config, dir string, base int64, recover bool) (*Segment, Re
 	return s, rec, nil
 }
 
-// recover scans the whole log, cuts what does not verify and rebuilds the
-// indexes from what remains.
-func (s *Segment) recover(fileSize int64) (Recovery, error) {
-	var rec Recovery
+// recover scans the whole log, cuts a torn tail, passes over damage that
+// valid batches follow, and rebuilds the indexes from what remains.
+// afterClean says the segment was closed cleanly, so even a zero tail is
+// damage: a clean close trims the preallocation.
+func (s *Segment) recover(fileSize int64, afterClean bool) (Recovery, error) {
+	rec := Recovery{Scanned: true}
 	if err := s.resetIndexes(); err != nil {
 		return rec, err
 	}
@@ -263,13 +297,15 @@ func (s *Segment) recover(fileSize int64) (Recovery, error) {
 		return rec, err
 	}
 	defer m.release()
-	var valid int64
+	var found scanResult
 	var preallocated bool
 	err = mmap.Guard(func() error {
-		valid, rec.Cause = s.scan(m.data[:fileSize], true)
-		preallocated = allZero(m.data[valid:fileSize])
+		found = s.scan(m.data[:fileSize], true)
+		preallocated = !afterClean && allZero(m.data[found.end:fileSize])
 		return nil
 	})
+	valid := found.end
+	rec.Cause, rec.Damaged = found.cause, found.damaged
 	if err == nil && rec.Cause != nil && !errors.Is(rec.Cause, batch.ErrCorrupt) {
 		err = rec.Cause // writing an index failed: not damage to the log
 	}
@@ -280,7 +316,7 @@ func (s *Segment) recover(fileSize int64) (Recovery, error) {
 		return rec, err
 	}
 	if preallocated {
-		// A zero tail is unused preallocation, not damage.
+		// A zero tail after a crash is unused preallocation, not damage.
 		rec.Cause = nil
 	}
 	if valid < fileSize {
@@ -307,6 +343,9 @@ func (s *Segment) recover(fileSize int64) (Recovery, error) {
 	}
 	s.size.Store(valid)
 	s.verified.Store(valid)
+	if found.firstBad >= 0 {
+		s.verified.Store(found.firstBad) // reads must check from the damage on
+	}
 	s.indexed.Store(true)
 	return rec, nil
 }
@@ -326,36 +365,85 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// scan walks the batches of data from position 0, indexing them, and returns
-// the end of the last good one with the reason it stopped early. With
-// verify, CRCs are checked too.
-func (s *Segment) scan(data []byte, verify bool) (int64, error) {
+// scanResult is what a scan of a segment's batches found.
+type scanResult struct {
+	end      int64 // after the last batch that passed its checks
+	damaged  int   // damaged ranges passed over because valid batches follow
+	firstBad int64 // position of the first of them, -1 if none
+	cause    error // why the scan stopped before the end of the data, or nil
+}
+
+// scan walks the batches of data from position 0 and indexes them. With
+// verify, CRCs are checked too. Damage that valid batches follow is passed
+// over; the scan stops at damage nothing valid follows, a torn tail.
+func (s *Segment) scan(data []byte, verify bool) scanResult {
+	r := scanResult{firstBad: -1}
 	var pos int64
 	expect := s.base
 	for pos < int64(len(data)) {
-		var b batch.Batch
-		var err error
-		if verify {
-			b, err = batch.Parse(data[pos:])
-		} else if err = batch.CheckHeader(data[pos:]); err == nil {
-			b = batch.Batch(data[pos : pos+int64(batch.Batch(data[pos:]).Size())])
-		}
+		b, err := batchAt(data, pos, expect, verify)
 		if err != nil {
-			return pos, fmt.Errorf("at position %d: %w", pos, err)
-		}
-		if b.BaseOffset() != expect {
-			return pos, fmt.Errorf("at position %d: %w: offset %d, expected %d", pos, batch.ErrCorrupt, b.BaseOffset(), expect)
+			next, ok := resync(data, pos, expect)
+			if !ok {
+				r.cause = fmt.Errorf("at position %d: %w", pos, err)
+				return r
+			}
+			if r.firstBad < 0 {
+				r.firstBad = pos
+			}
+			r.damaged++
+			pos, expect = next, batch.Batch(data[next:]).BaseOffset()
+			continue
 		}
 		if err := s.indexBatch(b, pos); err != nil {
-			return pos, err
+			r.cause = err
+			return r
 		}
 		pos += int64(len(b))
 		expect = b.LastOffset() + 1
+		r.end = pos
 	}
-	return pos, nil
+	return r
 }
 
-// indexBatch records a batch at pos in the indexes and in-memory state.
+// batchAt returns the batch at pos in data, which must start at offset
+// expect. With verify its CRC is checked, else only its header.
+func batchAt(data []byte, pos, expect int64, verify bool) (batch.Batch, error) {
+	var b batch.Batch
+	var err error
+	if verify {
+		b, err = batch.Parse(data[pos:])
+	} else if err = batch.CheckHeader(data[pos:]); err == nil {
+		b = batch.Batch(data[pos : pos+int64(batch.Batch(data[pos:]).Size())])
+	}
+	if err == nil && b.BaseOffset() != expect {
+		err = fmt.Errorf("%w: offset %d, expected %d", batch.ErrCorrupt, b.BaseOffset(), expect)
+	}
+	return b, err
+}
+
+// resync finds where valid batches go on after damage at pos, expect being
+// the offset the damaged batch should start at: the first batch after pos
+// that passes its checks (see batch.Find) and plausibly follows, its offset
+// past expect by no more than the bytes skipped (a record takes at least a
+// byte). Framing is not trusted to find it: a damaged length could skip
+// good batches. A zero tail (unused preallocation, or zeros written over the
+// end) holds none.
+func resync(data []byte, pos, expect int64) (int64, bool) {
+	for from := pos + 1; from < int64(len(data)) && !allZero(data[from:]); {
+		p, ok := batch.Find(data[from:], expect)
+		if !ok {
+			return 0, false
+		}
+		at := from + int64(p)
+		if batch.Batch(data[at:]).BaseOffset()-expect <= at-pos {
+			return at, true
+		}
+		from = at + 1
+	}
+	return 0, false
+}
+
 func (s *Segment) indexBatch(b batch.Batch, pos int64) error {
 	ts := max(s.maxTS.Load(), b.MaxTimestamp())
 	if s.sinceIndex >= index.IntervalBytes && pos > 0 {
@@ -431,30 +519,36 @@ func (s *Segment) ensureIndexes() (rebuilt bool, err error) {
 	if s.isClosed() {
 		return false, ErrClosed
 	}
-	fs := s.cfg.fs()
 	size := s.size.Load()
-	maxEntries := index.MaxEntries(max(s.cfg.MaxBytes, size))
-	writable := s.f != nil && !s.cfg.ReadOnly
-	offsets, err := index.OpenOffsets(fs, s.path(IndexSuffix), s.base, maxEntries, size, writable, s.cfg.Perm)
-	if err == nil {
-		var times *index.Times
-		lastOffset := s.next.Load() - 1
-		if s.f != nil {
-			lastOffset = math.MaxInt64 // active: the tail scan finds the end later
-		}
-		times, err = index.OpenTimes(fs, s.path(TimeIndexSuffix), s.base, lastOffset, maxEntries, writable, s.cfg.Perm)
-		if err == nil {
-			s.setIndexes(offsets, times) // resetIndexes closes them if the check fails
-			if s.checkIndexesLocked(size) == nil {
-				s.indexed.Store(true)
-				return false, nil
-			}
-		} else {
-			offsets.Close(false)
-		}
+	if s.openIndexesLocked(size) {
+		s.indexed.Store(true)
+		return false, nil
 	}
 	// Missing or invalid: rebuild from the log, which is the truth.
 	return true, s.rebuildLocked(size)
+}
+
+// openIndexesLocked opens the index files and reports whether they are
+// valid for a log of size bytes. Callers hold loadMu.
+func (s *Segment) openIndexesLocked(size int64) bool {
+	fs := s.cfg.fs()
+	maxEntries := index.MaxEntries(max(s.cfg.MaxBytes, size))
+	writable := s.f != nil && !s.cfg.ReadOnly
+	offsets, err := index.OpenOffsets(fs, s.path(IndexSuffix), s.base, maxEntries, size, writable, s.cfg.Perm)
+	if err != nil {
+		return false
+	}
+	lastOffset := s.next.Load() - 1
+	if s.f != nil {
+		lastOffset = math.MaxInt64 // active: the tail scan finds the end later
+	}
+	times, err := index.OpenTimes(fs, s.path(TimeIndexSuffix), s.base, lastOffset, maxEntries, writable, s.cfg.Perm)
+	if err != nil {
+		offsets.Close(false)
+		return false
+	}
+	s.setIndexes(offsets, times) // resetIndexes closes them if the check fails
+	return s.checkIndexesLocked(size) == nil
 }
 
 // checkIndexesLocked checks freshly opened indexes against the log beyond
@@ -489,9 +583,10 @@ func entryOK(data []byte, off, pos int64) bool {
 	return pos >= 0 && pos < int64(len(data)) && batch.CheckHeader(data[pos:]) == nil && batch.Batch(data[pos:]).BaseOffset() == off
 }
 
-// rebuildLocked rebuilds both indexes from the first size bytes of the log,
-// which are trusted (no CRC checks). Callers hold loadMu; readers wait for
-// it, as indexed stays false until the indexes are whole.
+// rebuildLocked rebuilds both indexes of a sealed segment from the first
+// size bytes of its log, checking CRCs: damage is left out of the indexes
+// and met by reads (see Read), which is all it costs. Callers hold loadMu;
+// readers wait for it, as indexed stays false until the indexes are whole.
 func (s *Segment) rebuildLocked(size int64) error {
 	next := s.next.Load()
 	if err := s.resetIndexes(); err != nil {
@@ -504,14 +599,15 @@ func (s *Segment) rebuildLocked(size int64) error {
 	}
 	defer m.release()
 	err = mmap.Guard(func() error {
-		valid, err := s.scan(m.data[:size], false)
-		if err == nil && valid != size {
-			err = fmt.Errorf("%w: segment %d ends at %d of %d bytes", batch.ErrCorrupt, s.base, valid, size)
+		if found := s.scan(m.data[:size], true); found.cause != nil && !errors.Is(found.cause, batch.ErrCorrupt) {
+			return found.cause // an index write failed
 		}
-		return err
+		return nil
 	})
-	if err == nil && s.f == nil && s.next.Load() != next {
-		err = fmt.Errorf("%w: segment %d ends at offset %d, expected %d", batch.ErrCorrupt, s.base, s.next.Load(), next)
+	if s.f == nil {
+		// The segment still ends where the next begins: offsets lost with
+		// a damaged tail are reported by reads, not taken for the end.
+		s.next.Store(next)
 	}
 	if err != nil {
 		return err
@@ -538,13 +634,17 @@ func (s *Segment) isClosed() bool {
 
 // loadTail opens the indexes of a cleanly closed active segment and reads
 // the batches after the last index entry to learn the next offset, the
-// largest timestamp and where the next index entry is due.
+// largest timestamp and where the next index entry is due. It returns
+// errNeedsRecovery if the files do not match what a clean close leaves.
 func (s *Segment) loadTail() (Recovery, error) {
-	rebuilt, err := s.ensureIndexes()
-	if err != nil || rebuilt {
-		return Recovery{IndexRebuilt: rebuilt}, err
+	s.loadMu.Lock()
+	ok := s.openIndexesLocked(s.size.Load())
+	s.loadMu.Unlock()
+	if !ok {
+		return Recovery{}, errNeedsRecovery
 	}
-	err = s.scanTail(func(b batch.Batch, pos int64) {
+	s.indexed.Store(true)
+	err := s.scanTail(func(b batch.Batch, pos int64) {
 		s.maxTS.Store(max(s.maxTS.Load(), b.MaxTimestamp()))
 		s.next.Store(b.LastOffset() + 1)
 		s.sinceIndex = pos + int64(len(b))
@@ -557,14 +657,11 @@ func (s *Segment) loadTail() (Recovery, error) {
 			err = fmt.Errorf("%w: segment %d: time entry at offset %d past the end", index.ErrInvalid, s.base, last)
 		}
 	}
-	if err != nil {
-		// The indexes disagree with the log, which was closed cleanly and is
-		// trusted: rebuild them from it (which fails if the log is bad).
-		s.loadMu.Lock()
-		defer s.loadMu.Unlock()
-		return Recovery{IndexRebuilt: true}, s.rebuildLocked(s.size.Load())
+	if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, index.ErrInvalid) {
+		// The log or its indexes are not what the clean close left.
+		return Recovery{}, errNeedsRecovery
 	}
-	return Recovery{}, nil
+	return Recovery{}, err
 }
 
 // scanTail calls fn for each batch from the last offset index entry to the
@@ -634,9 +731,10 @@ func (s *Segment) CheckSealed(next int64) error {
 	return err
 }
 
-// Recover scans a sealed segment whose tail failed CheckSealed, cuts it
-// after its last good batch and rebuilds its indexes. The caller must drop
-// every later segment: the log has to stay contiguous.
+// Recover scans a sealed segment whose tail failed CheckSealed, cuts a torn
+// tail and rebuilds its indexes. Its Next may then fall short of the next
+// segment's base: the offsets between were lost, and the log reports them
+// to readers as damage.
 func (s *Segment) Recover() (Recovery, error) {
 	fs := s.cfg.fs()
 	flag := os.O_RDWR
@@ -655,7 +753,7 @@ func (s *Segment) Recover() (Recovery, error) {
 	s.capacity.Store(size)
 	s.size.Store(size)
 	s.dropMapping()
-	return s.recover(size)
+	return s.recover(size, false)
 }
 
 // Base is the segment's first offset.
@@ -993,9 +1091,20 @@ func (s *Segment) dropMapping() {
 // roughly maxBytes (at least one batch is returned, however large). Every
 // batch in the view has passed its CRC check. An empty view means no batch
 // at or after offset is visible yet.
+//
+// The view ends before a damaged batch; a read that starts at one fails
+// with a *DamageError saying where reading can go on. Damage before the
+// batch holding offset is passed over.
 func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 	size := s.size.Load()
-	if offset >= limit || size == 0 {
+	if offset >= limit {
+		return View{}, nil
+	}
+	if size == 0 {
+		if next := s.next.Load(); offset < next {
+			// A sealed segment's file lost its bytes.
+			return View{}, &DamageError{Segment: s.base, Offset: offset, Next: min(next, limit), Err: fmt.Errorf("%w: empty log file", batch.ErrCorrupt)}
+		}
 		return View{}, nil
 	}
 	// Indexes before next: while a lazy rebuild runs, next is partial.
@@ -1031,21 +1140,29 @@ func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 	}
 	var start, end int64 = -1, pos
 	scanStart, verified := pos, s.verified.Load()
+	expect, passed := entry, false
 	err = mmap.Guard(func() error {
 		for end < size {
-			var b batch.Batch
-			var err error
-			if end >= verified {
-				b, err = batch.Parse(m.data[end:size])
-			} else if err = batch.CheckHeader(m.data[end:size]); err == nil {
-				b = batch.Batch(m.data[end : end+int64(batch.Batch(m.data[end:]).Size())])
-			}
+			b, err := batchAt(m.data[:size], end, expect, end >= verified)
 			if err != nil {
-				return fmt.Errorf("segment %d at position %d: %w", s.base, end, err)
+				if start >= 0 {
+					break // return the good batches; the next read meets the damage
+				}
+				err = fmt.Errorf("position %d: %w", end, err)
+				next, ok := resync(m.data[:size], end, expect)
+				if !ok {
+					return &DamageError{Segment: s.base, Offset: offset, Next: max(min(s.next.Load(), limit), offset+1), Err: err}
+				}
+				if nb := batch.Batch(m.data[next:]); nb.BaseOffset() > offset {
+					return &DamageError{Segment: s.base, Offset: offset, Next: min(nb.BaseOffset(), limit), Err: err}
+				}
+				end, pos, expect, passed = next, next, batch.Batch(m.data[next:]).BaseOffset(), true
+				continue
 			}
 			if b.BaseOffset() >= limit {
 				break
 			}
+			expect = b.LastOffset() + 1
 			if start < 0 {
 				if b.LastOffset() < offset {
 					end += int64(len(b))
@@ -1061,11 +1178,17 @@ func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 		}
 		return nil
 	})
+	if err == nil && start < 0 && offset < min(s.next.Load(), limit) {
+		// The batches end before offset, which the segment claims: its
+		// tail was cut or lost.
+		err = &DamageError{Segment: s.base, Offset: offset, Next: min(s.next.Load(), limit),
+			Err: fmt.Errorf("%w: the log ends at position %d before offset %d", batch.ErrCorrupt, end, offset)}
+	}
 	if err != nil || start < 0 {
 		m.release()
 		return View{}, err
 	}
-	if scanStart <= verified {
+	if scanStart <= verified && !passed {
 		s.advanceVerified(end)
 	}
 	return View{Data: m.data[start:end:end], m: m}, nil
@@ -1104,6 +1227,11 @@ func (s *Segment) FindTime(ts, from, limit int64) (offset int64, ok bool, err er
 	var r batch.Record
 	for from := max(after+1, from); from < limit; {
 		v, err := s.Read(from, limit, 1<<20)
+		if de := (*DamageError)(nil); errors.As(err, &de) {
+			// Damaged batches have no trustworthy timestamps: pass them.
+			from = de.Next
+			continue
+		}
 		if err != nil || len(v.Data) == 0 {
 			return 0, false, err
 		}

@@ -172,6 +172,7 @@ func RequireBytes(t testing.TB, want, got []byte, msgAndArgs ...any) {
 // Byte offsets of header fields tests edit (Kafka's format; see package
 // batch).
 const (
+	OffBatchLength = 8
 	OffLeaderEpoch = 12
 	OffMagic       = 16
 	OffCRC         = 17

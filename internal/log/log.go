@@ -117,10 +117,12 @@ type Log struct {
 	appended signal.Signal // broadcast when hw moves or the partition closes
 }
 
-// Open opens (creating if needed) the log in cfg.Dir. Unless
-// clean (the last shutdown closed every log properly), the active segment
-// is scanned and cut after its last valid batch, and every sealed segment's
-// tail is verified.
+// Open opens (creating if needed) the log in cfg.Dir. Unless clean (the
+// last shutdown closed every log properly), the active segment is scanned
+// and a torn tail cut, and every sealed segment's tail is verified. A clean
+// log whose active segment does not match what its close left is treated
+// as unclean. Damage never fails Open: only errors the caller can act on
+// (I/O, permissions, memory for mappings) do.
 func Open(cfg Config, clean bool) (*Log, error) {
 	if cfg.FS == nil {
 		cfg.FS = vfs.Default
@@ -176,6 +178,10 @@ func Open(cfg Config, clean bool) (*Log, error) {
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("open %s: %w", cfg.Dir, err)
+		}
+		if clean && rec.Scanned {
+			cfg.Logger.Warn("stream: a cleanly closed log does not match its close; recovering as after a crash", "dir", cfg.Dir)
+			clean = false
 		}
 		l.noteRecovery(active, rec)
 		segs = append(segs, active)
@@ -250,9 +256,9 @@ func (l *Log) listSegments() (bases, sizes []int64, err error) {
 }
 
 // checkSealed verifies the tail of each sealed segment after an unclean
-// shutdown. The first that fails is recovered (cut after its last good
-// batch) and becomes the active segment; every later one is dropped, since
-// offsets must stay contiguous.
+// shutdown. One that fails is recovered: a torn tail is cut, and the
+// offsets it held are a gap before the next segment that reads report as
+// damage. Later segments are kept: damage costs only the damaged bytes.
 func (l *Log) checkSealed(segs []*segment.Segment) ([]*segment.Segment, error) {
 	for i := 0; i < len(segs)-1; i++ {
 		err := segs[i].CheckSealed(segs[i+1].Base())
@@ -270,30 +276,14 @@ func (l *Log) checkSealed(segs []*segment.Segment) ([]*segment.Segment, error) {
 			return segs, fmt.Errorf("recover %s segment %d: %w", l.cfg.Dir, segs[i].Base(), rerr)
 		}
 		l.noteRecovery(segs[i], rec)
-		if segs[i].Next() == segs[i+1].Base() {
-			// Nothing needed cutting after all: seal it again and go on.
-			if err := segs[i].Seal(); err != nil {
-				return segs, err
-			}
-			continue
+		if lost := segs[i+1].Base() - segs[i].Next(); lost > 0 {
+			l.cfg.Stats.CorruptBatches.Add(1)
+			l.cfg.Logger.Warn("stream: offsets lost with a damaged segment tail",
+				"dir", l.cfg.Dir, "segment", segs[i].Base(), "from", segs[i].Next(), "to", segs[i+1].Base()-1)
 		}
-		l.cfg.Logger.Warn("stream: cutting the log after the damaged segment",
-			"dir", l.cfg.Dir, "segment", segs[i].Base(), "dropped segments", len(segs)-i-1)
-		for _, later := range segs[i+1:] {
-			l.cfg.Stats.TruncatedBytes.Add(later.Size())
-			if l.cfg.ReadOnly {
-				later.Close(false)
-			} else if err := later.Delete(); err != nil {
-				return segs, err
-			}
+		if err := segs[i].Seal(); err != nil {
+			return segs, err
 		}
-		segs = segs[:i+1]
-		if !l.cfg.ReadOnly {
-			if err := l.cfg.FS.SyncDir(l.cfg.Dir); err != nil {
-				return segs, err
-			}
-		}
-		break
 	}
 	return segs, nil
 }
@@ -301,6 +291,11 @@ func (l *Log) checkSealed(segs []*segment.Segment) ([]*segment.Segment, error) {
 func (l *Log) noteRecovery(s *segment.Segment, rec segment.Recovery) {
 	if rec.IndexRebuilt {
 		l.cfg.Stats.IndexRebuilds.Add(1)
+	}
+	if rec.Damaged > 0 {
+		l.cfg.Stats.CorruptBatches.Add(int64(rec.Damaged))
+		l.cfg.Logger.Warn("stream: damaged batches kept in place: reads report their offsets as corrupt",
+			"dir", l.cfg.Dir, "segment", s.Base(), "ranges", rec.Damaged)
 	}
 	if rec.Truncated > 0 {
 		l.cfg.Stats.Truncations.Add(1)

@@ -58,12 +58,20 @@ func encode(seq, n int, ts int64) batch.Batch {
 // readAll reads every visible record from offset on.
 func readAll(t *testing.T, p *Log, from int64) []batch.Record {
 	t.Helper()
+	out, err := readUntilErr(t, p, from)
+	require.NoError(t, err)
+	return out
+}
+
+// readUntilErr reads the visible records from offset on, up to the first
+// read error, which it returns.
+func readUntilErr(t *testing.T, p *Log, from int64) ([]batch.Record, error) {
+	t.Helper()
 	var out []batch.Record
 	for off := from; ; {
 		v, err := p.Read(off, 64<<10)
-		require.NoError(t, err)
-		if len(v.Data) == 0 {
-			return out
+		if err != nil || len(v.Data) == 0 {
+			return out, err
 		}
 		for data := v.Data; len(data) > 0; {
 			b, err := batch.Parse(data)
@@ -488,9 +496,10 @@ func TestLogRecoversDamagedSealedSegment(t *testing.T) {
 	}
 	segs := p.segments()
 	require.Greater(t, len(segs), 2)
-	damaged := segs[1]
+	damaged, after := segs[1], segs[2]
+	count, end := p.SegmentCount(), p.HighWatermark()
 	require.NoError(t, p.Close(false))
-	// Flip a byte in the last batch of the second segment.
+	// Flip a byte in the last batch of the second segment: a torn tail.
 	path := filepath.Join(cfg.Dir, segment.FileName(damaged.Base(), segment.LogSuffix))
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -499,14 +508,26 @@ func TestLogRecoversDamagedSealedSegment(t *testing.T) {
 
 	cfg.Stats = new(Stats)
 	p = openTestLog(t, cfg, false)
-	require.Equal(t, 2, p.segmentCount(), "the log is cut at the damage")
+	require.Equal(t, count, p.SegmentCount(), "later segments are kept")
+	require.Equal(t, end, p.HighWatermark())
 	require.Positive(t, cfg.Stats.TruncatedBytes.Load())
-	recs := readAll(t, p, 0)
-	_, end, _, _ := info(p)
-	require.Len(t, recs, int(end))
+	lost := after.Base() - 2 // the last batch, two records
+	recs, err := readUntilErr(t, p, 0)
+	require.Len(t, recs, int(lost), "the records before the damage are returned")
+	require.ErrorIs(t, err, errs.ErrCorrupt)
 	for i, r := range recs {
 		require.Equal(t, int64(i), r.Offset)
 	}
+	_, err = p.Read(lost, 1<<20)
+	var de *segment.DamageError
+	require.ErrorAs(t, err, &de)
+	require.ErrorIs(t, err, errs.ErrCorrupt)
+	require.Equal(t, lost, de.Offset)
+	require.Equal(t, after.Base(), de.Next)
+	rest := readAll(t, p, de.Next)
+	require.Len(t, rest, int(end-after.Base()))
+	require.Equal(t, after.Base(), rest[0].Offset)
+	require.Positive(t, cfg.Stats.CorruptBatches.Load())
 	base, err := p.Append(encode(0, 1, 1))
 	require.NoError(t, err)
 	require.Equal(t, end, base)

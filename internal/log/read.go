@@ -13,7 +13,9 @@ import (
 
 // Read returns whole batches from the one holding offset on, at most about
 // maxBytes (at least one batch), all below the high watermark. An empty
-// view at the high watermark means "nothing yet"; wait and retry.
+// view at the high watermark means "nothing yet"; wait and retry. Offsets
+// that damage made unreadable fail with a *segment.DamageError, which says
+// where reading can go on.
 func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
 	for {
 		hw, start := l.hw.Load(), l.start.Load()
@@ -26,6 +28,11 @@ func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
 		segs := l.segments()
 		i := segmentFor(segs, offset)
 		v, err := segs[i].Read(offset, hw, maxBytes)
+		if err == nil && len(v.Data) == 0 && i+1 < len(segs) && offset < segs[i+1].Base() {
+			// Recovery cut the segment's tail: those offsets are lost.
+			err = &segment.DamageError{Segment: segs[i].Base(), Offset: offset, Next: segs[i+1].Base(),
+				Err: fmt.Errorf("%w: offsets lost with a damaged segment tail", errs.ErrCorrupt)}
+		}
 		if errors.Is(err, segment.ErrClosed) {
 			// Retention deleted it (or we are closing): look again.
 			if l.isClosed() {
@@ -34,6 +41,9 @@ func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
 			continue
 		}
 		if err != nil {
+			if de := (*segment.DamageError)(nil); errors.As(err, &de) {
+				l.cfg.Stats.CorruptBatches.Add(1)
+			}
 			return segment.View{}, fmt.Errorf("read %s at offset %d: %w", l.cfg.Dir, offset, err)
 		}
 		return v, nil
