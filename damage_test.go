@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,4 +252,21 @@ func TestCorruptBatchCostsOnlyItsRecords(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestLazyIndexRebuildIsCounted removes a sealed segment's index after a
+// clean close: the first read rebuilds it, and Stats says so.
+func TestLazyIndexRebuildIsCounted(t *testing.T) {
+	dir, _ := damageFixture(t, 100)
+	stored := storedBatches(t, dir, "t", 0)
+	require.NotEqual(t, stored[0].file, stored[len(stored)-1].file)
+	for _, suffix := range []string{segment.IndexSuffix, segment.TimeIndexSuffix} {
+		require.NoError(t, os.Remove(strings.TrimSuffix(stored[0].file, segment.LogSuffix)+suffix))
+	}
+	b := openBroker(t, dir, nil)
+	require.Zero(t, b.Stats().IndexRebuilds, "sealed segments' indexes open lazily")
+	got, corrupt := readAllPast(t, b)
+	require.Len(t, got, 100)
+	require.Empty(t, corrupt)
+	require.Equal(t, int64(1), b.Stats().IndexRebuilds)
 }

@@ -95,6 +95,10 @@ type Config struct {
 	// NoSync skips the fsyncs of sealing and of directory changes, for logs
 	// whose policy leaves flushing to the OS. Sync still syncs.
 	NoSync bool
+	// IndexRebuilds, if set, counts indexes rebuilt when first used (a
+	// sealed segment's are opened lazily); Recovery reports those rebuilt
+	// on open.
+	IndexRebuilds *atomic.Int64
 }
 
 func (c *Config) fs() vfs.FS {
@@ -525,6 +529,9 @@ func (s *Segment) ensureIndexes() (rebuilt bool, err error) {
 		return false, nil
 	}
 	// Missing or invalid: rebuild from the log, which is the truth.
+	if s.cfg.IndexRebuilds != nil {
+		s.cfg.IndexRebuilds.Add(1)
+	}
 	return true, s.rebuildLocked(size)
 }
 

@@ -138,7 +138,7 @@ func Open(cfg Config, clean bool) (*Log, error) {
 	}
 	l := &Log{cfg: cfg, segcfg: &segment.Config{
 		FS: cfg.FS, Perm: cfg.FilePerm, MaxBytes: cfg.SegmentBytes, ReadOnly: cfg.ReadOnly,
-		NoSync: cfg.Sync == SyncNever,
+		NoSync: cfg.Sync == SyncNever, IndexRebuilds: &cfg.Stats.IndexRebuilds,
 	}}
 	l.syncCond = sync.NewCond(&l.syncMu)
 	if !cfg.ReadOnly {
