@@ -227,6 +227,92 @@ func TestRevokeCommitIsWhatNewOwnerReads(t *testing.T) {
 	tr.check(t)
 }
 
+// Issue #13: the eager sticky balancer keeps partitions where they were in
+// a live group. Members revoke everything at the start of an eager
+// rebalance, yet what they held still counts as theirs for the assignment:
+// a member leaving moves only its own partitions, one joining takes only
+// what the others must give up, and a member slow to rejoin (the group
+// waits for it) keeps what it had.
+func TestEagerStickyKeepsPartitionsInALiveGroup(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 6}))
+	tr := newCGTracker()
+	opts := ConsumerOptions{Reset: ResetEarliest, Balancer: StickyBalancer{}}
+	ms := map[string]*cgMember{}
+	start := func(name string) {
+		ms[name] = cgStart(t, b, tr, name, "g", []string{"t"}, opts, nil)
+	}
+	// moved counts the partitions whose owner differs between two
+	// snapshots of tr.owners(), and checks how many each member holds.
+	moved := func(before, after map[TopicPartition]string, counts map[string]int) int {
+		t.Helper()
+		n := 0
+		for p := int32(0); p < 6; p++ {
+			if before[cgTP("t", p)] != after[cgTP("t", p)] {
+				n++
+			}
+		}
+		held := map[string]int{}
+		for _, o := range after {
+			held[o]++
+		}
+		require.Equal(t, counts, held)
+		return n
+	}
+
+	for _, name := range []string{"a", "b", "c"} {
+		start(name)
+	}
+	cgSettled(t, b, "g", tr, 6)
+	before := tr.owners()
+
+	// c leaves: only its two partitions move.
+	ms["c"].close(t)
+	cgSettled(t, b, "g", tr, 6)
+	after := tr.owners()
+	require.Equal(t, 2, moved(before, after, map[string]int{"a": 3, "b": 3}), "before %v, after %v", before, after)
+	for tp, o := range before {
+		if o != "c" {
+			require.Equal(t, o, after[tp], "%s stayed with its owner, who stayed", tp)
+		}
+	}
+
+	// d joins: a and b give up one partition each, nothing else moves.
+	before = after
+	start("d")
+	cgSettled(t, b, "g", tr, 6)
+	after = tr.owners()
+	require.Equal(t, 2, moved(before, after, map[string]int{"a": 2, "b": 2, "d": 2}), "before %v, after %v", before, after)
+
+	// a hangs outside Poll when e joins: the rebalance waits for it
+	// (b and d revoke, a still holds its partitions), and once a is back
+	// only the one partition e needs moves.
+	before = after
+	ms["a"].freeze()
+	start("e")
+	require.Eventually(t, func() bool {
+		for _, o := range tr.owners() {
+			if o != "a" {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, time.Millisecond, "b and d revoke while a hangs")
+	info, err := b.DescribeGroup("g")
+	require.NoError(t, err)
+	require.Equal(t, "PreparingRebalance", info.State)
+	ms["a"].unfreeze()
+	cgSettled(t, b, "g", tr, 6)
+	after = tr.owners()
+	require.Equal(t, 1, moved(before, after, map[string]int{"a": 2, "b": 2, "d": 1, "e": 1}), "before %v, after %v", before, after)
+	for tp, o := range before {
+		if o == "a" {
+			require.Equal(t, "a", after[tp], "the slow member keeps %s", tp)
+		}
+	}
+	tr.check(t)
+}
+
 // A member that gets an assignment and, inside OnAssigned, sees a new
 // member join, still gives the partitions up (OnRevoked) before anyone
 // else gets them.

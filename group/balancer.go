@@ -38,10 +38,17 @@ type Member struct {
 	InstanceID string
 	// Topics is the subscription. Duplicates are ignored.
 	Topics []string
-	// Owned is what the member holds now. Only the sticky assignors read it;
-	// entries for topics the member no longer subscribes to, or for
-	// partitions that no longer exist, are ignored.
+	// Owned is what the member holds now or, under the eager protocol,
+	// held until it revoked everything to rejoin. Only the sticky assignors
+	// read it; entries for topics the member no longer subscribes to, or
+	// for partitions that no longer exist, are ignored.
 	Owned []TopicPartition
+	// Generation is the generation whose assignment Owned comes from
+	// (Kafka's generation in the sticky assignors' subscription data).
+	// When members claim the same partition, the claim of the latest
+	// generation counts: the others are stale, from a member that missed
+	// an assignment since. Only the sticky assignors read it.
+	Generation int
 }
 
 // Protocol is a rebalance protocol: how members give up partitions.

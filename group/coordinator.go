@@ -98,6 +98,13 @@ type memberState struct {
 	inPoll   bool             // inside Poll: alive, however long it waits
 	lastSeen time.Time        // last time it returned from Poll (or joined)
 	departed time.Time        // static member that closed: when; zero otherwise
+
+	// claim is the last assignment the member acknowledged, of generation
+	// claimGen. An eager rebalance's revoke-everything leaves it: it is
+	// what the sticky balancer keeps with the member where it can (Kafka's
+	// StickyAssignor sends it, with the generation, in the subscription).
+	claim    []TopicPartition
+	claimGen int
 }
 
 // Coordinator is one group's membership, generations and assignments. It is
@@ -161,6 +168,7 @@ func (c *Coordinator) Join(now time.Time, req JoinRequest) string {
 				continue
 			}
 			delete(c.members, oldID)
+			m.claim, m.claimGen = old.claim, old.claimGen // same instance, same claim
 			if slices.Equal(old.topics, m.topics) && c.state == Stable {
 				// Same member back (or replacing a stuck one): same
 				// partitions, no rebalance (KIP-345).
@@ -294,6 +302,7 @@ func (c *Coordinator) Ack(now time.Time, id string, task Task) error {
 		// rebalance before anyone else gets them.
 		if task.Generation == c.generation {
 			m.owned, m.gen = slices.Clone(task.Owned), task.Generation
+			m.claim, m.claimGen = m.owned, m.gen
 			c.changed()
 			if c.state == Stable && c.followUp && c.allCaughtUp() {
 				c.startRebalance()
@@ -341,7 +350,13 @@ func (c *Coordinator) maybeComplete() bool {
 		}
 		// A departed static member keeps its place until its
 		// SessionTimeout: what it is assigned waits for it (KIP-345).
-		in = append(in, Member{ID: m.id, InstanceID: m.instanceID, Topics: m.topics, Owned: m.owned})
+		owned, gen := m.owned, m.gen
+		if c.balancer.Protocol() == Eager {
+			// Every live member revoked everything to get here: what
+			// it held before is what stays with it where it can.
+			owned, gen = m.claim, m.claimGen
+		}
+		in = append(in, Member{ID: m.id, InstanceID: m.instanceID, Topics: m.topics, Owned: owned, Generation: gen})
 	}
 	counts := map[string]int32{}
 	for _, m := range in {

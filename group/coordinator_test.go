@@ -428,6 +428,46 @@ func TestCoordinatorStaticMemberReturnsAfterRebalance(t *testing.T) {
 	require.Equal(t, 2, held)
 }
 
+// Eager sticky: members revoke everything to rejoin, yet keep what they
+// held where they can; a static member away during the rebalance keeps its
+// partitions waiting for it, and gets them back on its return.
+func TestCoordinatorEagerStickyKeepsClaims(t *testing.T) {
+	s := newCoordSim(t, StickyBalancer{}, map[string]int32{"t": 6})
+	static := JoinRequest{InstanceID: "s", SessionTimeout: time.Hour}
+	st := s.join(static)
+	a, b := s.join(JoinRequest{}), s.join(JoinRequest{})
+	s.settle(st, a, b)
+	held := map[string][]TopicPartition{st: s.owned(st), a: s.owned(a), b: s.owned(b)}
+	for _, id := range []string{st, a, b} {
+		require.Len(t, held[id], 2)
+	}
+
+	s.c.Leave(s.now, st)
+	c := s.join(JoinRequest{}) // a rebalance while st is away
+	s.settle(a, b, c)
+	// Two members keep two partitions each: st (static members sort
+	// first) and a; b gives one up to c.
+	require.Equal(t, held[a], s.owned(a))
+	require.Len(t, s.owned(b), 1)
+	require.Subset(t, held[b], s.owned(b))
+	require.Len(t, s.owned(c), 1)
+	require.Subset(t, held[b], s.owned(c))
+
+	st2 := s.join(static)
+	require.Equal(t, Stable, s.c.State())
+	s.settle(a, b, c, st2)
+	require.Equal(t, held[st], s.owned(st2))
+
+	// Back during a rebalance (so with one): the claim is the instance's,
+	// not the member id's.
+	s.c.Leave(s.now, st2)
+	e := s.join(JoinRequest{})
+	require.Equal(t, PreparingRebalance, s.c.State())
+	st3 := s.join(static)
+	s.settle(a, b, c, e, st3)
+	require.Equal(t, held[st], s.owned(st3))
+}
+
 // A member that acknowledges an assignment after a new rebalance began
 // holds it (its consumer ran OnAssigned and may fetch): it must revoke it
 // before anybody else is assigned any of it.

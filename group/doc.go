@@ -43,6 +43,10 @@
 // is then handed out whole. Nothing is owned twice, but the whole group
 // stops consuming for the rebalance, even for partitions that end up where
 // they were (sticky only saves the state a member would have to rebuild).
+// The coordinator remembers what each member held before it revoked, with
+// the generation it got it in, and gives the balancer that as Member.Owned
+// and Member.Generation, as Kafka's StickyAssignor carries both in each
+// member's subscription.
 //
 // Under the Cooperative protocol (cooperative-sticky, Kafka's KIP-429)
 // members keep consuming what they keep. A partition moving from A to B is
@@ -59,7 +63,8 @@
 // Member IDs must be unique; when one repeats, only its first occurrence
 // counts. Ownership claims are only hints: claims for unsubscribed or
 // missing partitions are ignored, and of two members claiming one partition
-// only the first in SortMembers order keeps the claim. The balancers never
+// only the one with the later Generation keeps the claim (the first in
+// SortMembers order, if the generations are equal). The balancers never
 // modify their arguments and are deterministic: the same members (in any
 // order) and partition counts give the same assignment.
 package group

@@ -273,6 +273,27 @@ func TestStickyStaleAndInvalidClaims(t *testing.T) {
 	require.Equal(t, want, StickyBalancer{}.Assign(rev, counts))
 }
 
+// Of two claims on one partition the later generation's counts, whatever
+// the member order; the stale claimant keeps the rest of its claim.
+func TestStickyLaterGenerationWins(t *testing.T) {
+	counts := map[string]int32{"t": 6}
+	members := []Member{
+		// a missed generation 4, in which c took tp2 from it.
+		{ID: "a", Topics: []string{"t"}, Owned: tps(t, "tp0,tp1,tp2"), Generation: 3},
+		{ID: "c", Topics: []string{"t"}, Owned: tps(t, "tp2,tp3,tp4,tp5"), Generation: 4},
+	}
+	want := assignment(t, map[string]string{"a": "tp0,tp1,tp5", "c": "tp2,tp3,tp4"})
+	rev := []Member{members[1], members[0]}
+	for _, fast := range []bool{true, false} {
+		require.Equal(t, want, assignSticky(members, counts, fast), "fast=%v", fast)
+		require.Equal(t, want, assignSticky(rev, counts, fast), "fast=%v", fast)
+	}
+	// With equal generations the first in SortMembers order keeps it.
+	members[1].Generation = 3
+	require.Equal(t, assignment(t, map[string]string{"a": "tp0,tp1,tp2", "c": "tp3,tp4,tp5"}),
+		StickyBalancer{}.Assign(members, counts))
+}
+
 func TestStickyKeepsOwnersOverQuota(t *testing.T) {
 	// 7 partitions, 3 members: quotas 3,2,2. b owned 4 and a owned 3, so
 	// the extra place goes to b (it keeps 3), a keeps 2, c gets the rest.

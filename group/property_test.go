@@ -81,8 +81,9 @@ func randomOwned(r *rand.Rand, members []Member, counts map[string]int32) []Memb
 		for i := range out {
 			out[i].Owned = a[out[i].ID]
 		}
-	case 3: // garbage
+	case 3: // garbage, from random generations
 		for i := range out {
+			out[i].Generation = r.IntN(3)
 			for range r.IntN(6) {
 				t := fmt.Sprintf("t%d", r.IntN(5))
 				out[i].Owned = append(out[i].Owned, TopicPartition{t, int32(r.IntN(10) - 1)})
@@ -293,17 +294,17 @@ type stickyCost struct {
 }
 
 // validOwners returns the previous owner of each partition as the sticky
-// assignors see it: claims of subscribed, existing partitions, the first
-// member in SortMembers order winning.
+// assignors see it: claims of subscribed, existing partitions, the latest
+// Generation winning, then the first member in SortMembers order.
 func validOwners(members []Member, counts map[string]int32) map[TopicPartition]string {
-	prev := map[TopicPartition]string{}
+	prev, gen := map[TopicPartition]string{}, map[TopicPartition]int{}
 	for _, m := range SortMembers(members) {
 		for _, tp := range m.Owned {
 			if !slices.Contains(m.Topics, tp.Topic) || tp.Partition < 0 || tp.Partition >= counts[tp.Topic] {
 				continue
 			}
-			if _, taken := prev[tp]; !taken {
-				prev[tp] = m.ID
+			if _, taken := prev[tp]; !taken || m.Generation > gen[tp] {
+				prev[tp], gen[tp] = m.ID, m.Generation
 			}
 		}
 	}

@@ -28,8 +28,9 @@ import (
 // q+1 places.)
 //
 // A partition claimed in Owned by two members (stale information, say from a
-// member that missed a generation) counts as owned by the first of them in
-// SortMembers order only. Owned partitions of topics the member no longer
+// member that missed a generation) counts as owned by the one with the
+// latest Generation only, by the first of them in SortMembers order if
+// their generations are equal. Owned partitions of topics the member no longer
 // subscribes to, or that no longer exist, are ignored.
 //
 // The result is deterministic for the same input. Identical subscriptions,
@@ -84,8 +85,8 @@ func assignSticky(members []Member, partitions map[string]int32, fast bool) map[
 }
 
 // previousOwners returns, per global partition, the index of the member that
-// validly owns it (subscribed, partition exists; the first claimant in
-// member order if several claim it), or -1.
+// validly owns it (subscribed, partition exists; of several claimants the
+// one with the latest generation, then the first in member order), or -1.
 func (in *groupInput) previousOwners() []int32 {
 	prev := make([]int32, in.total)
 	for p := range prev {
@@ -97,7 +98,7 @@ func (in *groupInput) previousOwners() []int32 {
 			if !ok || tp.Partition < 0 || tp.Partition >= in.counts[t] || !in.subscribed(int32(i), t) {
 				continue
 			}
-			if p := in.start[t] + int(tp.Partition); prev[p] < 0 {
+			if p := in.start[t] + int(tp.Partition); prev[p] < 0 || m.Generation > in.members[prev[p]].Generation {
 				prev[p] = int32(i)
 			}
 		}

@@ -434,6 +434,90 @@ func TestLeaveRebalances(t *testing.T) {
 	require.Empty(t, e.names(t), "no members, no offsets")
 }
 
+// Issue #13: under the eager sticky balancer, what a member held before it
+// revoked everything to rejoin still counts as its own: a member leaving
+// moves only its partitions, one joining only what it takes.
+func TestEagerStickyKeepsOwners(t *testing.T) {
+	e := newEnv(t, nil)
+	e.parts.Set("t", 6)
+	sticky := group.StickyBalancer{}
+	a := e.join(t, "g", sticky, req("t"))
+	b := e.join(t, "g", sticky, req("t"))
+	c := e.join(t, "g", sticky, req("t"))
+	d := newDriver(t, a, b, c)
+	gen := d.settle()
+	before := map[*Member][]TopicPartition{a: d.owned(a), b: d.owned(b)}
+
+	c.Leave()
+	d.drop(c)
+	require.Equal(t, gen+1, d.settle())
+	d.requireSplit("t", 6)
+	for _, m := range []*Member{a, b} {
+		require.Len(t, d.owned(m), 3)
+		require.Subset(t, d.owned(m), before[m], "%s keeps what it had", m.ID())
+		before[m] = d.owned(m)
+	}
+
+	x := e.join(t, "g", sticky, req("t"))
+	d.add(x)
+	require.Equal(t, gen+2, d.settle())
+	d.requireSplit("t", 6)
+	for _, m := range []*Member{a, b} {
+		require.Len(t, d.owned(m), 2)
+		require.Subset(t, before[m], d.owned(m), "%s gives up one partition, keeps the rest", m.ID())
+	}
+}
+
+// A member that rejoined a rebalance but had not taken its new assignment
+// when the next one began claims what it held a generation ago. Where that
+// conflicts with a member that took the partition since, the later
+// generation's claim wins (as in Kafka's sticky assignors); the rest of the
+// stale claim still counts.
+func TestEagerStickyStaleClaim(t *testing.T) {
+	e := newEnv(t, nil)
+	e.parts.Set("t", 6)
+	sticky := group.StickyBalancer{}
+	a := e.join(t, "g", sticky, req("t"))
+	b := e.join(t, "g", sticky, req("t"))
+	d := newDriver(t, a, b)
+	gen := d.settle()
+	aHeld := d.owned(a)
+	require.Len(t, aHeld, 3)
+
+	// c joins. a and b revoke and rejoin; c's rejoin completes the
+	// rebalance. b and c take their assignments, a does not poll again.
+	c := e.join(t, "g", sticky, req("t"))
+	d.add(c)
+	for _, m := range []*Member{a, a, b, b} {
+		d.step(m)
+	}
+	require.Equal(t, group.Wait, d.step(a).Kind, "a has rejoined and waits")
+	for _, m := range []*Member{c, b} {
+		task := d.step(m)
+		require.Equal(t, group.Assign, task.Kind)
+		require.Equal(t, gen+1, task.Generation)
+	}
+	taken := slices.DeleteFunc(slices.Clone(d.owned(c)), func(p TopicPartition) bool { return !slices.Contains(aHeld, p) })
+	require.Len(t, taken, 1, "c took one of a's partitions")
+	cHeld := d.owned(c)
+	require.Len(t, cHeld, 2)
+	owned, aGen, err := a.Owned()
+	require.NoError(t, err)
+	require.Empty(t, owned)
+	require.Equal(t, gen, aGen, "a has not taken its assignment")
+
+	// b leaves. a's claim to taken is stale: c keeps it, a keeps the rest
+	// of its claim, and only b's partitions move.
+	b.Leave()
+	d.drop(b)
+	require.Equal(t, gen+2, d.settle())
+	d.requireSplit("t", 6)
+	require.Len(t, d.owned(a), 3)
+	require.Subset(t, d.owned(a), minus(aHeld, taken))
+	require.Len(t, d.owned(c), 3)
+	require.Subset(t, d.owned(c), cHeld, "c keeps what it took, a's stale claim notwithstanding")
+}
+
 // 2. Cooperative: members keep what they keep; a moving partition reaches
 // its new owner only after the old one acknowledged its revoke.
 func TestCooperativeRebalance(t *testing.T) {
