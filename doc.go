@@ -48,11 +48,17 @@
 //
 // # Recovery
 //
-// On Open after a crash, each partition's active segment is scanned batch by
-// batch (length, CRC-32C, offsets in sequence); the first bad, partial or
-// zero-filled batch and everything after it is cut away, and the indexes are
-// rebuilt. Sealed segments have their tails verified. Damage never stops an
-// Open; it is logged (Options.Logger) and counted (Broker.Stats).
+// Damage costs only the damaged bytes. On Open after a crash, each
+// partition's active segment is scanned batch by batch (length, CRC-32C,
+// offsets in sequence) and a torn tail, the bytes after the last valid batch
+// when no valid batch follows them, is cut; the indexes are rebuilt. Sealed
+// segments have their tails verified. A cleanly closed segment that does not
+// match what its close left is recovered the same way. A damaged batch that
+// valid batches follow stays in place: the records before and after it read
+// normally, and reads report its offsets as a *CorruptError (ErrCorrupt)
+// that says where reading goes on. Damage never stops an Open; it is logged
+// (Options.Logger) and counted (Broker.Stats). README's Guarantees say what
+// damage to each kind of file costs.
 //
 // # Caveats
 //
