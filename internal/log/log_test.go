@@ -265,7 +265,6 @@ func TestLogRetention(t *testing.T) {
 func TestLogRetentionKeepsViewsValid(t *testing.T) {
 	cfg := testLog(t)
 	cfg.SegmentBytes = 2048
-	cfg.RetentionBytes = 1
 	p := openTestLog(t, cfg, false)
 	for i := 0; i < 20; i++ {
 		_, err := p.Append(encode(i, 3, 1))
@@ -274,6 +273,7 @@ func TestLogRetentionKeepsViewsValid(t *testing.T) {
 	v, err := p.Read(0, 1<<20)
 	require.NoError(t, err)
 	want := append([]byte(nil), v.Data...)
+	p.cfg.RetentionBytes = 1 // now, or the rolls would have deleted segment 0 already
 	_, err = p.EnforceRetention()
 	require.NoError(t, err)
 	_, err = os.Stat(filepath.Join(cfg.Dir, segment.FileName(0, segment.LogSuffix)))

@@ -15,11 +15,12 @@ import (
 
 // EnforceRetention deletes whole sealed segments, oldest first, while they
 // are older than the retention time (by their newest record) or while the
-// log would still hold at least retentionBytes without them; an active
+// log would still hold at least RetentionBytes without them; an active
 // segment past the retention time whose predecessors all went is rolled and
 // deleted too. Nothing at or past the high watermark is deleted. The log
 // start offset moves to the first remaining segment; offsets are never
-// reused.
+// reused. Size retention also runs at each roll (see retainBytesLocked);
+// time retention runs only here.
 func (l *Log) EnforceRetention() (deleted int, err error) {
 	if l.cfg.Retention <= 0 && l.cfg.RetentionBytes <= 0 {
 		return 0, nil
@@ -83,6 +84,37 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	}
 	l.cfg.Logger.Info("stream: retention deletes segments", "dir", l.cfg.Dir, "segments", n, "start", segs[n].Base())
 	return n, l.dropFirstLocked(segs, n)
+}
+
+// retainBytesLocked applies size retention (EnforceRetention's rule) after
+// a roll, so that a burst cannot fill the disk far past RetentionBytes
+// before the next periodic check: only appends make a log bigger, so a
+// check at each roll bounds it at about two segments over (whole segments
+// go, and the active one fills before the next roll). Time retention stays
+// with EnforceRetention: records age without appends, so a quiet log needs
+// the periodic check anyway. A failure to delete is logged, not returned:
+// the append that rolled is not at fault, and the list and start have moved
+// already. Callers hold mu.
+func (l *Log) retainBytesLocked() {
+	segs := l.segments()
+	var total int64
+	for _, s := range segs {
+		total += s.Size()
+	}
+	hw := l.hw.Load()
+	n := 0
+	// Never what readers cannot see yet (SyncAlways before its fsync).
+	for n < len(segs)-1 && segs[n].Next() <= hw && total-segs[n].Size() >= l.cfg.RetentionBytes {
+		total -= segs[n].Size()
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	l.cfg.Logger.Info("stream: retention deletes segments", "dir", l.cfg.Dir, "segments", n, "start", segs[n].Base())
+	if err := l.dropFirstLocked(segs, n); err != nil {
+		l.cfg.Logger.Error("stream: retention failed", "dir", l.cfg.Dir, "err", err)
+	}
 }
 
 // dropFirstLocked deletes the first n segments of segs, the current list.

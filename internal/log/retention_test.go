@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/embedstream/stream/internal/errs"
 )
 
 // multiSegmentLog writes 120 batches of 4 records in segments of 4 KiB and
@@ -114,4 +116,85 @@ func TestLogUnreadableStartIsIgnored(t *testing.T) {
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	require.True(t, fi.IsDir(), "left as it is")
+}
+
+// Size retention runs at each roll, not only when EnforceRetention is
+// called: a burst never takes a partition more than about two segments
+// past RetentionBytes (whole segments go, so the rest may be up to one
+// segment over, and the active segment fills up to one more before the
+// next roll), and what stays is readable from the moved start.
+func TestLogRetentionBytesAtRoll(t *testing.T) {
+	for name, policy := range map[string]SyncPolicy{"never": SyncNever, "interval": SyncInterval, "always": SyncAlways} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testLog(t)
+			cfg.Sync = policy
+			cfg.SegmentBytes = 4096
+			cfg.RetentionBytes = 3 * 4096
+			cfg.Stats = new(Stats)
+			p := openTestLog(t, cfg, false)
+			for i := range 600 {
+				_, err := p.Append(encode(i, 3, 1000))
+				require.NoError(t, err)
+				segs := p.Segments()
+				var total int64
+				for _, s := range segs {
+					total += s.Size
+				}
+				sealed := total - segs[len(segs)-1].Size
+				require.LessOrEqual(t, sealed, cfg.RetentionBytes+cfg.SegmentBytes, "append %d: %v", i, segs)
+				require.LessOrEqual(t, total, cfg.RetentionBytes+2*cfg.SegmentBytes, "append %d: %v", i, segs)
+				if len(segs) > 1 {
+					require.Less(t, sealed-segs[0].Size, cfg.RetentionBytes, "append %d: only what the rule allows stays: %v", i, segs)
+				}
+			}
+			start, end, bytes, _ := info(p)
+			require.Positive(t, start)
+			require.Equal(t, p.Segments()[0].Base, start)
+			require.Equal(t, int64(1800), end)
+			require.GreaterOrEqual(t, bytes, cfg.RetentionBytes, "at least RetentionBytes stays")
+			require.Positive(t, cfg.Stats.SegmentsDeleted.Load())
+			recs := readAll(t, p, start)
+			require.Len(t, recs, int(end-start))
+			for i, r := range recs {
+				require.Equal(t, start+int64(i), r.Offset)
+			}
+			_, err := p.Read(start-1, 100)
+			require.ErrorIs(t, err, errs.ErrOffsetOutOfRange)
+			n, err := p.EnforceRetention()
+			require.NoError(t, err)
+			require.LessOrEqual(t, n, 1, "the periodic check finds at most the segment the active one's growth made surplus")
+		})
+	}
+}
+
+// Size retention at a roll never deletes what readers cannot see yet:
+// under SyncAlways, records appended but not yet covered by an fsync are
+// past the high watermark.
+func TestLogRetentionBytesAtRollKeepsUnsynced(t *testing.T) {
+	cfg := testLog(t)
+	cfg.Sync = SyncAlways
+	cfg.SegmentBytes = 4096
+	cfg.RetentionBytes = 4096
+	p := openTestLog(t, cfg, false)
+	// Append as Append does, but without waiting for the fsync that would
+	// move the high watermark.
+	p.mu.Lock()
+	for i := range 300 {
+		_, err := p.appendLocked(encode(i, 3, 1000))
+		require.NoError(t, err)
+	}
+	p.mu.Unlock()
+	require.Greater(t, p.SegmentCount(), 4)
+	require.Zero(t, p.StartOffset(), "nothing below the high watermark to delete")
+	require.Zero(t, p.HighWatermark())
+
+	require.NoError(t, p.Sync())
+	end := p.HighWatermark()
+	require.Equal(t, int64(900), end)
+	for i := 0; p.StartOffset() == 0; i++ {
+		require.Less(t, i, 100, "no roll deleted anything")
+		_, err := p.Append(encode(i, 3, 1000))
+		require.NoError(t, err)
+	}
+	require.Len(t, readAll(t, p, p.StartOffset()), int(p.HighWatermark()-p.StartOffset()))
 }
