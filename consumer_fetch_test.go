@@ -129,7 +129,7 @@ func TestResetPolicies(t *testing.T) {
 // fails with ErrOffsetOutOfRange; the committed offset stays as it was.
 func TestOutOfRangeAfterRetention(t *testing.T) {
 	b := openBroker(t, "", nil)
-	tbRetentionTopic(t, b, "t", 400)
+	tbRetentionTopic(t, b, "t")
 	tp := cgTP("t", 0)
 	ctx := t.Context()
 	for _, g := range []string{"early", "latest", "none"} {
@@ -142,7 +142,8 @@ func TestOutOfRangeAfterRetention(t *testing.T) {
 	live := cgSubscribe(t, b, "live", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, MaxPollRecords: 1})
 	require.Equal(t, []int64{0}, cgOffsets(cgPollN(t, live, 1), 0))
 
-	b.enforceRetention()
+	// The rolls of the fill run size retention: no periodic check needed.
+	tbRetentionFill(t, b, "t", 100, 400)
 	info, err := b.DescribeTopic("t")
 	require.NoError(t, err)
 	start, end := info.Partitions[0].StartOffset, info.Partitions[0].EndOffset

@@ -84,14 +84,14 @@ func TestModelRandomSequences(t *testing.T) {
 			"seed %d (rerun: EMBEDSTREAM_MODEL_SEED=%d EMBEDSTREAM_MODEL_SEQUENCES=1)\noriginal: %d ops, failed at op %d: %v\nshrunk to %d ops:%s\nshrunk failure: %v",
 			seed, seed, len(ops), at, err, len(small), b.String(), smallErr)
 	}
-	t.Logf("%d sequences of %d ops in %v: %d publishes (%d records), %d producer flushes, %d polls (%d records, %d empty), %d commits, %d seeks, %d restarts (%d crashes), %d retention runs (%d records dropped), %d rebalances observed",
+	t.Logf("%d sequences of %d ops in %v: %d publishes (%d records), %d producer flushes, %d polls (%d records, %d empty), %d commits, %d seeks, %d restarts (%d crashes), %d retention runs (%d records dropped, %d more at rolls), %d rebalances observed",
 		sequences, nops, time.Since(start).Round(time.Millisecond), st.publishes, st.records, st.flushes, st.polls, st.polled, st.emptyPolls,
-		st.commits, st.seeks, st.restarts, st.crashes, st.retentions, st.dropped, st.rebalances)
+		st.commits, st.seeks, st.restarts, st.crashes, st.retentions, st.dropped, st.rollDropped, st.rebalances)
 }
 
 type mdlStats struct {
 	publishes, records, flushes, polls, polled, emptyPolls, commits, seeks int
-	restarts, crashes, retentions, dropped, rebalances                     int
+	restarts, crashes, retentions, dropped, rollDropped, rebalances        int
 }
 
 // mdlShrink looks for a shorter sequence that still fails: it cuts after
@@ -647,7 +647,10 @@ func (r *mdlRunner) publish(ctx context.Context, o mdlOp) error {
 	}
 	// Records of one call to one partition are one batch at consecutive
 	// offsets in argument order: acknowledgement order is argument order.
-	return r.appendAcked(t, o.recs, recs)
+	if err := r.appendAcked(t, o.recs, recs); err != nil {
+		return err
+	}
+	return r.rollRetention(t)
 }
 
 func (r *mdlRunner) produce(ctx context.Context, o mdlOp) error {
@@ -714,7 +717,10 @@ func (r *mdlRunner) produce(ctx context.Context, o mdlOp) error {
 	for k, i := range idx {
 		sortedSpecs[k], sortedRecs[k] = o.recs[i], recs[i]
 	}
-	return r.appendAcked(t, sortedSpecs, sortedRecs)
+	if err := r.appendAcked(t, sortedSpecs, sortedRecs); err != nil {
+		return err
+	}
+	return r.rollRetention(t)
 }
 
 func (r *mdlRunner) subscribe(o mdlOp) error {
@@ -1077,6 +1083,47 @@ func (r *mdlRunner) retention() error {
 		p := r.m.part(tp)
 		r.st.dropped += int(start - p.start)
 		p.start = start
+	}
+	return nil
+}
+
+// rollRetention follows size retention run by the rolls of an operation's
+// appends (retention's rule, applied at each roll). Where the segments are
+// is the engine's, so the model takes the new log starts from it, after
+// checking them against the rule: a start only moves up, and only while
+// the rest still holds at least RetentionBytes; and the sealed segments
+// hold nothing more the rule would delete (appends here are sequential, so
+// even under SyncAlways a roll finds every sealed segment below the high
+// watermark).
+func (r *mdlRunner) rollRetention(mt *mdlTopic) error {
+	if mt.cfg.RetentionBytes <= 0 {
+		return nil
+	}
+	t, err := r.b.topic(mt.name)
+	if err != nil {
+		return err
+	}
+	for i, p := range t.partitions() {
+		tp := TopicPartition{Topic: mt.name, Partition: int32(i)}
+		mp := mt.parts[i]
+		segs := p.Segments()
+		var total int64
+		for _, s := range segs {
+			total += s.Size
+		}
+		start := segs[0].Base
+		switch sealed := total - segs[len(segs)-1].Size; {
+		case start < mp.start:
+			return fmt.Errorf("%s: log start went back from %d to %d", tp, mp.start, start)
+		case start > mp.start && total < mt.cfg.RetentionBytes:
+			return fmt.Errorf("%s: retention at roll left %d bytes, under RetentionBytes %d", tp, total, mt.cfg.RetentionBytes)
+		case len(segs) > 1 && sealed-segs[0].Size >= mt.cfg.RetentionBytes:
+			return fmt.Errorf("%s: retention at roll kept segments %v over RetentionBytes %d", tp, segs, mt.cfg.RetentionBytes)
+		}
+		if start > mp.start {
+			r.st.rollDropped += int(start - mp.start)
+			mp.start = start
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -648,17 +649,23 @@ func TestReaderDeletedTopic(t *testing.T) {
 }
 
 // tbRetentionTopic creates a topic whose partition rolls every ~4 KiB and
-// keeps about 4 KiB, and fills it with n single-record batches.
-func tbRetentionTopic(t testing.TB, b *Broker, name string, n int) {
+// keeps about 4 KiB, and fills it with 100 single-record batches: two
+// segments, too few for size retention to delete one at a roll.
+func tbRetentionTopic(t testing.TB, b *Broker, name string) {
 	t.Helper()
 	tbCreate(t, b, name, TopicConfig{SegmentBytes: 4096, RetentionBytes: 4096})
-	tbRetentionFill(t, b, name, n)
+	tbRetentionFill(t, b, name, 0, 100)
+	info, err := b.DescribeTopic(name)
+	require.NoError(t, err)
+	require.Zero(t, info.Partitions[0].StartOffset)
 }
 
-func tbRetentionFill(t testing.TB, b *Broker, name string, n int) {
+// tbRetentionFill publishes single-record batches with values v<from> up
+// to v<to-1>.
+func tbRetentionFill(t testing.TB, b *Broker, name string, from, to int) {
 	t.Helper()
 	ctx := context.Background()
-	for i := 0; i < n; i++ {
+	for i := from; i < to; i++ {
 		require.NoError(t, b.Publish(ctx, &Record{Topic: name, Value: fmt.Appendf(nil, "v%d", i)}))
 	}
 }
@@ -667,10 +674,7 @@ func tbRetentionFill(t testing.TB, b *Broker, name string, n int) {
 // ErrOffsetOutOfRange, never skip records silently.
 func TestReaderRetentionOutOfRange(t *testing.T) {
 	b := tbOpen(t, nil)
-	tbRetentionTopic(t, b, "t", 400)
-	info, err := b.DescribeTopic("t")
-	require.NoError(t, err)
-	require.Greater(t, info.Partitions[0].Segments, 4)
+	tbRetentionTopic(t, b, "t")
 	ctx := context.Background()
 
 	reading, err := b.NewReader("t", 0, OffsetEarliest, nil)
@@ -681,8 +685,9 @@ func TestReaderRetentionOutOfRange(t *testing.T) {
 	require.NoError(t, err)
 	defer notStarted.Close()
 
-	b.enforceRetention()
-	info, err = b.DescribeTopic("t")
+	// The rolls of the fill run size retention: no periodic check needed.
+	tbRetentionFill(t, b, "t", 100, 400)
+	info, err := b.DescribeTopic("t")
 	require.NoError(t, err)
 	start := info.Partitions[0].StartOffset
 	require.Positive(t, start)
@@ -715,14 +720,19 @@ func TestReaderRetentionOutOfRange(t *testing.T) {
 	require.Equal(t, tbRange(start, 400), tbNextN(t, rd, int(400-start)))
 }
 
-// The same through the broker's own retention schedule.
+// The same through the broker's own retention schedule: time retention,
+// which (unlike size retention) only the periodic check runs.
 func TestReaderRetentionByBackgroundCheck(t *testing.T) {
-	b := tbOpen(t, &Options{RetentionCheckInterval: 5 * time.Millisecond})
-	tbCreate(t, b, "t", TopicConfig{SegmentBytes: 4096, RetentionBytes: 4096})
+	var now atomic.Int64
+	now.Store(time.Now().UnixMilli())
+	clock := func() time.Time { return time.UnixMilli(now.Load()) }
+	b := tbOpen(t, &Options{Now: clock, RetentionCheckInterval: 5 * time.Millisecond})
+	tbCreate(t, b, "t", TopicConfig{SegmentBytes: 4096, Retention: time.Hour})
 	rd, err := b.NewReader("t", 0, AtOffset(0), nil)
 	require.NoError(t, err)
 	defer rd.Close()
-	tbRetentionFill(t, b, "t", 300)
+	tbRetentionFill(t, b, "t", 0, 300)
+	now.Add((time.Hour + time.Second).Milliseconds())
 	require.Eventually(t, func() bool {
 		info, err := b.DescribeTopic("t")
 		// The counter moves just after the log start: wait for both.

@@ -25,7 +25,11 @@ type TopicConfig struct {
 	// this (retention.ms). 0 keeps records forever.
 	Retention time.Duration
 	// RetentionBytes deletes a partition's oldest segments while the rest
-	// still holds at least this many bytes (retention.bytes). 0: no limit.
+	// still holds at least this many bytes (retention.bytes). It is
+	// enforced each time a segment rolls as well as every
+	// RetentionCheckInterval, so a burst of writes takes a partition at
+	// most about two segments past it (whole segments go, and the active
+	// one fills before the next roll). 0: no limit.
 	RetentionBytes int64
 	// SegmentBytes rolls a new segment file at this size (segment.bytes).
 	// Default 1 GiB; between 4 KiB and 2 GiB - 1 byte.

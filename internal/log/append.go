@@ -68,6 +68,9 @@ func (l *Log) appendLocked(b batch.Batch) (int64, error) {
 		if err := l.roll(); err != nil {
 			return 0, err
 		}
+		if l.cfg.RetentionBytes > 0 {
+			l.retainBytesLocked()
+		}
 		segs = l.segments()
 		active = segs[len(segs)-1]
 	}

@@ -38,7 +38,7 @@ type Config struct {
 	SegmentBytes   int64       // roll at this size (segment.bytes)
 	SegmentAge     time.Duration
 	Retention      time.Duration // delete segments older than this; 0: keep
-	RetentionBytes int64         // keep at most about this many bytes; 0: no limit
+	RetentionBytes int64         // keep about this many bytes, checked at each roll and by EnforceRetention; 0: no limit
 	MaxBatchBytes  int           // largest batch Append accepts (Kafka's max.message.bytes)
 	LogAppendTime  bool          // stamp batches with the append time
 	Sync           SyncPolicy

@@ -273,7 +273,6 @@ func TestLogRetention(t *testing.T) {
 func TestLogRetentionKeepsViewsValid(t *testing.T) {
 	cfg := testLog(t)
 	cfg.SegmentBytes = 2048
-	cfg.RetentionBytes = 1
 	p := openTestLog(t, cfg, false)
 	for i := 0; i < 20; i++ {
 		_, err := p.Append(encode(i, 3, 1))
@@ -282,6 +281,7 @@ func TestLogRetentionKeepsViewsValid(t *testing.T) {
 	v, err := p.Read(0, 1<<20)
 	require.NoError(t, err)
 	want := append([]byte(nil), v.Data...)
+	p.cfg.RetentionBytes = 1 // now, or the rolls would have deleted segment 0 already
 	_, err = p.EnforceRetention()
 	require.NoError(t, err)
 	_, err = os.Stat(filepath.Join(cfg.Dir, segment.FileName(0, segment.LogSuffix)))
@@ -637,13 +637,15 @@ func TestLogDeleteRecordsFaults(t *testing.T) {
 	}
 }
 
-// A machine crash can take back the unsynced tail the stored log start had
-// passed (here the tail is cut by hand, as after a power loss): open lowers
-// the stored start to the recovered end, so records appended from there are
-// never hidden by it at a later open.
+// A machine crash under SyncNever can take back the unsynced tail the
+// stored log start had passed (here the tail is cut by hand, as after a
+// power loss). The stored start is then past the recovered end, which open
+// cannot tell from damage: it ignores the start rather than delete every
+// segment, and records appended from the end stay visible at later opens.
 func TestLogStoredStartPastRecoveredEnd(t *testing.T) {
 	cfg := testLog(t)
 	cfg.Sync = SyncNever // nothing forces the tail to disk before the start is stored
+	cfg.Stats = new(Stats)
 	p, err := Open(cfg, true)
 	require.NoError(t, err)
 	var sizeAt5 int64
@@ -665,8 +667,8 @@ func TestLogStoredStartPastRecoveredEnd(t *testing.T) {
 	p, err = Open(cfg, false)
 	require.NoError(t, err)
 	start, end, _, _ := info(p)
-	require.Equal(t, int64(5), end)
-	require.Equal(t, int64(5), start, "everything below the recovered end was deleted")
+	require.Equal(t, []int64{0, 5}, []int64{start, end}, "the stored start is ignored")
+	require.EqualValues(t, 1, cfg.Stats.LogStartResets.Load())
 	for i := range 5 {
 		off, err := p.Append(encode(100+i, 1, 2000))
 		require.NoError(t, err)
@@ -677,8 +679,9 @@ func TestLogStoredStartPastRecoveredEnd(t *testing.T) {
 	require.NoError(t, err)
 	defer p.Close(false)
 	start, end, _, _ = info(p)
-	require.Equal(t, []int64{5, 10}, []int64{start, end}, "the records appended after recovery stay visible")
-	require.Len(t, readAll(t, p, 5), 5)
+	require.Equal(t, []int64{0, 10}, []int64{start, end}, "the records appended after recovery stay visible")
+	require.Len(t, readAll(t, p, 0), 10)
+	require.EqualValues(t, 1, cfg.Stats.LogStartResets.Load(), "the file was replaced")
 }
 
 // info is Info as a tuple, for assertions on several fields at once.

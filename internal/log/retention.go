@@ -15,11 +15,12 @@ import (
 
 // EnforceRetention deletes whole sealed segments, oldest first, while they
 // are older than the retention time (by their newest record) or while the
-// log would still hold at least retentionBytes without them; an active
+// log would still hold at least RetentionBytes without them; an active
 // segment past the retention time whose predecessors all went is rolled and
 // deleted too. Nothing at or past the high watermark is deleted. The log
 // start offset moves to the first remaining segment; offsets are never
-// reused.
+// reused. Size retention also runs at each roll (see retainBytesLocked);
+// time retention runs only here.
 func (l *Log) EnforceRetention() (deleted int, err error) {
 	if l.cfg.Retention <= 0 && l.cfg.RetentionBytes <= 0 {
 		return 0, nil
@@ -85,6 +86,37 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	return n, l.dropFirstLocked(segs, n)
 }
 
+// retainBytesLocked applies size retention (EnforceRetention's rule) after
+// a roll, so that a burst cannot fill the disk far past RetentionBytes
+// before the next periodic check: only appends make a log bigger, so a
+// check at each roll bounds it at about two segments over (whole segments
+// go, and the active one fills before the next roll). Time retention stays
+// with EnforceRetention: records age without appends, so a quiet log needs
+// the periodic check anyway. A failure to delete is logged, not returned:
+// the append that rolled is not at fault, and the list and start have moved
+// already. Callers hold mu.
+func (l *Log) retainBytesLocked() {
+	segs := l.segments()
+	var total int64
+	for _, s := range segs {
+		total += s.Size()
+	}
+	hw := l.hw.Load()
+	n := 0
+	// Never what readers cannot see yet (SyncAlways before its fsync).
+	for n < len(segs)-1 && segs[n].Next() <= hw && total-segs[n].Size() >= l.cfg.RetentionBytes {
+		total -= segs[n].Size()
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	l.cfg.Logger.Info("stream: retention deletes segments", "dir", l.cfg.Dir, "segments", n, "start", segs[n].Base())
+	if err := l.dropFirstLocked(segs, n); err != nil {
+		l.cfg.Logger.Error("stream: retention failed", "dir", l.cfg.Dir, "err", err)
+	}
+}
+
 // dropFirstLocked deletes the first n segments of segs, the current list.
 // Callers hold mu.
 func (l *Log) dropFirstLocked(segs []*segment.Segment, n int) (err error) {
@@ -112,24 +144,46 @@ func (l *Log) dropFirstLocked(segs []*segment.Segment, n int) (err error) {
 // an older, lower value) the log starts at its first segment's base.
 const logStartFile = "log-start"
 
+// maxLogStartLen is the longest content logStartFile can have: the digits
+// of the largest int64.
+const maxLogStartLen = 19
+
 // openStart sets the log start at open: the first segment's base, or the
-// start deleteRecords stored if that is higher. A stored start past the
-// recovered end (a machine crash took back records it had passed, or
-// recovery cut the log) is lowered to the end and stored again, so records
-// appended from there are never hidden behind it later. Segments wholly
-// below the start, left by a crash in the middle of DeleteRecords, go.
+// start DeleteRecords stored if that is higher and at most the recovered
+// end. Segments wholly below it, left by a crash in the middle of
+// DeleteRecords, go.
+//
+// A stored start past the recovered end is not trusted: a bit flip,
+// garbage, or a machine crash under SyncNever (which can keep the file yet
+// take back the records it had passed) would otherwise delete every
+// segment. Like a start that is not a number (garbage, a negative number,
+// nothing), it is ignored: the log starts at its first segment, deleting
+// nothing, and the reset is logged and counted in Stats.LogStartResets.
+// Records that DeleteRecords had deleted may reappear; that costs far less
+// than losing the partition. A read-write open then replaces the file with
+// the first segment's base, so that the damage is not met again; a
+// read-only one changes nothing on disk. A file that cannot be read at all
+// (an I/O error, which may pass) is ignored and counted too, but left as
+// it is.
 func (l *Log) openStart() error {
 	segs := l.segments()
-	stored := l.readLogStart()
-	l.start.Store(min(max(segs[0].Base(), stored), l.written))
+	first := segs[0].Base()
+	stored, damaged, rerr := l.readLogStart()
+	if stored > l.written {
+		l.cfg.Logger.Warn("stream: the stored log start is past the end; ignoring it and starting at the first segment",
+			"dir", l.cfg.Dir, "stored", stored, "end", l.written, "start", first)
+		stored, damaged = -1, true
+	}
+	l.start.Store(max(first, stored))
+	if damaged || rerr != nil {
+		l.cfg.Stats.LogStartResets.Add(1)
+	}
 	if l.cfg.ReadOnly {
 		return nil
 	}
-	if stored > l.written {
-		l.cfg.Logger.Warn("stream: the stored log start is past the recovered end; starting at the end",
-			"dir", l.cfg.Dir, "stored", stored, "end", l.written)
-		if err := l.writeLogStart(l.written); err != nil {
-			return err
+	if damaged {
+		if err := l.writeLogStart(first); err != nil {
+			return fmt.Errorf("replace the damaged log start of %s: %w", l.cfg.Dir, err)
 		}
 	}
 	n := 0
@@ -144,25 +198,36 @@ func (l *Log) openStart() error {
 	return l.dropFirstLocked(segs, n)
 }
 
-// readLogStart returns the offset logStartFile holds, or -1.
-func (l *Log) readLogStart() int64 {
+// readLogStart returns the offset logStartFile holds, or -1 if it holds
+// none. damaged says the file holds no offset (garbage, a negative number,
+// nothing); rerr says it could not be read, which may pass (an I/O error),
+// so the file is left as it is.
+func (l *Log) readLogStart() (start int64, damaged bool, rerr error) {
 	path := filepath.Join(l.cfg.Dir, logStartFile)
 	f, err := l.cfg.FS.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			l.cfg.Logger.Warn("stream: cannot read the log start offset; starting at the first segment", "file", path, "err", err)
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, false, nil
+	}
+	var n int
+	buf := make([]byte, maxLogStartLen+1) // one more, to see content too long
+	if err == nil {
+		n, err = f.ReadAt(buf, 0)
+		if errors.Is(err, io.EOF) {
+			err = nil
 		}
-		return -1
+		f.Close()
 	}
-	defer f.Close()
-	buf := make([]byte, 20)
-	n, err := f.ReadAt(buf, 0)
-	v, perr := strconv.ParseInt(string(buf[:n]), 10, 64)
-	if (err != nil && !errors.Is(err, io.EOF)) || perr != nil || v < 0 {
-		l.cfg.Logger.Warn("stream: damaged log start offset; starting at the first segment", "file", path, "err", errors.Join(err, perr))
-		return -1
+	if err != nil {
+		l.cfg.Logger.Warn("stream: cannot read the log start offset; starting at the first segment", "file", path, "err", err)
+		return -1, false, err
 	}
-	return v
+	v, err := strconv.ParseInt(string(buf[:n]), 10, 64)
+	if err != nil || v < 0 || n > maxLogStartLen {
+		l.cfg.Logger.Warn("stream: damaged log start offset; starting at the first segment",
+			"file", path, "content", fmt.Sprintf("%q", buf[:n]), "err", err)
+		return -1, true, nil
+	}
+	return v, false, nil
 }
 
 // writeLogStart replaces logStartFile with v.
@@ -194,7 +259,7 @@ func (l *Log) DeleteRecords(before int64) (int64, error) {
 	if l.cfg.Sync != SyncNever {
 		// Make what the start passes durable first, so that a machine
 		// crash cannot take back records the stored start is past (open
-		// would lower it again, but that is the exception).
+		// would take such a start for damage and ignore it).
 		if err := l.Sync(); err != nil {
 			return l.start.Load(), err
 		}
