@@ -43,8 +43,8 @@ type Options struct {
 	// partition. Default HashPartitioner{}.
 	Partitioner Partitioner
 	// RetentionCheckInterval is how often retention runs
-	// (log.retention.check.interval.ms; size retention also runs at each
-	// roll of a segment), and offsets expire. Default 5 minutes.
+	// (log.retention.check.interval.ms; size retention also runs as
+	// appends grow a partition), and offsets expire. Default 5 minutes.
 	RetentionCheckInterval time.Duration
 	// OffsetsRetention is how long a group without members keeps its
 	// committed offsets (offsets.retention.minutes): once it has had no

@@ -1087,13 +1087,13 @@ func (r *mdlRunner) retention() error {
 	return nil
 }
 
-// rollRetention follows size retention run by the rolls of an operation's
-// appends (retention's rule, applied at each roll). Where the segments are
+// rollRetention follows size retention run by an operation's appends
+// (retention's rule, applied as they grow the log). Where the segments are
 // is the engine's, so the model takes the new log starts from it, after
 // checking them against the rule: a start only moves up, and only while
 // the rest still holds at least RetentionBytes; and the sealed segments
 // hold nothing more the rule would delete (appends here are sequential, so
-// even under SyncAlways a roll finds every sealed segment below the high
+// even under SyncAlways an append finds every sealed segment below the high
 // watermark).
 func (r *mdlRunner) rollRetention(mt *mdlTopic) error {
 	if mt.cfg.RetentionBytes <= 0 {
@@ -1112,13 +1112,13 @@ func (r *mdlRunner) rollRetention(mt *mdlTopic) error {
 			total += s.Size
 		}
 		start := segs[0].Base
-		switch sealed := total - segs[len(segs)-1].Size; {
+		switch {
 		case start < mp.start:
 			return fmt.Errorf("%s: log start went back from %d to %d", tp, mp.start, start)
 		case start > mp.start && total < mt.cfg.RetentionBytes:
-			return fmt.Errorf("%s: retention at roll left %d bytes, under RetentionBytes %d", tp, total, mt.cfg.RetentionBytes)
-		case len(segs) > 1 && sealed-segs[0].Size >= mt.cfg.RetentionBytes:
-			return fmt.Errorf("%s: retention at roll kept segments %v over RetentionBytes %d", tp, segs, mt.cfg.RetentionBytes)
+			return fmt.Errorf("%s: retention as appended left %d bytes, under RetentionBytes %d", tp, total, mt.cfg.RetentionBytes)
+		case len(segs) > 1 && total-segs[0].Size >= mt.cfg.RetentionBytes:
+			return fmt.Errorf("%s: retention as appended kept segments %v over RetentionBytes %d", tp, segs, mt.cfg.RetentionBytes)
 		}
 		if start > mp.start {
 			r.st.rollDropped += int(start - mp.start)

@@ -26,10 +26,10 @@ type TopicConfig struct {
 	Retention time.Duration
 	// RetentionBytes deletes a partition's oldest segments while the rest
 	// still holds at least this many bytes (retention.bytes). It is
-	// enforced each time a segment rolls as well as every
-	// RetentionCheckInterval, so a burst of writes takes a partition at
-	// most about two segments past it (whole segments go, and the active
-	// one fills before the next roll). 0: no limit.
+	// enforced as appends grow the partition, not only every
+	// RetentionCheckInterval, so even a burst of writes never takes a
+	// partition more than one segment past it (whole segments go). 0: no
+	// limit.
 	RetentionBytes int64
 	// SegmentBytes rolls a new segment file at this size (segment.bytes).
 	// Default 1 GiB; between 4 KiB and 2 GiB - 1 byte.

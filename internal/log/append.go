@@ -68,9 +68,6 @@ func (l *Log) appendLocked(b batch.Batch) (int64, error) {
 		if err := l.roll(); err != nil {
 			return 0, err
 		}
-		if l.cfg.RetentionBytes > 0 {
-			l.retainBytesLocked()
-		}
 		segs = l.segments()
 		active = segs[len(segs)-1]
 	}
@@ -86,6 +83,13 @@ func (l *Log) appendLocked(b batch.Batch) (int64, error) {
 		return 0, err
 	}
 	l.written = b.LastOffset() + 1
+	l.bytes += int64(len(b))
+	if r := l.cfg.RetentionBytes; r > 0 && len(segs) > 1 && l.bytes-segs[0].Size() >= r {
+		// Size retention's rule, applied as the log grows rather than only
+		// by the periodic check: a burst never takes a partition more than
+		// its oldest segment past RetentionBytes.
+		l.retainBytesLocked()
+	}
 	st := l.cfg.Stats
 	st.BatchesIn.Add(1)
 	st.RecordsIn.Add(int64(b.NumRecords()))

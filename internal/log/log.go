@@ -38,7 +38,7 @@ type Config struct {
 	SegmentBytes   int64       // roll at this size (segment.bytes)
 	SegmentAge     time.Duration
 	Retention      time.Duration // delete segments older than this; 0: keep
-	RetentionBytes int64         // keep about this many bytes, checked at each roll and by EnforceRetention; 0: no limit
+	RetentionBytes int64         // keep about this many bytes, checked as appends grow the log and by EnforceRetention; 0: no limit
 	MaxBatchBytes  int           // largest batch Append accepts (Kafka's max.message.bytes)
 	LogAppendTime  bool          // stamp batches with the append time
 	Sync           SyncPolicy
@@ -102,6 +102,7 @@ type Log struct {
 
 	mu          sync.Mutex // serializes writers: append, roll, retention, close
 	written     int64      // next offset to assign (the log end offset)
+	bytes       int64      // batch bytes in segs, for size retention
 	activeSince time.Time  // when the active segment got its first batch, for SegmentAge
 	closed      bool
 	failed      error // sticky: a failed fsync stops writes for good
@@ -200,6 +201,9 @@ func Open(cfg Config, clean bool) (*Log, error) {
 		segs = append(segs, s)
 	}
 	l.segs.Store(&segs)
+	for _, s := range segs {
+		l.bytes += s.Size()
+	}
 	if len(segs) > 0 {
 		l.written = segs[len(segs)-1].Next()
 		if err := l.openStart(); err != nil {

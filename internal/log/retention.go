@@ -19,8 +19,8 @@ import (
 // segment past the retention time whose predecessors all went is rolled and
 // deleted too. Nothing at or past the high watermark is deleted. The log
 // start offset moves to the first remaining segment; offsets are never
-// reused. Size retention also runs at each roll (see retainBytesLocked);
-// time retention runs only here.
+// reused. Size retention also runs as appends grow the log (see
+// retainBytesLocked); time retention runs only here.
 func (l *Log) EnforceRetention() (deleted int, err error) {
 	if l.cfg.Retention <= 0 && l.cfg.RetentionBytes <= 0 {
 		return 0, nil
@@ -86,21 +86,17 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	return n, l.dropFirstLocked(segs, n)
 }
 
-// retainBytesLocked applies size retention (EnforceRetention's rule) after
-// a roll, so that a burst cannot fill the disk far past RetentionBytes
-// before the next periodic check: only appends make a log bigger, so a
-// check at each roll bounds it at about two segments over (whole segments
-// go, and the active one fills before the next roll). Time retention stays
-// with EnforceRetention: records age without appends, so a quiet log needs
-// the periodic check anyway. A failure to delete is logged, not returned:
-// the append that rolled is not at fault, and the list and start have moved
-// already. Callers hold mu.
+// retainBytesLocked applies size retention (EnforceRetention's rule) as an
+// append takes the log past it, so that a burst cannot fill the disk far
+// past RetentionBytes before the next periodic check: the log stays within
+// its oldest segment of RetentionBytes, Kafka's bound right after its check.
+// Time retention stays with EnforceRetention: records age without appends,
+// so a quiet log needs the periodic check anyway. A failure to delete is
+// logged, not returned: the append is not at fault, and the list and start
+// have moved already. Callers hold mu.
 func (l *Log) retainBytesLocked() {
 	segs := l.segments()
-	var total int64
-	for _, s := range segs {
-		total += s.Size()
-	}
+	total := l.bytes
 	hw := l.hw.Load()
 	n := 0
 	// Never what readers cannot see yet (SyncAlways before its fsync).
@@ -125,6 +121,7 @@ func (l *Log) dropFirstLocked(segs []*segment.Segment, n int) (err error) {
 	l.start.Store(max(segs[n].Base(), l.start.Load()))
 	l.segs.Store(ptr(slices.Clone(segs[n:])))
 	for _, s := range segs[:n] {
+		l.bytes -= s.Size()
 		// Readers holding views keep their mapping; new reads miss the
 		// segment and see the new log start.
 		if derr := s.Delete(); derr != nil {
