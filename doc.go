@@ -51,8 +51,11 @@
 // On Open after a crash, each partition's active segment is scanned batch by
 // batch (length, CRC-32C, offsets in sequence); the first bad, partial or
 // zero-filled batch and everything after it is cut away, and the indexes are
-// rebuilt. Sealed segments have their tails verified. Damage never stops an
-// Open; it is logged (Options.Logger) and counted (Broker.Stats).
+// rebuilt. Sealed segments have their tails verified. A damaged meta.db is
+// set aside (renamed meta.db.damaged-<UTC time>) and rebuilt from the topic
+// directories: committed offsets and topic configs are lost, records are
+// not. Damage never stops an Open; it is logged (Options.Logger) and
+// counted (Broker.Stats).
 //
 // # Caveats
 //
