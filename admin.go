@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -108,7 +109,30 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 	}
 	fs, root := b.opts.fs, filepath.Join(b.dir, topicsDir)
 	dir := filepath.Join(root, name)
-	// A directory left by an interrupted create holds nothing acknowledged.
+	// A directory left by an interrupted create holds no record, and one
+	// left by a DeleteTopic that failed to remove it holds deleted ones:
+	// both are replaced. One that holds records the catalog does not list
+	// (it appeared after Open, which adopts such directories) is never
+	// reused.
+	deleted, err := b.meta.Deleted()
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := fs.Lstat(dir); err == nil && fi.IsDir() && !deleted[name] {
+		parts, err := partitionDirs(fs, dir)
+		if err != nil {
+			return nil, err
+		}
+		has, err := b.holdsRecords(name, parts)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q: its directory %s is unreadable: %w", ErrTopicExists, name, dir, err)
+		}
+		if has {
+			return nil, fmt.Errorf("%w: %q: its directory %s holds records but no metadata (reopening the broker adopts it)", ErrTopicExists, name, dir)
+		}
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
 	if err := fs.RemoveAll(dir); err != nil {
 		return nil, err
 	}

@@ -236,7 +236,7 @@ func (b *Broker) load() error {
 	metaPath := filepath.Join(b.dir, catalog.File)
 	_, statErr := b.opts.fs.Lstat(metaPath)
 	metaMissing := errors.Is(statErr, os.ErrNotExist)
-	meta, clean, err := catalog.Open(metaPath, b.opts.FileMode, b.opts.ReadOnly, b.opts.Sync == SyncNever)
+	meta, clean, records, damaged, err := b.openMeta(metaPath)
 	if err != nil {
 		return err
 	}
@@ -245,48 +245,76 @@ func (b *Broker) load() error {
 		Catalog: meta, Partitions: b.partitionCount, Now: b.opts.Now, Logger: b.opts.Logger,
 		ReadOnly: b.opts.ReadOnly, OffsetsRetention: b.opts.OffsetsRetention,
 	})
-	records, err := meta.Topics()
-	if err != nil {
-		return err
-	}
 	onDisk, err := b.topicDirs()
 	if err != nil {
 		return err
 	}
 	if metaMissing && len(onDisk) > 0 {
-		// The topic list is lost but the data is not: rebuild the list from
-		// the directories, with default configs.
 		b.opts.Logger.Warn("stream: meta.db missing; rebuilding the topic list from the data directories",
 			"dir", b.dir, "topics", len(onDisk))
-		for name, parts := range onDisk {
-			cfg := b.opts.DefaultTopic.withDefaults()
-			cfg.Partitions = parts
-			rec := catalog.Topic{Config: cfg.stored(), Partitions: parts, Created: b.opts.Now()}
-			records[name] = rec
+	}
+	deleted, err := meta.Deleted()
+	if err != nil {
+		return err
+	}
+	// Topics found only as directories are opened with a full recovery:
+	// whatever clean flag the catalog holds does not speak for them.
+	adopted := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(onDisk)) {
+		if _, ok := records[name]; ok {
+			continue
+		}
+		parts := onDisk[name]
+		dir := filepath.Join(b.dir, topicsDir, name)
+		if deleted[name] {
+			// DeleteTopic committed, then failed or crashed before the
+			// directory was gone: finish it.
+			b.opts.Logger.Warn("stream: removing what an interrupted DeleteTopic left", "dir", dir)
 			if !b.opts.ReadOnly {
-				if err := meta.PutTopic(name, rec); err != nil {
+				if err := b.opts.fs.RemoveAll(dir); err != nil {
 					return err
 				}
 			}
+			continue
 		}
-	}
-	for name := range onDisk {
-		if _, ok := records[name]; !ok {
-			b.opts.Logger.Warn("stream: ignoring a topic directory with no metadata (an interrupted CreateTopic?)",
-				"dir", filepath.Join(b.dir, topicsDir, name))
+		if !metaMissing && !damaged {
+			// The catalog is sound but lacks the topic: an interrupted
+			// CreateTopic (its directory holds no record; CreateTopic of
+			// the name replaces it), or a catalog older than the data.
+			has, err := b.holdsRecords(name, parts)
+			if err != nil {
+				b.opts.Logger.Error("stream: ignoring an unreadable topic directory with no metadata", "dir", dir, "err", err)
+				continue
+			}
+			if !has {
+				b.opts.Logger.Warn("stream: ignoring a topic directory with no metadata and no records (an interrupted CreateTopic)", "dir", dir)
+				continue
+			}
+			b.opts.Logger.Warn("stream: adopting a topic directory with records but no metadata, with the default topic config", "dir", dir, "partitions", parts)
 		}
-	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range records {
-			if !yield(n) {
-				return
+		// The data is there, its config is not: the broker's defaults.
+		cfg := b.opts.DefaultTopic.withDefaults()
+		cfg.Partitions = parts
+		rec := catalog.Topic{Config: cfg.stored(), Partitions: parts, Created: b.opts.Now()}
+		if !b.opts.ReadOnly {
+			if err := meta.PutTopic(name, rec); err != nil {
+				return err
 			}
 		}
-	})
-	for _, name := range names {
+		records[name] = rec
+		adopted[name] = true
+	}
+	if !b.opts.ReadOnly {
+		// Their directories are gone now (the deleted marks are kept until
+		// then, so a crash mid-removal is finished by the next Open).
+		if err := meta.ForgetDeleted(slices.Collect(maps.Keys(deleted))); err != nil {
+			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(records)) {
 		rec := records[name]
 		// Defaults fill fields added since the topic was stored.
-		t, err := b.openTopic(name, storedTopicConfig(rec.Config).withDefaults(), rec.Partitions, clean)
+		t, err := b.openTopic(name, storedTopicConfig(rec.Config).withDefaults(), rec.Partitions, clean && !adopted[name])
 		if err != nil {
 			return fmt.Errorf("open topic %q: %w", name, err)
 		}
@@ -295,6 +323,86 @@ func (b *Broker) load() error {
 	}
 	b.publishTopics()
 	return nil
+}
+
+// openMeta opens the catalog and reads its topic list. A damaged catalog
+// (catalog.ErrDamaged from either) is replaced by an empty one, with damaged set:
+// a writable broker renames the file aside (never deleting it) and starts a
+// new one, a read-only broker keeps an empty catalog in memory and writes
+// nothing. Either way committed offsets and topic configs are lost, and
+// nothing says the last shutdown was clean.
+func (b *Broker) openMeta(path string) (meta *catalog.Catalog, clean bool, records map[string]catalog.Topic, damaged bool, err error) {
+	meta, clean, err = catalog.Open(path, b.opts.FileMode, b.opts.ReadOnly, b.opts.Sync == SyncNever)
+	if err == nil {
+		if records, err = meta.Topics(); err != nil {
+			meta.Close(false)
+		}
+	}
+	if !errors.Is(err, catalog.ErrDamaged) {
+		return meta, clean, records, false, err
+	}
+	b.stats.MetaRebuilds.Add(1)
+	if b.opts.ReadOnly {
+		b.opts.Logger.Error("stream: meta.db is damaged; serving the topic directories without committed offsets, group state or topic configs (defaults apply)",
+			"file", path, "err", err)
+		return catalog.Empty(), false, map[string]catalog.Topic{}, true, nil
+	}
+	kept, rerr := b.setAside(path)
+	if rerr != nil {
+		return nil, false, nil, true, fmt.Errorf("set aside damaged %s: %w (damage: %w)", path, rerr, err)
+	}
+	b.opts.Logger.Error("stream: meta.db was damaged: set aside and rebuilt from the topic directories; committed offsets, group state and topic configs are lost (defaults apply)",
+		"kept", kept, "err", err)
+	meta, _, err = catalog.Open(path, b.opts.FileMode, false, b.opts.Sync == SyncNever)
+	if err != nil {
+		return nil, false, nil, true, err
+	}
+	return meta, false, map[string]catalog.Topic{}, true, nil
+}
+
+// setAside renames a damaged file to <name>.damaged-<UTC time>, durably
+// unless SyncNever, and returns the new path.
+func (b *Broker) setAside(path string) (string, error) {
+	base := path + ".damaged-" + b.opts.Now().UTC().Format("20060102T150405.000000000Z")
+	kept := base
+	for i := 1; ; i++ {
+		if _, err := b.opts.fs.Lstat(kept); errors.Is(err, os.ErrNotExist) {
+			break
+		} else if err != nil {
+			return "", err
+		}
+		kept = fmt.Sprintf("%s-%d", base, i)
+	}
+	if err := b.opts.fs.Rename(path, kept); err != nil {
+		return "", err
+	}
+	if b.opts.Sync == SyncNever {
+		return kept, nil
+	}
+	return kept, b.opts.fs.SyncDir(filepath.Dir(path))
+}
+
+// holdsRecords reports whether a topic directory's first parts partitions
+// hold, or once held, any record: a log whose offsets have moved past 0.
+// It opens them read-only, changing nothing.
+func (b *Broker) holdsRecords(name string, parts int) (bool, error) {
+	t := newTopic(name, b.opts.DefaultTopic.withDefaults(), filepath.Join(b.dir, topicsDir, name))
+	for i := range parts {
+		cfg := b.logConfig(t, i)
+		cfg.ReadOnly, cfg.Stats, cfg.Logger = true, nil, nil // a probe: the real open counts and logs
+		l, err := log.Open(cfg, false)
+		if err != nil {
+			return false, fmt.Errorf("partition %d: %w", i, err)
+		}
+		end := l.HighWatermark()
+		if err := l.Close(false); err != nil {
+			return false, err
+		}
+		if end > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // publishTopics refreshes the lock-free copy of the topic map that group
@@ -344,21 +452,31 @@ func (b *Broker) topicDirs() (map[string]int, error) {
 		if !e.IsDir() || validateTopicName(name) != nil {
 			continue
 		}
-		parts, err := b.opts.fs.ReadDir(filepath.Join(root, name))
+		n, err := partitionDirs(b.opts.fs, filepath.Join(root, name))
 		if err != nil {
 			return nil, err
-		}
-		n := 0
-		for _, p := range parts {
-			if i, err := strconv.Atoi(p.Name()); err == nil && i >= 0 && p.IsDir() {
-				n = max(n, i+1)
-			}
 		}
 		if n > 0 {
 			out[name] = n
 		}
 	}
 	return out, nil
+}
+
+// partitionDirs counts a topic directory's partitions: one past the
+// highest numbered partition directory in it.
+func partitionDirs(fs vfs.FS, dir string) (int, error) {
+	parts, err := fs.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range parts {
+		if i, err := strconv.Atoi(p.Name()); err == nil && i >= 0 && p.IsDir() {
+			n = max(n, i+1)
+		}
+	}
+	return n, nil
 }
 
 // background runs the SyncInterval flushes and the retention checks.

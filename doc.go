@@ -56,9 +56,12 @@
 // match what its close left is recovered the same way. A damaged batch that
 // valid batches follow stays in place: the records before and after it read
 // normally, and reads report its offsets as a *CorruptError (ErrCorrupt)
-// that says where reading goes on. Damage never stops an Open; it is logged
-// (Options.Logger) and counted (Broker.Stats). README's Guarantees say what
-// damage to each kind of file costs.
+// that says where reading goes on. A damaged meta.db is set aside (renamed
+// meta.db.damaged-<UTC time>) and rebuilt from the topic directories:
+// committed offsets and topic configs are lost, records are not. Damage
+// never stops an Open; it is logged (Options.Logger) and counted
+// (Broker.Stats). README's Guarantees say what damage to each kind of file
+// costs.
 //
 // # Caveats
 //

@@ -15,6 +15,10 @@
 //	        <topic> 0x00 <partition uint32 BE>   committed offset: int64 BE, the next
 //	                                             offset to read, then the commit
 //	                                             time, int64 BE ms
+//	bucket "deleted"                   (added later: a store may lack it)
+//	    <topic>   "1"                  DeleteTopic dropped the topic: a directory left
+//	                                   under its name is the deleted topic's, to remove,
+//	                                   not to adopt; PutTopic of the name clears it
 //
 // Writes go through bbolt transactions, fsynced unless the store was opened
 // with noSync.
@@ -27,6 +31,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -44,6 +50,7 @@ const (
 	bucketBroker = "broker"
 	bucketTopics = "topics"
 	bucketOffset = "offsets"
+	bucketDelete = "deleted"
 	keyFormat    = "format"
 	keyClean     = "clean"
 )
@@ -81,56 +88,275 @@ type Catalog struct {
 	db *bolt.DB // nil when a read-only broker found no meta.db
 }
 
+// ErrDamaged marks a store file that exists but is no usable store:
+// zero-length, cut short, garbage, or inconsistent in a page its meta pages
+// reach.
+var ErrDamaged = errors.New("damaged metadata store")
+
 // Open opens (or, unless readOnly, creates) the store at path and reports
 // whether the previous broker closed cleanly. A writable open records
 // "not clean" before returning, so a crash from here on is detected. A
 // read-only open of a missing file gives an empty store.
+//
+// Every page an existing file's meta pages reach is read and checked before
+// anything trusts or writes it: a damaged file gives an error wrapping
+// ErrDamaged, and is left as it was.
 func Open(path string, perm os.FileMode, readOnly, noSync bool) (*Catalog, bool, error) {
-	if readOnly {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return &Catalog{}, false, nil
+	fi, err := os.Stat(path)
+	missing := errors.Is(err, os.ErrNotExist)
+	switch {
+	case missing:
+		if readOnly {
+			return Empty(), false, nil
+		}
+	case err != nil:
+		return nil, false, err
+	case fi.Size() == 0:
+		// What a crash while bbolt creates the file leaves; bbolt would
+		// initialize it in place, even when opened read-only.
+		return nil, false, damaged(path, errors.New("zero-length file"))
+	}
+	if !missing {
+		// Read-only, bbolt.Open reads only the meta pages; verify then
+		// checks every page they reach before bbolt reads it.
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, false, err
+		}
+		defer f.Close()
+		db, err := openBolt(path, perm, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			return nil, false, err
+		}
+		if err := protect(path, func() error { return verify(f, db, fi.Size()) }); err != nil {
+			db.Close()
+			return nil, false, damaged(path, err)
+		}
+		if readOnly {
+			return opened(path, db)
+		}
+		if err := db.Close(); err != nil {
+			return nil, false, err
 		}
 	}
-	db, err := bolt.Open(path, perm, &bolt.Options{ReadOnly: readOnly, NoSync: noSync, NoGrowSync: noSync, Timeout: time.Second})
+	db, err := openBolt(path, perm, &bolt.Options{NoSync: noSync, NoGrowSync: noSync, Timeout: time.Second})
 	if err != nil {
-		return nil, false, fmt.Errorf("open %s: %w", path, err)
+		return nil, false, err
 	}
-	c := &Catalog{db: db}
+	if !missing {
+		// Opened writable, bbolt has loaded the freelist: bbolt's own check
+		// makes sure it frees no page in use, which a write would destroy.
+		// It reads only pages the walk has read.
+		if err := protect(path, func() error { return check(db) }); err != nil {
+			db.Close()
+			return nil, false, damaged(path, err)
+		}
+	}
+	return opened(path, db)
+}
+
+// Empty returns a store with nothing in it and no file behind it, for a
+// read-only broker whose meta.db is missing or damaged. Only its readers
+// may be called.
+func Empty() *Catalog { return &Catalog{} }
+
+// damaged wraps what makes the file at path unusable as a store.
+func damaged(path string, cause error) error {
+	if errors.Is(cause, ErrDamaged) {
+		return cause
+	}
+	return fmt.Errorf("%w %s: %w", ErrDamaged, path, cause)
+}
+
+// protect runs fn, turning a panic into damage: bbolt trusts its pages, and
+// on a damaged file panics on a failed assertion, or faults reading a page
+// past the end of the file (SetPanicOnFault makes that a panic too).
+func protect(path string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = damaged(path, fmt.Errorf("%v", r))
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return fn()
+}
+
+// openBolt opens the bbolt file at path. Its errors wrap ErrDamaged unless
+// they come from outside the file's bytes (permissions, a lock held
+// elsewhere, memory), which must not cost the file. Should bolt.Open
+// panic (a writable open loads the freelist, which checkPages has checked
+// first), the mapping it made leaks; the lock it took is released.
+func openBolt(path string, perm os.FileMode, opts *bolt.Options) (db *bolt.DB, err error) {
+	var file *os.File
+	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
+	err = protect(path, func() error {
+		db, err = bolt.Open(path, perm, opts)
+		return err
+	})
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, ErrDamaged):
+		if file != nil && db == nil {
+			// The mapping holds the file open, and with it the lock.
+			syscall.Flock(int(file.Fd()), syscall.LOCK_UN)
+			file.Close()
+		}
+		return nil, err
+	case environmental(err):
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	default:
+		return nil, damaged(path, err)
+	}
+}
+
+// environmental reports whether bolt.Open failed for a reason outside the
+// file's bytes.
+func environmental(err error) bool {
+	var pathErr *os.PathError
+	var errno syscall.Errno
+	return errors.As(err, &pathErr) || errors.As(err, &errno) || errors.Is(err, berrors.ErrTimeout)
+}
+
+// opened reads the clean flag and, if writable, records "not clean",
+// creating the buckets of a new store.
+func opened(path string, db *bolt.DB) (*Catalog, bool, error) {
 	clean := false
-	if readOnly {
+	var err error
+	if db.IsReadOnly() {
 		err = db.View(func(tx *bolt.Tx) error {
-			if b := tx.Bucket([]byte(bucketBroker)); b != nil {
-				clean = string(b.Get([]byte(keyClean))) == "1"
+			b := tx.Bucket([]byte(bucketBroker))
+			if b == nil {
+				return nil
 			}
+			if err := checkFormat(path, b); err != nil {
+				return err
+			}
+			clean = string(b.Get([]byte(keyClean))) == "1"
 			return nil
 		})
 	} else {
-		err = db.Update(func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists([]byte(bucketBroker))
-			if err != nil {
-				return err
-			}
-			if f := b.Get([]byte(keyFormat)); f != nil && string(f) != metaFormat {
-				return fmt.Errorf("%w: %s has format %q, this version reads %q", errs.ErrInvalidConfig, path, f, metaFormat)
-			}
-			clean = string(b.Get([]byte(keyClean))) == "1"
-			if _, err := tx.CreateBucketIfNotExists([]byte(bucketTopics)); err != nil {
-				return err
-			}
-			if _, err := tx.CreateBucketIfNotExists([]byte(bucketOffset)); err != nil {
-				return err
-			}
-			if err := b.Put([]byte(keyFormat), []byte(metaFormat)); err != nil {
-				return err
-			}
-			return b.Put([]byte(keyClean), []byte("0"))
+		err = protect(path, func() error {
+			return db.Update(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists([]byte(bucketBroker))
+				if err != nil {
+					return err
+				}
+				if err := checkFormat(path, b); err != nil {
+					return err
+				}
+				clean = string(b.Get([]byte(keyClean))) == "1"
+				if _, err := tx.CreateBucketIfNotExists([]byte(bucketTopics)); err != nil {
+					return err
+				}
+				if _, err := tx.CreateBucketIfNotExists([]byte(bucketOffset)); err != nil {
+					return err
+				}
+				if _, err := tx.CreateBucketIfNotExists([]byte(bucketDelete)); err != nil {
+					return err
+				}
+				if err := b.Put([]byte(keyFormat), []byte(metaFormat)); err != nil {
+					return err
+				}
+				return b.Put([]byte(keyClean), []byte("0"))
+			})
 		})
+		if errors.Is(err, berrors.ErrIncompatibleValue) {
+			// One of the store's buckets is a plain value: not our layout.
+			err = damaged(path, err)
+		}
 	}
 	if err != nil {
 		db.Close()
 		return nil, false, err
 	}
-	return c, clean, nil
+	return &Catalog{db: db}, clean, nil
+}
+
+// checkFormat refuses a store laid out by a newer version.
+func checkFormat(path string, b *bolt.Bucket) error {
+	if f := b.Get([]byte(keyFormat)); f != nil && string(f) != metaFormat {
+		return fmt.Errorf("%w: %s has format %q, this version reads %q", errs.ErrInvalidConfig, path, f, metaFormat)
+	}
+	return nil
+}
+
+// maxDepth bounds bucket nesting: the layout has two levels, so a store
+// with more is damaged.
+const maxDepth = 4
+
+// verify checks every page reachable from the meta page in use, first
+// from the file's bytes (checkPages, f is the file db has open), then
+// through bbolt, reading every bucket, key and topic record. Run under
+// protect, in case checkPages misses what bbolt trips on.
+func verify(f *os.File, db *bolt.DB, fileSize int64) error {
+	return db.View(func(tx *bolt.Tx) error {
+		if tx.Size() > fileSize {
+			return fmt.Errorf("its pages end at byte %d, past the end of the file at %d", tx.Size(), fileSize)
+		}
+		if err := checkPages(f, db, tx); err != nil {
+			return err
+		}
+		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			return walk(b, name, 1)
+		}); err != nil {
+			return err
+		}
+		// The first writable open makes all three buckets in one
+		// transaction: a store with some (or without its format) has lost
+		// a key, and with it what was under it.
+		found := 0
+		for _, name := range []string{bucketBroker, bucketTopics, bucketOffset} {
+			if tx.Bucket([]byte(name)) != nil {
+				found++
+			}
+		}
+		if found == 0 {
+			return nil
+		}
+		if b := tx.Bucket([]byte(bucketBroker)); found < 3 || b.Get([]byte(keyFormat)) == nil {
+			return errors.New("its top-level buckets are incomplete")
+		}
+		return tx.Bucket([]byte(bucketTopics)).ForEach(func(k, v []byte) error {
+			_, err := decodeTopic(k, v)
+			return err
+		})
+	})
+}
+
+// walk reads every key and value of a bucket and of the buckets in it.
+func walk(b *bolt.Bucket, name []byte, depth int) error {
+	if b == nil {
+		return fmt.Errorf("key %q is not a bucket", name)
+	}
+	if depth > maxDepth {
+		return fmt.Errorf("buckets nested deeper than %d", maxDepth)
+	}
+	return b.ForEach(func(k, v []byte) error {
+		if v != nil {
+			return nil
+		}
+		return walk(b.Bucket(k), k, depth+1)
+	})
+}
+
+// check runs bbolt's consistency check: page references, key order, and a
+// freelist that matches the pages in use. It runs in a goroutine of its
+// own, where a fault would not be recovered: only on pages verify has read.
+func check(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		var problems []error
+		for err := range tx.Check() {
+			if len(problems) < 5 { // the rest tell the same story
+				problems = append(problems, err)
+			}
+		}
+		return errors.Join(problems...)
+	})
 }
 
 // view runs fn on a top-level bucket in a read transaction. Without a
@@ -153,15 +379,20 @@ func (c *Catalog) Topics() (map[string]Topic, error) {
 	out := map[string]Topic{}
 	err := c.view(bucketTopics, func(b *bolt.Bucket) error {
 		return b.ForEach(func(k, v []byte) error {
-			var rec Topic
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("%w: topic %q metadata: %v", errs.ErrCorrupt, k, err)
-			}
+			rec, err := decodeTopic(k, v)
 			out[string(k)] = rec
-			return nil
+			return err
 		})
 	})
 	return out, err
+}
+
+func decodeTopic(name, v []byte) (Topic, error) {
+	var rec Topic
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return rec, fmt.Errorf("%w: topic %q metadata: %v", ErrDamaged, name, err)
+	}
+	return rec, nil
 }
 
 // PutTopic stores a topic's record, replacing any.
@@ -171,17 +402,55 @@ func (c *Catalog) PutTopic(name string, rec Topic) error {
 		return err
 	}
 	return c.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte(bucketDelete)).Delete([]byte(name)); err != nil {
+			return err
+		}
 		return tx.Bucket([]byte(bucketTopics)).Put([]byte(name), v)
 	})
 }
 
-// DeleteTopic drops a topic's record and every group's offsets for it.
+// DeleteTopic drops a topic's record and every group's offsets for it, and
+// marks the name deleted (see Deleted).
 func (c *Catalog) DeleteTopic(name string) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket([]byte(bucketTopics)).Delete([]byte(name)); err != nil {
 			return err
 		}
+		if err := tx.Bucket([]byte(bucketDelete)).Put([]byte(name), []byte("1")); err != nil {
+			return err
+		}
 		return deleteTopicOffsets(tx, name)
+	})
+}
+
+// Deleted returns the names DeleteTopic dropped since they were last
+// forgotten or re-created: a directory still under one of them is what is
+// left of a deletion that did not finish.
+func (c *Catalog) Deleted() (map[string]bool, error) {
+	out := map[string]bool{}
+	err := c.view(bucketDelete, func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, _ []byte) error {
+			out[string(k)] = true
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ForgetDeleted clears the deleted marks of names whose directories are
+// gone.
+func (c *Catalog) ForgetDeleted(names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketDelete))
+		for _, n := range names {
+			if err := b.Delete([]byte(n)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -138,7 +138,12 @@ func TestCorruptTopicRecord(t *testing.T) {
 		return tx.Bucket([]byte(bucketTopics)).Put([]byte("t"), []byte("{not json"))
 	}))
 	_, err := c.Topics()
-	require.ErrorIs(t, err, errs.ErrCorrupt)
+	require.ErrorIs(t, err, ErrDamaged)
+	require.NoError(t, c.Close(false))
+	for _, readOnly := range []bool{true, false} {
+		_, _, err = Open(path, 0o600, readOnly, true)
+		require.ErrorIs(t, err, ErrDamaged, "Open reads every topic record")
+	}
 }
 
 func keys[V any](m map[string]V) []string {
@@ -147,4 +152,32 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestDeletedMarks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	c, _ := open(t, path, false)
+	for _, name := range []string{"a", "b", "c"} {
+		require.NoError(t, c.PutTopic(name, Topic{Partitions: 1}))
+		require.NoError(t, c.DeleteTopic(name))
+	}
+	require.NoError(t, c.PutTopic("b", Topic{Partitions: 1}))
+	require.NoError(t, c.Close(true))
+
+	c, _ = open(t, path, true)
+	deleted, err := c.Deleted()
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"a": true, "c": true}, deleted, "re-creating a name clears its mark")
+	require.NoError(t, c.Close(true))
+
+	c, _ = open(t, path, false)
+	require.NoError(t, c.ForgetDeleted([]string{"a"}))
+	deleted, err = c.Deleted()
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"c": true}, deleted)
+	require.NoError(t, c.Close(true))
+
+	deleted, err = Empty().Deleted()
+	require.NoError(t, err)
+	require.Empty(t, deleted)
 }
