@@ -250,7 +250,10 @@ func (b *Broker) load() error {
 		return err
 	}
 	if metaMissing && len(onDisk) > 0 {
-		b.opts.Logger.Warn("stream: meta.db missing; rebuilding the topic list from the data directories",
+		// Topics without a catalog: whatever offsets groups had committed
+		// are gone with it. Counted as a rebuild, like a damaged one.
+		b.stats.MetaRebuilds.Add(1)
+		b.opts.Logger.Error("stream: meta.db missing; rebuilding the topic list from the data directories: committed offsets and topic configs are lost",
 			"dir", b.dir, "topics", len(onDisk))
 	}
 	deleted, err := meta.Deleted()

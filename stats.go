@@ -21,7 +21,7 @@ type Stats struct {
 	SegmentsDeleted int64 // segments deleted by retention
 	CorruptBatches  int64 // damaged batches (or lost offset ranges) met by recovery or reads and passed over
 	LogStartResets  int64 // damaged log-start files (DeleteRecords' mark) ignored: the log starts at its first segment
-	MetaRebuilds    int64 // damaged meta.db files set aside (read-only: ignored) and rebuilt from the topic directories (committed offsets and topic configs lost)
+	MetaRebuilds    int64 // meta.db found missing (with topic directories) or damaged (set aside; read-only: ignored) and rebuilt from the topic directories: committed offsets and topic configs lost
 	Topics          int   // topics now
 	Partitions      int   // partitions now
 	Segments        int   // segment files now

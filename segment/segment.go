@@ -786,6 +786,11 @@ func (s *Segment) MaxTimestamp() (int64, error) {
 		return ts, nil
 	}
 	err := s.scanTail(func(b batch.Batch, pos int64) {})
+	if errors.Is(err, batch.ErrCorrupt) {
+		// Damage in the tail: its timestamps cannot be trusted, and reads
+		// report it; what was found before it stands.
+		err = nil
+	}
 	return s.maxTS.Load(), err
 }
 

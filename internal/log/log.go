@@ -116,6 +116,8 @@ type Log struct {
 	dirty    atomic.Bool
 
 	appended signal.Signal // broadcast when hw moves or the partition closes
+
+	lastDamage atomic.Int64 // the end of the damaged range a read last reported
 }
 
 // Open opens (creating if needed) the log in cfg.Dir. Unless clean (the

@@ -41,8 +41,11 @@ func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
 			continue
 		}
 		if err != nil {
-			if de := (*segment.DamageError)(nil); errors.As(err, &de) {
+			if de := (*segment.DamageError)(nil); errors.As(err, &de) && l.lastDamage.Swap(de.Next) != de.Next {
+				// Once per damaged range met in a row, not at every retry
+				// of a consumer that stays there.
 				l.cfg.Stats.CorruptBatches.Add(1)
+				l.cfg.Logger.Warn("stream: read met damaged records", "dir", l.cfg.Dir, "from", de.Offset, "to", de.Next-1, "err", de.Err)
 			}
 			return segment.View{}, fmt.Errorf("read %s at offset %d: %w", l.cfg.Dir, offset, err)
 		}

@@ -3,11 +3,13 @@ package log
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/embedstream/stream/internal/errs"
 	"github.com/embedstream/stream/segment"
@@ -136,14 +138,43 @@ func (l *Log) dropFirstLocked(segs []*segment.Segment, n int) (err error) {
 }
 
 // The log start offset, once DeleteRecords has moved it past the first
-// segment's base, is kept in the log's directory in logStartFile: the
-// offset in decimal, replaced whole by a rename. Without the file (or with
-// an older, lower value) the log starts at its first segment's base.
+// segment's base, is kept in the log's directory in logStartFile, replaced
+// whole by a rename: the offset in decimal, a space, and the CRC-32C
+// (Castagnoli) of those digits in 8 lowercase hex digits, so that a flipped
+// digit, which would still read as an offset, is seen as damage. A file of
+// digits alone (written before the checksum) is read as the offset. Without
+// the file (or with an older, lower value) the log starts at its first
+// segment's base.
 const logStartFile = "log-start"
 
 // maxLogStartLen is the longest content logStartFile can have: the digits
-// of the largest int64.
-const maxLogStartLen = 19
+// of the largest int64, a space and the checksum.
+const maxLogStartLen = 19 + 1 + 8
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// formatLogStart is logStartFile's content for offset v.
+func formatLogStart(v int64) []byte {
+	digits := strconv.FormatInt(v, 10)
+	return fmt.Appendf(nil, "%s %08x", digits, crc32.Checksum([]byte(digits), castagnoli))
+}
+
+// parseLogStart reads logStartFile's content; ok is false if it holds no
+// offset or its checksum does not match.
+func parseLogStart(b []byte) (v int64, ok bool) {
+	digits, sum, checked := strings.Cut(string(b), " ")
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || v < 0 || len(digits) > 19 {
+		return -1, false
+	}
+	if checked {
+		want, err := strconv.ParseUint(sum, 16, 32)
+		if err != nil || len(sum) != 8 || uint32(want) != crc32.Checksum([]byte(digits), castagnoli) {
+			return -1, false
+		}
+	}
+	return v, true
+}
 
 // openStart sets the log start at open: the first segment's base, or the
 // start DeleteRecords stored if that is higher and at most the recovered
@@ -218,10 +249,10 @@ func (l *Log) readLogStart() (start int64, damaged bool, rerr error) {
 		l.cfg.Logger.Warn("stream: cannot read the log start offset; starting at the first segment", "file", path, "err", err)
 		return -1, false, err
 	}
-	v, err := strconv.ParseInt(string(buf[:n]), 10, 64)
-	if err != nil || v < 0 || n > maxLogStartLen {
+	v, ok := parseLogStart(buf[:n])
+	if !ok || n > maxLogStartLen {
 		l.cfg.Logger.Warn("stream: damaged log start offset; starting at the first segment",
-			"file", path, "content", fmt.Sprintf("%q", buf[:n]), "err", err)
+			"file", path, "content", fmt.Sprintf("%q", buf[:n]))
 		return -1, true, nil
 	}
 	return v, false, nil
@@ -235,7 +266,7 @@ func (l *Log) writeLogStart(v int64) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteAt([]byte(strconv.FormatInt(v, 10)), 0)
+	_, err = f.WriteAt(formatLogStart(v), 0)
 	if err == nil && l.cfg.Sync != SyncNever {
 		err = f.Sync()
 	}

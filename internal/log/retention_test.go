@@ -1,9 +1,11 @@
 package log
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -40,6 +42,10 @@ func TestLogDamagedStartIsIgnored(t *testing.T) {
 		"trailing":   "00000000000000000005" + "7",
 		"overflow":   "99999999999999999999",
 		"whitespace": "5\n",
+		// A flipped digit still reads as an offset: the checksum sees it.
+		"flipped digit": strings.Replace(string(formatLogStart(15)), "15", "25", 1),
+		"bad checksum":  "15 00000000",
+		"short sum":     "15 abc",
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testLog(t)
@@ -194,4 +200,18 @@ func TestLogRetentionBytesAtRollKeepsUnsynced(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Len(t, readAll(t, p, p.StartOffset()), int(p.HighWatermark()-p.StartOffset()))
+}
+
+// The log-start file round-trips through its format, and a file of digits
+// alone, as written before the checksum, still counts.
+func TestLogStartFormat(t *testing.T) {
+	for _, v := range []int64{0, 7, 123456789, math.MaxInt64} {
+		got, ok := parseLogStart(formatLogStart(v))
+		require.True(t, ok)
+		require.Equal(t, v, got)
+		require.LessOrEqual(t, len(formatLogStart(v)), maxLogStartLen)
+	}
+	got, ok := parseLogStart([]byte("42"))
+	require.True(t, ok)
+	require.Equal(t, int64(42), got)
 }
