@@ -105,9 +105,16 @@ func (x *Times) Last() (ts, offset int64, ok bool, err error) {
 // at or above ts must lie: the offset of the last entry whose timestamp is
 // below ts, or base-1 when there is none. Scan forward from the next offset.
 func (x *Times) Lookup(ts int64) (int64, error) {
+	_, offset, err := x.LookupEntry(ts)
+	return offset, err
+}
+
+// LookupEntry is Lookup returning the entry's timestamp too (ts-1 is
+// returned with base-1), so callers can check the entry against the log.
+func (x *Times) LookupEntry(ts int64) (entryTS, offset int64, err error) {
 	data, err := x.s.view()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer x.s.mu.RUnlock()
 	n := len(data) / TimeEntrySize
@@ -115,9 +122,10 @@ func (x *Times) Lookup(ts int64) (int64, error) {
 		return int64(binary.BigEndian.Uint64(data[i*TimeEntrySize:])) >= ts
 	})
 	if i == 0 {
-		return x.base - 1, nil
+		return ts - 1, x.base - 1, nil
 	}
-	return x.base + int64(binary.BigEndian.Uint32(data[(i-1)*TimeEntrySize+8:])), nil
+	e := data[(i-1)*TimeEntrySize:]
+	return int64(binary.BigEndian.Uint64(e)), x.base + int64(binary.BigEndian.Uint32(e[8:])), nil
 }
 
 // TruncateAfter drops entries for offsets at or past offset.

@@ -672,7 +672,10 @@ func (s *Segment) loadTail() (Recovery, error) {
 }
 
 // scanTail calls fn for each batch from the last offset index entry to the
-// end, after folding in the time index's newest timestamp.
+// end, folding the time index's newest timestamp and the batches' into
+// maxTS: the time index may have lost entries no validation can see. Only
+// batches that pass their CRC count: a damaged timestamp could keep a
+// segment from time retention for ever.
 func (s *Segment) scanTail(fn func(b batch.Batch, pos int64)) error {
 	from, pos, err := s.offsets.Lookup(math.MaxInt64)
 	if err != nil {
@@ -702,6 +705,9 @@ func (s *Segment) scanTail(fn func(b batch.Batch, pos int64)) error {
 			b := batch.Batch(m.data[pos : pos+int64(batch.Batch(m.data[pos:]).Size())])
 			if b.BaseOffset() != expect {
 				return fmt.Errorf("segment %d at position %d: %w: offset %d, expected %d", s.base, pos, batch.ErrCorrupt, b.BaseOffset(), expect)
+			}
+			if _, err := batch.Parse(b); err == nil {
+				s.maxTS.Store(max(s.maxTS.Load(), b.MaxTimestamp()))
 			}
 			fn(b, pos-entryPos)
 			pos += int64(len(b))
@@ -1225,15 +1231,37 @@ func (s *Segment) advanceVerified(pos int64) {
 	}
 }
 
+// timeEntryOK checks a time index entry against the log, which index
+// validation cannot: the largest timestamp up to offset is ts, so the batch
+// holding offset has none above it. A flipped timestamp or offset would
+// otherwise make lookups start past the records they look for.
+func (s *Segment) timeEntryOK(ts, offset int64) bool {
+	v, err := s.Read(offset, offset+1, 1)
+	if err != nil || len(v.Data) == 0 {
+		return false
+	}
+	defer v.Release()
+	ok := false
+	_ = mmap.Guard(func() error {
+		b := batch.Batch(v.Data)
+		ok = b.BaseOffset() <= offset && offset <= b.LastOffset() && b.MaxTimestamp() <= ts
+		return nil
+	})
+	return ok
+}
+
 // FindTime returns the first offset in [from, limit) whose record
 // timestamp is at or above ts; ok is false if the segment has none.
 func (s *Segment) FindTime(ts, from, limit int64) (offset int64, ok bool, err error) {
 	if _, err := s.ensureIndexes(); err != nil {
 		return 0, false, err
 	}
-	after, err := s.times.Lookup(ts)
+	entryTS, after, err := s.times.LookupEntry(ts)
 	if err != nil {
 		return 0, false, idxErr(err)
+	}
+	if after >= s.base && !s.timeEntryOK(entryTS, after) {
+		after = s.base - 1 // a damaged entry: scan the whole segment
 	}
 	var it batch.Iter
 	var r batch.Record
