@@ -9,16 +9,25 @@
 //	    "clean"   "1" | "0"            "1" only while no broker has it open and the
 //	                                   last one closed cleanly: logs need no scan
 //	bucket "topics"
-//	    <topic>   JSON topicRecord     config and partition count
+//	    <topic>   JSON topicRecord     config and partition count, then the
+//	                                   CRC-32C of the key and the JSON, uint32 BE
 //	bucket "offsets"
 //	    bucket <group>
 //	        <topic> 0x00 <partition uint32 BE>   committed offset: int64 BE, the next
 //	                                             offset to read, then the commit
-//	                                             time, int64 BE ms
+//	                                             time, int64 BE ms, then the CRC-32C
+//	                                             of group, 0x00, key and those 16
+//	                                             bytes, uint32 BE
 //	bucket "deleted"                   (added later: a store may lack it)
 //	    <topic>   "1"                  DeleteTopic dropped the topic: a directory left
 //	                                   under its name is the deleted topic's, to remove,
 //	                                   not to adopt; PutTopic of the name clears it
+//
+// bbolt checksums only its meta pages: the CRCs in the values make damage
+// to a data page (a changed byte in a key, a value or a group's name) show
+// as ErrDamaged when Open reads every value, instead of as a phantom topic
+// or a wrong committed offset. Values without one, written before it was
+// added, are read as they are.
 //
 // Writes go through bbolt transactions, fsynced unless the store was opened
 // with noSync.
@@ -30,6 +39,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"runtime/debug"
 	"syscall"
@@ -321,9 +331,19 @@ func verify(f *os.File, db *bolt.DB, fileSize int64) error {
 		if b := tx.Bucket([]byte(bucketBroker)); found < 3 || b.Get([]byte(keyFormat)) == nil {
 			return errors.New("its top-level buckets are incomplete")
 		}
-		return tx.Bucket([]byte(bucketTopics)).ForEach(func(k, v []byte) error {
+		if err := tx.Bucket([]byte(bucketTopics)).ForEach(func(k, v []byte) error {
 			_, err := decodeTopic(k, v)
 			return err
+		}); err != nil {
+			return err
+		}
+		offsets := tx.Bucket([]byte(bucketOffset))
+		return offsets.ForEach(func(group, v []byte) error {
+			g := offsets.Bucket(group)
+			if v != nil || g == nil {
+				return fmt.Errorf("%w: offsets: %q is not a group", ErrDamaged, group)
+			}
+			return g.ForEach(func(k, v []byte) error { return checkOffset(group, k, v) })
 		})
 	})
 }
@@ -387,7 +407,30 @@ func (c *Catalog) Topics() (map[string]Topic, error) {
 	return out, err
 }
 
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checksum is the CRC-32C of parts, one after another.
+func checksum(parts ...[]byte) uint32 {
+	var sum uint32
+	for _, p := range parts {
+		sum = crc32.Update(sum, castagnoli, p)
+	}
+	return sum
+}
+
+// encodeTopic is a topic record's stored value: JSON, then its checksum.
+func encodeTopic(name string, rec Topic) ([]byte, error) {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	return binary.BigEndian.AppendUint32(v, checksum([]byte(name), v)), nil
+}
+
 func decodeTopic(name, v []byte) (Topic, error) {
+	if n := len(v) - 4; n > 0 && binary.BigEndian.Uint32(v[n:]) == checksum(name, v[:n]) {
+		v = v[:n]
+	} // else written before checksums, or damaged: then not JSON either
 	var rec Topic
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return rec, fmt.Errorf("%w: topic %q metadata: %v", ErrDamaged, name, err)
@@ -397,7 +440,7 @@ func decodeTopic(name, v []byte) (Topic, error) {
 
 // PutTopic stores a topic's record, replacing any.
 func (c *Catalog) PutTopic(name string, rec Topic) error {
-	v, err := json.Marshal(rec)
+	v, err := encodeTopic(name, rec)
 	if err != nil {
 		return err
 	}
@@ -503,15 +546,35 @@ func (c *Catalog) CommitOffsets(group string, offsets map[TopicPartition]int64, 
 		}
 		for tp, off := range offsets {
 			// bbolt keeps the slice until the commit: one per entry.
-			v := make([]byte, 16)
+			k, v := offsetKey(tp), make([]byte, 16, 20)
 			binary.BigEndian.PutUint64(v, uint64(off))
 			binary.BigEndian.PutUint64(v[8:], uint64(now.UnixMilli()))
-			if err := b.Put(offsetKey(tp), v); err != nil {
+			v = binary.BigEndian.AppendUint32(v, offsetChecksum(group, k, v))
+			if err := b.Put(k, v); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// offsetChecksum is the CRC-32C that follows a committed offset's 16 bytes.
+func offsetChecksum(group string, key, v []byte) uint32 {
+	return checksum([]byte(group), []byte{0}, key, v[:16])
+}
+
+// checkOffset checks a committed offset's stored value.
+func checkOffset(group, key, v []byte) error {
+	_, ok := parseOffsetKey(key)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: group %q: offset key %q", ErrDamaged, group, key)
+	case len(v) == 16: // written before checksums
+		return nil
+	case len(v) != 20 || binary.BigEndian.Uint32(v[16:]) != offsetChecksum(string(group), key, v):
+		return fmt.Errorf("%w: group %q: offset %q fails its checksum", ErrDamaged, group, key)
+	}
+	return nil
 }
 
 // Committed returns a group's committed offsets: for parts, or all if none

@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -180,4 +182,77 @@ func TestDeletedMarks(t *testing.T) {
 	deleted, err = Empty().Deleted()
 	require.NoError(t, err)
 	require.Empty(t, deleted)
+}
+
+// A changed byte in a well-formed data page (a key, a value, a group's
+// name) passes bbolt's checks; the values' checksums make Open see it.
+func TestChecksumsCatchChangedValues(t *testing.T) {
+	tp := TopicPartition{Topic: "t", Partition: 1}
+	setup := func(t *testing.T) (*Catalog, string) {
+		path := filepath.Join(t.TempDir(), File)
+		c, _ := open(t, path, false)
+		require.NoError(t, c.PutTopic("t", Topic{Partitions: 2}))
+		require.NoError(t, c.CommitOffsets("g", map[TopicPartition]int64{tp: 61}, time.UnixMilli(5)))
+		return c, path
+	}
+	damages := map[string]func(tx *bolt.Tx) error{
+		"offset value": func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(bucketOffset)).Bucket([]byte("g"))
+			v := bytes.Clone(b.Get(offsetKey(tp)))
+			v[7] ^= 4 // 61 becomes 57
+			return b.Put(offsetKey(tp), v)
+		},
+		"group name": func(tx *bolt.Tx) error {
+			root := tx.Bucket([]byte(bucketOffset))
+			v := root.Bucket([]byte("g")).Get(offsetKey(tp))
+			b, err := root.CreateBucket([]byte("h"))
+			if err == nil {
+				err = b.Put(offsetKey(tp), bytes.Clone(v))
+			}
+			return errors.Join(err, root.DeleteBucket([]byte("g")))
+		},
+		"topic name": func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(bucketTopics))
+			v := bytes.Clone(b.Get([]byte("t")))
+			return errors.Join(b.Put([]byte("u"), v), b.Delete([]byte("t")))
+		},
+		"topic value": func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(bucketTopics))
+			v := bytes.Clone(b.Get([]byte("t")))
+			v[bytes.Index(v, []byte(`"partitions":2`))+13] = '3'
+			return b.Put([]byte("t"), v)
+		},
+	}
+	for name, damage := range damages {
+		t.Run(name, func(t *testing.T) {
+			c, path := setup(t)
+			require.NoError(t, c.db.Update(damage))
+			require.NoError(t, c.Close(false))
+			for _, readOnly := range []bool{true, false} {
+				_, _, err := Open(path, 0o600, readOnly, true)
+				require.ErrorIs(t, err, ErrDamaged)
+			}
+		})
+	}
+	t.Run("written before checksums", func(t *testing.T) {
+		c, path := setup(t)
+		require.NoError(t, c.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(bucketOffset)).Bucket([]byte("g"))
+			v := b.Get(offsetKey(tp))
+			require.Len(t, v, 20)
+			err := b.Put(offsetKey(tp), bytes.Clone(v[:16]))
+			topics := tx.Bucket([]byte(bucketTopics))
+			old := bytes.Clone(topics.Get([]byte("t")))
+			return errors.Join(err, topics.Put([]byte("t"), old[:len(old)-4]))
+		}))
+		require.NoError(t, c.Close(false))
+		c, _ = open(t, path, true)
+		defer c.Close(false)
+		got, err := c.Committed("g", nil)
+		require.NoError(t, err)
+		require.Equal(t, map[TopicPartition]int64{tp: 61}, got)
+		topics, err := c.Topics()
+		require.NoError(t, err)
+		require.Equal(t, 2, topics["t"].Partitions)
+	})
 }
