@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -17,8 +18,10 @@ func verifyCommand() *command {
 		run: verify, help: `Reads every .log file directly (no broker, nothing changed) and checks each
 batch: its structure and CRC (batch.Parse), its records, and that offsets
 run on without gaps within and across a partition's segments. A zero-filled
-tail of the last segment is preallocated space, not damage. Damage is printed
-one line per segment, naming the file; the exit status is then 1.
+tail of the last segment is preallocated space, not damage. It also checks
+each partition's log-start file (DeleteRecords' mark): a decimal offset, not
+past the log's end. Damage is printed one line per file, naming it; the exit
+status is then 1.
 Run it on a stopped application's directory, or a copy: a segment being
 written may end in a partial batch.`}
 }
@@ -33,7 +36,8 @@ type verifier struct {
 	batches    int64
 	records    int64
 	bytes      int64
-	damaged    int
+	damaged    int // segments
+	badStarts  int // log-start files
 }
 
 // verify runs "verify".
@@ -55,8 +59,12 @@ func verify(_ context.Context, a *app, args []string) error {
 	if err = errors.Join(err, w.Flush()); err != nil {
 		return err
 	}
-	if v.damaged > 0 {
-		return fmt.Errorf("damage found in %d of %d segments", v.damaged, v.segments)
+	if v.damaged > 0 || v.badStarts > 0 {
+		msg := fmt.Sprintf("damage found in %d of %d segments", v.damaged, v.segments)
+		if v.badStarts > 0 {
+			msg += " and " + plural(v.badStarts, "log-start file")
+		}
+		return errors.New(msg)
 	}
 	return nil
 }
@@ -107,6 +115,37 @@ func (v *verifier) partition(dir string) error {
 			next = -1
 		}
 	}
+	return v.logStart(dir, next)
+}
+
+// logStartFile is internal/log's name for the file DeleteRecords writes: the
+// log start offset in decimal. Part of the on-disk format.
+const logStartFile = "log-start"
+
+// logStart checks a partition's log-start file, if it has one, against the
+// end of its log (next, -1 if unknown). A start below the first segment is
+// fine: retention deletes segments without rewriting the file.
+func (v *verifier) logStart(dir string, next int64) error {
+	path := filepath.Join(dir, logStartFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	start, err := strconv.ParseInt(string(data), 10, 64)
+	var problem string
+	switch {
+	case err != nil || start < 0 || strconv.FormatInt(start, 10) != string(data):
+		problem = fmt.Sprintf("not a log start offset: %q", data)
+	case next >= 0 && start > next:
+		problem = fmt.Sprintf("log start offset %d is past the log's end, %d", start, next)
+	}
+	if problem != "" {
+		v.badStarts++
+		fmt.Fprintf(v.w, "DAMAGED %s: %s\n", path, problem)
+	}
 	return nil
 }
 
@@ -148,5 +187,5 @@ func (v *verifier) report(s *segmentScan, problem string) {
 // summary prints the totals.
 func (v *verifier) summary() {
 	fmt.Fprintf(v.w, "verified %s, %s, %s: %s, %s, %s; %d damaged\n", plural(v.topics, "topic"), plural(v.partitions, "partition"),
-		plural(v.segments, "segment"), plural(v.batches, "batch"), plural(v.records, "record"), plural(v.bytes, "byte"), v.damaged)
+		plural(v.segments, "segment"), plural(v.batches, "batch"), plural(v.records, "record"), plural(v.bytes, "byte"), v.damaged+v.badStarts)
 }

@@ -69,6 +69,44 @@ func TestVerifyGapAndTails(t *testing.T) {
 	require.Contains(t, r.stdout, "DAMAGED "+logs[0]+": zero-filled tail of 512 bytes")
 }
 
+// TestVerifyLogStart checks the log-start file DeleteRecords leaves: a
+// start below the first segment is fine (retention deletes segments without
+// rewriting the file); one that is not a number, or past the log's end, is
+// damage.
+func TestVerifyLogStart(t *testing.T) {
+	t.Parallel()
+	dir, _ := bigOrders(t)
+	withBroker(t, dir, func(b *stream.Broker) {
+		_, err := b.DeleteRecords("orders", 0, 5)
+		require.NoError(t, err)
+	})
+	path := filepath.Join(dir, "topics", "orders", "0", "log-start")
+	require.FileExists(t, path)
+	cli(t, "", "-dir", dir, "verify").ok(t)
+	logs, err := partitionLogs(filepath.Dir(path))
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(logs[0])) // as retention would
+	cli(t, "", "-dir", dir, "verify").ok(t)
+	for content, problem := range map[string]string{
+		"":      `not a log start offset: ""`,
+		"5\x00": `not a log start offset: "5\x00"`,
+		"05":    `not a log start offset: "05"`,
+		"-1":    `not a log start offset: "-1"`,
+		"13":    "log start offset 13 is past the log's end, 12",
+	} {
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+		before := snapshot(t, dir)
+		r := cli(t, "", "-dir", dir, "verify")
+		require.Equal(t, 1, r.code, "%q", content)
+		require.Contains(t, r.stdout, "DAMAGED "+path+": "+problem+"\n", "%q", content)
+		require.Contains(t, r.stdout, "; 1 damaged\n", "%q", content)
+		require.Regexp(t, `^streamctl verify: damage found in 0 of \d+ segments and 1 log-start file\n$`, r.stderr)
+		require.Equal(t, before, snapshot(t, dir), "verify changes nothing")
+	}
+	require.NoError(t, os.WriteFile(path, []byte("12"), 0o600)) // at the end: everything deleted
+	cli(t, "", "-dir", dir, "verify").ok(t)
+}
+
 // TestVerifyErrors checks verify on a directory without topics, and a bad flag.
 func TestVerifyErrors(t *testing.T) {
 	t.Parallel()
