@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/embedstream/stream/internal/catalog"
+	"github.com/embedstream/stream/internal/log"
 )
 
 // verifyCommand is "verify".
@@ -19,9 +21,11 @@ func verifyCommand() *command {
 batch: its structure and CRC (batch.Parse), its records, and that offsets
 run on without gaps within and across a partition's segments. A zero-filled
 tail of the last segment is preallocated space, not damage. It also checks
-each partition's log-start file (DeleteRecords' mark): a decimal offset, not
-past the log's end. Damage is printed one line per file, naming it; the exit
-status is then 1.
+each partition's log-start file (DeleteRecords' mark): an offset whose
+checksum matches, not past the log's end; and meta.db, every value of it,
+as Open does (a damaged or missing one costs committed offsets and topic
+configs). Damage is printed one line per file, naming it; the exit status
+is then 1.
 Run it on a stopped application's directory, or a copy: a segment being
 written may end in a partial batch.`}
 }
@@ -38,6 +42,7 @@ type verifier struct {
 	bytes      int64
 	damaged    int // segments
 	badStarts  int // log-start files
+	badMeta    bool
 }
 
 // verify runs "verify".
@@ -54,19 +59,45 @@ func verify(_ context.Context, a *app, args []string) error {
 	v := &verifier{w: w, verbose: *verbose}
 	err := v.dataDir(a.dir)
 	if err == nil {
+		err = v.meta(a.dir)
+	}
+	if err == nil {
 		v.summary()
 	}
 	if err = errors.Join(err, w.Flush()); err != nil {
 		return err
 	}
-	if v.damaged > 0 || v.badStarts > 0 {
+	if v.damaged > 0 || v.badStarts > 0 || v.badMeta {
 		msg := fmt.Sprintf("damage found in %d of %d segments", v.damaged, v.segments)
 		if v.badStarts > 0 {
 			msg += " and " + plural(v.badStarts, "log-start file")
 		}
+		if v.badMeta {
+			msg += " and " + catalog.File
+		}
 		return errors.New(msg)
 	}
 	return nil
+}
+
+// meta checks dir's meta.db as a read-only Open does, writing nothing.
+func (v *verifier) meta(dir string) error {
+	path := filepath.Join(dir, catalog.File)
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+		v.badMeta = true
+		fmt.Fprintf(v.w, "MISSING %s: topic configs and committed offsets are lost\n", path)
+		return nil
+	}
+	c, _, err := catalog.Open(path, 0o600, true, true)
+	if errors.Is(err, catalog.ErrDamaged) {
+		v.badMeta = true
+		fmt.Fprintf(v.w, "DAMAGED %s: %v\n", path, err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return c.Close(false)
 }
 
 // dataDir checks every topic under dir.
@@ -118,15 +149,11 @@ func (v *verifier) partition(dir string) error {
 	return v.logStart(dir, next)
 }
 
-// logStartFile is internal/log's name for the file DeleteRecords writes: the
-// log start offset in decimal. Part of the on-disk format.
-const logStartFile = "log-start"
-
 // logStart checks a partition's log-start file, if it has one, against the
 // end of its log (next, -1 if unknown). A start below the first segment is
 // fine: retention deletes segments without rewriting the file.
 func (v *verifier) logStart(dir string, next int64) error {
-	path := filepath.Join(dir, logStartFile)
+	path := filepath.Join(dir, log.StartFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -134,11 +161,11 @@ func (v *verifier) logStart(dir string, next int64) error {
 	if err != nil {
 		return err
 	}
-	start, err := strconv.ParseInt(string(data), 10, 64)
+	start, ok := log.ParseStart(data)
 	var problem string
 	switch {
-	case err != nil || start < 0 || strconv.FormatInt(start, 10) != string(data):
-		problem = fmt.Sprintf("not a log start offset: %q", data)
+	case !ok:
+		problem = fmt.Sprintf("not a log start offset with its checksum: %q", data)
 	case next >= 0 && start > next:
 		problem = fmt.Sprintf("log start offset %d is past the log's end, %d", start, next)
 	}
@@ -151,8 +178,8 @@ func (v *verifier) logStart(dir string, next int64) error {
 
 // problem returns what is wrong with a scanned segment, "" if nothing:
 // damage, a gap after the previous segment (ending at next, -1 if unknown),
-// or a zero tail in a sealed segment (which recovery would cut, with every
-// later segment).
+// or a zero tail in a sealed segment (which recovery would cut, losing the
+// offsets up to the next segment).
 func problem(s *segmentScan, next int64, last bool) string {
 	switch {
 	case s.damage != nil:

@@ -88,11 +88,12 @@ func TestVerifyLogStart(t *testing.T) {
 	require.NoError(t, os.Remove(logs[0])) // as retention would
 	cli(t, "", "-dir", dir, "verify").ok(t)
 	for content, problem := range map[string]string{
-		"":      `not a log start offset: ""`,
-		"5\x00": `not a log start offset: "5\x00"`,
-		"05":    `not a log start offset: "05"`,
-		"-1":    `not a log start offset: "-1"`,
-		"13":    "log start offset 13 is past the log's end, 12",
+		"":           `not a log start offset with its checksum: ""`,
+		"5\x00":      `not a log start offset with its checksum: "5\x00"`,
+		"05":         `not a log start offset with its checksum: "05"`,
+		"-1":         `not a log start offset with its checksum: "-1"`,
+		"5 00000000": `not a log start offset with its checksum: "5 00000000"`,
+		"13":         "log start offset 13 is past the log's end, 12",
 	} {
 		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
 		before := snapshot(t, dir)
@@ -122,4 +123,24 @@ func appendZeros(t *testing.T, path string, n int) {
 	_, err = f.Write(make([]byte, n))
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
+}
+
+// TestVerifyMeta checks that verify reads meta.db as Open does: a damaged
+// or missing one, which costs committed offsets, is reported.
+func TestVerifyMeta(t *testing.T) {
+	t.Parallel()
+	dir, _ := bigOrders(t)
+	path := filepath.Join(dir, "meta.db")
+	cli(t, "", "-dir", dir, "verify").ok(t)
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	before := snapshot(t, dir)
+	r := cli(t, "", "-dir", dir, "verify")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stdout, "DAMAGED "+path+": ")
+	require.Regexp(t, `^streamctl verify: damage found in 0 of \d+ segments and meta.db\n$`, r.stderr)
+	require.Equal(t, before, snapshot(t, dir), "verify changes nothing")
+	require.NoError(t, os.Remove(path))
+	r = cli(t, "", "-dir", dir, "verify")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stdout, "MISSING "+path+": ")
 }

@@ -151,6 +151,19 @@ const logStartFile = "log-start"
 // of the largest int64, a space and the checksum.
 const maxLogStartLen = 19 + 1 + 8
 
+// StartFile is the log-start file's name, for tools that read a log's
+// directory (streamctl verify).
+const StartFile = logStartFile
+
+// ParseStart reads a log-start file's content: the offset, and whether the
+// content holds one that passes its checks.
+func ParseStart(content []byte) (int64, bool) {
+	if len(content) > maxLogStartLen {
+		return -1, false
+	}
+	return parseLogStart(content)
+}
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // formatLogStart is logStartFile's content for offset v.
@@ -164,7 +177,7 @@ func formatLogStart(v int64) []byte {
 func parseLogStart(b []byte) (v int64, ok bool) {
 	digits, _, checked := strings.Cut(string(b), " ")
 	v, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || v < 0 || len(digits) > 19 {
+	if err != nil || v < 0 || strconv.FormatInt(v, 10) != digits {
 		return -1, false
 	}
 	if checked && string(b) != string(formatLogStart(v)) {
