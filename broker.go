@@ -341,6 +341,11 @@ func (b *Broker) openMeta(path string) (meta *catalog.Catalog, clean bool, recor
 			meta.Close(false)
 		}
 	}
+	if err == nil && meta.RolledBack() {
+		b.stats.MetaRollbacks.Add(1)
+		b.opts.Logger.Error("stream: meta.db's newest meta page is damaged; opened at the transaction before: the last commit of offsets may be lost",
+			"file", path)
+	}
 	if !errors.Is(err, catalog.ErrDamaged) {
 		return meta, clean, records, false, err
 	}

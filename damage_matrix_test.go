@@ -47,7 +47,8 @@ import (
 //     log start on), byte-exact at its offset, and nothing of a batch that
 //     fails them; OffsetForTime never fails and skips damage; a second Open
 //     (read-write cells) returns the same;
-//   - the group's committed offsets survive, or Stats().MetaRebuilds counts
+//   - the group's committed offsets survive, or Stats().MetaRebuilds (or
+//     MetaRollbacks) counts
 //     their loss;
 //   - damage that costs records shows in Stats (CorruptBatches or
 //     Truncations; LogStartResets for a log-start file holding no offset),
@@ -1025,8 +1026,8 @@ func dmRun(t *testing.T, c dmCell, streamctl string, sum *dmSummary) {
 		switch {
 		case e.logDamage && e.detectable:
 			pr.fail("verify-silent", "streamctl verify exits 0, but segment batches fail their checks")
-		case st.MetaRebuilds > 0:
-			pr.fail("verify-silent", "streamctl verify exits 0, but the broker rebuilt meta.db")
+		case st.MetaRebuilds > 0 || st.MetaRollbacks > 0:
+			pr.fail("verify-silent", "streamctl verify exits 0, but the broker rebuilt meta.db or rolled it back")
 		case st.LogStartResets > 0 || e.badStart:
 			pr.fail("verify-silent", "streamctl verify exits 0, but the log-start file holds %q", after)
 		}
@@ -1303,8 +1304,8 @@ func dmCheckCommitted(pr *dmProblems, b *Broker, c dmCell, st Stats) {
 		pr.fail("committed-error", "CommittedOffsets: %v", err)
 		return
 	}
-	if !dmMapsEqual(got, c.fx.committed) && st.MetaRebuilds == 0 {
-		pr.fail("commits-lost-uncounted", "committed offsets %v, want %v, and Stats().MetaRebuilds is 0", got, c.fx.committed)
+	if !dmMapsEqual(got, c.fx.committed) && st.MetaRebuilds == 0 && st.MetaRollbacks == 0 {
+		pr.fail("commits-lost-uncounted", "committed offsets %v, want %v, and Stats().MetaRebuilds and MetaRollbacks are 0", got, c.fx.committed)
 	}
 }
 
@@ -1316,7 +1317,7 @@ func dmCheckStats(pr *dmProblems, e *dmExpect, st Stats, warnings int64, after [
 	if e.badStart && st.LogStartResets == 0 {
 		pr.fail("stats-silent", "log-start holds %q, but Stats().LogStartResets is 0", after)
 	}
-	if cost := st.CorruptBatches + st.Truncations + st.MetaRebuilds + st.LogStartResets; cost > 0 && warnings == 0 {
+	if cost := st.CorruptBatches + st.Truncations + st.MetaRebuilds + st.MetaRollbacks + st.LogStartResets; cost > 0 && warnings == 0 {
 		pr.fail("unlogged", "Stats count damage (%+v), but nothing was logged", st)
 	}
 }

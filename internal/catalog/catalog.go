@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -95,8 +96,16 @@ type TopicPartition = group.TopicPartition
 
 // Catalog is an open store. Its methods are safe for concurrent use.
 type Catalog struct {
-	db *bolt.DB // nil when a read-only broker found no meta.db
+	db         *bolt.DB // nil when a read-only broker found no meta.db
+	rolledBack bool
 }
+
+// RolledBack reports that the newest transaction's meta page was damaged,
+// so the store opened at the one before (bbolt keeps two): the last write
+// (a commit of offsets, say) may be lost. It cannot be told from a crash in
+// the middle of a commit, which bbolt's two meta pages exist for, so it is
+// not damage that sets the store aside. The next write heals the page.
+func (c *Catalog) RolledBack() bool { return c.rolledBack }
 
 // ErrDamaged marks a store file that exists but is no usable store:
 // zero-length, cut short, garbage, or inconsistent in a page its meta pages
@@ -126,6 +135,7 @@ func Open(path string, perm os.FileMode, readOnly, noSync bool) (*Catalog, bool,
 		// initialize it in place, even when opened read-only.
 		return nil, false, damaged(path, errors.New("zero-length file"))
 	}
+	var rolledBack bool
 	if !missing {
 		// Read-only, bbolt.Open reads only the meta pages; verify then
 		// checks every page they reach before bbolt reads it.
@@ -138,12 +148,12 @@ func Open(path string, perm os.FileMode, readOnly, noSync bool) (*Catalog, bool,
 		if err != nil {
 			return nil, false, err
 		}
-		if err := protect(path, func() error { return verify(f, db, fi.Size()) }); err != nil {
+		if err := protect(path, func() error { return verify(f, db, fi.Size(), &rolledBack) }); err != nil {
 			db.Close()
 			return nil, false, damaged(path, err)
 		}
 		if readOnly {
-			return opened(path, db)
+			return opened(path, db, rolledBack)
 		}
 		if err := db.Close(); err != nil {
 			return nil, false, err
@@ -162,7 +172,7 @@ func Open(path string, perm os.FileMode, readOnly, noSync bool) (*Catalog, bool,
 			return nil, false, damaged(path, err)
 		}
 	}
-	return opened(path, db)
+	return opened(path, db, rolledBack)
 }
 
 // Empty returns a store with nothing in it and no file behind it, for a
@@ -234,7 +244,7 @@ func environmental(err error) bool {
 
 // opened reads the clean flag and, if writable, records "not clean",
 // creating the buckets of a new store.
-func opened(path string, db *bolt.DB) (*Catalog, bool, error) {
+func opened(path string, db *bolt.DB, rolledBack bool) (*Catalog, bool, error) {
 	clean := false
 	var err error
 	if db.IsReadOnly() {
@@ -284,7 +294,32 @@ func opened(path string, db *bolt.DB) (*Catalog, bool, error) {
 		db.Close()
 		return nil, false, err
 	}
-	return &Catalog{db: db}, clean, nil
+	return &Catalog{db: db, rolledBack: rolledBack}, clean, nil
+}
+
+// Check reads the store at path as a writable Open does, without writing
+// it: on a copy, in a directory of its own under os.TempDir. It returns
+// ErrDamaged for what Open would set aside, and reports a roll back (see
+// RolledBack). Any other error is the copy's.
+func Check(path string) (rolledBack bool, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	tmp, err := os.MkdirTemp("", "embedstream-check-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	cp := filepath.Join(tmp, File)
+	if err := os.WriteFile(cp, data, 0o600); err != nil {
+		return false, err
+	}
+	c, _, err := Open(cp, 0o600, false, true)
+	if err != nil {
+		return false, err
+	}
+	return c.RolledBack(), c.Close(false)
 }
 
 // checkFormat refuses a store laid out by a newer version.
@@ -303,12 +338,13 @@ const maxDepth = 4
 // from the file's bytes (checkPages, f is the file db has open), then
 // through bbolt, reading every bucket, key and topic record. Run under
 // protect, in case checkPages misses what bbolt trips on.
-func verify(f *os.File, db *bolt.DB, fileSize int64) error {
+func verify(f *os.File, db *bolt.DB, fileSize int64, rolledBack *bool) error {
 	return db.View(func(tx *bolt.Tx) error {
 		if tx.Size() > fileSize {
 			return fmt.Errorf("its pages end at byte %d, past the end of the file at %d", tx.Size(), fileSize)
 		}
-		if err := checkPages(f, db, tx); err != nil {
+		var err error
+		if *rolledBack, err = checkPages(f, db, tx); err != nil {
 			return err
 		}
 		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {

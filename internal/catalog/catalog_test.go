@@ -256,3 +256,35 @@ func TestChecksumsCatchChangedValues(t *testing.T) {
 		require.Equal(t, 2, topics["t"].Partitions)
 	})
 }
+
+// One damaged meta page: bbolt opens at the other one's transaction, which
+// may be the one before the newest; Open says so, and Check sees it too.
+func TestDamagedMetaPageRollsBack(t *testing.T) {
+	tp := TopicPartition{Topic: "t", Partition: 0}
+	for page := range int64(2) {
+		path := filepath.Join(t.TempDir(), File)
+		c, _ := open(t, path, false)
+		require.NoError(t, c.CommitOffsets("g", map[TopicPartition]int64{tp: 1}, time.UnixMilli(1)))
+		require.NoError(t, c.CommitOffsets("g", map[TopicPartition]int64{tp: 2}, time.UnixMilli(2)))
+		require.NoError(t, c.Close(true))
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		require.NoError(t, err)
+		_, err = f.WriteAt([]byte{0xff}, page*int64(os.Getpagesize())+40) // inside the meta, under its checksum
+		require.NoError(t, errors.Join(err, f.Close()))
+
+		rolledBack, err := Check(path)
+		require.NoError(t, err)
+		require.True(t, rolledBack, "page %d", page)
+		for _, readOnly := range []bool{true, false} {
+			c, _ := open(t, path, readOnly)
+			require.True(t, c.RolledBack(), "page %d", page)
+			got, err := c.Committed("g", nil)
+			require.NoError(t, err)
+			require.Contains(t, []int64{1, 2}, got[tp])
+			require.NoError(t, c.Close(false))
+		}
+		c, _ = open(t, path, false)
+		require.False(t, c.RolledBack(), "the writable open's first write healed the page")
+		require.NoError(t, c.Close(false))
+	}
+}

@@ -41,22 +41,24 @@ var native = binary.NativeEndian
 // elements inside it, and be reached once: bbolt trusts all of this, and
 // on a page that breaks it panics, faults, or (a cycle of branch pages)
 // descends forever. tx is a read transaction of db, opened on f's file.
-func checkPages(f *os.File, db *bolt.DB, tx *bolt.Tx) error {
+// rolledBack says one meta page failed its checksum, so bbolt opened the
+// store at the transaction before the newest: its writes may be lost.
+func checkPages(f *os.File, db *bolt.DB, tx *bolt.Tx) (rolledBack bool, err error) {
 	ps := uint64(db.Info().PageSize)
 	c := &pageChecker{f: f, ps: ps, hwm: uint64(tx.Size()) / ps, seen: map[uint64]bool{}}
 	m, err := c.meta(uint64(tx.ID()))
 	if err != nil {
-		return err
+		return false, err
 	}
 	if m.root != uint64(tx.Cursor().Bucket().Root()) {
-		return errors.New("meta pages disagree with bbolt's")
+		return false, errors.New("meta pages disagree with bbolt's")
 	}
 	if m.freelist != noFreelist {
 		if err := c.freelist(m.freelist); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return c.tree(m.root, 0, 0)
+	return c.rolledBack, c.tree(m.root, 0, 0)
 }
 
 type pageChecker struct {
@@ -64,6 +66,8 @@ type pageChecker struct {
 	ps   uint64 // page size
 	hwm  uint64 // pages [0, hwm) are in use or free
 	seen map[uint64]bool
+
+	rolledBack bool // one meta page fails its checksum: bbolt uses the other
 }
 
 type metaPage struct{ root, freelist, pgid, txid uint64 }
@@ -85,6 +89,7 @@ func (c *pageChecker) meta(txid uint64) (metaPage, error) {
 		}
 		metas = append(metas, metaPage{root: native.Uint64(m[16:]), freelist: native.Uint64(m[32:]), pgid: native.Uint64(m[40:]), txid: native.Uint64(m[48:])})
 	}
+	c.rolledBack = len(metas) == 1
 	if len(metas) == 2 && metas[1].txid > metas[0].txid {
 		metas = metas[1:]
 	}

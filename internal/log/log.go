@@ -74,6 +74,7 @@ type Stats struct {
 	CorruptBatches                  atomic.Int64 // damaged batches or lost ranges met by recovery or reads
 	LogStartResets                  atomic.Int64 // damaged log-start files ignored
 	MetaRebuilds                    atomic.Int64 // damaged catalogs set aside and rebuilt (set by the broker)
+	MetaRollbacks                   atomic.Int64 // catalogs opened at their previous transaction (set by the broker)
 }
 
 // Info describes a log.
