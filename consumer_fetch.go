@@ -21,6 +21,9 @@ type position struct {
 
 // fetch appends records from the owned, unpaused partitions to c.out, up to
 // MaxPollRecords, and returns the bytes of record values and keys added.
+// A partition at damaged records is passed over, its records before the
+// damage kept, and the first such *CorruptError is kept in c.damage: the
+// other partitions are not held up by it, and Poll reports it.
 func (c *Consumer) fetch() (int, error) {
 	n := len(c.owned)
 	total := 0
@@ -30,10 +33,16 @@ func (c *Consumer) fetch() (int, error) {
 			continue
 		}
 		added, err := c.fetchPartition(tp)
+		total += added
+		if ce := (*CorruptError)(nil); errors.As(err, &ce) {
+			if c.damage == nil {
+				c.damage = ce
+			}
+			continue
+		}
 		if err != nil {
 			return total, err
 		}
-		total += added
 	}
 	if n > 0 {
 		c.next = (c.next + 1) % n
@@ -79,11 +88,11 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	}
 	ps.next = c.walk.Offset() // past what it returned and the markers it skipped
 	if err := c.walk.Err(); err != nil {
+		c.b.stats.RecordsOut.Add(int64(count))
 		if errors.Is(err, ErrCorrupt) {
 			// A batch that passed its CRC but not its decoding.
-			err = &CorruptError{Topic: tp.Topic, Partition: tp.Partition, Offset: ps.next, Next: c.walk.Resume(), Err: err}
+			return bytes, &CorruptError{Topic: tp.Topic, Partition: tp.Partition, Offset: ps.next, Next: c.walk.Resume(), Err: err}
 		}
-		c.b.stats.RecordsOut.Add(int64(count))
 		return bytes, fmt.Errorf("%s at offset %d: %w", tp, ps.next, err)
 	}
 	c.b.stats.RecordsOut.Add(int64(count))

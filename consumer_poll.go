@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/embedstream/stream/group"
@@ -124,17 +125,22 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 			}
 			continue
 		}
-		// Fetch.
-		bytes, err := c.fetch()
-		if ce := (*CorruptError)(nil); errors.As(err, &ce) && len(c.out) > 0 {
-			// The records before the damage go out; the next Poll, starting
-			// there, reports it.
-			return c.out, nil
+		// Fetch, after reporting damage an earlier fetch met, if the
+		// partition is still there (no Seek or rebalance moved it).
+		if err := c.takeDamage(); err != nil {
+			return nil, err
 		}
+		bytes, err := c.fetch()
 		if err != nil {
 			return nil, err
 		}
 		gathered += bytes
+		if c.damage != nil {
+			if len(c.out) > 0 {
+				return c.out, nil // the records gathered go out first
+			}
+			return nil, c.takeDamage()
+		}
 		if len(c.out) > 0 {
 			if gathered >= c.opts.MinBytes || len(c.out) >= c.opts.MaxPollRecords {
 				return c.out, nil
@@ -171,6 +177,21 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 }
 
 var errDeadline = errors.New("deadline")
+
+// takeDamage returns (and forgets) the damage a fetch met, unless the
+// partition has moved or gone since.
+func (c *Consumer) takeDamage() error {
+	ce := c.damage
+	c.damage = nil
+	if ce == nil {
+		return nil
+	}
+	tp := TopicPartition{Topic: ce.Topic, Partition: ce.Partition}
+	if ps := c.pos[tp]; ps == nil || !ps.known || ps.next != ce.Offset || !slices.Contains(c.owned, tp) {
+		return nil
+	}
+	return ce
+}
 
 // waitFor blocks until the bell rings (the group changed, or a partition
 // Poll registered with moved), ctx ends, Wakeup, Close, the deadline

@@ -270,3 +270,76 @@ func TestLazyIndexRebuildIsCounted(t *testing.T) {
 	require.Empty(t, corrupt)
 	require.Equal(t, int64(1), b.Stats().IndexRebuilds)
 }
+
+// TestConsumerReportsDamageWhileOtherPartitionsFlow damages partition 1 of
+// two while partition 0 gets records before every Poll: the damage must
+// still be reported (once, then passed by Seek), and neither partition
+// starves the other.
+func TestConsumerReportsDamageWhileOtherPartitionsFlow(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir, &Options{Sync: SyncNever})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2, SegmentBytes: 4 << 10}))
+	publish := func(b *Broker, p int32, from int) {
+		recs := make([]*Record, 0, 10)
+		for j := from; j < from+10; j++ {
+			recs = append(recs, &Record{Topic: "t", Partition: p, Value: []byte(fmt.Sprint("v", j))})
+		}
+		require.NoError(t, b.Publish(t.Context(), recs...))
+	}
+	for i := 0; i < 100; i += 10 {
+		publish(b, 0, i)
+		publish(b, 1, i)
+	}
+	require.NoError(t, b.Close())
+	hit := storedBatches(t, dir, "t", 1)[0]
+	data, err := os.ReadFile(hit.file)
+	require.NoError(t, err)
+	data[hit.end-3] ^= 0x40
+	require.NoError(t, os.WriteFile(hit.file, data, 0o600))
+
+	b = openBroker(t, dir, nil)
+	c, err := b.Subscribe("g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, MaxPollRecords: 1000})
+	require.NoError(t, err)
+	defer c.Close()
+	got := map[int32]int{}
+	var reported []*CorruptError
+	for k := 0; k < 20; k++ {
+		publish(b, 0, 100+10*k) // partition 0 always has something new
+		recs, err := c.Poll(t.Context())
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			reported = append(reported, ce)
+			require.NoError(t, c.Seek(TopicPartition{Topic: ce.Topic, Partition: ce.Partition}, ce.Next))
+			continue
+		}
+		require.NoError(t, err)
+		for _, r := range recs {
+			got[r.Partition]++
+		}
+	}
+	require.Len(t, reported, 1)
+	require.Equal(t, CorruptError{Topic: "t", Partition: 1, Offset: 0, Next: 10, Err: reported[0].Err}, *reported[0])
+	require.Equal(t, 90, got[1], "partition 1 is read past its damage")
+	require.Greater(t, got[0], 100, "partition 0 was not held up")
+}
+
+// TestReaderStopsAtItsEndInsideDamage: damage reaching past a bounded
+// Reader's end leaves it at its end.
+func TestReaderStopsAtItsEndInsideDamage(t *testing.T) {
+	dir, _ := damageFixture(t, 100)
+	hit := storedBatches(t, dir, "t", 0)[3] // offsets 30..39
+	data, err := os.ReadFile(hit.file)
+	require.NoError(t, err)
+	data[hit.end-3] ^= 0x40
+	require.NoError(t, os.WriteFile(hit.file, data, 0o600))
+	b := openBroker(t, dir, nil)
+	r, err := b.NewReader("t", 0, AtOffset(30), &ReaderOptions{EndOffset: new(int64(33))})
+	require.NoError(t, err)
+	defer r.Close()
+	_, err = r.Next(t.Context())
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.Equal(t, int64(33), r.Offset())
+	_, err = r.Next(t.Context())
+	require.ErrorIs(t, err, io.EOF)
+}

@@ -256,7 +256,7 @@ func (r *Reader) advance(ctx context.Context) (*Record, error) {
 			// A batch that passed its CRC but not its decoding: report it,
 			// and go on after it at the next call.
 			ce := &CorruptError{Topic: r.topic.name, Partition: r.partition, Offset: r.walk.Offset(), Next: r.walk.Resume(), Err: err}
-			r.next = ce.Next
+			r.pass(ce)
 			r.walk.Reset(nil, r.next)
 			return nil, ce
 		}
@@ -287,7 +287,7 @@ func (r *Reader) fetch(ctx context.Context) error {
 		if err != nil {
 			err = corruptError(r.topic.name, r.partition, err)
 			if ce := (*CorruptError)(nil); errors.As(err, &ce) {
-				r.next = ce.Next // reported once; the next call goes on past it
+				r.pass(ce)
 			}
 			return r.err(err)
 		}
@@ -300,6 +300,15 @@ func (r *Reader) fetch(ctx context.Context) error {
 		if err := r.part.WaitFor(ctx, r.next, r.stop); err != nil {
 			return r.err(err)
 		}
+	}
+}
+
+// pass moves the reader past reported damage, but not past its end: the
+// next call goes on after it.
+func (r *Reader) pass(ce *CorruptError) {
+	r.next = ce.Next
+	if r.end >= 0 {
+		r.next = min(r.next, r.end)
 	}
 }
 

@@ -180,20 +180,22 @@ func CheckHeader(b []byte) error {
 }
 
 // Find returns the position of the first whole batch in data that passes
-// its checks (Parse) and starts past offset after: where reading can go on
-// after damaged bytes whose framing is lost. A false match would need a
-// CRC collision as well as a plausible header.
-func Find(data []byte, after int64) (int, bool) {
+// its checks (Parse) and whose base offset want accepts (given its position
+// in data): where reading can go on after damaged bytes whose framing is
+// lost. A false match would need a CRC collision as well as a plausible
+// header; want runs before the CRC, which may cover megabytes.
+func Find(data []byte, want func(pos int, base int64) bool) (int, bool) {
 	for p := 0; p+HeaderSize <= len(data); p++ {
 		// Cheap tests first: this runs at every byte of the damage.
 		if data[p+offMagic] != Magic {
 			continue
 		}
 		length := int64(int32(binary.BigEndian.Uint32(data[p+offBatchLength:])))
-		if length < HeaderSize-LogOverhead || LogOverhead+length > int64(len(data)-p) {
+		if length < HeaderSize-LogOverhead || LogOverhead+length > int64(len(data)-p) ||
+			!want(p, Batch(data[p:]).BaseOffset()) {
 			continue
 		}
-		if b, err := Parse(data[p:]); err == nil && b.BaseOffset() > after {
+		if _, err := Parse(data[p:]); err == nil {
 			return p, true
 		}
 	}

@@ -510,3 +510,24 @@ func TestRecordsOnMalformedBytesDoNotPanic(t *testing.T) {
 	require.False(t, it.Next(&r))
 	require.ErrorIs(t, it.Err(), batch.ErrCorrupt)
 }
+
+// TestFind finds the first valid batch its filter accepts after garbage,
+// skipping look-alikes that fail the filter or their CRC.
+func TestFind(t *testing.T) {
+	var bld batch.Builder
+	bld.Reset(0)
+	bld.Add(1, []byte("k"), []byte("v"), nil)
+	good := batch.Batch(bytes.Clone(bld.Finish()))
+	good.SetBaseOffset(40)
+	bad := bytes.Clone(good)
+	bad[len(bad)-1] ^= 1 // fails its CRC
+	data := append(append(append([]byte("garbage"), bad...), make([]byte, 9)...), good...)
+	all := func(int, int64) bool { return true }
+	p, ok := batch.Find(data, all)
+	require.True(t, ok)
+	require.Equal(t, len(data)-len(good), p)
+	_, ok = batch.Find(data, func(_ int, base int64) bool { return base > 40 })
+	require.False(t, ok, "the filter runs on every candidate")
+	_, ok = batch.Find(data[:len(data)-1], all)
+	require.False(t, ok, "a cut batch is not found")
+}

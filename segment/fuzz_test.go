@@ -63,7 +63,7 @@ func FuzzRecoverSegment(f *testing.F) {
 		}
 		planted := false
 		for p := 0; p < len(dmg); p++ {
-			q, ok := batch.Find(dmg[p:], -1)
+			q, ok := batch.Find(dmg[p:], func(int, int64) bool { return true })
 			if !ok {
 				break
 			}

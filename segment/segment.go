@@ -434,18 +434,14 @@ func batchAt(data []byte, pos, expect int64, verify bool) (batch.Batch, error) {
 // good batches. A zero tail (unused preallocation, or zeros written over the
 // end) holds none.
 func resync(data []byte, pos, expect int64) (int64, bool) {
-	for from := pos + 1; from < int64(len(data)) && !allZero(data[from:]); {
-		p, ok := batch.Find(data[from:], expect)
-		if !ok {
-			return 0, false
-		}
-		at := from + int64(p)
-		if batch.Batch(data[at:]).BaseOffset()-expect <= at-pos {
-			return at, true
-		}
-		from = at + 1
+	if allZero(data[pos:]) {
+		return 0, false
 	}
-	return 0, false
+	from := pos + 1
+	p, ok := batch.Find(data[from:], func(p int, base int64) bool {
+		return base > expect && base-expect <= from+int64(p)-pos
+	})
+	return from + int64(p), ok
 }
 
 func (s *Segment) indexBatch(b batch.Batch, pos int64) error {
