@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -467,13 +468,17 @@ func crash(t *testing.T, b *Broker) {
 func snapshotTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		require.NoError(t, err)
-		if !info.IsDir() {
-			b, err := os.ReadFile(path)
-			require.NoError(t, err)
-			out[path] = fmt.Sprintf("%v %s", info.Mode(), b)
+		info, err := d.Info()
+		require.NoError(t, err)
+		if d.IsDir() {
+			out[path] = info.Mode().String() // a directory made counts as a change
+			return nil
 		}
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		out[path] = fmt.Sprintf("%v %s", info.Mode(), b)
 		return nil
 	})
 	require.NoError(t, err)

@@ -1018,7 +1018,7 @@ func dmRun(t *testing.T, c dmCell, streamctl string, sum *dmSummary) {
 	dmCheckStats(pr, e, st, warnings.n.Load(), after)
 	require.NoError(t, b.Close())
 	if c.ro {
-		if now := dmSnapshot(t, dir); !dmMapsEqual(before, now) {
+		if now := dmSnapshot(t, dir); !maps.Equal(before, now) {
 			pr.fail("ro-changes-bytes", "read-only Open changed the directory: %s", dmSnapshotDiff(before, now))
 		}
 	}
@@ -1059,16 +1059,7 @@ func dmCheckBroker(pr *dmProblems, b *Broker, c dmCell, e *dmExpect) map[int32][
 	}
 	missing := false
 	for p := int32(0); p < 2; p++ {
-		returned := map[int64]bool{}
-		for _, o := range got[p] {
-			returned[o] = true
-		}
-		var lost []int64
-		for _, o := range e.must[p] {
-			if !returned[o] {
-				lost = append(lost, o)
-			}
-		}
+		lost := dmLost(got[p], e.must[p])
 		if len(lost) > 0 {
 			missing = true
 			symptom := "good-records-missing"
@@ -1233,16 +1224,7 @@ func dmCheckConsumer(pr *dmProblems, b *Broker, e *dmExpect) {
 		}
 	}
 	for p := int32(0); p < 2; p++ {
-		returned := map[int64]bool{}
-		for _, o := range got[p] {
-			returned[o] = true
-		}
-		var lost []int64
-		for _, o := range e.must[p] {
-			if !returned[o] {
-				lost = append(lost, o)
-			}
-		}
+		lost := dmLost(got[p], e.must[p])
 		if len(lost) > 0 && !e.lostStart {
 			pr.fail("consume-misses-records", "partition %d: %d of %d good records not returned by Poll: %s",
 				p, len(lost), len(e.must[p]), dmRanges(lost))
@@ -1304,7 +1286,7 @@ func dmCheckCommitted(pr *dmProblems, b *Broker, c dmCell, st Stats) {
 		pr.fail("committed-error", "CommittedOffsets: %v", err)
 		return
 	}
-	if !dmMapsEqual(got, c.fx.committed) && st.MetaRebuilds == 0 && st.MetaRollbacks == 0 {
+	if !maps.Equal(got, c.fx.committed) && st.MetaRebuilds == 0 && st.MetaRollbacks == 0 {
 		pr.fail("commits-lost-uncounted", "committed offsets %v, want %v, and Stats().MetaRebuilds and MetaRollbacks are 0", got, c.fx.committed)
 	}
 }
@@ -1370,18 +1352,6 @@ func dmSnapshotDiff(a, b map[string]string) string {
 	return strings.Join(diffs, ", ")
 }
 
-func dmMapsEqual[K, V comparable](a, b map[K]V) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || v != w {
-			return false
-		}
-	}
-	return true
-}
-
 func dmOffsetsEqual(a, b map[int32][]int64) bool {
 	if len(a) != len(b) {
 		return false
@@ -1423,3 +1393,18 @@ func dmRanges(offs []int64) string {
 // CorruptError reports stored records that cannot be returned: a damaged
 // batch, or an offset range lost to damage.
 //
+
+// dmLost returns the offsets of must that got lacks.
+func dmLost(got, must []int64) []int64 {
+	returned := map[int64]bool{}
+	for _, o := range got {
+		returned[o] = true
+	}
+	var lost []int64
+	for _, o := range must {
+		if !returned[o] {
+			lost = append(lost, o)
+		}
+	}
+	return lost
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -18,28 +17,6 @@ import (
 
 	"github.com/embedstream/stream/internal/catalog"
 )
-
-// dirSnapshot maps every entry under dir (directories too) to its mode and,
-// for files, its bytes.
-func dirSnapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		require.NoError(t, err)
-		info, err := d.Info()
-		require.NoError(t, err)
-		if d.IsDir() {
-			out[path] = info.Mode().String()
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		require.NoError(t, err)
-		out[path] = fmt.Sprintf("%v %x", info.Mode(), b)
-		return nil
-	})
-	require.NoError(t, err)
-	return out
-}
 
 // syncBuffer is a log destination safe for concurrent writers.
 type syncBuffer struct {
@@ -129,7 +106,7 @@ func TestDamagedMetaIsSetAsideAndRebuilt(t *testing.T) {
 			require.NoError(t, err)
 
 			// Read-only: the topics are served, and not a byte changes.
-			before := dirSnapshot(t, dir)
+			before := snapshotTree(t, dir)
 			ro, err := Open(dir, &Options{ReadOnly: true})
 			require.NoError(t, err)
 			require.Equal(t, []string{"quiet", "t"}, ro.Topics())
@@ -139,7 +116,7 @@ func TestDamagedMetaIsSetAsideAndRebuilt(t *testing.T) {
 			require.Empty(t, committed)
 			require.Equal(t, int64(1), ro.Stats().MetaRebuilds)
 			require.NoError(t, ro.Close())
-			require.Equal(t, before, dirSnapshot(t, dir), "a read-only open changes no byte")
+			require.Equal(t, before, snapshotTree(t, dir), "a read-only open changes no byte")
 
 			// Read-write: the file is set aside and the catalog rebuilt.
 			var logs syncBuffer
@@ -208,13 +185,13 @@ func TestTopicDirectoryWithoutMetadata(t *testing.T) {
 	// records.
 	require.NoError(t, os.WriteFile(metaPath, older, 0o600))
 
-	before := dirSnapshot(t, dir)
+	before := snapshotTree(t, dir)
 	ro, err := Open(dir, &Options{ReadOnly: true})
 	require.NoError(t, err)
 	require.Equal(t, []string{"kept"}, ro.Topics())
 	require.Len(t, values(t, ro, "kept", 1), 10)
 	require.NoError(t, ro.Close())
-	require.Equal(t, before, dirSnapshot(t, dir), "a read-only open changes no byte")
+	require.Equal(t, before, snapshotTree(t, dir), "a read-only open changes no byte")
 
 	b = openBroker(t, dir, nil)
 	require.Equal(t, []string{"kept"}, b.Topics(), "a directory with records is adopted, one without is not")
@@ -250,12 +227,12 @@ func TestInterruptedDeleteTopicIsFinished(t *testing.T) {
 		require.NoError(t, os.CopyFS(filepath.Join(dir, topicsDir, "gone"), os.DirFS(saved)))
 		if reopen {
 			require.NoError(t, b.Close())
-			before := dirSnapshot(t, dir)
+			before := snapshotTree(t, dir)
 			ro, err := Open(dir, &Options{ReadOnly: true})
 			require.NoError(t, err)
 			require.Empty(t, ro.Topics())
 			require.NoError(t, ro.Close())
-			require.Equal(t, before, dirSnapshot(t, dir), "a read-only open changes no byte")
+			require.Equal(t, before, snapshotTree(t, dir), "a read-only open changes no byte")
 			b = openBroker(t, dir, nil)
 			require.Empty(t, b.Topics(), "a deleted topic stays deleted")
 			_, err = os.Stat(filepath.Join(dir, topicsDir, "gone"))
@@ -280,9 +257,9 @@ func TestCreateTopicNeverReusesADirectoryWithRecords(t *testing.T) {
 	// A directory with records appears behind the open broker's back.
 	b = openBroker(t, dir, nil)
 	require.NoError(t, os.CopyFS(filepath.Join(dir, topicsDir, "dst"), os.DirFS(filepath.Join(dir, topicsDir, "src"))))
-	before := dirSnapshot(t, filepath.Join(dir, topicsDir, "dst"))
+	before := snapshotTree(t, filepath.Join(dir, topicsDir, "dst"))
 	require.ErrorIs(t, b.CreateTopic("dst", TopicConfig{}), ErrTopicExists)
-	require.Equal(t, before, dirSnapshot(t, filepath.Join(dir, topicsDir, "dst")), "its records are left alone")
+	require.Equal(t, before, snapshotTree(t, filepath.Join(dir, topicsDir, "dst")), "its records are left alone")
 	require.NoError(t, b.Close())
 
 	b = openBroker(t, dir, nil)
@@ -298,12 +275,12 @@ func TestMetaLockedElsewhereIsNotDamage(t *testing.T) {
 	require.NoError(t, err)
 	defer f.Close()
 	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
-	before := dirSnapshot(t, dir)
+	before := snapshotTree(t, dir)
 	_, err = Open(dir, &Options{Sync: SyncNever})
 	require.Error(t, err)
 	require.NotErrorIs(t, err, catalog.ErrDamaged)
 	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_UN))
-	require.Equal(t, before, dirSnapshot(t, dir), "nothing set aside")
+	require.Equal(t, before, snapshotTree(t, dir), "nothing set aside")
 	b := openBroker(t, dir, nil)
 	require.Zero(t, b.Stats().MetaRebuilds)
 	committed, err := b.CommittedOffsets("g")

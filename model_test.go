@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -1208,7 +1209,7 @@ func (r *mdlRunner) check() error {
 	if err != nil {
 		return err
 	}
-	if !mdlMapsEqual(committed, r.m.committed) {
+	if !maps.Equal(committed, r.m.committed) {
 		return fmt.Errorf("committed offsets %v, want %v", committed, r.m.committed)
 	}
 	gi, err := b.DescribeGroup(mdlGroup)
@@ -1283,16 +1284,4 @@ func (r *mdlRunner) checkRead(topic string, partition int32) error {
 		}
 	}
 	return nil
-}
-
-func mdlMapsEqual(a, b map[TopicPartition]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
