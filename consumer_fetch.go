@@ -87,15 +87,10 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 		count++
 	}
 	ps.next = c.walk.Offset() // past what it returned and the markers it skipped
-	if err := c.walk.Err(); err != nil {
-		c.b.stats.RecordsOut.Add(int64(count))
-		if errors.Is(err, ErrCorrupt) {
-			// A batch that passed its CRC but not its decoding.
-			return bytes, &CorruptError{Topic: tp.Topic, Partition: tp.Partition, Offset: ps.next, Next: c.walk.Resume(), Err: err}
-		}
-		return bytes, fmt.Errorf("%s at offset %d: %w", tp, ps.next, err)
-	}
 	c.b.stats.RecordsOut.Add(int64(count))
+	if c.walk.Err() != nil {
+		return bytes, walkError(tp.Topic, tp.Partition, &c.walk)
+	}
 	return bytes, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/errs"
 	"github.com/embedstream/stream/segment"
 )
@@ -152,6 +153,17 @@ func (e *CorruptError) Error() string {
 
 // Unwrap returns what was found, which wraps ErrCorrupt.
 func (e *CorruptError) Unwrap() error { return e.Err }
+
+// walkError is the error of a walk over batches (which passed their CRC)
+// that stopped early: a *CorruptError for records it could not decode,
+// reading going on after their batch, else (ErrUnsupported) where it was.
+func walkError(topic string, partition int32, it *batch.Iter) error {
+	err := it.Err()
+	if errors.Is(err, ErrCorrupt) {
+		return &CorruptError{Topic: topic, Partition: partition, Offset: it.Offset(), Next: it.Resume(), Err: err}
+	}
+	return fmt.Errorf("%s/%d at offset %d: %w", topic, partition, it.Offset(), err)
+}
 
 // corruptError turns a read error that met damage into a *CorruptError, or
 // returns it as it is.

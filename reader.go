@@ -249,16 +249,13 @@ func (r *Reader) advance(ctx context.Context) (*Record, error) {
 			r.rec.fromLog(r.topic.name, r.partition, &r.lr)
 			return &r.rec, nil
 		}
-		if err := r.walk.Err(); err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				return nil, fmt.Errorf("%s/%d at offset %d: %w", r.topic.name, r.partition, r.next, err)
+		if r.walk.Err() != nil {
+			err := walkError(r.topic.name, r.partition, &r.walk)
+			if ce := (*CorruptError)(nil); errors.As(err, &ce) {
+				r.pass(ce) // reported once; the next call goes on after it
+				r.walk.Reset(nil, r.next)
 			}
-			// A batch that passed its CRC but not its decoding: report it,
-			// and go on after it at the next call.
-			ce := &CorruptError{Topic: r.topic.name, Partition: r.partition, Offset: r.walk.Offset(), Next: r.walk.Resume(), Err: err}
-			r.pass(ce)
-			r.walk.Reset(nil, r.next)
-			return nil, ce
+			return nil, err
 		}
 		r.next = max(r.next, r.walk.Offset()) // past skipped transaction markers
 		if r.end >= 0 && r.next >= r.end {

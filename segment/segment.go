@@ -304,7 +304,7 @@ func (s *Segment) recover(fileSize int64, afterClean bool) (Recovery, error) {
 	var found scanResult
 	var preallocated bool
 	err = mmap.Guard(func() error {
-		found = s.scan(m.data[:fileSize], true)
+		found = s.scan(m.data[:fileSize])
 		preallocated = !afterClean && allZero(m.data[found.end:fileSize])
 		return nil
 	})
@@ -377,15 +377,15 @@ type scanResult struct {
 	cause    error // why the scan stopped before the end of the data, or nil
 }
 
-// scan walks the batches of data from position 0 and indexes them. With
-// verify, CRCs are checked too. Damage that valid batches follow is passed
+// scan walks the batches of data from position 0, checks them (CRC
+// included) and indexes them. Damage that valid batches follow is passed
 // over; the scan stops at damage nothing valid follows, a torn tail.
-func (s *Segment) scan(data []byte, verify bool) scanResult {
+func (s *Segment) scan(data []byte) scanResult {
 	r := scanResult{firstBad: -1}
 	var pos int64
 	expect := s.base
 	for pos < int64(len(data)) {
-		b, err := batchAt(data, pos, expect, verify)
+		b, err := batchAt(data, pos, expect, true)
 		if err != nil {
 			next, ok := resync(data, pos, expect)
 			if !ok {
@@ -444,6 +444,7 @@ func resync(data []byte, pos, expect int64) (int64, bool) {
 	return from + int64(p), ok
 }
 
+// indexBatch records a batch at pos in the indexes and in-memory state.
 func (s *Segment) indexBatch(b batch.Batch, pos int64) error {
 	ts := max(s.maxTS.Load(), b.MaxTimestamp())
 	if s.sinceIndex >= index.IntervalBytes && pos > 0 {
@@ -602,7 +603,7 @@ func (s *Segment) rebuildLocked(size int64) error {
 	}
 	defer m.release()
 	err = mmap.Guard(func() error {
-		if found := s.scan(m.data[:size], true); found.cause != nil && !errors.Is(found.cause, batch.ErrCorrupt) {
+		if found := s.scan(m.data[:size]); found.cause != nil && !errors.Is(found.cause, batch.ErrCorrupt) {
 			return found.cause // an index write failed
 		}
 		return nil
@@ -648,7 +649,6 @@ func (s *Segment) loadTail() (Recovery, error) {
 	}
 	s.indexed.Store(true)
 	err := s.scanTail(func(b batch.Batch, pos int64) {
-		s.maxTS.Store(max(s.maxTS.Load(), b.MaxTimestamp()))
 		s.next.Store(b.LastOffset() + 1)
 		s.sinceIndex = pos + int64(len(b))
 	})
@@ -668,10 +668,10 @@ func (s *Segment) loadTail() (Recovery, error) {
 }
 
 // scanTail calls fn for each batch from the last offset index entry to the
-// end, folding the time index's newest timestamp and the batches' into
-// maxTS: the time index may have lost entries no validation can see. Only
-// batches that pass their CRC count: a damaged timestamp could keep a
-// segment from time retention for ever.
+// end, checking each (CRC included) and folding the time index's newest
+// timestamp and the batches' into maxTS: the time index may have lost
+// entries no validation can see. It stops at the first batch that fails,
+// whose timestamp could not be trusted.
 func (s *Segment) scanTail(fn func(b batch.Batch, pos int64)) error {
 	from, pos, err := s.offsets.Lookup(math.MaxInt64)
 	if err != nil {
@@ -695,16 +695,11 @@ func (s *Segment) scanTail(fn func(b batch.Batch, pos int64)) error {
 	entryPos := pos
 	return mmap.Guard(func() error {
 		for pos < size {
-			if err := batch.CheckHeader(m.data[pos:size]); err != nil {
+			b, err := batchAt(m.data[:size], pos, expect, true)
+			if err != nil {
 				return fmt.Errorf("segment %d at position %d: %w", s.base, pos, err)
 			}
-			b := batch.Batch(m.data[pos : pos+int64(batch.Batch(m.data[pos:]).Size())])
-			if b.BaseOffset() != expect {
-				return fmt.Errorf("segment %d at position %d: %w: offset %d, expected %d", s.base, pos, batch.ErrCorrupt, b.BaseOffset(), expect)
-			}
-			if _, err := batch.Parse(b); err == nil {
-				s.maxTS.Store(max(s.maxTS.Load(), b.MaxTimestamp()))
-			}
+			s.maxTS.Store(max(s.maxTS.Load(), b.MaxTimestamp()))
 			fn(b, pos-entryPos)
 			pos += int64(len(b))
 			expect = b.LastOffset() + 1
@@ -722,18 +717,7 @@ func (s *Segment) CheckSealed(next int64) error {
 		return err
 	}
 	last := s.base
-	var err error
-	scanErr := s.scanTail(func(b batch.Batch, pos int64) {
-		if err == nil {
-			if _, perr := batch.Parse(b); perr != nil {
-				err = perr
-			}
-		}
-		last = b.LastOffset() + 1
-	})
-	if err == nil {
-		err = scanErr
-	}
+	err := s.scanTail(func(b batch.Batch, pos int64) { last = b.LastOffset() + 1 })
 	if err == nil && last != next {
 		err = fmt.Errorf("%w: segment %d ends at offset %d, next segment starts at %d", batch.ErrCorrupt, s.base, last, next)
 	}
@@ -741,10 +725,10 @@ func (s *Segment) CheckSealed(next int64) error {
 }
 
 // Recover scans a sealed segment whose tail failed CheckSealed, cuts a torn
-// tail and rebuilds its indexes. Its Next may then fall short of the next
-// segment's base: the offsets between were lost, and the log reports them
-// to readers as damage.
-func (s *Segment) Recover() (Recovery, error) {
+// tail, rebuilds its indexes and seals it again. It still ends at next, the
+// next segment's base: offsets a cut tail held are one more damaged range,
+// which reads report (see Read).
+func (s *Segment) Recover(next int64) (Recovery, error) {
 	fs := s.cfg.fs()
 	flag := os.O_RDWR
 	if s.cfg.ReadOnly {
@@ -762,7 +746,15 @@ func (s *Segment) Recover() (Recovery, error) {
 	s.capacity.Store(size)
 	s.size.Store(size)
 	s.dropMapping()
-	return s.recover(size, false)
+	rec, err := s.recover(size, false)
+	if err == nil {
+		err = s.Seal()
+	}
+	if err == nil && s.next.Load() < next {
+		rec.Damaged++
+		s.next.Store(next)
+	}
+	return rec, err
 }
 
 // Base is the segment's first offset.
@@ -1115,11 +1107,7 @@ func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 		return View{}, nil
 	}
 	if size == 0 {
-		if next := s.next.Load(); offset < next {
-			// A sealed segment's file lost its bytes.
-			return View{}, &DamageError{Segment: s.base, Offset: offset, Next: min(next, limit), Err: fmt.Errorf("%w: empty log file", batch.ErrCorrupt)}
-		}
-		return View{}, nil
+		return View{}, s.lostTail(offset, limit, 0)
 	}
 	// Indexes before next: while a lazy rebuild runs, next is partial.
 	if _, err := s.ensureIndexes(); err != nil {
@@ -1167,10 +1155,11 @@ func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 				if !ok {
 					return &DamageError{Segment: s.base, Offset: offset, Next: max(min(s.next.Load(), limit), offset+1), Err: err}
 				}
-				if nb := batch.Batch(m.data[next:]); nb.BaseOffset() > offset {
+				nb := batch.Batch(m.data[next:])
+				if nb.BaseOffset() > offset {
 					return &DamageError{Segment: s.base, Offset: offset, Next: min(nb.BaseOffset(), limit), Err: err}
 				}
-				end, pos, expect, passed = next, next, batch.Batch(m.data[next:]).BaseOffset(), true
+				end, pos, expect, passed = next, next, nb.BaseOffset(), true
 				continue
 			}
 			if b.BaseOffset() >= limit {
@@ -1192,11 +1181,8 @@ func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 		}
 		return nil
 	})
-	if err == nil && start < 0 && offset < min(s.next.Load(), limit) {
-		// The batches end before offset, which the segment claims: its
-		// tail was cut or lost.
-		err = &DamageError{Segment: s.base, Offset: offset, Next: min(s.next.Load(), limit),
-			Err: fmt.Errorf("%w: the log ends at position %d before offset %d", batch.ErrCorrupt, end, offset)}
+	if err == nil && start < 0 {
+		err = s.lostTail(offset, limit, end)
 	}
 	if err != nil || start < 0 {
 		m.release()
@@ -1225,6 +1211,18 @@ func (s *Segment) advanceVerified(pos int64) {
 			return
 		}
 	}
+}
+
+// lostTail is the error of a read at offset that found no batch holding it
+// in the segment's first end bytes: a *DamageError if the segment claims the
+// offset (its tail was cut, lost or emptied), else nil (not written yet).
+func (s *Segment) lostTail(offset, limit, end int64) error {
+	next := min(s.next.Load(), limit)
+	if offset >= next {
+		return nil
+	}
+	return &DamageError{Segment: s.base, Offset: offset, Next: next,
+		Err: fmt.Errorf("%w: the log ends at position %d, before offset %d", batch.ErrCorrupt, end, offset)}
 }
 
 // timeEntryOK checks a time index entry against the log, which index

@@ -316,20 +316,23 @@ func TestCheckSealedAndRecover(t *testing.T) {
 
 	s = OpenSealed(cfg, dir, 500, next, size)
 	require.ErrorIs(t, s.CheckSealed(next), batch.ErrCorrupt)
-	rec, err := s.Recover()
+	rec, err := s.Recover(next)
 	require.NoError(t, err)
 	require.Equal(t, int64(len(batches[len(batches)-1].Data)), rec.Truncated)
 	require.ErrorIs(t, rec.Cause, batch.ErrCorrupt)
 	require.True(t, rec.IndexRebuilt)
+	require.Equal(t, 1, rec.Damaged, "the cut tail's offsets are lost")
+	require.True(t, s.Sealed())
 	good := batches[:len(batches)-1]
-	require.Equal(t, good[len(good)-1].Next(), s.Next())
+	require.Equal(t, next, s.Next(), "the segment still ends where the next begins")
 	require.Equal(t, size-rec.Truncated, s.Size())
 	batchtest.RequireRecords(t, batchtest.Records(good), batchtest.DecodeAll(t, readBatches(t, s, 500)))
+	_, err = s.Read(good[len(good)-1].Next(), next, 1)
+	var de *DamageError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, next, de.Next)
 	checkFindTime(t, rng, s, good, 100)
-	// The recovered segment takes appends again (it is now the log's last).
-	_, err = s.Append(batchtest.Encode(t, s.Next(), sampleRecords()).Data)
-	require.NoError(t, err)
-	require.NoError(t, s.Close(true))
+	require.NoError(t, s.Close(false))
 }
 
 func TestCreateAndOpenErrors(t *testing.T) {

@@ -263,9 +263,9 @@ func (l *Log) listSegments() (bases, sizes []int64, err error) {
 }
 
 // checkSealed verifies the tail of each sealed segment after an unclean
-// shutdown. One that fails is recovered: a torn tail is cut, and the
-// offsets it held are a gap before the next segment that reads report as
-// damage. Later segments are kept: damage costs only the damaged bytes.
+// shutdown. One that fails is recovered (see Segment.Recover): reads
+// report the offsets a cut tail held as damage, and later segments are
+// kept: damage costs only the damaged bytes.
 func (l *Log) checkSealed(segs []*segment.Segment) ([]*segment.Segment, error) {
 	for i := 0; i < len(segs)-1; i++ {
 		err := segs[i].CheckSealed(segs[i+1].Base())
@@ -278,18 +278,10 @@ func (l *Log) checkSealed(segs []*segment.Segment) ([]*segment.Segment, error) {
 			return segs, fmt.Errorf("check %s segment %d: %w", l.cfg.Dir, segs[i].Base(), err)
 		}
 		l.cfg.Logger.Warn("stream: damaged sealed segment", "dir", l.cfg.Dir, "segment", segs[i].Base(), "err", err)
-		rec, rerr := segs[i].Recover()
+		rec, rerr := segs[i].Recover(segs[i+1].Base())
+		l.noteRecovery(segs[i], rec)
 		if rerr != nil {
 			return segs, fmt.Errorf("recover %s segment %d: %w", l.cfg.Dir, segs[i].Base(), rerr)
-		}
-		l.noteRecovery(segs[i], rec)
-		if lost := segs[i+1].Base() - segs[i].Next(); lost > 0 {
-			l.cfg.Stats.CorruptBatches.Add(1)
-			l.cfg.Logger.Warn("stream: offsets lost with a damaged segment tail",
-				"dir", l.cfg.Dir, "segment", segs[i].Base(), "from", segs[i].Next(), "to", segs[i+1].Base()-1)
-		}
-		if err := segs[i].Seal(); err != nil {
-			return segs, err
 		}
 	}
 	return segs, nil

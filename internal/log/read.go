@@ -28,11 +28,6 @@ func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
 		segs := l.segments()
 		i := segmentFor(segs, offset)
 		v, err := segs[i].Read(offset, hw, maxBytes)
-		if err == nil && len(v.Data) == 0 && i+1 < len(segs) && offset < segs[i+1].Base() {
-			// Recovery cut the segment's tail: those offsets are lost.
-			err = &segment.DamageError{Segment: segs[i].Base(), Offset: offset, Next: segs[i+1].Base(),
-				Err: fmt.Errorf("%w: offsets lost with a damaged segment tail", errs.ErrCorrupt)}
-		}
 		if errors.Is(err, segment.ErrClosed) {
 			// Retention deleted it (or we are closing): look again.
 			if l.isClosed() {
