@@ -39,8 +39,10 @@ type Options struct {
 	// application's) without changing a byte of it: damage is skipped in
 	// memory, and every write returns ErrReadOnly.
 	ReadOnly bool
-	// Partitioner places Broker.Publish records that have no explicit
-	// partition. Default HashPartitioner{}.
+	// Partitioner places every record Broker.Publish and Client publish
+	// (partitioner.class). Default HashPartitioner{}: by key, keyless
+	// records stickily. Record.Partition is honoured only with
+	// ManualPartitioner{}. A Producer has its own, in ProducerOptions.
 	Partitioner Partitioner
 	// RetentionCheckInterval is how often retention runs
 	// (log.retention.check.interval.ms; size retention also runs as

@@ -5,18 +5,21 @@
 //
 //	b, err := stream.Open(dir, nil)
 //	b.CreateTopic("orders", stream.TopicConfig{Partitions: 3})
-//	b.Publish(ctx, &stream.Record{Topic: "orders", Key: k, Value: v})
-//	r, err := b.NewReader("orders", 0, stream.OffsetEarliest, nil)
-//	rec, err := r.Next(ctx)
+//	rec := &stream.Record{Topic: "orders", Key: k, Value: v}
+//	err = b.Publish(ctx, rec) // placed by k; rec.Partition, rec.Offset filled in
+//	r, err := b.NewReader("orders", rec.Partition, stream.OffsetEarliest, nil)
+//	first, err := r.Next(ctx)
 //
 // The types: a Broker owns a directory and its topics (Open, Close,
 // CreateTopic, Publish); a Producer batches records asynchronously; a Reader
 // replays one partition from an offset or a time; a Consumer is a member of
 // a consumer group (Subscribe, Poll, Commit); Records carry a key, a value,
-// headers and a timestamp. Partitioners place keyed records
-// (HashPartitioner by default, KafkaPartitioner for the Java client's
-// placement). Client is the interface this package and the kafka module's
-// cluster adapter both implement.
+// headers and a timestamp. A Partitioner places every published record,
+// as in the Go Kafka clients (franz-go, sarama): HashPartitioner by default
+// (by key), KafkaPartitioner for the Java client's placement, and
+// ManualPartitioner, the only one that honours Record.Partition. Client is
+// the interface this package and the kafka module's cluster adapter both
+// implement.
 //
 // Every constructor takes a pointer to an options struct, nil for the
 // defaults: Open (Options), NewProducer (ProducerOptions), Subscribe
