@@ -255,6 +255,22 @@ func (l *Log) openSealed(base, next, size int64) (*segment.Segment, error) {
 	return s, nil
 }
 
+// reopen reopens a follower's log from its files (see reloadLocked) and
+// wakes its readers: a read met a file cut under it.
+func (l *Log) reopen() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return errs.ErrClosed
+	}
+	l.cfg.Logger.Warn("stream: a followed segment file was cut under a read; reopening the log", "dir", l.cfg.Dir)
+	err := l.reloadLocked()
+	l.publishLocked()
+	l.mu.Unlock()
+	l.appended.Broadcast()
+	return err
+}
+
 // reloadLocked reopens the log from its files, as Open does, replacing the
 // segments (views keep theirs). Callers hold mu.
 func (l *Log) reloadLocked() error {

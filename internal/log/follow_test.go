@@ -427,3 +427,29 @@ func TestFollowConcurrent(t *testing.T) {
 	}
 	<-done
 }
+
+// TestFollowSealedSegmentCut: a sealed segment cut under a follower (by
+// something other than the owner) makes a read reopen the log: the lost
+// offsets read as damage, the rest as before.
+func TestFollowSealedSegmentCut(t *testing.T) {
+	cfg := testLog(t)
+	cfg.SegmentBytes = 4 << 10
+	owner := openTestLog(t, cfg, false)
+	for i := range 40 {
+		_, err := owner.Append(encode(i, 10, int64(1000+i)))
+		require.NoError(t, err)
+	}
+	f := openFollower(t, cfg)
+	refreshed(t, f, owner)
+	want := values(readAll(t, f, 0))
+	segs := f.Segments()
+	require.Greater(t, len(segs), 2)
+	first := filepath.Join(f.Dir(), segment.FileName(segs[0].Base, segment.LogSuffix))
+	require.NoError(t, os.Truncate(first, 0))
+
+	_, err := f.Read(0, 1<<10)
+	var de *segment.DamageError
+	require.ErrorAs(t, err, &de, "reopened: the cut segment's offsets are damaged")
+	require.Equal(t, segs[0].Next, de.Next)
+	require.Equal(t, want[segs[0].Next:], values(readAll(t, f, segs[0].Next)))
+}

@@ -39,10 +39,18 @@ func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
 			continue
 		}
 		if err != nil && l.cfg.Follow && !refreshed && (errors.Is(err, os.ErrNotExist) || errors.Is(err, mmap.ErrFault)) {
-			// A follower read a segment the owner deleted (retention) or a
-			// file cut under it: look at the files again, then retry.
+			// A follower read a segment the owner deleted (retention), or
+			// a file something cut under it: look at the files again (all
+			// of them, for a cut: its directory may not have changed),
+			// then retry.
 			refreshed = true
-			if _, rerr := l.Refresh(); rerr == nil {
+			var rerr error
+			if errors.Is(err, mmap.ErrFault) {
+				rerr = l.reopen()
+			} else {
+				_, rerr = l.Refresh()
+			}
+			if rerr == nil {
 				continue
 			}
 		}
