@@ -66,6 +66,7 @@ func (b *Broker) logConfig(t *topic, partition int) log.Config {
 		LogAppendTime:  c.LogAppendTime,
 		Sync:           c.Sync.or(b.opts.Sync).log(),
 		ReadOnly:       b.opts.ReadOnly,
+		Follow:         b.opts.Follow,
 		Now:            b.opts.Now,
 		Logger:         b.opts.Logger,
 		Stats:          &b.stats,

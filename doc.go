@@ -75,5 +75,30 @@
 // after the call (Publish) or the callback (Producer).
 //
 // One Broker owns a directory at a time (ErrLocked otherwise); open a copy,
-// or a stopped application's directory, with Options.ReadOnly.
+// or a stopped application's directory, with Options.ReadOnly, and a
+// running application's with Options.Follow.
+//
+// # Following a live directory
+//
+// A follower (Options.Follow) reads a directory that another Broker owns
+// and writes, in this process or another: tools (streamctl's read
+// commands), dashboards, a second process replaying what the application
+// publishes. It takes no lock and writes nothing, so it never stops the
+// owner from opening, and the owner may restart, crash and recover under
+// it. It learns everything from the files: topics and partitions from the
+// topic directories, records and offsets from the segment files, looked at
+// again every Options.FollowInterval (or at Broker.Refresh), and topic
+// configs and committed offsets from copies of meta.db, which it never
+// opens (bbolt's lock would block the owner).
+//
+// A follower cannot know what is not on disk: records in a Producer's
+// linger buffer or still being written; the owner's consumer groups'
+// members, generations and assignments (DescribeGroup shows the follower's
+// own, usually none); offsets committed after its last copy of meta.db
+// (ErrMetadataUnavailable when none can be read); a topic's config changed
+// after it first saw the topic. It sees records up to a FollowInterval
+// after the owner appends them, and under SyncAlways before they are
+// durable. Records it returns alias the owner's files like any read; the
+// owner never cuts records it wrote, and a follower's reads and walks of
+// records fault into errors if something else does.
 package stream

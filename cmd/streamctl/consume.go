@@ -21,9 +21,11 @@ JSON lines: {"topic","partition","offset","timestamp","key","value","headers"};
 bytes that are not UTF-8 are base64 with "key_encoding"/"value_encoding":"base64".
 -format raw prints each value alone on a line.
 
-A directory has one owner at a time: while consume holds it, no application
-can open it to publish, so -follow prints what is there and then waits until
-interrupted (Ctrl-C) or -limit is reached.`}
+Without -group it reads the directory as a follower, taking no lock: it works
+while an application owns the directory and publishes, never stops one from
+opening it, and -follow prints the application's new records as they reach
+the disk (within about 100ms) until interrupted (Ctrl-C) or -limit is
+reached. With -group it commits, which needs the directory to itself.`}
 }
 
 // consumeOptions are consume's flags.
