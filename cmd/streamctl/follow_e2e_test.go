@@ -29,7 +29,7 @@ const writerEnv = "STREAMCTL_TEST_WRITER"
 // the broker. It takes the directory's lock without waiting (LockTimeout
 // 0): an Open that a reader blocked would fail at once.
 func liveWriter(dir string) int {
-	b, err := stream.Open(dir, &stream.Options{})
+	b, err := stream.Open(dir, &stream.Options{Partitioner: stream.ManualPartitioner{}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "writer: open:", err)
 		return 3
