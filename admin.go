@@ -69,6 +69,8 @@ func (b *Broker) logConfig(t *topic, partition int) log.Config {
 		Now:            b.opts.Now,
 		Logger:         b.opts.Logger,
 		Stats:          &b.stats,
+		OnUnsynced:     b.signalUnsynced,
+		OnRetention:    b.due.Want,
 	}
 }
 
