@@ -71,7 +71,9 @@ var (
 	// given as a position to read from or commit.
 	ErrInvalidArgument = errs.ErrInvalidArgument
 
-	// ErrInvalidGroup is returned for an empty group name.
+	// ErrInvalidGroup is returned, wherever a group name is taken, for one
+	// a Kafka client could not send (empty, over 32767 bytes, not UTF-8)
+	// or that holds a control character such as a newline.
 	ErrInvalidGroup = errors.New("stream: invalid group")
 )
 
