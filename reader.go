@@ -38,8 +38,9 @@ var (
 	OffsetLatest = Offset{kind: offsetLatest}
 )
 
-// AtOffset starts at offset n. An offset below the log start or above the
-// log end makes NewReader fail with ErrOffsetOutOfRange.
+// AtOffset starts at offset n. A negative n makes NewReader fail with
+// ErrInvalidArgument (as Kafka's seek throws IllegalArgumentException), an
+// offset below the log start or above the log end with ErrOffsetOutOfRange.
 func AtOffset(n int64) Offset { return Offset{kind: offsetExact, n: n} }
 
 // AtTime starts at the first record whose timestamp is at or after t (see
@@ -118,7 +119,8 @@ const (
 // NewReader returns a Reader of one partition starting at from. Options
 // (nil for none) may bound it; without a bound Next waits for new records.
 // It fails with ErrTopicNotFound, ErrInvalidPartition, ErrInvalidConfig
-// for a negative EndOffset, or ErrOffsetOutOfRange for an AtOffset outside
+// for a negative EndOffset, ErrInvalidArgument for a negative AtOffset or
+// an AtTime before 1970, or ErrOffsetOutOfRange for an AtOffset outside
 // the log.
 func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *ReaderOptions) (*Reader, error) {
 	var o ReaderOptions
@@ -127,6 +129,9 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 	}
 	if o.EndOffset != nil && *o.EndOffset < 0 {
 		return nil, fmt.Errorf("%w: negative end offset %d", ErrInvalidConfig, *o.EndOffset)
+	}
+	if n, ok := from.Exact(); ok && n < 0 {
+		return nil, fmt.Errorf("%w: negative offset %d", ErrInvalidArgument, n)
 	}
 	t, p, err := b.partitionLog(topic, partition)
 	if err != nil {

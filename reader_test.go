@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -102,7 +103,7 @@ func TestReaderAtOffset(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 	require.NoError(t, rd.Close())
 	// Outside the log.
-	for _, from := range []int64{31, 1000, -1} {
+	for _, from := range []int64{31, 1000} {
 		_, err := b.NewReader("t", 0, AtOffset(from), nil)
 		require.ErrorIs(t, err, ErrOffsetOutOfRange, "offset %d", from)
 	}
@@ -119,6 +120,18 @@ func TestNewReaderErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidPartition)
 	_, err = b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{EndOffset: new(int64(-1))})
 	require.ErrorIs(t, err, ErrInvalidConfig)
+	// A negative position is a bad argument (as Kafka's seek says), not an
+	// offset the log lacks: ErrInvalidArgument, whatever the log holds,
+	// and however the Reader is bounded.
+	for _, n := range []int64{-1, -2, math.MinInt64} {
+		_, err = b.NewReader("t", 0, AtOffset(n), nil)
+		require.ErrorIs(t, err, ErrInvalidArgument, "offset %d", n)
+		require.NotErrorIs(t, err, ErrOffsetOutOfRange)
+		_, err = b.NewReader("t", 0, AtOffset(n), &ReaderOptions{StopAtEnd: true})
+		require.ErrorIs(t, err, ErrInvalidArgument)
+	}
+	_, err = b.NewReader("t", 0, AtTime(time.UnixMilli(-1)), nil)
+	require.ErrorIs(t, err, ErrInvalidArgument)
 	_, err = b.OffsetForTime("nope", 0, tbT0)
 	require.ErrorIs(t, err, ErrTopicNotFound)
 	require.NoError(t, b.Close())
