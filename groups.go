@@ -151,7 +151,7 @@ func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartitio
 				return err
 			}
 			if start, end := p.StartOffset(), p.HighWatermark(); off < start || off > end {
-				return fmt.Errorf("%w: offset %d for %s, log has [%d, %d]", ErrOffsetOutOfRange, off, tp, start, end)
+				return fmt.Errorf("%w: offset %d for %s, log has offsets [%d, %d)", ErrOffsetOutOfRange, off, tp, start, end)
 			}
 		}
 		return nil

@@ -146,7 +146,8 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 		next = end
 	case offsetExact:
 		if from.n < start || from.n > end {
-			return nil, fmt.Errorf("%w: offset %d of %s/%d, log has [%d, %d)", ErrOffsetOutOfRange, from.n, topic, partition, start, end)
+			return nil, fmt.Errorf("%w: offset %d of %s, log has offsets [%d, %d)", ErrOffsetOutOfRange, from.n,
+				TopicPartition{Topic: topic, Partition: partition}, start, end)
 		}
 		next = from.n
 	case offsetTime:
@@ -315,8 +316,11 @@ func (r *Reader) pass(ce *CorruptError) {
 }
 
 func (r *Reader) err(err error) error {
-	if errors.Is(err, ErrClosed) && r.topic.deleted.Load() {
+	switch {
+	case errors.Is(err, ErrClosed) && r.topic.deleted.Load():
 		return fmt.Errorf("%w: %q (deleted)", ErrTopicNotFound, r.topic.name)
+	case errors.Is(err, ErrOffsetOutOfRange):
+		return fmt.Errorf("%s: %w", TopicPartition{Topic: r.topic.name, Partition: r.partition}, err) // the log does not know its name
 	}
 	return err
 }

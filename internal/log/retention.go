@@ -370,7 +370,7 @@ func (l *Log) DeleteRecords(before int64) (int64, error) {
 	}
 	hw, start := l.hw.Load(), l.start.Load()
 	if before > hw {
-		return start, fmt.Errorf("%w: delete before offset %d, log has [%d, %d)", errs.ErrOffsetOutOfRange, before, start, hw)
+		return start, fmt.Errorf("%w: delete before offset %d, log has offsets [%d, %d)", errs.ErrOffsetOutOfRange, before, start, hw)
 	}
 	if before <= start {
 		return start, nil
