@@ -153,6 +153,7 @@ type Broker struct {
 	consumers map[*Consumer]struct{}
 
 	topicsView atomic.Pointer[map[string]*topic] // copy of topics for lock-free reads
+	down       atomic.Bool                       // set with closed, for checks that take no lock (Reader.Next)
 
 	stop chan struct{} // closed by Close to end the background goroutine
 	done chan struct{} // closed when it has ended
@@ -684,6 +685,7 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.down.Store(true)
 	producers := slices.Collect(maps.Keys(b.producers))
 	consumers := slices.Collect(maps.Keys(b.consumers))
 	b.mu.Unlock()

@@ -96,6 +96,7 @@ type Reader struct {
 	part      *log.Log
 	partition int32
 	stats     *log.Stats
+	down      *atomic.Bool // the broker's: set when it closes
 
 	next int64 // offset of the next record to return
 	end  int64 // Next returns io.EOF at this offset; -1: never
@@ -161,7 +162,7 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 			next = end
 		}
 	}
-	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, next: next, end: -1, stop: make(chan struct{})}
+	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, down: &b.down, next: next, end: -1, stop: make(chan struct{})}
 	if o.EndOffset != nil {
 		r.end = *o.EndOffset
 	}
@@ -174,11 +175,13 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 // Next returns the next record, blocking until one is published unless
 // the Reader is bounded, when it returns io.EOF at the end. The record and
 // the slices in it are valid only until the next call to Next or Close;
-// Clone what you keep. It returns ctx's error, ErrClosed after Close,
-// ErrOffsetOutOfRange if retention deleted the records being read,
-// ErrTopicNotFound if the topic was deleted, ErrUnsupported at a batch it
-// cannot decode, and a *CorruptError (ErrCorrupt) at damaged records, after
-// returning every record before them; the next call goes on past the damage.
+// Clone what you keep. It returns ctx's error; ErrClosed after Close, and
+// as soon as the broker is closing (even with records read ahead, and for
+// a Next blocked then); ErrOffsetOutOfRange if retention deleted the
+// records being read; ErrTopicNotFound if the topic was deleted;
+// ErrUnsupported at a batch it cannot decode; and a *CorruptError
+// (ErrCorrupt) at damaged records, after returning every record before
+// them; the next call goes on past the damage.
 func (r *Reader) Next(ctx context.Context) (*Record, error) {
 	if err := r.enter(); err != nil {
 		return nil, err
@@ -241,6 +244,10 @@ func (r *Reader) All(ctx context.Context) iter.Seq2[*Record, error] {
 // advance finds the next record. Only the goroutine that made the state busy
 // runs it.
 func (r *Reader) advance(ctx context.Context) (*Record, error) {
+	if r.down.Load() {
+		r.release() // the records read ahead are not served, and their mapping may go
+		return nil, ErrClosed
+	}
 	for {
 		if r.end >= 0 && r.next >= r.end {
 			return nil, io.EOF
@@ -285,6 +292,9 @@ func (r *Reader) fetch(ctx context.Context) error {
 		case <-r.stop:
 			return ErrClosed
 		default:
+		}
+		if r.down.Load() {
+			return ErrClosed // woken by what the closing broker's producers flushed
 		}
 		v, err := r.part.Read(r.next, readBytes)
 		if err != nil {

@@ -388,6 +388,60 @@ func TestReaderBrokerCloseUnblocksNext(t *testing.T) {
 	require.NoError(t, rd.Close())
 }
 
+// After Broker.Close a Reader returns ErrClosed at once: not the records
+// it had read ahead (they alias mappings the broker is done with), not
+// io.EOF at a bound, and a Next blocked during Close returns it rather than
+// what the closing broker's producers flushed.
+func TestReaderAfterBrokerClose(t *testing.T) {
+	b, err := Open(t.TempDir(), &Options{Sync: SyncNever})
+	require.NoError(t, err)
+	tbCreate(t, b, "t", TopicConfig{})
+	tbFill(t, b, "t", 5, 5) // one batch: the first Next reads all five
+	rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
+	require.NoError(t, err)
+	defer rd.Close()
+	bounded, err := b.NewReader("t", 0, AtOffset(5), &ReaderOptions{StopAtEnd: true})
+	require.NoError(t, err)
+	defer bounded.Close()
+	require.Equal(t, []int64{0}, tbNextN(t, rd, 1))
+	require.NoError(t, b.Close())
+	for range 2 {
+		_, err = rd.Next(context.Background())
+		require.ErrorIs(t, err, ErrClosed)
+	}
+	n := 0
+	for rec, err := range rd.All(context.Background()) {
+		require.Nil(t, rec)
+		require.ErrorIs(t, err, ErrClosed)
+		n++
+	}
+	require.Equal(t, 1, n)
+	_, err = bounded.Next(context.Background())
+	require.ErrorIs(t, err, ErrClosed)
+	require.NoError(t, rd.Close())
+
+	synctest.Test(t, func(t *testing.T) {
+		b, err := Open(t.TempDir(), &Options{Sync: SyncNever})
+		require.NoError(t, err)
+		tbCreate(t, b, "t", TopicConfig{})
+		rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
+		require.NoError(t, err)
+		defer rd.Close()
+		pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
+		pr.Publish(context.Background(), &Record{Topic: "t", Value: []byte("flushed by Close")}, nil)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := rd.Next(context.Background())
+			errc <- err
+		}()
+		synctest.Wait() // Next waits; the record lingers
+		require.Empty(t, errc)
+		require.NoError(t, b.Close())
+		require.ErrorIs(t, <-errc, ErrClosed)
+		require.Equal(t, int64(1), b.Stats().RecordsIn, "the record was written, not served")
+	})
+}
+
 // StopAtEnd and EndOffset bound a Reader: Next returns io.EOF, and keeps
 // returning it.
 func TestReaderBounds(t *testing.T) {
