@@ -12,11 +12,20 @@ import (
 )
 
 // GroupInfo describes a consumer group.
+//
+// Balancer is the Kafka name of the balancer the group's members use. A
+// group without members (Empty) keeps the one its last members used, while
+// the broker remembers the group: until a restart, DeleteGroup, offsets
+// expiry, or a member joining with another balancer, which an Empty group
+// accepts. It is "" for a group known only by its committed offsets. Kafka
+// instead clears an Empty group's protocol (keeping only its protocol type,
+// "consumer", which has no counterpart here): the last balancer tells an
+// operator more.
 type GroupInfo struct {
 	Group      string
 	State      string // Empty, PreparingRebalance, Stable or Dead
 	Generation int
-	Balancer   string               // the balancer's Kafka name, "" with no members
+	Balancer   string               // the balancer's Kafka name; see above
 	Members    []MemberInfo         // sorted as balancers sort them
 	Partitions []GroupPartitionInfo // committed offsets and lag, sorted
 }

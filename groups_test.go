@@ -64,3 +64,40 @@ func TestGroupNamesAreChecked(t *testing.T) {
 	require.Equal(t, kept, offs)
 	require.NoError(t, b.DeleteGroup(strings.Repeat("g", 32767)))
 }
+
+// DescribeGroup shows the balancer of a group without members: the one its
+// last members used, while the broker remembers the group. An Empty group
+// still takes a member with another balancer, which then shows.
+func TestDescribeGroupKeepsTheLastBalancer(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir, nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	cgPublish(t, b, "t", 0, 1)
+	describe := func() GroupInfo {
+		t.Helper()
+		info, err := b.DescribeGroup("g")
+		require.NoError(t, err)
+		return info
+	}
+	c := cgSubscribe(t, b, "g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, Balancer: RoundRobinBalancer{}})
+	cgPollN(t, c, 1)
+	require.NoError(t, c.Commit(t.Context()))
+	require.Equal(t, "roundrobin", describe().Balancer)
+	require.NoError(t, c.Close())
+	info := describe()
+	require.Equal(t, "Empty", info.State)
+	require.Empty(t, info.Members)
+	require.Equal(t, "roundrobin", info.Balancer, "kept without members")
+
+	c = cgSubscribe(t, b, "g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+	require.Equal(t, "range", describe().Balancer, "an Empty group takes any balancer")
+	require.NoError(t, c.Close())
+	require.Equal(t, "range", describe().Balancer)
+
+	// A restart forgets it: the group is known by its offsets only.
+	require.NoError(t, b.Close())
+	b = openBroker(t, dir, nil)
+	info = describe()
+	require.Equal(t, "Empty", info.State)
+	require.Empty(t, info.Balancer)
+}

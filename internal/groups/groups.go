@@ -73,7 +73,7 @@ type Service struct {
 // state is one group: its coordinator and what the service knows of it.
 type state struct {
 	name     string
-	balancer string        // the balancer's name, fixed while the group has members
+	balancer string        // the balancer's name: its members', or its last members' while it has none
 	changed  signal.Signal // broadcast when the coordinator's state changes
 	mu       sync.Mutex    // serializes the coordinator and commits
 	coord    *group.Coordinator
@@ -164,14 +164,17 @@ func (s *Service) TopicChanged(topic string) {
 type Info struct {
 	State      string // Empty, PreparingRebalance, Stable or Dead
 	Generation int
-	Balancer   string // "" with no members
+	Balancer   string // its members' balancer, or its last members'; "" if none is known
 	Members    []group.MemberInfo
 	Subscribed []string                 // every topic a member subscribes to, sorted
 	Committed  map[TopicPartition]int64 // the next offset to read, per partition
 }
 
 // Describe describes a group. A group unknown to the service is Dead, or
-// Empty if it has committed offsets.
+// Empty if it has committed offsets. A group without members keeps the
+// balancer its last members used, for as long as the service keeps its
+// state (until Delete, Expire dropping it, or a member joining with
+// another balancer).
 func (s *Service) Describe(name string) (Info, error) {
 	s.mu.Lock()
 	g := s.groups[name]
@@ -181,9 +184,7 @@ func (s *Service) Describe(name string) (Info, error) {
 		g.do(func(co *group.Coordinator) {
 			info.Members = co.Members(s.cfg.Now())
 			info.State, info.Generation, info.Subscribed = co.State().String(), co.Generation(), co.Subscribed()
-			if co.Len() > 0 {
-				info.Balancer = g.balancer
-			}
+			info.Balancer = g.balancer
 		})
 	}
 	var err error

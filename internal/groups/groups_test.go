@@ -430,7 +430,7 @@ func TestLeaveRebalances(t *testing.T) {
 	info := e.describe(t, "g")
 	require.Equal(t, "Empty", info.State)
 	require.Empty(t, info.Members)
-	require.Empty(t, info.Balancer)
+	require.Equal(t, "range", info.Balancer, "the balancer its last members used")
 	require.Empty(t, e.names(t), "no members, no offsets")
 }
 
@@ -923,7 +923,7 @@ func TestAdmin(t *testing.T) {
 	info = e.describe(t, "mid")
 	require.Equal(t, "Empty", info.State)
 	require.Empty(t, info.Members)
-	require.Empty(t, info.Balancer)
+	require.Equal(t, "range", info.Balancer, "kept while the group is Empty")
 	require.Equal(t, []string{"alpha", "mid", "zeta"}, e.names(t), "mid still has offsets")
 	require.NoError(t, e.s.SetOffsets("mid", map[TopicPartition]int64{tp("t", 0): 1, tp("t", 3): 2}, nil))
 	require.Equal(t, map[TopicPartition]int64{tp("t", 0): 1, tp("t", 3): 2}, e.committed(t, "mid"))
@@ -976,6 +976,7 @@ func TestBalancerMismatch(t *testing.T) {
 	e.join(t, "other", group.RoundRobinBalancer{}, req("t")).Leave()
 
 	a.Leave()
+	require.Equal(t, "range", e.describe(t, "g").Balancer, "Empty: the last balancer is kept")
 	b := e.join(t, "g", group.RoundRobinBalancer{}, req("t"))
 	require.False(t, a.Registered(), "the empty group's state was replaced")
 	require.Equal(t, group.Eager, b.Protocol())
