@@ -315,12 +315,11 @@ func opened(path string, db *bolt.DB, rolledBack bool) (*Catalog, bool, error) {
 // rather than find a torn copy damaged.
 func Check(path string) (rolledBack bool, err error) {
 	var data []byte
-	var moved bool
 	for attempt := range copyAttempts {
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * time.Millisecond)
 		}
-		if data, _, moved, err = copyFile(path); err == nil || errors.Is(err, os.ErrNotExist) {
+		if data, _, err = copyFile(path); err == nil || errors.Is(err, os.ErrNotExist) {
 			break
 		}
 	}
@@ -347,9 +346,7 @@ func Check(path string) (rolledBack bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	// After a commit during the copy, a torn older meta page is that
-	// commit's, not damage.
-	return c.RolledBack() && !moved, c.Close(false)
+	return c.RolledBack(), c.Close(false)
 }
 
 // checkFormat refuses a store laid out by a newer version.

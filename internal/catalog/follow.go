@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,8 +25,8 @@ import (
 // A copy taken while the owner commits may be torn. bbolt writes a
 // transaction's pages to free space (never over pages the current meta
 // page reaches) and then one of its two meta pages, so a copy is
-// consistent if at most one transaction committed while it was taken:
-// copyFile reads the meta pages again after the copy to see. A copy that still fails
+// consistent if no transaction committed while it was taken: copyFile
+// reads the meta pages again after the copy to see. A copy that still fails
 // Open's checks (every page and value read, the values' CRC-32C checked)
 // is tried again; the store reports ErrUnavailable only after
 // copyAttempts.
@@ -190,8 +189,7 @@ func openCopy(path string) (db *bolt.DB, metas []byte, clean, rolledBack bool, e
 			time.Sleep(time.Duration(attempt) * time.Millisecond) // let a commit finish
 		}
 		var data []byte
-		var moved bool
-		if data, metas, moved, err = copyFile(path); err != nil {
+		if data, metas, err = copyFile(path); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, nil, false, false, err
 			}
@@ -199,9 +197,7 @@ func openCopy(path string) (db *bolt.DB, metas []byte, clean, rolledBack bool, e
 		}
 		var c *Catalog
 		if c, clean, err = openBytes(data); err == nil {
-			// After a commit during the copy, a torn older meta page is
-			// that commit's, not damage.
-			return c.db, metas, clean, c.rolledBack && !moved, nil
+			return c.db, metas, clean, c.rolledBack, nil
 		}
 		if !errors.Is(err, ErrDamaged) {
 			return nil, nil, false, false, err // the copy's own trouble: a full temp dir, say
@@ -227,19 +223,17 @@ func openBytes(data []byte) (*Catalog, bool, error) {
 
 // copyFile reads the file at path, taking no lock, and returns its bytes
 // and its meta pages, after reading the meta pages again to check that the
-// copy is consistent. It is if at most one transaction committed while it
-// was taken: bbolt writes a transaction's pages to pages free before it,
-// never to those the newest meta page reaches, and only the transaction
-// after next may reuse those (once the next has freed them). The meta
-// pages come first in the file, so the copy holds them as they were when
-// it began, and the newest of them reaches only pages left as they were.
-// moved says a transaction did commit meanwhile: the copy's older meta
-// page may then be torn, which is no damage. Without a meta page, or after
-// two commits, it fails (try again).
-func copyFile(path string) (data, metas []byte, moved bool, err error) {
+// copy is consistent. It is if no transaction committed while it was
+// taken: bbolt writes a transaction's pages to pages free before it,
+// never to those the newest meta page reaches, so a transaction in
+// progress leaves the copied tree intact. A transaction that commits
+// frees pages that tree reaches, and the next one may write over them
+// before its own commit shows in the meta pages, so a copy during which
+// one committed is not trusted (try again).
+func copyFile(path string) (data, metas []byte, err error) {
 	fh, err := os.Open(path)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, err
 	}
 	defer fh.Close()
 	// One read, sized ahead: the faster the copy, the fewer commits land
@@ -247,7 +241,7 @@ func copyFile(path string) (data, metas []byte, moved bool, err error) {
 	// reach.
 	fi, err := fh.Stat()
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, err
 	}
 	data = make([]byte, fi.Size())
 	n, err := fh.ReadAt(data[:min(len(data), metaRegion)], 0)
@@ -260,27 +254,22 @@ func copyFile(path string) (data, metas []byte, moved bool, err error) {
 		n += more
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, false, err
+		return nil, nil, err
 	}
 	data = data[:n]
 	ps := metaPageSize(data)
 	if ps == 0 || len(data) < 2*ps {
-		return nil, nil, false, errors.New("no meta page: the file is being created, or damaged")
+		return nil, nil, errors.New("no meta page: the file is being created, or damaged")
 	}
 	metas = data[: 2*ps : 2*ps]
 	after := make([]byte, len(metas))
 	if n, err := fh.ReadAt(after, 0); n < len(after) {
-		return nil, nil, false, fmt.Errorf("reading the meta pages again: %w", err)
+		return nil, nil, fmt.Errorf("reading the meta pages again: %w", err)
 	}
-	if bytes.Equal(after, metas) {
-		return data, metas, false, nil
+	if !bytes.Equal(after, metas) {
+		return nil, nil, errors.New("a transaction committed while the file was copied")
 	}
-	before, ok := newestTxid(metas, ps)
-	now, okNow := newestTxid(after, ps)
-	if !ok || !okNow || now > before+1 {
-		return nil, nil, false, errors.New("transactions committed while the file was copied")
-	}
-	return data, metas, true, nil
+	return data, metas, nil
 }
 
 // metaRegion is how much copyFile reads first: room for both meta pages
@@ -290,23 +279,6 @@ const metaRegion = 128 << 10
 // copyHook, if set (by tests), runs while copyFile copies, between the
 // first metaRegion bytes and the rest.
 var copyHook func()
-
-// newestTxid returns the highest transaction id of the two meta pages in
-// metas (pages of ps bytes), and false if either fails its checksum (one
-// being written, say).
-func newestTxid(metas []byte, ps int) (uint64, bool) {
-	var txid uint64
-	for i := range 2 {
-		m := metas[i*ps+pageHeaderSize:]
-		h := fnv.New64a()
-		h.Write(m[:metaSumLen])
-		if native.Uint32(m) != boltMagic || native.Uint64(m[metaSumLen:]) != h.Sum64() {
-			return 0, false
-		}
-		txid = max(txid, native.Uint64(m[48:]))
-	}
-	return txid, true
-}
 
 // metaPageSize returns the page size the first meta page that names bbolt's
 // magic and version records (the first at 0, the second one page later),

@@ -168,35 +168,22 @@ func TestCopyWithCommitsDuring(t *testing.T) {
 	}
 	defer func() { copyHook = nil }()
 
+	// A commit during the copy frees pages the copied tree reaches, which
+	// the next may overwrite before it commits: the copy is refused.
 	copyHook = commits(1)
-	before := big[TopicPartition{Topic: "big"}]
-	data, _, moved, err := copyFile(path)
-	require.NoError(t, err)
-	require.True(t, moved)
-	c, _, err := openBytes(data)
-	require.NoError(t, err)
-	off, err := c.Committed("big", nil)
-	require.NoError(t, err)
-	require.Len(t, off, len(big))
-	for _, v := range off {
-		require.Equal(t, before, v, "the copy is the transaction before")
-	}
-	require.NoError(t, c.Close(false))
-
-	copyHook = commits(2)
-	_, _, _, err = copyFile(path)
-	require.ErrorContains(t, err, "transactions committed")
+	_, _, err := copyFile(path)
+	require.ErrorContains(t, err, "committed while")
 
 	// The follower tries again, and the next copy is quiet.
 	hook := commits(2)
 	copyHook = func() { copyHook = nil; hook() }
 	f, _ := Follow(path, time.Hour)
 	defer f.Close(false)
-	off, err = f.Committed("big", nil)
+	off, err := f.Committed("big", nil)
 	require.NoError(t, err)
 	require.Len(t, off, len(big))
 	for k, v := range off {
 		require.Equal(t, big[k], v, "the copy after the commits")
 	}
-	require.EqualValues(t, 6, big[TopicPartition{Topic: "big"}])
+	require.EqualValues(t, 4, big[TopicPartition{Topic: "big"}])
 }

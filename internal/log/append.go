@@ -41,8 +41,12 @@ func (l *Log) Append(b batch.Batch) (int64, error) {
 	retain := (l.cfg.Retention > 0 && wasEmpty) || l.sizeRetentionDueLocked()
 	if l.cfg.Sync != SyncAlways {
 		l.hw.Store(end)
+		// Marked dirty under mu: a sync between the unlock and the mark
+		// would cover these bytes, clear the flag, and leave it set with
+		// nothing to sync, so later appends would never signal again.
+		first := !l.dirty.Swap(true)
 		l.mu.Unlock()
-		if !l.dirty.Swap(true) && l.cfg.Sync == SyncInterval && l.cfg.OnUnsynced != nil {
+		if first && l.cfg.Sync == SyncInterval && l.cfg.OnUnsynced != nil {
 			l.cfg.OnUnsynced()
 		}
 		l.appended.Broadcast()
