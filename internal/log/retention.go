@@ -24,7 +24,7 @@ import (
 // reused. Size retention also runs as appends grow the log (see
 // retainBytesLocked); time retention runs only here.
 func (l *Log) EnforceRetention() (deleted int, err error) {
-	if l.cfg.Retention <= 0 && l.cfg.RetentionBytes <= 0 {
+	if set := l.settings(); set.Retention <= 0 && set.RetentionBytes <= 0 {
 		return 0, nil
 	}
 	l.mu.Lock()
@@ -32,6 +32,7 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	if l.closed || l.cfg.ReadOnly {
 		return 0, nil
 	}
+	set := l.settings() // as of now: Reconfigure holds mu to change them
 	segs := l.segments()
 	var total int64
 	for _, s := range segs {
@@ -40,11 +41,11 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	nowMS := l.cfg.Now().UnixMilli()
 	hw := l.hw.Load()
 	tooOld := func(s *segment.Segment) (bool, error) {
-		if l.cfg.Retention <= 0 || s.Size() == 0 {
+		if set.Retention <= 0 || s.Size() == 0 {
 			return false, nil
 		}
 		maxTS, err := s.MaxTimestamp()
-		return err == nil && nowMS-maxTS > l.cfg.Retention.Milliseconds(), err
+		return err == nil && nowMS-maxTS > set.Retention.Milliseconds(), err
 	}
 	n := 0
 	for ; n < len(segs)-1; n++ { // the active segment is handled below
@@ -56,7 +57,7 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 		if err != nil {
 			return 0, err
 		}
-		if !expired && l.cfg.RetentionBytes > 0 && total-s.Size() >= l.cfg.RetentionBytes {
+		if !expired && set.RetentionBytes > 0 && total-s.Size() >= set.RetentionBytes {
 			expired = true
 		}
 		if !expired {
@@ -99,10 +100,10 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 func (l *Log) retainBytesLocked() {
 	segs := l.segments()
 	total := l.bytes
-	hw := l.hw.Load()
+	hw, limit := l.hw.Load(), l.settings().RetentionBytes
 	n := 0
 	// Never what readers cannot see yet (SyncAlways before its fsync).
-	for n < len(segs)-1 && segs[n].Next() <= hw && total-segs[n].Size() >= l.cfg.RetentionBytes {
+	for n < len(segs)-1 && segs[n].Next() <= hw && total-segs[n].Size() >= limit {
 		total -= segs[n].Size()
 		n++
 	}
@@ -131,7 +132,7 @@ func (l *Log) dropFirstLocked(segs []*segment.Segment, n int) (err error) {
 		}
 	}
 	l.cfg.Stats.SegmentsDeleted.Add(int64(n))
-	if l.cfg.Sync == SyncNever {
+	if l.settings().Sync == SyncNever {
 		return err
 	}
 	return errors.Join(err, l.cfg.FS.SyncDir(l.cfg.Dir))
@@ -277,13 +278,13 @@ func (l *Log) writeLogStart(v int64) error {
 		return err
 	}
 	_, err = f.WriteAt(formatLogStart(v), 0)
-	if err == nil && l.cfg.Sync != SyncNever {
+	if err == nil && l.settings().Sync != SyncNever {
 		err = f.Sync()
 	}
 	if err = errors.Join(err, f.Close()); err == nil {
 		err = l.cfg.FS.Rename(tmp, path)
 	}
-	if err == nil && l.cfg.Sync != SyncNever {
+	if err == nil && l.settings().Sync != SyncNever {
 		err = l.cfg.FS.SyncDir(l.cfg.Dir)
 	}
 	return err
@@ -294,7 +295,7 @@ func (l *Log) writeLogStart(v int64) error {
 // log start offset. before past the high watermark is errs.ErrOffsetOutOfRange;
 // at or below the start it changes nothing.
 func (l *Log) DeleteRecords(before int64) (int64, error) {
-	if l.cfg.Sync != SyncNever {
+	if l.Policy() != SyncNever {
 		// Make what the start passes durable first, so that a machine
 		// crash cannot take back records the stored start is past (open
 		// would take such a start for damage and ignore it).
