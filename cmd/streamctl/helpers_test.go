@@ -61,10 +61,11 @@ func (r result) fails(t *testing.T, code int, want ...string) {
 	}
 }
 
-// withBroker opens dir, runs fn and closes the broker.
+// withBroker opens dir, runs fn and closes the broker. Records published
+// with a partition go there (ManualPartitioner).
 func withBroker(t *testing.T, dir string, fn func(b *stream.Broker)) {
 	t.Helper()
-	b, err := stream.Open(dir, &stream.Options{Sync: stream.SyncNever})
+	b, err := stream.Open(dir, &stream.Options{Sync: stream.SyncNever, Partitioner: stream.ManualPartitioner{}})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
 	fn(b)
