@@ -271,11 +271,15 @@ func (b *Broker) AddPartitions(name string, total int) error {
 // config), so it should only edit the config it is given.
 //
 // AlterTopic returns ErrTopicNotFound for an unknown topic, ErrReadOnly
-// on a read-only broker and ErrClosed after Close. An fsync that a
+// on a read-only broker, ErrClosed after Close, and ErrInvalidArgument for
+// a nil change. An fsync that a
 // stricter Sync runs may fail after the change is stored: its error (with
 // ErrSyncFailed) is returned, and the partition refuses writes until the
 // broker is reopened, as after any failed fsync.
 func (b *Broker) AlterTopic(name string, change func(*TopicConfig)) error {
+	if change == nil {
+		return fmt.Errorf("%w: AlterTopic of %q without a change", ErrInvalidArgument, name)
+	}
 	for {
 		b.mu.RLock()
 		t, err := b.writableTopicLocked(name)

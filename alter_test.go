@@ -219,6 +219,7 @@ func TestAlterTopicRefusesWithoutChanging(t *testing.T) {
 	require.ErrorIs(t, b.AlterTopic("nope", func(*TopicConfig) {}), ErrTopicNotFound)
 	require.ErrorIs(t, b.AlterTopic("bad name", func(*TopicConfig) {}), ErrInvalidTopic)
 	require.NoError(t, b.AlterTopic("t", func(*TopicConfig) {}), "no change is no error")
+	require.ErrorIs(t, b.AlterTopic("t", nil), ErrInvalidArgument)
 	require.NoError(t, b.Close())
 	require.ErrorIs(t, b.AlterTopic("t", func(c *TopicConfig) { c.Retention = 0 }), ErrClosed)
 

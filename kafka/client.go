@@ -254,6 +254,9 @@ func (c *Client) AlterTopic(ctx context.Context, name string, change func(*strea
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
+	if change == nil {
+		return errorf(stream.ErrInvalidArgument, "AlterTopic of %q without a change", name)
+	}
 	if err := validTopic(name); err != nil {
 		return err
 	}
