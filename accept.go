@@ -97,15 +97,14 @@ func (t *topic) tooLarge(size, limit int) error {
 	return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, limit)
 }
 
-// choose returns the partition r names or its partitioner picks among n,
-// or AnyPartition if neither has a preference, for the caller's sticky
-// placement. An explicit partition always wins (Kafka's rule).
+// choose returns the partition p picks for r among n, or AnyPartition if
+// it has no preference, for the caller's sticky placement. The partitioner
+// always decides: r.Partition counts only where p reads it
+// (ManualPartitioner).
 func (t *topic) choose(r *Record, p Partitioner, n int) (int32, error) {
-	part := r.Partition
+	part := p.Partition(r, n)
 	if part == AnyPartition {
-		if part = p.Partition(r, n); part == AnyPartition {
-			return AnyPartition, nil
-		}
+		return AnyPartition, nil
 	}
 	if part < 0 || int(part) >= n {
 		return 0, t.noPartition(part, n)

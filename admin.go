@@ -60,6 +60,7 @@ func (b *Broker) logConfig(t *topic, partition int) log.Config {
 		DirPerm:  b.opts.DirMode,
 		Settings: b.logSettings(t.config().TopicConfig),
 		ReadOnly: b.opts.ReadOnly,
+		Follow:   b.opts.Follow,
 		Now:      b.opts.Now,
 		Logger:   b.opts.Logger,
 		Stats:    &b.stats,

@@ -29,7 +29,7 @@ func benchProducer(b *testing.B, linger time.Duration) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		pr.Publish(ctx, &Record{Topic: "t", Partition: 0, Value: value}, nil)
+		pr.Publish(ctx, &Record{Topic: "t", Value: value}, nil)
 	}
 	if err := pr.Flush(ctx); err != nil {
 		b.Fatal(err)
@@ -74,7 +74,7 @@ func BenchmarkPublishSync(b *testing.B) {
 	tbCreate(b, br, "t", TopicConfig{})
 	ctx := context.Background()
 	value := make([]byte, 100)
-	r := &Record{Topic: "t", Partition: 0, Value: value}
+	r := &Record{Topic: "t", Value: value}
 	lat := make([]time.Duration, 0, 1<<20)
 	b.SetBytes(100)
 	b.ReportAllocs()
@@ -106,7 +106,7 @@ func BenchmarkReader(b *testing.B) {
 	recs := make([]*Record, perBatch)
 	for i := 0; i < total; i += perBatch {
 		for j := range recs {
-			recs[j] = &Record{Topic: "t", Partition: 0, Value: value}
+			recs[j] = &Record{Topic: "t", Value: value}
 		}
 		if err := br.Publish(ctx, recs...); err != nil {
 			b.Fatal(err)
@@ -192,7 +192,7 @@ func BenchmarkSyncAlways64(b *testing.B) {
 		wg.Go(func() {
 			value := make([]byte, 100)
 			for i := 0; i < per; i++ {
-				if err := br.Publish(ctx, &Record{Topic: "t", Partition: 0, Value: value}); err != nil {
+				if err := br.Publish(ctx, &Record{Topic: "t", Value: value}); err != nil {
 					b.Error(err)
 					return
 				}

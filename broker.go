@@ -37,10 +37,49 @@ type Options struct {
 	DefaultTopic TopicConfig
 	// ReadOnly opens a directory that no writer holds (a copy, or a stopped
 	// application's) without changing a byte of it: damage is skipped in
-	// memory, and every write returns ErrReadOnly.
+	// memory, and every write returns ErrReadOnly. It takes a shared lock:
+	// while it is open no writer can open the directory. For a running
+	// application's directory, use Follow.
 	ReadOnly bool
-	// Partitioner places Broker.Publish records that have no explicit
-	// partition. Default HashPartitioner{}.
+	// Follow opens a directory that another Broker, in this process or
+	// another, may own and write while this one reads it: a live
+	// application's. It implies ReadOnly (every write returns ErrReadOnly)
+	// and goes further: Open takes no lock at all and creates or changes
+	// nothing in the directory, so a follower never blocks, fails or slows
+	// the owner's Open, and the owner may start, stop, crash and recover
+	// while followers stay open.
+	//
+	// A follower sees the topics, partitions, offsets and records the
+	// files hold: every FollowInterval (and at Refresh) it takes in the
+	// owner's appends, rolls, retention, DeleteRecords, created, deleted
+	// and grown topics, waking Readers and Consumers waiting at the end as
+	// the owner's appends do. Topic configs and committed offsets come from
+	// copies of meta.db (never opened: its lock would block the owner),
+	// read again when it changed, at most every FollowInterval; when no
+	// consistent copy can be read, calls that need them fail with
+	// ErrMetadataUnavailable.
+	//
+	// What a follower cannot know: records still in a Producer's linger
+	// buffer, or being written (it sees only whole batches on disk, up to
+	// a FollowInterval late); consumer groups' members, generations and
+	// assignments, which live in the owner's memory (a follower's own
+	// Subscribe joins a group of its own process, whose commits fail with
+	// ErrReadOnly); commits newer than its last copy of meta.db; a topic's
+	// config changed after the follower first saw the topic. Under
+	// SyncAlways it sees records as soon as they are written, before they
+	// are durable and before the owner's readers see them. See the package
+	// doc's "Following a live directory".
+	Follow bool
+	// FollowInterval is how often a follower (Follow) looks at the files
+	// for changes: the delay before an append reaches its readers. Each
+	// look costs about two stat calls per partition (more when segments
+	// rolled or were deleted) and a read of meta.db's two meta pages.
+	// Default 100ms.
+	FollowInterval time.Duration
+	// Partitioner places every record Broker.Publish and Client publish
+	// (partitioner.class). Default HashPartitioner{}: by key, keyless
+	// records stickily. Record.Partition is honoured only with
+	// ManualPartitioner{}. A Producer has its own, in ProducerOptions.
 	Partitioner Partitioner
 	// RetentionCheckInterval is how often retention runs
 	// (log.retention.check.interval.ms; size retention also runs as
@@ -91,7 +130,13 @@ func (o *Options) withDefaults() (Options, error) {
 	if opts.OffsetsRetention == 0 {
 		opts.OffsetsRetention = DefaultOffsetsRetention
 	}
-	if opts.SyncInterval < 0 || opts.RetentionCheckInterval < 0 || opts.LockTimeout < 0 {
+	if opts.Follow {
+		opts.ReadOnly = true
+	}
+	if opts.FollowInterval == 0 {
+		opts.FollowInterval = 100 * time.Millisecond
+	}
+	if opts.SyncInterval < 0 || opts.RetentionCheckInterval < 0 || opts.LockTimeout < 0 || opts.FollowInterval < 0 {
 		return opts, fmt.Errorf("%w: negative interval", ErrInvalidConfig)
 	}
 	if opts.Partitioner == nil {
@@ -141,6 +186,8 @@ type Broker struct {
 	stop chan struct{} // closed by Close to end the background goroutine
 	done chan struct{} // closed when it has ended
 
+	follow *follower // a follower's state (Options.Follow), nil otherwise
+
 	builders sync.Pool // *batch.Builder for publishOne
 	plans    sync.Pool // *publishPlan for Publish
 }
@@ -156,8 +203,9 @@ const (
 
 // Open opens the broker in dir, creating the directory if needed (unless
 // read-only). It fails fast with ErrLocked if another Broker, in this process
-// or another, has the directory open. After a crash, Open recovers every
-// partition (see the package doc); damage never stops it.
+// or another, has the directory open (a follower, Options.Follow, takes no
+// lock and never does). After a crash, Open recovers every partition (see
+// the package doc); damage never stops it.
 func Open(dir string, opts *Options) (*Broker, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -166,6 +214,40 @@ func Open(dir string, opts *Options) (*Broker, error) {
 	if err := prepareDir(dir, &o); err != nil {
 		return nil, err
 	}
+	var lock io.Closer
+	if !o.Follow {
+		if lock, err = lockDir(dir, &o); err != nil {
+			return nil, err
+		}
+	}
+	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
+		consumers: map[*Consumer]struct{}{}}
+	b.builders.New = func() any { return new(batch.Builder) }
+	b.plans.New = func() any { return new(publishPlan) }
+	if o.Follow {
+		b.follow = newFollower()
+	}
+	if err := b.load(); err != nil {
+		b.closeTopics(false)
+		if b.meta != nil {
+			b.meta.Close(false)
+		}
+		unlock(lock)
+		return nil, err
+	}
+	if o.Follow {
+		b.stop, b.done = make(chan struct{}), make(chan struct{})
+		go b.followLoop()
+	} else if !o.ReadOnly {
+		b.stop, b.done = make(chan struct{}), make(chan struct{})
+		go b.background()
+	}
+	return b, nil
+}
+
+// lockDir takes the directory's lock (shared if read-only), retrying for
+// LockTimeout while another broker holds it.
+func lockDir(dir string, o *Options) (io.Closer, error) {
 	lockPath := filepath.Join(dir, lockFile)
 	lock, err := o.fs.Lock(lockPath, o.FileMode, o.ReadOnly)
 	if errors.Is(err, ErrLocked) && o.LockTimeout > 0 {
@@ -177,26 +259,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		}
 		tick.Stop()
 	}
-	if err != nil {
-		return nil, err
-	}
-	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
-		consumers: map[*Consumer]struct{}{}}
-	b.builders.New = func() any { return new(batch.Builder) }
-	b.plans.New = func() any { return new(publishPlan) }
-	if err := b.load(); err != nil {
-		b.closeTopics(false)
-		if b.meta != nil {
-			b.meta.Close(false)
-		}
-		unlock(lock)
-		return nil, err
-	}
-	if !o.ReadOnly {
-		b.stop, b.done = make(chan struct{}), make(chan struct{})
-		go b.background()
-	}
-	return b, nil
+	return lock, err
 }
 
 // prepareDir checks a read-only broker's directory, or creates a writable
@@ -249,7 +312,7 @@ func (b *Broker) load() error {
 	if err != nil {
 		return err
 	}
-	if metaMissing && len(onDisk) > 0 {
+	if metaMissing && len(onDisk) > 0 && !b.opts.Follow {
 		// Topics without a catalog: whatever offsets groups had committed
 		// are gone with it. Counted as a rebuild, like a damaged one.
 		b.stats.MetaRebuilds.Add(1)
@@ -257,6 +320,9 @@ func (b *Broker) load() error {
 			"dir", b.dir, "topics", len(onDisk))
 	}
 	deleted, err := meta.Deleted()
+	if err != nil && b.opts.Follow && damaged {
+		deleted, err = map[string]bool{}, nil // unreadable: followMeta said so
+	}
 	if err != nil {
 		return err
 	}
@@ -316,6 +382,14 @@ func (b *Broker) load() error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(records)) {
 		rec := records[name]
+		if b.opts.Follow {
+			// What the directories hold now; the refreshes follow it.
+			t := b.followTopic(name, onDisk[name], &rec, clean && !adopted[name])
+			if t != nil {
+				b.topics[name] = t
+			}
+			continue
+		}
 		// Defaults fill fields added since the topic was stored.
 		t, err := b.openTopic(name, storedTopicConfig(rec.Config).withDefaults(), rec.Partitions, clean && !adopted[name])
 		if err != nil {
@@ -335,6 +409,9 @@ func (b *Broker) load() error {
 // nothing. Either way committed offsets and topic configs are lost, and
 // nothing says the last shutdown was clean.
 func (b *Broker) openMeta(path string) (meta *catalog.Catalog, clean bool, records map[string]catalog.Topic, damaged bool, err error) {
+	if b.opts.Follow {
+		return b.followMeta(path)
+	}
 	meta, clean, err = catalog.Open(path, b.opts.FileMode, b.opts.ReadOnly, b.opts.Sync == SyncNever)
 	if err == nil {
 		if records, err = meta.Topics(); err != nil {
@@ -556,6 +633,7 @@ func (b *Broker) Close() error {
 		close(b.stop)
 		<-b.done
 	}
+	b.stopFollowing() // a Refresh running now ends first
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.closeTopics(true)

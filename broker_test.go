@@ -26,14 +26,16 @@ import (
 )
 
 // openBroker opens a broker in a fresh temp dir (or dir, if given) and
-// closes it at the end of the test.
+// closes it at the end of the test. Without opts it opens with SyncNever
+// and ManualPartitioner, so records go to the partition they name; tests
+// of the default placement pass their own Options.
 func openBroker(t *testing.T, dir string, opts *Options) *Broker {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	if opts == nil {
-		opts = &Options{Sync: SyncNever}
+		opts = &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}}
 	}
 	b, err := Open(dir, opts)
 	require.NoError(t, err)
@@ -234,7 +236,7 @@ func TestDeleteTopic(t *testing.T) {
 
 func TestPublishFillsRecordAndBatchesPerPartition(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_123)
-	b := openBroker(t, "", &Options{Sync: SyncNever, Now: func() time.Time { return now }})
+	b := openBroker(t, "", &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}, Now: func() time.Time { return now }})
 	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
 	explicit := time.UnixMilli(1_000)
 	recs := []*Record{
@@ -258,7 +260,7 @@ func TestPublishFillsRecordAndBatchesPerPartition(t *testing.T) {
 // pooled plan carries nothing from one call to the next.
 func TestPublishRandomCallsAgainstModel(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000)
-	b := openBroker(t, "", &Options{Sync: SyncNever, Now: func() time.Time { return now }})
+	b := openBroker(t, "", &Options{Sync: SyncNever, Partitioner: tbExplicitPartitioner{}, Now: func() time.Time { return now }})
 	topics := map[string]int{"a": 3, "b": 1, "c": 5}
 	for name, n := range topics {
 		require.NoError(t, b.CreateTopic(name, TopicConfig{Partitions: n}))
@@ -410,7 +412,7 @@ func TestSyncAlwaysSharesFsyncs(t *testing.T) {
 
 func TestReadOnlyOpenChangesNothing(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(dir, &Options{Sync: SyncNever})
+	b, err := Open(dir, &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}})
 	require.NoError(t, err)
 	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
 	for i := 0; i < 20; i++ {
@@ -494,7 +496,7 @@ func TestRecoveryAfterCrash(t *testing.T) {
 		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte(fmt.Sprint(i))}))
 	}
 	crash(t, b)
-	b = openBroker(t, dir, &Options{Sync: SyncNever})
+	b = openBroker(t, dir, nil)
 	got := values(t, b, "t", 0)
 	require.Len(t, got, 300)
 	require.Equal(t, "299", got[299])
@@ -505,7 +507,7 @@ func TestRecoveryAfterCrash(t *testing.T) {
 
 func TestMissingMetaRebuildsTopicList(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(dir, &Options{Sync: SyncNever})
+	b, err := Open(dir, &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}})
 	require.NoError(t, err)
 	require.NoError(t, b.CreateTopic("orders", TopicConfig{Partitions: 3}))
 	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "orders", Partition: 2, Value: []byte("kept")}))
@@ -694,7 +696,7 @@ func TestPublishTimestampBounds(t *testing.T) {
 	require.NoError(t, b.CreateTopic("open", TopicConfig{MaxTimestampAhead: -1}))
 	require.NoError(t, b.CreateTopic("appendtime", TopicConfig{LogAppendTime: true, MaxTimestampAhead: time.Minute}))
 	rec := func(topic string, ts time.Time) *Record {
-		return &Record{Topic: topic, Partition: 0, Value: []byte("v"), Timestamp: ts}
+		return &Record{Topic: topic, Value: []byte("v"), Timestamp: ts}
 	}
 	info, err := b.DescribeTopic("default")
 	require.NoError(t, err)
@@ -744,10 +746,10 @@ func TestPublishTimestampBounds(t *testing.T) {
 // existed gets the field's default.
 func TestPublishAndCreateTopicEdgeRules(t *testing.T) {
 	dir := t.TempDir()
-	b := openBroker(t, dir, &Options{AutoCreateTopics: true})
+	b := openBroker(t, dir, &Options{AutoCreateTopics: true, Partitioner: ManualPartitioner{}})
 	for _, name := range []string{"__consumer_offsets", "__transaction_state", "__consumer.offsets", "__transaction.state"} {
 		require.ErrorIs(t, b.CreateTopic(name, TopicConfig{}), ErrInvalidTopic, name)
-		require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: name, Partition: AnyPartition}), ErrInvalidTopic, name)
+		require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: name}), ErrInvalidTopic, name)
 	}
 	require.NoError(t, b.CreateTopic("_consumer_offsets", TopicConfig{}), "one underscore is an ordinary name")
 

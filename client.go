@@ -13,13 +13,14 @@ import (
 //
 // What holds on both backends: per-partition order and offsets, keyed
 // placement (use KafkaPartitioner on the embedded side to match a cluster's
-// default partitioner), consumer groups that split partitions and hand them
-// over with OnRevoked before OnAssigned, committed offsets as the next
-// offset to read, reset policies. What differs: latency (microseconds
-// in-process, a network round trip on a cluster), durability (the embedded
-// SyncPolicy versus the cluster's acks and replication), and what is not
-// part of Client at all (transactions, the embedded-only Stats, Seek by
-// time).
+// default partitioner; the partitioner places every record, and
+// Record.Partition counts only under a manual partitioner), consumer groups
+// that split partitions and hand them over with OnRevoked before
+// OnAssigned, committed offsets as the next offset to read, reset policies.
+// What differs: latency (microseconds in-process, a network round trip on
+// a cluster), durability (the embedded SyncPolicy versus the cluster's acks
+// and replication), and what is not part of Client at all (transactions,
+// the embedded-only Stats, Seek by time).
 type Client interface {
 	// CreateTopic creates a topic (ErrTopicExists if it exists).
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) error
@@ -34,7 +35,8 @@ type Client interface {
 	// past the end is ErrOffsetOutOfRange.
 	DeleteRecords(ctx context.Context, topic string, partition int32, before int64) (int64, error)
 	// Publish appends records and waits until they are acknowledged, filling
-	// in Partition, Offset and Timestamp.
+	// in Partition, Offset and Timestamp. The backend's partitioner places
+	// each record (Record.Partition is honoured only by a manual one).
 	Publish(ctx context.Context, recs ...*Record) error
 	// PublishAsync queues a record for batching; done runs once, with the
 	// record's outcome, in offset order per partition.

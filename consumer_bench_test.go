@@ -23,7 +23,7 @@ func BenchmarkConsumerPoll(b *testing.B) {
 	batch := make([]*Record, 1000)
 	for i := 0; i < total; i += len(batch) {
 		for j := range batch {
-			batch[j] = &Record{Topic: "t", Partition: 0, Value: value}
+			batch[j] = &Record{Topic: "t", Value: value}
 		}
 		if err := br.Publish(ctx, batch...); err != nil {
 			b.Fatal(err)
@@ -100,7 +100,7 @@ func BenchmarkPublishToPollLatency(b *testing.B) {
 	// waiting reports whether Poll waits on the partition's append
 	// notification: it found nothing to read and is (about to be) parked.
 	waiting := func() bool { return part.Bells() > 0 }
-	r := &Record{Topic: "t", Partition: 0, Value: make([]byte, 100)}
+	r := &Record{Topic: "t", Value: make([]byte, 100)}
 	lat := make([]time.Duration, 0, 1<<16)
 	for b.Loop() {
 		for !waiting() {
@@ -237,7 +237,7 @@ func BenchmarkCommit(b *testing.B) {
 			br := tbOpen(b, &Options{Sync: sp})
 			tbCreate(b, br, "t", TopicConfig{})
 			ctx := context.Background()
-			if err := br.Publish(ctx, &Record{Topic: "t", Partition: 0, Value: []byte("x")}); err != nil {
+			if err := br.Publish(ctx, &Record{Topic: "t", Value: []byte("x")}); err != nil {
 				b.Fatal(err)
 			}
 			c, err := br.Subscribe("g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})

@@ -91,7 +91,7 @@ func TestCommitInsideOnAssigned(t *testing.T) {
 
 func TestCommitsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(dir, &Options{Sync: SyncNever})
+	b, err := Open(dir, &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}})
 	require.NoError(t, err)
 	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
 	cgPublish(t, b, "t", 0, 50)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/log"
+	"github.com/embedstream/stream/mmap"
 )
 
 // position is where the consumer reads a partition next.
@@ -77,14 +78,30 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	bytes, count := 0, 0
 	c.walk.Reset(v.Data, ps.next)
 	var lr batch.Record
-	for len(c.out) < c.opts.MaxPollRecords && c.walk.Next(&lr) {
-		r := c.record()
-		r.fromLog(tp.Topic, tp.Partition, &lr)
-		c.out = append(c.out, r)
-		// Every record counts, a keyless tombstone too: Kafka's
-		// fetch.min.bytes counts what the fetch returns.
-		bytes += max(len(lr.Key)+len(lr.Value), 1)
-		count++
+	walk := func() error {
+		for len(c.out) < c.opts.MaxPollRecords && c.walk.Next(&lr) {
+			r := c.record()
+			r.fromLog(tp.Topic, tp.Partition, &lr)
+			c.out = append(c.out, r)
+			// Every record counts, a keyless tombstone too: Kafka's
+			// fetch.min.bytes counts what the fetch returns.
+			bytes += max(len(lr.Key)+len(lr.Value), 1)
+			count++
+		}
+		return nil
+	}
+	if c.b.follow != nil {
+		// A follower's files are another's: a fault (a file cut under the
+		// view by someone else) must not take the process down.
+		before := len(c.out)
+		if err := mmap.Guard(walk); err != nil {
+			// Nothing of this fetch is returned; the next Poll reads again.
+			clear(c.out[before:])
+			c.out = c.out[:before]
+			return 0, fmt.Errorf("%s at offset %d: %w", tp, ps.next, err)
+		}
+	} else {
+		walk()
 	}
 	ps.next = c.walk.Offset() // past what it returned and the markers it skipped
 	c.b.stats.RecordsOut.Add(int64(count))

@@ -16,7 +16,9 @@ import (
 // cgPublishSized appends one record with a value of size bytes.
 func cgPublishSized(t testing.TB, b *Broker, topic string, p int32, size int) {
 	t.Helper()
-	require.NoError(t, b.Publish(context.Background(), &Record{Topic: topic, Partition: p, Value: make([]byte, size)}))
+	r := &Record{Topic: topic, Partition: p, Value: make([]byte, size)}
+	require.NoError(t, b.Publish(context.Background(), r))
+	require.Equal(t, p, r.Partition, "cgPublishSized needs a broker with ManualPartitioner")
 }
 
 // ---------------------------------------------------------------------

@@ -953,7 +953,7 @@ func TestDescribeGroupGroupsDeleteGroup(t *testing.T) {
 // partition ever has two owners, and introspection and Wakeup from other
 // goroutines are safe.
 func TestGroupChurnRace(t *testing.T) {
-	b := openBroker(t, "", nil)
+	b := openBroker(t, "", &Options{Sync: SyncNever}) // keys spread the records
 	const parts, total = 8, 2000
 	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: parts}))
 	ctx := t.Context()
@@ -961,7 +961,7 @@ func TestGroupChurnRace(t *testing.T) {
 	pubDone := make(chan error, 1)
 	go func() {
 		for i := range total {
-			if err := b.Publish(ctx, &Record{Topic: "t", Partition: AnyPartition, Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i)}); err != nil {
+			if err := b.Publish(ctx, &Record{Topic: "t", Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i)}); err != nil {
 				pubDone <- err
 				return
 			}

@@ -43,7 +43,9 @@ func cgTPs(topic string, ps ...int32) []TopicPartition {
 func cgValue(topic string, p int32, off int64) string { return fmt.Sprintf("%s/%d/%d", topic, p, off) }
 
 // cgPublish appends n records to one partition in a single batch; each
-// record's value names its topic, partition and offset (cgValue).
+// record's value names its topic, partition and offset (cgValue). The
+// broker must place records where they say (ManualPartitioner, as
+// openBroker's default), unless the topic has one partition.
 func cgPublish(t testing.TB, b *Broker, topic string, p int32, n int) {
 	t.Helper()
 	start := tbEnds(t, b, topic)[p]
@@ -52,6 +54,7 @@ func cgPublish(t testing.TB, b *Broker, topic string, p int32, n int) {
 		recs[i] = &Record{Topic: topic, Partition: p, Value: []byte(cgValue(topic, p, start+int64(i)))}
 	}
 	require.NoError(t, b.Publish(context.Background(), recs...))
+	require.Equal(t, p, recs[0].Partition, "cgPublish needs a broker with ManualPartitioner")
 }
 
 // cgSubscribe subscribes and closes the consumer at the end of the test.
@@ -484,7 +487,7 @@ func drain(chs ...chan *Record) []*Record {
 // Subscribe and bad input
 
 func TestSubscribeAutoCreatesTopics(t *testing.T) {
-	b := openBroker(t, "", &Options{Sync: SyncNever, AutoCreateTopics: true, DefaultTopic: TopicConfig{Partitions: 3}})
+	b := openBroker(t, "", &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}, AutoCreateTopics: true, DefaultTopic: TopicConfig{Partitions: 3}})
 	c := cgSubscribe(t, b, "g", []string{"fresh"}, &ConsumerOptions{Reset: ResetEarliest})
 	require.Equal(t, []string{"fresh"}, b.Topics())
 	cgPublish(t, b, "fresh", 2, 3)

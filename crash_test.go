@@ -46,7 +46,7 @@ func crashValue(off int64) string {
 //	ack <partition> <offset>     Publish of that record returned nil
 //	commit <partition> <offset>  a group commit of that offset returned nil
 func crashChild(dir string) {
-	b, err := Open(dir, &Options{Sync: SyncAlways})
+	b, err := Open(dir, &Options{Sync: SyncAlways, Partitioner: ManualPartitioner{}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		os.Exit(3)

@@ -361,12 +361,12 @@ func dmStreamctl(t *testing.T, root string) string {
 func dmBuild(t *testing.T, root string) {
 	t.Helper()
 	dir := filepath.Join(root, "clean")
-	b, err := Open(dir, &Options{Sync: SyncNever})
+	b, err := Open(dir, &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}})
 	require.NoError(t, err)
 	require.NoError(t, b.CreateTopic(dmTopic, TopicConfig{Partitions: 2, SegmentBytes: dmSegmentBytes,
 		MaxTimestampAhead: -1}))
 	ctx := context.Background()
-	prod, err := b.NewProducer(&ProducerOptions{Linger: time.Hour}) // batches end at Flush only
+	prod, err := b.NewProducer(&ProducerOptions{Linger: time.Hour, Partitioner: ManualPartitioner{}}) // batches end at Flush only
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(13, 13))
 	seq := 0

@@ -277,7 +277,7 @@ func TestLazyIndexRebuildIsCounted(t *testing.T) {
 // starves the other.
 func TestConsumerReportsDamageWhileOtherPartitionsFlow(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(dir, &Options{Sync: SyncNever})
+	b, err := Open(dir, &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}})
 	require.NoError(t, err)
 	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2, SegmentBytes: 4 << 10}))
 	publish := func(b *Broker, p int32, from int) {

@@ -5,18 +5,21 @@
 //
 //	b, err := stream.Open(dir, nil)
 //	b.CreateTopic("orders", stream.TopicConfig{Partitions: 3})
-//	b.Publish(ctx, &stream.Record{Topic: "orders", Key: k, Value: v})
-//	r, err := b.NewReader("orders", 0, stream.OffsetEarliest, nil)
-//	rec, err := r.Next(ctx)
+//	rec := &stream.Record{Topic: "orders", Key: k, Value: v}
+//	err = b.Publish(ctx, rec) // placed by k; rec.Partition, rec.Offset filled in
+//	r, err := b.NewReader("orders", rec.Partition, stream.OffsetEarliest, nil)
+//	first, err := r.Next(ctx)
 //
 // The types: a Broker owns a directory and its topics (Open, Close,
 // CreateTopic, Publish); a Producer batches records asynchronously; a Reader
 // replays one partition from an offset or a time; a Consumer is a member of
 // a consumer group (Subscribe, Poll, Commit); Records carry a key, a value,
-// headers and a timestamp. Partitioners place keyed records
-// (HashPartitioner by default, KafkaPartitioner for the Java client's
-// placement). Client is the interface this package and the kafka module's
-// cluster adapter both implement.
+// headers and a timestamp. A Partitioner places every published record,
+// as in the Go Kafka clients (franz-go, sarama): HashPartitioner by default
+// (by key), KafkaPartitioner for the Java client's placement, and
+// ManualPartitioner, the only one that honours Record.Partition. Client is
+// the interface this package and the kafka module's cluster adapter both
+// implement.
 //
 // Every constructor takes a pointer to an options struct, nil for the
 // defaults: Open (Options), NewProducer (ProducerOptions), Subscribe
@@ -72,5 +75,30 @@
 // after the call (Publish) or the callback (Producer).
 //
 // One Broker owns a directory at a time (ErrLocked otherwise); open a copy,
-// or a stopped application's directory, with Options.ReadOnly.
+// or a stopped application's directory, with Options.ReadOnly, and a
+// running application's with Options.Follow.
+//
+// # Following a live directory
+//
+// A follower (Options.Follow) reads a directory that another Broker owns
+// and writes, in this process or another: tools (streamctl's read
+// commands), dashboards, a second process replaying what the application
+// publishes. It takes no lock and writes nothing, so it never stops the
+// owner from opening, and the owner may restart, crash and recover under
+// it. It learns everything from the files: topics and partitions from the
+// topic directories, records and offsets from the segment files, looked at
+// again every Options.FollowInterval (or at Broker.Refresh), and topic
+// configs and committed offsets from copies of meta.db, which it never
+// opens (bbolt's lock would block the owner).
+//
+// A follower cannot know what is not on disk: records in a Producer's
+// linger buffer or still being written; the owner's consumer groups'
+// members, generations and assignments (DescribeGroup shows the follower's
+// own, usually none); offsets committed after its last copy of meta.db
+// (ErrMetadataUnavailable when none can be read); a topic's config changed
+// after it first saw the topic. It sees records up to a FollowInterval
+// after the owner appends them, and under SyncAlways before they are
+// durable. Records it returns alias the owner's files like any read; the
+// owner never cuts records it wrote, and a follower's reads and walks of
+// records fault into errors if something else does.
 package stream

@@ -20,12 +20,20 @@ var (
 	ErrClosed = errs.ErrClosed
 
 	// ErrLocked is returned by Open when another Broker, in this process or
-	// another, holds the directory.
+	// another, holds the directory. A follower (Options.Follow) takes no
+	// lock and never gets it.
 	ErrLocked = errs.ErrLocked
 
 	// ErrReadOnly is returned by writes to a Broker opened with
-	// Options.ReadOnly.
+	// Options.ReadOnly or Options.Follow.
 	ErrReadOnly = errs.ErrReadOnly
+
+	// ErrMetadataUnavailable is returned by a follower's calls that need
+	// meta.db (committed offsets, group lists, Refresh) when no consistent
+	// copy of it could be read: it is damaged (the owner sets it aside at
+	// its next Open), or the owner committed faster than it could be
+	// copied. It may pass: call again.
+	ErrMetadataUnavailable = errs.ErrMetadataUnavailable
 
 	// ErrSyncFailed is returned by every write to a partition after an fsync
 	// of it failed: the kernel may have dropped the unsynced data, so the

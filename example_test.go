@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -50,9 +51,9 @@ func ExampleOpen() {
 	// partition 2: offsets [0, 0)
 }
 
-// Publish appends synchronously and fills in where each record went.
-// AnyPartition lets the key choose the partition; the zero Partition would
-// mean partition 0.
+// Publish appends synchronously and fills in where each record went. The
+// partitioner places every record: by default by the hash of its key, so
+// one key always lands on one partition, in order.
 func ExampleBroker_Publish() {
 	dir, cleanup := tempDir()
 	defer cleanup()
@@ -66,25 +67,75 @@ func ExampleBroker_Publish() {
 	}
 	ctx := context.Background()
 
-	// Records with the same key land in the same partition, in order.
-	first := &stream.Record{Topic: "orders", Partition: stream.AnyPartition, Key: []byte("alice"), Value: []byte("apples")}
-	second := &stream.Record{Topic: "orders", Partition: stream.AnyPartition, Key: []byte("alice"), Value: []byte("pears")}
+	first := &stream.Record{Topic: "orders", Key: []byte("alice"), Value: []byte("apples")}
+	second := &stream.Record{Topic: "orders", Key: []byte("alice"), Value: []byte("pears")}
 	if err := b.Publish(ctx, first, second); err != nil { // one call: one atomic batch
 		log.Fatal(err)
 	}
 	fmt.Println("same partition:", first.Partition == second.Partition)
 	fmt.Println("offsets:", first.Offset, second.Offset)
+	// Output:
+	// same partition: true
+	// offsets: 0 1
+}
 
-	// An explicit partition always wins.
-	pinned := &stream.Record{Topic: "orders", Partition: 2, Value: []byte("plums")}
+// Keyed records spread over a topic's partitions, each key on its own
+// partition: twenty customers' orders on four partitions.
+func Example_keyedPlacement() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	b, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic("orders", stream.TopicConfig{Partitions: 4}); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+
+	perPartition := make([]int, 4)
+	for i := range 20 {
+		k := fmt.Appendf(nil, "customer-%d", i)
+		r := &stream.Record{Topic: "orders", Key: k, Value: []byte("order")}
+		if err := b.Publish(ctx, r); err != nil {
+			log.Fatal(err)
+		}
+		perPartition[r.Partition]++
+	}
+	fmt.Println("records per partition:", perPartition)
+	// Output:
+	// records per partition: [4 7 5 4]
+}
+
+// ManualPartitioner honours each record's Partition (Kafka's explicit
+// partition); every other partitioner ignores it. Set it for one Producer
+// (ProducerOptions.Partitioner) or for a Broker's Publish
+// (Options.Partitioner).
+func ExampleManualPartitioner() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	b, err := stream.Open(dir, &stream.Options{Partitioner: stream.ManualPartitioner{}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic("orders", stream.TopicConfig{Partitions: 3}); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+
+	pinned := &stream.Record{Topic: "orders", Partition: 2, Key: []byte("alice"), Value: []byte("plums")}
 	if err := b.Publish(ctx, pinned); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("%s: partition %d, offset %d\n", pinned.Value, pinned.Partition, pinned.Offset)
+
+	err = b.Publish(ctx, &stream.Record{Topic: "orders", Partition: 7, Value: []byte("lost")})
+	fmt.Println("partition 7:", errors.Is(err, stream.ErrInvalidPartition))
 	// Output:
-	// same partition: true
-	// offsets: 0 1
 	// plums: partition 2, offset 0
+	// partition 7: true
 }
 
 // A Producer batches records and publishes them asynchronously; each

@@ -172,7 +172,7 @@ func TestTopicDirectoryWithoutMetadata(t *testing.T) {
 	older, err := os.ReadFile(metaPath)
 	require.NoError(t, err)
 
-	b, err = Open(dir, &Options{Sync: SyncNever})
+	b, err = Open(dir, &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}})
 	require.NoError(t, err)
 	require.NoError(t, b.CreateTopic("kept", TopicConfig{Partitions: 2, Retention: time.Hour}))
 	require.NoError(t, b.CreateTopic("empty", TopicConfig{}))

@@ -155,7 +155,7 @@ const (
 // mdlRecSpec is a record to publish. Its placement is resolved against the
 // topic when the operation runs, so any subsequence of operations is valid.
 type mdlRecSpec struct {
-	mode    int // 0 keyed (AnyPartition), 1 keyless (AnyPartition), 2 explicit partition
+	mode    int // 0 keyed, 1 keyless, 2 explicit partition (tbExplicitPartitioner)
 	key     []byte
 	part    int // explicit partition, modulo the partition count
 	value   []byte
@@ -458,7 +458,7 @@ func mdlRun(t *testing.T, seed uint64, ops []mdlOp, st *mdlStats) (at int, err e
 		m: mdlModel{topics: map[string]*mdlTopic{}, committed: map[TopicPartition]int64{}}}
 	r.clock.Store(mdlClockBase)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	r.opts = Options{Now: r.now}
+	r.opts = Options{Now: r.now, Partitioner: tbExplicitPartitioner{}}
 	switch rng.IntN(20) {
 	case 0, 1, 2:
 		r.opts.Sync = SyncAlways
@@ -660,7 +660,7 @@ func (r *mdlRunner) produce(ctx context.Context, o mdlOp) error {
 		return nil
 	}
 	if r.prod == nil {
-		r.prod = mustProducer(r.b, &ProducerOptions{Linger: o.linger, BatchBytes: o.batchBytes})
+		r.prod = mustProducer(r.b, &ProducerOptions{Linger: o.linger, BatchBytes: o.batchBytes, Partitioner: tbExplicitPartitioner{}})
 	}
 	recs := r.records(t, o.recs)
 	var mu sync.Mutex

@@ -7,17 +7,21 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// AnyPartition on a Record lets the partitioner choose; from a Partitioner
-// it means "no preference", and the record is placed stickily: records
-// without a key go to one partition for a whole batch, then the next (Kafka's
-// KIP-794 uniform sticky placement), so batches stay large and the spread
-// even.
+// AnyPartition is a Partitioner's "no preference" answer: the record is
+// then placed stickily, records without a key going to one partition for a
+// whole batch, then the next (Kafka's KIP-794 uniform sticky placement), so
+// batches stay large and the spread even. Under ManualPartitioner, a record
+// whose Partition is AnyPartition is placed the same way. A record never
+// needs it otherwise: its Partition is ignored on publish unless the
+// partitioner is ManualPartitioner.
 const AnyPartition int32 = -1
 
-// A Partitioner picks the partition for a record whose Partition is
-// AnyPartition. A record with an explicit partition never reaches it.
-// Partition must return a number in [0, partitions) or AnyPartition, and be
-// safe for concurrent use.
+// A Partitioner places every record published through a Broker or Producer
+// that uses it, as a partitioner does in franz-go and sarama: Record.Partition
+// is an input only to the partitioners that read it (ManualPartitioner).
+// Partition must return a number in [0, partitions) or AnyPartition (no
+// preference: place it stickily); anything else fails the record with
+// ErrInvalidPartition. It must be safe for concurrent use.
 type Partitioner interface {
 	Partition(r *Record, partitions int) int32
 }
@@ -95,8 +99,12 @@ func (p *RoundRobinPartitioner) Partition(_ *Record, partitions int) int32 {
 	return int32((p.next.Add(1) - 1) % uint32(partitions))
 }
 
-// ManualPartitioner uses each record's Partition as set by the caller;
-// records left at AnyPartition are placed stickily.
+// ManualPartitioner places each record on the partition its Partition
+// names (franz-go's kgo.ManualPartitioner, Kafka's explicit partition): the
+// only partitioner that reads Record.Partition. A record left at
+// AnyPartition is placed stickily; a partition the topic lacks fails the
+// record with ErrInvalidPartition. Set it in Options.Partitioner for a
+// Broker's Publish or in ProducerOptions.Partitioner for one Producer.
 type ManualPartitioner struct{}
 
 // Partition implements Partitioner.

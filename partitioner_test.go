@@ -36,12 +36,12 @@ func TestKafkaPartitionerPlacement(t *testing.T) {
 		{"21", 6, 0}, {"abc", 6, 3}, {"foobar", 6, 0}, {"", 6, 3},
 		{"foobar", 12, 6}, {"a-little-bit-long-string", 12, 8},
 	} {
-		got := p.Partition(&Record{Key: []byte(tc.key), Partition: AnyPartition}, tc.parts)
+		got := p.Partition(&Record{Key: []byte(tc.key)}, tc.parts)
 		require.Equal(t, tc.want, got, "key %q, %d partitions", tc.key, tc.parts)
 	}
 	// Only a nil key is keyless.
-	require.Equal(t, AnyPartition, p.Partition(&Record{Partition: AnyPartition}, 6))
-	require.Equal(t, int32(3), p.Partition(&Record{Key: []byte{}, Partition: AnyPartition}, 6))
+	require.Equal(t, AnyPartition, p.Partition(&Record{}, 6))
+	require.Equal(t, int32(3), p.Partition(&Record{Key: []byte{}}, 6))
 	// Negative hashes are masked, never a negative partition.
 	for i := 0; i < 1000; i++ {
 		got := p.Partition(&Record{Key: fmt.Appendf(nil, "key-%d", i)}, 7)
@@ -58,12 +58,12 @@ func TestKafkaPartitionerThroughProducerAndPublish(t *testing.T) {
 	tbCreate(t, b, "twelve", TopicConfig{Partitions: 12})
 	ctx := context.Background()
 	for key, p := range want {
-		r := &Record{Topic: "six", Partition: AnyPartition, Key: []byte(key), Value: []byte("sync")}
+		r := &Record{Topic: "six", Key: []byte(key), Value: []byte("sync")}
 		require.NoError(t, b.Publish(ctx, r))
 		require.Equal(t, p, r.Partition, "Publish, key %q", key)
 	}
-	r1 := &Record{Topic: "twelve", Partition: AnyPartition, Key: []byte("foobar")}
-	r2 := &Record{Topic: "twelve", Partition: AnyPartition, Key: []byte("a-little-bit-long-string")}
+	r1 := &Record{Topic: "twelve", Key: []byte("foobar")}
+	r2 := &Record{Topic: "twelve", Key: []byte("a-little-bit-long-string")}
 	require.NoError(t, b.Publish(ctx, r1, r2))
 	require.Equal(t, int32(6), r1.Partition)
 	require.Equal(t, int32(8), r2.Partition)
@@ -72,7 +72,7 @@ func TestKafkaPartitionerThroughProducerAndPublish(t *testing.T) {
 	defer pr.Close()
 	recs := map[string]*Record{}
 	for key := range want {
-		r := &Record{Topic: "six", Partition: AnyPartition, Key: []byte(key), Value: []byte("async")}
+		r := &Record{Topic: "six", Key: []byte(key), Value: []byte("async")}
 		recs[key] = r
 		pr.Publish(ctx, r, func(_ *Record, err error) { require.NoError(t, err) })
 	}
@@ -89,33 +89,166 @@ func TestKafkaPartitionerThroughProducerAndPublish(t *testing.T) {
 	}
 }
 
-// Item 1: an explicit partition wins over the key and the partitioner.
-func TestExplicitPartitionWins(t *testing.T) {
-	rr := &RoundRobinPartitioner{}
-	for _, part := range []Partitioner{HashPartitioner{}, KafkaPartitioner{}, rr, ManualPartitioner{}, tbFixedPartitioner(0)} {
+// The scenario: the package overview's own example, keyed records
+// published with default options and no Partition set, lands each record
+// where HashPartitioner puts its key, through Broker.Publish (one call or
+// one per record) and through a Producer, not all on partition 0.
+func TestKeyedRecordsArePlacedByDefault(t *testing.T) {
+	const parts = 4
+	b, err := Open(t.TempDir(), nil) // the defaults, as the overview opens it
+	require.NoError(t, err)
+	defer b.Close()
+	tbCreate(t, b, "orders", TopicConfig{Partitions: parts})
+	ctx := context.Background()
+	key := func(i int) []byte { return fmt.Appendf(nil, "customer-%d", i) }
+	want := func(r *Record) int32 { return HashPartitioner{}.Partition(r, parts) }
+
+	var batch []*Record
+	for i := range 20 {
+		r := &Record{Topic: "orders", Key: key(i), Value: []byte("v")}
+		require.NoError(t, b.Publish(ctx, r))
+		require.Equal(t, want(r), r.Partition, "key %q, one record a call", r.Key)
+		batch = append(batch, &Record{Topic: "orders", Key: key(i), Value: []byte("batched")})
+	}
+	require.NoError(t, b.Publish(ctx, batch...))
+	pr := mustProducer(b, nil)
+	defer pr.Close()
+	var async []*Record
+	for i := range 20 {
+		r := &Record{Topic: "orders", Key: key(i), Value: []byte("async")}
+		async = append(async, r)
+		pr.Publish(ctx, r, func(_ *Record, err error) { require.NoError(t, err) })
+	}
+	require.NoError(t, pr.Flush(ctx))
+	for _, r := range append(batch, async...) {
+		require.Equal(t, want(r), r.Partition, "key %q, %s", r.Key, r.Value)
+	}
+
+	ends := tbEnds(t, b, "orders")
+	require.Equal(t, int64(60), tbSum(ends))
+	for p, end := range ends {
+		require.Positive(t, end, "20 keys reach every one of 4 partitions: %v", ends)
+		for _, r := range tbReadAll(t, b, "orders", int32(p)) {
+			require.Equal(t, int32(p), want(r), "key %q stored on partition %d", r.Key, p)
+		}
+	}
+}
+
+// A Partition set on a record is ignored unless the partitioner is
+// ManualPartitioner: every other partitioner places the record, through
+// Broker.Publish and through a Producer, and Partition is overwritten with
+// where it went.
+func TestPartitionIgnoredUnlessManual(t *testing.T) {
+	const parts = 6
+	ctx := context.Background()
+	for _, part := range []Partitioner{nil, HashPartitioner{}, KafkaPartitioner{}, tbFixedPartitioner(1)} {
 		t.Run(fmt.Sprintf("%T", part), func(t *testing.T) {
 			b := tbOpen(t, &Options{Partitioner: part})
-			tbCreate(t, b, "t", TopicConfig{Partitions: 6})
-			ctx := context.Background()
-			r := &Record{Topic: "t", Partition: 4, Key: []byte("21")} // "21" hashes to 0 with murmur2
-			require.NoError(t, b.Publish(ctx, r))
-			require.Equal(t, int32(4), r.Partition)
-
+			tbCreate(t, b, "t", TopicConfig{Partitions: parts})
 			pr := mustProducer(b, &ProducerOptions{Partitioner: part})
 			defer pr.Close()
-			for i := 0; i < 10; i++ {
-				r := &Record{Topic: "t", Partition: 5, Key: []byte("21")}
-				pr.Publish(ctx, r, func(r *Record, err error) {
+			placer := part
+			if placer == nil {
+				placer = HashPartitioner{}
+			}
+			key := []byte("21")
+			want := placer.Partition(&Record{Key: key}, parts)
+			named := (want + 1) % parts
+			for _, p := range []int32{named, 99, -2} {
+				r := &Record{Topic: "t", Partition: p, Key: key}
+				require.NoError(t, b.Publish(ctx, r), "partition %d", p)
+				require.Equal(t, want, r.Partition, "Publish: partition %d", p)
+				pr.Publish(ctx, &Record{Topic: "t", Partition: p, Key: key}, func(r *Record, err error) {
 					require.NoError(t, err)
-					require.Equal(t, int32(5), r.Partition)
+					require.Equal(t, want, r.Partition, "Producer")
 				})
 			}
 			require.NoError(t, pr.Flush(ctx))
-			require.Equal(t, []int64{0, 0, 0, 0, 1, 10}, tbEnds(t, b, "t"))
+			ends := make([]int64, parts)
+			ends[want] = 6
+			require.Equal(t, ends, tbEnds(t, b, "t"))
 		})
 	}
-	// Records with an explicit partition never reach the partitioner.
-	require.Zero(t, rr.next.Load())
+	t.Run("RoundRobin", func(t *testing.T) {
+		b := tbOpen(t, &Options{Partitioner: &RoundRobinPartitioner{}})
+		tbCreate(t, b, "t", TopicConfig{Partitions: 3})
+		var got []int32
+		for range 6 {
+			r := &Record{Topic: "t", Partition: 2}
+			require.NoError(t, b.Publish(ctx, r))
+			got = append(got, r.Partition)
+		}
+		require.Equal(t, []int32{0, 1, 2, 0, 1, 2}, got, "every record reaches the partitioner")
+	})
+}
+
+// ManualPartitioner, on a Broker or on one Producer, places each record on
+// the partition it names (Kafka's explicit partition wins over the key); a
+// partition the topic lacks fails with ErrInvalidPartition and writes
+// nothing.
+func TestManualPartitionerHonoursPartition(t *testing.T) {
+	ctx := context.Background()
+	check := func(t *testing.T, b *Broker, publish func(*Record) error) {
+		t.Helper()
+		r := &Record{Topic: "t", Partition: 4, Key: []byte("21")} // "21" hashes to 0 with murmur2
+		require.NoError(t, publish(r))
+		require.Equal(t, int32(4), r.Partition)
+		for _, p := range []int32{6, 99, -2} {
+			require.ErrorIs(t, publish(&Record{Topic: "t", Partition: p}), ErrInvalidPartition, "partition %d", p)
+		}
+		require.Equal(t, []int64{0, 0, 0, 0, 1, 0}, tbEnds(t, b, "t"))
+	}
+	t.Run("Broker", func(t *testing.T) {
+		b := tbOpen(t, &Options{Partitioner: ManualPartitioner{}})
+		tbCreate(t, b, "t", TopicConfig{Partitions: 6})
+		check(t, b, func(r *Record) error { return b.Publish(ctx, r) })
+		// In a call of several records, the bad one fails the call whole.
+		err := b.Publish(ctx, &Record{Topic: "t", Partition: 1}, &Record{Topic: "t", Partition: 6})
+		require.ErrorIs(t, err, ErrInvalidPartition)
+		require.Equal(t, []int64{0, 0, 0, 0, 1, 0}, tbEnds(t, b, "t"))
+		// The Broker's partitioner is not a Producer's: a default Producer
+		// places by key.
+		pr := mustProducer(b, nil)
+		defer pr.Close()
+		r := &Record{Topic: "t", Partition: 5, Key: []byte("21")}
+		pr.Publish(ctx, r, func(_ *Record, err error) { require.NoError(t, err) })
+		require.NoError(t, pr.Flush(ctx))
+		require.Equal(t, HashPartitioner{}.Partition(r, 6), r.Partition)
+	})
+	t.Run("Producer", func(t *testing.T) {
+		b := tbOpen(t, nil) // the Broker's own Publish places by key
+		tbCreate(t, b, "t", TopicConfig{Partitions: 6})
+		pr := mustProducer(b, &ProducerOptions{Partitioner: ManualPartitioner{}})
+		defer pr.Close()
+		check(t, b, func(r *Record) error {
+			var got error
+			pr.Publish(ctx, r, func(_ *Record, err error) { got = err })
+			require.NoError(t, pr.Flush(ctx))
+			return got
+		})
+	})
+}
+
+// A custom Partitioner's AnyPartition means "no preference": the record is
+// placed stickily; an answer outside the topic fails with
+// ErrInvalidPartition.
+func TestCustomPartitionerAnswers(t *testing.T) {
+	ctx := context.Background()
+	b := tbOpen(t, &Options{Partitioner: tbFixedPartitioner(AnyPartition)})
+	tbCreate(t, b, "t", TopicConfig{Partitions: 4})
+	recs := make([]*Record, 10)
+	for i := range recs {
+		recs[i] = &Record{Topic: "t", Key: fmt.Appendf(nil, "k%d", i), Partition: 3}
+	}
+	require.NoError(t, b.Publish(ctx, recs...))
+	for _, r := range recs {
+		require.Equal(t, recs[0].Partition, r.Partition, "one call's records without a preference share a partition")
+	}
+	for _, p := range []tbFixedPartitioner{4, -2} {
+		bad := tbOpen(t, &Options{Partitioner: p})
+		tbCreate(t, bad, "t", TopicConfig{Partitions: 4})
+		require.ErrorIs(t, bad.Publish(ctx, &Record{Topic: "t"}), ErrInvalidPartition, "partitioner answers %d", p)
+	}
 }
 
 // Item 9: same key, same partition with the default HashPartitioner; keys
@@ -125,7 +258,7 @@ func TestHashPartitionerSameKeySamePartition(t *testing.T) {
 	used := map[int32]bool{}
 	for i := 0; i < 200; i++ {
 		key := fmt.Appendf(nil, "user-%d", i)
-		p := hp.Partition(&Record{Key: key, Partition: AnyPartition}, 8)
+		p := hp.Partition(&Record{Key: key}, 8)
 		require.GreaterOrEqual(t, p, int32(0))
 		require.Less(t, p, int32(8))
 		for j := 0; j < 3; j++ {
@@ -145,10 +278,10 @@ func TestHashPartitionerSameKeySamePartition(t *testing.T) {
 		for i := 0; i < 50; i++ {
 			key := fmt.Sprintf("k%d", i)
 			want := hp.Partition(&Record{Key: []byte(key)}, 8)
-			r := &Record{Topic: "t", Partition: AnyPartition, Key: []byte(key)}
+			r := &Record{Topic: "t", Key: []byte(key)}
 			require.NoError(t, b.Publish(ctx, r))
 			require.Equal(t, want, r.Partition)
-			pr.Publish(ctx, &Record{Topic: "t", Partition: AnyPartition, Key: []byte(key)}, func(r *Record, err error) {
+			pr.Publish(ctx, &Record{Topic: "t", Key: []byte(key)}, func(r *Record, err error) {
 				require.NoError(t, err)
 				require.Equal(t, want, r.Partition)
 			})
@@ -165,8 +298,8 @@ func TestHashPartitionerSameKeySamePartition(t *testing.T) {
 // Item 5: a nil key is keyless (sticky); an empty, non-nil key is a key.
 func TestNilKeyKeylessEmptyKeyIsKey(t *testing.T) {
 	for _, part := range []Partitioner{HashPartitioner{}, KafkaPartitioner{}} {
-		require.Equal(t, AnyPartition, part.Partition(&Record{Partition: AnyPartition}, 8), "%T", part)
-		p := part.Partition(&Record{Key: []byte{}, Partition: AnyPartition}, 8)
+		require.Equal(t, AnyPartition, part.Partition(&Record{}, 8), "%T", part)
+		p := part.Partition(&Record{Key: []byte{}}, 8)
 		require.NotEqual(t, AnyPartition, p, "%T", part)
 		require.GreaterOrEqual(t, p, int32(0))
 	}
@@ -178,10 +311,10 @@ func TestNilKeyKeylessEmptyKeyIsKey(t *testing.T) {
 	ctx := context.Background()
 	nilParts := map[int32]bool{}
 	for i := 0; i < 12; i++ {
-		r := &Record{Topic: "t", Partition: AnyPartition, Key: []byte{}}
+		r := &Record{Topic: "t", Key: []byte{}}
 		require.NoError(t, b.Publish(ctx, r))
 		require.Equal(t, int32(3), r.Partition)
-		r = &Record{Topic: "t", Partition: AnyPartition}
+		r = &Record{Topic: "t"}
 		require.NoError(t, b.Publish(ctx, r))
 		nilParts[r.Partition] = true
 	}
@@ -202,7 +335,7 @@ func TestKeylessRecordsSpreadOverAllPartitions(t *testing.T) {
 	tbCreate(t, b, "async", TopicConfig{Partitions: parts})
 	ctx := context.Background()
 	for i := 0; i < 120; i++ {
-		require.NoError(t, b.Publish(ctx, &Record{Topic: "sync", Partition: AnyPartition, Value: []byte("v")}))
+		require.NoError(t, b.Publish(ctx, &Record{Topic: "sync", Value: []byte("v")}))
 	}
 	for p, end := range tbEnds(t, b, "sync") {
 		require.Positive(t, end, "partition %d got no keyless records", p)
@@ -211,7 +344,7 @@ func TestKeylessRecordsSpreadOverAllPartitions(t *testing.T) {
 	pr := mustProducer(b, &ProducerOptions{BatchBytes: 500})
 	defer pr.Close()
 	for i := 0; i < 2000; i++ {
-		pr.Publish(ctx, &Record{Topic: "async", Partition: AnyPartition, Value: make([]byte, 100)}, nil)
+		pr.Publish(ctx, &Record{Topic: "async", Value: make([]byte, 100)}, nil)
 	}
 	require.NoError(t, pr.Flush(ctx))
 	ends := tbEnds(t, b, "async")
@@ -235,7 +368,7 @@ func TestKeylessRecordsAreSticky(t *testing.T) {
 	defer pr.Close()
 	batches := b.Stats().BatchesIn
 	for i := 0; i < 50; i++ {
-		pr.Publish(ctx, &Record{Topic: "t", Partition: AnyPartition, Value: []byte("v")}, nil)
+		pr.Publish(ctx, &Record{Topic: "t", Value: []byte("v")}, nil)
 	}
 	require.NoError(t, pr.Flush(ctx))
 	ends := tbEnds(t, b, "t")
@@ -244,7 +377,7 @@ func TestKeylessRecordsAreSticky(t *testing.T) {
 
 	recs := make([]*Record, 20)
 	for i := range recs {
-		recs[i] = &Record{Topic: "sync", Partition: AnyPartition, Value: []byte("v")}
+		recs[i] = &Record{Topic: "sync", Value: []byte("v")}
 	}
 	batches = b.Stats().BatchesIn
 	require.NoError(t, b.Publish(ctx, recs...))
@@ -265,7 +398,7 @@ func TestKeylessStickySwitchesAfterBatchBytes(t *testing.T) {
 	const n = 400
 	recs := make([]*Record, n)
 	for i := range recs {
-		recs[i] = &Record{Topic: "t", Partition: AnyPartition, Value: make([]byte, 100)}
+		recs[i] = &Record{Topic: "t", Value: make([]byte, 100)}
 		pr.Publish(ctx, recs[i], nil)
 	}
 	require.NoError(t, pr.Flush(ctx))
@@ -298,7 +431,7 @@ func TestRoundRobinPartitionerCycles(t *testing.T) {
 	ctx := context.Background()
 	got = got[:0]
 	for i := 0; i < 6; i++ {
-		r := &Record{Topic: "t", Partition: AnyPartition, Key: []byte("same")}
+		r := &Record{Topic: "t", Key: []byte("same")}
 		require.NoError(t, b.Publish(ctx, r))
 		got = append(got, r.Partition)
 	}
@@ -308,7 +441,7 @@ func TestRoundRobinPartitionerCycles(t *testing.T) {
 	defer pr.Close()
 	recs := make([]*Record, 9)
 	for i := range recs {
-		recs[i] = &Record{Topic: "t", Partition: AnyPartition, Value: []byte{byte(i)}}
+		recs[i] = &Record{Topic: "t", Value: []byte{byte(i)}}
 		pr.Publish(ctx, recs[i], nil)
 	}
 	require.NoError(t, pr.Flush(ctx))
@@ -321,7 +454,7 @@ func TestRoundRobinPartitionerCycles(t *testing.T) {
 }
 
 // ManualPartitioner uses r.Partition; records left at AnyPartition are
-// placed stickily.
+// placed stickily, keys or not.
 func TestManualPartitioner(t *testing.T) {
 	var mp ManualPartitioner
 	require.Equal(t, int32(2), mp.Partition(&Record{Partition: 2, Key: []byte("21")}, 6))
@@ -353,11 +486,11 @@ func TestAddPartitionsRemapsKeysOldRecordsStay(t *testing.T) {
 	b := tbOpen(t, &Options{Partitioner: KafkaPartitioner{}})
 	tbCreate(t, b, "t", TopicConfig{Partitions: 6})
 	ctx := context.Background()
-	r := &Record{Topic: "t", Partition: AnyPartition, Key: []byte("foobar"), Value: []byte("old")}
+	r := &Record{Topic: "t", Key: []byte("foobar"), Value: []byte("old")}
 	require.NoError(t, b.Publish(ctx, r))
 	require.Equal(t, int32(0), r.Partition)
 	require.NoError(t, b.AddPartitions("t", 12))
-	r2 := &Record{Topic: "t", Partition: AnyPartition, Key: []byte("foobar"), Value: []byte("new")}
+	r2 := &Record{Topic: "t", Key: []byte("foobar"), Value: []byte("new")}
 	require.NoError(t, b.Publish(ctx, r2))
 	require.Equal(t, int32(6), r2.Partition)
 	old := tbReadAll(t, b, "t", 0)
@@ -366,7 +499,7 @@ func TestAddPartitionsRemapsKeysOldRecordsStay(t *testing.T) {
 	require.Equal(t, int64(0), old[0].Offset)
 
 	// A producer made before the growth sees the new partitions too.
-	pr := mustProducer(b, &ProducerOptions{Partitioner: KafkaPartitioner{}})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: ManualPartitioner{}})
 	defer pr.Close()
 	require.NoError(t, b.AddPartitions("t", 13))
 	pr.Publish(ctx, &Record{Topic: "t", Partition: 12, Value: []byte("p12")}, func(_ *Record, err error) { require.NoError(t, err) })

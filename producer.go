@@ -31,8 +31,11 @@ type ProducerOptions struct {
 	// written (buffer.memory); Publish blocks while it is reached, until
 	// space frees up or its context ends. Default 64 MiB.
 	MaxBufferedBytes int
-	// Partitioner places records that have no explicit partition. Default
-	// HashPartitioner{}; keyless records are placed stickily (KIP-794).
+	// Partitioner places every record the Producer publishes
+	// (partitioner.class). Default HashPartitioner{}: by key, keyless
+	// records stickily (KIP-794). Record.Partition is honoured only with
+	// ManualPartitioner{}. It does not follow the Broker's
+	// Options.Partitioner.
 	Partitioner Partitioner
 }
 
@@ -137,6 +140,9 @@ func (b *Broker) NewProducer(opts *ProducerOptions) (*Producer, error) {
 // is written (r's Partition, Offset and Timestamp filled in), or with the
 // error: the same typed errors as Broker.Publish, ctx's error, or ErrClosed
 // after Close. Validation errors call done before Publish returns.
+//
+// ProducerOptions.Partitioner places r; r.Partition counts only under
+// ManualPartitioner (see Broker.Publish).
 //
 // r must not be modified until done runs.
 func (p *Producer) Publish(ctx context.Context, r *Record, done func(*Record, error)) {

@@ -182,7 +182,7 @@ func TestProducerCallbacksOncePerRecordInOffsetOrder(t *testing.T) {
 	clock := newTBClock(tbT0)
 	b := tbOpen(t, &Options{Now: clock.Now})
 	tbCreate(t, b, "t", TopicConfig{Partitions: 3})
-	pr := mustProducer(b, &ProducerOptions{BatchBytes: 2000})
+	pr := mustProducer(b, &ProducerOptions{BatchBytes: 2000, Partitioner: tbExplicitPartitioner{}})
 	defer pr.Close()
 	cb := newTBCallbacks()
 	ctx := context.Background()
@@ -240,7 +240,7 @@ func TestProducerKeepsExplicitTimestamp(t *testing.T) {
 	pr := mustProducer(b, &ProducerOptions{})
 	ts := time.Date(2020, 1, 2, 3, 4, 5, 678_901_234, time.UTC)
 	got := make(chan *Record, 1)
-	pr.Publish(context.Background(), &Record{Topic: "t", Partition: AnyPartition, Value: []byte("x"), Timestamp: ts},
+	pr.Publish(context.Background(), &Record{Topic: "t", Value: []byte("x"), Timestamp: ts},
 		func(r *Record, err error) {
 			require.NoError(t, err)
 			got <- r
@@ -259,7 +259,7 @@ func TestProducerKeepsExplicitTimestamp(t *testing.T) {
 func TestProducerFlushWaitsForEarlierRecords(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 4})
-	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: ManualPartitioner{}, Linger: time.Hour})
 	defer pr.Close()
 	var done atomic.Int64
 	ctx := context.Background()
@@ -291,7 +291,7 @@ func TestProducerFlushWaitsForEarlierBatchNotLaterOnes(t *testing.T) {
 		tbCreate(t, b, "t", TopicConfig{Partitions: parts})
 		ctx := context.Background()
 		for round := 0; round < 12; round++ {
-			pr := mustProducer(b, &ProducerOptions{Linger: time.Hour, BatchBytes: 1000})
+			pr := mustProducer(b, &ProducerOptions{Partitioner: ManualPartitioner{}, Linger: time.Hour, BatchBytes: 1000})
 			gate := make(chan struct{})
 			// A: a batch of its own (larger than BatchBytes), written at once;
 			// its callback holds the writer.
@@ -337,7 +337,7 @@ func TestProducerFlushWaitsForEarlierBatchNotLaterOnes(t *testing.T) {
 func TestProducerCloseFlushesThenRejects(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 2})
-	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: ManualPartitioner{}, Linger: time.Hour})
 	cb := newTBCallbacks()
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {
@@ -593,7 +593,7 @@ func TestProducerMaxBufferedBytesUnblocksWhenSpaceFrees(t *testing.T) {
 func TestProducerRejectsBadRecords(t *testing.T) {
 	b := tbOpen(t, nil)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 2, MaxRecordBytes: 1000})
-	pr := mustProducer(b, &ProducerOptions{})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: ManualPartitioner{}})
 	defer pr.Close()
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -672,9 +672,23 @@ func TestProducerRecordLargerThanBufferIsTooLarge(t *testing.T) {
 }
 
 // A Partitioner returning a partition the topic lacks fails the record.
+// tbFixedPartitioner answers one partition (or AnyPartition) for every
+// record.
 type tbFixedPartitioner int32
 
 func (p tbFixedPartitioner) Partition(*Record, int) int32 { return int32(p) }
+
+// tbExplicitPartitioner takes a record's Partition as set unless it is
+// AnyPartition, and places the rest by key (HashPartitioner): explicit,
+// keyed and keyless records in one call, for tests that mix them.
+type tbExplicitPartitioner struct{}
+
+func (tbExplicitPartitioner) Partition(r *Record, n int) int32 {
+	if r.Partition != AnyPartition {
+		return r.Partition
+	}
+	return HashPartitioner{}.Partition(r, n)
+}
 
 func TestProducerPartitionerOutOfRange(t *testing.T) {
 	b := tbOpen(t, nil)
@@ -682,7 +696,7 @@ func TestProducerPartitionerOutOfRange(t *testing.T) {
 	pr := mustProducer(b, &ProducerOptions{Partitioner: tbFixedPartitioner(7)})
 	defer pr.Close()
 	var got error
-	pr.Publish(context.Background(), &Record{Topic: "t", Partition: AnyPartition, Key: []byte("k")}, func(_ *Record, err error) { got = err })
+	pr.Publish(context.Background(), &Record{Topic: "t", Key: []byte("k")}, func(_ *Record, err error) { got = err })
 	require.ErrorIs(t, got, ErrInvalidPartition)
 	require.NoError(t, pr.Flush(context.Background()))
 	require.Equal(t, []int64{0, 0}, tbEnds(t, b, "t"))
@@ -704,7 +718,7 @@ func TestProducerConcurrentPublishers(t *testing.T) {
 		offsets[w] = make([]int64, per)
 		wg.Go(func() {
 			for i := 0; i < per; i++ {
-				r := &Record{Topic: "t", Partition: AnyPartition, Key: fmt.Appendf(nil, "w%d-%d", w, i%parts), Value: fmt.Appendf(nil, "%d/%d", w, i)}
+				r := &Record{Topic: "t", Key: fmt.Appendf(nil, "w%d-%d", w, i%parts), Value: fmt.Appendf(nil, "%d/%d", w, i)}
 				if i%3 == 0 {
 					r.Partition, r.Key = int32((w+i)%parts), nil
 				}
@@ -763,8 +777,8 @@ func TestBrokerCloseFlushesProducers(t *testing.T) {
 	b, err := Open(dir, &Options{Sync: SyncNever})
 	require.NoError(t, err)
 	tbCreate(t, b, "t", TopicConfig{Partitions: 2})
-	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
-	pr2 := mustProducer(b, &ProducerOptions{Linger: time.Hour})
+	pr := mustProducer(b, &ProducerOptions{Partitioner: ManualPartitioner{}, Linger: time.Hour})
+	pr2 := mustProducer(b, &ProducerOptions{Partitioner: ManualPartitioner{}, Linger: time.Hour})
 	cb := newTBCallbacks()
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {

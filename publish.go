@@ -12,9 +12,9 @@ import (
 // Offset and Timestamp. Every record is validated before any is written: a
 // nil record or negative timestamp (ErrInvalidRecord), a bad or unknown
 // topic (ErrInvalidTopic, ErrTopicNotFound unless AutoCreateTopics), a
-// partition the topic lacks (ErrInvalidPartition) or a record over the
-// topic's MaxRecordBytes (ErrRecordTooLarge) fails the whole call with
-// nothing written.
+// partition the topic lacks (ErrInvalidPartition: from ManualPartitioner or
+// a custom one) or a record over the topic's MaxRecordBytes
+// (ErrRecordTooLarge) fails the whole call with nothing written.
 //
 // Records for the same partition are written as one batch: all or none of
 // them become visible, at consecutive offsets, in argument order. Across
@@ -22,9 +22,12 @@ import (
 // earlier ones stand. Publish returns once the records are appended, and
 // under SyncAlways once they are durable.
 //
-// Records without an explicit partition are placed by Options.Partitioner;
-// those it leaves to AnyPartition (no key) go together to one partition per
-// call, rotating between calls.
+// Options.Partitioner places every record, HashPartitioner by default: by
+// key. A record's Partition is ignored on the way in and overwritten with
+// where it went, unless the partitioner is ManualPartitioner, which honours
+// it (set a Partition only with that one). Records the partitioner has no
+// preference for (no key; AnyPartition under ManualPartitioner) go together
+// to one partition per call, rotating between calls.
 func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -97,6 +100,9 @@ func (b *Broker) place(t *topic, r *Record, n int, sticky map[*topic]int32) (int
 	p, err := t.choose(r, b.opts.Partitioner, n)
 	if err != nil || p != AnyPartition {
 		return p, err
+	}
+	if n == 1 {
+		return 0, nil
 	}
 	if s, ok := sticky[t]; ok {
 		return s, nil
@@ -222,42 +228,38 @@ func (p *publishPlan) group(t *topic, part *log.Log, partition int32) int {
 func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 	plan.reset(len(recs))
 	clock := callClock{now: b.opts.Now}
-	// Records usually come in runs for one topic and partition: look the
-	// topic and the group up once per run, not per record.
+	// Records usually come in runs for one topic: look the topic up once
+	// per run, and the partition's group only when the partition changes.
 	var (
-		lastName    string
-		lastTopic   *topic
-		lastPart    *log.Log
-		lastRequest = AnyPartition // the previous record's explicit Partition
-		g           *publishGroup
+		lastName  string
+		lastTopic *topic
+		parts     []*log.Log // lastTopic's partitions
+		lastPart  *log.Log
+		g         *publishGroup
 	)
 	for i, r := range recs {
 		if r == nil {
 			return fmt.Errorf("%w: record %d is nil", ErrInvalidRecord, i)
 		}
 		t := lastTopic
-		if t == nil || r.Topic != lastName || r.Partition != lastRequest || r.Partition == AnyPartition {
-			if t == nil || r.Topic != lastName {
-				var err error
-				if t, err = b.topicForWrite(r.Topic); err != nil {
-					return err
-				}
-				lastName, lastTopic = r.Topic, t
-			}
-			parts := t.partitions()
-			partition, err := b.place(t, r, len(parts), plan.sticky)
-			if err != nil {
+		if t == nil || r.Topic != lastName {
+			var err error
+			if t, err = b.topicForWrite(r.Topic); err != nil {
 				return err
 			}
-			if p := parts[partition]; p != lastPart {
-				n, ok := plan.index[p]
-				if !ok {
-					n = plan.group(t, p, partition)
-					plan.index[p] = n
-				}
-				lastPart, g = p, &plan.groups[n]
+			lastName, lastTopic, parts = r.Topic, t, t.partitions()
+		}
+		partition, err := b.place(t, r, len(parts), plan.sticky)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
+		}
+		if p := parts[partition]; p != lastPart {
+			n, ok := plan.index[p]
+			if !ok {
+				n = plan.group(t, p, partition)
+				plan.index[p] = n
 			}
-			lastRequest = r.Partition
+			lastPart, g = p, &plan.groups[n]
 		}
 		ts, _, ok := t.quickAccept(r, &clock)
 		if !ok {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/log"
+	"github.com/embedstream/stream/mmap"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -107,6 +108,24 @@ type Reader struct {
 
 	state atomic.Int32 // readerIdle, readerBusy or readerClosed
 	stop  chan struct{}
+
+	guard bool  // a follower's: the walk runs under mmap.Guard, files being another's
+	fault error // what the guarded walk met, reported by advance
+}
+
+// nextRecord steps the walk, under mmap.Guard for a follower: a file its
+// owner does not write may still be cut by someone else, and a fault must
+// not take the process down.
+func (r *Reader) nextRecord() bool {
+	if !r.guard {
+		return r.walk.Next(&r.lr)
+	}
+	var ok bool
+	r.fault = mmap.Guard(func() error {
+		ok = r.walk.Next(&r.lr)
+		return nil
+	})
+	return ok
 }
 
 const (
@@ -155,7 +174,8 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 			next = end
 		}
 	}
-	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, next: next, end: -1, stop: make(chan struct{})}
+	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, next: next, end: -1, stop: make(chan struct{}),
+		guard: b.follow != nil}
 	if o.EndOffset != nil {
 		r.end = *o.EndOffset
 	}
@@ -239,7 +259,7 @@ func (r *Reader) advance(ctx context.Context) (*Record, error) {
 		if r.end >= 0 && r.next >= r.end {
 			return nil, io.EOF
 		}
-		if r.walk.Next(&r.lr) {
+		if r.nextRecord() {
 			if r.end >= 0 && r.lr.Offset >= r.end {
 				r.next = r.end // nothing is left below the end
 				return nil, io.EOF
@@ -248,6 +268,15 @@ func (r *Reader) advance(ctx context.Context) (*Record, error) {
 			r.out++
 			r.rec.fromLog(r.topic.name, r.partition, &r.lr)
 			return &r.rec, nil
+		}
+		if r.fault != nil {
+			// The file was cut under the view (not by its owner, who never
+			// cuts records): drop it; the next call reads again.
+			err := fmt.Errorf("%s/%d at offset %d: %w", r.topic.name, r.partition, r.next, r.fault)
+			r.fault = nil
+			r.view.Release()
+			r.walk.Reset(nil, r.next)
+			return nil, err
 		}
 		if r.walk.Err() != nil {
 			err := walkError(r.topic.name, r.partition, &r.walk)

@@ -15,15 +15,15 @@ import (
 	"github.com/embedstream/stream/batch"
 )
 
-// tbFill publishes n records with values "v<i>" to partition 0 of topic,
-// perBatch per Publish call.
+// tbFill publishes n records with values "v<i>" to topic, a topic of one
+// partition, perBatch per Publish call.
 func tbFill(t testing.TB, b *Broker, topic string, n, perBatch int) {
 	t.Helper()
 	ctx := context.Background()
 	for i := 0; i < n; {
 		recs := make([]*Record, 0, perBatch)
 		for ; i < n && len(recs) < perBatch; i++ {
-			recs = append(recs, &Record{Topic: topic, Partition: 0, Value: fmt.Appendf(nil, "v%d", i)})
+			recs = append(recs, &Record{Topic: topic, Value: fmt.Appendf(nil, "v%d", i)})
 		}
 		require.NoError(t, b.Publish(ctx, recs...))
 	}
@@ -132,7 +132,7 @@ func tbPublishAt(t testing.TB, b *Broker, topic string, perBatch int, ts ...time
 	t.Helper()
 	var recs []*Record
 	for i, at := range ts {
-		recs = append(recs, &Record{Topic: topic, Partition: 0, Value: fmt.Appendf(nil, "v%d", i), Timestamp: at})
+		recs = append(recs, &Record{Topic: topic, Value: fmt.Appendf(nil, "v%d", i), Timestamp: at})
 		if len(recs) == perBatch || i == len(ts)-1 {
 			require.NoError(t, b.Publish(context.Background(), recs...))
 			recs = nil
@@ -571,14 +571,14 @@ func TestReaderNullEmptyAndHeadersRoundTrip(t *testing.T) {
 	var sync []*Record
 	for _, r := range in {
 		c := r.Clone()
-		c.Topic, c.Partition = "t", 0
+		c.Topic = "t"
 		sync = append(sync, c)
 	}
 	require.NoError(t, b.Publish(ctx, sync...))
 	pr := mustProducer(b, &ProducerOptions{})
 	for _, r := range in {
 		c := r.Clone()
-		c.Topic, c.Partition = "t", 0
+		c.Topic = "t"
 		pr.Publish(ctx, c, func(_ *Record, err error) { require.NoError(t, err) })
 	}
 	require.NoError(t, pr.Close())

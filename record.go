@@ -18,9 +18,11 @@ type Header = batch.Header
 type Record struct {
 	// Topic is the record's topic.
 	Topic string
-	// Partition is the partition. On Publish, AnyPartition lets the
-	// partitioner choose (by key); any other value is explicit and always
-	// wins (Kafka's rule). Beware: the zero value is partition 0, not "any".
+	// Partition is the partition, filled in by Publish and by reads. On
+	// Publish the partitioner places the record (by Key, by default) and
+	// Partition is ignored, unless the partitioner is ManualPartitioner:
+	// then it names the partition, and AnyPartition leaves the choice to
+	// sticky placement.
 	Partition int32
 	// Offset is the record's position in its partition, set by Publish and
 	// by reads.

@@ -144,7 +144,7 @@ func TestSoakProducersAndChurningGroup(t *testing.T) {
 					seq := seqs[k]
 					seqs[k]++
 					published.Add(1)
-					rec := &Record{Topic: soakTopic, Partition: AnyPartition, Key: []byte(key), Value: soakValue(key, seq)}
+					rec := &Record{Topic: soakTopic, Key: []byte(key), Value: soakValue(key, seq)}
 					prod.Publish(context.Background(), rec, func(r *Record, err error) {
 						if err != nil {
 							t.Errorf("publish %s#%d: %v", key, seq, err)

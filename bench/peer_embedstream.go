@@ -31,7 +31,9 @@ type embedInstance struct {
 }
 
 func (embedPeer) start(_ context.Context, dir string, o startOptions) (instance, error) {
-	opts := &stream.Options{Sync: stream.SyncNever}
+	// Records name their partition (publishBatched deals them out in turn),
+	// as the kfake peer's do under kgo.ManualPartitioner.
+	opts := &stream.Options{Sync: stream.SyncNever, Partitioner: stream.ManualPartitioner{}}
 	if o.durable {
 		opts.Sync = stream.SyncAlways
 	}

@@ -7,10 +7,14 @@
 //   - Publish and PublishAsync fill in partition, offset and timestamp;
 //     records read back (ReadPartition, Poll) are in offset order, with keys,
 //     values, headers and timestamps unchanged, nil and empty kept apart.
-//   - Keyed records land where stream.KafkaPartitioner puts them (Kafka's
-//     murmur2 placement), and an explicit partition always wins. The
-//     embedded backend must be opened with Options.Partitioner set to
-//     stream.KafkaPartitioner{} for this to hold.
+//   - The partitioner places every published record. By default (ByKey)
+//     keyed records land where stream.KafkaPartitioner puts them (Kafka's
+//     murmur2 placement), whatever their Partition says; the embedded
+//     backend must be opened with Options.Partitioner set to
+//     stream.KafkaPartitioner{} for this to hold. Under a manual
+//     partitioner (Manual) a record goes to the partition it names, over
+//     its key, a record left at stream.AnyPartition to some partition, and
+//     a partition the topic lacks fails with ErrInvalidPartition.
 //   - Consumer groups split partitions between members with each of the four
 //     balancers, hand partitions over with OnRevoked before the new owner's
 //     OnAssigned (never two owners at once), and a commit made in OnRevoked
@@ -26,9 +30,9 @@
 //     ErrInvalidTopic, ErrInvalidPartition, ErrOffsetOutOfRange,
 //     ErrInvalidGroup, ErrNotAssigned, ErrNoCommittedOffset, ErrClosed.
 //
-// Every subtest makes its own client with newClient and its own uniquely
-// named topics and groups, so one cluster can serve the whole suite (and
-// several runs of it). Waits are bounded polls with deadlines, never sleeps,
+// Every subtest makes its own client with newClient, with the placement it
+// needs, and its own uniquely named topics and groups, so one cluster can
+// serve the whole suite (and several runs of it). Waits are bounded polls with deadlines, never sleeps,
 // so the suite tolerates a backend's latency (a network round trip, a
 // consumer group's heartbeats) without depending on timing.
 package conformance
@@ -61,15 +65,40 @@ const Timeout = 20 * time.Second
 // when records arrive.
 const pollSlice = 50 * time.Millisecond
 
+// Placement is the partitioner a test asks newClient for.
+type Placement int
+
+const (
+	// ByKey is the backend's default partitioner, set to Kafka's: keyed
+	// records by murmur2, as stream.KafkaPartitioner places them, keyless
+	// ones stickily; Record.Partition is ignored. On the embedded backend:
+	// Options.Partitioner stream.KafkaPartitioner{}.
+	ByKey Placement = iota
+	// Manual places each record on the partition it names, and one left at
+	// stream.AnyPartition stickily: stream.ManualPartitioner{} on the
+	// embedded backend, kgo.ManualPartitioner() on a cluster.
+	Manual
+)
+
+// String names the placement.
+func (p Placement) String() string {
+	if p == Manual {
+		return "manual"
+	}
+	return "by key"
+}
+
 // Run runs the shared behaviour tests as subtests of t, each against a client
-// newClient makes (and the suite closes; newClient may also register its own
-// cleanup, since Close may be called more than once).
-func Run(t *testing.T, newClient func(t *testing.T) stream.Client) {
+// newClient makes with the placement asked for (and the suite closes;
+// newClient may also register its own cleanup, since Close may be called
+// more than once).
+func Run(t *testing.T, newClient func(t *testing.T, p Placement) stream.Client) {
 	s := &suite{newClient: newClient}
 	t.Run("PublishReadBack", s.publishReadBack)
 	t.Run("RecordFields", s.recordFields)
 	t.Run("PublishAsync", s.publishAsync)
 	t.Run("KeyedPlacement", s.keyedPlacement)
+	t.Run("ManualPlacement", s.manualPlacement)
 	t.Run("Errors", s.errorsTest)
 	t.Run("DeleteTopic", s.deleteTopic)
 	t.Run("DeleteRecords", s.deleteRecords)
@@ -94,14 +123,27 @@ func Run(t *testing.T, newClient func(t *testing.T) stream.Client) {
 }
 
 type suite struct {
-	newClient func(t *testing.T) stream.Client
+	newClient func(t *testing.T, p Placement) stream.Client
 }
 
-// client makes a client that is closed when the test ends.
+// client makes a client that places records by key (ByKey), closed when
+// the test ends.
 func (s *suite) client(t *testing.T) stream.Client {
 	t.Helper()
-	c := s.newClient(t)
-	require.NotNil(t, c)
+	return s.clientWith(t, ByKey)
+}
+
+// manualClient makes a client that places records where they say (Manual),
+// closed when the test ends.
+func (s *suite) manualClient(t *testing.T) stream.Client {
+	t.Helper()
+	return s.clientWith(t, Manual)
+}
+
+func (s *suite) clientWith(t *testing.T, p Placement) stream.Client {
+	t.Helper()
+	c := s.newClient(t, p)
+	require.NotNil(t, c, "newClient(%s)", p)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -142,7 +184,8 @@ func createTopic(t *testing.T, ctx context.Context, c stream.Client, partitions 
 }
 
 // publishSpread publishes n records to each partition, explicitly placed,
-// with values "<tag>-<partition>-<i>".
+// with values "<tag>-<partition>-<i>". c must come from manualClient, unless
+// the topic has one partition.
 func publishSpread(t *testing.T, ctx context.Context, c stream.Client, topic string, partitions, n int, tag string) {
 	t.Helper()
 	var recs []*stream.Record
@@ -153,6 +196,9 @@ func publishSpread(t *testing.T, ctx context.Context, c stream.Client, topic str
 		}
 	}
 	require.NoError(t, c.Publish(ctx, recs...))
+	for i, r := range recs {
+		require.Equal(t, int32(i%partitions), r.Partition, "publishSpread on a client without Manual placement")
+	}
 }
 
 // readAll reads a partition from an offset to its end as it is now.
@@ -225,7 +271,7 @@ func (s *suite) publishReadBack(t *testing.T) {
 	var recs []*stream.Record
 	for i := range 10 {
 		recs = append(recs, &stream.Record{
-			Topic: topic, Partition: 0,
+			Topic:     topic,
 			Key:       fmt.Appendf(nil, "k%d", i),
 			Value:     fmt.Appendf(nil, "v%d", i),
 			Headers:   []stream.Header{{Key: "i", Value: []byte(strconv.Itoa(i))}},
@@ -262,7 +308,7 @@ func (s *suite) publishReadBack(t *testing.T) {
 	rd, err := c.ReadPartition(ctx, topic, 0, stream.OffsetEarliest)
 	require.NoError(t, err)
 	defer rd.Close()
-	require.NoError(t, c.Publish(ctx, &stream.Record{Topic: topic, Partition: 0, Value: []byte("later")}))
+	require.NoError(t, c.Publish(ctx, &stream.Record{Topic: topic, Value: []byte("later")}))
 	n := 0
 	for {
 		_, err := rd.Next(ctx)
@@ -306,7 +352,6 @@ func (s *suite) recordFields(t *testing.T) {
 	}
 	before := time.Now().Add(-time.Minute)
 	for _, r := range recs {
-		r.Partition = 0
 		require.NoError(t, c.Publish(ctx, r))
 	}
 	after := time.Now().Add(time.Minute)
@@ -342,7 +387,7 @@ func (s *suite) recordFields(t *testing.T) {
 
 func (s *suite) publishAsync(t *testing.T) {
 	ctx := testContext(t)
-	c := s.client(t)
+	c := s.manualClient(t)
 	const parts, per = 3, 30
 	topic := createTopic(t, ctx, c, parts)
 
@@ -385,7 +430,8 @@ func (s *suite) publishAsync(t *testing.T) {
 }
 
 // keyedPlacement checks that keys land where stream.KafkaPartitioner puts
-// them, so one key stays on one partition across both backends.
+// them, so one key stays on one partition across both backends, and that
+// the partitioner places every record: a Partition set on one is ignored.
 func (s *suite) keyedPlacement(t *testing.T) {
 	ctx := testContext(t)
 	c := s.client(t)
@@ -401,24 +447,39 @@ func (s *suite) keyedPlacement(t *testing.T) {
 	}
 	var recs []*stream.Record
 	for _, k := range keys {
-		recs = append(recs, &stream.Record{Topic: topic, Partition: stream.AnyPartition, Key: k, Value: []byte("first")})
+		recs = append(recs, &stream.Record{Topic: topic, Key: k, Value: []byte("first")})
 	}
 	require.NoError(t, c.Publish(ctx, recs...))
 	for _, k := range keys {
-		r := &stream.Record{Topic: topic, Partition: stream.AnyPartition, Key: k, Value: []byte("second")}
+		r := &stream.Record{Topic: topic, Key: k, Value: []byte("second")}
+		require.NoError(t, c.Publish(ctx, r))
+		recs = append(recs, r)
+	}
+	// A Partition set on a record is no choice of partition: the key
+	// decides, even for a partition the topic lacks.
+	for i, k := range keys {
+		named := (want(k) + 1) % parts
+		if i%2 == 1 {
+			named = parts + 3
+		}
+		r := &stream.Record{Topic: topic, Partition: named, Key: k, Value: []byte("named")}
 		require.NoError(t, c.Publish(ctx, r))
 		recs = append(recs, r)
 	}
 	// PublishAsync places keys the same way.
-	async := make(chan *stream.Record, len(keys))
-	for _, k := range keys {
-		c.PublishAsync(ctx, &stream.Record{Topic: topic, Partition: stream.AnyPartition, Key: k, Value: []byte("async")},
-			func(r *stream.Record, err error) {
+	async := make(chan *stream.Record, 2*len(keys))
+	for i, k := range keys {
+		for _, r := range []*stream.Record{
+			{Topic: topic, Key: k, Value: []byte("async")},
+			{Topic: topic, Partition: (want(k) + int32(i%2) + 1) % parts, Key: k, Value: []byte("async named")},
+		} {
+			c.PublishAsync(ctx, r, func(r *stream.Record, err error) {
 				if err != nil {
 					t.Errorf("PublishAsync: %v", err)
 				}
 				async <- r
 			})
+		}
 	}
 	require.NoError(t, c.Flush(ctx))
 	close(async)
@@ -427,20 +488,14 @@ func (s *suite) keyedPlacement(t *testing.T) {
 	}
 	placed := map[int32]int{}
 	for _, r := range recs {
-		require.Equal(t, want(r.Key), r.Partition, "key %q", r.Key)
+		require.Equal(t, want(r.Key), r.Partition, "key %q (%s)", r.Key, r.Value)
 		placed[r.Partition]++
 	}
 	require.Len(t, placed, parts, "66 keys reach every one of 6 partitions")
 
-	// An explicit partition wins over the key.
-	k := []byte("alice")
-	explicit := &stream.Record{Topic: topic, Partition: (want(k) + 1) % parts, Key: k, Value: []byte("explicit")}
-	require.NoError(t, c.Publish(ctx, explicit))
-	require.Equal(t, (want(k)+1)%parts, explicit.Partition)
-
 	// Keyless records go to some partition.
 	for range 10 {
-		r := &stream.Record{Topic: topic, Partition: stream.AnyPartition, Value: []byte("keyless")}
+		r := &stream.Record{Topic: topic, Value: []byte("keyless")}
 		require.NoError(t, c.Publish(ctx, r))
 		require.True(t, r.Partition >= 0 && r.Partition < parts, "partition %d", r.Partition)
 	}
@@ -448,10 +503,59 @@ func (s *suite) keyedPlacement(t *testing.T) {
 	// What each partition holds agrees with what Publish reported.
 	for p := range int32(parts) {
 		for _, r := range readAll(t, ctx, c, topic, p, stream.OffsetEarliest) {
-			if r.Key != nil && string(r.Value) != "explicit" {
+			if r.Key != nil {
 				require.Equal(t, want(r.Key), p, "key %q read from partition %d", r.Key, p)
 			}
 		}
+	}
+}
+
+// manualPlacement checks a manual partitioner: a record goes to the
+// partition it names, over its key; one left at AnyPartition goes to some
+// partition; a partition the topic lacks fails with ErrInvalidPartition,
+// through Publish and through PublishAsync's callback.
+func (s *suite) manualPlacement(t *testing.T) {
+	ctx := testContext(t)
+	c := s.manualClient(t)
+	const parts = 3
+	topic := createTopic(t, ctx, c, parts)
+	hashed := func(k []byte) int32 {
+		return stream.KafkaPartitioner{}.Partition(&stream.Record{Key: k}, parts)
+	}
+
+	k := []byte("alice")
+	named := (hashed(k) + 1) % parts
+	r := &stream.Record{Topic: topic, Partition: named, Key: k, Value: []byte("sync")}
+	require.NoError(t, c.Publish(ctx, r))
+	require.Equal(t, named, r.Partition, "the named partition wins over the key")
+	done := make(chan *stream.Record, 1)
+	c.PublishAsync(ctx, &stream.Record{Topic: topic, Partition: named, Key: k, Value: []byte("async")},
+		func(r *stream.Record, err error) {
+			if err != nil {
+				t.Errorf("PublishAsync: %v", err)
+			}
+			done <- r
+		})
+	require.NoError(t, c.Flush(ctx))
+	require.Equal(t, named, (<-done).Partition)
+	got := readAll(t, ctx, c, topic, named, stream.OffsetEarliest)
+	require.Len(t, got, 2)
+	require.Equal(t, "sync", string(got[0].Value))
+	require.Equal(t, "async", string(got[1].Value))
+
+	for range 5 {
+		r := &stream.Record{Topic: topic, Partition: stream.AnyPartition, Key: k, Value: []byte("any")}
+		require.NoError(t, c.Publish(ctx, r))
+		require.True(t, r.Partition >= 0 && r.Partition < parts, "AnyPartition placed on %d", r.Partition)
+	}
+
+	for _, p := range []int32{parts, parts + 6, -2} {
+		err := c.Publish(ctx, &stream.Record{Topic: topic, Partition: p, Value: []byte("x")})
+		require.ErrorIs(t, err, stream.ErrInvalidPartition, "Publish to partition %d", p)
+		var asyncErr error
+		c.PublishAsync(ctx, &stream.Record{Topic: topic, Partition: p, Value: []byte("x")}, func(_ *stream.Record, err error) { asyncErr = err })
+		require.NoError(t, c.Flush(ctx))
+		require.ErrorIs(t, asyncErr, stream.ErrInvalidPartition, "PublishAsync to partition %d reports through its callback", p)
 	}
 }
 
@@ -465,10 +569,10 @@ func (s *suite) errorsTest(t *testing.T) {
 	require.ErrorIs(t, c.CreateTopic(ctx, "bad name!", stream.TopicConfig{Partitions: 1}), stream.ErrInvalidTopic)
 	require.ErrorIs(t, c.CreateTopic(ctx, "", stream.TopicConfig{Partitions: 1}), stream.ErrInvalidTopic)
 
-	require.NoError(t, c.Publish(ctx, &stream.Record{Topic: topic, Partition: 0, Value: []byte("x")}))
-	require.ErrorIs(t, c.Publish(ctx, &stream.Record{Topic: topic, Partition: 3, Value: []byte("x")}), stream.ErrInvalidPartition)
-	require.ErrorIs(t, c.Publish(ctx, &stream.Record{Topic: missing, Partition: 0, Value: []byte("x")}), stream.ErrTopicNotFound)
+	require.NoError(t, c.Publish(ctx, &stream.Record{Topic: topic, Value: []byte("x")}))
+	require.ErrorIs(t, c.Publish(ctx, &stream.Record{Topic: missing, Value: []byte("x")}), stream.ErrTopicNotFound)
 	require.ErrorIs(t, c.Publish(ctx, nil), stream.ErrInvalidRecord)
+	// ErrInvalidPartition on publishing: see manualPlacement.
 
 	_, err := c.ReadPartition(ctx, missing, 0, stream.OffsetEarliest)
 	require.ErrorIs(t, err, stream.ErrTopicNotFound)
@@ -483,9 +587,9 @@ func (s *suite) errorsTest(t *testing.T) {
 	require.ErrorIs(t, err, stream.ErrInvalidGroup)
 
 	var asyncErr error
-	c.PublishAsync(ctx, &stream.Record{Topic: topic, Partition: 9, Value: []byte("x")}, func(_ *stream.Record, err error) { asyncErr = err })
+	c.PublishAsync(ctx, nil, func(_ *stream.Record, err error) { asyncErr = err })
 	require.NoError(t, c.Flush(ctx))
-	require.ErrorIs(t, asyncErr, stream.ErrInvalidPartition, "PublishAsync reports errors through its callback")
+	require.ErrorIs(t, asyncErr, stream.ErrInvalidRecord, "PublishAsync reports errors through its callback")
 }
 
 // enforceRebalance: the member's next Polls run a new rebalance (an eager
@@ -493,7 +597,7 @@ func (s *suite) errorsTest(t *testing.T) {
 // and consumes on.
 func (s *suite) enforceRebalance(t *testing.T) {
 	ctx := testContext(t)
-	c := s.client(t)
+	c := s.manualClient(t)
 	topic := createTopic(t, ctx, c, 2)
 	publishSpread(t, ctx, c, topic, 2, 2, "a")
 	var mu sync.Mutex
@@ -567,7 +671,7 @@ func (s *suite) alterTopic(t *testing.T) {
 
 func (s *suite) deleteTopic(t *testing.T) {
 	ctx := testContext(t)
-	c := s.client(t)
+	c := s.manualClient(t)
 	topic := createTopic(t, ctx, c, 2)
 	publishSpread(t, ctx, c, topic, 2, 3, "old")
 
@@ -583,7 +687,7 @@ func (s *suite) deleteTopic(t *testing.T) {
 		return c.CreateTopic(ctx, topic, stream.TopicConfig{Partitions: 1}) == nil
 	}, Timeout, 10*time.Millisecond, "a deleted topic's name can be used again")
 
-	r := &stream.Record{Topic: topic, Partition: 0, Value: []byte("new")}
+	r := &stream.Record{Topic: topic, Value: []byte("new")}
 	require.NoError(t, c.Publish(ctx, r))
 	require.Equal(t, int64(0), r.Offset, "a re-created topic starts at offset 0")
 	got := readAll(t, ctx, c, topic, 0, stream.OffsetEarliest)
@@ -728,7 +832,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // made in OnRevoked.
 func (s *suite) groupSplitHandOver(t *testing.T, bal stream.Balancer) {
 	ctx := testContext(t)
-	c := s.client(t)
+	c := s.manualClient(t)
 	const parts = 4
 	topic := createTopic(t, ctx, c, parts)
 	group := unique(t, "g")
@@ -892,7 +996,7 @@ func (s *suite) autoCommitOnClose(t *testing.T) {
 
 func (s *suite) resetEarliest(t *testing.T) {
 	ctx := testContext(t)
-	c := s.client(t)
+	c := s.manualClient(t)
 	topic := createTopic(t, ctx, c, 2)
 	publishSpread(t, ctx, c, topic, 2, 3, "r")
 	gc, err := c.Subscribe(unique(t, "g"), []string{topic}, &stream.GroupOptions{Reset: stream.ResetEarliest})
@@ -921,7 +1025,7 @@ func (s *suite) resetLatest(t *testing.T) {
 	defer gc.Close()
 	for i := 0; ; i++ {
 		require.NoError(t, ctx.Err(), "no probe arrived")
-		require.NoError(t, c.Publish(ctx, &stream.Record{Topic: topic, Partition: 0, Value: fmt.Appendf(nil, "probe-%d", i)}))
+		require.NoError(t, c.Publish(ctx, &stream.Record{Topic: topic, Value: fmt.Appendf(nil, "probe-%d", i)}))
 		pctx, cancel := context.WithTimeout(ctx, 5*pollSlice)
 		recs, err := gc.Poll(pctx)
 		cancel()
@@ -971,7 +1075,7 @@ func (s *suite) resetNone(t *testing.T) {
 
 func (s *suite) seek(t *testing.T) {
 	ctx := testContext(t)
-	c := s.client(t)
+	c := s.manualClient(t)
 	topic := createTopic(t, ctx, c, 2)
 	tp := stream.TopicPartition{Topic: topic, Partition: 0}
 	group := unique(t, "g")
@@ -1064,13 +1168,13 @@ func (s *suite) closeTest(t *testing.T) {
 	require.ErrorIs(t, err, stream.ErrClosed, "a member's Poll after its client closed")
 	_ = open.Close()
 
-	require.ErrorIs(t, c.Publish(ctx, &stream.Record{Topic: topic, Partition: 0, Value: []byte("x")}), stream.ErrClosed)
+	require.ErrorIs(t, c.Publish(ctx, &stream.Record{Topic: topic, Value: []byte("x")}), stream.ErrClosed)
 	require.ErrorIs(t, c.CreateTopic(ctx, unique(t, "t"), stream.TopicConfig{}), stream.ErrClosed)
 	_, err = c.ReadPartition(ctx, topic, 0, stream.OffsetEarliest)
 	require.ErrorIs(t, err, stream.ErrClosed)
 	_, err = c.Subscribe(unique(t, "g"), []string{topic}, nil)
 	require.ErrorIs(t, err, stream.ErrClosed)
 	var asyncErr error
-	c.PublishAsync(ctx, &stream.Record{Topic: topic, Partition: 0, Value: []byte("x")}, func(_ *stream.Record, err error) { asyncErr = err })
+	c.PublishAsync(ctx, &stream.Record{Topic: topic, Value: []byte("x")}, func(_ *stream.Record, err error) { asyncErr = err })
 	require.ErrorIs(t, asyncErr, stream.ErrClosed, "PublishAsync after Close calls back at once")
 }

@@ -49,6 +49,21 @@ func OpenOffsets(fs vfs.FS, path string, base int64, maxEntries int, logSize int
 	return x, nil
 }
 
+// LoadOffsets reads an existing offset index onto the heap and validates
+// it as OpenOffsets does, for a segment whose files another process owns
+// and may cut or replace at any time: lookups then never touch the file.
+// The index takes further entries on the heap.
+func LoadOffsets(fs vfs.FS, path string, base int64, logSize int64) (*Offsets, error) {
+	x := &Offsets{s: newStore(fs, path, OffsetEntrySize, math.MaxInt32, 0), base: base}
+	if err := x.s.load(); err != nil {
+		return nil, err
+	}
+	if err := x.validate(logSize); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
 // NewMemoryOffsets returns an empty offset index held on the heap, for a
 // segment whose directory may not be written.
 func NewMemoryOffsets(base int64) *Offsets {

@@ -3,6 +3,7 @@ package index
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
@@ -92,6 +93,32 @@ func (s *store) open(writable bool) error {
 	s.writable = writable
 	s.n = int(size) / s.entrySize
 	s.alloc = int(size)
+	return nil
+}
+
+// load reads the file's entries onto the heap, for an index whose file
+// another process owns: a copy cannot fault when the owner cuts or
+// recreates the file, as a mapping would. The copy takes further entries
+// on the heap. A file cut while it is read loses only the entries past the
+// cut, and a partial entry at the end is left out.
+func (s *store) load() error {
+	f, err := s.fs.OpenFile(s.path, os.O_RDONLY, s.perm)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, size)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	n -= n % s.entrySize
+	s.heap, s.writable = true, true
+	s.data, s.n, s.alloc = buf[:n], n/s.entrySize, n
 	return nil
 }
 

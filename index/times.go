@@ -42,6 +42,19 @@ func OpenTimes(fs vfs.FS, path string, base, lastOffset int64, maxEntries int, w
 	return x, nil
 }
 
+// LoadTimes reads an existing time index onto the heap and validates it as
+// OpenTimes does; see LoadOffsets.
+func LoadTimes(fs vfs.FS, path string, base, lastOffset int64) (*Times, error) {
+	x := &Times{s: newStore(fs, path, TimeEntrySize, math.MaxInt32, 0), base: base}
+	if err := x.s.load(); err != nil {
+		return nil, err
+	}
+	if err := x.validate(lastOffset); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
 // NewMemoryTimes returns an empty time index held on the heap.
 func NewMemoryTimes(base int64) *Times {
 	x := &Times{s: newStore(nil, "", TimeEntrySize, math.MaxInt32, 0), base: base}

@@ -24,11 +24,15 @@ type Options struct {
 	Brokers []string
 	// ClientID is the client.id the cluster sees. Default "embedstream".
 	ClientID string
-	// Partitioner places records published with stream.AnyPartition.
-	// Default kgo.StickyKeyPartitioner(nil): Kafka's murmur2 placement of
-	// keyed records, the same as stream.KafkaPartitioner, and sticky
-	// placement of keyless ones. An explicit Record.Partition always wins,
-	// whatever the partitioner.
+	// Partitioner places every published record (kgo.RecordPartitioner,
+	// partitioner.class), as stream.Options.Partitioner does on the embedded
+	// side. Default kgo.StickyKeyPartitioner(nil): Kafka's murmur2
+	// placement of keyed records, the same as stream.KafkaPartitioner, and
+	// sticky placement of keyless ones; Record.Partition is ignored. Use
+	// kgo.ManualPartitioner() (stream.ManualPartitioner's counterpart) to
+	// place records on the partition they name: one left at
+	// stream.AnyPartition is then placed stickily, and a partition the
+	// topic lacks fails with stream.ErrInvalidPartition.
 	Partitioner kgo.Partitioner
 	// Opts are more franz-go options (TLS, SASL, timeouts, heartbeats,
 	// logging...) for every franz-go client the Client makes: its
@@ -44,9 +48,10 @@ type Options struct {
 // for concurrent use. See the package doc for how the embedded semantics
 // map onto the cluster's.
 type Client struct {
-	opts Options
-	cl   *kgo.Client  // producing and metadata
-	adm  *kadm.Client // topic admin and offset listing, on cl
+	opts    Options
+	cl      *kgo.Client  // producing and metadata
+	adm     *kadm.Client // topic admin and offset listing, on cl
+	refused *refusals    // records the partitioner failed, until finish
 
 	mu        sync.Mutex
 	closed    bool
@@ -69,7 +74,8 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Partitioner == nil {
 		opts.Partitioner = kgo.StickyKeyPartitioner(nil)
 	}
-	kopts := append(opts.base(), kgo.RecordPartitioner(partitioner{base: opts.Partitioner}))
+	refused := &refusals{}
+	kopts := append(opts.base(), kgo.RecordPartitioner(partitioner{base: opts.Partitioner, refused: refused}))
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, errorf(stream.ErrInvalidConfig, "kafka: %v", err)
@@ -79,7 +85,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("kafka: no broker of %v answered: %w", opts.Brokers, err)
 	}
 	return &Client{
-		opts: opts, cl: cl, adm: kadm.NewClient(cl),
+		opts: opts, cl: cl, adm: kadm.NewClient(cl), refused: refused,
 		consumers: map[*GroupConsumer]struct{}{},
 		readers:   map[*PartitionReader]struct{}{},
 	}, nil
@@ -392,23 +398,18 @@ func (c *Client) DeleteRecords(ctx context.Context, topic string, partition int3
 }
 
 // prepare validates and converts one record for producing.
-func prepare(ctx context.Context, r *stream.Record) (*kgo.Record, *explicit, error) {
+func prepare(r *stream.Record) (*kgo.Record, error) {
 	if err := validRecord(r); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	kr := ToKgo(r)
-	var e *explicit
-	if r.Partition != stream.AnyPartition {
-		e = markExplicit(ctx, kr)
-	}
-	return kr, e, nil
+	return ToKgo(r), nil
 }
 
 // finish copies what the cluster assigned back into r, and maps err.
-func finish(r *stream.Record, kr *kgo.Record, e *explicit, err error) error {
+func (c *Client) finish(r *stream.Record, kr *kgo.Record, err error) error {
 	if err != nil {
-		if e != nil && e.invalid.Load() {
-			return errorf(stream.ErrInvalidPartition, "partition %d of %q", r.Partition, r.Topic)
+		if ref, ok := c.refused.take(kr); ok {
+			return errorf(stream.ErrInvalidPartition, "partition %d of %q (it has %d)", ref.partition, r.Topic, ref.partitions)
 		}
 		return fmt.Errorf("kafka: produce to %q: %w", r.Topic, mapErr(err))
 	}
@@ -419,23 +420,24 @@ func finish(r *stream.Record, kr *kgo.Record, e *explicit, err error) error {
 // Publish produces records and waits until the cluster acknowledged each
 // (with the client's acks, by default all in-sync replicas), then fills in
 // each record's Partition, Offset and Timestamp. Records are validated
-// first (stream.ErrInvalidRecord, stream.ErrInvalidTopic,
-// stream.ErrInvalidPartition) and none is sent if one fails. Unlike the
+// first (stream.ErrInvalidRecord, stream.ErrInvalidTopic) and none is sent
+// if one fails. Options.Partitioner places every record: Record.Partition
+// counts only under kgo.ManualPartitioner, where a partition the topic
+// lacks fails that record with stream.ErrInvalidPartition. Unlike the
 // embedded backend, records for one partition are not guaranteed to be one
-// atomic batch, and a failure can leave some records written: the first
-// error is returned.
+// atomic batch, and a failure (a bad partition among them too) can leave
+// some records written: the first error is returned.
 func (c *Client) Publish(ctx context.Context, recs ...*stream.Record) error {
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
 	krs := make([]*kgo.Record, len(recs))
-	exps := make([]*explicit, len(recs))
 	for i, r := range recs {
-		kr, e, err := prepare(ctx, r)
+		kr, err := prepare(r)
 		if err != nil {
 			return err
 		}
-		krs[i], exps[i] = kr, e
+		krs[i] = kr
 	}
 	// ProduceSync skips the linger for the partitions it writes to; its
 	// results come in completion order.
@@ -445,7 +447,7 @@ func (c *Client) Publish(ctx context.Context, recs ...*stream.Record) error {
 	}
 	var first error
 	for i, r := range recs {
-		if err := finish(r, krs[i], exps[i], errs[krs[i]]); err != nil && first == nil {
+		if err := c.finish(r, krs[i], errs[krs[i]]); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -468,13 +470,13 @@ func (c *Client) PublishAsync(ctx context.Context, r *stream.Record, done func(*
 		done(r, err)
 		return
 	}
-	kr, e, err := prepare(ctx, r)
+	kr, err := prepare(r)
 	if err != nil {
 		done(r, err)
 		return
 	}
 	c.cl.Produce(ctx, kr, func(kr *kgo.Record, err error) {
-		done(r, finish(r, kr, e, err))
+		done(r, c.finish(r, kr, err))
 	})
 }
 

@@ -55,12 +55,12 @@ func TestErrorsKeepKafkasDetail(t *testing.T) {
 	require.ErrorIs(t, err, stream.ErrTopicNotFound)
 	require.ErrorIs(t, err, kerr.UnknownTopicOrPartition)
 
-	err = c.Publish(ctx, &stream.Record{Topic: "never-created", Partition: stream.AnyPartition, Value: []byte("x")})
+	err = c.Publish(ctx, &stream.Record{Topic: "never-created", Value: []byte("x")})
 	require.ErrorIs(t, err, stream.ErrTopicNotFound)
 	require.ErrorIs(t, err, kerr.UnknownTopicOrPartition)
 
 	require.ErrorIs(t, c.CreateTopic(ctx, "zero", stream.TopicConfig{Partitions: -1}), stream.ErrInvalidConfig)
-	require.ErrorIs(t, c.Publish(ctx, &stream.Record{Topic: "dup", Partition: -2}), stream.ErrInvalidPartition)
+	require.NoError(t, c.Publish(ctx, &stream.Record{Topic: "dup", Partition: -2}), "the default partitioner ignores Partition")
 	require.ErrorIs(t, c.Publish(ctx, &stream.Record{Topic: "dup", Timestamp: time.UnixMilli(-5)}), stream.ErrInvalidRecord)
 }
 
@@ -82,7 +82,7 @@ func TestSubscribeOptions(t *testing.T) {
 	// MaxPollRecords caps a Poll.
 	var recs []*stream.Record
 	for range 10 {
-		recs = append(recs, &stream.Record{Topic: "t", Partition: 0, Value: []byte("v")})
+		recs = append(recs, &stream.Record{Topic: "t", Value: []byte("v")})
 	}
 	require.NoError(t, c.Publish(ctx, recs...))
 	gc, err := c.Subscribe("g", []string{"t"}, &stream.GroupOptions{Reset: stream.ResetEarliest, MaxPollRecords: 3})
@@ -181,7 +181,7 @@ func TestAlterTopic(t *testing.T) {
 func TestRecordsBothWays(t *testing.T) {
 	ctx := testCtx(t)
 	cluster := newCluster(t)
-	c := newClient(t, cluster)
+	c := newClientWith(t, cluster, kgo.ManualPartitioner())
 	require.NoError(t, c.CreateTopic(ctx, "both", stream.TopicConfig{Partitions: 2}))
 	ts := time.UnixMilli(1_650_000_000_123)
 
@@ -256,7 +256,7 @@ func TestReadPartitionAtTime(t *testing.T) {
 	base := time.UnixMilli(1_700_000_000_000)
 	var recs []*stream.Record
 	for i := range 10 {
-		recs = append(recs, &stream.Record{Topic: "timed", Partition: 0, Value: []byte{byte(i)}, Timestamp: base.Add(time.Duration(i) * time.Minute)})
+		recs = append(recs, &stream.Record{Topic: "timed", Value: []byte{byte(i)}, Timestamp: base.Add(time.Duration(i) * time.Minute)})
 	}
 	require.NoError(t, c.Publish(ctx, recs...))
 
@@ -286,7 +286,7 @@ func TestReadPartitionAtTime(t *testing.T) {
 func TestStaleMemberCommit(t *testing.T) {
 	ctx := testCtx(t)
 	cluster := newCluster(t)
-	kc, err := kafka.New(ctx, kafka.Options{Brokers: cluster.ListenAddrs(),
+	kc, err := kafka.New(ctx, kafka.Options{Brokers: cluster.ListenAddrs(), Partitioner: kgo.ManualPartitioner(),
 		Opts: append(testOpts(), kgo.RebalanceTimeout(500*time.Millisecond))})
 	require.NoError(t, err)
 	defer kc.Close()
@@ -387,7 +387,7 @@ func TestStaticMember(t *testing.T) {
 	ctx := testCtx(t)
 	c := newClient(t, newCluster(t))
 	require.NoError(t, c.CreateTopic(ctx, "static", stream.TopicConfig{Partitions: 2}))
-	require.NoError(t, c.Publish(ctx, &stream.Record{Topic: "static", Partition: 0, Value: []byte("a")}))
+	require.NoError(t, c.Publish(ctx, &stream.Record{Topic: "static", Value: []byte("a")}))
 	for i := range 2 {
 		gc, err := c.Subscribe("static-group", []string{"static"}, &stream.GroupOptions{Reset: stream.ResetEarliest, InstanceID: "worker-1"})
 		require.NoError(t, err)

@@ -29,19 +29,34 @@ func testOpts() []kgo.Opt {
 	return []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond)}
 }
 
+// newClient connects a Client with the default partitioner (Kafka's
+// murmur2 placement of keys) to cluster.
 func newClient(t testing.TB, cluster *kfake.Cluster) *kafka.Client {
+	t.Helper()
+	return newClientWith(t, cluster, nil)
+}
+
+// newClientWith connects a Client with partitioner (nil: the default) to
+// cluster.
+func newClientWith(t testing.TB, cluster *kfake.Cluster, partitioner kgo.Partitioner) *kafka.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := kafka.New(ctx, kafka.Options{Brokers: cluster.ListenAddrs(), Opts: testOpts()})
+	c, err := kafka.New(ctx, kafka.Options{Brokers: cluster.ListenAddrs(), Partitioner: partitioner, Opts: testOpts()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
 // TestConformance runs the shared behaviour tests against one in-process
-// cluster, a new Client per subtest.
+// cluster, a new Client per subtest; kgo.ManualPartitioner is the Manual
+// placement.
 func TestConformance(t *testing.T) {
 	cluster := newCluster(t)
-	conformance.Run(t, func(t *testing.T) stream.Client { return newClient(t, cluster) })
+	conformance.Run(t, func(t *testing.T, p conformance.Placement) stream.Client {
+		if p == conformance.Manual {
+			return newClientWith(t, cluster, kgo.ManualPartitioner())
+		}
+		return newClient(t, cluster)
+	})
 }

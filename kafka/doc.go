@@ -20,12 +20,16 @@
 // (milliseconds). A nil key or value is Kafka's null and an empty one stays
 // empty; the same holds for header values.
 //
-// Placement: a record with stream.AnyPartition goes through the partitioner,
-// by default franz-go's StickyKeyPartitioner with Kafka's murmur2: a keyed
+// Placement: Options.Partitioner places every record, as franz-go's and the
+// embedded backend's partitioners do; Record.Partition is ignored. The
+// default is franz-go's StickyKeyPartitioner with Kafka's murmur2: a keyed
 // record lands where the Java client puts it, and where
 // stream.KafkaPartitioner puts it on the embedded side; keyless records
 // stick to one partition per batch (as the embedded KIP-794 placement
-// does). Any other Partition is explicit and always wins.
+// does). With kgo.ManualPartitioner() (stream.ManualPartitioner on the
+// embedded side) a record goes to the partition it names; one left at
+// stream.AnyPartition is placed stickily, and a partition the topic lacks
+// fails the record with stream.ErrInvalidPartition.
 //
 // Publish produces and waits for the acknowledgement (franz-go's defaults:
 // idempotent, acks from all in-sync replicas); PublishAsync produces with a

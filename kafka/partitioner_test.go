@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/embedstream/stream"
+	"github.com/embedstream/stream/kafka"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -80,7 +81,7 @@ func TestKeyedPlacementAcrossBackends(t *testing.T) {
 		publish := func(c stream.Client) []*stream.Record {
 			var recs []*stream.Record
 			for _, k := range keys {
-				recs = append(recs, &stream.Record{Topic: topic, Partition: stream.AnyPartition, Key: k, Value: []byte("v")})
+				recs = append(recs, &stream.Record{Topic: topic, Key: k, Value: []byte("v")})
 			}
 			require.NoError(t, c.Publish(ctx, recs...))
 			return recs
@@ -93,7 +94,7 @@ func TestKeyedPlacementAcrossBackends(t *testing.T) {
 		// PublishAsync on the cluster places keys the same way.
 		done := make(chan *stream.Record, len(keys))
 		for _, k := range keys {
-			kc.PublishAsync(ctx, &stream.Record{Topic: topic, Partition: stream.AnyPartition, Key: k, Value: []byte("async")},
+			kc.PublishAsync(ctx, &stream.Record{Topic: topic, Key: k, Value: []byte("async")},
 				func(r *stream.Record, err error) {
 					require.NoError(t, err)
 					done <- r
@@ -104,5 +105,50 @@ func TestKeyedPlacementAcrossBackends(t *testing.T) {
 		for r := range done {
 			require.Equal(t, stream.KafkaPartitioner{}.Partition(r, parts), r.Partition, "async key %x", r.Key)
 		}
+	}
+}
+
+// TestPartitionerAnswers: the Client's partitioner places every record, and
+// its answers mean what a stream.Partitioner's do: stream.AnyPartition (as
+// kgo.ManualPartitioner returns for a record left at it) is "no preference",
+// placed stickily; a partition the topic lacks fails the record with
+// stream.ErrInvalidPartition, through Publish and PublishAsync.
+func TestPartitionerAnswers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cluster := newCluster(t)
+	fixed := func(p int) kgo.Partitioner {
+		return kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
+			return func(*kgo.Record, int) int { return p }
+		})
+	}
+	const parts = 4
+	for name, c := range map[string]*kafka.Client{
+		"none":   newClientWith(t, cluster, fixed(int(stream.AnyPartition))),
+		"manual": newClientWith(t, cluster, kgo.ManualPartitioner()),
+	} {
+		topic := "answers-" + name
+		require.NoError(t, c.CreateTopic(ctx, topic, stream.TopicConfig{Partitions: parts}))
+		recs := make([]*stream.Record, 20)
+		for i := range recs {
+			recs[i] = &stream.Record{Topic: topic, Partition: stream.AnyPartition, Key: fmt.Appendf(nil, "k%d", i)}
+		}
+		require.NoError(t, c.Publish(ctx, recs...), name)
+		for _, r := range recs {
+			require.True(t, r.Partition >= 0 && r.Partition < parts, "%s: placed on %d", name, r.Partition)
+		}
+	}
+
+	for _, p := range []int{parts, parts + 10, -2} {
+		c := newClientWith(t, cluster, fixed(p))
+		topic := fmt.Sprintf("refused%d", p+2)
+		require.NoError(t, c.CreateTopic(ctx, topic, stream.TopicConfig{Partitions: parts}))
+		err := c.Publish(ctx, &stream.Record{Topic: topic, Value: []byte("x")})
+		require.ErrorIs(t, err, stream.ErrInvalidPartition, "partitioner answers %d", p)
+		require.ErrorContains(t, err, fmt.Sprintf("partition %d", p))
+		done := make(chan error, 1)
+		c.PublishAsync(ctx, &stream.Record{Topic: topic, Value: []byte("x")}, func(_ *stream.Record, err error) { done <- err })
+		require.NoError(t, c.Flush(ctx))
+		require.ErrorIs(t, <-done, stream.ErrInvalidPartition, "PublishAsync, partitioner answers %d", p)
 	}
 }

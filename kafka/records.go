@@ -1,8 +1,7 @@
 package kafka
 
 import (
-	"context"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/embedstream/stream"
@@ -12,8 +11,8 @@ import (
 // ToKgo converts a record to franz-go's, for producing. Key, Value and
 // header values are shared, not copied: nil stays nil (Kafka's null) and an
 // empty slice stays empty. A zero Timestamp is left zero, for franz-go to
-// stamp with the time of producing. Partition is copied as it is; only the
-// Client's partitioner knows whether it is explicit (see Client.Publish).
+// stamp with the time of producing. Partition is copied as it is, for a
+// partitioner that reads it (kgo.ManualPartitioner); the others ignore it.
 func ToKgo(r *stream.Record) *kgo.Record {
 	kr := &kgo.Record{
 		Topic:     r.Topic,
@@ -55,70 +54,75 @@ func FromKgo(kr *kgo.Record) *stream.Record {
 	return r
 }
 
-// explicitKey marks, in a kgo.Record's Context, a record whose Partition
-// was set by the caller (not stream.AnyPartition).
-type explicitKey struct{}
-
-// explicit is what the partitioner reads from an explicitly placed record,
-// and what it leaves for the promise: whether the partition was valid.
-type explicit struct {
-	invalid atomic.Bool
+// partitioner places every record (as kgo does) with base, the Options'
+// partitioner, and gives base's answers the stream.Partitioner meanings:
+// stream.AnyPartition (what kgo.ManualPartitioner returns for a record left
+// at it) is "no preference", placed stickily by fallback; any other number
+// outside the topic fails the record, noted in refused so that the promise
+// reports stream.ErrInvalidPartition.
+type partitioner struct {
+	base    kgo.Partitioner
+	refused *refusals
 }
-
-func markExplicit(ctx context.Context, kr *kgo.Record) *explicit {
-	e := &explicit{}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	kr.Context = context.WithValue(ctx, explicitKey{}, e)
-	return e
-}
-
-func explicitOf(kr *kgo.Record) *explicit {
-	if kr.Context == nil {
-		return nil
-	}
-	e, _ := kr.Context.Value(explicitKey{}).(*explicit)
-	return e
-}
-
-// partitioner honours an explicit Record.Partition and leaves the rest to
-// base (by default franz-go's StickyKeyPartitioner with Kafka's murmur2
-// hasher: keyed records land where the Java client and
-// stream.KafkaPartitioner put them, keyless ones stick to a partition per
-// batch).
-type partitioner struct{ base kgo.Partitioner }
 
 func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	return &topicPartitioner{base: p.base.ForTopic(topic)}
+	return &topicPartitioner{
+		base:     p.base.ForTopic(topic),
+		fallback: kgo.StickyPartitioner().ForTopic(topic),
+		refused:  p.refused,
+	}
 }
 
-type topicPartitioner struct{ base kgo.TopicPartitioner }
+type topicPartitioner struct {
+	base, fallback kgo.TopicPartitioner
+	refused        *refusals
+}
 
 func (t *topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
-	if explicitOf(r) != nil {
-		return true
-	}
 	return t.base.RequiresConsistency(r)
 }
 
 func (t *topicPartitioner) Partition(r *kgo.Record, n int) int {
-	if e := explicitOf(r); e != nil {
-		if int(r.Partition) >= n {
-			e.invalid.Store(true)
-			return -1 // kgo fails the record; the promise reports ErrInvalidPartition
-		}
-		return int(r.Partition)
+	switch p := t.base.Partition(r, n); {
+	case p >= 0 && p < n:
+		return p
+	case p == int(stream.AnyPartition):
+		return t.fallback.Partition(r, n)
+	default:
+		t.refused.add(r, p, n)
+		return -1 // kgo fails the record; finish reports ErrInvalidPartition
 	}
-	return t.base.Partition(r, n)
 }
 
-// OnNewBatch forwards to a base partitioner that sticks to a partition per
-// batch.
+// OnNewBatch moves on the sticky placements, base's if it has one, when kgo
+// starts a new batch (KIP-480).
 func (t *topicPartitioner) OnNewBatch() {
 	if nb, ok := t.base.(kgo.TopicPartitionerOnNewBatch); ok {
 		nb.OnNewBatch()
 	}
+	if nb, ok := t.fallback.(kgo.TopicPartitionerOnNewBatch); ok {
+		nb.OnNewBatch()
+	}
+}
+
+// refusals are the records the partitioner failed, with the partition it
+// was asked for, until finish takes them: the promise only says that
+// partitioning failed.
+type refusals struct{ m sync.Map } // *kgo.Record -> refusal
+
+type refusal struct{ partition, partitions int }
+
+func (rs *refusals) add(r *kgo.Record, partition, partitions int) {
+	rs.m.Store(r, refusal{partition, partitions})
+}
+
+// take returns and forgets r's refusal, if it was refused.
+func (rs *refusals) take(r *kgo.Record) (refusal, bool) {
+	v, ok := rs.m.LoadAndDelete(r)
+	if !ok {
+		return refusal{}, false
+	}
+	return v.(refusal), true
 }
 
 // validTopic applies Kafka's topic name rules: 1 to 249 characters of
@@ -146,9 +150,6 @@ func validRecord(r *stream.Record) error {
 	}
 	if !r.Timestamp.IsZero() && r.Timestamp.UnixMilli() < 0 {
 		return errorf(stream.ErrInvalidRecord, "negative timestamp %v", r.Timestamp)
-	}
-	if r.Partition < stream.AnyPartition {
-		return errorf(stream.ErrInvalidPartition, "partition %d of %q", r.Partition, r.Topic)
 	}
 	return nil
 }

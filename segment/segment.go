@@ -92,6 +92,11 @@ type Config struct {
 	// ReadOnly forbids any change to the files: damage found by recovery is
 	// skipped in memory and indexes are rebuilt on the heap.
 	ReadOnly bool
+	// Follow reads files another process owns and writes (implies
+	// ReadOnly): their indexes are read onto the heap rather than mapped, so
+	// that the owner cutting or recreating one cannot fault a lookup, and an
+	// active segment takes what the owner appends through Follow.
+	Follow bool
 	// NoSync skips the fsyncs of sealing and of directory changes, for logs
 	// whose policy leaves flushing to the OS. Sync still syncs.
 	NoSync bool
@@ -538,18 +543,31 @@ func (s *Segment) openIndexesLocked(size int64) bool {
 	fs := s.cfg.fs()
 	maxEntries := index.MaxEntries(max(s.cfg.MaxBytes, size))
 	writable := s.f != nil && !s.cfg.ReadOnly
-	offsets, err := index.OpenOffsets(fs, s.path(IndexSuffix), s.base, maxEntries, size, writable, s.cfg.Perm)
-	if err != nil {
-		return false
-	}
 	lastOffset := s.next.Load() - 1
 	if s.f != nil {
 		lastOffset = math.MaxInt64 // active: the tail scan finds the end later
 	}
-	times, err := index.OpenTimes(fs, s.path(TimeIndexSuffix), s.base, lastOffset, maxEntries, writable, s.cfg.Perm)
-	if err != nil {
-		offsets.Close(false)
-		return false
+	var offsets *index.Offsets
+	var times *index.Times
+	var err error
+	if s.cfg.Follow {
+		offsets, err = index.LoadOffsets(fs, s.path(IndexSuffix), s.base, size)
+		if err == nil {
+			times, err = index.LoadTimes(fs, s.path(TimeIndexSuffix), s.base, lastOffset)
+		}
+		if err != nil {
+			return false
+		}
+	} else {
+		offsets, err = index.OpenOffsets(fs, s.path(IndexSuffix), s.base, maxEntries, size, writable, s.cfg.Perm)
+		if err != nil {
+			return false
+		}
+		times, err = index.OpenTimes(fs, s.path(TimeIndexSuffix), s.base, lastOffset, maxEntries, writable, s.cfg.Perm)
+		if err != nil {
+			offsets.Close(false)
+			return false
+		}
 	}
 	s.setIndexes(offsets, times) // resetIndexes closes them if the check fails
 	return s.checkIndexesLocked(size) == nil

@@ -22,7 +22,7 @@
 //		}
 //		var invoices []*stream.Record
 //		for _, r := range recs {
-//			invoices = append(invoices, &stream.Record{Topic: "invoices", Partition: stream.AnyPartition,
+//			invoices = append(invoices, &stream.Record{Topic: "invoices",
 //				Key: r.Key, Value: append([]byte("invoice for "), r.Value...)})
 //		}
 //		if err := out.Publish(ctx, invoices...); err != nil {

@@ -19,7 +19,7 @@ func Forward(ctx context.Context, in streamtest.PollCommitter, out streamtest.Pu
 	}
 	var invoices []*stream.Record
 	for _, r := range recs {
-		invoices = append(invoices, &stream.Record{Topic: "invoices", Partition: stream.AnyPartition,
+		invoices = append(invoices, &stream.Record{Topic: "invoices",
 			Key: r.Key, Value: append([]byte("invoice for "), r.Value...)})
 	}
 	if err := out.Publish(ctx, invoices...); err != nil {

@@ -16,7 +16,7 @@ import (
 var errBoom = errors.New("boom")
 
 func rec(topic, v string) *stream.Record {
-	return &stream.Record{Topic: topic, Partition: stream.AnyPartition, Value: []byte(v)}
+	return &stream.Record{Topic: topic, Value: []byte(v)}
 }
 
 func TestFaultyPublisher(t *testing.T) {

@@ -51,14 +51,15 @@ func Subscribe(t testing.TB, b *stream.Broker, group string, opts *stream.Consum
 }
 
 // Publish publishes values to topic as one Broker.Publish call, without keys
-// (so the broker places them, all in one partition per call; see
-// stream.AnyPartition), and returns the published records with their
-// Partition, Offset and Timestamp filled in. It fails the test on error.
+// (so the broker's partitioner places them stickily, all in one partition
+// per call; see stream.AnyPartition), and returns the published records with
+// their Partition, Offset and Timestamp filled in. It fails the test on
+// error.
 func Publish(t testing.TB, b *stream.Broker, topic string, values ...string) []*stream.Record {
 	t.Helper()
 	recs := make([]*stream.Record, len(values))
 	for i, v := range values {
-		recs[i] = &stream.Record{Topic: topic, Partition: stream.AnyPartition, Value: []byte(v)}
+		recs[i] = &stream.Record{Topic: topic, Value: []byte(v)}
 	}
 	return PublishRecords(t, b, recs...)
 }
@@ -70,7 +71,7 @@ func PublishKeyed(t testing.TB, b *stream.Broker, topic, key string, values ...s
 	t.Helper()
 	recs := make([]*stream.Record, len(values))
 	for i, v := range values {
-		recs[i] = &stream.Record{Topic: topic, Partition: stream.AnyPartition, Key: []byte(key), Value: []byte(v)}
+		recs[i] = &stream.Record{Topic: topic, Key: []byte(key), Value: []byte(v)}
 	}
 	return PublishRecords(t, b, recs...)
 }
@@ -81,14 +82,15 @@ func PublishBytes(t testing.TB, b *stream.Broker, topic string, values ...[]byte
 	t.Helper()
 	recs := make([]*stream.Record, len(values))
 	for i, v := range values {
-		recs[i] = &stream.Record{Topic: topic, Partition: stream.AnyPartition, Value: v}
+		recs[i] = &stream.Record{Topic: topic, Value: v}
 	}
 	return PublishRecords(t, b, recs...)
 }
 
 // PublishRecords publishes recs as they are, in one Broker.Publish call,
-// and returns them (filled in by Publish). Mind that a zero Partition is
-// partition 0: use stream.AnyPartition to let the key decide.
+// and returns them (filled in by Publish). The broker's partitioner places
+// them: a Partition set on a record counts only on a broker opened with
+// stream.ManualPartitioner.
 func PublishRecords(t testing.TB, b *stream.Broker, recs ...*stream.Record) []*stream.Record {
 	t.Helper()
 	require.NoError(t, b.Publish(context.Background(), recs...), "streamtest.Publish")

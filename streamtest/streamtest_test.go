@@ -92,7 +92,12 @@ func TestPublishAndRecords(t *testing.T) {
 		require.EqualValues(t, i, r.Offset)
 		require.Equal(t, "alice", string(r.Key))
 	}
-	streamtest.PublishRecords(t, b, &stream.Record{Topic: "three", Partition: (p + 1) % 3, Value: []byte("other")})
+	other := "bob"
+	for (stream.HashPartitioner{}).Partition(&stream.Record{Key: []byte(other)}, 3) == p {
+		other += "+"
+	}
+	o := streamtest.PublishKeyed(t, b, "three", other, "other")
+	require.NotEqual(t, p, o[0].Partition)
 	all := streamtest.Records(t, b, "three")
 	require.Len(t, all, 4)
 	// Records goes partition by partition.
@@ -135,7 +140,7 @@ func TestConsumeCommitsExactlyWhatItReturns(t *testing.T) {
 }
 
 func TestConsumeAcrossPartitions(t *testing.T) {
-	b := streamtest.NewBroker(t, streamtest.WithTopic("orders", stream.TopicConfig{Partitions: 3}))
+	b := streamtest.NewBroker(t, streamtest.WithTopic("orders", stream.TopicConfig{Partitions: 3}), streamtest.WithOptions(&stream.Options{Partitioner: stream.ManualPartitioner{}}))
 	for p := range int32(3) {
 		for i := range 4 {
 			streamtest.PublishRecords(t, b, &stream.Record{Topic: "orders", Partition: p, Value: []byte{byte('a' + p), byte('0' + i)}})
@@ -204,7 +209,7 @@ func TestWithDir(t *testing.T) {
 
 func TestCrash(t *testing.T) {
 	streamtest.CheckLeaks(t)
-	b := streamtest.NewBroker(t, streamtest.WithTopic("orders", stream.TopicConfig{Partitions: 2}))
+	b := streamtest.NewBroker(t, streamtest.WithTopic("orders", stream.TopicConfig{Partitions: 2}), streamtest.WithOptions(&stream.Options{Partitioner: stream.ManualPartitioner{}}))
 	streamtest.PublishRecords(t, b,
 		&stream.Record{Topic: "orders", Partition: 0, Value: []byte("a")},
 		&stream.Record{Topic: "orders", Partition: 0, Value: []byte("b")},
@@ -237,7 +242,7 @@ func TestCrash(t *testing.T) {
 // every record the copy caught, in order, none invented.
 func TestCrashDuringWrites(t *testing.T) {
 	b := streamtest.NewBroker(t, streamtest.WithTopic("t", stream.TopicConfig{Partitions: 2}))
-	p := mustProducer(b, &stream.ProducerOptions{})
+	p := mustProducer(b, &stream.ProducerOptions{Partitioner: stream.ManualPartitioner{}})
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {

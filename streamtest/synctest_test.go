@@ -80,7 +80,8 @@ func parts(topic string, ps ...int32) []stream.TopicPartition {
 func TestSynctestRebalanceAndEviction(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		b := streamtest.NewBroker(t, streamtest.WithTopic("orders", stream.TopicConfig{Partitions: 4}))
+		b := streamtest.NewBroker(t, streamtest.WithTopic("orders", stream.TopicConfig{Partitions: 4}),
+			streamtest.WithOptions(&stream.Options{Partitioner: stream.ManualPartitioner{}}))
 		opts := streamtest.ConsumerOptions()
 		opts.MaxPollInterval = time.Minute
 
@@ -186,7 +187,7 @@ func TestSynctestProducerLingerAndSessionTimeout(t *testing.T) {
 		defer p.Close()
 		start := time.Now()
 		written := make(chan time.Duration, 1)
-		p.Publish(t.Context(), &stream.Record{Topic: "t", Partition: 0, Value: []byte("x")}, func(_ *stream.Record, err error) {
+		p.Publish(t.Context(), &stream.Record{Topic: "t", Value: []byte("x")}, func(_ *stream.Record, err error) {
 			require.NoError(t, err)
 			written <- time.Since(start)
 		})

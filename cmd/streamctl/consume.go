@@ -26,9 +26,11 @@ partition, each starts at the OFFSET or the end of its log nearest to it.
 
 ` + formatHelp + `
 
-A directory has one owner at a time: while consume holds it, no application
-can open it to publish, so -follow prints what is there and then waits until
-interrupted (Ctrl-C) or -limit is reached.
+Without -group it reads the directory as a follower, taking no lock: it works
+while an application owns the directory and publishes, never stops one from
+opening it, and -follow prints the application's new records as they reach
+the disk (within about 100ms) until interrupted (Ctrl-C) or -limit is
+reached. With -group it commits, which needs the directory to itself.
 
 Examples:
   consume -topic orders -from -3                 the last 3 records of each partition

@@ -27,8 +27,12 @@ var (
 	buildErr  error
 )
 
-// TestMain runs the tests and removes the end-to-end binary.
+// TestMain runs the tests and removes the end-to-end binary; with
+// writerEnv set, the binary is a live writer instead (see liveWriter).
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(writerEnv); dir != "" {
+		os.Exit(liveWriter(dir))
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -142,12 +146,14 @@ func TestE2EHelpAndBadFlag(t *testing.T) {
 	require.Empty(t, r.stdout)
 }
 
-// TestE2ELocked checks the one-line error for a directory a running broker holds, with the binary.
+// TestE2ELocked checks, with the binary, that a read works on a directory a
+// running broker holds, and the one-line error of a write.
 func TestE2ELocked(t *testing.T) {
 	dir := threeOrders(t)
 	withBroker(t, dir, func(*stream.Broker) {
-		r := streamctl(t, "", "-dir", dir, "topics", "list")
+		require.Equal(t, "orders\n", streamctl(t, "", "-dir", dir, "topics", "list").ok(t).stdout)
+		r := streamctl(t, "", "-dir", dir, "topics", "create", "-topic", "x")
 		require.Equal(t, 1, r.code)
-		require.Equal(t, "streamctl topics list: "+dir+" is in use by a running broker: stop it, or work on a copy\n", r.stderr)
+		require.Equal(t, "streamctl topics create: "+dir+" is in use by a running broker: stop it, or work on a copy\n", r.stderr)
 	})
 }

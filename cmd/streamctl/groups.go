@@ -44,6 +44,9 @@ func groupsList(_ context.Context, a *app, args []string) error {
 		return err
 	}
 	return a.withBroker(readAccess, func(b *stream.Broker) error {
+		if err := needMeta(b); err != nil {
+			return err
+		}
 		for _, g := range b.Groups() {
 			fmt.Fprintln(a.stdout, g)
 		}
@@ -88,6 +91,9 @@ func groupsLag(_ context.Context, a *app, args []string) error {
 
 // describeGroups describes the named group, or every group for "".
 func describeGroups(b *stream.Broker, name string) ([]stream.GroupInfo, error) {
+	if err := needMeta(b); err != nil {
+		return nil, err
+	}
 	names := b.Groups()
 	if name != "" {
 		if !slices.Contains(names, name) {

@@ -219,7 +219,7 @@ type access int
 
 // The ways to open the data directory.
 const (
-	readAccess   access = iota // read-only; the directory must exist
+	readAccess   access = iota // as a follower: read-only, no lock; the directory must exist
 	writeAccess                // writable; the directory must exist
 	createAccess               // writable; the directory is created if missing
 )
@@ -235,7 +235,9 @@ func (a *app) withBroker(acc access, fn func(b *stream.Broker) error) (err error
 }
 
 // open opens the data directory for acc, with clear errors for a missing
-// directory and one a running broker holds.
+// directory and one a running broker holds. Reads open it as a follower
+// (stream.Options.Follow): without its lock, so they work on a directory a
+// running application owns and never stop it from opening.
 func (a *app) open(acc access) (*stream.Broker, error) {
 	if err := a.needDir(); err != nil {
 		return nil, err
@@ -249,7 +251,7 @@ func (a *app) open(acc access) (*stream.Broker, error) {
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := stream.Open(a.dir, &stream.Options{ReadOnly: acc == readAccess, Logger: logger})
+	b, err := stream.Open(a.dir, &stream.Options{Follow: acc == readAccess, Logger: logger})
 	if errors.Is(err, stream.ErrLocked) {
 		return nil, fmt.Errorf("%s is in use by a running broker: stop it, or work on a copy", a.dir)
 	}
@@ -360,4 +362,14 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("bad time %q: want RFC 3339 (2006-01-02T15:04:05Z), now, or -DURATION", s)
 	}
 	return t, nil
+}
+
+// needMeta checks that meta.db, where groups and their committed offsets
+// are, can be read now: a follower that cannot read it (damaged, or being
+// rewritten faster than it can be copied) would show no groups.
+func needMeta(b *stream.Broker) error {
+	if err := b.Refresh(); errors.Is(err, stream.ErrMetadataUnavailable) {
+		return err
+	}
+	return nil
 }

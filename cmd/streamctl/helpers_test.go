@@ -61,8 +61,8 @@ func (r result) fails(t *testing.T, code int, want ...string) {
 	}
 }
 
-// withBroker opens dir, runs fn and closes the broker. Records published
-// with a partition go there (ManualPartitioner).
+// withBroker opens dir, runs fn and closes the broker. The broker places
+// records on the partition they name (ManualPartitioner), as rec makes them.
 func withBroker(t *testing.T, dir string, fn func(b *stream.Broker)) {
 	t.Helper()
 	b, err := stream.Open(dir, &stream.Options{Sync: stream.SyncNever, Partitioner: stream.ManualPartitioner{}})

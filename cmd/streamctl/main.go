@@ -9,10 +9,15 @@
 //	streamctl -dir DIR groups lag
 //	streamctl -dir DIR verify
 //
-// Commands that only read open the directory read-only (stream.Options.ReadOnly),
-// so they work on a copy or on a stopped application's directory and never
-// change a byte of it; dump and verify read the segment files directly. A
-// directory held by a running broker cannot be opened (its lock is taken).
+// Commands that only read open the directory as a follower
+// (stream.Options.Follow): they take no lock and never change a byte of it,
+// so they work on a copy, on a stopped application's directory, and on a
+// running application's without stopping it or keeping it from starting
+// (consume -follow tails what it publishes); dump and verify read the
+// segment files directly. What a follower cannot see is documented at
+// stream.Options.Follow: the application's group members, records not yet
+// written. Commands that write (produce, topics create, consume -group, ...)
+// need the directory to themselves: one a running broker holds is refused.
 //
 // Run "streamctl -h" for the command list and "streamctl COMMAND -h" for each
 // command's flags. Exit status: 0 on success, 1 on failure, 2 on a usage error.

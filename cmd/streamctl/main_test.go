@@ -67,16 +67,26 @@ func TestDirFromEnvironment(t *testing.T) {
 	cli(t, "", "-dir", filepath.Join(dir, "other"), "topics", "list").fails(t, 1, "no data directory")
 }
 
-// TestDirInUse checks the one-line error for a directory a running broker holds.
+// TestDirInUse checks that read commands work on a directory a running
+// broker holds, and the one-line error of commands that write.
 func TestDirInUse(t *testing.T) {
 	t.Parallel()
 	dir := threeOrders(t)
 	withBroker(t, dir, func(*stream.Broker) {
 		for _, args := range [][]string{
 			{"topics", "list"},
+			{"topics", "describe", "-topic", "orders"},
 			{"consume", "-topic", "orders"},
-			{"produce", "-topic", "orders"},
 			{"groups", "lag"},
+			{"groups", "list"},
+			{"replay", "-topic", "orders", "-from", "2000-01-01T00:00:00Z"},
+		} {
+			cli(t, "", append([]string{"-dir", dir}, args...)...).ok(t)
+		}
+		for _, args := range [][]string{
+			{"produce", "-topic", "orders"},
+			{"consume", "-topic", "orders", "-group", "g"},
+			{"topics", "create", "-topic", "x"},
 		} {
 			cli(t, "x\n", append([]string{"-dir", dir}, args...)...).fails(t, 1, dir+" is in use by a running broker")
 		}

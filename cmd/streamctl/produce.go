@@ -20,7 +20,8 @@ func produceCommand() *command {
 	return &command{name: "produce", args: "-topic T [flags] < LINES", summary: "publish the lines of stdin, one record a line",
 		run: produce, help: `Each line (without its line ending) is a record's value; with -key-separator,
 "KEY<SEP>VALUE" sets the key too, and a line without the separator is an error.
-Records are batched and placed by key (-partitioner), or all sent to -partition.
+Records are batched and placed by key (-partitioner), or all sent to -partition
+(which places them as Kafka's explicit partition does: stream.ManualPartitioner).
 A summary (records, partitions) goes to stderr.
 
 A topic that does not exist is an error, unless -auto-create is given: then it
@@ -94,6 +95,10 @@ func parseProduce(a *app, args []string) (*produceOptions, error) {
 		return nil, a.usagef("-partitioner %q: want hash, kafka or roundrobin", *part)
 	}
 	o.partitioner = newPart()
+	if o.partition >= 0 {
+		// The only partitioner that honours Record.Partition.
+		o.partitioner = stream.ManualPartitioner{}
+	}
 	return o, nil
 }
 

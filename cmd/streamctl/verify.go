@@ -26,8 +26,10 @@ checksum matches, not past the log's end; and meta.db, every value of it,
 as Open does (a damaged or missing one costs committed offsets and topic
 configs). Damage is printed one line per file, naming it; the exit status
 is then 1.
-Run it on a stopped application's directory, or a copy: a segment being
-written may end in a partial batch.`}
+It takes no lock: on a running application's directory meta.db is copied
+between its commits, but a segment being written may end in a partial batch,
+reported as damage; run it on a stopped application's directory, or a copy,
+for a verdict.`}
 }
 
 // verifier checks segment files and counts what it saw.

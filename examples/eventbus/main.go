@@ -208,7 +208,7 @@ func publishOrders(ctx context.Context, b *stream.Broker, n int) (first, last in
 	for id := existing + 1; id <= existing+n; id++ {
 		o := Order{ID: id, Customer: customers[id%len(customers)], Item: fmt.Sprintf("item-%d", id)}
 		value, _ := json.Marshal(o)
-		p.Publish(ctx, &stream.Record{Topic: topic, Partition: stream.AnyPartition, Key: []byte(o.Customer), Value: value},
+		p.Publish(ctx, &stream.Record{Topic: topic, Key: []byte(o.Customer), Value: value},
 			func(_ *stream.Record, err error) {
 				if err != nil {
 					mu.Lock()

@@ -52,7 +52,7 @@ func run(ctx context.Context, dir string) error {
 	}
 
 	// Synchronous publish: returns once appended, with the offset filled in.
-	first := &stream.Record{Topic: "orders", Partition: stream.AnyPartition, Key: []byte("alice"), Value: []byte("1 x apples")}
+	first := &stream.Record{Topic: "orders", Key: []byte("alice"), Value: []byte("1 x apples")}
 	if err := b.Publish(ctx, first); err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func run(ctx context.Context, dir string) error {
 		return err
 	}
 	for _, v := range []string{"2 x pears", "3 x plums", "4 x figs"} {
-		p.Publish(ctx, &stream.Record{Topic: "orders", Partition: stream.AnyPartition, Key: []byte("alice"), Value: []byte(v)}, func(r *stream.Record, err error) {
+		p.Publish(ctx, &stream.Record{Topic: "orders", Key: []byte("alice"), Value: []byte(v)}, func(r *stream.Record, err error) {
 			if err != nil {
 				log.Printf("publish failed: %v", err)
 			}

@@ -291,7 +291,8 @@ func buildDemo(ctx context.Context, dir string) error {
 	for i := range demoRecords {
 		user := users[i%len(users)]
 		r := &stream.Record{
-			Topic: demoTopic, Partition: stream.AnyPartition, Key: []byte(user),
+			Topic:     demoTopic,
+			Key:       []byte(user),
 			Value:     fmt.Appendf(nil, `{"user":%q,"page":%q}`, user, pages[i%len(pages)]),
 			Timestamp: demoStart.Add(time.Duration(i) * time.Minute),
 		}

@@ -117,11 +117,11 @@ func handle(o *stream.Record) *stream.Record {
 	source := []stream.Header{{Key: SourceHeader, Value: fmt.Appendf(nil, "%s/%d@%d", o.Topic, o.Partition, o.Offset)}}
 	customer, cents, err := parseOrder(string(o.Value))
 	if err != nil {
-		return &stream.Record{Topic: RejectedTopic, Partition: stream.AnyPartition, Key: append([]byte(nil), o.Key...),
+		return &stream.Record{Topic: RejectedTopic, Key: append([]byte(nil), o.Key...),
 			Value: []byte(err.Error()), Headers: source}
 	}
 	total := cents * 120 / 100
-	return &stream.Record{Topic: InvoicesTopic, Partition: stream.AnyPartition, Key: []byte(customer),
+	return &stream.Record{Topic: InvoicesTopic, Key: []byte(customer),
 		Value: fmt.Appendf(nil, "%s owes %d.%02d", customer, total/100, total%100), Headers: source}
 }
 

@@ -126,8 +126,9 @@ type Partition struct {
 
 // Catalog is an open store. Its methods are safe for concurrent use.
 type Catalog struct {
-	db         *bolt.DB // nil when a read-only broker found no meta.db
+	db         *bolt.DB // nil when a read-only broker found no meta.db, or a follower's
 	rolledBack bool
+	follow     *follower // non-nil: a follower's store, read through copies (see Follow)
 }
 
 // RolledBack reports that the newest transaction's meta page was damaged,
@@ -135,7 +136,14 @@ type Catalog struct {
 // (a commit of offsets, say) may be lost. It cannot be told from a crash in
 // the middle of a commit, which bbolt's two meta pages exist for, so it is
 // not damage that sets the store aside. The next write heals the page.
-func (c *Catalog) RolledBack() bool { return c.rolledBack }
+func (c *Catalog) RolledBack() bool {
+	if c.follow != nil {
+		c.follow.mu.RLock()
+		defer c.follow.mu.RUnlock()
+		return c.follow.rolledBack
+	}
+	return c.rolledBack
+}
 
 // ErrDamaged marks a store file that exists but is no usable store:
 // zero-length, cut short, garbage, or inconsistent in a page its meta pages
@@ -331,10 +339,30 @@ func opened(path string, db *bolt.DB, rolledBack bool) (*Catalog, bool, error) {
 // it: on a copy, in a directory of its own under os.TempDir. It returns
 // ErrDamaged for what Open would set aside, and reports a roll back (see
 // RolledBack). Any other error is the copy's.
+//
+// The file may be in use: it is copied as a follower copies it (see
+// copyFile), so a transaction committing meanwhile makes it copy again
+// rather than find a torn copy damaged.
 func Check(path string) (rolledBack bool, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	var data []byte
+	var moved bool
+	for attempt := range copyAttempts {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * time.Millisecond)
+		}
+		if data, _, moved, err = copyFile(path); err == nil || errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
+	if errors.Is(err, os.ErrNotExist) {
 		return false, err
+	}
+	if err != nil {
+		// No consistent copy: check the bytes as they are, which a
+		// damaged file (no meta page, say) is.
+		if data, err = os.ReadFile(path); err != nil {
+			return false, err
+		}
 	}
 	tmp, err := os.MkdirTemp("", "embedstream-check-")
 	if err != nil {
@@ -349,7 +377,9 @@ func Check(path string) (rolledBack bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	return c.RolledBack(), c.Close(false)
+	// After a commit during the copy, a torn older meta page is that
+	// commit's, not damage.
+	return c.RolledBack() && !moved, c.Close(false)
 }
 
 // checkFormat refuses a store laid out by a newer version.
@@ -457,10 +487,19 @@ func check(db *bolt.DB) error {
 // store file (a read-only broker that found none) or the bucket, there is
 // nothing to read and fn does not run.
 func (c *Catalog) view(bucket string, fn func(b *bolt.Bucket) error) error {
+	if c.follow != nil {
+		return c.follow.view(func(db *bolt.DB) error { return viewBucket(db, bucket, fn) })
+	}
 	if c.db == nil {
 		return nil
 	}
-	return c.db.View(func(tx *bolt.Tx) error {
+	return viewBucket(c.db, bucket, fn)
+}
+
+// viewBucket runs fn on a top-level bucket of db in a read transaction, if
+// it exists.
+func viewBucket(db *bolt.DB, bucket string, fn func(b *bolt.Bucket) error) error {
+	return db.View(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(bucket)); b != nil {
 			return fn(b)
 		}
@@ -642,6 +681,9 @@ func (c *Catalog) ForgetDeleted(names []string) error {
 // Close records a clean shutdown (if clean, and the store is writable) and
 // closes the database.
 func (c *Catalog) Close(clean bool) error {
+	if c.follow != nil {
+		return c.follow.close()
+	}
 	if c.db == nil {
 		return nil
 	}

@@ -37,6 +37,8 @@ var (
 	ErrFenced = errors.New("stream: fenced by a member with the same instance id")
 	// ErrNotAssigned is stream.ErrNotAssigned.
 	ErrNotAssigned = errors.New("stream: partition not assigned to this consumer")
+	// ErrMetadataUnavailable is stream.ErrMetadataUnavailable.
+	ErrMetadataUnavailable = errors.New("stream: meta.db cannot be read")
 	// ErrGroupNotEmpty is stream.ErrGroupNotEmpty.
 	ErrGroupNotEmpty = errors.New("stream: group has members")
 

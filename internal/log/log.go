@@ -37,6 +37,7 @@ type Config struct {
 	DirPerm  os.FileMode      // mode of the directory, if created
 	Settings                  // the settings at open; Reconfigure changes them later
 	ReadOnly bool             // change nothing on disk: damage is skipped in memory
+	Follow   bool             // another process owns and writes the log: ReadOnly, and Refresh takes in its changes (see follow.go)
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default: discard
 	Stats    *Stats           // shared by a broker's logs; may be nil
@@ -135,6 +136,8 @@ type Log struct {
 	appended signal.Signal // broadcast when hw moves or the partition closes
 
 	lastDamage atomic.Int64 // the end of the damaged range a read last reported
+
+	follow followState // a follower's view of the directory (Config.Follow); under mu
 }
 
 // Open opens (creating if needed) the log in cfg.Dir. Unless clean (the
@@ -156,8 +159,11 @@ func Open(cfg Config, clean bool) (*Log, error) {
 	if cfg.Stats == nil {
 		cfg.Stats = new(Stats)
 	}
+	if cfg.Follow {
+		cfg.ReadOnly = true
+	}
 	l := &Log{cfg: cfg, segcfg: &segment.Config{
-		FS: cfg.FS, Perm: cfg.FilePerm, MaxBytes: cfg.SegmentBytes, ReadOnly: cfg.ReadOnly,
+		FS: cfg.FS, Perm: cfg.FilePerm, MaxBytes: cfg.SegmentBytes, ReadOnly: cfg.ReadOnly, Follow: cfg.Follow,
 		NoSync: cfg.Sync == SyncNever, IndexRebuilds: &cfg.Stats.IndexRebuilds,
 	}}
 	l.set.Store(new(cfg.Settings))
@@ -182,37 +188,20 @@ func Open(cfg Config, clean bool) (*Log, error) {
 		// Refuse symbolic links: a partition's data never leaves the data directory.
 		return nil, fmt.Errorf("%w: %s is not a directory", errs.ErrCorrupt, cfg.Dir)
 	}
-	bases, sizes, err := l.listSegments()
+	if cfg.Follow {
+		// Listed before the files are read: a change from here on shows
+		// in its modification time (see refreshLocked).
+		if err := l.watchDir(); err != nil {
+			return nil, err
+		}
+	}
+	files, err := l.listSegments()
 	if err != nil {
 		return nil, err
 	}
-	var segs []*segment.Segment
-	closeAll := func() {
-		for _, s := range segs {
-			s.Close(false)
-		}
-	}
-	for i := 0; i < len(bases)-1; i++ {
-		segs = append(segs, segment.OpenSealed(l.segcfg, cfg.Dir, bases[i], bases[i+1], sizes[i]))
-	}
-	if len(bases) > 0 {
-		active, rec, err := segment.OpenActive(l.segcfg, cfg.Dir, bases[len(bases)-1], !clean)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("open %s: %w", cfg.Dir, err)
-		}
-		if clean && rec.Scanned {
-			cfg.Logger.Warn("stream: a cleanly closed log does not match its close; recovering as after a crash", "dir", cfg.Dir)
-			clean = false
-		}
-		l.noteRecovery(active, rec)
-		segs = append(segs, active)
-	}
-	if !clean {
-		if segs, err = l.checkSealed(segs); err != nil {
-			closeAll()
-			return nil, err
-		}
+	segs, err := l.openSegments(files, clean)
+	if err != nil {
+		return nil, err
 	}
 	if len(segs) == 0 && !cfg.ReadOnly {
 		s, err := segment.Create(l.segcfg, cfg.Dir, 0)
@@ -225,10 +214,13 @@ func Open(cfg Config, clean bool) (*Log, error) {
 	for _, s := range segs {
 		l.bytes += s.Size()
 	}
-	if len(segs) > 0 {
+	if cfg.Follow {
+		l.followFiles(files)
+		l.publishLocked()
+	} else if len(segs) > 0 {
 		l.written = segs[len(segs)-1].Next()
 		if err := l.openStart(); err != nil {
-			closeAll()
+			closeSegments(segs)
 			return nil, err
 		}
 	}
@@ -238,30 +230,39 @@ func Open(cfg Config, clean bool) (*Log, error) {
 	return l, nil
 }
 
+// segmentFile is a segment's log file as listed.
+type segmentFile struct {
+	base int64
+	info os.FileInfo // its size, and (for a follower) its identity
+}
+
 // listSegments finds the segment files in the directory, sorted by base
 // offset, and removes leftovers (index files without a log) of an
 // interrupted deletion.
-func (l *Log) listSegments() (bases, sizes []int64, err error) {
+func (l *Log) listSegments() ([]segmentFile, error) {
 	entries, err := l.cfg.FS.ReadDir(l.cfg.Dir)
 	if err != nil {
 		if l.cfg.ReadOnly && errors.Is(err, os.ErrNotExist) {
-			return nil, nil, nil
+			return nil, nil
 		}
-		return nil, nil, err
+		return nil, err
 	}
+	var files []segmentFile
 	logs := map[int64]bool{}
 	for _, e := range entries {
 		name := e.Name()
 		if base, ok := segment.ParseFileName(name, segment.LogSuffix); ok {
 			if !e.Type().IsRegular() {
-				return nil, nil, fmt.Errorf("%w: %s is not a regular file", errs.ErrCorrupt, filepath.Join(l.cfg.Dir, name))
+				return nil, fmt.Errorf("%w: %s is not a regular file", errs.ErrCorrupt, filepath.Join(l.cfg.Dir, name))
 			}
 			info, err := e.Info()
 			if err != nil {
-				return nil, nil, err
+				if l.cfg.Follow && errors.Is(err, os.ErrNotExist) {
+					continue // deleted since the listing: retention
+				}
+				return nil, err
 			}
-			bases = append(bases, base)
-			sizes = append(sizes, info.Size())
+			files = append(files, segmentFile{base: base, info: info})
 			logs[base] = true
 		}
 	}
@@ -273,11 +274,51 @@ func (l *Log) listSegments() (bases, sizes []int64, err error) {
 		}
 		if isIndex && !logs[base] && !l.cfg.ReadOnly {
 			if err := l.cfg.FS.Remove(filepath.Join(l.cfg.Dir, name)); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 	}
-	return bases, sizes, nil // ReadDir sorts by name: 20-digit names sort by offset
+	return files, nil // ReadDir sorts by name: 20-digit names sort by offset
+}
+
+// openSegments opens the listed segments: every one but the last sealed,
+// the last active. Unless clean (the last shutdown closed the log
+// properly), the active segment is recovered and the sealed ones' tails are
+// checked.
+func (l *Log) openSegments(files []segmentFile, clean bool) ([]*segment.Segment, error) {
+	var segs []*segment.Segment
+	for i := 0; i < len(files)-1; i++ {
+		segs = append(segs, segment.OpenSealed(l.segcfg, l.cfg.Dir, files[i].base, files[i+1].base, files[i].info.Size()))
+	}
+	if len(files) > 0 {
+		active, rec, err := segment.OpenActive(l.segcfg, l.cfg.Dir, files[len(files)-1].base, !clean)
+		if err != nil {
+			closeSegments(segs)
+			return nil, fmt.Errorf("open %s: %w", l.cfg.Dir, err)
+		}
+		if clean && rec.Scanned {
+			l.cfg.Logger.Warn("stream: a cleanly closed log does not match its close; recovering as after a crash", "dir", l.cfg.Dir)
+			clean = false
+		}
+		l.noteRecovery(active, rec)
+		segs = append(segs, active)
+	}
+	if !clean {
+		var err error
+		if segs, err = l.checkSealed(segs); err != nil {
+			closeSegments(segs)
+			return nil, err
+		}
+	}
+	return segs, nil
+}
+
+// closeSegments closes segments that never served a read, or whose reads
+// are done with them (views keep their mappings).
+func closeSegments(segs []*segment.Segment) {
+	for _, s := range segs {
+		s.Close(false)
+	}
 }
 
 // checkSealed verifies the tail of each sealed segment after an unclean
@@ -286,23 +327,32 @@ func (l *Log) listSegments() (bases, sizes []int64, err error) {
 // kept: damage costs only the damaged bytes.
 func (l *Log) checkSealed(segs []*segment.Segment) ([]*segment.Segment, error) {
 	for i := 0; i < len(segs)-1; i++ {
-		err := segs[i].CheckSealed(segs[i+1].Base())
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, batch.ErrCorrupt) {
-			// Not damage (an I/O error, no memory for a mapping): cutting
-			// here would throw away good records.
-			return segs, fmt.Errorf("check %s segment %d: %w", l.cfg.Dir, segs[i].Base(), err)
-		}
-		l.cfg.Logger.Warn("stream: damaged sealed segment", "dir", l.cfg.Dir, "segment", segs[i].Base(), "err", err)
-		rec, rerr := segs[i].Recover(segs[i+1].Base())
-		l.noteRecovery(segs[i], rec)
-		if rerr != nil {
-			return segs, fmt.Errorf("recover %s segment %d: %w", l.cfg.Dir, segs[i].Base(), rerr)
+		if err := l.checkSealedOne(segs[i], segs[i+1].Base()); err != nil {
+			return segs, err
 		}
 	}
 	return segs, nil
+}
+
+// checkSealedOne checks one sealed segment, which the next begins after,
+// and recovers it if damaged.
+func (l *Log) checkSealedOne(s *segment.Segment, next int64) error {
+	err := s.CheckSealed(next)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, batch.ErrCorrupt) {
+		// Not damage (an I/O error, no memory for a mapping): cutting
+		// here would throw away good records.
+		return fmt.Errorf("check %s segment %d: %w", l.cfg.Dir, s.Base(), err)
+	}
+	l.cfg.Logger.Warn("stream: damaged sealed segment", "dir", l.cfg.Dir, "segment", s.Base(), "err", err)
+	rec, rerr := s.Recover(next)
+	l.noteRecovery(s, rec)
+	if rerr != nil {
+		return fmt.Errorf("recover %s segment %d: %w", l.cfg.Dir, s.Base(), rerr)
+	}
+	return nil
 }
 
 func (l *Log) noteRecovery(s *segment.Segment, rec segment.Recovery) {

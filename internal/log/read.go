@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 
 	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/mmap"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -17,6 +19,7 @@ import (
 // that damage made unreadable fail with a *segment.DamageError, which says
 // where reading can go on.
 func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
+	refreshed := false
 	for {
 		hw, start := l.hw.Load(), l.start.Load()
 		if offset < start || offset > hw {
@@ -34,6 +37,22 @@ func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
 				return segment.View{}, errs.ErrClosed
 			}
 			continue
+		}
+		if err != nil && l.cfg.Follow && !refreshed && (errors.Is(err, os.ErrNotExist) || errors.Is(err, mmap.ErrFault)) {
+			// A follower read a segment the owner deleted (retention), or
+			// a file something cut under it: look at the files again (all
+			// of them, for a cut: its directory may not have changed),
+			// then retry.
+			refreshed = true
+			var rerr error
+			if errors.Is(err, mmap.ErrFault) {
+				rerr = l.reopen()
+			} else {
+				_, rerr = l.Refresh()
+			}
+			if rerr == nil {
+				continue
+			}
 		}
 		if err != nil {
 			if de := (*segment.DamageError)(nil); errors.As(err, &de) && l.lastDamage.Swap(de.Next) != de.Next {

@@ -243,30 +243,40 @@ func (l *Log) openStart() error {
 // so the file is left as it is.
 func (l *Log) readLogStart() (start int64, damaged bool, rerr error) {
 	path := filepath.Join(l.cfg.Dir, logStartFile)
-	f, err := l.cfg.FS.OpenFile(path, os.O_RDONLY, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return -1, false, nil
+	start, content, rerr := l.readLogStartFile()
+	switch {
+	case rerr != nil:
+		l.cfg.Logger.Warn("stream: cannot read the log start offset; starting at the first segment", "file", path, "err", rerr)
+	case start < 0 && content != nil:
+		l.cfg.Logger.Warn("stream: damaged log start offset; starting at the first segment",
+			"file", path, "content", fmt.Sprintf("%q", content))
+		return -1, true, nil
 	}
-	var n int
-	buf := make([]byte, maxLogStartLen+1) // one more, to see content too long
-	if err == nil {
-		n, err = f.ReadAt(buf, 0)
-		if errors.Is(err, io.EOF) {
-			err = nil
-		}
-		f.Close()
+	return start, false, rerr
+}
+
+// readLogStartFile reads logStartFile without a word: the offset it holds,
+// or -1 and what it holds instead (nil if there is no file), or an error
+// reading it.
+func (l *Log) readLogStartFile() (start int64, content []byte, err error) {
+	f, err := l.cfg.FS.OpenFile(filepath.Join(l.cfg.Dir, logStartFile), os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, nil, nil
 	}
 	if err != nil {
-		l.cfg.Logger.Warn("stream: cannot read the log start offset; starting at the first segment", "file", path, "err", err)
-		return -1, false, err
+		return -1, nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, maxLogStartLen+1) // one more, to see content too long
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return -1, nil, err
 	}
 	v, ok := parseLogStart(buf[:n])
 	if !ok || n > maxLogStartLen {
-		l.cfg.Logger.Warn("stream: damaged log start offset; starting at the first segment",
-			"file", path, "content", fmt.Sprintf("%q", buf[:n]))
-		return -1, true, nil
+		return -1, buf[:n], nil
 	}
-	return v, false, nil
+	return v, nil, nil
 }
 
 // writeLogStart replaces logStartFile with v.

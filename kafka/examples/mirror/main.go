@@ -40,6 +40,7 @@ import (
 	"github.com/embedstream/stream/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func main() {
@@ -86,7 +87,9 @@ func run(ctx context.Context, dir, topic, brokers string, stdout, stderr io.Writ
 		return err
 	}
 	defer src.Close()
-	dst, err := kafka.New(ctx, kafka.Options{Brokers: addrs, ClientID: "embedstream-mirror"})
+	// The manual partitioner puts each copy on the partition it names: the
+	// source's, whatever the key.
+	dst, err := kafka.New(ctx, kafka.Options{Brokers: addrs, ClientID: "embedstream-mirror", Partitioner: kgo.ManualPartitioner()})
 	if err != nil {
 		return err
 	}
@@ -141,9 +144,11 @@ func MirrorGroups(ctx context.Context, src *stream.Broker, adm *kadm.Client, shi
 }
 
 // Mirror copies one topic from src to dst, which it creates there, and
-// verifies the copy. It writes what it did to out, and returns how far each
-// partition's offsets moved down (its source log start, when the copy
-// starts at offset 0).
+// verifies the copy. dst must place records on the partition they name (a
+// kafka.Client with kgo.ManualPartitioner, or a Broker's Client with
+// stream.ManualPartitioner). It writes what it did to out, and returns how
+// far each partition's offsets moved down (its source log start, when the
+// copy starts at offset 0).
 func Mirror(ctx context.Context, src *stream.Broker, dst stream.Client, topic string, out io.Writer) (map[stream.TopicPartition]int64, error) {
 	info, err := src.DescribeTopic(topic)
 	if err != nil {
@@ -215,7 +220,7 @@ func copyPartition(ctx context.Context, src *stream.Broker, dst stream.Client, t
 		// The reader's record aliases the segment file until the next one;
 		// the copy lives until the cluster acknowledged it.
 		r := rec.Clone()
-		r.Partition = pi.Partition // explicit: the same partition, whatever the key
+		r.Partition = pi.Partition // dst's manual partitioner keeps it, whatever the key
 		n++
 		dst.PublishAsync(ctx, r, func(r *stream.Record, err error) {
 			mu.Lock()
@@ -324,7 +329,7 @@ func buildDemo(ctx context.Context, dir string) error {
 	var recs []*stream.Record
 	for i := range 200 {
 		recs = append(recs, &stream.Record{
-			Topic: "orders", Partition: stream.AnyPartition,
+			Topic:     "orders",
 			Key:       fmt.Appendf(nil, "customer-%d", i%17),
 			Value:     fmt.Appendf(nil, `{"order":%d,"amount":%d}`, i, 10+i%90),
 			Headers:   []stream.Header{{Key: "source", Value: []byte("demo")}, {Key: "trace", Value: nil}},
@@ -332,7 +337,7 @@ func buildDemo(ctx context.Context, dir string) error {
 		})
 	}
 	// A tombstone: the customer's record is deleted (nil value).
-	recs = append(recs, &stream.Record{Topic: "orders", Partition: stream.AnyPartition, Key: []byte("customer-3"),
+	recs = append(recs, &stream.Record{Topic: "orders", Key: []byte("customer-3"),
 		Timestamp: start.Add(200 * time.Hour)})
 	if err := b.Publish(ctx, recs...); err != nil {
 		return err

@@ -32,7 +32,7 @@ func TestMirror(t *testing.T) {
 	ts := time.UnixMilli(1_600_000_000_000)
 	var recs []*stream.Record
 	for i := range 90 {
-		r := &stream.Record{Topic: "orders", Partition: stream.AnyPartition, Key: []byte{byte(i % 11)},
+		r := &stream.Record{Topic: "orders", Key: []byte{byte(i % 11)},
 			Value: []byte{byte(i)}, Timestamp: ts.Add(time.Duration(i) * time.Minute),
 			Headers: []stream.Header{{Key: "n", Value: []byte{byte(i)}}, {Key: "n", Value: nil}, {Key: "e", Value: []byte{}}}}
 		switch i % 10 {
@@ -146,7 +146,7 @@ func TestMirrorShiftsOffsets(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.CreateTopic("logs", stream.TopicConfig{SegmentBytes: 4096, RetentionBytes: 4096}))
 	for i := range 200 {
-		require.NoError(t, b.Publish(ctx, &stream.Record{Topic: "logs", Partition: 0, Value: make([]byte, 100+i)}))
+		require.NoError(t, b.Publish(ctx, &stream.Record{Topic: "logs", Value: make([]byte, 100+i)}))
 	}
 	var start, end int64
 	require.Eventually(t, func() bool {

@@ -117,7 +117,7 @@ var customers = []string{"alice", "bob", "carol", "dave", "erin"}
 func order(i int) *stream.Record {
 	c := customers[i%len(customers)]
 	return &stream.Record{
-		Topic: topic, Partition: stream.AnyPartition,
+		Topic:     topic,
 		Key:       []byte(c),
 		Value:     fmt.Appendf(nil, "order-%02d", i),
 		Headers:   []stream.Header{{Key: "source", Value: []byte("portable")}},
