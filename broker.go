@@ -61,11 +61,12 @@ type Options struct {
 	//
 	// What a follower cannot know: records still in a Producer's linger
 	// buffer, or being written (it sees only whole batches on disk, up to
-	// a FollowInterval late); consumer groups' members, generations and
-	// assignments, which live in the owner's memory (a follower's own
-	// Subscribe joins a group of its own process, whose commits fail with
-	// ErrReadOnly); commits newer than its last copy of meta.db; a topic's
-	// config changed after the follower first saw the topic. Under
+	// a FollowInterval late); consumer groups' live members, which live in
+	// the owner's memory (GroupInfo.Last shows each group's last completed
+	// generation as meta.db holds it; a follower's own Subscribe joins a
+	// group of its own process, whose commits fail with ErrReadOnly);
+	// commits, generations and topic configs (AlterTopic) newer than its
+	// last copy of meta.db. Under
 	// SyncAlways it sees records as soon as they are written, before they
 	// are durable and before the owner's readers see them. See the package
 	// doc's "Following a live directory".
