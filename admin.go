@@ -267,7 +267,8 @@ func (b *Broker) AddPartitions(name string, total int) error {
 //     left to the OS); a laxer one makes records that waited for an fsync
 //     visible.
 //
-// change may be called more than once, if another AlterTopic or
+// Concurrent AlterTopic calls run one after the other, each given the
+// config the one before left. change may be called more than once, if
 // AddPartitions changed the topic meanwhile (each call gets the newer
 // config), so it should only edit the config it is given.
 //
@@ -281,6 +282,8 @@ func (b *Broker) AlterTopic(name string, change func(*TopicConfig)) error {
 	if change == nil {
 		return fmt.Errorf("%w: AlterTopic of %q without a change", ErrInvalidArgument, name)
 	}
+	b.alterMu.Lock()
+	defer b.alterMu.Unlock()
 	for {
 		b.mu.RLock()
 		t, err := b.writableTopicLocked(name)
@@ -301,11 +304,27 @@ func (b *Broker) AlterTopic(name string, change func(*TopicConfig)) error {
 			return err
 		}
 		b.mu.Lock()
-		done, err := b.alterTopicLocked(name, t, cur, cfg)
+		stored, err := b.storeAlterLocked(name, t, cur, cfg)
 		b.mu.Unlock()
-		if done {
+		switch {
+		case err != nil:
 			return err
+		case !stored:
+			continue // grown, deleted or re-created meanwhile: read it again
+		case cfg == cur.TopicConfig:
+			return nil
 		}
+		// Outside b.mu: a stricter Sync fsyncs, which must not stall
+		// every other topic's lookups. alterMu keeps a later AlterTopic
+		// from applying its config before this one is done.
+		settings := b.logSettings(cfg)
+		var errs []error
+		for i, p := range t.partitions() {
+			if err := p.Reconfigure(settings); err != nil {
+				errs = append(errs, fmt.Errorf("topic %q partition %d: %w", name, i, t.writeErr(err)))
+			}
+		}
+		return errors.Join(errs...)
 	}
 }
 
@@ -325,32 +344,26 @@ func checkAlter(name string, cur, next TopicConfig) (TopicConfig, error) {
 	return next, nil
 }
 
-// alterTopicLocked stores and applies cfg, a checked edit of cur, unless
-// the topic changed since cur was read (done is false then: read again).
-// Callers hold b.mu.
-func (b *Broker) alterTopicLocked(name string, t *topic, cur *topicConf, cfg TopicConfig) (done bool, err error) {
+// storeAlterLocked stores cfg, a checked edit of cur, in the catalog and as
+// the topic's config, unless the topic changed since cur was read (stored
+// is false then). A cfg equal to cur is not written. Partitions opened from
+// now on (AddPartitions) get cfg's settings. Callers hold b.mu.
+func (b *Broker) storeAlterLocked(name string, t *topic, cur *topicConf, cfg TopicConfig) (stored bool, err error) {
 	if err := b.checkWritable(); err != nil {
-		return true, err
+		return false, err
 	}
 	if b.topics[name] != t || t.config() != cur {
-		return false, nil // deleted, re-created, grown or altered meanwhile
+		return false, nil
 	}
 	if cfg == cur.TopicConfig {
 		return true, nil
 	}
 	rec := catalog.Topic{Config: cfg.stored(), Partitions: cfg.Partitions, Created: t.created}
 	if err := b.meta.PutTopic(name, rec); err != nil {
-		return true, err
+		return false, err
 	}
 	t.conf.Store(newTopicConf(cfg))
-	settings := b.logSettings(cfg)
-	var errs []error
-	for i, p := range t.partitions() {
-		if err := p.Reconfigure(settings); err != nil {
-			errs = append(errs, fmt.Errorf("topic %q partition %d: %w", name, i, err))
-		}
-	}
-	return true, errors.Join(errs...)
+	return true, nil
 }
 
 // writableTopicLocked looks up a topic for an admin change. Callers hold b.mu.

@@ -176,6 +176,7 @@ type Broker struct {
 	groups *groups.Service
 	stats  log.Stats
 
+	alterMu   sync.Mutex   // serializes AlterTopic calls: each stores and applies its config before the next reads one
 	mu        sync.RWMutex // guards the fields below
 	topics    map[string]*topic
 	closed    bool

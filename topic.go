@@ -184,8 +184,8 @@ type topic struct {
 }
 
 // topicConf is a topic's config as the accept path reads it, never changed
-// once stored: AlterTopic stores a new one, so a call sees the old config
-// or the new one, never a mix.
+// once stored: AlterTopic stores a new one, so each record is checked
+// against the old config or the new one, never a mix of the two.
 type topicConf struct {
 	TopicConfig // with defaults applied; Partitions as created or last stored
 
