@@ -114,7 +114,7 @@ func (t *topic) choose(r *Record, p Partitioner, n int) (int32, error) {
 
 // noPartition is the error for a partition number t lacks.
 func (t *topic) noPartition(p int32, n int) error {
-	return fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrInvalidPartition, t.name, p, n)
+	return fmt.Errorf("%w: %s: topic %q has %d partitions", ErrInvalidPartition, TopicPartition{Topic: t.name, Partition: p}, t.name, n)
 }
 
 // writeErr maps an append error: a log closed under us because the topic

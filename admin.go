@@ -64,6 +64,9 @@ func (b *Broker) logConfig(t *topic, partition int) log.Config {
 		Now:      b.opts.Now,
 		Logger:   b.opts.Logger,
 		Stats:    &b.stats,
+
+		OnUnsynced:  b.signalUnsynced,
+		OnRetention: b.due.Want,
 	}
 }
 
@@ -504,6 +507,9 @@ func (b *Broker) DeleteRecords(topic string, partition int32, before int64) (int
 		return 0, err
 	}
 	start, err := p.DeleteRecords(before)
+	if errors.Is(err, ErrOffsetOutOfRange) {
+		err = fmt.Errorf("%s: %w", TopicPartition{Topic: topic, Partition: partition}, err) // the log does not know its name
+	}
 	if err != nil {
 		return start, t.writeErr(err)
 	}

@@ -142,6 +142,22 @@ func TestAlterTopicSegmentsAndRetention(t *testing.T) {
 	require.Equal(t, n+1, describe(t, b, "t").Partitions[0].Segments)
 }
 
+// A broker arms its retention check only when some is due: a topic given
+// retention by AlterTopic tells it when.
+func TestAlterTopicRetentionWakesTheCheck(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	b := openBroker(t, "", &Options{Sync: SyncNever, Now: func() time.Time { return now }})
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	old := now.Add(-2 * time.Hour)
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("old"), Timestamp: old}))
+	b.due.Take()
+	require.True(t, b.due.Next().IsZero(), "no retention: no check wanted")
+
+	alter(t, b, "t", func(c *TopicConfig) { c.Retention = time.Hour })
+	require.Equal(t, old.Add(time.Hour+time.Millisecond).UnixMilli(), b.due.Next().UnixMilli(),
+		"when the oldest record passes the new retention")
+}
+
 func TestAlterTopicSync(t *testing.T) {
 	b := openBroker(t, "", &Options{Sync: SyncNever})
 	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))

@@ -19,6 +19,7 @@ import (
 	"github.com/embedstream/stream/internal/catalog"
 	"github.com/embedstream/stream/internal/groups"
 	"github.com/embedstream/stream/internal/log"
+	"github.com/embedstream/stream/internal/signal"
 	"github.com/embedstream/stream/internal/vfs"
 )
 
@@ -85,6 +86,8 @@ type Options struct {
 	// RetentionCheckInterval is how often retention runs
 	// (log.retention.check.interval.ms; size retention also runs as
 	// appends grow a partition), and offsets expire. Default 5 minutes.
+	// A check runs only when something is due (see Broker's doc on
+	// timers).
 	RetentionCheckInterval time.Duration
 	// OffsetsRetention is how long a group without members keeps its
 	// committed offsets (offsets.retention.minutes): once it has had no
@@ -105,7 +108,9 @@ type Options struct {
 	// it execs, so a program that reopens a directory right after closing it
 	// and runs subprocesses may want a few milliseconds here.
 	LockTimeout time.Duration
-	// Now is the clock, for tests. Default time.Now.
+	// Now is the clock, for tests. Default time.Now. Deadlines by another
+	// clock cannot be waited for in real time: while one is pending, the
+	// checks run every RetentionCheckInterval.
 	Now func() time.Time
 
 	fs vfs.FS // file system seam for fault-injection tests; default vfs.Default
@@ -168,6 +173,17 @@ func (o *Options) withDefaults() (Options, error) {
 // Broker owns a data directory: its topics, their partition logs and the
 // metadata store. It is safe for concurrent use. Open one per directory;
 // Close it to flush, sync and release the directory.
+//
+// A writable broker runs one background goroutine for SyncInterval fsyncs,
+// time retention and offsets expiry. It arms a timer only while it has work:
+// a SyncInterval partition with unsynced data, a partition whose oldest
+// records will pass their Retention, a member that could be evicted, a
+// group without members whose offsets are aging. An idle broker, and a
+// consumer waiting in Poll, arm none, so that inside a testing/synctest
+// bubble a test waiting for a record that never comes fails at once as
+// deadlocked rather than running virtual time for ever. With a custom
+// Options.Now the deadlines cannot be waited for in real time, so checks
+// then run every RetentionCheckInterval while any deadline is pending.
 type Broker struct {
 	dir    string
 	opts   Options
@@ -184,11 +200,21 @@ type Broker struct {
 	consumers map[*Consumer]struct{}
 
 	topicsView atomic.Pointer[map[string]*topic] // copy of topics for lock-free reads
+	down       atomic.Bool                       // set with closed, for checks that take no lock (Reader.Next)
 
 	stop chan struct{} // closed by Close to end the background goroutine
 	done chan struct{} // closed when it has ended
 
 	follow *follower // a follower's state (Options.Follow), nil otherwise
+
+	// The background goroutine's work: due collects when a check
+	// (retention, offsets expiry) is next needed, by opts.Now; unsynced is
+	// signalled when a SyncInterval partition gets data to sync. Its timers
+	// fire at opened + k * interval, as tickers started at Open would.
+	due       *signal.Alarm
+	unsynced  chan struct{} // capacity 1
+	opened    time.Time     // by time.Now: the origin of the timers' schedule
+	realClock bool          // opts.Now is time.Now: deadlines can be waited for
 
 	builders sync.Pool // *batch.Builder for publishOne
 	plans    sync.Pool // *publishPlan for Publish
@@ -223,7 +249,8 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		}
 	}
 	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
-		consumers: map[*Consumer]struct{}{}}
+		consumers: map[*Consumer]struct{}{}, due: signal.NewAlarm(), unsynced: make(chan struct{}, 1),
+		opened: time.Now(), realClock: opts == nil || opts.Now == nil}
 	b.builders.New = func() any { return new(batch.Builder) }
 	b.plans.New = func() any { return new(publishPlan) }
 	if o.Follow {
@@ -241,6 +268,9 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		b.stop, b.done = make(chan struct{}), make(chan struct{})
 		go b.followLoop()
 	} else if !o.ReadOnly {
+		if b.startupWork() {
+			b.due.Want(o.Now()) // the first check, where a ticker would tick first
+		}
 		b.stop, b.done = make(chan struct{}), make(chan struct{})
 		go b.background()
 	}
@@ -308,7 +338,7 @@ func (b *Broker) load() error {
 	b.meta = meta
 	b.groups = groups.New(groups.Config{
 		Catalog: meta, Partitions: b.partitionCount, Now: b.opts.Now, Logger: b.opts.Logger,
-		ReadOnly: b.opts.ReadOnly, OffsetsRetention: b.opts.OffsetsRetention,
+		ReadOnly: b.opts.ReadOnly, OffsetsRetention: b.opts.OffsetsRetention, Wake: b.due.Want,
 	})
 	onDisk, err := b.topicDirs()
 	if err != nil {
@@ -566,37 +596,151 @@ func partitionDirs(fs vfs.FS, dir string) (int, error) {
 	return n, nil
 }
 
-// background runs the SyncInterval flushes and the retention checks.
+// background runs the SyncInterval fsyncs and the checks (retention,
+// offsets expiry) at the instants tickers of SyncInterval and
+// RetentionCheckInterval started at Open would tick, but only those at
+// which there is work: see Broker.
 func (b *Broker) background() {
 	defer close(b.done)
-	syncTick := time.NewTicker(b.opts.SyncInterval)
-	defer syncTick.Stop()
-	retentionTick := time.NewTicker(b.opts.RetentionCheckInterval)
-	defer retentionTick.Stop()
+	var syncT, checkT wakeTimer
+	defer syncT.stop()
+	defer checkT.stop()
+	checkT.at(b.checkAt())
 	for {
 		select {
 		case <-b.stop:
 			return
-		case <-syncTick.C:
+		case <-b.unsynced:
+			if syncT.c == nil {
+				syncT.at(tickAfter(b.opened, b.opts.SyncInterval, time.Now(), time.Time{}))
+			}
+		case <-syncT.c:
+			syncT.c = nil // later appends signal unsynced again
 			for _, p := range b.allPartitions() {
 				if p.Policy() == log.SyncInterval {
 					_ = p.Sync() // a failure is sticky in the partition and logged there
 				}
 			}
-		case <-retentionTick.C:
-			b.enforceRetention()
-			b.groups.Expire()
+		case <-b.due.C():
+			checkT.at(b.checkAt())
+		case <-checkT.c:
+			b.due.Take()
+			if next := earliest(b.enforceRetention(), b.groups.Expire()); !next.IsZero() {
+				b.due.Want(next)
+			}
+			select {
+			case <-b.due.C(): // our own Want; a later one is in Next too
+			default:
+			}
+			checkT.at(b.checkAt())
 		}
 	}
 }
 
-// enforceRetention runs retention on every partition.
-func (b *Broker) enforceRetention() {
+// checkAt is when the next check runs: the first tick after now at or
+// after the earliest time due, or, with a custom clock, the first tick
+// after now while anything is due; zero if nothing is.
+func (b *Broker) checkAt() time.Time {
+	due := b.due.Next()
+	if due.IsZero() {
+		return due
+	}
+	if !b.realClock {
+		due = time.Time{}
+	}
+	return tickAfter(b.opened, b.opts.RetentionCheckInterval, time.Now(), due)
+}
+
+// tickAfter returns the first instant of opened + k*every (k >= 1) that is
+// after now and not before t.
+func tickAfter(opened time.Time, every time.Duration, now, t time.Time) time.Time {
+	if !t.After(now) {
+		t = now.Add(1)
+	}
+	d := t.Sub(opened)
+	if d > 1<<62 {
+		return t // too far off to matter
+	}
+	k := max(d/every, 1)
+	for opened.Add(k * every).Before(t) {
+		k++
+	}
+	return opened.Add(k * every)
+}
+
+// wakeTimer is a timer of the background goroutine, armed only while it
+// has work; c is nil while it is not.
+type wakeTimer struct {
+	t *time.Timer
+	c <-chan time.Time
+}
+
+// at arms the timer for when, or disarms it if when is zero.
+func (w *wakeTimer) at(when time.Time) {
+	if when.IsZero() {
+		w.stop()
+		return
+	}
+	if w.t == nil {
+		w.t = time.NewTimer(time.Until(when))
+	} else {
+		w.t.Reset(time.Until(when))
+	}
+	w.c = w.t.C
+}
+
+func (w *wakeTimer) stop() {
+	if w.t != nil {
+		w.t.Stop()
+	}
+	w.c = nil
+}
+
+// signalUnsynced tells the background goroutine that a SyncInterval
+// partition has data to sync (log.Config.OnUnsynced).
+func (b *Broker) signalUnsynced() {
+	select {
+	case b.unsynced <- struct{}{}:
+	default: // signalled already
+	}
+}
+
+// startupWork reports whether an opened broker may have retention or
+// offsets expiry to do before anything changes: a partition with retention
+// and records, or a group with committed offsets.
+func (b *Broker) startupWork() bool {
+	for _, t := range b.topics {
+		if c := t.config(); c.Retention <= 0 && c.RetentionBytes <= 0 {
+			continue
+		}
+		for _, p := range t.partitions() {
+			if p.HighWatermark() > p.StartOffset() {
+				return true
+			}
+		}
+	}
+	stored, err := b.meta.Groups()
+	return err != nil || len(stored) > 0
+}
+
+// earliest returns the earlier of two times, the zero time meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// enforceRetention runs retention on every partition, and returns when it
+// next has work (zero: none until a partition changes).
+func (b *Broker) enforceRetention() (next time.Time) {
 	for _, p := range b.allPartitions() {
 		if _, err := p.EnforceRetention(); err != nil {
 			b.opts.Logger.Error("stream: retention failed", "dir", p.Dir(), "err", err)
 		}
+		next = earliest(next, p.RetentionDue())
 	}
+	return next
 }
 
 func (b *Broker) allPartitions() []*log.Log {
@@ -620,6 +764,7 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.down.Store(true)
 	producers := slices.Collect(maps.Keys(b.producers))
 	consumers := slices.Collect(maps.Keys(b.consumers))
 	b.mu.Unlock()

@@ -54,13 +54,13 @@ const (
 
 // Subscribe joins group as a new member consuming topics and returns the
 // member. Partitions are assigned at the first Poll (and reassigned as
-// members come and go). It fails with ErrInvalidGroup for an empty group
-// name, ErrInvalidConfig for no topics or bad options or a balancer that
+// members come and go). It fails with ErrInvalidGroup for a bad group name
+// (see ErrInvalidGroup), ErrInvalidConfig for no topics or bad options or a balancer that
 // differs from the group's, and ErrTopicNotFound / ErrInvalidTopic for the
 // topics (unless AutoCreateTopics creates them).
 func (b *Broker) Subscribe(groupName string, topics []string, opts *ConsumerOptions) (*Consumer, error) {
-	if groupName == "" {
-		return nil, fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	if err := validateGroupName(groupName); err != nil {
+		return nil, err
 	}
 	if len(topics) == 0 {
 		return nil, fmt.Errorf("%w: no topics to subscribe to", ErrInvalidConfig)

@@ -59,7 +59,7 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	v, err := ps.part.Read(ps.next, 1<<20)
 	if errors.Is(err, ErrOffsetOutOfRange) {
 		// Retention moved the log start past us, or the log lost its tail.
-		if err := c.reset(tp, ps, err); err != nil {
+		if err := c.reset(tp, ps, fmt.Errorf("%s: %w", tp, err)); err != nil {
 			return 0, err
 		}
 		v, err = ps.part.Read(ps.next, 1<<20)
@@ -153,7 +153,7 @@ func (c *Consumer) resolve(tp TopicPartition) (*position, error) {
 		if off < start || off > end {
 			// Committed past what survived a crash, or before retention:
 			// out of range, and the reset policy decides.
-			return ps, c.reset(tp, ps, fmt.Errorf("%w: committed offset %d of %s, log has [%d, %d)", ErrOffsetOutOfRange, off, tp, start, end))
+			return ps, c.reset(tp, ps, fmt.Errorf("%w: committed offset %d of %s, log has offsets [%d, %d)", ErrOffsetOutOfRange, off, tp, start, end))
 		}
 		return ps, nil
 	}

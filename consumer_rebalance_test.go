@@ -918,6 +918,7 @@ func TestDescribeGroupGroupsDeleteGroup(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "Empty", info.State)
 	require.Empty(t, info.Members)
+	require.Equal(t, "range", info.Balancer, "the balancer its last members used")
 	require.Equal(t, int64(2), info.Partitions[0].Committed, "offsets outlive the members")
 	require.Equal(t, []string{"g"}, b.Groups())
 

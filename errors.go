@@ -11,7 +11,9 @@ import (
 
 // Errors returned by embedstream, grouped by when they occur. Test for them
 // with errors.Is: returned errors wrap them with detail (topic, partition,
-// offset, path).
+// offset, path). Messages name a partition as "topic/partition" (see
+// TopicPartition.String) and a range of offsets as "offsets [start, end)",
+// end excluded.
 
 // Errors of the broker's lifecycle and state.
 var (
@@ -80,7 +82,9 @@ var (
 	// to AlterTopic.
 	ErrInvalidArgument = errs.ErrInvalidArgument
 
-	// ErrInvalidGroup is returned for an empty group name.
+	// ErrInvalidGroup is returned, wherever a group name is taken, for one
+	// a Kafka client could not send (empty, over 32767 bytes, not UTF-8)
+	// or that holds a control character such as a newline.
 	ErrInvalidGroup = errors.New("stream: invalid group")
 )
 
@@ -157,7 +161,7 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("stream: %s/%d: offsets %d to %d unreadable: %v", e.Topic, e.Partition, e.Offset, e.Next-1, e.Err)
+	return fmt.Sprintf("stream: %s: offsets [%d, %d) unreadable: %v", TopicPartition{Topic: e.Topic, Partition: e.Partition}, e.Offset, e.Next, e.Err)
 }
 
 // Unwrap returns what was found, which wraps ErrCorrupt.
@@ -171,7 +175,7 @@ func walkError(topic string, partition int32, it *batch.Iter) error {
 	if errors.Is(err, ErrCorrupt) {
 		return &CorruptError{Topic: topic, Partition: partition, Offset: it.Offset(), Next: it.Resume(), Err: err}
 	}
-	return fmt.Errorf("%s/%d at offset %d: %w", topic, partition, it.Offset(), err)
+	return fmt.Errorf("%s at offset %d: %w", TopicPartition{Topic: topic, Partition: partition}, it.Offset(), err)
 }
 
 // corruptError turns a read error that met damage into a *CorruptError, or

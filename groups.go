@@ -3,18 +3,31 @@ package stream
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // GroupInfo describes a consumer group.
+//
+// Balancer is the Kafka name of the balancer the group's members use. A
+// group without members (Empty) keeps the one its last members used, while
+// the broker remembers the group: until a restart, DeleteGroup, offsets
+// expiry, or a member joining with another balancer, which an Empty group
+// accepts. It is "" for a group known only by its committed offsets. Kafka
+// instead clears an Empty group's protocol (keeping only its protocol type,
+// "consumer", which has no counterpart here): the last balancer tells an
+// operator more.
 type GroupInfo struct {
 	Group string
 	State string // Empty, PreparingRebalance, Stable or Dead
 	// Generation is the group's generation: it goes on across restarts
 	// from the last one stored, as in Kafka.
 	Generation int
-	Balancer   string               // the balancer's Kafka name, "" with no members
+	Balancer   string               // the balancer's Kafka name; see above
 	Members    []MemberInfo         // sorted as balancers sort them
 	Partitions []GroupPartitionInfo // committed offsets and lag, sorted
 	// Last is the group's last completed rebalance as the broker stored it,
@@ -55,8 +68,8 @@ type GroupPartitionInfo struct {
 // the topics it subscribes to or has committed, the committed offset and the
 // lag. A group unknown to the broker is reported as Dead with no members.
 func (b *Broker) DescribeGroup(name string) (GroupInfo, error) {
-	if name == "" {
-		return GroupInfo{}, fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	if err := validateGroupName(name); err != nil {
+		return GroupInfo{}, err
 	}
 	b.mu.RLock()
 	err := b.checkOpen()
@@ -119,8 +132,8 @@ func (b *Broker) Groups() []string {
 // DeleteGroup drops a group's committed offsets. It fails with
 // ErrGroupNotEmpty while the group has members.
 func (b *Broker) DeleteGroup(name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	if err := validateGroupName(name); err != nil {
+		return err
 	}
 	b.mu.RLock() // Close waits: the catalog stays open
 	defer b.mu.RUnlock()
@@ -133,8 +146,8 @@ func (b *Broker) DeleteGroup(name string) error {
 // CommittedOffsets returns every offset the group has committed (the next
 // offset to read, per partition), without joining it.
 func (b *Broker) CommittedOffsets(groupName string) (map[TopicPartition]int64, error) {
-	if groupName == "" {
-		return nil, fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	if err := validateGroupName(groupName); err != nil {
+		return nil, err
 	}
 	b.mu.RLock()
 	err := b.checkOpen()
@@ -150,8 +163,8 @@ func (b *Broker) CommittedOffsets(groupName string) (map[TopicPartition]int64, e
 // it refuses while the group has members (ErrGroupNotEmpty). Offsets must be
 // within the partitions' logs (ErrOffsetOutOfRange), of existing topics.
 func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartition]int64) error {
-	if groupName == "" {
-		return fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	if err := validateGroupName(groupName); err != nil {
+		return err
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -170,11 +183,34 @@ func (b *Broker) SetCommittedOffsets(groupName string, offsets map[TopicPartitio
 				return err
 			}
 			if start, end := p.StartOffset(), p.HighWatermark(); off < start || off > end {
-				return fmt.Errorf("%w: offset %d for %s, log has [%d, %d]", ErrOffsetOutOfRange, off, tp, start, end)
+				return fmt.Errorf("%w: offset %d for %s, log has offsets [%d, %d)", ErrOffsetOutOfRange, off, tp, start, end)
 			}
 		}
 		return nil
 	})
+}
+
+// maxGroupNameBytes is the longest group name: Kafka's protocol carries a
+// group.id as a STRING, an int16 length and that many bytes of UTF-8.
+const maxGroupNameBytes = math.MaxInt16
+
+// validateGroupName refuses, with ErrInvalidGroup, a group name that a
+// Kafka client could not send (empty, Kafka's InvalidGroupIdException;
+// longer than 32767 bytes; not UTF-8) or that holds a control character
+// (Kafka accepts those, but a newline or an escape breaks every line-based
+// listing of groups, streamctl's among them).
+func validateGroupName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty group name", ErrInvalidGroup)
+	case len(name) > maxGroupNameBytes:
+		return fmt.Errorf("%w: group name of %d bytes (at most %d)", ErrInvalidGroup, len(name), maxGroupNameBytes)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: group name %q is not UTF-8", ErrInvalidGroup, name)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: group name %q holds a control character", ErrInvalidGroup, name)
+	}
+	return nil
 }
 
 // DefaultOffsetsRetention is Options.OffsetsRetention's default: Kafka's

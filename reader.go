@@ -39,8 +39,9 @@ var (
 	OffsetLatest = Offset{kind: offsetLatest}
 )
 
-// AtOffset starts at offset n. An offset below the log start or above the
-// log end makes NewReader fail with ErrOffsetOutOfRange.
+// AtOffset starts at offset n. A negative n makes NewReader fail with
+// ErrInvalidArgument (as Kafka's seek throws IllegalArgumentException), an
+// offset below the log start or above the log end with ErrOffsetOutOfRange.
 func AtOffset(n int64) Offset { return Offset{kind: offsetExact, n: n} }
 
 // AtTime starts at the first record whose timestamp is at or after t (see
@@ -96,6 +97,7 @@ type Reader struct {
 	part      *log.Log
 	partition int32
 	stats     *log.Stats
+	down      *atomic.Bool // the broker's: set when it closes
 
 	next int64 // offset of the next record to return
 	end  int64 // Next returns io.EOF at this offset; -1: never
@@ -137,7 +139,8 @@ const (
 // NewReader returns a Reader of one partition starting at from. Options
 // (nil for none) may bound it; without a bound Next waits for new records.
 // It fails with ErrTopicNotFound, ErrInvalidPartition, ErrInvalidConfig
-// for a negative EndOffset, or ErrOffsetOutOfRange for an AtOffset outside
+// for a negative EndOffset, ErrInvalidArgument for a negative AtOffset or
+// an AtTime before 1970, or ErrOffsetOutOfRange for an AtOffset outside
 // the log.
 func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *ReaderOptions) (*Reader, error) {
 	var o ReaderOptions
@@ -146,6 +149,9 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 	}
 	if o.EndOffset != nil && *o.EndOffset < 0 {
 		return nil, fmt.Errorf("%w: negative end offset %d", ErrInvalidConfig, *o.EndOffset)
+	}
+	if n, ok := from.Exact(); ok && n < 0 {
+		return nil, fmt.Errorf("%w: negative offset %d", ErrInvalidArgument, n)
 	}
 	t, p, err := b.partitionLog(topic, partition)
 	if err != nil {
@@ -160,7 +166,8 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 		next = end
 	case offsetExact:
 		if from.n < start || from.n > end {
-			return nil, fmt.Errorf("%w: offset %d of %s/%d, log has [%d, %d)", ErrOffsetOutOfRange, from.n, topic, partition, start, end)
+			return nil, fmt.Errorf("%w: offset %d of %s, log has offsets [%d, %d)", ErrOffsetOutOfRange, from.n,
+				TopicPartition{Topic: topic, Partition: partition}, start, end)
 		}
 		next = from.n
 	case offsetTime:
@@ -174,7 +181,7 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 			next = end
 		}
 	}
-	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, next: next, end: -1, stop: make(chan struct{}),
+	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, down: &b.down, next: next, end: -1, stop: make(chan struct{}),
 		guard: b.follow != nil}
 	if o.EndOffset != nil {
 		r.end = *o.EndOffset
@@ -188,11 +195,13 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 // Next returns the next record, blocking until one is published unless
 // the Reader is bounded, when it returns io.EOF at the end. The record and
 // the slices in it are valid only until the next call to Next or Close;
-// Clone what you keep. It returns ctx's error, ErrClosed after Close,
-// ErrOffsetOutOfRange if retention deleted the records being read,
-// ErrTopicNotFound if the topic was deleted, ErrUnsupported at a batch it
-// cannot decode, and a *CorruptError (ErrCorrupt) at damaged records, after
-// returning every record before them; the next call goes on past the damage.
+// Clone what you keep. It returns ctx's error; ErrClosed after Close, and
+// as soon as the broker is closing (even with records read ahead, and for
+// a Next blocked then); ErrOffsetOutOfRange if retention deleted the
+// records being read; ErrTopicNotFound if the topic was deleted;
+// ErrUnsupported at a batch it cannot decode; and a *CorruptError
+// (ErrCorrupt) at damaged records, after returning every record before
+// them; the next call goes on past the damage.
 func (r *Reader) Next(ctx context.Context) (*Record, error) {
 	if err := r.enter(); err != nil {
 		return nil, err
@@ -255,6 +264,10 @@ func (r *Reader) All(ctx context.Context) iter.Seq2[*Record, error] {
 // advance finds the next record. Only the goroutine that made the state busy
 // runs it.
 func (r *Reader) advance(ctx context.Context) (*Record, error) {
+	if r.down.Load() {
+		r.release() // the records read ahead are not served, and their mapping may go
+		return nil, ErrClosed
+	}
 	for {
 		if r.end >= 0 && r.next >= r.end {
 			return nil, io.EOF
@@ -309,6 +322,9 @@ func (r *Reader) fetch(ctx context.Context) error {
 			return ErrClosed
 		default:
 		}
+		if r.down.Load() {
+			return ErrClosed // woken by what the closing broker's producers flushed
+		}
 		v, err := r.part.Read(r.next, readBytes)
 		if err != nil {
 			err = corruptError(r.topic.name, r.partition, err)
@@ -339,8 +355,11 @@ func (r *Reader) pass(ce *CorruptError) {
 }
 
 func (r *Reader) err(err error) error {
-	if errors.Is(err, ErrClosed) && r.topic.deleted.Load() {
+	switch {
+	case errors.Is(err, ErrClosed) && r.topic.deleted.Load():
 		return fmt.Errorf("%w: %q (deleted)", ErrTopicNotFound, r.topic.name)
+	case errors.Is(err, ErrOffsetOutOfRange):
+		return fmt.Errorf("%s: %w", TopicPartition{Topic: r.topic.name, Partition: r.partition}, err) // the log does not know its name
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -102,7 +103,7 @@ func TestReaderAtOffset(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 	require.NoError(t, rd.Close())
 	// Outside the log.
-	for _, from := range []int64{31, 1000, -1} {
+	for _, from := range []int64{31, 1000} {
 		_, err := b.NewReader("t", 0, AtOffset(from), nil)
 		require.ErrorIs(t, err, ErrOffsetOutOfRange, "offset %d", from)
 	}
@@ -119,6 +120,18 @@ func TestNewReaderErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidPartition)
 	_, err = b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{EndOffset: new(int64(-1))})
 	require.ErrorIs(t, err, ErrInvalidConfig)
+	// A negative position is a bad argument (as Kafka's seek says), not an
+	// offset the log lacks: ErrInvalidArgument, whatever the log holds,
+	// and however the Reader is bounded.
+	for _, n := range []int64{-1, -2, math.MinInt64} {
+		_, err = b.NewReader("t", 0, AtOffset(n), nil)
+		require.ErrorIs(t, err, ErrInvalidArgument, "offset %d", n)
+		require.NotErrorIs(t, err, ErrOffsetOutOfRange)
+		_, err = b.NewReader("t", 0, AtOffset(n), &ReaderOptions{StopAtEnd: true})
+		require.ErrorIs(t, err, ErrInvalidArgument)
+	}
+	_, err = b.NewReader("t", 0, AtTime(time.UnixMilli(-1)), nil)
+	require.ErrorIs(t, err, ErrInvalidArgument)
 	_, err = b.OffsetForTime("nope", 0, tbT0)
 	require.ErrorIs(t, err, ErrTopicNotFound)
 	require.NoError(t, b.Close())
@@ -373,6 +386,60 @@ func TestReaderBrokerCloseUnblocksNext(t *testing.T) {
 	require.NoError(t, b.Close())
 	require.ErrorIs(t, tbRecv(t, errc), ErrClosed)
 	require.NoError(t, rd.Close())
+}
+
+// After Broker.Close a Reader returns ErrClosed at once: not the records
+// it had read ahead (they alias mappings the broker is done with), not
+// io.EOF at a bound, and a Next blocked during Close returns it rather than
+// what the closing broker's producers flushed.
+func TestReaderAfterBrokerClose(t *testing.T) {
+	b, err := Open(t.TempDir(), &Options{Sync: SyncNever})
+	require.NoError(t, err)
+	tbCreate(t, b, "t", TopicConfig{})
+	tbFill(t, b, "t", 5, 5) // one batch: the first Next reads all five
+	rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
+	require.NoError(t, err)
+	defer rd.Close()
+	bounded, err := b.NewReader("t", 0, AtOffset(5), &ReaderOptions{StopAtEnd: true})
+	require.NoError(t, err)
+	defer bounded.Close()
+	require.Equal(t, []int64{0}, tbNextN(t, rd, 1))
+	require.NoError(t, b.Close())
+	for range 2 {
+		_, err = rd.Next(context.Background())
+		require.ErrorIs(t, err, ErrClosed)
+	}
+	n := 0
+	for rec, err := range rd.All(context.Background()) {
+		require.Nil(t, rec)
+		require.ErrorIs(t, err, ErrClosed)
+		n++
+	}
+	require.Equal(t, 1, n)
+	_, err = bounded.Next(context.Background())
+	require.ErrorIs(t, err, ErrClosed)
+	require.NoError(t, rd.Close())
+
+	synctest.Test(t, func(t *testing.T) {
+		b, err := Open(t.TempDir(), &Options{Sync: SyncNever})
+		require.NoError(t, err)
+		tbCreate(t, b, "t", TopicConfig{})
+		rd, err := b.NewReader("t", 0, OffsetEarliest, nil)
+		require.NoError(t, err)
+		defer rd.Close()
+		pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
+		pr.Publish(context.Background(), &Record{Topic: "t", Value: []byte("flushed by Close")}, nil)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := rd.Next(context.Background())
+			errc <- err
+		}()
+		synctest.Wait() // Next waits; the record lingers
+		require.Empty(t, errc)
+		require.NoError(t, b.Close())
+		require.ErrorIs(t, <-errc, ErrClosed)
+		require.Equal(t, int64(1), b.Stats().RecordsIn, "the record was written, not served")
+	})
 }
 
 // StopAtEnd and EndOffset bound a Reader: Next returns io.EOF, and keeps

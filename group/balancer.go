@@ -12,9 +12,12 @@ type TopicPartition struct {
 	Partition int32
 }
 
-// String formats tp as Kafka does: "topic-partition".
+// String formats tp as "topic/partition" ("orders/3"), the form every
+// message of this module uses. Unlike Kafka's "topic-partition" it cannot
+// be misread: a topic name may end in '-' and digits but holds no '/'.
+// It is also the partition's directory under the data directory's topics/.
 func (tp TopicPartition) String() string {
-	return tp.Topic + "-" + strconv.FormatInt(int64(tp.Partition), 10)
+	return tp.Topic + "/" + strconv.FormatInt(int64(tp.Partition), 10)
 }
 
 // compareTP orders partitions by topic, then partition number: the order of

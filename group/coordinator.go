@@ -126,6 +126,7 @@ type Coordinator struct {
 	followUp   bool // a cooperative rebalance withheld partitions: run another
 	changes    uint64
 	fencedIDs  map[string]bool // static members replaced by a newer one
+	emptied    time.Time       // when the last member went (left, or its time ran out); see EmptySince
 }
 
 // NewCoordinator returns an empty group using balancer; partitions reports a
@@ -410,7 +411,23 @@ func (c *Coordinator) Leave(now time.Time, id string) {
 		return
 	}
 	delete(c.members, id)
+	if len(c.members) == 0 {
+		c.emptied = now
+	}
 	c.startRebalance()
+}
+
+// EmptySince returns when the group lost its last member: the time it left,
+// or the time its MaxPollInterval or (for a departed static member)
+// SessionTimeout ran out, however much later the eviction was noticed. It
+// is the zero time while the group has members, or if it never had any.
+// Offsets expiry counts from it, as Kafka's does from the time a group
+// became Empty.
+func (c *Coordinator) EmptySince() time.Time {
+	if len(c.members) > 0 {
+		return time.Time{}
+	}
+	return c.emptied
 }
 
 // Expire evicts members that stopped polling for longer than their
@@ -437,40 +454,47 @@ func (c *Coordinator) RequestRebalance(now time.Time, id string) error {
 
 func (c *Coordinator) expire(now time.Time) {
 	gone := false
+	var last time.Time // when the last of those evicted had to go
 	for id, m := range c.members {
-		switch {
-		case !m.departed.IsZero():
-			if now.Sub(m.departed) >= m.sessionTimeout {
-				delete(c.members, id)
-				gone = true
-			}
-		case !m.inPoll && m.maxPollInterval > 0 && now.Sub(m.lastSeen) >= m.maxPollInterval:
+		if due := m.deadline(); !due.IsZero() && !now.Before(due) {
 			delete(c.members, id)
 			gone = true
+			if due.After(last) {
+				last = due
+			}
 		}
 	}
 	if gone {
+		if len(c.members) == 0 {
+			c.emptied = last
+		}
 		c.startRebalance()
 	}
 }
 
+// deadline is when the member is evicted unless it polls (or, departed,
+// comes back) first; zero while it waits inside Poll, or without a
+// MaxPollInterval.
+func (m *memberState) deadline() time.Time {
+	switch {
+	case !m.departed.IsZero():
+		return m.departed.Add(m.sessionTimeout)
+	case !m.inPoll && m.maxPollInterval > 0:
+		return m.lastSeen.Add(m.maxPollInterval)
+	}
+	return time.Time{}
+}
+
 // NextDeadline returns when the next eviction could happen (a member
 // reaching its MaxPollInterval, a departed static member its
-// SessionTimeout), or the zero time if none is pending. Members waiting in
-// a rebalance wake then and poll, which runs the eviction.
+// SessionTimeout), or the zero time if none is pending: members waiting
+// inside Poll have none, so a group whose members all wait sets no timer.
+// Members waiting in a rebalance wake then and poll, which runs the
+// eviction.
 func (c *Coordinator) NextDeadline() time.Time {
 	var next time.Time
 	for _, m := range c.members {
-		var t time.Time
-		switch {
-		case !m.departed.IsZero():
-			t = m.departed.Add(m.sessionTimeout)
-		case !m.inPoll && m.maxPollInterval > 0:
-			t = m.lastSeen.Add(m.maxPollInterval)
-		default:
-			continue
-		}
-		if next.IsZero() || t.Before(next) {
+		if t := m.deadline(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}

@@ -331,6 +331,36 @@ func TestCoordinatorEvictionAndNextDeadline(t *testing.T) {
 	require.Equal(t, 1, s3.c.Len())
 }
 
+// EmptySince is when the group lost its last member: the time it left, or
+// the deadline it missed, however much later the eviction was noticed.
+func TestCoordinatorEmptySince(t *testing.T) {
+	s := newCoordSim(t, RangeBalancer{}, map[string]int32{"t": 2})
+	require.True(t, s.c.EmptySince().IsZero(), "never had a member")
+	a := s.join(JoinRequest{MaxPollInterval: 10 * time.Second})
+	b := s.join(JoinRequest{MaxPollInterval: 20 * time.Second})
+	s.settle(a, b) // both left Poll at t0
+	require.True(t, s.c.EmptySince().IsZero(), "has members")
+	s.c.Expire(t0.Add(time.Hour))
+	require.Zero(t, s.c.Len())
+	require.Equal(t, t0.Add(20*time.Second), s.c.EmptySince(), "b, the last to go, went at its deadline")
+
+	a = s.join(JoinRequest{})
+	require.True(t, s.c.EmptySince().IsZero())
+	s.now = t0.Add(2 * time.Hour)
+	s.c.Leave(s.now, a)
+	require.Equal(t, s.now, s.c.EmptySince(), "left")
+
+	// A departed static member empties the group when its SessionTimeout
+	// runs out.
+	st := s.join(JoinRequest{InstanceID: "s", SessionTimeout: 30 * time.Second})
+	s.settle(st)
+	s.c.Leave(s.now, st)
+	require.Equal(t, 1, s.c.Len(), "its place is kept")
+	require.Equal(t, s.now.Add(30*time.Second), s.c.NextDeadline())
+	s.c.Expire(s.now.Add(time.Hour))
+	require.Equal(t, s.now.Add(30*time.Second), s.c.EmptySince())
+}
+
 // Static membership: a static member that leaves keeps its partitions for
 // SessionTimeout; coming back in time, it gets them again without a
 // rebalance; a duplicate live instance is fenced.

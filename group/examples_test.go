@@ -120,7 +120,8 @@ func TestNamesAndProtocols(t *testing.T) {
 	require.Equal(t, "eager", Eager.String())
 	require.Equal(t, "cooperative", Cooperative.String())
 	require.Equal(t, "Protocol(7)", Protocol(7).String())
-	require.Equal(t, "orders-3", TopicPartition{"orders", 3}.String())
+	require.Equal(t, "orders/3", TopicPartition{"orders", 3}.String())
+	require.Equal(t, "my-topic-1/2", TopicPartition{"my-topic-1", 2}.String())
 }
 
 func TestSortMembers(t *testing.T) {

@@ -70,7 +70,7 @@ func (c *Client) ReadPartition(ctx context.Context, topic string, partition int3
 		next = end
 	case fromOffset:
 		if n < start || n > end {
-			return nil, errorf(stream.ErrOffsetOutOfRange, "offset %d of %s/%d, log has [%d, %d)", n, topic, partition, start, end)
+			return nil, errorf(stream.ErrOffsetOutOfRange, "offset %d of %s/%d, log has offsets [%d, %d)", n, topic, partition, start, end)
 		}
 		next = n
 	case fromTime:

@@ -56,7 +56,7 @@ type DamageError struct {
 }
 
 func (e *DamageError) Error() string {
-	return fmt.Sprintf("segment %d: offsets %d to %d unreadable: %v", e.Segment, e.Offset, e.Next-1, e.Err)
+	return fmt.Sprintf("segment %d: offsets [%d, %d) unreadable: %v", e.Segment, e.Offset, e.Next, e.Err)
 }
 
 // Unwrap returns what was found, which wraps batch.ErrCorrupt.

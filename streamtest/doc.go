@@ -107,6 +107,12 @@
 //		time.Sleep(time.Minute) // virtual: returns at once, after every timer due meanwhile fired
 //	})
 //
+// The broker arms timers only for work that is due (an fsync, a retention
+// or offsets expiry deadline, an eviction), and a consumer waiting in Poll
+// has none. So a test that waits for a record that never comes fails at
+// once with synctest's "deadlock: all goroutines in bubble are blocked",
+// instead of running virtual time until go test's timeout.
+//
 // # Leaks
 //
 // CheckLeaks, called first in a test, fails it if goroutines of the

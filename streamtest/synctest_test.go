@@ -3,6 +3,8 @@ package streamtest_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"slices"
 	"sync"
 	"testing"
@@ -243,5 +245,121 @@ func TestSynctestEvictionOfAQuietPeer(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, parts("orders", 0, 1), busy.assignment(), "quiet should have been evicted")
 		busy.stop()
+	})
+}
+
+// deadlockChild names the child test TestSynctestWaitingForNothingFailsFast
+// runs in a process of its own.
+const deadlockChild = "STREAMTEST_DEADLOCK_CHILD"
+
+// A test waiting for a record that never comes fails at once, with
+// synctest's deadlock report, rather than running virtual time until go
+// test's timeout: an idle broker arms no timer, even with SyncInterval,
+// time retention, a Producer and a group with committed offsets about, and
+// a consumer waiting in Poll has no deadline. synctest reports a deadlock
+// by panicking, which ends the test binary, so the waiting test runs in a
+// child process.
+func TestSynctestWaitingForNothingFailsFast(t *testing.T) {
+	if os.Getenv(deadlockChild) != "" {
+		waitForNothing(t)
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSynctestWaitingForNothingFailsFast$", "-test.timeout=30s", "-test.count=1")
+	cmd.Env = append(os.Environ(), deadlockChild+"=1")
+	raw, err := cmd.CombinedOutput()
+	out := string(raw[:min(len(raw), 4096)]) // the report's head says it all
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the child must fail: %s", out)
+	require.NoError(t, ctx.Err(), "the child ran on: %s", out)
+	require.Contains(t, out, "deadlock: all goroutines in bubble are blocked", "synctest's deadlock report")
+	require.Contains(t, string(raw), "stream.(*Consumer).Poll", "the report shows where the test waits")
+	t.Logf("the child failed as it should in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// waitForNothing is the child: it Polls with nothing published, as a test
+// of code that expects a record would.
+func waitForNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := streamtest.NewBroker(t,
+			streamtest.WithOptions(&stream.Options{Sync: stream.SyncInterval, SyncInterval: time.Second,
+				RetentionCheckInterval: time.Minute, OffsetsRetention: time.Hour}),
+			streamtest.WithTopic("orders", stream.TopicConfig{Partitions: 2, Retention: time.Hour}))
+		p := mustProducer(b, &stream.ProducerOptions{Linger: time.Second})
+		defer p.Close()
+		require.NoError(t, b.SetCommittedOffsets("billing", map[stream.TopicPartition]int64{{Topic: "orders"}: 0}))
+		require.NoError(t, b.DeleteGroup("billing"))
+		c := streamtest.Subscribe(t, b, "billing", nil, "orders")
+		_, err := c.Poll(t.Context()) // blocks for ever: synctest panics
+		t.Errorf("Poll returned %v", err)
+	})
+}
+
+// Where there is work, virtual time runs it: SyncInterval fsyncs written
+// data, time retention deletes records once they pass Retention, a group's
+// offsets expire OffsetsRetention after its last member left, at the
+// instants RetentionCheckInterval's schedule gives, as tickers started at
+// Open would. (That nothing is armed once nothing is left to do is
+// TestSynctestWaitingForNothingFailsFast's part.)
+func TestSynctestBackgroundWorkRunsInVirtualTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		b := streamtest.NewBroker(t,
+			streamtest.WithOptions(&stream.Options{Sync: stream.SyncInterval, SyncInterval: time.Second,
+				RetentionCheckInterval: time.Minute, OffsetsRetention: 2 * time.Hour}),
+			streamtest.WithTopic("orders", stream.TopicConfig{Retention: time.Hour}))
+		streamtest.Publish(t, b, "orders", "a")
+		fsyncs := b.Stats().Fsyncs
+		time.Sleep(time.Second)
+		synctest.Wait()
+		require.Equal(t, fsyncs+1, b.Stats().Fsyncs, "synced a SyncInterval later")
+
+		// Consumed and committed; the member leaves at start+1s.
+		c := streamtest.Subscribe(t, b, "billing", nil, "orders")
+		recs, err := c.Poll(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, []string{"a"}, streamtest.Values(recs))
+		require.NoError(t, c.Commit(t.Context()))
+		require.NoError(t, c.Close())
+
+		// A Poll with a deadline waits exactly that long: no other timer
+		// wakes it.
+		c = streamtest.Subscribe(t, b, "other", nil, "orders")
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		recs, err = c.Poll(ctx)
+		cancel()
+		require.NoError(t, err)
+		require.Len(t, recs, 1)
+		ctx, cancel = context.WithTimeout(t.Context(), time.Minute)
+		_, err = c.Poll(ctx)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, time.Minute+time.Second, time.Since(start))
+		require.NoError(t, c.Close())
+
+		// The record is past Retention at start+1h+1ms: the check at
+		// start+61m deletes it.
+		startOffset := func() int64 {
+			info, err := b.DescribeTopic("orders")
+			require.NoError(t, err)
+			return info.Partitions[0].StartOffset
+		}
+		time.Sleep(time.Until(start.Add(61*time.Minute - time.Millisecond)))
+		synctest.Wait()
+		require.Zero(t, startOffset())
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		require.Equal(t, int64(1), startOffset(), "deleted at the first check past Retention")
+
+		// billing's offsets expire 2h after its member left (start+1s): at
+		// the check of start+2h1m.
+		time.Sleep(time.Until(start.Add(2*time.Hour + time.Minute - time.Millisecond)))
+		synctest.Wait()
+		require.NotEmpty(t, streamtest.Committed(t, b, "billing"))
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		require.Empty(t, streamtest.Committed(t, b, "billing"), "expired")
 	})
 }

@@ -8,8 +8,8 @@
 // every order has been billed once and shipped once, with no duplicates and
 // no gaps.
 //
-//	go run ./examples/eventbus              # in a temporary directory, removed at exit
-//	go run ./examples/eventbus -dir data/eb # keep the data (run it again: it continues)
+//	go run ./examples/eventbus              # in a new temporary directory, kept: it says how to remove it
+//	go run ./examples/eventbus -dir data/eb # in data/eb (run it again: it continues)
 package main
 
 import (
@@ -42,24 +42,29 @@ type Order struct {
 }
 
 func main() {
-	dir := flag.String("dir", "", "data directory to keep (default: a temporary one, removed at exit)")
+	dir := flag.String("dir", "", "data directory (default: a new temporary one, kept)")
 	flag.Parse()
 	if err := start(*dir); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// start runs the demo in dir, or in a temporary directory it removes.
+// start runs the demo in dir or, if dir is "", in a new temporary
+// directory, which it keeps (its path was printed; a second run there
+// continues) and says how to remove.
 func start(dir string) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "embedstream-eventbus-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	if dir != "" {
+		return run(dir)
 	}
-	return run(dir)
+	dir, err := os.MkdirTemp("", "embedstream-eventbus-")
+	if err != nil {
+		return err
+	}
+	if err := run(dir); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "the data stays in %s: run again with -dir %s to continue, or remove it with: rm -r %s\n", dir, dir, dir)
+	return nil
 }
 
 // ledger records which orders each group processed, across restarts: it

@@ -3,7 +3,7 @@
 // through a Producer), and replays the topic from the start.
 //
 //	go run ./examples/quickstart          # keeps its data in ./data/quickstart
-//	go run ./examples/quickstart -temp    # uses a throwaway directory
+//	go run ./examples/quickstart -temp    # in a new temporary directory, kept: it says how to remove it
 //
 // Run it twice without -temp: the second run finds the first run's records.
 package main
@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"time"
@@ -21,20 +22,32 @@ import (
 )
 
 func main() {
-	temp := flag.Bool("temp", false, "use a temporary directory instead of ./data/quickstart")
+	temp := flag.Bool("temp", false, "use a new temporary directory instead of ./data/quickstart")
 	flag.Parse()
-	dir := "data/quickstart"
-	if *temp {
-		d, err := os.MkdirTemp("", "embedstream-quickstart-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer os.RemoveAll(d)
-		dir = d
-	}
-	if err := run(context.Background(), dir); err != nil {
+	if err := start(context.Background(), *temp, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// start runs the demo in ./data/quickstart or, with temp, in a new
+// temporary directory, which it keeps for a look at what it wrote (its path
+// was printed) and says how to remove.
+func start(ctx context.Context, temp bool, w io.Writer) error {
+	dir := "data/quickstart"
+	if temp {
+		d, err := os.MkdirTemp("", "embedstream-quickstart-")
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+	if err := run(ctx, dir); err != nil {
+		return err
+	}
+	if temp {
+		fmt.Fprintf(w, "the data stays in %s; remove it with: rm -r %s\n", dir, dir)
+	}
+	return nil
 }
 
 func run(ctx context.Context, dir string) error {

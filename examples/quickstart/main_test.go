@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,6 +21,20 @@ func TestQuickstartRunsAndResumes(t *testing.T) {
 	require.Contains(t, out, `value="4 x figs"`)
 	out = capture(t, func() { require.NoError(t, run(context.Background(), dir)) })
 	require.Equal(t, 2, strings.Count(out, `value="1 x apples"`), "the second run replays both runs' records:\n%s", out)
+}
+
+// With -temp the demo runs in a new temporary directory, which it prints
+// and keeps, saying how to remove it.
+func TestQuickstartTempDirIsKept(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	var tail strings.Builder
+	out := capture(t, func() { require.NoError(t, start(context.Background(), true, &tail)) })
+	dir := strings.Fields(out)[1] // "opened DIR in ..."
+	require.True(t, strings.HasPrefix(out, "opened "+dir+" in "), out)
+	require.Equal(t, "the data stays in "+dir+"; remove it with: rm -r "+dir+"\n", tail.String())
+	require.FileExists(t, filepath.Join(dir, "meta.db"), "kept")
+	out = capture(t, func() { require.NoError(t, run(context.Background(), dir)) })
+	require.Equal(t, 2, strings.Count(out, `value="1 x apples"`), "the kept data is whole:\n%s", out)
 }
 
 // capture returns what fn prints to stdout.

@@ -11,8 +11,9 @@
 //	go run ./examples/replay -dir data/quickstart              # every topic, from the start
 //	go run ./examples/replay -dir DIR -topic orders -from 2025-06-01T12:00:00Z > orders.jsonl
 //
-// Without -dir it first builds a small demo directory in a temporary
-// location (removed at exit) and replays it from its twentieth minute.
+// Without -dir it first builds a small demo directory in a new temporary
+// location and replays it from its twentieth minute; the directory is kept
+// for more replays (-dir), and the report says how to remove it.
 package main
 
 import (
@@ -56,8 +57,10 @@ func run(ctx context.Context, dir, topic, fromFlag string, stdout, stderr io.Wri
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(d)
 		dir = d
+		defer func() {
+			fmt.Fprintf(stderr, "replay: the demo directory stays in %s: replay it with -dir %s, remove it with: rm -r %s\n", dir, dir, dir)
+		}()
 		if err := buildDemo(ctx, dir); err != nil {
 			return fmt.Errorf("build the demo directory: %w", err)
 		}

@@ -83,11 +83,21 @@ func TestReplayRefusesADirectoryInUse(t *testing.T) {
 	require.Contains(t, err.Error(), "replay a copy")
 }
 
+// Without -dir, run builds a demo directory, which it prints and keeps for
+// more replays, saying how to remove it.
 func TestRunWithoutDir(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
 	var stdout, stderr strings.Builder
 	require.NoError(t, run(t.Context(), "", "", "", &stdout, &stderr))
 	require.Len(t, decode(t, stdout.String()), 10, "the demo replays from its twentieth minute")
-	require.Contains(t, stderr.String(), "built a demo directory")
+	_, rest, ok := strings.Cut(stderr.String(), "built a demo directory ")
+	require.True(t, ok, stderr.String())
+	dir, _, _ := strings.Cut(rest, ":")
+	require.True(t, strings.HasSuffix(stderr.String(),
+		"replay: the demo directory stays in "+dir+": replay it with -dir "+dir+", remove it with: rm -r "+dir+"\n"), stderr.String())
+	stdout.Reset()
+	require.NoError(t, run(t.Context(), dir, "", "", &stdout, io.Discard))
+	require.Len(t, decode(t, stdout.String()), demoRecords, "kept whole: every record from the start")
 
 	require.ErrorContains(t, run(t.Context(), "", "", "yesterday", io.Discard, io.Discard), "-from")
 }

@@ -45,6 +45,12 @@ type Config struct {
 	// OffsetsRetention is how long a group without members keeps its
 	// offsets (see Expire); negative: forever.
 	OffsetsRetention time.Duration
+	// Wake, if set, is told of a time (by Now) at which Expire may have
+	// work that the time it last returned did not cover: a member that
+	// could be evicted then, a group that emptied. The owner runs Expire
+	// by then. It is called often (at every PollDone) and must be cheap;
+	// it may be called with the service's locks held.
+	Wake func(due time.Time)
 }
 
 // Service is the registry of a broker's groups. It is safe for concurrent
@@ -66,13 +72,12 @@ type Service struct {
 
 // state is one group: its coordinator and what the service knows of it.
 type state struct {
-	s          *Service
-	name       string
-	balancer   string        // the balancer's name, fixed while the group has members
-	changed    signal.Signal // broadcast when the coordinator's state changes
-	mu         sync.Mutex    // serializes the coordinator and commits
-	coord      *group.Coordinator
-	lastActive time.Time // when it last had members, as far as known, for offsets expiry; under mu
+	s        *Service
+	name     string
+	balancer string        // the balancer's name: its members', or its last members' while it has none
+	changed  signal.Signal // broadcast when the coordinator's state changes
+	mu       sync.Mutex    // serializes the coordinator and commits
+	coord    *group.Coordinator
 }
 
 // do runs fn on the coordinator under the group's lock, stores the
@@ -120,6 +125,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Wake == nil {
+		cfg.Wake = func(time.Time) {}
 	}
 	return &Service{cfg: cfg, opened: cfg.Now(), groups: map[string]*state{}}
 }
@@ -191,7 +199,7 @@ func (s *Service) TopicChanged(topic string) {
 type Info struct {
 	State      string // Empty, PreparingRebalance, Stable or Dead
 	Generation int    // the live one, or the last stored if the group is not live here
-	Balancer   string // "" with no members
+	Balancer   string // its members' balancer, or its last members'; "" if none is known
 	Members    []group.MemberInfo
 	Subscribed []string                 // every topic a member subscribes to, sorted
 	Committed  map[TopicPartition]int64 // the next offset to read, per partition
@@ -208,7 +216,10 @@ type Generation struct {
 }
 
 // Describe describes a group. A group unknown to the service is Dead, or
-// Empty if it has committed offsets.
+// Empty if it has committed offsets. A group without members keeps the
+// balancer its last members used, for as long as the service keeps its
+// state (until Delete, Expire dropping it, or a member joining with
+// another balancer).
 func (s *Service) Describe(name string) (Info, error) {
 	s.mu.Lock()
 	g := s.groups[name]
@@ -218,9 +229,7 @@ func (s *Service) Describe(name string) (Info, error) {
 		g.do(func(co *group.Coordinator) {
 			info.Members = co.Members(s.cfg.Now())
 			info.State, info.Generation, info.Subscribed = co.State().String(), co.Generation(), co.Subscribed()
-			if co.Len() > 0 {
-				info.Balancer = g.balancer
-			}
+			info.Balancer = g.balancer
 		})
 	}
 	var err error
@@ -312,7 +321,14 @@ func (s *Service) SetOffsets(name string, offsets map[TopicPartition]int64, chec
 		if err := checkOffsets(offsets); err != nil {
 			return err
 		}
-		return s.store(name, offsets, s.cfg.Now())
+		now := s.cfg.Now()
+		if err := s.store(name, offsets, now); err != nil {
+			return err
+		}
+		if s.cfg.OffsetsRetention >= 0 {
+			s.cfg.Wake(now.Add(s.cfg.OffsetsRetention)) // stored for a group without members
+		}
+		return nil
 	})
 }
 
@@ -331,14 +347,21 @@ func (s *Service) store(name string, offsets map[TopicPartition]int64, now time.
 	return s.cfg.Catalog.CommitOffsets(name, offsets, now)
 }
 
-// Expire is the service's periodic clean-up. Groups that have had no member
-// and no commit for OffsetsRetention lose their offsets (Kafka's offsets
-// expiry). When a group emptied is known within a check interval (the last
-// member's leave, or this check last seeing members); for one that was
-// empty when the service started, it counts from then: never sooner than
-// Kafka would. Groups with neither members nor offsets are forgotten (they
-// are Dead, as in Kafka).
-func (s *Service) Expire() {
+// Expire is the service's clean-up, run when the time it last returned (or
+// a time given to Config.Wake) comes. Groups that have had no member and no
+// commit for OffsetsRetention lose their offsets (Kafka's offsets expiry).
+// A group empties when its last member leaves or, for one that stopped
+// polling, when its MaxPollInterval ran out (see
+// group.Coordinator.EmptySince); for a group that was empty when the
+// service started, the time counts from then: never sooner than Kafka
+// would. Groups with neither members nor offsets are forgotten (they are
+// Dead, as in Kafka).
+//
+// It returns when it next has work (by Now), or the zero time if it has
+// none until something changes: a member reaching its deadline (never one
+// waiting inside Poll, which has none), or a memberless group's offsets
+// reaching OffsetsRetention.
+func (s *Service) Expire() (next time.Time) {
 	// Under s.mu throughout: SetOffsets and Delete hold it too, so no admin
 	// commit lands between the look and the delete.
 	s.mu.Lock()
@@ -346,48 +369,61 @@ func (s *Service) Expire() {
 	last, err := s.cfg.Catalog.LastCommits()
 	if err != nil {
 		s.cfg.Logger.Error("stream: offsets expiry failed", "err", err)
-		return
+		return s.cfg.Now() // try again at the next check
 	}
 	now := s.cfg.Now()
+	expires := s.cfg.OffsetsRetention >= 0 && !s.cfg.ReadOnly
+	empty := map[string]time.Time{} // groups without members but with offsets: since when
+	for name, committed := range last {
+		empty[name] = later(committed, s.opened)
+	}
 	for name, g := range s.groups {
-		if _, ok := last[name]; ok {
-			continue
-		}
-		if s.members(g) == 0 {
+		var members int
+		var due, emptied time.Time
+		g.do(func(co *group.Coordinator) {
+			co.Expire(now) // evicted members and departed static ones go first
+			members, due, emptied = co.Len(), co.NextDeadline(), co.EmptySince()
+		})
+		since, committed := empty[name]
+		switch {
+		case members > 0:
+			delete(empty, name) // active groups keep their offsets
+			next = earliest(next, due)
+		case !committed:
 			delete(s.groups, name) // a Join or Rejoin that raced this joins afresh
+		default:
+			empty[name] = later(since, emptied)
 		}
 	}
 	if !s.cfg.ReadOnly {
 		s.forgetGenerations(last)
 	}
-	if s.cfg.OffsetsRetention < 0 || s.cfg.ReadOnly {
-		return
+	if !expires {
+		return next
 	}
-	for name, committed := range last {
-		since := later(committed, s.opened)
-		if g := s.groups[name]; g != nil {
-			members := s.members(g) // evicted members and departed static ones go first
-			g.mu.Lock()
-			if members > 0 {
-				g.lastActive = now
-			}
-			since = later(since, g.lastActive)
-			g.mu.Unlock()
-			if members > 0 {
-				continue
-			}
-		}
-		if now.Sub(since) < s.cfg.OffsetsRetention {
+	for name, since := range empty {
+		if due := since.Add(s.cfg.OffsetsRetention); now.Before(due) {
+			next = earliest(next, due)
 			continue
 		}
 		if err := s.cfg.Catalog.DeleteGroup(name); err != nil {
 			s.cfg.Logger.Error("stream: offsets expiry failed", "group", name, "err", err)
+			next = earliest(next, now)
 			continue
 		}
 		delete(s.groups, name) // a Join or Rejoin that raced this joins afresh
-		s.cfg.Logger.Info("stream: group offsets expired", "group", name, "last commit", committed,
+		s.cfg.Logger.Info("stream: group offsets expired", "group", name, "last commit", last[name],
 			"retention", s.cfg.OffsetsRetention)
 	}
+	return next
+}
+
+// earliest returns the earlier of two times, the zero time meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // forgetGenerations drops the stored generations of groups with neither
@@ -465,6 +501,7 @@ func (m *Member) join() error {
 		}
 		m.g = g
 		g.do(func(co *group.Coordinator) { m.id = co.Join(m.s.cfg.Now(), m.req) })
+		m.wakeAtDeadline() // until its first Poll, MaxPollInterval runs
 		if m.Registered() {
 			return nil
 		}
@@ -486,6 +523,15 @@ func (m *Member) Poll() (group.Task, error) {
 // MaxPollInterval runs from now.
 func (m *Member) PollDone() {
 	m.g.do(func(co *group.Coordinator) { co.PollDone(m.s.cfg.Now(), m.id) })
+	m.wakeAtDeadline()
+}
+
+// wakeAtDeadline tells Config.Wake when the member, out of Poll from now
+// on, could be evicted.
+func (m *Member) wakeAtDeadline() {
+	if d := m.req.MaxPollInterval; d > 0 {
+		m.s.cfg.Wake(m.s.cfg.Now().Add(d))
+	}
 }
 
 // Ack acknowledges a Revoke or Assign task the member has carried out.
@@ -577,13 +623,18 @@ func (m *Member) Forget(bell chan struct{}) { m.g.changed.Forget(bell) }
 // (a static member's partitions instead wait for it for its
 // SessionTimeout).
 func (m *Member) Leave() {
+	var due time.Time
 	m.g.do(func(co *group.Coordinator) {
 		now := m.s.cfg.Now()
 		co.Leave(now, m.id)
+		due = co.NextDeadline() // a departed static member's SessionTimeout
 		if co.Len() == 0 {
-			m.g.lastActive = now
+			due = now // its offsets start to age, or it is forgotten
 		}
 	})
+	if !due.IsZero() {
+		m.s.cfg.Wake(due)
+	}
 }
 
 // Err maps the coordinator's errors onto the engine's sentinels: a member

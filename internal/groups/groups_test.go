@@ -430,7 +430,7 @@ func TestLeaveRebalances(t *testing.T) {
 	info := e.describe(t, "g")
 	require.Equal(t, "Empty", info.State)
 	require.Empty(t, info.Members)
-	require.Empty(t, info.Balancer)
+	require.Equal(t, "range", info.Balancer, "the balancer its last members used")
 	require.Empty(t, e.names(t), "no members, no offsets")
 }
 
@@ -923,7 +923,7 @@ func TestAdmin(t *testing.T) {
 	info = e.describe(t, "mid")
 	require.Equal(t, "Empty", info.State)
 	require.Empty(t, info.Members)
-	require.Empty(t, info.Balancer)
+	require.Equal(t, "range", info.Balancer, "kept while the group is Empty")
 	require.Equal(t, []string{"alpha", "mid", "zeta"}, e.names(t), "mid still has offsets")
 	require.NoError(t, e.s.SetOffsets("mid", map[TopicPartition]int64{tp("t", 0): 1, tp("t", 3): 2}, nil))
 	require.Equal(t, map[TopicPartition]int64{tp("t", 0): 1, tp("t", 3): 2}, e.committed(t, "mid"))
@@ -976,6 +976,7 @@ func TestBalancerMismatch(t *testing.T) {
 	e.join(t, "other", group.RoundRobinBalancer{}, req("t")).Leave()
 
 	a.Leave()
+	require.Equal(t, "range", e.describe(t, "g").Balancer, "Empty: the last balancer is kept")
 	b := e.join(t, "g", group.RoundRobinBalancer{}, req("t"))
 	require.False(t, a.Registered(), "the empty group's state was replaced")
 	require.Equal(t, group.Eager, b.Protocol())
@@ -1081,8 +1082,8 @@ func TestTopicChanged(t *testing.T) {
 }
 
 // 9. Offsets expiry: a group without members loses its offsets once
-// OffsetsRetention has passed since the later of its last commit, the
-// service's start and the last time it was known to have members.
+// OffsetsRetention has passed since the latest of its last commit, the
+// service's start and the time it lost its last member.
 func TestExpireOffsets(t *testing.T) {
 	e := newEnv(t, nil)
 	// Committed before the service started: counts from its start.
@@ -1099,7 +1100,8 @@ func TestExpireOffsets(t *testing.T) {
 	lgen := lived.settle()
 	require.NoError(t, live.Commit(lgen, map[TopicPartition]int64{tp("t", 0): 1}))
 	// "evicted": seen alive by a check 4 minutes in, evicted at 5 minutes
-	// (MaxPollInterval).
+	// (MaxPollInterval), which is when it emptied however late the
+	// eviction is noticed.
 	ev := e.join(t, "evicted", group.RangeBalancer{}, req("t"))
 	evd := newDriver(t, ev)
 	egen := evd.settle()
@@ -1131,9 +1133,9 @@ func TestExpireOffsets(t *testing.T) {
 	require.Equal(t, Info{State: "Dead", Committed: map[TopicPartition]int64{}}, e.describe(t, "before"))
 	require.True(t, has("left"))
 	require.True(t, has("evicted"))
-	at(time.Hour + 4*time.Minute - time.Millisecond)
-	require.True(t, has("evicted"), "last seen with a member at t0+4m")
-	at(time.Hour + 4*time.Minute)
+	at(time.Hour + 5*time.Minute - time.Millisecond)
+	require.True(t, has("evicted"), "its member's MaxPollInterval ran out at t0+5m")
+	at(time.Hour + 5*time.Minute)
 	require.False(t, has("evicted"))
 	_, err := ev.Poll()
 	require.ErrorIs(t, err, group.ErrUnknownMember)
@@ -1177,6 +1179,61 @@ func TestExpireOffsets(t *testing.T) {
 	forever.clock.Advance(100 * 365 * 24 * time.Hour)
 	forever.s.Expire()
 	require.Equal(t, map[TopicPartition]int64{tp("t", 0): 1}, forever.committed(t, "kept"))
+}
+
+// Expire returns when it next has work, and Config.Wake hears of work that
+// comes sooner: a member's MaxPollInterval running (none while it waits in
+// Poll, so a group of waiting members needs no timer), a departed static
+// member's SessionTimeout, a memberless group's offsets aging.
+func TestExpireDeadlines(t *testing.T) {
+	var wakes []time.Time
+	e := newEnv(t, func(c *Config) { c.Wake = func(due time.Time) { wakes = append(wakes, due) } })
+	require.True(t, e.s.Expire().IsZero(), "nothing to do")
+
+	m := e.join(t, "g", group.RangeBalancer{}, req("t"))
+	require.Equal(t, []time.Time{t0.Add(5 * time.Minute)}, wakes, "joined: evicted unless it polls")
+	require.Equal(t, t0.Add(5*time.Minute), e.s.Expire())
+	_, err := m.Poll()
+	require.NoError(t, err)
+	require.True(t, e.s.Expire().IsZero(), "waiting in Poll: no deadline")
+
+	e.clock.Advance(time.Minute)
+	m.PollDone()
+	require.Equal(t, t0.Add(6*time.Minute), wakes[len(wakes)-1])
+	require.Equal(t, t0.Add(6*time.Minute), e.s.Expire())
+	gen := newDriver(t, m).settle()
+	require.NoError(t, m.Commit(gen, map[TopicPartition]int64{tp("t", 0): 1}))
+
+	// Evicted at its deadline, noticed later: its offsets age from the
+	// deadline.
+	e.clock.Advance(20 * time.Minute)
+	require.Equal(t, t0.Add(6*time.Minute+time.Hour), e.s.Expire())
+	e.clock.Advance(time.Hour)
+	require.True(t, e.s.Expire().IsZero(), "expired: nothing left")
+	require.Empty(t, e.committed(t, "g"))
+
+	// A static member that leaves keeps its place for its SessionTimeout.
+	static := req("t")
+	static.InstanceID = "a"
+	a := e.join(t, "s", group.RangeBalancer{}, static)
+	newDriver(t, a).settle()
+	a.Leave()
+	now := e.clock.Now()
+	require.Equal(t, now.Add(10*time.Second), wakes[len(wakes)-1])
+	require.Equal(t, now.Add(10*time.Second), e.s.Expire())
+	e.clock.Advance(10 * time.Second)
+	require.True(t, e.s.Expire().IsZero(), "gone, and no offsets: forgotten")
+
+	// An admin commit starts the offsets' aging.
+	require.NoError(t, e.s.SetOffsets("admin", map[TopicPartition]int64{tp("t", 0): 1}, nil))
+	now = e.clock.Now()
+	require.Equal(t, now.Add(time.Hour), wakes[len(wakes)-1])
+	require.WithinDuration(t, now.Add(time.Hour), e.s.Expire(), 0, "the catalog's time, in its location")
+
+	// A dynamic member's leaving empties its group now.
+	d := e.join(t, "d", group.RangeBalancer{}, req("t"))
+	d.Leave()
+	require.Equal(t, now, wakes[len(wakes)-1])
 }
 
 // An ExpireOffsets between a Join's lookup of the group and its join drops

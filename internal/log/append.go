@@ -28,21 +28,32 @@ func (l *Log) Append(b batch.Batch) (int64, error) {
 		return 0, fmt.Errorf("%w: batch of %d bytes says %d", batch.ErrCorrupt, len(b), b.Size())
 	}
 	l.mu.Lock()
+	wasEmpty := l.bytes == 0
 	base, err := l.appendLocked(b)
 	if err != nil {
 		l.mu.Unlock()
 		return 0, err
 	}
 	end := l.written
-	if l.settings().Sync != SyncAlways {
+	// Retention may be due sooner than its owner knows: time retention
+	// has records to age, or size retention was left to do (SyncAlways
+	// keeps what is not yet durable).
+	set := l.settings()
+	retain := (set.Retention > 0 && wasEmpty) || l.sizeRetentionDueLocked()
+	if set.Sync != SyncAlways {
 		l.raiseHW(end)
 		l.mu.Unlock()
-		l.dirty.Store(true)
+		if !l.dirty.Swap(true) && set.Sync == SyncInterval && l.cfg.OnUnsynced != nil {
+			l.cfg.OnUnsynced()
+		}
 		l.appended.Broadcast()
+		l.retentionChanged(retain)
 		return base, nil
 	}
 	l.mu.Unlock()
-	return base, l.waitDurable(end)
+	err = l.waitDurable(end)
+	l.retentionChanged(retain)
+	return base, err
 }
 
 // writableLocked says why the log takes no writes now, if it does not.

@@ -41,6 +41,18 @@ type Config struct {
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default: discard
 	Stats    *Stats           // shared by a broker's logs; may be nil
+
+	// OnUnsynced, if set, is called under SyncInterval when an append
+	// leaves unsynced data in a log that had none: its owner calls Sync
+	// within its interval. Called without the log's locks.
+	OnUnsynced func()
+	// OnRetention, if set, is called with RetentionDue's answer when that
+	// may have come earlier than it last said: the log got records after
+	// holding none, size retention was left to do after an append,
+	// DeleteRecords moved the start, or Reconfigure changed the retention
+	// settings. EnforceRetention's caller asks RetentionDue afterwards
+	// itself. Called without the log's locks.
+	OnRetention func(due time.Time)
 }
 
 // Settings are the parts of a log's Config that can change while it is open

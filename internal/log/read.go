@@ -23,7 +23,7 @@ func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
 	for {
 		hw, start := l.hw.Load(), l.start.Load()
 		if offset < start || offset > hw {
-			return segment.View{}, fmt.Errorf("%w: offset %d, log has [%d, %d)", errs.ErrOffsetOutOfRange, offset, start, hw)
+			return segment.View{}, fmt.Errorf("%w: offset %d, log has offsets [%d, %d)", errs.ErrOffsetOutOfRange, offset, start, hw)
 		}
 		if offset == hw {
 			return segment.View{}, nil

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/embedstream/stream/internal/errs"
 	"github.com/embedstream/stream/segment"
@@ -87,6 +89,62 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	}
 	l.cfg.Logger.Info("stream: retention deletes segments", "dir", l.cfg.Dir, "segments", n, "start", segs[n].Base())
 	return n, l.dropFirstLocked(segs, n)
+}
+
+// RetentionDue returns when EnforceRetention may next delete something, by
+// the log's clock: now if size retention has segments to delete, else the
+// first instant at which the oldest segment's newest record is past
+// Retention; the zero time if nothing can be deleted until the log changes
+// (no retention, no records, or timestamps too far ahead to ever age).
+// That is all a periodic check needs to wait for: time retention deletes
+// oldest first, so the oldest segment holds the next deadline; segment
+// rolls by SegmentAge happen at appends, and need no timer.
+func (l *Log) RetentionDue() time.Time {
+	if set := l.settings(); (set.Retention <= 0 && set.RetentionBytes <= 0) || l.cfg.ReadOnly {
+		return time.Time{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return time.Time{}
+	}
+	retention := l.settings().Retention // as of now: Reconfigure holds mu to change it
+	if l.sizeRetentionDueLocked() {
+		return l.cfg.Now()
+	}
+	segs := l.segments()
+	if retention <= 0 || segs[0].Size() == 0 {
+		return time.Time{} // EnforceRetention stops at an empty first segment
+	}
+	maxTS, err := segs[0].MaxTimestamp()
+	if err != nil {
+		return l.cfg.Now() // EnforceRetention meets the error and reports it
+	}
+	// EnforceRetention deletes once nowMS - maxTS > Retention in ms.
+	ms := retention.Milliseconds()
+	if maxTS > math.MaxInt64-ms-1 {
+		return time.Time{}
+	}
+	return time.UnixMilli(maxTS + ms + 1)
+}
+
+// sizeRetentionDueLocked reports whether size retention has a segment to
+// delete: the rule of EnforceRetention and retainBytesLocked, but for the
+// high watermark, which only delays it. Callers hold mu.
+func (l *Log) sizeRetentionDueLocked() bool {
+	r := l.settings().RetentionBytes
+	segs := l.segments()
+	return r > 0 && len(segs) > 1 && l.bytes-segs[0].Size() >= r
+}
+
+// retentionChanged tells the owner (Config.OnRetention) of the log's
+// retention deadline if changed says it may have come earlier.
+func (l *Log) retentionChanged(changed bool) {
+	if changed && l.cfg.OnRetention != nil {
+		if due := l.RetentionDue(); !due.IsZero() {
+			l.cfg.OnRetention(due)
+		}
+	}
 }
 
 // retainBytesLocked applies size retention (EnforceRetention's rule) as an
@@ -313,6 +371,10 @@ func (l *Log) DeleteRecords(before int64) (int64, error) {
 			return l.start.Load(), err
 		}
 	}
+	// Once unlocked: the new first segment may hold older records than
+	// the old one did.
+	moved := false
+	defer func() { l.retentionChanged(moved && l.settings().Retention > 0) }()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writableLocked(); err != nil {
@@ -320,11 +382,12 @@ func (l *Log) DeleteRecords(before int64) (int64, error) {
 	}
 	hw, start := l.hw.Load(), l.start.Load()
 	if before > hw {
-		return start, fmt.Errorf("%w: delete before offset %d, log has [%d, %d)", errs.ErrOffsetOutOfRange, before, start, hw)
+		return start, fmt.Errorf("%w: delete before offset %d, log has offsets [%d, %d)", errs.ErrOffsetOutOfRange, before, start, hw)
 	}
 	if before <= start {
 		return start, nil
 	}
+	moved = true
 	// Durable first: a crash after it finds the new start, and at worst
 	// segments below it that are left to delete.
 	if err := l.writeLogStart(before); err != nil {

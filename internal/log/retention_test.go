@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -214,4 +215,78 @@ func TestLogStartFormat(t *testing.T) {
 	got, ok := parseLogStart([]byte("42"))
 	require.True(t, ok)
 	require.Equal(t, int64(42), got)
+}
+
+// RetentionDue is the instant EnforceRetention first deletes something, by
+// the log's clock, and OnRetention and OnUnsynced tell the owner when work
+// appears: the owner needs no timer for a log with nothing to do.
+func TestLogRetentionDueAndHooks(t *testing.T) {
+	cfg := testLog(t)
+	start := time.UnixMilli(10_000_000)
+	now := start
+	cfg.Now = func() time.Time { return now }
+	cfg.SegmentBytes = 2048
+	cfg.Retention = time.Hour
+	cfg.Sync = SyncInterval
+	var dues []time.Time
+	unsynced := 0
+	cfg.OnRetention = func(due time.Time) { dues = append(dues, due) }
+	cfg.OnUnsynced = func() { unsynced++ }
+	p := openTestLog(t, cfg, false)
+	require.True(t, p.RetentionDue().IsZero(), "no records: nothing to age")
+
+	ts := now.Add(-30 * time.Minute).UnixMilli()
+	_, err := p.Append(encode(0, 2, ts))
+	require.NoError(t, err)
+	due := time.UnixMilli(ts + time.Hour.Milliseconds() + 1)
+	require.Equal(t, []time.Time{due}, dues, "the first records start the clock")
+	require.Equal(t, due, p.RetentionDue())
+	require.Equal(t, 1, unsynced)
+	_, err = p.Append(encode(1, 2, now.UnixMilli()))
+	require.NoError(t, err)
+	require.Len(t, dues, 1, "later records change nothing sooner")
+	require.Equal(t, 1, unsynced, "still unsynced: no news")
+	require.NoError(t, p.Sync())
+	_, err = p.Append(encode(2, 2, now.UnixMilli()))
+	require.NoError(t, err)
+	require.Equal(t, 2, unsynced, "synced, then written again")
+
+	// Just before the deadline nothing goes; at it, the segment does.
+	now = due.Add(-time.Millisecond)
+	n, err := p.EnforceRetention()
+	require.NoError(t, err)
+	require.Zero(t, n)
+	now = due
+	n, err = p.EnforceRetention()
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the oldest segment")
+	require.Equal(t, start.Add(time.Hour+time.Millisecond), p.RetentionDue(), "the next oldest")
+	now = p.RetentionDue()
+	_, err = p.EnforceRetention()
+	require.NoError(t, err)
+	require.Zero(t, p.Info().Bytes, "every segment went, the active one rolled")
+	require.True(t, p.RetentionDue().IsZero(), "empty again")
+
+	// DeleteRecords can bring older records to the front.
+	for i := range 40 {
+		_, err := p.Append(encode(i, 2, now.UnixMilli()-int64(i)*1000))
+		require.NoError(t, err)
+	}
+	require.Greater(t, p.SegmentCount(), 2)
+	dues = nil
+	_, err = p.DeleteRecords(p.Segments()[1].Base)
+	require.NoError(t, err)
+	require.Len(t, dues, 1)
+	require.Equal(t, p.RetentionDue(), dues[0])
+	require.True(t, dues[0].Before(time.UnixMilli(now.UnixMilli()+time.Hour.Milliseconds())), "the second segment's records are older")
+
+	// Size retention left to do is due now, and a change of the limits
+	// tells the owner; none configured, never.
+	dues = nil
+	reconfigure(t, p, func(s *Settings) { s.RetentionBytes = 1 })
+	require.Equal(t, now, p.RetentionDue())
+	require.Equal(t, []time.Time{now}, dues)
+	reconfigure(t, p, func(s *Settings) { s.RetentionBytes, s.Retention = 0, 0 })
+	require.True(t, p.RetentionDue().IsZero())
+	require.Len(t, dues, 1, "nothing to tell of no deadline")
 }

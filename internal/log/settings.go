@@ -20,7 +20,8 @@ import (
 //     preallocation and index sizes of a segment are those it was made
 //     with);
 //   - RetentionBytes at the next Append or EnforceRetention, Retention at
-//     the next EnforceRetention;
+//     the next EnforceRetention; a change of either tells the owner the
+//     new RetentionDue (Config.OnRetention);
 //   - Sync at once: records written before the change are made durable as
 //     the new policy promises. Leaving SyncNever fsyncs what it left to the
 //     OS (the active segment, sealed segments, the log-start file and the
@@ -61,12 +62,19 @@ func (l *Log) Reconfigure(s Settings) error {
 	}
 	end := l.written
 	l.mu.Unlock()
-	if err != nil || s.Sync.strictness() <= old.Sync.strictness() {
-		return err
+	// The owner's retention deadline may come sooner under the new limits.
+	l.retentionChanged(s.Retention != old.Retention || s.RetentionBytes != old.RetentionBytes)
+	if err == nil && s.Sync.strictness() > old.Sync.strictness() {
+		// Into SyncInterval or SyncAlways from a laxer policy: what is
+		// written is made durable now, not at the next tick or append.
+		err = l.waitDurable(end)
 	}
-	// Into SyncInterval or SyncAlways from a laxer policy: what is written
-	// is made durable now, not at the next tick or append.
-	return l.waitDurable(end)
+	if s.Sync == SyncInterval && old.Sync != SyncInterval && l.dirty.Load() && l.cfg.OnUnsynced != nil {
+		// Appended during the change, after the fsync above looked: the
+		// owner's timer must know, as an append's first dirtying tells it.
+		l.cfg.OnUnsynced()
+	}
+	return err
 }
 
 // strictness orders the policies by what they promise: SyncNever,

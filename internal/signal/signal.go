@@ -1,6 +1,7 @@
 // Package signal wakes goroutines waiting for a change: a log's high
 // watermark moving, a group's state changing, a producer's batches
-// completing.
+// completing (Signal); and the broker's background goroutine when work
+// falls due sooner than it planned (Alarm).
 package signal
 
 import (
