@@ -40,7 +40,7 @@ func (c *callClock) readNow() int64 {
 // Where it says no, accept decides.
 func (t *topic) quickAccept(r *Record, clock *callClock) (ts int64, size int, ok bool) {
 	size = len(r.Key) + len(r.Value) + noHeaderOverhead
-	if clock.read && len(r.Headers) == 0 && r.Timestamp == (time.Time{}) && size <= t.cfg.MaxRecordBytes {
+	if clock.read && len(r.Headers) == 0 && r.Timestamp == (time.Time{}) && size <= t.config().MaxRecordBytes {
 		return clock.ms, size, true
 	}
 	return 0, 0, false
@@ -53,6 +53,7 @@ func (t *topic) quickAccept(r *Record, clock *callClock) (ts int64, size int, ok
 // and must lie within the topic's MaxTimestampAhead and MaxTimestampBehind
 // of the clock.
 func (t *topic) accept(r *Record, clock *callClock) (ts int64, size int, err error) {
+	c := t.config()
 	if r.Timestamp.IsZero() {
 		ts = clock.millis()
 	} else {
@@ -60,38 +61,40 @@ func (t *topic) accept(r *Record, clock *callClock) (ts int64, size int, err err
 		switch {
 		case ts < 0:
 			return 0, 0, fmt.Errorf("%w: negative timestamp %v", ErrInvalidRecord, r.Timestamp)
-		case t.cfg.LogAppendTime:
+		case c.LogAppendTime:
 			ts = clock.millis()
-		case t.aheadMS >= 0 || t.behindMS >= 0:
+		case c.aheadMS >= 0 || c.behindMS >= 0:
 			now := clock.millis()
-			if t.aheadMS >= 0 && ts-now > t.aheadMS || t.behindMS >= 0 && now-ts > t.behindMS {
-				return 0, 0, t.timestampErr(ts, now)
+			if c.aheadMS >= 0 && ts-now > c.aheadMS || c.behindMS >= 0 && now-ts > c.behindMS {
+				return 0, 0, c.timestampErr(ts, now)
 			}
 		}
 	}
-	if size = r.encodedSize(); size > t.cfg.MaxRecordBytes {
-		return 0, 0, t.tooLarge(size)
+	if size = r.encodedSize(); size > c.MaxRecordBytes {
+		return 0, 0, t.tooLarge(size, c.MaxRecordBytes)
 	}
 	return ts, size, nil
 }
 
 // timestampErr says why ts, a record's own timestamp, is outside the
 // topic's range around now (both ms).
-func (t *topic) timestampErr(ts, now int64) error {
+func (c *topicConf) timestampErr(ts, now int64) error {
 	if ts > now {
 		return fmt.Errorf("%w: timestamp %v is more than %v ahead of the broker's clock (MaxTimestampAhead)",
-			ErrInvalidRecord, time.UnixMilli(ts).UTC(), t.cfg.MaxTimestampAhead)
+			ErrInvalidRecord, time.UnixMilli(ts).UTC(), c.MaxTimestampAhead)
 	}
 	return fmt.Errorf("%w: timestamp %v is more than %v behind the broker's clock (MaxTimestampBehind)",
-		ErrInvalidRecord, time.UnixMilli(ts).UTC(), t.cfg.MaxTimestampBehind)
+		ErrInvalidRecord, time.UnixMilli(ts).UTC(), c.MaxTimestampBehind)
 }
 
 // noHeaderOverhead is Record.encodedSize's overhead for a record without
 // headers.
 var noHeaderOverhead = batch.MaxRecordOverhead(0)
 
-func (t *topic) tooLarge(size int) error {
-	return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, t.cfg.MaxRecordBytes)
+// tooLarge is the error for a record of size bytes over limit, the topic's
+// MaxRecordBytes.
+func (t *topic) tooLarge(size, limit int) error {
+	return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, limit)
 }
 
 // choose returns the partition p picks for r among n, or AnyPartition if

@@ -22,6 +22,7 @@ func closeLogs(logs []*log.Log) {
 
 // openTopic opens (creating as needed) the first n partitions of a topic.
 func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*topic, error) {
+	cfg.Partitions = n
 	t := newTopic(name, cfg, filepath.Join(b.dir, topicsDir, name))
 	if fi, err := b.opts.fs.Lstat(t.dir); err == nil && !fi.IsDir() {
 		// A symbolic link (or anything else) where a topic directory
@@ -52,12 +53,27 @@ func (b *Broker) growTopic(t *topic, n int, clean bool) error {
 }
 
 func (b *Broker) logConfig(t *topic, partition int) log.Config {
-	c := t.cfg
 	return log.Config{
-		Dir:            filepath.Join(t.dir, strconv.Itoa(partition)),
-		FS:             b.opts.fs,
-		FilePerm:       b.opts.FileMode,
-		DirPerm:        b.opts.DirMode,
+		Dir:      filepath.Join(t.dir, strconv.Itoa(partition)),
+		FS:       b.opts.fs,
+		FilePerm: b.opts.FileMode,
+		DirPerm:  b.opts.DirMode,
+		Settings: b.logSettings(t.config().TopicConfig),
+		ReadOnly: b.opts.ReadOnly,
+		Follow:   b.opts.Follow,
+		Now:      b.opts.Now,
+		Logger:   b.opts.Logger,
+		Stats:    &b.stats,
+
+		OnUnsynced:  b.signalUnsynced,
+		OnRetention: b.due.Want,
+	}
+}
+
+// logSettings is what of a topic's config (with defaults) its partition
+// logs apply.
+func (b *Broker) logSettings(c TopicConfig) log.Settings {
+	return log.Settings{
 		SegmentBytes:   c.SegmentBytes,
 		SegmentAge:     c.SegmentAge,
 		Retention:      c.Retention,
@@ -65,13 +81,6 @@ func (b *Broker) logConfig(t *topic, partition int) log.Config {
 		MaxBatchBytes:  c.maxBatchBytes(),
 		LogAppendTime:  c.LogAppendTime,
 		Sync:           c.Sync.or(b.opts.Sync).log(),
-		ReadOnly:       b.opts.ReadOnly,
-		Follow:         b.opts.Follow,
-		Now:            b.opts.Now,
-		Logger:         b.opts.Logger,
-		Stats:          &b.stats,
-		OnUnsynced:     b.signalUnsynced,
-		OnRetention:    b.due.Want,
 	}
 }
 
@@ -221,13 +230,143 @@ func (b *Broker) AddPartitions(name string, total int) error {
 	if err := b.growTopic(t, total, false); err != nil {
 		return err
 	}
-	cfg := t.cfg
+	cfg := t.config().TopicConfig
 	cfg.Partitions = total
 	if err := b.meta.PutTopic(name, catalog.Topic{Config: cfg.stored(), Partitions: total, Created: t.created}); err != nil {
 		return err
 	}
+	t.conf.Store(newTopicConf(cfg))
 	b.groups.TopicChanged(name)
 	return nil
+}
+
+// AlterTopic changes the config of an existing topic while it is in use,
+// as Kafka's kafka-configs.sh --alter (IncrementalAlterConfigs) does.
+// change is given the current config, as DescribeTopic reports it
+// (defaults filled in), and edits it; the result is validated as
+// CreateTopic validates a config (zero fields take their defaults),
+// stored durably with the topic, and applied to the open partitions: no
+// restart, and it survives one.
+//
+// The settings that may change are Retention, RetentionBytes,
+// SegmentBytes, SegmentAge, MaxRecordBytes, Sync, LogAppendTime,
+// MaxTimestampAhead and MaxTimestampBehind. Partitions only grows, with
+// AddPartitions, and Compact is not implemented: a change of either is
+// refused with ErrInvalidConfig, as is an invalid value, and then nothing
+// changes.
+//
+// When each change takes effect:
+//   - MaxRecordBytes, LogAppendTime and the timestamp bounds: for records
+//     published from then on (a Producer checked the records it holds
+//     already);
+//   - SegmentBytes and SegmentAge: at the next append's roll check, so an
+//     active segment larger than a new SegmentBytes rolls at the next
+//     append; segments already sealed keep their size;
+//   - RetentionBytes: at the next append or retention check, Retention at
+//     the next retention check (Options.RetentionCheckInterval), as in
+//     Kafka;
+//   - Sync: at once. A stricter policy makes what was written durable
+//     before AlterTopic returns (from SyncNever, everything that policy
+//     left to the OS); a laxer one makes records that waited for an fsync
+//     visible.
+//
+// Concurrent AlterTopic calls run one after the other, each given the
+// config the one before left. change may be called more than once, if
+// AddPartitions changed the topic meanwhile (each call gets the newer
+// config), so it should only edit the config it is given.
+//
+// AlterTopic returns ErrTopicNotFound for an unknown topic, ErrReadOnly
+// on a read-only broker, ErrClosed after Close, and ErrInvalidArgument for
+// a nil change. An fsync that a
+// stricter Sync runs may fail after the change is stored: its error (with
+// ErrSyncFailed) is returned, and the partition refuses writes until the
+// broker is reopened, as after any failed fsync.
+func (b *Broker) AlterTopic(name string, change func(*TopicConfig)) error {
+	if change == nil {
+		return fmt.Errorf("%w: AlterTopic of %q without a change", ErrInvalidArgument, name)
+	}
+	b.alterMu.Lock()
+	defer b.alterMu.Unlock()
+	for {
+		b.mu.RLock()
+		t, err := b.writableTopicLocked(name)
+		b.mu.RUnlock()
+		if err != nil {
+			if errors.Is(err, ErrTopicNotFound) {
+				if nerr := validateTopicName(name); nerr != nil {
+					return nerr
+				}
+			}
+			return err
+		}
+		cur := t.config()
+		next := cur.TopicConfig
+		change(&next)
+		cfg, err := checkAlter(name, cur.TopicConfig, next)
+		if err != nil {
+			return err
+		}
+		b.mu.Lock()
+		stored, err := b.storeAlterLocked(name, t, cur, cfg)
+		b.mu.Unlock()
+		switch {
+		case err != nil:
+			return err
+		case !stored:
+			continue // grown, deleted or re-created meanwhile: read it again
+		case cfg == cur.TopicConfig:
+			return nil
+		}
+		// Outside b.mu: a stricter Sync fsyncs, which must not stall
+		// every other topic's lookups. alterMu keeps a later AlterTopic
+		// from applying its config before this one is done.
+		settings := b.logSettings(cfg)
+		var errs []error
+		for i, p := range t.partitions() {
+			if err := p.Reconfigure(settings); err != nil {
+				errs = append(errs, fmt.Errorf("topic %q partition %d: %w", name, i, t.writeErr(err)))
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// checkAlter validates next, an edit of cur (a topic's config), for
+// AlterTopic, and returns it with its defaults.
+func checkAlter(name string, cur, next TopicConfig) (TopicConfig, error) {
+	switch {
+	case next.Partitions != cur.Partitions:
+		return next, fmt.Errorf("%w: topic %q: partitions cannot be altered (it has %d; AddPartitions grows it)", ErrInvalidConfig, name, cur.Partitions)
+	case next.Compact != cur.Compact:
+		return next, fmt.Errorf("%w: topic %q: cleanup policy cannot be altered (log compaction is not implemented yet)", ErrInvalidConfig, name)
+	}
+	next = next.withDefaults()
+	if err := next.validate(); err != nil {
+		return next, fmt.Errorf("topic %q: %w", name, err)
+	}
+	return next, nil
+}
+
+// storeAlterLocked stores cfg, a checked edit of cur, in the catalog and as
+// the topic's config, unless the topic changed since cur was read (stored
+// is false then). A cfg equal to cur is not written. Partitions opened from
+// now on (AddPartitions) get cfg's settings. Callers hold b.mu.
+func (b *Broker) storeAlterLocked(name string, t *topic, cur *topicConf, cfg TopicConfig) (stored bool, err error) {
+	if err := b.checkWritable(); err != nil {
+		return false, err
+	}
+	if b.topics[name] != t || t.config() != cur {
+		return false, nil
+	}
+	if cfg == cur.TopicConfig {
+		return true, nil
+	}
+	rec := catalog.Topic{Config: cfg.stored(), Partitions: cfg.Partitions, Created: t.created}
+	if err := b.meta.PutTopic(name, rec); err != nil {
+		return false, err
+	}
+	t.conf.Store(newTopicConf(cfg))
+	return true, nil
 }
 
 // writableTopicLocked looks up a topic for an admin change. Callers hold b.mu.
@@ -280,7 +419,7 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 		return TopicInfo{}, err
 	}
 	parts := t.partitions()
-	info := TopicInfo{Name: name, Config: t.cfg, Partitions: make([]PartitionInfo, len(parts))}
+	info := TopicInfo{Name: name, Config: t.config().TopicConfig, Partitions: make([]PartitionInfo, len(parts))}
 	info.Config.Partitions = len(parts)
 	for i, p := range parts {
 		li := p.Info()

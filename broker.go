@@ -62,11 +62,12 @@ type Options struct {
 	//
 	// What a follower cannot know: records still in a Producer's linger
 	// buffer, or being written (it sees only whole batches on disk, up to
-	// a FollowInterval late); consumer groups' members, generations and
-	// assignments, which live in the owner's memory (a follower's own
-	// Subscribe joins a group of its own process, whose commits fail with
-	// ErrReadOnly); commits newer than its last copy of meta.db; a topic's
-	// config changed after the follower first saw the topic. Under
+	// a FollowInterval late); consumer groups' live members, which live in
+	// the owner's memory (GroupInfo.Last shows each group's last completed
+	// generation as meta.db holds it; a follower's own Subscribe joins a
+	// group of its own process, whose commits fail with ErrReadOnly);
+	// commits, generations and topic configs (AlterTopic) newer than its
+	// last copy of meta.db. Under
 	// SyncAlways it sees records as soon as they are written, before they
 	// are durable and before the owner's readers see them. See the package
 	// doc's "Following a live directory".
@@ -191,6 +192,7 @@ type Broker struct {
 	groups *groups.Service
 	stats  log.Stats
 
+	alterMu   sync.Mutex   // serializes AlterTopic calls: each stores and applies its config before the next reads one
 	mu        sync.RWMutex // guards the fields below
 	topics    map[string]*topic
 	closed    bool
@@ -708,7 +710,7 @@ func (b *Broker) signalUnsynced() {
 // and records, or a group with committed offsets.
 func (b *Broker) startupWork() bool {
 	for _, t := range b.topics {
-		if t.cfg.Retention <= 0 && t.cfg.RetentionBytes <= 0 {
+		if c := t.config(); c.Retention <= 0 && c.RetentionBytes <= 0 {
 			continue
 		}
 		for _, p := range t.partitions() {

@@ -26,6 +26,10 @@ type Client interface {
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) error
 	// DeleteTopic deletes a topic and its records.
 	DeleteTopic(ctx context.Context, name string) error
+	// AlterTopic changes an existing topic's config (kafka-configs.sh
+	// --alter): change edits the current config, as Broker.AlterTopic
+	// describes; Partitions and Compact cannot change (ErrInvalidConfig).
+	AlterTopic(ctx context.Context, name string, change func(*TopicConfig)) error
 	// DeleteRecords deletes a partition's records before offset before
 	// (Kafka's deleteRecords) and returns the new log start offset; before
 	// past the end is ErrOffsetOutOfRange.
@@ -114,6 +118,10 @@ func (c *embeddedClient) CreateTopic(_ context.Context, name string, cfg TopicCo
 
 func (c *embeddedClient) DeleteTopic(_ context.Context, name string) error {
 	return c.b.DeleteTopic(name)
+}
+
+func (c *embeddedClient) AlterTopic(_ context.Context, name string, change func(*TopicConfig)) error {
+	return c.b.AlterTopic(name, change)
 }
 
 func (c *embeddedClient) DeleteRecords(_ context.Context, topic string, partition int32, before int64) (int64, error) {

@@ -92,13 +92,14 @@
 // opens (bbolt's lock would block the owner).
 //
 // A follower cannot know what is not on disk: records in a Producer's
-// linger buffer or still being written; the owner's consumer groups'
-// members, generations and assignments (DescribeGroup shows the follower's
-// own, usually none); offsets committed after its last copy of meta.db
-// (ErrMetadataUnavailable when none can be read); a topic's config changed
-// after it first saw the topic. It sees records up to a FollowInterval
-// after the owner appends them, and under SyncAlways before they are
-// durable. Records it returns alias the owner's files like any read; the
-// owner never cuts records it wrote, and a follower's reads and walks of
-// records fault into errors if something else does.
+// linger buffer or still being written; the owner's consumer groups' live
+// members (DescribeGroup shows the follower's own, usually none, and, from
+// meta.db, each group's last completed generation with its members and
+// assignments: GroupInfo.Last); offsets committed, generations completed
+// and topic configs altered after its last copy of meta.db
+// (ErrMetadataUnavailable when none can be read). It sees records up to a
+// FollowInterval after the owner appends them, and under SyncAlways before
+// they are durable. Records it returns alias the owner's files like any
+// read; the owner never cuts records it wrote, and a follower's reads and
+// walks of records fault into errors if something else does.
 package stream

@@ -78,7 +78,8 @@ var (
 	ErrRecordTooLarge = errs.ErrRecordTooLarge
 
 	// ErrInvalidArgument is returned for a negative timestamp or offset
-	// given as a position to read from or commit.
+	// given as a position to read from or commit, and for a nil change
+	// to AlterTopic.
 	ErrInvalidArgument = errs.ErrInvalidArgument
 
 	// ErrInvalidGroup is returned, wherever a group name is taken, for one

@@ -18,7 +18,8 @@ import (
 // view every FollowInterval. A refresh:
 //
 //   - looks at meta.db (catalog.Follow): a new copy when it changed, for
-//     topic configs and committed offsets;
+//     topic configs (a topic the owner altered takes its new config),
+//     committed offsets and groups' last generations;
 //   - lists topics/: a topic directory gone, or replaced by another of the
 //     same name (DeleteTopic, then CreateTopic), ends the topic (readers
 //     get ErrTopicNotFound); a new one is opened once meta.db lists it (a
@@ -130,6 +131,13 @@ func (b *Broker) refresh() error {
 			changed[name] = true
 		}
 	}
+	if f.known {
+		for name, t := range current {
+			if rec, ok := f.records[name]; ok {
+				takeConfig(t, rec)
+			}
+		}
+	}
 	added := map[string]*topic{}
 	for _, name := range slices.Sorted(maps.Keys(onDisk)) {
 		parts := onDisk[name]
@@ -177,6 +185,17 @@ func (b *Broker) refresh() error {
 		}
 	}
 	return metaErr
+}
+
+// takeConfig gives a followed topic the config its owner stored (which
+// AlterTopic changes), for DescribeTopic: a follower's logs are read-only,
+// so nothing else of it applies.
+func takeConfig(t *topic, rec catalog.Topic) {
+	cfg := storedTopicConfig(rec.Config).withDefaults()
+	cfg.Partitions = len(t.partitions())
+	if t.config().TopicConfig != cfg {
+		t.conf.Store(newTopicConf(cfg))
+	}
 }
 
 // readCatalog reloads the topic records when meta.db's copy changed.

@@ -263,6 +263,43 @@ func TestFollowCommittedOffsets(t *testing.T) {
 	require.EqualValues(t, 3, off[TopicPartition{Topic: "t"}])
 }
 
+// TestFollowAlteredConfigAndGenerations: a follower takes in a topic's
+// config as the owner alters it, and each group's last completed generation,
+// from meta.db's copy.
+func TestFollowAlteredConfigAndGenerations(t *testing.T) {
+	dir := t.TempDir()
+	owner := openBroker(t, dir, nil)
+	require.NoError(t, owner.CreateTopic("t", TopicConfig{Partitions: 2}))
+	publish(t, owner, "t", "a")
+	f := openFollower(t, dir, nil)
+
+	require.NoError(t, owner.AlterTopic("t", func(c *TopicConfig) { c.Retention, c.SegmentBytes = time.Hour, 1<<20 }))
+	require.NoError(t, owner.AddPartitions("t", 3))
+	require.NoError(t, f.Refresh())
+	want, err := owner.DescribeTopic("t")
+	require.NoError(t, err)
+	got, err := f.DescribeTopic("t")
+	require.NoError(t, err)
+	require.Equal(t, want.Config, got.Config)
+	require.Equal(t, time.Hour, got.Config.Retention)
+
+	c, err := owner.Subscribe("g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Poll(t.Context())
+	require.NoError(t, err)
+	live, err := owner.DescribeGroup("g")
+	require.NoError(t, err)
+	require.NoError(t, f.Refresh())
+	gi, err := f.DescribeGroup("g")
+	require.NoError(t, err)
+	require.Empty(t, gi.Members, "the owner's live members are not the follower's to know")
+	require.NotNil(t, gi.Last)
+	require.Equal(t, live.Generation, gi.Generation)
+	require.Equal(t, live.Last.Members, gi.Last.Members)
+	require.Len(t, gi.Last.Members[0].Assignment, 3)
+}
+
 // TestFollowUnreadableMeta: a meta.db that cannot be read costs configs
 // (defaults) and committed offsets (ErrMetadataUnavailable), not the
 // records.

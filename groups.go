@@ -22,12 +22,29 @@ import (
 // "consumer", which has no counterpart here): the last balancer tells an
 // operator more.
 type GroupInfo struct {
-	Group      string
-	State      string // Empty, PreparingRebalance, Stable or Dead
+	Group string
+	State string // Empty, PreparingRebalance, Stable or Dead
+	// Generation is the group's generation: it goes on across restarts
+	// from the last one stored, as in Kafka.
 	Generation int
 	Balancer   string               // the balancer's Kafka name; see above
 	Members    []MemberInfo         // sorted as balancers sort them
 	Partitions []GroupPartitionInfo // committed offsets and lag, sorted
+	// Last is the group's last completed rebalance as the broker stored it,
+	// nil if there is none: who was assigned what, kept after the members
+	// and the process are gone (so a directory opened later, by streamctl
+	// say, still shows it), until the group's offsets expire or it is
+	// deleted, or, for a group that never committed, until it is empty at
+	// a retention check.
+	Last *GenerationInfo
+}
+
+// GenerationInfo describes a completed rebalance of a group.
+type GenerationInfo struct {
+	Generation int
+	Balancer   string       // the balancer's Kafka name
+	Completed  time.Time    // when the rebalance completed
+	Members    []MemberInfo // sorted as balancers sort them; Assignment is what the generation assigned
 }
 
 // MemberInfo describes a group member.
@@ -67,6 +84,12 @@ func (b *Broker) DescribeGroup(name string) (GroupInfo, error) {
 	info := GroupInfo{Group: name, State: gi.State, Generation: gi.Generation, Balancer: gi.Balancer}
 	for _, m := range gi.Members {
 		info.Members = append(info.Members, MemberInfo(m))
+	}
+	if l := gi.Last; l != nil {
+		info.Last = &GenerationInfo{Generation: l.Generation, Balancer: l.Balancer, Completed: l.Completed}
+		for _, m := range l.Members {
+			info.Last.Members = append(info.Last.Members, MemberInfo(m))
+		}
 	}
 	committed := gi.Committed
 	parts := map[TopicPartition]bool{}

@@ -193,7 +193,7 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	}
 	part := parts[partition]
 	pb := p.open[part]
-	if pb != nil && pb.bld.Len()+size > min(p.opts.BatchBytes, t.cfg.maxBatchBytes()) {
+	if pb != nil && pb.bld.Len()+size > min(p.opts.BatchBytes, t.config().maxBatchBytes()) {
 		p.ready = append(p.ready, pb)
 		pb = nil
 	}

@@ -276,7 +276,7 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 	// batch limit: check them all before anything is written.
 	for i := range plan.groups {
 		g := &plan.groups[i]
-		if size, limit := g.builder.Len(), g.topic.cfg.maxBatchBytes(); size > limit {
+		if size, limit := g.builder.Len(), g.topic.config().maxBatchBytes(); size > limit {
 			return fmt.Errorf("%w: the call's records for %s make a %d-byte batch, over the %d a batch may hold; publish them in smaller calls",
 				ErrRecordTooLarge, TopicPartition{Topic: g.topic.name, Partition: g.partition}, size, limit)
 		}

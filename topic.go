@@ -172,14 +172,10 @@ func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_"
 // topic is an open topic: its config and partition logs.
 type topic struct {
 	name    string
-	cfg     TopicConfig // with defaults applied
 	dir     string
 	created time.Time // when CreateTopic made it, as stored
 
-	// The range around the clock a record's own timestamp must lie in,
-	// from cfg's MaxTimestampAhead and MaxTimestampBehind in whole ms (-1:
-	// no bound), kept ready for the accept path.
-	aheadMS, behindMS int64
+	conf atomic.Pointer[topicConf] // replaced whole by AlterTopic
 
 	parts atomic.Pointer[[]*log.Log] // replaced whole by AddPartitions
 
@@ -187,17 +183,39 @@ type topic struct {
 	deleted atomic.Bool
 }
 
-// newTopic returns a topic with no partitions yet; cfg has its defaults.
-func newTopic(name string, cfg TopicConfig, dir string) *topic {
-	t := &topic{name: name, cfg: cfg, dir: dir, aheadMS: -1, behindMS: -1}
+// topicConf is a topic's config as the accept path reads it, never changed
+// once stored: AlterTopic stores a new one, so each record is checked
+// against the old config or the new one, never a mix of the two.
+type topicConf struct {
+	TopicConfig // with defaults applied; Partitions as created or last stored
+
+	// The range around the clock a record's own timestamp must lie in,
+	// from MaxTimestampAhead and MaxTimestampBehind in whole ms (-1: no
+	// bound), kept ready for the accept path.
+	aheadMS, behindMS int64
+}
+
+// newTopicConf prepares cfg, which has its defaults, for the accept path.
+func newTopicConf(cfg TopicConfig) *topicConf {
+	c := &topicConf{TopicConfig: cfg, aheadMS: -1, behindMS: -1}
 	if cfg.MaxTimestampAhead > 0 {
-		t.aheadMS = cfg.MaxTimestampAhead.Milliseconds()
+		c.aheadMS = cfg.MaxTimestampAhead.Milliseconds()
 	}
 	if cfg.MaxTimestampBehind > 0 {
-		t.behindMS = cfg.MaxTimestampBehind.Milliseconds()
+		c.behindMS = cfg.MaxTimestampBehind.Milliseconds()
 	}
+	return c
+}
+
+// newTopic returns a topic with no partitions yet; cfg has its defaults.
+func newTopic(name string, cfg TopicConfig, dir string) *topic {
+	t := &topic{name: name, dir: dir}
+	t.conf.Store(newTopicConf(cfg))
 	return t
 }
+
+// config returns the topic's current config; callers must not change it.
+func (t *topic) config() *topicConf { return t.conf.Load() }
 
 func (t *topic) partitions() []*log.Log {
 	if p := t.parts.Load(); p != nil {

@@ -24,6 +24,8 @@
 //     without a commit (ResetNone fails Poll with ErrNoCommittedOffset).
 //   - Seek moves a member's position, also from OnAssigned, and Commit then
 //     commits the sought position.
+//   - AlterTopic changes a topic's settings for the records published next
+//     (MaxRecordBytes checked here) and refuses a change of Partitions.
 //   - Typed errors (errors.Is): ErrTopicExists, ErrTopicNotFound,
 //     ErrInvalidTopic, ErrInvalidPartition, ErrOffsetOutOfRange,
 //     ErrInvalidGroup, ErrNotAssigned, ErrNoCommittedOffset, ErrClosed.
@@ -37,6 +39,7 @@ package conformance
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -99,6 +102,7 @@ func Run(t *testing.T, newClient func(t *testing.T, p Placement) stream.Client) 
 	t.Run("Errors", s.errorsTest)
 	t.Run("DeleteTopic", s.deleteTopic)
 	t.Run("DeleteRecords", s.deleteRecords)
+	t.Run("AlterTopic", s.alterTopic)
 	t.Run("GroupSplitHandOver", func(t *testing.T) {
 		for _, b := range []stream.Balancer{
 			stream.RangeBalancer{}, stream.RoundRobinBalancer{},
@@ -644,6 +648,25 @@ func (s *suite) deleteRecords(t *testing.T) {
 	require.NoError(t, err)
 	defer gc.Close()
 	require.Equal(t, seqOffsets(4, 9), offsets(pollUntil(t, ctx, gc, atLeast(6))), "a new group starts at the new start")
+}
+
+// alterTopic: a lowered MaxRecordBytes refuses the next large record, a
+// raised one takes it; Partitions cannot change that way.
+func (s *suite) alterTopic(t *testing.T) {
+	ctx := testContext(t)
+	c := s.client(t)
+	topic := createTopic(t, ctx, c, 1)
+	big := make([]byte, 8000)
+	_, _ = crand.Read(big) // incompressible: a cluster bounds the batch as sent
+	publish := func() error {
+		return c.Publish(ctx, &stream.Record{Topic: topic, Partition: 0, Value: big})
+	}
+	require.NoError(t, c.AlterTopic(ctx, topic, func(cfg *stream.TopicConfig) { cfg.MaxRecordBytes = 4096 }))
+	require.ErrorIs(t, publish(), stream.ErrRecordTooLarge)
+	require.NoError(t, c.AlterTopic(ctx, topic, func(cfg *stream.TopicConfig) { cfg.MaxRecordBytes = 1 << 20 }))
+	require.NoError(t, publish())
+	require.ErrorIs(t, c.AlterTopic(ctx, topic, func(cfg *stream.TopicConfig) { cfg.Partitions = 2 }), stream.ErrInvalidConfig)
+	require.ErrorIs(t, c.AlterTopic(ctx, unique(t, "missing"), func(*stream.TopicConfig) {}), stream.ErrTopicNotFound)
 }
 
 func (s *suite) deleteTopic(t *testing.T) {

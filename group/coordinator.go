@@ -138,8 +138,19 @@ func NewCoordinator(balancer Balancer, partitions func(topic string) int32) *Coo
 // State returns the group's state.
 func (c *Coordinator) State() State { return c.state }
 
-// Generation returns the current generation (0 before the first assignment).
+// Generation returns the current generation: 0 before the first
+// assignment, unless the group resumed (ResumeAt).
 func (c *Coordinator) Generation() int { return c.generation }
+
+// ResumeAt makes a group restored from storage go on from generation gen:
+// its next rebalance completes generation gen+1, as a Kafka coordinator
+// loading a group does. It has no effect once the group has members or a
+// generation of its own.
+func (c *Coordinator) ResumeAt(gen int) {
+	if len(c.members) == 0 && c.generation == 0 && gen > 0 {
+		c.generation = gen
+	}
+}
 
 // Protocol returns the balancer's protocol.
 func (c *Coordinator) Protocol() Protocol { return c.balancer.Protocol() }
@@ -558,6 +569,23 @@ func (c *Coordinator) Members(now time.Time) []MemberInfo {
 	for _, s := range SortMembers(in) {
 		m := c.members[s.ID]
 		out = append(out, MemberInfo{ID: m.id, InstanceID: m.instanceID, Topics: slices.Clone(m.topics), Assignment: slices.Clone(m.owned)})
+	}
+	return out
+}
+
+// Assigned describes the members, sorted as Members sorts them, each with
+// what the current generation assigns it (Assignment), which it may not
+// hold yet: the generation's assignment, as a description of the
+// generation rather than of the moment.
+func (c *Coordinator) Assigned() []MemberInfo {
+	var in []Member
+	for _, m := range c.members {
+		in = append(in, Member{ID: m.id, InstanceID: m.instanceID})
+	}
+	var out []MemberInfo
+	for _, s := range SortMembers(in) {
+		m := c.members[s.ID]
+		out = append(out, MemberInfo{ID: m.id, InstanceID: m.instanceID, Topics: slices.Clone(m.topics), Assignment: slices.Clone(m.target)})
 	}
 	return out
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,45 +120,96 @@ func (c *Client) checkOpen() error {
 // topic setting here: durability on a cluster is acks and replication.
 func topicConfigs(cfg stream.TopicConfig) map[string]*string {
 	m := map[string]*string{}
-	set := func(k string, v any) {
-		s := fmt.Sprint(v)
-		m[k] = &s
-	}
-	if cfg.Retention > 0 {
-		set("retention.ms", cfg.Retention.Milliseconds())
-	}
-	if cfg.RetentionBytes > 0 {
-		set("retention.bytes", cfg.RetentionBytes)
-	}
-	if cfg.SegmentBytes > 0 {
-		set("segment.bytes", cfg.SegmentBytes)
-	}
-	if cfg.SegmentAge > 0 {
-		set("segment.ms", cfg.SegmentAge.Milliseconds())
-	}
-	if cfg.MaxRecordBytes > 0 {
-		set("max.message.bytes", cfg.MaxRecordBytes)
-	}
-	if cfg.LogAppendTime {
-		set("message.timestamp.type", "LogAppendTime")
-	}
-	if cfg.MaxTimestampAhead != 0 { // 0 leaves the cluster's default
-		ahead := cfg.MaxTimestampAhead.Milliseconds()
-		if cfg.MaxTimestampAhead < 0 {
-			ahead = math.MaxInt64 // no limit
+	for k, v := range topicSettings(cfg) {
+		if v != nil {
+			m[k] = v
 		}
-		set("message.timestamp.after.max.ms", ahead)
-	}
-	if cfg.MaxTimestampBehind > 0 {
-		set("message.timestamp.before.max.ms", cfg.MaxTimestampBehind.Milliseconds())
-	}
-	if cfg.Compact {
-		set("cleanup.policy", "compact")
 	}
 	if len(m) == 0 {
 		return nil
 	}
 	return m
+}
+
+// topicSettings maps each TopicConfig field that has a Kafka topic setting
+// to its value, or to nil for a zero field, which leaves the cluster's
+// default.
+func topicSettings(cfg stream.TopicConfig) map[string]*string {
+	m := map[string]*string{}
+	set := func(k string, ok bool, v any) {
+		m[k] = nil
+		if ok {
+			s := fmt.Sprint(v)
+			m[k] = &s
+		}
+	}
+	set("retention.ms", cfg.Retention > 0, cfg.Retention.Milliseconds())
+	set("retention.bytes", cfg.RetentionBytes > 0, cfg.RetentionBytes)
+	set("segment.bytes", cfg.SegmentBytes > 0, cfg.SegmentBytes)
+	set("segment.ms", cfg.SegmentAge > 0, cfg.SegmentAge.Milliseconds())
+	set("max.message.bytes", cfg.MaxRecordBytes > 0, cfg.MaxRecordBytes)
+	set("message.timestamp.type", cfg.LogAppendTime, "LogAppendTime")
+	ahead := cfg.MaxTimestampAhead.Milliseconds()
+	if cfg.MaxTimestampAhead < 0 {
+		ahead = math.MaxInt64 // no limit
+	}
+	set("message.timestamp.after.max.ms", cfg.MaxTimestampAhead != 0, ahead)
+	set("message.timestamp.before.max.ms", cfg.MaxTimestampBehind > 0, cfg.MaxTimestampBehind.Milliseconds())
+	set("cleanup.policy", cfg.Compact, "compact")
+	return m
+}
+
+// configFromSettings is topicSettings' inverse: the TopicConfig a topic's
+// described settings (defaults included) and partition count amount to.
+// Kafka's "no limit" values read as the zero or negative values that mean
+// it in a TopicConfig.
+func configFromSettings(configs []kadm.Config, partitions int) stream.TopicConfig {
+	cfg := stream.TopicConfig{Partitions: partitions}
+	for _, c := range configs {
+		v := c.MaybeValue()
+		n, err := strconv.ParseInt(v, 10, 64)
+		num := err == nil
+		ms := time.Duration(n) * time.Millisecond
+		unlimited := n < 0 || n == math.MaxInt64
+		switch c.Key {
+		case "retention.ms":
+			if num && !unlimited {
+				cfg.Retention = ms
+			}
+		case "retention.bytes":
+			if num && !unlimited {
+				cfg.RetentionBytes = n
+			}
+		case "segment.bytes":
+			if num {
+				cfg.SegmentBytes = n
+			}
+		case "segment.ms":
+			if num && !unlimited {
+				cfg.SegmentAge = ms
+			}
+		case "max.message.bytes":
+			if num {
+				cfg.MaxRecordBytes = int(n)
+			}
+		case "message.timestamp.type":
+			cfg.LogAppendTime = v == "LogAppendTime"
+		case "message.timestamp.after.max.ms":
+			if num {
+				cfg.MaxTimestampAhead = ms
+				if unlimited {
+					cfg.MaxTimestampAhead = -1
+				}
+			}
+		case "message.timestamp.before.max.ms":
+			if num && !unlimited {
+				cfg.MaxTimestampBehind = ms
+			}
+		case "cleanup.policy":
+			cfg.Compact = slices.Contains(strings.Split(v, ","), "compact")
+		}
+	}
+	return cfg
 }
 
 // CreateTopic creates a topic with cfg.Partitions partitions (default 1)
@@ -185,6 +240,102 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg stream.TopicC
 	}
 	if err != nil {
 		return fmt.Errorf("kafka: create topic %q: %w", name, mapErr(err))
+	}
+	return nil
+}
+
+// AlterTopic changes a topic's settings with Kafka's
+// IncrementalAlterConfigs (what kafka-configs.sh --alter sends). change is
+// given the topic's config as the cluster describes it (its defaults
+// included, mapped back as CreateTopic maps a TopicConfig to settings) and
+// edits it; each setting whose field changed is set, or deleted (back to
+// the cluster's default) when the field became zero. Sync is ignored, as
+// by CreateTopic. Partitions and Compact cannot change, and negative
+// sizes and durations (other than MaxTimestampAhead) are refused:
+// stream.ErrInvalidConfig, with nothing sent. Between the describe and the
+// alter, another client's change of the same setting may be overwritten.
+// It fails with stream.ErrTopicNotFound for an unknown topic, and with
+// stream.ErrInvalidConfig for a value the cluster refuses.
+func (c *Client) AlterTopic(ctx context.Context, name string, change func(*stream.TopicConfig)) error {
+	if err := c.checkOpen(); err != nil {
+		return err
+	}
+	if change == nil {
+		return errorf(stream.ErrInvalidArgument, "AlterTopic of %q without a change", name)
+	}
+	if err := validTopic(name); err != nil {
+		return err
+	}
+	cur, err := c.topicConfig(ctx, name)
+	if err != nil {
+		return fmt.Errorf("kafka: alter topic %q: %w", name, mapErr(err))
+	}
+	next := cur
+	change(&next)
+	if err := checkAlter(cur, next); err != nil {
+		return fmt.Errorf("kafka: alter topic %q: %w", name, err)
+	}
+	was, now := topicSettings(cur), topicSettings(next)
+	var alters []kadm.AlterConfig
+	for _, k := range slices.Sorted(maps.Keys(now)) {
+		switch v := now[k]; {
+		case v == nil && was[k] != nil:
+			alters = append(alters, kadm.AlterConfig{Op: kadm.DeleteConfig, Name: k})
+		case v != nil && (was[k] == nil || *v != *was[k]):
+			alters = append(alters, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: v})
+		}
+	}
+	if len(alters) == 0 {
+		return nil
+	}
+	resps, err := c.adm.AlterTopicConfigs(ctx, alters, name)
+	if err == nil {
+		_, err = resps.On(name, func(r *kadm.AlterConfigsResponse) error { return r.Err })
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: alter topic %q: %w", name, mapErr(err))
+	}
+	return nil
+}
+
+// topicConfig describes a topic's settings and partitions as a TopicConfig.
+func (c *Client) topicConfig(ctx context.Context, name string) (stream.TopicConfig, error) {
+	details, err := c.adm.ListTopics(ctx, name)
+	if err != nil {
+		return stream.TopicConfig{}, err
+	}
+	td, ok := details[name]
+	switch {
+	case !ok:
+		return stream.TopicConfig{}, errorf(stream.ErrTopicNotFound, "%q", name)
+	case td.Err != nil:
+		return stream.TopicConfig{}, td.Err
+	}
+	rcs, err := c.adm.DescribeTopicConfigs(ctx, name)
+	if err != nil {
+		return stream.TopicConfig{}, err
+	}
+	rc, err := rcs.On(name, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return stream.TopicConfig{}, err
+	}
+	return configFromSettings(rc.Configs, len(td.Partitions)), nil
+}
+
+// checkAlter refuses, as the embedded broker does, what AlterTopic cannot
+// change and values no setting can hold.
+func checkAlter(cur, next stream.TopicConfig) error {
+	switch {
+	case next.Partitions != cur.Partitions:
+		return errorf(stream.ErrInvalidConfig, "partitions cannot be altered (it has %d)", cur.Partitions)
+	case next.Compact != cur.Compact:
+		return errorf(stream.ErrInvalidConfig, "cleanup policy cannot be altered")
+	case next.Retention < 0 || next.RetentionBytes < 0 || next.SegmentBytes < 0 || next.SegmentAge < 0 ||
+		next.MaxRecordBytes < 0 || next.MaxTimestampBehind < 0:
+		return errorf(stream.ErrInvalidConfig, "negative size or duration")
 	}
 	return nil
 }

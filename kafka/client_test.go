@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -121,6 +122,57 @@ func TestTopicConfigMapping(t *testing.T) {
 	details, err := c.Admin().ListTopics(ctx, "configured")
 	require.NoError(t, err)
 	require.Len(t, details["configured"].Partitions, 3)
+}
+
+// TestAlterTopic: changed fields are set on the cluster, a field made zero
+// goes back to the cluster's default, and what cannot change is refused
+// before anything is sent.
+func TestAlterTopic(t *testing.T) {
+	ctx := testCtx(t)
+	c := newClient(t, newCluster(t))
+	require.NoError(t, c.CreateTopic(ctx, "altered", stream.TopicConfig{Partitions: 2, SegmentBytes: 1 << 24}))
+	settings := func() map[string]string {
+		rcs, err := c.Admin().DescribeTopicConfigs(ctx, "altered")
+		require.NoError(t, err)
+		rc, err := rcs.On("altered", nil)
+		require.NoError(t, err)
+		got := map[string]string{}
+		for _, cfg := range rc.Configs {
+			got[cfg.Key] = cfg.MaybeValue()
+		}
+		return got
+	}
+	defaults := settings()
+
+	var seen stream.TopicConfig
+	require.NoError(t, c.AlterTopic(ctx, "altered", func(cfg *stream.TopicConfig) {
+		seen = *cfg
+		cfg.Retention, cfg.MaxRecordBytes, cfg.LogAppendTime, cfg.SegmentBytes = time.Hour, 4096, true, 0
+	}))
+	require.Equal(t, 2, seen.Partitions)
+	require.Equal(t, int64(1<<24), seen.SegmentBytes, "the current config, as described")
+	got := settings()
+	require.Equal(t, "3600000", got["retention.ms"])
+	require.Equal(t, "4096", got["max.message.bytes"])
+	require.Equal(t, "LogAppendTime", got["message.timestamp.type"])
+	require.NotEqual(t, "16777216", got["segment.bytes"], "zero: back to the cluster's default")
+	require.Equal(t, defaults["segment.ms"], got["segment.ms"], "untouched")
+
+	big := make([]byte, 8000)
+	_, _ = rand.Read(big) // incompressible: the limit applies to the batch as sent
+	err := c.Publish(ctx, &stream.Record{Topic: "altered", Partition: 0, Value: big})
+	require.ErrorIs(t, err, stream.ErrRecordTooLarge, "the new max.message.bytes applies")
+
+	for _, change := range []func(*stream.TopicConfig){
+		func(cfg *stream.TopicConfig) { cfg.Partitions = 3 },
+		func(cfg *stream.TopicConfig) { cfg.Compact = true },
+		func(cfg *stream.TopicConfig) { cfg.RetentionBytes = -5 },
+	} {
+		require.ErrorIs(t, c.AlterTopic(ctx, "altered", change), stream.ErrInvalidConfig)
+	}
+	require.Equal(t, got, settings(), "refused changes sent nothing")
+	require.ErrorIs(t, c.AlterTopic(ctx, "missing", func(*stream.TopicConfig) {}), stream.ErrTopicNotFound)
+	require.ErrorIs(t, c.AlterTopic(ctx, "bad name", func(*stream.TopicConfig) {}), stream.ErrInvalidTopic)
 }
 
 // TestRecordsBothWays: what the Client publishes, a plain franz-go consumer

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/embedstream/stream"
 )
@@ -38,3 +39,27 @@ func TestTopicConfigsMapToKafkaSettings(t *testing.T) {
 	require.Equal(t, map[string]string{"message.timestamp.after.max.ms": strconv.FormatInt(math.MaxInt64, 10)},
 		str(topicConfigs(stream.TopicConfig{MaxTimestampAhead: -1})), "negative: no limit")
 }
+
+// configFromSettings reads back what topicSettings writes, and Kafka's
+// "no limit" values as the TopicConfig values that mean it.
+func TestConfigFromSettings(t *testing.T) {
+	cfg := stream.TopicConfig{Partitions: 4, Retention: time.Hour, RetentionBytes: 1000, SegmentBytes: 4096,
+		SegmentAge: time.Minute, MaxRecordBytes: 2048, LogAppendTime: true, MaxTimestampAhead: -1,
+		MaxTimestampBehind: 24 * time.Hour, Compact: true}
+	var described []kadm.Config
+	for k, v := range topicSettings(cfg) {
+		described = append(described, kadm.Config{Key: k, Value: v})
+	}
+	require.Equal(t, cfg, configFromSettings(described, 4))
+
+	maxInt := strconv.FormatInt(math.MaxInt64, 10)
+	unlimited := []kadm.Config{
+		{Key: "retention.ms", Value: ptr("-1")}, {Key: "retention.bytes", Value: ptr("-1")},
+		{Key: "message.timestamp.before.max.ms", Value: ptr(maxInt)},
+		{Key: "message.timestamp.after.max.ms", Value: ptr(maxInt)},
+		{Key: "message.timestamp.type", Value: ptr("CreateTime")}, {Key: "cleanup.policy", Value: ptr("delete")},
+	}
+	require.Equal(t, stream.TopicConfig{Partitions: 1, MaxTimestampAhead: -1}, configFromSettings(unlimited, 1))
+}
+
+func ptr(s string) *string { return &s }

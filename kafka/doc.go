@@ -40,8 +40,10 @@
 // retention.ms, retention.bytes, segment.bytes, segment.ms,
 // max.message.bytes, message.timestamp.type, message.timestamp.after.max.ms,
 // message.timestamp.before.max.ms, cleanup.policy) with the
-// cluster's default replication factor; DeleteTopic deletes; DeleteRecords moves
-// a partition's start (kadm.DeleteRecords).
+// cluster's default replication factor; AlterTopic changes those settings
+// with IncrementalAlterConfigs (a field made zero goes back to the cluster's
+// default); DeleteTopic deletes; DeleteRecords moves a partition's start
+// (kadm.DeleteRecords).
 //
 // Consumer groups: each Subscribe is a franz-go group member of its own.
 // Balancers map by their Kafka names (range, roundrobin, sticky,

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/embedstream/stream"
@@ -13,19 +16,26 @@ func consumeCommand() *command {
 	return &command{name: "consume", args: "-topic T [-partition N | -group G] [flags]", summary: "print a topic's records",
 		run: consume, help: `Without -follow it stops at the end of the log as it was at the start.
 Without -partition or -group it reads every partition (one after another, or
-all at once with -follow). With -group it consumes as a member of the group,
-from the group's committed offsets, and commits what it printed; -from is then
-where a partition without a commit starts (earliest or latest).
+all at once with -follow), each from -from. With -group it consumes as a member
+of the group, from the group's committed offsets, and commits what it printed;
+-from is then where a partition without a commit starts (earliest or latest).
 
-JSON lines: {"topic","partition","offset","timestamp","key","value","headers"};
-bytes that are not UTF-8 are base64 with "key_encoding"/"value_encoding":"base64".
--format raw prints each value alone on a line.
+` + positionHelp + `
+An OFFSET outside the log of the -partition named is an error; reading every
+partition, each starts at the OFFSET or the end of its log nearest to it.
+
+` + formatHelp + `
 
 Without -group it reads the directory as a follower, taking no lock: it works
 while an application owns the directory and publishes, never stops one from
 opening it, and -follow prints the application's new records as they reach
 the disk (within about 100ms) until interrupted (Ctrl-C) or -limit is
-reached. With -group it commits, which needs the directory to itself.`}
+reached. With -group it commits, which needs the directory to itself.
+
+Examples:
+  consume -topic orders -from -3                 the last 3 records of each partition
+  consume -topic orders -partition 1 -from +10   from the 11th record stored in partition 1
+  consume -topic orders -format '%p:%o %k=%s\n'  kcat-style lines`}
 }
 
 // consumeOptions are consume's flags.
@@ -46,10 +56,10 @@ func parseConsume(a *app, args []string) (*consumeOptions, error) {
 	fs.StringVar(&o.topic, "topic", "", "the topic `name` (required)")
 	partitionVar(fs, &o.partition, "read only this `partition` (default: all)")
 	fs.StringVar(&o.group, "group", "", "consume in this consumer `group` and commit")
-	from := fs.String("from", "earliest", "where to `start`: earliest, latest, an OFFSET or a TIME (RFC 3339, now, -DURATION)")
+	from := fs.String("from", "earliest", "where to start in each partition read: a `POSITION` (see above)")
 	fs.BoolVar(&o.follow, "follow", false, "keep waiting for new records (until interrupted or -limit)")
 	fs.Int64Var(&o.limit, "limit", 0, "stop after `N` records (0: no limit)")
-	fs.StringVar(&o.format, "format", "json", "output `format`: json or raw")
+	fs.StringVar(&o.format, "format", "json", "output `format`: json, raw or a template (see above)")
 	if err := a.parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -73,10 +83,8 @@ func (o *consumeOptions) check(a *app, from string) error {
 		return a.usagef("-limit %d: want 0 (no limit) or more", o.limit)
 	case o.group != "" && o.partition >= 0:
 		return a.usagef("-partition and -group exclude each other: the group assigns partitions")
-	case o.group != "" && o.from.kind != "earliest" && o.from.kind != "latest":
+	case o.group != "" && o.from.kind != atStart && o.from.kind != atEnd:
 		return a.usagef("with -group, -from is earliest or latest: where partitions without a commit start")
-	case o.from.kind == "offset" && o.partition < 0:
-		return a.usagef("-from OFFSET needs -partition")
 	}
 	return nil
 }
@@ -132,30 +140,41 @@ func consume(ctx context.Context, a *app, args []string) error {
 	return errors.Join(err, s.out.flush())
 }
 
-// partitions returns the partitions to read.
-func (o *consumeOptions) partitions(b *stream.Broker) ([]int32, error) {
+// starts returns where to read each partition to read: -from in it.
+func (o *consumeOptions) starts(b *stream.Broker) (map[int32]stream.Offset, error) {
+	info, err := b.DescribeTopic(o.topic)
+	if err != nil {
+		return nil, err
+	}
+	parts := info.Partitions
 	if o.partition >= 0 {
-		return []int32{int32(o.partition)}, nil
+		if o.partition >= len(parts) {
+			return nil, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", stream.ErrInvalidPartition, o.topic, o.partition, len(parts))
+		}
+		parts = parts[o.partition : o.partition+1]
 	}
-	n, err := partitionCount(b, o.topic)
-	parts := make([]int32, n)
-	for i := range parts {
-		parts[i] = int32(i)
+	starts := map[int32]stream.Offset{}
+	for _, p := range parts {
+		// An OFFSET outside one named partition's log is an error; for
+		// every partition, each starts as close to it as its log allows.
+		if starts[p.Partition], err = o.from.readFrom(b, o.topic, p, o.partition >= 0); err != nil {
+			return nil, err
+		}
 	}
-	return parts, err
+	return starts, nil
 }
 
 // consumePartitions reads partitions without a group.
 func (o *consumeOptions) consumePartitions(ctx context.Context, b *stream.Broker, s *sink) error {
-	parts, err := o.partitions(b)
+	starts, err := o.starts(b)
 	if err != nil {
 		return err
 	}
 	if o.follow {
-		return followPartitions(ctx, b, o.topic, parts, o.from.streamOffset(), s)
+		return followPartitions(ctx, b, o.topic, starts, s)
 	}
-	for _, p := range parts {
-		if err := readToEnd(ctx, b, o.topic, p, o.from.streamOffset(), s); err != nil {
+	for _, p := range slices.Sorted(maps.Keys(starts)) {
+		if err := readToEnd(ctx, b, o.topic, p, starts[p], s); err != nil {
 			return err
 		}
 	}
@@ -182,15 +201,15 @@ func readToEnd(ctx context.Context, b *stream.Broker, topic string, p int32, fro
 
 // followPartitions prints the records of several partitions as they come,
 // until ctx ends, a read fails or the limit is reached.
-func followPartitions(ctx context.Context, b *stream.Broker, topic string, parts []int32, from stream.Offset, s *sink) error {
-	readers := make([]*stream.Reader, 0, len(parts))
+func followPartitions(ctx context.Context, b *stream.Broker, topic string, starts map[int32]stream.Offset, s *sink) error {
+	readers := make([]*stream.Reader, 0, len(starts))
 	defer func() {
 		for _, rd := range readers {
 			rd.Close()
 		}
 	}()
-	for _, p := range parts {
-		rd, err := b.NewReader(topic, p, from, nil)
+	for _, p := range slices.Sorted(maps.Keys(starts)) {
+		rd, err := b.NewReader(topic, p, starts[p], nil)
 		if err != nil {
 			return err
 		}

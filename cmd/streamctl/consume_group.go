@@ -13,7 +13,7 @@ import (
 // start.
 func (o *consumeOptions) consumeGroup(ctx context.Context, b *stream.Broker, s *sink) (err error) {
 	reset := stream.ResetEarliest
-	if o.from.kind == "latest" {
+	if o.from.kind == atEnd {
 		reset = stream.ResetLatest
 	}
 	ends, pending, err := groupBacklog(b, o.group, o.topic, reset)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -44,7 +46,6 @@ func TestConsumeFrom(t *testing.T) {
 	require.Equal(t, []string{"c", "b"}, consume("-from", at(1).Format("2006-01-02T15:04:05Z")))
 	require.Equal(t, []string{"a", "c", "b"}, consume("-from", "-100000h"), "a relative time")
 	cli(t, "", "-dir", dir, "consume", "-topic", "orders", "-partition", "0", "-from", "9").fails(t, 1, "offset out of range")
-	cli(t, "", "-dir", dir, "consume", "-topic", "orders", "-from", "1").fails(t, 2, "-from OFFSET needs -partition")
 	cli(t, "", "-dir", dir, "consume", "-topic", "orders", "-from", "yesterday").fails(t, 2, "-from")
 	cli(t, "", "-dir", dir, "consume", "-topic", "orders", "-partition", "5").fails(t, 1, "invalid partition")
 }
@@ -90,4 +91,76 @@ func TestConsumeFollow(t *testing.T) {
 // splitLines splits output into lines.
 func splitLines(s string) []string {
 	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+// TestConsumeRelativeAndSymbolicPositions checks -from -N, +N, end,
+// beginning, s@MS and an OFFSET for every partition, per partition and
+// for all.
+func TestConsumeRelativeAndSymbolicPositions(t *testing.T) {
+	t.Parallel()
+	// Partition 0 holds p0-0..p0-4, partition 1 holds p1-0 and p1-1.
+	var recs []*stream.Record
+	for i := range 5 {
+		recs = append(recs, rec(0, "", fmt.Sprintf("p0-%d", i), at(i)))
+	}
+	recs = append(recs, rec(1, "", "p1-0", at(10)), rec(1, "", "p1-1", at(11)))
+	dir := seed(t, "orders", 2, recs...)
+	withBroker(t, dir, func(b *stream.Broker) {
+		_, err := b.DeleteRecords("orders", 0, 1) // the log of partition 0 starts at 1
+		require.NoError(t, err)
+	})
+	consume := func(args ...string) []string {
+		r := cli(t, "", append([]string{"-dir", dir, "consume", "-topic", "orders", "-format", "raw"}, args...)...).ok(t)
+		return splitNonEmpty(r.stdout)
+	}
+	require.Equal(t, []string{"p0-3", "p0-4", "p1-0", "p1-1"}, consume("-from", "-2"), "the last two of each partition")
+	require.Equal(t, []string{"p0-4"}, consume("-from", "-1", "-partition", "0"))
+	require.Equal(t, []string{"p0-1", "p0-2", "p0-3", "p0-4", "p1-0", "p1-1"}, consume("-from", "-100"), "stops at the start")
+	require.Equal(t, []string{"p0-2", "p0-3", "p0-4", "p1-1"}, consume("-from", "+1"), "+N counts from the log start, which moved")
+	require.Empty(t, consume("-from", "+9"), "stops at the end")
+	require.Empty(t, consume("-from", "end"))
+	require.Empty(t, consume("-from", "-0"))
+	require.Equal(t, consume("-from", "earliest"), consume("-from", "beginning"))
+	require.Equal(t, consume("-from", "earliest"), consume("-from", "start"))
+	require.Equal(t, []string{"p0-3", "p0-4", "p1-0", "p1-1"}, consume("-from", "s@"+strconv.FormatInt(at(3).UnixMilli(), 10)))
+	require.Equal(t, []string{"p0-1", "p0-2", "p0-3", "p0-4", "p1-1"}, consume("-from", "1"), "an OFFSET for every partition")
+	require.Equal(t, []string{"p0-3", "p0-4"}, consume("-from", "3"), "past partition 1's end: its end")
+	require.Equal(t, []string{"p0-1", "p0-2", "p0-3", "p0-4", "p1-0", "p1-1"}, consume("-from", "0"), "below partition 0's start: its start")
+
+	base := []string{"-dir", dir, "consume", "-topic", "orders"}
+	cli(t, "", append(base, "-partition", "0", "-from", "0")...).fails(t, 1, "offset out of range")
+	cli(t, "", append(base, "-from", "+-1")...).fails(t, 2, "-from")
+	cli(t, "", append(base, "-from", "s@x")...).fails(t, 2, "-from")
+	cli(t, "", append(base, "-group", "g", "-from", "-1")...).fails(t, 2, "earliest or latest")
+	require.Empty(t, values(t, cli(t, "", append(base, "-group", "g", "-from", "end")...).ok(t).stdout), "end is latest for a group too")
+}
+
+// splitNonEmpty splits output into lines, none for no output.
+func splitNonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return splitLines(s)
+}
+
+// TestConsumeFormatTemplate checks kcat-style -format templates.
+func TestConsumeFormatTemplate(t *testing.T) {
+	t.Parallel()
+	r := &stream.Record{Key: []byte("k1"), Value: []byte("héllo"), Timestamp: at(0),
+		Headers: []stream.Header{{Key: "a", Value: []byte("1")}, {Key: "n"}}}
+	dir := seed(t, "orders", 1, r, &stream.Record{Timestamp: at(1)})
+	out := cli(t, "", "-dir", dir, "consume", "-topic", "orders", "-format", `%t/%p@%o %T [%k=%s] %K %S {%h} 100%%\n`).ok(t).stdout
+	ms := strconv.FormatInt(at(0).UnixMilli(), 10)
+	require.Equal(t, "orders/0@0 "+ms+" [k1=héllo] 2 6 {a=1,n} 100%\n"+
+		"orders/0@1 "+strconv.FormatInt(at(1).UnixMilli(), 10)+" [=] -1 -1 {} 100%\n", out, "null key and value: empty, length -1")
+
+	out = cli(t, "", "-dir", dir, "consume", "-topic", "orders", "-limit", "1", "-format", `%R%s\t\x41\\`).ok(t).stdout
+	require.Equal(t, "\x00\x00\x00\x06héllo\tA\\", out, "%R is a 4-byte length; escapes; no newline added")
+
+	out = cli(t, "", "-dir", dir, "replay", "-topic", "orders", "-from", rfc(at(0)), "-format", `%o:%s\n`).ok(t).stdout
+	require.Equal(t, "0:héllo\n1:\n", out, "replay takes templates too")
+
+	for _, bad := range []string{`%x`, `trailing %`, `\q`, `\x4`, `\xzz`} {
+		cli(t, "", "-dir", dir, "consume", "-topic", "orders", "-format", bad).fails(t, 2, "-format")
+	}
 }

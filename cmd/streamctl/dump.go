@@ -20,7 +20,8 @@ func dumpCommand() *command {
 		run: dump, help: `Reads the .log files directly (package segment), without a broker, and never
 changes them: FILE.log arguments, or every segment of a topic's partitions under
 -dir. Each batch shows its base and last offset, record count, position, size,
-CRC (checked), attributes and timestamps; with -records, each record too.
+CRC (checked), attributes and timestamps, followed by its records (or not,
+with -records=false).
 Damage (a bad CRC, structure or offset) ends a file's dump and the exit status
 is 1; a zero-filled tail (preallocated, never written) is not damage.`}
 }
@@ -31,7 +32,7 @@ func dump(_ context.Context, a *app, args []string) error {
 	topic := fs.String("topic", "", "dump the segments of this `topic` under -dir")
 	var partition int
 	partitionVar(fs, &partition, "only this `partition` of -topic (default: all)")
-	records := fs.Bool("records", true, "print every record, not only batch headers")
+	records := fs.Bool("records", true, "print each batch's records; -records=false prints batch headers only")
 	files, err := a.parse(fs, args, -1, false)
 	if err != nil {
 		return err

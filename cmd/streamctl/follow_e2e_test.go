@@ -27,7 +27,8 @@ const writerEnv = "STREAMCTL_TEST_WRITER"
 // exists, then publishes each stdin line "P VALUE" to partition P and
 // answers "ok VALUE" once Publish returned. At the end of stdin it closes
 // the broker. It takes the directory's lock without waiting (LockTimeout
-// 0): an Open that a reader blocked would fail at once.
+// 0): an Open that a reader blocked would fail at once. It places records
+// on the partition they name (ManualPartitioner).
 func liveWriter(dir string) int {
 	b, err := stream.Open(dir, &stream.Options{Partitioner: stream.ManualPartitioner{}})
 	if err != nil {

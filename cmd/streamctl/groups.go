@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/embedstream/stream"
@@ -15,14 +16,24 @@ import (
 func groupsCommand() *command {
 	return &command{name: "groups", summary: "list, describe and delete consumer groups; show lag; reset offsets", subs: []*command{
 		{name: "list", args: "[flags]", summary: "list the groups that have committed offsets", run: groupsList},
-		{name: "describe", args: "[-group G] [flags]", summary: "show a group's state and, per partition, committed offset, end and lag",
-			run: groupsDescribe, help: "Without -group, every group is described."},
+		{name: "describe", args: "[-group G] [flags]", summary: "show a group's state, last generation and members, and, per partition, committed offset, end and lag",
+			run: groupsDescribe, help: `Without -group, every group is described. Besides the live members (a group has
+none while its application is stopped), it shows the group's last completed
+rebalance as the broker stored it: its generation, balancer, when it completed,
+and each member with its topics and the partitions it was assigned.`},
 		{name: "lag", args: "[-group G] [flags]", summary: "show committed offset, end and lag per partition, and the total lag",
 			run: groupsLag, help: "Without -group, every group's lag is shown."},
-		{name: "reset-offsets", args: "-group G -topic T -to POSITION [flags]", summary: "set a group's committed offsets",
-			run: groupsReset, help: `POSITION is earliest, latest, an OFFSET, or a TIME (RFC 3339, now, -DURATION): the
-first offset at or after it, or the end if every record is older. The group must
-have no members (kafka-consumer-groups.sh --reset-offsets).`},
+		{name: "reset-offsets", args: "-group G -topic T (-to POSITION | -shift-by N) [flags]", summary: "set a group's committed offsets",
+			run: groupsReset, help: `Sets the group's committed offset of each partition of -topic (or of -partition)
+to POSITION, or moves it by N with -shift-by (kafka-consumer-groups.sh
+--reset-offsets --to-earliest, --to-latest, --to-offset, --to-datetime,
+--shift-by). As there, an offset outside a partition's log is moved to the
+log's nearest end, with a note on stderr. The group must have no members.
+-dry-run prints the plan (old and new offsets) and commits nothing.
+
+` + positionHelp + `
+A TIME is the first offset at or after it, or the end if every record is
+older.`},
 		{name: "delete", args: "-group G [flags]", summary: "delete a group's committed offsets", run: groupsDelete},
 	}}
 }
@@ -138,11 +149,18 @@ func fillPartitions(have []stream.GroupPartitionInfo, info stream.TopicInfo) []s
 	return out
 }
 
-// printGroup prints a group's state, members and partitions.
+// printGroup prints a group's state, members, last generation and
+// partitions.
 func printGroup(w io.Writer, info stream.GroupInfo) {
-	fmt.Fprintf(w, "Group: %s  State: %s  Generation: %d  Members: %d\n", info.Group, info.State, info.Generation, len(info.Members))
-	for _, m := range info.Members {
-		fmt.Fprintf(w, "Member: %s  Instance: %s  Assignment: %v\n", m.ID, orDash(m.InstanceID), m.Assignment)
+	fmt.Fprintf(w, "Group: %s  State: %s  Generation: %d  Balancer: %s  Members: %d\n",
+		info.Group, info.State, info.Generation, orDash(info.Balancer), len(info.Members))
+	if len(info.Members) > 0 {
+		printMembers(w, info.Members)
+	}
+	if l := info.Last; l != nil {
+		fmt.Fprintf(w, "Last generation: %d  Balancer: %s  Completed: %s  Members: %d\n",
+			l.Generation, l.Balancer, formatTime(l.Completed), len(l.Members))
+		printMembers(w, l.Members)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG")
@@ -150,6 +168,38 @@ func printGroup(w io.Writer, info stream.GroupInfo) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", p.Topic, p.Partition, offsetOrDash(p.Committed), p.End, offsetOrDash(p.Lag))
 	}
 	tw.Flush()
+}
+
+// printMembers prints members and their assignments, indented, as
+// kafka-consumer-groups.sh --members --verbose does.
+func printMembers(w io.Writer, members []stream.MemberInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  MEMBER\tINSTANCE\tTOPICS\tASSIGNMENT")
+	for _, m := range members {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.ID, orDash(m.InstanceID), orDash(strings.Join(m.Topics, ",")), formatAssignment(m.Assignment))
+	}
+	tw.Flush()
+}
+
+// formatAssignment prints partitions by topic: "orders(0,1) audit(2)", or -
+// for none.
+func formatAssignment(parts []stream.TopicPartition) string {
+	var b strings.Builder
+	for i, tp := range parts {
+		switch {
+		case i == 0:
+			b.WriteString(tp.Topic + "(")
+		case tp.Topic != parts[i-1].Topic:
+			b.WriteString(") " + tp.Topic + "(")
+		default:
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(int(tp.Partition)))
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String() + ")"
 }
 
 // printLag prints the groups' partitions and their total lag.

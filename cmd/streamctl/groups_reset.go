@@ -17,6 +17,7 @@ type resetOptions struct {
 	topic     string
 	partition int
 	to        position
+	shiftBy   requiredInt64 // instead of to: move each committed offset by this
 	dryRun    bool
 }
 
@@ -27,7 +28,8 @@ func parseReset(a *app, args []string) (*resetOptions, error) {
 	fs.StringVar(&o.group, "group", "", "the group `name` (required)")
 	fs.StringVar(&o.topic, "topic", "", "the topic `name` (required)")
 	partitionVar(fs, &o.partition, "reset only this `partition` (default: all)")
-	to := fs.String("to", "", "the new `position`: earliest, latest, OFFSET or TIME (required)")
+	to := fs.String("to", "", "the new `POSITION` (see above; this or -shift-by is required)")
+	fs.Var(&o.shiftBy, "shift-by", "move each committed offset by `N` (negative: back)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "show the new offsets without committing them")
 	if err := a.parseFlags(fs, args); err != nil {
 		return nil, err
@@ -37,8 +39,12 @@ func parseReset(a *app, args []string) (*resetOptions, error) {
 		return nil, a.usagef("-group is required")
 	case o.topic == "":
 		return nil, a.usagef("-topic is required")
-	case *to == "":
-		return nil, a.usagef("-to is required")
+	case *to == "" && !o.shiftBy.set:
+		return nil, a.usagef("-to or -shift-by is required")
+	case *to != "" && o.shiftBy.set:
+		return nil, a.usagef("-to and -shift-by exclude each other")
+	case o.shiftBy.set:
+		return o, nil
 	}
 	var err error
 	if o.to, err = parsePosition(*to, a.now()); err != nil {
@@ -58,7 +64,7 @@ func groupsReset(_ context.Context, a *app, args []string) error {
 		acc = readAccess
 	}
 	return a.withBroker(acc, func(b *stream.Broker) error {
-		old, offsets, err := o.plan(b)
+		old, offsets, clamped, err := o.plan(b)
 		if err != nil {
 			return err
 		}
@@ -67,35 +73,53 @@ func groupsReset(_ context.Context, a *app, args []string) error {
 				return err
 			}
 		}
+		for _, c := range clamped {
+			fmt.Fprintln(a.stderr, c)
+		}
 		o.print(a, old, offsets)
 		return nil
 	})
 }
 
-// plan returns the group's committed offsets now and the new ones.
-func (o *resetOptions) plan(b *stream.Broker) (old, offsets map[stream.TopicPartition]int64, err error) {
+// plan returns the group's committed offsets now and the new ones, each
+// within its partition's log, with a note for each that had to be moved
+// into it (kafka-consumer-groups.sh's rule: a reset never points outside
+// the log).
+func (o *resetOptions) plan(b *stream.Broker) (old, offsets map[stream.TopicPartition]int64, clamped []string, err error) {
 	info, err := b.DescribeTopic(o.topic)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if o.partition >= len(info.Partitions) {
-		return nil, nil, fmt.Errorf("%w: topic %q has %d partitions", stream.ErrInvalidPartition, o.topic, len(info.Partitions))
+		return nil, nil, nil, fmt.Errorf("%w: topic %q has %d partitions", stream.ErrInvalidPartition, o.topic, len(info.Partitions))
 	}
 	if old, err = b.CommittedOffsets(o.group); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	offsets = map[stream.TopicPartition]int64{}
 	for _, p := range info.Partitions {
 		if o.partition >= 0 && p.Partition != int32(o.partition) {
 			continue
 		}
-		off, err := o.to.resolve(b, o.topic, p)
-		if err != nil {
-			return nil, nil, err
+		tp := stream.TopicPartition{Topic: o.topic, Partition: p.Partition}
+		var want int64
+		if o.shiftBy.set {
+			cur, ok := old[tp]
+			if !ok {
+				return nil, nil, nil, fmt.Errorf("%w: group %q has no committed offset for %s partition %d to shift", stream.ErrNoCommittedOffset, o.group, o.topic, p.Partition)
+			}
+			want = cur + o.shiftBy.v
+		} else if want, err = o.to.resolve(b, o.topic, p); err != nil {
+			return nil, nil, nil, err
 		}
-		offsets[stream.TopicPartition{Topic: o.topic, Partition: p.Partition}] = off
+		off, moved := clamp(want, p)
+		if moved {
+			clamped = append(clamped, fmt.Sprintf("%s partition %d: offset %d is outside the log [%d, %d]; using %d",
+				o.topic, p.Partition, want, p.StartOffset, p.EndOffset, off))
+		}
+		offsets[tp] = off
 	}
-	return old, offsets, nil
+	return old, offsets, clamped, nil
 }
 
 // print shows the old and new offsets.

@@ -320,13 +320,29 @@ func (f partitionFlag) Set(s string) error {
 	return nil
 }
 
-// partitionCount returns the number of partitions of topic.
-func partitionCount(b *stream.Broker, topic string) (int, error) {
-	info, err := b.DescribeTopic(topic)
-	if err != nil {
-		return 0, err
+// requiredInt64 is an integer flag without a default: whether it was given
+// is known, and the usage shows no made-up default for it.
+type requiredInt64 struct {
+	v   int64
+	set bool
+}
+
+// String implements flag.Value.
+func (f *requiredInt64) String() string {
+	if f == nil || !f.set {
+		return ""
 	}
-	return len(info.Partitions), nil
+	return strconv.FormatInt(f.v, 10)
+}
+
+// Set implements flag.Value.
+func (f *requiredInt64) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return errors.New("want an integer")
+	}
+	f.v, f.set = n, true
+	return nil
 }
 
 // parseTime reads a point in time: RFC 3339 ("2024-05-01T12:00:00Z",
@@ -346,64 +362,6 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("bad time %q: want RFC 3339 (2006-01-02T15:04:05Z), now, or -DURATION", s)
 	}
 	return t, nil
-}
-
-// position is where to start reading: the earliest or latest offset, an
-// offset, or a time.
-type position struct {
-	kind   string // "earliest", "latest", "offset" or "time"
-	offset int64
-	time   time.Time
-}
-
-// parsePosition reads earliest, latest, an offset (a non-negative integer)
-// or a time (see parseTime).
-func parsePosition(s string, now time.Time) (position, error) {
-	switch s {
-	case "earliest", "latest":
-		return position{kind: s}, nil
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n < 0 {
-			return position{}, fmt.Errorf("bad offset %d: offsets are not negative", n)
-		}
-		return position{kind: "offset", offset: n}, nil
-	}
-	t, err := parseTime(s, now)
-	if err != nil {
-		return position{}, fmt.Errorf("bad position %q: want earliest, latest, an offset or a time (RFC 3339, now, -DURATION)", s)
-	}
-	return position{kind: "time", time: t}, nil
-}
-
-// streamOffset is the position as a Reader's starting point.
-func (p position) streamOffset() stream.Offset {
-	switch p.kind {
-	case "latest":
-		return stream.OffsetLatest
-	case "offset":
-		return stream.AtOffset(p.offset)
-	case "time":
-		return stream.AtTime(p.time)
-	}
-	return stream.OffsetEarliest
-}
-
-// resolve returns the offset p names in a partition of topic.
-func (p position) resolve(b *stream.Broker, topic string, part stream.PartitionInfo) (int64, error) {
-	switch p.kind {
-	case "earliest":
-		return part.StartOffset, nil
-	case "latest":
-		return part.EndOffset, nil
-	case "offset":
-		return p.offset, nil
-	}
-	off, err := b.OffsetForTime(topic, part.Partition, p.time)
-	if off < 0 {
-		off = part.EndOffset // every record is older: the end, as Kafka does
-	}
-	return off, err
 }
 
 // needMeta checks that meta.db, where groups and their committed offsets

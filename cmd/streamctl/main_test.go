@@ -174,3 +174,36 @@ func TestReadCommandsNeverChangeTheDirectory(t *testing.T) {
 	require.Regexp(t, `\nbilling\s+orders\s+0\s+1\s+1\s+0\n`, cli(t, "", "-dir", dir, "groups", "lag").stdout)
 	require.Contains(t, cli(t, "", "-dir", dir, "dump", "-topic", "orders").stdout, "zero-filled tail")
 }
+
+// TestFlagHelpHasNoContradictions reads every command's flag help: a
+// required flag shows no default, a flag shows one default at most, and a
+// boolean that defaults to true says how to turn it off.
+func TestFlagHelpHasNoContradictions(t *testing.T) {
+	t.Parallel()
+	for _, words := range commandPaths(commandTree(), nil) {
+		out := cli(t, "", append(words, "-h")...).ok(t).stdout
+		_, flags, ok := strings.Cut(out, "\nFlags:\n")
+		if !ok {
+			continue // a group of commands
+		}
+		var entries []string
+		for line := range strings.Lines(flags) {
+			if strings.HasPrefix(line, "  -") {
+				entries = append(entries, "")
+			}
+			entries[len(entries)-1] += line
+		}
+		for _, e := range entries {
+			name := strings.Fields(e)[0]
+			where := strings.Join(words, " ") + " " + name
+			defaults := strings.Count(e, "(default")
+			require.LessOrEqual(t, defaults, 1, "%s: one default at most: %q", where, e)
+			if strings.Contains(e, "(required") {
+				require.Zero(t, defaults, "%s: a required flag has no default: %q", where, e)
+			}
+			if strings.Contains(e, "(default true)") {
+				require.Contains(t, e, name+"=false", "%s: says how to turn it off: %q", where, e)
+			}
+		}
+	}
+}

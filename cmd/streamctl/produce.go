@@ -22,7 +22,12 @@ func produceCommand() *command {
 "KEY<SEP>VALUE" sets the key too, and a line without the separator is an error.
 Records are batched and placed by key (-partitioner), or all sent to -partition
 (which places them as Kafka's explicit partition does: stream.ManualPartitioner).
-A summary (records, partitions) goes to stderr.`}
+A summary (records, partitions) goes to stderr.
+
+A topic that does not exist is an error, unless -auto-create is given: then it
+is created with the library's defaults (1 partition; see topics create), as a
+broker with Options.AutoCreateTopics (Kafka's auto.create.topics.enable) does
+on the first record published to it.`}
 }
 
 // headerFlags collects repeated -header KEY=VALUE flags; a KEY alone is a
@@ -59,6 +64,7 @@ type produceOptions struct {
 	sep         string
 	headers     headerFlags
 	partitioner stream.Partitioner
+	autoCreate  bool
 }
 
 // partitioners are the -partitioner choices.
@@ -77,6 +83,7 @@ func parseProduce(a *app, args []string) (*produceOptions, error) {
 	fs.StringVar(&o.sep, "key-separator", "", "split each line into KEY<`SEP`>VALUE (default: no key)")
 	fs.Var(&o.headers, "header", "add a header `KEY=VALUE` to every record (repeatable)")
 	part := fs.String("partitioner", "hash", "place keyed records by `name`: hash (xxhash), kafka (murmur2, as the Java client) or roundrobin")
+	fs.BoolVar(&o.autoCreate, "auto-create", false, "create the topic if it does not exist (auto.create.topics.enable)")
 	if err := a.parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -102,7 +109,7 @@ func produce(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	return a.withBroker(writeAccess, func(b *stream.Broker) error {
-		if _, err := b.DescribeTopic(o.topic); err != nil {
+		if err := o.ensureTopic(a, b); err != nil {
 			return err
 		}
 		t := &tally{counts: map[int32]int64{}}
@@ -110,6 +117,22 @@ func produce(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintln(a.stderr, t.summary(o.topic))
 		return errors.Join(err, t.failure())
 	})
+}
+
+// ensureTopic checks that the topic exists, creating it under -auto-create.
+func (o *produceOptions) ensureTopic(a *app, b *stream.Broker) error {
+	_, err := b.DescribeTopic(o.topic)
+	if !errors.Is(err, stream.ErrTopicNotFound) {
+		return err
+	}
+	if !o.autoCreate {
+		return fmt.Errorf("%w (-auto-create creates it)", err)
+	}
+	if err := b.CreateTopic(o.topic, stream.TopicConfig{}); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "created topic %s with 1 partition\n", o.topic)
+	return nil
 }
 
 // publishLines publishes each line of r, stopping at the first failure, at

@@ -93,3 +93,17 @@ func TestProduceInterrupted(t *testing.T) {
 	r := cliApp(t, ctx, func(a *app) { a.stdin = pr }, "-dir", dir, "produce", "-topic", "orders").ok(t)
 	require.Regexp(t, `^produced [0-2] records? to orders`, r.stderr) // "1 record" when cut after one line
 }
+
+// TestProduceAutoCreate checks that produce creates a missing topic only
+// with -auto-create.
+func TestProduceAutoCreate(t *testing.T) {
+	t.Parallel()
+	dir := seed(t, "orders", 1)
+	cli(t, "a\n", "-dir", dir, "produce", "-topic", "fresh").fails(t, 1, "topic not found", "-auto-create")
+	r := cli(t, "a\nb\n", "-dir", dir, "produce", "-topic", "fresh", "-auto-create").ok(t)
+	require.Equal(t, "created topic fresh with 1 partition\nproduced 2 records to fresh (partition 0: 2)\n", r.stderr)
+	require.Len(t, readAll(t, dir, "fresh", 0), 2)
+	r = cli(t, "c\n", "-dir", dir, "produce", "-topic", "fresh", "-auto-create").ok(t)
+	require.Equal(t, "produced 1 record to fresh (partition 0: 1)\n", r.stderr, "an existing topic is used as it is")
+	cli(t, "a\n", "-dir", dir, "produce", "-topic", "bad name", "-auto-create").fails(t, 1, "invalid topic name")
+}

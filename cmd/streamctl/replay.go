@@ -12,20 +12,23 @@ import (
 
 // replayCommand is "replay".
 func replayCommand() *command {
-	return &command{name: "replay", args: "-topic T -from TIME [-to TIME] [-partition N|all] [flags]",
+	return &command{name: "replay", args: "[-topic T [-partition N|all]] -from TIME [-to TIME] [flags]",
 		summary: "print the records of a time range", run: replay,
 		help: `Prints the records whose timestamp t has FROM <= t < TO (no -to: up to the end
-of the log), as JSON lines like consume's, merging partitions in timestamp order.
-TIME is RFC 3339 (2006-01-02T15:04:05Z), now, or -DURATION back from now (-1h).
-It starts at each partition's first offset at or after FROM and reads to the end
-of the log, since timestamps need not be ordered. When stderr is a terminal, it
-shows progress there.`}
+of the log), merging partitions in timestamp order (ties: topics by name, then
+partitions by number). Without -topic it replays every topic, merged the same
+way. TIME is RFC 3339 (2006-01-02T15:04:05Z), now, or -DURATION back from now
+(-1h). It starts at each partition's first offset at or after FROM and reads to
+the end of the log, since timestamps need not be ordered. When stderr is a
+terminal, it shows progress there.
+
+` + formatHelp}
 }
 
 // replayOptions are replay's flags.
 type replayOptions struct {
-	topic     string
-	partition int // -1: all
+	topic     string // "": every topic
+	partition int    // -1: all
 	from, to  time.Time
 	format    string
 }
@@ -34,16 +37,16 @@ type replayOptions struct {
 func parseReplay(a *app, args []string) (*replayOptions, error) {
 	o := &replayOptions{}
 	fs := a.flags()
-	fs.StringVar(&o.topic, "topic", "", "the topic `name` (required)")
-	partitionVar(fs, &o.partition, "the `partition` to replay, or all")
+	fs.StringVar(&o.topic, "topic", "", "the topic `name` (default: every topic)")
+	partitionVar(fs, &o.partition, "the `partition` of -topic to replay, or all (default: all)")
 	from := fs.String("from", "", "the start `time`, inclusive (required)")
 	to := fs.String("to", "", "the end `time`, exclusive (default: no end)")
-	fs.StringVar(&o.format, "format", "json", "output `format`: json or raw")
+	fs.StringVar(&o.format, "format", "json", "output `format`: json, raw or a template (see above)")
 	if err := a.parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	if err := a.needTopic(o.topic); err != nil {
-		return nil, err
+	if o.topic == "" && o.partition >= 0 {
+		return nil, a.usagef("-partition needs -topic")
 	}
 	if err := a.checkFormat(o.format); err != nil {
 		return nil, err
@@ -99,28 +102,44 @@ func (a *app) progressTo() io.Writer {
 	return nil
 }
 
-// open starts a reader at -from on each partition to replay.
+// open starts a reader at -from on each partition to replay: those of
+// -topic, or of every topic.
 func (o *replayOptions) open(b *stream.Broker) (*merger, error) {
-	info, err := b.DescribeTopic(o.topic)
-	if err != nil {
-		return nil, err
-	}
-	if o.partition >= len(info.Partitions) {
-		return nil, fmt.Errorf("%w: topic %q has %d partitions", stream.ErrInvalidPartition, o.topic, len(info.Partitions))
+	topics := []string{o.topic}
+	if o.topic == "" {
+		topics = b.Topics()
 	}
 	m := &merger{}
+	for _, topic := range topics {
+		if err := o.openTopic(b, topic, m); err != nil {
+			m.close()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// openTopic adds to m a reader at -from on each partition of topic to
+// replay.
+func (o *replayOptions) openTopic(b *stream.Broker, topic string, m *merger) error {
+	info, err := b.DescribeTopic(topic)
+	if err != nil {
+		return err
+	}
+	if o.partition >= len(info.Partitions) {
+		return fmt.Errorf("%w: topic %q has %d partitions", stream.ErrInvalidPartition, topic, len(info.Partitions))
+	}
 	for _, p := range info.Partitions {
 		if o.partition >= 0 && p.Partition != int32(o.partition) {
 			continue
 		}
-		rd, err := b.NewReader(o.topic, p.Partition, stream.AtTime(o.from), &stream.ReaderOptions{StopAtEnd: true})
+		rd, err := b.NewReader(topic, p.Partition, stream.AtTime(o.from), &stream.ReaderOptions{StopAtEnd: true})
 		if err != nil {
-			m.close()
-			return nil, err
+			return err
 		}
 		m.add(rd, p.EndOffset)
 	}
-	return m, nil
+	return nil
 }
 
 // run prints the records in [o.from, o.to) in timestamp order.

@@ -32,8 +32,9 @@ func (c *cursor) next(ctx context.Context) error {
 	return nil
 }
 
-// merger merges partitions' records in timestamp order (ties: lower
-// partition first). It holds one record per partition: no copies.
+// merger merges partitions' records in timestamp order (ties: the
+// partition added first, so topics by name, then partitions by number, as
+// replay adds them). It holds one record per partition: no copies.
 type merger struct {
 	cursors  []*cursor
 	last     int       // the cursor pop took the record from

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embedstream/stream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,4 +61,25 @@ func TestReplayErrors(t *testing.T) {
 	cli(t, "", append(base, "-from", rfc(at(0)), "-partition", "2")...).fails(t, 1, "invalid partition")
 	cli(t, "", append(base, "-from", rfc(at(0)), "-format", "xml")...).fails(t, 2, "-format")
 	cli(t, "", "-dir", dir, "replay", "-topic", "nope", "-from", "now").fails(t, 1, "topic not found")
+}
+
+// TestReplayAllTopics checks that replay without -topic merges every topic
+// by time, and refuses -partition without -topic.
+func TestReplayAllTopics(t *testing.T) {
+	t.Parallel()
+	dir := timeOrders(t)
+	withBroker(t, dir, func(b *stream.Broker) {
+		require.NoError(t, b.CreateTopic("audit", stream.TopicConfig{}))
+		for _, r := range []*stream.Record{rec(0, "", "audit@1", at(1)), rec(0, "", "audit@6", at(6))} {
+			r.Topic = "audit"
+			require.NoError(t, b.Publish(t.Context(), r))
+		}
+	})
+	r := cli(t, "", "-dir", dir, "replay", "-from", rfc(at(1)), "-format", `%t:%s\n`).ok(t)
+	require.Equal(t, "audit:audit@1\norders:p1@1\norders:p0@2\norders:p0@4\norders:p1@5\norders:p1@3\naudit:audit@6\n", r.stdout,
+		"by time across topics; a tie goes to the topic first by name")
+	r = cli(t, "", "-dir", dir, "replay", "-from", rfc(at(5)), "-to", rfc(at(7))).ok(t)
+	require.Equal(t, []string{"p1@5", "audit@6"}, values(t, r.stdout))
+	cli(t, "", "-dir", dir, "replay", "-from", rfc(at(0)), "-partition", "0").fails(t, 2, "-partition needs -topic")
+	require.Empty(t, cli(t, "", "-dir", seed(t, "empty", 1), "replay", "-from", rfc(at(0))).ok(t).stdout)
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,6 +22,13 @@ func topicsCommand() *command {
 			help: "Zero values take the library's defaults (1 partition, 1 GiB segments, 1 MiB records, keep forever)."},
 		{name: "describe", args: "[-topic T] [flags]", summary: "show topics' configs and per-partition offsets, bytes and segments",
 			run: topicsDescribe, help: "Without -topic, every topic is described."},
+		{name: "alter", args: "-topic T SETTING-FLAGS... [flags]", summary: "change a topic's settings", run: topicsAlter,
+			help: `Only the settings given change (kafka-configs.sh --alter); each takes the same
+values as in topics create, where 0 means the library's default. Settings apply
+to the records written from now on: a smaller -segment-bytes rolls the active
+segment at the next append, lower retention deletes at the next retention
+check. The partition count changes with add-partitions. Prints each changed
+setting before and after.`},
 		{name: "delete", args: "-topic T [flags]", summary: "delete a topic and all its records", run: topicsDelete},
 		{name: "add-partitions", args: "-topic T -partitions N [flags]", summary: "grow a topic to N partitions in all",
 			run: topicsAddPartitions},
@@ -31,19 +41,23 @@ func topicsCommand() *command {
 func topicsDeleteRecords(_ context.Context, a *app, args []string) error {
 	fs := a.flags()
 	topic := fs.String("topic", "", "the topic `name` (required)")
-	partition := fs.Int("partition", 0, "the `partition`")
-	before := fs.Int64("before", -1, "delete the records before this `offset` (required)")
+	partition := fs.Int("partition", 0, "the `partition` (default 0)")
+	var before requiredInt64
+	fs.Var(&before, "before", "delete the records before this `offset` (required)")
 	if err := a.parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := a.needTopic(*topic); err != nil {
 		return err
 	}
-	if *before < 0 {
+	switch {
+	case !before.set:
 		return a.usagef("-before is required")
+	case before.v < 0:
+		return a.usagef("-before %d: offsets are not negative", before.v)
 	}
 	return a.withBroker(writeAccess, func(b *stream.Broker) error {
-		start, err := b.DeleteRecords(*topic, int32(*partition), *before)
+		start, err := b.DeleteRecords(*topic, int32(*partition), before.v)
 		if err != nil {
 			return err
 		}
@@ -71,24 +85,12 @@ func topicsCreate(_ context.Context, a *app, args []string) error {
 	topic := fs.String("topic", "", "the topic `name` (required)")
 	var cfg stream.TopicConfig
 	fs.IntVar(&cfg.Partitions, "partitions", 1, "number of `partitions`")
-	fs.DurationVar(&cfg.Retention, "retention", 0, "delete segments whose newest record is older than this `duration` (0: keep forever)")
-	fs.Int64Var(&cfg.RetentionBytes, "retention-bytes", 0, "keep about this many `bytes` per partition (0: no limit)")
-	fs.Int64Var(&cfg.SegmentBytes, "segment-bytes", 0, "roll segment files at this many `bytes` (0: 1 GiB)")
-	fs.DurationVar(&cfg.SegmentAge, "segment-age", 0, "roll the active segment at this `age` (0: by size only)")
-	fs.IntVar(&cfg.MaxRecordBytes, "max-record-bytes", 0, "largest record accepted, in `bytes` (0: 1 MiB)")
-	fs.BoolVar(&cfg.LogAppendTime, "log-append-time", false, "stamp records with their append time")
-	fs.DurationVar(&cfg.MaxTimestampAhead, "max-timestamp-ahead", 0, "refuse records timestamped more than this `duration` ahead of the clock (0: 1h; negative: no limit)")
-	fs.DurationVar(&cfg.MaxTimestampBehind, "max-timestamp-behind", 0, "refuse records timestamped more than this `duration` behind the clock (0: no limit)")
-	sync := fs.String("sync", "default", "durability `policy`: default (the broker's), interval, never or always")
+	settingFlags(fs, &cfg)
 	if err := a.parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := a.needTopic(*topic); err != nil {
 		return err
-	}
-	var err error
-	if cfg.Sync, err = stream.ParseSyncPolicy(*sync); err != nil {
-		return a.usagef("-sync %q: want default, interval, never or always", *sync)
 	}
 	return a.withBroker(createAccess, func(b *stream.Broker) error {
 		if err := b.CreateTopic(*topic, cfg); err != nil {
@@ -97,6 +99,128 @@ func topicsCreate(_ context.Context, a *app, args []string) error {
 		fmt.Fprintf(a.stdout, "created topic %s with %s\n", *topic, plural(cfg.Partitions, "partition"))
 		return nil
 	})
+}
+
+// setting is a topic setting that topics create and alter take as a flag
+// and topics alter shows before and after.
+type setting struct {
+	flag  string
+	copy  func(dst *stream.TopicConfig, src stream.TopicConfig) // copies the setting from src
+	value func(c stream.TopicConfig) string                     // shows it
+}
+
+// settings are the topic settings, by flag name.
+var settings = []setting{
+	{"retention", func(d *stream.TopicConfig, s stream.TopicConfig) { d.Retention = s.Retention },
+		func(c stream.TopicConfig) string { return orNone(c.Retention, "forever") }},
+	{"retention-bytes", func(d *stream.TopicConfig, s stream.TopicConfig) { d.RetentionBytes = s.RetentionBytes },
+		func(c stream.TopicConfig) string { return bytesOrNone(c.RetentionBytes) }},
+	{"segment-bytes", func(d *stream.TopicConfig, s stream.TopicConfig) { d.SegmentBytes = s.SegmentBytes },
+		func(c stream.TopicConfig) string { return strconv.FormatInt(c.SegmentBytes, 10) }},
+	{"segment-age", func(d *stream.TopicConfig, s stream.TopicConfig) { d.SegmentAge = s.SegmentAge },
+		func(c stream.TopicConfig) string { return orNone(c.SegmentAge, "none") }},
+	{"max-record-bytes", func(d *stream.TopicConfig, s stream.TopicConfig) { d.MaxRecordBytes = s.MaxRecordBytes },
+		func(c stream.TopicConfig) string { return strconv.Itoa(c.MaxRecordBytes) }},
+	{"sync", func(d *stream.TopicConfig, s stream.TopicConfig) { d.Sync = s.Sync },
+		func(c stream.TopicConfig) string { return c.Sync.String() }},
+	{"log-append-time", func(d *stream.TopicConfig, s stream.TopicConfig) { d.LogAppendTime = s.LogAppendTime },
+		func(c stream.TopicConfig) string { return strconv.FormatBool(c.LogAppendTime) }},
+	{"max-timestamp-ahead", func(d *stream.TopicConfig, s stream.TopicConfig) { d.MaxTimestampAhead = s.MaxTimestampAhead },
+		func(c stream.TopicConfig) string { return orNone(max(c.MaxTimestampAhead, 0), "none") }},
+	{"max-timestamp-behind", func(d *stream.TopicConfig, s stream.TopicConfig) { d.MaxTimestampBehind = s.MaxTimestampBehind },
+		func(c stream.TopicConfig) string { return orNone(c.MaxTimestampBehind, "none") }},
+}
+
+// settingFlags defines the flags of the settings on fs, writing to cfg:
+// the same for topics create and topics alter.
+func settingFlags(fs *flag.FlagSet, cfg *stream.TopicConfig) {
+	fs.DurationVar(&cfg.Retention, "retention", 0, "delete segments whose newest record is older than this `duration` (0: keep forever)")
+	fs.Int64Var(&cfg.RetentionBytes, "retention-bytes", 0, "keep about this many `bytes` per partition (0: no limit)")
+	fs.Int64Var(&cfg.SegmentBytes, "segment-bytes", 0, "roll segment files at this many `bytes` (0: 1 GiB)")
+	fs.DurationVar(&cfg.SegmentAge, "segment-age", 0, "roll the active segment at this `age` (0: by size only)")
+	fs.IntVar(&cfg.MaxRecordBytes, "max-record-bytes", 0, "largest record accepted, in `bytes` (0: 1 MiB)")
+	fs.BoolVar(&cfg.LogAppendTime, "log-append-time", false, "stamp records with their append time (-log-append-time=false: keep the producer's)")
+	fs.DurationVar(&cfg.MaxTimestampAhead, "max-timestamp-ahead", 0, "refuse records timestamped more than this `duration` ahead of the clock (0: 1h; negative: no limit)")
+	fs.DurationVar(&cfg.MaxTimestampBehind, "max-timestamp-behind", 0, "refuse records timestamped more than this `duration` behind the clock (0: no limit)")
+	fs.Var(syncFlag{&cfg.Sync}, "sync", "durability `policy`: interval, never, always, or default: the broker's (the default)")
+}
+
+// syncFlag is a -sync flag: a stream.SyncPolicy by name.
+type syncFlag struct{ p *stream.SyncPolicy }
+
+// String implements flag.Value; the default policy reads as "", so that
+// the usage shows no default of its own.
+func (f syncFlag) String() string {
+	if f.p == nil || *f.p == stream.SyncDefault {
+		return ""
+	}
+	return f.p.String()
+}
+
+// Set implements flag.Value.
+func (f syncFlag) Set(s string) error {
+	p, err := stream.ParseSyncPolicy(s)
+	if err != nil {
+		return errors.New("want default, interval, never or always")
+	}
+	*f.p = p
+	return nil
+}
+
+// topicsAlter runs "topics alter".
+func topicsAlter(_ context.Context, a *app, args []string) error {
+	fs := a.flags()
+	topic := fs.String("topic", "", "the topic `name` (required)")
+	var given stream.TopicConfig
+	settingFlags(fs, &given)
+	if err := a.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := a.needTopic(*topic); err != nil {
+		return err
+	}
+	var changed []setting
+	fs.Visit(func(f *flag.Flag) {
+		for _, s := range settings {
+			if s.flag == f.Name {
+				changed = append(changed, s)
+			}
+		}
+	})
+	if len(changed) == 0 {
+		return a.usagef("no setting to change: give at least one of -%s", settingNames())
+	}
+	return a.withBroker(writeAccess, func(b *stream.Broker) error {
+		var before stream.TopicConfig
+		err := b.AlterTopic(*topic, func(c *stream.TopicConfig) {
+			before = *c
+			for _, s := range changed {
+				s.copy(c, given)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		info, err := b.DescribeTopic(*topic)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SETTING\tBEFORE\tAFTER")
+		for _, s := range changed {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.flag, s.value(before), s.value(info.Config))
+		}
+		return tw.Flush()
+	})
+}
+
+// settingNames lists the settings' flags for messages.
+func settingNames() string {
+	names := make([]string, len(settings))
+	for i, s := range settings {
+		names[i] = s.flag
+	}
+	return strings.Join(names, ", -")
 }
 
 // topicsDescribe runs "topics describe".

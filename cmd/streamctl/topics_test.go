@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +87,54 @@ func TestTopicsDeleteRecords(t *testing.T) {
 	require.Regexp(t, `\n0\s+1\s+2\s+1\s`, cli(t, "", "-dir", dir, "topics", "describe", "-topic", "orders").ok(t).stdout)
 	cli(t, "", "-dir", dir, "topics", "delete-records", "-topic", "orders", "-partition", "0", "-before", "5").fails(t, 1, "offset out of range")
 	cli(t, "", "-dir", dir, "topics", "delete-records", "-topic", "orders").fails(t, 2, "-before is required")
+}
+
+// TestTopicsAlter checks topics alter: only the settings given change, the
+// change is stored, shows before and after, and is validated as at creation.
+func TestTopicsAlter(t *testing.T) {
+	t.Parallel()
+	dir := threeOrders(t) // 4 KiB segments, defaults otherwise
+	r := cli(t, "", "-dir", dir, "topics", "alter", "-topic", "orders", "-retention", "24h", "-retention-bytes", "1000000",
+		"-segment-bytes", "8192", "-sync", "always", "-max-record-bytes", "2048").ok(t)
+	require.Regexp(t, `^SETTING\s+BEFORE\s+AFTER\n`, r.stdout)
+	require.Regexp(t, `\nretention\s+forever\s+24h0m0s\n`, r.stdout)
+	require.Regexp(t, `\nretention-bytes\s+unlimited\s+1000000\n`, r.stdout)
+	require.Regexp(t, `\nsegment-bytes\s+4096\s+8192\n`, r.stdout)
+	require.Regexp(t, `\nsync\s+default\s+always\n`, r.stdout)
+	require.Regexp(t, `\nmax-record-bytes\s+1048576\s+2048\n`, r.stdout)
+	require.NotContains(t, r.stdout, "segment-age", "settings not given are not shown")
+
+	want := stream.TopicConfig{Partitions: 2, Retention: 24 * time.Hour, RetentionBytes: 1000000, SegmentBytes: 8192,
+		MaxRecordBytes: 2048, Sync: stream.SyncAlways, MaxTimestampAhead: stream.DefaultMaxTimestampAhead}
+	withBroker(t, dir, func(b *stream.Broker) {
+		info, err := b.DescribeTopic("orders")
+		require.NoError(t, err)
+		require.Equal(t, want, info.Config, "stored, and nothing else changed")
+		big := rec(0, "", strings.Repeat("x", 3000), at(9))
+		big.Topic = "orders"
+		require.ErrorIs(t, b.Publish(t.Context(), big), stream.ErrRecordTooLarge, "applied when the broker opens")
+	})
+	out := cli(t, "", "-dir", dir, "topics", "describe", "-topic", "orders").ok(t).stdout
+	require.Contains(t, out, "Retention: 24h0m0s  RetentionBytes: 1000000  SegmentBytes: 8192  SegmentAge: none  MaxRecordBytes: 2048  Sync: always")
+
+	r = cli(t, "", "-dir", dir, "topics", "alter", "-topic", "orders", "-log-append-time", "-retention", "0").ok(t)
+	require.Regexp(t, `\nretention\s+24h0m0s\s+forever\n`, r.stdout, "0: the default, as at creation")
+	require.Regexp(t, `\nlog-append-time\s+false\s+true\n`, r.stdout)
+	r = cli(t, "", "-dir", dir, "topics", "alter", "-topic", "orders", "-log-append-time=false", "-sync", "default").ok(t)
+	require.Regexp(t, `\nlog-append-time\s+true\s+false\n`, r.stdout)
+	require.Regexp(t, `\nsync\s+always\s+default\n`, r.stdout)
+
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "orders", "-segment-bytes", "10").fails(t, 1, "invalid configuration", "segment bytes 10")
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "orders", "-retention", "-1h").fails(t, 1, "invalid configuration")
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "nope", "-retention", "1h").fails(t, 1, "topic not found")
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "orders").fails(t, 2, "no setting to change")
+	cli(t, "", "-dir", dir, "topics", "alter", "-retention", "1h").fails(t, 2, "-topic is required")
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "orders", "-sync", "often").fails(t, 2, "-sync")
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "orders", "-partitions", "3").fails(t, 2, "-partitions")
+	cli(t, "", "-dir", dir, "-readonly", "topics", "alter", "-topic", "orders", "-retention", "1h").fails(t, 2, "-readonly")
+	withBroker(t, dir, func(b *stream.Broker) {
+		info, err := b.DescribeTopic("orders")
+		require.NoError(t, err)
+		require.Equal(t, 8192, int(info.Config.SegmentBytes), "refused changes changed nothing")
+	})
 }

@@ -1,5 +1,6 @@
 // Package catalog is the broker's metadata store: topic records, committed
-// offsets and the clean-shutdown flag, in a bbolt database (DIR/meta.db).
+// offsets, groups' last generations and the clean-shutdown flag, in a bbolt
+// database (DIR/meta.db).
 // Records themselves never go here: they live in the segment files.
 //
 // The database's layout:
@@ -22,6 +23,9 @@
 //	    <topic>   "1"                  DeleteTopic dropped the topic: a directory left
 //	                                   under its name is the deleted topic's, to remove,
 //	                                   not to adopt; PutTopic of the name clears it
+//	bucket "generations"               (added later, made at its first write)
+//	    <group>   JSON Generation      the group's last completed rebalance, then the
+//	                                   CRC-32C of the key and the JSON, uint32 BE
 //
 // bbolt checksums only its meta pages: the CRCs in the values make damage
 // to a data page (a changed byte in a key, a value or a group's name) show
@@ -62,6 +66,7 @@ const (
 	bucketTopics = "topics"
 	bucketOffset = "offsets"
 	bucketDelete = "deleted"
+	bucketGens   = "generations"
 	keyFormat    = "format"
 	keyClean     = "clean"
 )
@@ -93,6 +98,31 @@ type TopicConfig struct {
 
 // TopicPartition names one partition of a topic.
 type TopicPartition = group.TopicPartition
+
+// Generation is a group's last completed rebalance, JSON in the
+// "generations" bucket: what a group's description shows once its members
+// (and the process) are gone. Its fields and their names are part of the
+// format: add, never rename.
+type Generation struct {
+	Generation int       `json:"generation"`
+	Balancer   string    `json:"balancer"`
+	Completed  time.Time `json:"completed"`
+	Members    []Member  `json:"members"`
+}
+
+// Member is one member of a stored Generation, with what it was assigned.
+type Member struct {
+	ID         string      `json:"id"`
+	InstanceID string      `json:"instanceId,omitempty"`
+	Topics     []string    `json:"topics"`
+	Assignment []Partition `json:"assignment"`
+}
+
+// Partition is a topic partition as a Generation stores it.
+type Partition struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
 
 // Catalog is an open store. Its methods are safe for concurrent use.
 type Catalog struct {
@@ -400,6 +430,14 @@ func verify(f *os.File, db *bolt.DB, fileSize int64, rolledBack *bool) error {
 		}); err != nil {
 			return err
 		}
+		if gens := tx.Bucket([]byte(bucketGens)); gens != nil {
+			if err := gens.ForEach(func(k, v []byte) error {
+				_, err := decodeGeneration(k, v)
+				return err
+			}); err != nil {
+				return err
+			}
+		}
 		offsets := tx.Bucket([]byte(bucketOffset))
 		return offsets.ForEach(func(group, v []byte) error {
 			g := offsets.Bucket(group)
@@ -491,7 +529,16 @@ func checksum(parts ...[]byte) uint32 {
 }
 
 // encodeTopic is a topic record's stored value: JSON, then its checksum.
-func encodeTopic(name string, rec Topic) ([]byte, error) {
+func encodeTopic(name string, rec Topic) ([]byte, error) { return encodeJSON(name, rec) }
+
+func decodeTopic(name, v []byte) (Topic, error) {
+	var rec Topic
+	return rec, decodeJSON(name, v, &rec, "topic %q metadata")
+}
+
+// encodeJSON is a record's stored value under key name: JSON, then the
+// checksum of the key and the JSON.
+func encodeJSON(name string, rec any) ([]byte, error) {
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -499,15 +546,74 @@ func encodeTopic(name string, rec Topic) ([]byte, error) {
 	return binary.BigEndian.AppendUint32(v, checksum([]byte(name), v)), nil
 }
 
-func decodeTopic(name, v []byte) (Topic, error) {
+// decodeJSON reads into rec a value encodeJSON stored under key name; what
+// says which record it is, with a %q for the key, in the error.
+func decodeJSON(name, v []byte, rec any, what string) error {
 	if n := len(v) - 4; n > 0 && binary.BigEndian.Uint32(v[n:]) == checksum(name, v[:n]) {
 		v = v[:n]
 	} // else written before checksums, or damaged: then not JSON either
-	var rec Topic
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return rec, fmt.Errorf("%w: topic %q metadata: %v", ErrDamaged, name, err)
+	if err := json.Unmarshal(v, rec); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrDamaged, fmt.Sprintf(what, name), err)
 	}
-	return rec, nil
+	return nil
+}
+
+func decodeGeneration(group, v []byte) (Generation, error) {
+	var g Generation
+	return g, decodeJSON(group, v, &g, "group %q generation")
+}
+
+// PutGeneration stores a group's last completed rebalance, replacing the
+// one before.
+func (c *Catalog) PutGeneration(group string, g Generation) error {
+	v, err := encodeJSON(group, g)
+	if err != nil {
+		return err
+	}
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(bucketGens))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(group), v)
+	})
+}
+
+// GenerationGroups lists the groups with a stored generation.
+func (c *Catalog) GenerationGroups() ([]string, error) {
+	var out []string
+	err := c.view(bucketGens, func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteGeneration drops a group's stored generation.
+func (c *Catalog) DeleteGeneration(group string) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucketGens)); b != nil {
+			return b.Delete([]byte(group))
+		}
+		return nil
+	})
+}
+
+// LastGeneration returns a group's stored last completed rebalance, if
+// there is one.
+func (c *Catalog) LastGeneration(group string) (g Generation, ok bool, err error) {
+	err = c.view(bucketGens, func(b *bolt.Bucket) error {
+		v := b.Get([]byte(group))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		g, err = decodeGeneration([]byte(group), v)
+		return err
+	})
+	return g, ok, err
 }
 
 // PutTopic stores a topic's record, replacing any.
@@ -719,9 +825,14 @@ func (c *Catalog) Groups() ([]string, error) {
 	return out, err
 }
 
-// DeleteGroup drops a group's offsets.
+// DeleteGroup drops a group's offsets and its last generation.
 func (c *Catalog) DeleteGroup(group string) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
+		if gens := tx.Bucket([]byte(bucketGens)); gens != nil {
+			if err := gens.Delete([]byte(group)); err != nil {
+				return err
+			}
+		}
 		err := tx.Bucket([]byte(bucketOffset)).DeleteBucket([]byte(group))
 		if errors.Is(err, berrors.ErrBucketNotFound) {
 			return nil

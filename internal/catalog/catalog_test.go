@@ -193,6 +193,7 @@ func TestChecksumsCatchChangedValues(t *testing.T) {
 		c, _ := open(t, path, false)
 		require.NoError(t, c.PutTopic("t", Topic{Partitions: 2}))
 		require.NoError(t, c.CommitOffsets("g", map[TopicPartition]int64{tp: 61}, time.UnixMilli(5)))
+		require.NoError(t, c.PutGeneration("g", Generation{Generation: 7, Balancer: "range"}))
 		return c, path
 	}
 	damages := map[string]func(tx *bolt.Tx) error{
@@ -215,6 +216,12 @@ func TestChecksumsCatchChangedValues(t *testing.T) {
 			b := tx.Bucket([]byte(bucketTopics))
 			v := bytes.Clone(b.Get([]byte("t")))
 			return errors.Join(b.Put([]byte("u"), v), b.Delete([]byte("t")))
+		},
+		"generation value": func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(bucketGens))
+			v := bytes.Clone(b.Get([]byte("g")))
+			v[bytes.Index(v, []byte(`"generation":7`))+13] = '8'
+			return b.Put([]byte("g"), v)
 		},
 		"topic value": func(tx *bolt.Tx) error {
 			b := tx.Bucket([]byte(bucketTopics))
@@ -287,4 +294,38 @@ func TestDamagedMetaPageRollsBack(t *testing.T) {
 		require.False(t, c.RolledBack(), "the writable open's first write healed the page")
 		require.NoError(t, c.Close(false))
 	}
+}
+
+// A group's stored generation reads back as written, goes with the group,
+// and can be dropped alone.
+func TestGenerations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	c, _ := open(t, path, false)
+	_, ok, err := c.LastGeneration("g")
+	require.NoError(t, err)
+	require.False(t, ok, "none before the first write, not even a bucket")
+	want := Generation{Generation: 3, Balancer: "cooperative-sticky", Completed: time.UnixMilli(1_700_000_000_000).UTC(),
+		Members: []Member{{ID: "member-1", InstanceID: "a", Topics: []string{"t"}, Assignment: []Partition{{Topic: "t", Partition: 1}}}}}
+	require.NoError(t, c.PutGeneration("g", want))
+	require.NoError(t, c.PutGeneration("h", Generation{Generation: 1}))
+	require.NoError(t, c.CommitOffsets("g", map[TopicPartition]int64{{Topic: "t", Partition: 1}: 4}, time.UnixMilli(5)))
+	require.NoError(t, c.Close(true))
+
+	c, _ = open(t, path, true)
+	got, ok, err := c.LastGeneration("g")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, want, got)
+	names, err := c.GenerationGroups()
+	require.NoError(t, err)
+	require.Equal(t, []string{"g", "h"}, names)
+	require.NoError(t, c.Close(false))
+
+	c, _ = open(t, path, false)
+	defer c.Close(false)
+	require.NoError(t, c.DeleteGroup("g"))
+	require.NoError(t, c.DeleteGeneration("h"))
+	names, err = c.GenerationGroups()
+	require.NoError(t, err)
+	require.Empty(t, names)
 }

@@ -72,6 +72,7 @@ type Service struct {
 
 // state is one group: its coordinator and what the service knows of it.
 type state struct {
+	s        *Service
 	name     string
 	balancer string        // the balancer's name: its members', or its last members' while it has none
 	changed  signal.Signal // broadcast when the coordinator's state changes
@@ -79,16 +80,41 @@ type state struct {
 	coord    *group.Coordinator
 }
 
-// do runs fn on the coordinator under the group's lock and wakes waiting
-// members if the group changed.
+// do runs fn on the coordinator under the group's lock, stores the
+// generation it completed if it did, and wakes waiting members if the
+// group changed.
 func (g *state) do(fn func(co *group.Coordinator)) {
 	g.mu.Lock()
-	before := g.coord.Changes()
+	before, gen := g.coord.Changes(), g.coord.Generation()
 	fn(g.coord)
 	changed := g.coord.Changes() != before
+	if g.coord.Generation() != gen {
+		g.s.storeGeneration(g)
+	}
 	g.mu.Unlock()
 	if changed {
 		g.changed.Broadcast()
+	}
+}
+
+// storeGeneration stores the generation g's coordinator just completed,
+// for descriptions of the group after its members, or the process, are
+// gone (Kafka keeps it in __consumer_offsets). A failure is logged: the
+// group goes on. Callers hold g.mu.
+func (s *Service) storeGeneration(g *state) {
+	if s.cfg.ReadOnly {
+		return
+	}
+	rec := catalog.Generation{Generation: g.coord.Generation(), Balancer: g.balancer, Completed: s.cfg.Now()}
+	for _, m := range g.coord.Assigned() {
+		cm := catalog.Member{ID: m.ID, InstanceID: m.InstanceID, Topics: m.Topics, Assignment: []catalog.Partition{}}
+		for _, tp := range m.Assignment {
+			cm.Assignment = append(cm.Assignment, catalog.Partition{Topic: tp.Topic, Partition: tp.Partition})
+		}
+		rec.Members = append(rec.Members, cm)
+	}
+	if err := s.cfg.Catalog.PutGeneration(g.name, rec); err != nil {
+		s.cfg.Logger.Error("stream: storing a group's generation failed", "group", g.name, "generation", rec.Generation, "err", err)
 	}
 }
 
@@ -115,7 +141,16 @@ func (s *Service) lookup(name string, balancer group.Balancer) (*state, error) {
 		ok = false // nobody left who uses the old balancer
 	}
 	if !ok {
-		g = &state{name: name, balancer: balancer.Name(), coord: group.NewCoordinator(balancer, s.cfg.Partitions)}
+		g = &state{s: s, name: name, balancer: balancer.Name(), coord: group.NewCoordinator(balancer, s.cfg.Partitions)}
+		// Generations go on from the last one stored, as after a Kafka
+		// coordinator's restart.
+		last, found, err := s.cfg.Catalog.LastGeneration(name)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			g.coord.ResumeAt(last.Generation)
+		}
 		s.groups[name] = g
 	} else if g.balancer != balancer.Name() {
 		return nil, fmt.Errorf("%w: group %q uses the %s balancer, not %s", errs.ErrInvalidConfig, name, g.balancer, balancer.Name())
@@ -163,11 +198,21 @@ func (s *Service) TopicChanged(topic string) {
 // Info describes a group: its membership and its committed offsets.
 type Info struct {
 	State      string // Empty, PreparingRebalance, Stable or Dead
-	Generation int
+	Generation int    // the live one, or the last stored if the group is not live here
 	Balancer   string // its members' balancer, or its last members'; "" if none is known
 	Members    []group.MemberInfo
 	Subscribed []string                 // every topic a member subscribes to, sorted
 	Committed  map[TopicPartition]int64 // the next offset to read, per partition
+	Last       *Generation              // the last completed generation as stored; nil if none
+}
+
+// Generation is a completed generation: its members and what each was
+// assigned.
+type Generation struct {
+	Generation int
+	Balancer   string
+	Completed  time.Time
+	Members    []group.MemberInfo // Assignment: what the generation assigned
 }
 
 // Describe describes a group. A group unknown to the service is Dead, or
@@ -191,7 +236,22 @@ func (s *Service) Describe(name string) (Info, error) {
 	if info.Committed, err = s.cfg.Catalog.Committed(name, nil); err != nil {
 		return info, err
 	}
-	if g == nil && len(info.Committed) > 0 {
+	last, found, err := s.cfg.Catalog.LastGeneration(name)
+	if err != nil {
+		return info, err
+	}
+	if found {
+		info.Last = &Generation{Generation: last.Generation, Balancer: last.Balancer, Completed: last.Completed}
+		for _, m := range last.Members {
+			mi := group.MemberInfo{ID: m.ID, InstanceID: m.InstanceID, Topics: m.Topics}
+			for _, p := range m.Assignment {
+				mi.Assignment = append(mi.Assignment, TopicPartition{Topic: p.Topic, Partition: p.Partition})
+			}
+			info.Last.Members = append(info.Last.Members, mi)
+		}
+		info.Generation = max(info.Generation, last.Generation)
+	}
+	if g == nil && (len(info.Committed) > 0 || found) {
 		info.State = group.Empty.String()
 	}
 	return info, nil
@@ -335,6 +395,9 @@ func (s *Service) Expire() (next time.Time) {
 			empty[name] = later(since, emptied)
 		}
 	}
+	if !s.cfg.ReadOnly {
+		s.forgetGenerations(last)
+	}
 	if !expires {
 		return next
 	}
@@ -361,6 +424,25 @@ func earliest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// forgetGenerations drops the stored generations of groups with neither
+// members nor offsets (those without offsets in last that the service
+// does not hold): they are Dead, and keep nothing. Callers hold s.mu.
+func (s *Service) forgetGenerations(last map[string]time.Time) {
+	names, err := s.cfg.Catalog.GenerationGroups()
+	if err != nil {
+		s.cfg.Logger.Error("stream: forgetting dead groups failed", "err", err)
+		return
+	}
+	for _, name := range names {
+		if _, ok := last[name]; ok || s.groups[name] != nil {
+			continue
+		}
+		if err := s.cfg.Catalog.DeleteGeneration(name); err != nil {
+			s.cfg.Logger.Error("stream: forgetting a dead group failed", "group", name, "err", err)
+		}
+	}
 }
 
 func later(a, b time.Time) time.Time {

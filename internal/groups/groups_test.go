@@ -1611,3 +1611,40 @@ func TestExpireForgetsEmptyGroups(t *testing.T) {
 	require.Equal(t, Info{State: group.Dead.String(), Committed: map[TopicPartition]int64{}}, e.describe(t, "g"))
 	require.Empty(t, e.s.groups)
 }
+
+// Each completed rebalance is stored with what it assigned; a new service
+// on the same catalog describes it and goes on from its generation; a group
+// that never committed is forgotten, record included, once empty.
+func TestGenerationsAreStored(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.join(t, "g", group.RoundRobinBalancer{}, group.JoinRequest{InstanceID: "i", Topics: []string{"u"}, MaxPollInterval: time.Minute})
+	gen := newDriver(t, a).settle()
+	info := e.describe(t, "g")
+	require.NotNil(t, info.Last)
+	require.Equal(t, Generation{Generation: gen, Balancer: "roundrobin", Completed: t0, Members: []group.MemberInfo{{
+		ID: a.ID(), InstanceID: "i", Topics: []string{"u"}, Assignment: []TopicPartition{tp("u", 0), tp("u", 1)},
+	}}}, *info.Last)
+	require.NoError(t, a.Commit(gen, map[TopicPartition]int64{tp("u", 0): 1}))
+	a.Leave()
+
+	s2 := New(Config{Catalog: e.cat, Partitions: e.parts.Partitions, Now: e.clock.Now, OffsetsRetention: time.Hour})
+	info, err := s2.Describe("g")
+	require.NoError(t, err)
+	require.Equal(t, group.Empty.String(), info.State)
+	require.Equal(t, gen, info.Generation, "the stored generation, with no live state")
+	require.Empty(t, info.Members)
+	b, err := s2.Join("g", group.RangeBalancer{}, req("u"))
+	require.NoError(t, err)
+	next := newDriver(t, b).settle()
+	require.Equal(t, gen+1, next, "generations go on from the stored one")
+	require.Equal(t, next, e.describe(t, "g").Last.Generation, "both services read the one catalog")
+
+	// A group that never committed: Dead once empty, with nothing stored.
+	c := e.join(t, "nocommit", group.RangeBalancer{}, req("t"))
+	newDriver(t, c).settle()
+	require.NotNil(t, e.describe(t, "nocommit").Last)
+	c.Leave()
+	e.s.Expire()
+	require.Equal(t, Info{State: group.Dead.String(), Committed: map[TopicPartition]int64{}}, e.describe(t, "nocommit"))
+	require.NotNil(t, e.describe(t, "g").Last, "a group with offsets keeps it")
+}

@@ -16,8 +16,8 @@ import (
 // log, assigning its offsets, and returns its base offset. Under SyncAlways
 // it returns once the batch is durable.
 func (l *Log) Append(b batch.Batch) (int64, error) {
-	if len(b) > l.cfg.MaxBatchBytes {
-		return 0, fmt.Errorf("%w: batch of %d bytes exceeds %d", errs.ErrRecordTooLarge, len(b), l.cfg.MaxBatchBytes)
+	if limit := l.settings().MaxBatchBytes; len(b) > limit {
+		return 0, fmt.Errorf("%w: batch of %d bytes exceeds %d", errs.ErrRecordTooLarge, len(b), limit)
 	}
 	// Batches come from batch.Builder, whose CRC is right by construction;
 	// the header and length checks catch a misuse before it reaches disk.
@@ -38,15 +38,16 @@ func (l *Log) Append(b batch.Batch) (int64, error) {
 	// Retention may be due sooner than its owner knows: time retention
 	// has records to age, or size retention was left to do (SyncAlways
 	// keeps what is not yet durable).
-	retain := (l.cfg.Retention > 0 && wasEmpty) || l.sizeRetentionDueLocked()
-	if l.cfg.Sync != SyncAlways {
-		l.hw.Store(end)
+	set := l.settings()
+	retain := (set.Retention > 0 && wasEmpty) || l.sizeRetentionDueLocked()
+	if set.Sync != SyncAlways {
+		l.raiseHW(end)
 		// Marked dirty under mu: a sync between the unlock and the mark
 		// would cover these bytes, clear the flag, and leave it set with
 		// nothing to sync, so later appends would never signal again.
 		first := !l.dirty.Swap(true)
 		l.mu.Unlock()
-		if first && l.cfg.Sync == SyncInterval && l.cfg.OnUnsynced != nil {
+		if first && set.Sync == SyncInterval && l.cfg.OnUnsynced != nil {
 			l.cfg.OnUnsynced()
 		}
 		l.appended.Broadcast()
@@ -78,7 +79,8 @@ func (l *Log) appendLocked(b batch.Batch) (int64, error) {
 	segs := l.segments()
 	active := segs[len(segs)-1]
 	now := l.cfg.Now()
-	if l.shouldRoll(active, b, now) {
+	set := l.settings()
+	if l.shouldRoll(set, active, b, now) {
 		if err := l.roll(); err != nil {
 			return 0, err
 		}
@@ -87,7 +89,7 @@ func (l *Log) appendLocked(b batch.Batch) (int64, error) {
 	}
 	base := l.written
 	b.SetBaseOffset(base)
-	if l.cfg.LogAppendTime {
+	if set.LogAppendTime {
 		b.SetLogAppendTime(now.UnixMilli())
 	}
 	if active.Size() == 0 {
@@ -98,7 +100,7 @@ func (l *Log) appendLocked(b batch.Batch) (int64, error) {
 	}
 	l.written = b.LastOffset() + 1
 	l.bytes += int64(len(b))
-	if r := l.cfg.RetentionBytes; r > 0 && len(segs) > 1 && l.bytes-segs[0].Size() >= r {
+	if r := set.RetentionBytes; r > 0 && len(segs) > 1 && l.bytes-segs[0].Size() >= r {
 		// Size retention's rule, applied as the log grows rather than only
 		// by the periodic check: a burst never takes a partition more than
 		// its oldest segment past RetentionBytes.
@@ -111,7 +113,7 @@ func (l *Log) appendLocked(b batch.Batch) (int64, error) {
 	return base, nil
 }
 
-func (l *Log) shouldRoll(active *segment.Segment, b batch.Batch, now time.Time) bool {
+func (l *Log) shouldRoll(set *Settings, active *segment.Segment, b batch.Batch, now time.Time) bool {
 	if active.Sealed() {
 		return true // a roll sealed it but could not create the next one
 	}
@@ -119,8 +121,8 @@ func (l *Log) shouldRoll(active *segment.Segment, b batch.Batch, now time.Time) 
 	if size == 0 {
 		return false
 	}
-	return size+int64(len(b)) > l.cfg.SegmentBytes ||
-		(l.cfg.SegmentAge > 0 && now.Sub(l.activeSince) >= l.cfg.SegmentAge) ||
+	return size+int64(len(b)) > set.SegmentBytes ||
+		(set.SegmentAge > 0 && now.Sub(l.activeSince) >= set.SegmentAge) ||
 		l.written+int64(b.LastOffsetDelta())-active.Base() > math.MaxUint32 ||
 		active.IndexFull()
 }
@@ -130,22 +132,48 @@ func (l *Log) shouldRoll(active *segment.Segment, b batch.Batch, now time.Time) 
 func (l *Log) roll() error {
 	segs := l.segments()
 	active := segs[len(segs)-1]
+	syncs := l.settings().Sync != SyncNever
+	if l.lazyActive && syncs && !active.Sealed() {
+		// Made under SyncNever, whose Seal skips the fsync that the
+		// policy now asks for.
+		if err := active.Sync(); err != nil {
+			return l.fail(err)
+		}
+	}
 	if err := active.Seal(); err != nil {
 		if errors.Is(err, segment.ErrSyncFailed) || active.Sealed() {
 			return l.fail(err)
 		}
 		return err // trimming failed before any fsync: the segment still takes writes
 	}
-	if l.cfg.Sync != SyncNever {
+	if syncs {
 		l.cfg.Stats.Fsyncs.Add(1)
+	} else {
+		l.lazySealed = true
 	}
 	next, err := segment.Create(l.segcfg, l.cfg.Dir, l.written)
 	if err != nil {
 		return err
 	}
+	l.lazyActive = l.segcfg.NoSync
 	l.segs.Store(ptr(append(slices.Clip(segs), next)))
 	l.cfg.Stats.SegmentsRolled.Add(1)
 	return nil
+}
+
+// raiseHW moves the high watermark up to end, never down: appends and the
+// fsyncs of SyncAlways both move it, and a change of policy between them
+// must not take back what readers were shown.
+func (l *Log) raiseHW(end int64) bool {
+	for {
+		hw := l.hw.Load()
+		if hw >= end {
+			return false
+		}
+		if l.hw.CompareAndSwap(hw, end) {
+			return true
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

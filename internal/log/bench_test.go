@@ -13,7 +13,7 @@ func benchLog(b *testing.B, policy SyncPolicy) *Log {
 	b.Helper()
 	p, err := Open(Config{
 		Dir: filepath.Join(b.TempDir(), "p"), FilePerm: 0o600, DirPerm: 0o700,
-		SegmentBytes: 1 << 30, MaxBatchBytes: 4 << 20, Sync: policy,
+		Settings: Settings{SegmentBytes: 1 << 30, MaxBatchBytes: 4 << 20, Sync: policy},
 	}, false)
 	if err != nil {
 		b.Fatal(err)

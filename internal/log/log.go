@@ -31,22 +31,16 @@ import (
 
 // Config configures one log.
 type Config struct {
-	Dir            string      // the log's directory
-	FS             vfs.FS      // default vfs.Default
-	FilePerm       os.FileMode // mode of created files
-	DirPerm        os.FileMode // mode of the directory, if created
-	SegmentBytes   int64       // roll at this size (segment.bytes)
-	SegmentAge     time.Duration
-	Retention      time.Duration // delete segments older than this; 0: keep
-	RetentionBytes int64         // keep about this many bytes, checked as appends grow the log and by EnforceRetention; 0: no limit
-	MaxBatchBytes  int           // largest batch Append accepts (Kafka's max.message.bytes)
-	LogAppendTime  bool          // stamp batches with the append time
-	Sync           SyncPolicy
-	ReadOnly       bool             // change nothing on disk: damage is skipped in memory
-	Follow         bool             // another process owns and writes the log: ReadOnly, and Refresh takes in its changes (see follow.go)
-	Now            func() time.Time // default time.Now
-	Logger         *slog.Logger     // default: discard
-	Stats          *Stats           // shared by a broker's logs; may be nil
+	Dir      string           // the log's directory
+	FS       vfs.FS           // default vfs.Default
+	FilePerm os.FileMode      // mode of created files
+	DirPerm  os.FileMode      // mode of the directory, if created
+	Settings                  // the settings at open; Reconfigure changes them later
+	ReadOnly bool             // change nothing on disk: damage is skipped in memory
+	Follow   bool             // another process owns and writes the log: ReadOnly, and Refresh takes in its changes (see follow.go)
+	Now      func() time.Time // default time.Now
+	Logger   *slog.Logger     // default: discard
+	Stats    *Stats           // shared by a broker's logs; may be nil
 
 	// OnUnsynced, if set, is called under SyncInterval when an append
 	// leaves unsynced data in a log that had none: its owner calls Sync
@@ -54,10 +48,23 @@ type Config struct {
 	OnUnsynced func()
 	// OnRetention, if set, is called with RetentionDue's answer when that
 	// may have come earlier than it last said: the log got records after
-	// holding none, size retention was left to do after an append, or
-	// DeleteRecords moved the start. EnforceRetention's caller asks
-	// RetentionDue afterwards itself. Called without the log's locks.
+	// holding none, size retention was left to do after an append,
+	// DeleteRecords moved the start, or Reconfigure changed the retention
+	// settings. EnforceRetention's caller asks RetentionDue afterwards
+	// itself. Called without the log's locks.
 	OnRetention func(due time.Time)
+}
+
+// Settings are the parts of a log's Config that can change while it is open
+// (Reconfigure): a topic's config altered at run time.
+type Settings struct {
+	SegmentBytes   int64 // roll at this size (segment.bytes)
+	SegmentAge     time.Duration
+	Retention      time.Duration // delete segments older than this; 0: keep
+	RetentionBytes int64         // keep about this many bytes, checked as appends grow the log and by EnforceRetention; 0: no limit
+	MaxBatchBytes  int           // largest batch Append accepts (Kafka's max.message.bytes)
+	LogAppendTime  bool          // stamp batches with the append time
+	Sync           SyncPolicy
 }
 
 // SyncPolicy says when appended data is fsynced (see stream.SyncPolicy).
@@ -103,7 +110,12 @@ type Info struct {
 // Offsets [start, hw) are readable. Under SyncAlways hw trails the written
 // end until an fsync covers it; otherwise hw is the written end.
 type Log struct {
-	cfg    Config
+	cfg Config // cfg.Settings are those of Open: set holds the current ones
+	set atomic.Pointer[Settings]
+
+	// segcfg is the config of segments created from now on (replaced, not
+	// changed, by Reconfigure: each segment keeps the one it was made
+	// with). Under mu.
 	segcfg *segment.Config
 
 	// segs is the copy-on-write segment list, oldest first, never empty
@@ -119,6 +131,11 @@ type Log struct {
 	activeSince time.Time  // when the active segment got its first batch, for SegmentAge
 	closed      bool
 	failed      error // sticky: a failed fsync stops writes for good
+	// lazyActive: the active segment was made under SyncNever, so its Seal
+	// does not fsync it. lazySealed: some sealed segment may never have
+	// been fsynced (sealed under SyncNever, or found at Open, whose
+	// history is unknown). A change away from SyncNever syncs them.
+	lazyActive, lazySealed bool
 
 	// Group commit: one goroutine at a time fsyncs; others wait on syncCond
 	// for synced to pass their offset.
@@ -161,6 +178,8 @@ func Open(cfg Config, clean bool) (*Log, error) {
 		FS: cfg.FS, Perm: cfg.FilePerm, MaxBytes: cfg.SegmentBytes, ReadOnly: cfg.ReadOnly, Follow: cfg.Follow,
 		NoSync: cfg.Sync == SyncNever, IndexRebuilds: &cfg.Stats.IndexRebuilds,
 	}}
+	l.set.Store(new(cfg.Settings))
+	l.lazyActive, l.lazySealed = cfg.Sync == SyncNever, cfg.Sync == SyncNever
 	l.syncCond = sync.NewCond(&l.syncMu)
 	if !cfg.ReadOnly {
 		if _, err := cfg.FS.Lstat(cfg.Dir); errors.Is(err, os.ErrNotExist) {
@@ -392,7 +411,13 @@ func (l *Log) StartOffset() int64 { return l.start.Load() }
 func (l *Log) Dir() string { return l.cfg.Dir }
 
 // Policy is the log's sync policy.
-func (l *Log) Policy() SyncPolicy { return l.cfg.Sync }
+func (l *Log) Policy() SyncPolicy { return l.settings().Sync }
+
+// settings returns the current settings; the caller must not change them.
+func (l *Log) settings() *Settings { return l.set.Load() }
+
+// Settings returns the log's current settings.
+func (l *Log) Settings() Settings { return *l.settings() }
 
 // SegmentInfo describes one segment of a log.
 type SegmentInfo struct {
@@ -426,7 +451,7 @@ func (l *Log) Bells() int { return l.appended.Bells() }
 // errs.ErrClosed.
 func (l *Log) Close(clean bool) error {
 	var err error
-	if !l.cfg.ReadOnly && l.cfg.Sync != SyncNever {
+	if !l.cfg.ReadOnly && l.Policy() != SyncNever {
 		err = l.Sync()
 	}
 	l.mu.Lock()

@@ -27,12 +27,10 @@ import (
 func testLog(t *testing.T) Config {
 	t.Helper()
 	return Config{
-		Dir:           filepath.Join(t.TempDir(), "t", "0"),
-		FilePerm:      0o600,
-		DirPerm:       0o700,
-		SegmentBytes:  1 << 20,
-		MaxBatchBytes: 1 << 20,
-		Sync:          SyncNever,
+		Dir:      filepath.Join(t.TempDir(), "t", "0"),
+		FilePerm: 0o600,
+		DirPerm:  0o700,
+		Settings: Settings{SegmentBytes: 1 << 20, MaxBatchBytes: 1 << 20, Sync: SyncNever},
 	}
 }
 
@@ -237,8 +235,9 @@ func TestLogRetention(t *testing.T) {
 	require.Equal(t, int(end-start), len(recs))
 
 	// Bytes: keep at least retentionBytes, delete whole old segments.
-	p.cfg.Retention = 0
-	p.cfg.RetentionBytes = 4096
+	set := p.Settings()
+	set.Retention, set.RetentionBytes = 0, 4096
+	require.NoError(t, p.Reconfigure(set))
 	_, err = p.EnforceRetention()
 	require.NoError(t, err)
 	_, _, bytes, segs := info(p)
@@ -249,8 +248,8 @@ func TestLogRetention(t *testing.T) {
 	// Delete everything but the active segment, which is empty after a roll:
 	// the next append still gets the old end offset (offsets never reused).
 	require.NoError(t, func() error { p.mu.Lock(); defer p.mu.Unlock(); return p.roll() }())
-	p.cfg.RetentionBytes = 0
-	p.cfg.Retention = time.Millisecond
+	set.Retention, set.RetentionBytes = time.Millisecond, 0
+	require.NoError(t, p.Reconfigure(set))
 	now = now.Add(time.Hour)
 	_, err = p.EnforceRetention()
 	require.NoError(t, err)
@@ -281,7 +280,9 @@ func TestLogRetentionKeepsViewsValid(t *testing.T) {
 	v, err := p.Read(0, 1<<20)
 	require.NoError(t, err)
 	want := append([]byte(nil), v.Data...)
-	p.cfg.RetentionBytes = 1 // now, or the rolls would have deleted segment 0 already
+	set := p.Settings()
+	set.RetentionBytes = 1 // now, or the rolls would have deleted segment 0 already
+	require.NoError(t, p.Reconfigure(set))
 	_, err = p.EnforceRetention()
 	require.NoError(t, err)
 	_, err = os.Stat(filepath.Join(cfg.Dir, segment.FileName(0, segment.LogSuffix)))

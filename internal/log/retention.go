@@ -26,7 +26,7 @@ import (
 // reused. Size retention also runs as appends grow the log (see
 // retainBytesLocked); time retention runs only here.
 func (l *Log) EnforceRetention() (deleted int, err error) {
-	if l.cfg.Retention <= 0 && l.cfg.RetentionBytes <= 0 {
+	if set := l.settings(); set.Retention <= 0 && set.RetentionBytes <= 0 {
 		return 0, nil
 	}
 	l.mu.Lock()
@@ -34,6 +34,7 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	if l.closed || l.cfg.ReadOnly {
 		return 0, nil
 	}
+	set := l.settings() // as of now: Reconfigure holds mu to change them
 	segs := l.segments()
 	var total int64
 	for _, s := range segs {
@@ -42,11 +43,11 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	nowMS := l.cfg.Now().UnixMilli()
 	hw := l.hw.Load()
 	tooOld := func(s *segment.Segment) (bool, error) {
-		if l.cfg.Retention <= 0 || s.Size() == 0 {
+		if set.Retention <= 0 || s.Size() == 0 {
 			return false, nil
 		}
 		maxTS, err := s.MaxTimestamp()
-		return err == nil && nowMS-maxTS > l.cfg.Retention.Milliseconds(), err
+		return err == nil && nowMS-maxTS > set.Retention.Milliseconds(), err
 	}
 	n := 0
 	for ; n < len(segs)-1; n++ { // the active segment is handled below
@@ -58,7 +59,7 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 		if err != nil {
 			return 0, err
 		}
-		if !expired && l.cfg.RetentionBytes > 0 && total-s.Size() >= l.cfg.RetentionBytes {
+		if !expired && set.RetentionBytes > 0 && total-s.Size() >= set.RetentionBytes {
 			expired = true
 		}
 		if !expired {
@@ -99,7 +100,7 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 // oldest first, so the oldest segment holds the next deadline; segment
 // rolls by SegmentAge happen at appends, and need no timer.
 func (l *Log) RetentionDue() time.Time {
-	if (l.cfg.Retention <= 0 && l.cfg.RetentionBytes <= 0) || l.cfg.ReadOnly {
+	if set := l.settings(); (set.Retention <= 0 && set.RetentionBytes <= 0) || l.cfg.ReadOnly {
 		return time.Time{}
 	}
 	l.mu.Lock()
@@ -107,11 +108,12 @@ func (l *Log) RetentionDue() time.Time {
 	if l.closed {
 		return time.Time{}
 	}
+	retention := l.settings().Retention // as of now: Reconfigure holds mu to change it
 	if l.sizeRetentionDueLocked() {
 		return l.cfg.Now()
 	}
 	segs := l.segments()
-	if l.cfg.Retention <= 0 || segs[0].Size() == 0 {
+	if retention <= 0 || segs[0].Size() == 0 {
 		return time.Time{} // EnforceRetention stops at an empty first segment
 	}
 	maxTS, err := segs[0].MaxTimestamp()
@@ -119,7 +121,7 @@ func (l *Log) RetentionDue() time.Time {
 		return l.cfg.Now() // EnforceRetention meets the error and reports it
 	}
 	// EnforceRetention deletes once nowMS - maxTS > Retention in ms.
-	ms := l.cfg.Retention.Milliseconds()
+	ms := retention.Milliseconds()
 	if maxTS > math.MaxInt64-ms-1 {
 		return time.Time{}
 	}
@@ -130,7 +132,7 @@ func (l *Log) RetentionDue() time.Time {
 // delete: the rule of EnforceRetention and retainBytesLocked, but for the
 // high watermark, which only delays it. Callers hold mu.
 func (l *Log) sizeRetentionDueLocked() bool {
-	r := l.cfg.RetentionBytes
+	r := l.settings().RetentionBytes
 	segs := l.segments()
 	return r > 0 && len(segs) > 1 && l.bytes-segs[0].Size() >= r
 }
@@ -156,10 +158,10 @@ func (l *Log) retentionChanged(changed bool) {
 func (l *Log) retainBytesLocked() {
 	segs := l.segments()
 	total := l.bytes
-	hw := l.hw.Load()
+	hw, limit := l.hw.Load(), l.settings().RetentionBytes
 	n := 0
 	// Never what readers cannot see yet (SyncAlways before its fsync).
-	for n < len(segs)-1 && segs[n].Next() <= hw && total-segs[n].Size() >= l.cfg.RetentionBytes {
+	for n < len(segs)-1 && segs[n].Next() <= hw && total-segs[n].Size() >= limit {
 		total -= segs[n].Size()
 		n++
 	}
@@ -188,7 +190,7 @@ func (l *Log) dropFirstLocked(segs []*segment.Segment, n int) (err error) {
 		}
 	}
 	l.cfg.Stats.SegmentsDeleted.Add(int64(n))
-	if l.cfg.Sync == SyncNever {
+	if l.settings().Sync == SyncNever {
 		return err
 	}
 	return errors.Join(err, l.cfg.FS.SyncDir(l.cfg.Dir))
@@ -344,13 +346,13 @@ func (l *Log) writeLogStart(v int64) error {
 		return err
 	}
 	_, err = f.WriteAt(formatLogStart(v), 0)
-	if err == nil && l.cfg.Sync != SyncNever {
+	if err == nil && l.settings().Sync != SyncNever {
 		err = f.Sync()
 	}
 	if err = errors.Join(err, f.Close()); err == nil {
 		err = l.cfg.FS.Rename(tmp, path)
 	}
-	if err == nil && l.cfg.Sync != SyncNever {
+	if err == nil && l.settings().Sync != SyncNever {
 		err = l.cfg.FS.SyncDir(l.cfg.Dir)
 	}
 	return err
@@ -361,7 +363,7 @@ func (l *Log) writeLogStart(v int64) error {
 // log start offset. before past the high watermark is errs.ErrOffsetOutOfRange;
 // at or below the start it changes nothing.
 func (l *Log) DeleteRecords(before int64) (int64, error) {
-	if l.cfg.Sync != SyncNever {
+	if l.Policy() != SyncNever {
 		// Make what the start passes durable first, so that a machine
 		// crash cannot take back records the stored start is past (open
 		// would take such a start for damage and ignore it).
@@ -372,7 +374,7 @@ func (l *Log) DeleteRecords(before int64) (int64, error) {
 	// Once unlocked: the new first segment may hold older records than
 	// the old one did.
 	moved := false
-	defer func() { l.retentionChanged(moved && l.cfg.Retention > 0) }()
+	defer func() { l.retentionChanged(moved && l.settings().Retention > 0) }()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writableLocked(); err != nil {

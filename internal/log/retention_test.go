@@ -280,9 +280,13 @@ func TestLogRetentionDueAndHooks(t *testing.T) {
 	require.Equal(t, p.RetentionDue(), dues[0])
 	require.True(t, dues[0].Before(time.UnixMilli(now.UnixMilli()+time.Hour.Milliseconds())), "the second segment's records are older")
 
-	// Size retention left to do is due now; none configured, never.
-	p.cfg.RetentionBytes = 1
+	// Size retention left to do is due now, and a change of the limits
+	// tells the owner; none configured, never.
+	dues = nil
+	reconfigure(t, p, func(s *Settings) { s.RetentionBytes = 1 })
 	require.Equal(t, now, p.RetentionDue())
-	p.cfg.RetentionBytes, p.cfg.Retention = 0, 0
+	require.Equal(t, []time.Time{now}, dues)
+	reconfigure(t, p, func(s *Settings) { s.RetentionBytes, s.Retention = 0, 0 })
 	require.True(t, p.RetentionDue().IsZero())
+	require.Len(t, dues, 1, "nothing to tell of no deadline")
 }

@@ -26,7 +26,7 @@ func (l *Log) Sync() error {
 	if failed != nil {
 		return failed
 	}
-	if !l.dirty.Load() && l.cfg.Sync != SyncAlways {
+	if !l.dirty.Load() && l.Policy() != SyncAlways {
 		return nil
 	}
 	return l.waitDurable(end)
@@ -65,8 +65,11 @@ func (l *Log) syncOnceLocked() error {
 	}
 	if upto > l.synced {
 		l.synced = upto
-		if l.cfg.Sync == SyncAlways {
-			l.hw.Store(upto)
+		// Under SyncAlways the high watermark waits for this; under the
+		// others appends moved it already. Raised whatever the policy now,
+		// so records appended under SyncAlways are not left unseen when the
+		// policy changed while they waited.
+		if l.raiseHW(upto) {
 			l.appended.Broadcast()
 		}
 	}
