@@ -71,6 +71,12 @@ type Options struct {
 	// SyncAlways it sees records as soon as they are written, before they
 	// are durable and before the owner's readers see them. See the package
 	// doc's "Following a live directory".
+	//
+	// Cost: a follower keeps the indexes of the segments it has read on
+	// the heap (about 0.5% of those segments' bytes), where the owner maps
+	// them, so that an index the owner rewrites can never fault it; and it
+	// copies meta.db whole each time the owner commits to it, at most every
+	// FollowInterval.
 	Follow bool
 	// FollowInterval is how often a follower (Follow) looks at the files
 	// for changes: the delay before an append reaches its readers. Each

@@ -561,16 +561,7 @@ type MemberInfo struct {
 // Members describes the members, sorted as assignors sort them.
 func (c *Coordinator) Members(now time.Time) []MemberInfo {
 	c.expire(now)
-	var in []Member
-	for _, m := range c.members {
-		in = append(in, Member{ID: m.id, InstanceID: m.instanceID})
-	}
-	var out []MemberInfo
-	for _, s := range SortMembers(in) {
-		m := c.members[s.ID]
-		out = append(out, MemberInfo{ID: m.id, InstanceID: m.instanceID, Topics: slices.Clone(m.topics), Assignment: slices.Clone(m.owned)})
-	}
-	return out
+	return c.describe(func(m *memberState) []TopicPartition { return m.owned })
 }
 
 // Assigned describes the members, sorted as Members sorts them, each with
@@ -578,6 +569,12 @@ func (c *Coordinator) Members(now time.Time) []MemberInfo {
 // hold yet: the generation's assignment, as a description of the
 // generation rather than of the moment.
 func (c *Coordinator) Assigned() []MemberInfo {
+	return c.describe(func(m *memberState) []TopicPartition { return m.target })
+}
+
+// describe lists the members in assignor order, each with the partitions
+// held picks.
+func (c *Coordinator) describe(held func(*memberState) []TopicPartition) []MemberInfo {
 	var in []Member
 	for _, m := range c.members {
 		in = append(in, Member{ID: m.id, InstanceID: m.instanceID})
@@ -585,7 +582,7 @@ func (c *Coordinator) Assigned() []MemberInfo {
 	var out []MemberInfo
 	for _, s := range SortMembers(in) {
 		m := c.members[s.ID]
-		out = append(out, MemberInfo{ID: m.id, InstanceID: m.instanceID, Topics: slices.Clone(m.topics), Assignment: slices.Clone(m.target)})
+		out = append(out, MemberInfo{ID: m.id, InstanceID: m.instanceID, Topics: slices.Clone(m.topics), Assignment: slices.Clone(held(m))})
 	}
 	return out
 }
