@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/embedstream/stream/batch"
@@ -36,11 +37,11 @@ func (c *callClock) readNow() int64 {
 
 // quickAccept is accept for the common case, small enough to be inlined
 // into the callers' loops: a record without a timestamp of its own or
-// headers, the clock already read for the call, within the size limit.
+// headers, the clock already read for the call, within limit (recordLimit).
 // Where it says no, accept decides.
-func (t *topic) quickAccept(r *Record, clock *callClock) (ts int64, size int, ok bool) {
+func (t *topic) quickAccept(r *Record, clock *callClock, limit int) (ts int64, size int, ok bool) {
 	size = len(r.Key) + len(r.Value) + noHeaderOverhead
-	if clock.read && len(r.Headers) == 0 && r.Timestamp == (time.Time{}) && size <= t.config().MaxRecordBytes {
+	if clock.read && len(r.Headers) == 0 && r.Timestamp == (time.Time{}) && size <= limit {
 		return clock.ms, size, true
 	}
 	return 0, 0, false
@@ -51,8 +52,8 @@ func (t *topic) quickAccept(r *Record, clock *callClock) (ts int64, size int, ok
 // a timestamp gets the clock's. Its own timestamp must not be negative,
 // even where LogAppendTime replaces it (as Kafka's producer refuses it),
 // and must lie within the topic's MaxTimestampAhead and MaxTimestampBehind
-// of the clock.
-func (t *topic) accept(r *Record, clock *callClock) (ts int64, size int, err error) {
+// of the clock. Its encoded size must be within limit (recordLimit).
+func (t *topic) accept(r *Record, clock *callClock, limit int) (ts int64, size int, err error) {
 	c := t.config()
 	if r.Timestamp.IsZero() {
 		ts = clock.millis()
@@ -70,8 +71,8 @@ func (t *topic) accept(r *Record, clock *callClock) (ts int64, size int, err err
 			}
 		}
 	}
-	if size = r.encodedSize(); size > c.MaxRecordBytes {
-		return 0, 0, t.tooLarge(size, c.MaxRecordBytes)
+	if size = r.encodedSize(); size > limit {
+		return 0, 0, t.tooLarge(size, limit)
 	}
 	return ts, size, nil
 }
@@ -95,6 +96,108 @@ var noHeaderOverhead = batch.MaxRecordOverhead(0)
 // MaxRecordBytes.
 func (t *topic) tooLarge(size, limit int) error {
 	return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, limit)
+}
+
+// Compression on the accept path. MaxRecordBytes applies to a record as
+// stored, as Kafka's max.message.bytes does to a batch: uncompressed, to
+// each record's encoded size as it is accepted; compressed, to the batch
+// once compressed (store), which for a batch of one record is the record
+// as stored. A compressed batch of several records, as one Publish call or
+// a Producer batch makes, is bounded as an uncompressed one is
+// (maxBatchBytes), and its records together by what a compressed batch may
+// expand to (batch.MaxUncompressedBytes), which bounds each record too.
+
+// codecFor is the compression a batch its writer compresses with w is
+// stored with: the topic's, unless the topic keeps the writer's.
+func (c *topicConf) codecFor(w Compression) Compression {
+	if c.Compression.Codec != CodecDefault {
+		return c.Compression
+	}
+	return w
+}
+
+// recordLimit is the largest record (as Record.encodedSize counts it)
+// accepted into a batch stored with cc.
+func (c *topicConf) recordLimit(cc Compression) int {
+	if cc.Codec <= CodecNone {
+		return c.MaxRecordBytes
+	}
+	return batch.MaxUncompressedBytes
+}
+
+// batchLimit is the largest batch, as built and before compression, that a
+// call may make for one partition when stored with cc.
+func (c *topicConf) batchLimit(cc Compression) int {
+	if cc.Codec <= CodecNone {
+		return c.maxBatchBytes()
+	}
+	return batch.HeaderSize + batch.MaxUncompressedBytes
+}
+
+// compress returns b, a batch as a Builder finished it (uncompressed), as
+// the topic stores it when written with cc: compressed into buf, scratch
+// returned (perhaps grown) for reuse, and checked as stored (see above).
+func (t *topic) compress(b batch.Batch, cc Compression, buf []byte) (batch.Batch, []byte, error) {
+	if cc.Codec <= CodecNone {
+		return b, buf, nil
+	}
+	out, err := batch.Compress(buf[:0], b, cc.Codec.wire(), cc.Level)
+	if err != nil {
+		// The level was validated: records past what a compressed batch
+		// may expand to.
+		return nil, buf, fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+	}
+	if err := t.checkStored(out); err != nil {
+		return nil, out, err
+	}
+	return out, out, nil
+}
+
+// compressBufs pools scratch for compressed batches, as *[]byte.
+var compressBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// putCompressBuf returns scratch to compressBufs, unless it grew too large
+// to keep.
+func putCompressBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBatchBytes {
+		compressBufs.Put(b)
+	}
+}
+
+// checkStored applies the size limits to a compressed batch as stored.
+func (t *topic) checkStored(b batch.Batch) error {
+	c := t.config()
+	if b.NumRecords() == 1 {
+		if size := len(b) - batch.HeaderSize; size > c.MaxRecordBytes {
+			return fmt.Errorf("%w: %d bytes as compressed with %v, topic %q allows %d",
+				ErrRecordTooLarge, size, codecOf(b.Codec()), t.name, c.MaxRecordBytes)
+		}
+		return nil
+	}
+	if limit := c.maxBatchBytes(); len(b) > limit {
+		return fmt.Errorf("%w: a batch of %d records takes %d bytes as compressed with %v, over the %d a batch of topic %q may hold",
+			ErrRecordTooLarge, b.NumRecords(), len(b), codecOf(b.Codec()), limit, t.name)
+	}
+	return nil
+}
+
+// conform returns b, a batch its writer encoded (compressed or not), as
+// the topic stores it: recompressed, through buf as compress uses it, if
+// the topic has a codec of its own that b was not written with (Kafka's
+// broker does the same), else as it is.
+func (t *topic) conform(b batch.Batch, buf []byte) (batch.Batch, []byte, error) {
+	cc := t.config().Compression
+	if cc.Codec == CodecDefault || cc.Codec.wire() == b.Codec() {
+		return b, buf, nil
+	}
+	plain := b
+	if b.Codec() != batch.None {
+		var err error
+		if plain, err = batch.Decompress(nil, b); err != nil {
+			return nil, buf, err
+		}
+	}
+	return t.compress(plain, cc, buf)
 }
 
 // choose returns the partition p picks for r among n, or AnyPartition if

@@ -77,6 +77,9 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	c.b.stats.BytesOut.Add(int64(len(v.Data)))
 	bytes, count := 0, 0
 	c.walk.Reset(v.Data, ps.next)
+	// A Poll returns records of many batches together: those of compressed
+	// ones must outlive the walk's next batch, until the next Poll.
+	c.walk.KeepDecompressed()
 	var lr batch.Record
 	walk := func() error {
 		for len(c.out) < c.opts.MaxPollRecords && c.walk.Next(&lr) {
@@ -191,6 +194,8 @@ func (c *Consumer) release() {
 	c.views = c.views[:0]
 	clear(c.out)
 	c.out = c.out[:0]
+	// Records of compressed batches the walk kept for the previous Poll.
+	c.walk.Recycle()
 }
 
 // assignedPos returns the position state of an assigned partition.

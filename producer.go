@@ -37,6 +37,13 @@ type ProducerOptions struct {
 	// ManualPartitioner{}. It does not follow the Broker's
 	// Options.Partitioner.
 	Partitioner Partitioner
+	// Compression is the codec (and level) batches are compressed with
+	// (compression.type, compression.<codec>.level): CodecDefault or
+	// CodecNone for none, Kafka's producer default. A topic with a
+	// Compression of its own stores its batches with that one instead.
+	// Compression works on whole batches: Linger and BatchBytes decide how
+	// much it has to work with.
+	Compression Compression
 }
 
 func (o *ProducerOptions) withDefaults() (ProducerOptions, error) {
@@ -46,6 +53,9 @@ func (o *ProducerOptions) withDefaults() (ProducerOptions, error) {
 	}
 	if opts.Linger < 0 || opts.BatchBytes < 0 || opts.MaxBufferedBytes < 0 {
 		return opts, fmt.Errorf("%w: negative producer option", ErrInvalidConfig)
+	}
+	if err := opts.Compression.validate(); err != nil {
+		return opts, fmt.Errorf("producer compression: %w", err)
 	}
 	if opts.BatchBytes == 0 {
 		opts.BatchBytes = 512 << 10
@@ -88,6 +98,10 @@ type Producer struct {
 	progress signal.Signal // broadcast when records complete
 	exited   chan struct{} // closed when the writer goroutine ends
 	pool     sync.Pool     // *pendingBatch
+
+	// Scratch of the writer goroutine for batches compressed with
+	// Compression, and recompressed with their topic's codec.
+	compressed, recompressed []byte
 }
 
 // pendingBatch is one partition's batch being filled.
@@ -164,7 +178,8 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	if err != nil {
 		return err
 	}
-	ts, size, err := t.accept(r, &callClock{now: p.b.opts.Now})
+	c := t.config()
+	ts, size, err := t.accept(r, &callClock{now: p.b.opts.Now}, c.recordLimit(c.codecFor(p.opts.Compression)))
 	if err != nil {
 		return err
 	}
@@ -350,7 +365,19 @@ func (p *Producer) takeDueLocked(out []*pendingBatch) ([]*pendingBatch, time.Dur
 func (p *Producer) write(pb *pendingBatch) {
 	size := pb.bld.Len() - batch.HeaderSize
 	encoded := pb.bld.Finish()
-	base, err := pb.part.Append(encoded)
+	var err error
+	if p.opts.Compression.Codec > CodecNone {
+		encoded, p.compressed, err = pb.topic.compress(encoded, p.opts.Compression, p.compressed)
+	}
+	if err == nil {
+		// As sent to a Kafka broker, which recompresses a batch whose codec
+		// is not its topic's.
+		encoded, p.recompressed, err = pb.topic.conform(encoded, p.recompressed)
+	}
+	var base int64
+	if err == nil {
+		base, err = pb.part.Append(encoded)
+	}
 	if err != nil {
 		err = pb.topic.writeErr(err)
 	}

@@ -46,7 +46,7 @@ func (b *Broker) Publish(ctx context.Context, recs ...*Record) error {
 	}
 	for gi := range plan.groups {
 		g := &plan.groups[gi]
-		encoded := g.builder.Finish()
+		encoded := g.stored
 		base, err := g.part.Append(encoded)
 		if err != nil {
 			return g.topic.writeErr(err)
@@ -74,7 +74,9 @@ func (b *Broker) publishOne(r *Record) error {
 	if err != nil {
 		return err
 	}
-	ts, _, err := t.accept(r, &callClock{now: b.opts.Now})
+	c := t.config()
+	cc := c.codecFor(Compression{})
+	ts, _, err := t.accept(r, &callClock{now: b.opts.Now}, c.recordLimit(cc))
 	if err != nil {
 		return err
 	}
@@ -82,12 +84,23 @@ func (b *Broker) publishOne(r *Record) error {
 	bld.Reset(0)
 	bld.Add(ts, r.Key, r.Value, r.Headers)
 	encoded := bld.Finish()
-	base, err := parts[partition].Append(encoded)
+	var scratch *[]byte
+	if cc.Codec > CodecNone {
+		scratch = compressBufs.Get().(*[]byte)
+		encoded, *scratch, err = t.compress(encoded, cc, *scratch)
+	}
+	var base int64
+	if err == nil {
+		base, err = parts[partition].Append(encoded)
+	}
 	if err == nil {
 		st := newStamp(partition, base, encoded)
 		st.fill(r, 0, ts)
 	}
 	b.builders.Put(bld)
+	if scratch != nil {
+		putCompressBuf(scratch)
+	}
 	if err != nil {
 		return t.writeErr(err)
 	}
@@ -131,6 +144,11 @@ type publishGroup struct {
 	part      *log.Log
 	partition int32
 	builder   batch.Builder
+	stored    batch.Batch // the batch as written: builder's, or compressed into compressed
+	codec     Compression // the codec stored batches have
+	limit     int         // the largest record, by the topic's recordLimit
+	// compressed is scratch for the compressed batch, kept between calls.
+	compressed []byte
 	// The group's records (as many as builder.Count()), in call order:
 	// first, first+1, ... while they come in one run (the common case),
 	// else listed in records.
@@ -205,6 +223,10 @@ func (p *publishPlan) release() {
 		if g.builder.Len() > maxPooledBatchBytes {
 			g.builder = batch.Builder{}
 		}
+		if cap(g.compressed) > maxPooledBatchBytes {
+			g.compressed = nil
+		}
+		g.stored = nil
 	}
 }
 
@@ -218,6 +240,8 @@ func (p *publishPlan) group(t *topic, part *log.Log, partition int32) int {
 	}
 	g := &p.groups[len(p.groups)-1]
 	g.topic, g.part, g.partition = t, part, partition
+	g.codec = t.config().codecFor(Compression{})
+	g.limit = t.config().recordLimit(g.codec)
 	g.first, g.listed = 0, false
 	g.builder.Reset(0)
 	return len(p.groups) - 1
@@ -261,10 +285,10 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 			}
 			lastPart, g = p, &plan.groups[n]
 		}
-		ts, _, ok := t.quickAccept(r, &clock)
+		ts, _, ok := t.quickAccept(r, &clock, g.limit)
 		if !ok {
 			var err error
-			if ts, _, err = t.accept(r, &clock); err != nil {
+			if ts, _, err = t.accept(r, &clock, g.limit); err != nil {
 				return fmt.Errorf("record %d: %w", i, err)
 			}
 		}
@@ -273,12 +297,17 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 		g.builder.Add(ts, r.Key, r.Value, r.Headers)
 	}
 	// Each partition's records go in one atomic batch, which must fit the
-	// batch limit: check them all before anything is written.
+	// batch limit: check (and compress) them all before anything is
+	// written.
 	for i := range plan.groups {
 		g := &plan.groups[i]
-		if size, limit := g.builder.Len(), g.topic.config().maxBatchBytes(); size > limit {
+		if size, limit := g.builder.Len(), g.topic.config().batchLimit(g.codec); size > limit {
 			return fmt.Errorf("%w: the call's records for %s make a %d-byte batch, over the %d a batch may hold; publish them in smaller calls",
 				ErrRecordTooLarge, TopicPartition{Topic: g.topic.name, Partition: g.partition}, size, limit)
+		}
+		var err error
+		if g.stored, g.compressed, err = g.topic.compress(g.builder.Finish(), g.codec, g.compressed); err != nil {
+			return fmt.Errorf("%s: %w", TopicPartition{Topic: g.topic.name, Partition: g.partition}, err)
 		}
 	}
 	return nil

@@ -57,6 +57,13 @@ type TopicConfig struct {
 	// timestamp is more than this far behind the broker's clock
 	// (message.timestamp.before.max.ms). 0: no limit, Kafka's default.
 	MaxTimestampBehind time.Duration
+	// Compression is the codec batches are stored with
+	// (compression.type, and compression.<codec>.level for its Level).
+	// CodecDefault, Kafka's "producer", keeps each batch as its writer
+	// compressed it; any other codec recompresses, on append, a batch
+	// written with another (as Kafka's broker does), and is the codec
+	// Broker.Publish compresses with. Reads decompress whatever they meet.
+	Compression Compression
 	// Compact asks for log compaction (cleanup.policy=compact). Not
 	// implemented yet: CreateTopic rejects it with ErrInvalidConfig.
 	Compact bool
@@ -80,6 +87,7 @@ func (c TopicConfig) stored() catalog.TopicConfig {
 		SegmentBytes: c.SegmentBytes, SegmentAge: c.SegmentAge, MaxRecordBytes: c.MaxRecordBytes,
 		Sync: int(c.Sync), LogAppendTime: c.LogAppendTime, MaxTimestampAhead: c.MaxTimestampAhead,
 		MaxTimestampBehind: c.MaxTimestampBehind, Compact: c.Compact,
+		Codec: int(c.Compression.Codec), CodecLevel: c.Compression.Level,
 	}
 }
 
@@ -90,6 +98,7 @@ func storedTopicConfig(s catalog.TopicConfig) TopicConfig {
 		SegmentBytes: s.SegmentBytes, SegmentAge: s.SegmentAge, MaxRecordBytes: s.MaxRecordBytes,
 		Sync: SyncPolicy(s.Sync), LogAppendTime: s.LogAppendTime, MaxTimestampAhead: s.MaxTimestampAhead,
 		MaxTimestampBehind: s.MaxTimestampBehind, Compact: s.Compact,
+		Compression: Compression{Codec: Codec(s.Codec), Level: s.CodecLevel},
 	}
 }
 
@@ -131,6 +140,9 @@ func (c TopicConfig) validate() error {
 		return fmt.Errorf("%w: sync policy %d", ErrInvalidConfig, c.Sync)
 	case c.Compact:
 		return fmt.Errorf("%w: log compaction is not implemented yet", ErrInvalidConfig)
+	}
+	if err := c.Compression.validate(); err != nil {
+		return fmt.Errorf("topic compression: %w", err)
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ type Record struct {
 }
 
 // Records returns an iterator over the records of b alone, control records
-// included. b should have passed Parse; the iterator still bounds-checks
+// included, decompressing them if b is compressed. b should have passed Parse; the iterator still bounds-checks
 // every field, so malformed bytes end iteration with ErrCorrupt rather than
 // a panic.
 func (b Batch) Records() Iter {
@@ -43,8 +43,11 @@ func (b Batch) Records() Iter {
 // below its offset, control batches (transaction markers: they take offsets
 // but hold no records for readers) and, after SkipOlder, batches whose
 // newest record is too old; it also skips the records of the first batch
-// that come before the offset. Records alias the walked bytes and are valid
-// as long as those are.
+// that come before the offset. Records of uncompressed batches alias the
+// walked bytes and are valid as long as those are; records of compressed
+// ones alias the walk's own buffer, and are valid until the walk starts
+// another compressed batch, or after KeepDecompressed until Recycle. A
+// walk in steady state allocates nothing for either.
 type Iter struct {
 	// The batch being decoded: batch[pos:] holds its remaining records.
 	batch        Batch
@@ -61,12 +64,17 @@ type Iter struct {
 	next        int64  // offset after the last record returned or skipped
 	keepControl bool   // Batch.Records: decode a control batch's records too
 	err         error
+
+	// Where compressed batches are decompressed to, their records decoded
+	// from: reused from batch to batch, or (keep) from Recycle to Recycle.
+	arena []byte
+	keep  bool
 }
 
 // Reset starts a walk over data, whole batches laid back to back, at offset
 // from.
 func (it *Iter) Reset(data []byte, from int64) {
-	*it = Iter{rest: data, from: from, minTS: math.MinInt64, next: from}
+	*it = Iter{rest: data, from: from, minTS: math.MinInt64, next: from, arena: it.arena, keep: it.keep}
 }
 
 // SkipOlder makes the walk skip records whose timestamp is below ts (ms),
@@ -95,16 +103,26 @@ func (it *Iter) Resume() int64 {
 	return it.next
 }
 
-// start begins decoding b.
+// start begins decoding b, decompressing its records if it is compressed.
 func (it *Iter) start(b Batch) {
 	it.batch, it.pos, it.remaining = b, HeaderSize, 0
 	if len(b) < HeaderSize {
 		it.err = fmt.Errorf("%w: %d-byte batch", ErrCorrupt, len(b))
 		return
 	}
-	if c := b.Attributes() & AttrCompressionMask; c != 0 {
-		it.err = fmt.Errorf("%w: compression codec %d", ErrUnsupported, c)
+	switch end := b.Size(); {
+	case end < HeaderSize:
+		// A negative or too-small batchLength (possible in unparsed bytes).
+		it.err = fmt.Errorf("%w: batch length %d", ErrCorrupt, end-LogOverhead)
 		return
+	case end <= len(b):
+		b = b[:end]
+		it.batch = b
+	}
+	if b.Codec() != None {
+		if it.err = it.decompress(b); it.err != nil {
+			return
+		}
 	}
 	it.remaining = b.NumRecords()
 	it.base, it.baseTS = b.BaseOffset(), b.BaseTimestamp()
@@ -112,14 +130,42 @@ func (it *Iter) start(b Batch) {
 	if it.useLogAppend {
 		it.logAppendTS = b.MaxTimestamp()
 	}
-	switch end := b.Size(); {
-	case end < HeaderSize:
-		// A negative or too-small batchLength (possible in unparsed bytes).
-		it.err = fmt.Errorf("%w: batch length %d", ErrCorrupt, end-LogOverhead)
-	case end <= len(b):
-		it.batch = b[:end]
-	}
 }
+
+// decompress makes the walk decode b's records from their decompressed
+// copy in the arena: after what it holds if the walk keeps them
+// (KeepDecompressed), else over what it held. An arena too small is
+// replaced, not copied: records returned before alias the old one, which
+// lives on as long as they do.
+func (it *Iter) decompress(b Batch) error {
+	at := len(it.arena)
+	if !it.keep {
+		at = 0
+	}
+	region := it.arena[at:at]
+	out, err := expand(region, b)
+	if err != nil {
+		return err
+	}
+	if cap(out) == cap(region) { // decompressed in place: appending never shrinks capacity
+		it.arena = it.arena[:at+len(out)]
+	} else {
+		it.arena = out
+	}
+	it.batch = Batch(out)
+	return nil
+}
+
+// KeepDecompressed makes records of compressed batches stay valid across
+// batches and Resets, until Recycle: a consumer's Poll returns records of
+// many batches together. By default each compressed batch the walk meets
+// reuses the memory of the one before, as a reader handing out one record
+// at a time can.
+func (it *Iter) KeepDecompressed() { it.keep = true }
+
+// Recycle lets the walk reuse the memory records of compressed batches
+// were decompressed into: records it returned before are invalid after.
+func (it *Iter) Recycle() { it.arena = it.arena[:0] }
 
 // nextBatch finishes the current batch and starts the next one the walk
 // does not skip, reporting whether there is one.

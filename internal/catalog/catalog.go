@@ -94,6 +94,8 @@ type TopicConfig struct {
 	MaxTimestampAhead  time.Duration `json:"maxTimestampAhead,omitempty"`
 	MaxTimestampBehind time.Duration `json:"maxTimestampBehind,omitempty"`
 	Compact            bool          `json:"compact,omitempty"`
+	Codec              int           `json:"codec,omitempty"`
+	CodecLevel         int           `json:"codecLevel,omitempty"`
 }
 
 // TopicPartition names one partition of a topic.
