@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"github.com/embedstream/stream"
+	"github.com/embedstream/stream/batch"
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Options configure a Client.
@@ -34,6 +37,20 @@ type Options struct {
 	// stream.AnyPartition is then placed stickily, and a partition the
 	// topic lacks fails with stream.ErrInvalidPartition.
 	Partitioner kgo.Partitioner
+	// Compression is the codec, and level, the Client's producer
+	// compresses record batches with (kgo.ProducerBatchCompression; Kafka's
+	// producer compression.type and compression.<codec>.level), as
+	// stream.ProducerOptions.Compression is on the embedded side. Default
+	// CodecDefault: uncompressed, as Kafka's producer and the embedded
+	// broker write by default (franz-go's own default, snappy, is not
+	// used). Levels are Kafka's, as stream.Compression documents them,
+	// mapped onto franz-go's libraries' (lz4 1 to 9 are its levels 1 to 9
+	// and 10 to 17 its highest; zstd's onto four speeds). A topic with a
+	// codec of its own (TopicConfig.Compression) is recompressed by the
+	// cluster. A kgo.ProducerBatchCompression in Opts overrides it. New
+	// fails with stream.ErrInvalidConfig for a codec or level the embedded
+	// side would refuse.
+	Compression stream.Compression
 	// Opts are more franz-go options (TLS, SASL, timeouts, heartbeats,
 	// logging...) for every franz-go client the Client makes: its
 	// producer, each group member, each partition reader. They come after
@@ -74,8 +91,13 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Partitioner == nil {
 		opts.Partitioner = kgo.StickyKeyPartitioner(nil)
 	}
+	if err := checkCompression(opts.Compression); err != nil {
+		return nil, fmt.Errorf("kafka: producer: %w", err)
+	}
 	refused := &refusals{}
-	kopts := append(opts.base(), kgo.RecordPartitioner(partitioner{base: opts.Partitioner, refused: refused}))
+	// The compression comes before Opts, which may override it.
+	kopts := append([]kgo.Opt{kgo.ProducerBatchCompression(producerCodec(opts.Compression))}, opts.base()...)
+	kopts = append(kopts, kgo.RecordPartitioner(partitioner{base: opts.Partitioner, refused: refused}))
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, errorf(stream.ErrInvalidConfig, "kafka: %v", err)
@@ -95,6 +117,33 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 func (o Options) base() []kgo.Opt {
 	out := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ClientID(o.ClientID)}
 	return append(out, o.Opts...)
+}
+
+// producerCodec is franz-go's codec for cc, which checkCompression
+// passed. franz-go takes its libraries' own levels: gzip's are Kafka's,
+// lz4's are pierrec/lz4's CompressionLevel (Fast is 0, LevelN is
+// 1<<(8+N)) and zstd's are klauspost/compress's EncoderLevel.
+func producerCodec(cc stream.Compression) kgo.CompressionCodec {
+	switch cc.Codec {
+	case stream.CodecGzip:
+		if cc.Level != 0 {
+			return kgo.GzipCompression().WithLevel(cc.Level)
+		}
+		return kgo.GzipCompression()
+	case stream.CodecSnappy:
+		return kgo.SnappyCompression()
+	case stream.CodecLZ4:
+		if cc.Level != 0 {
+			return kgo.Lz4Compression().WithLevel(1 << (8 + min(cc.Level, 9)))
+		}
+		return kgo.Lz4Compression()
+	case stream.CodecZstd:
+		if cc.Level != 0 {
+			return kgo.ZstdCompression().WithLevel(int(zstd.EncoderLevelFromZstd(cc.Level)))
+		}
+		return kgo.ZstdCompression()
+	}
+	return kgo.NoCompression()
 }
 
 // Kgo returns the franz-go client the Client produces with, for what
@@ -156,15 +205,57 @@ func topicSettings(cfg stream.TopicConfig) map[string]*string {
 	set("message.timestamp.after.max.ms", cfg.MaxTimestampAhead != 0, ahead)
 	set("message.timestamp.before.max.ms", cfg.MaxTimestampBehind > 0, cfg.MaxTimestampBehind.Milliseconds())
 	set("cleanup.policy", cfg.Compact, "compact")
+	cc := cfg.Compression
+	set("compression.type", cc.Codec != stream.CodecDefault, cc.Codec)
+	// A level is sent only when set: Kafka before 3.8 (KIP-390) knows no
+	// compression.<codec>.level and refuses a topic that names one, so a
+	// default level works on any cluster. kfake keeps every topic setting
+	// it is given and describes it back, the level ones too, but compresses
+	// nothing itself: it stores batches as their producer compressed them,
+	// whatever compression.type says.
+	for codec, key := range levelSettings {
+		set(key, cc.Codec == codec && cc.Level != 0, cc.Level)
+	}
 	return m
+}
+
+// levelSettings are Kafka's level settings, by the codec they apply to.
+var levelSettings = map[stream.Codec]string{
+	stream.CodecGzip: "compression.gzip.level",
+	stream.CodecLZ4:  "compression.lz4.level",
+	stream.CodecZstd: "compression.zstd.level",
+}
+
+// checkCompression refuses, as the embedded broker does, a codec that is
+// not one of Kafka's and a level its codec does not take.
+func checkCompression(cc stream.Compression) error {
+	if cc.Codec < stream.CodecDefault || cc.Codec > stream.CodecZstd {
+		return errorf(stream.ErrInvalidConfig, "compression codec %v", cc.Codec)
+	}
+	if cc.Level == 0 {
+		return nil
+	}
+	if _, ok := levelSettings[cc.Codec]; !ok {
+		return errorf(stream.ErrInvalidConfig, "compression level %d for %v, which has none", cc.Level, cc.Codec)
+	}
+	// stream.CodecGzip and on are batch.Gzip and on, one apart.
+	if err := batch.CheckLevel(batch.Codec(cc.Codec-1), cc.Level); err != nil {
+		return errorf(stream.ErrInvalidConfig, "compression %v: %v", cc, err)
+	}
+	return nil
 }
 
 // configFromSettings is topicSettings' inverse: the TopicConfig a topic's
 // described settings (defaults included) and partition count amount to.
 // Kafka's "no limit" values read as the zero or negative values that mean
-// it in a TopicConfig.
+// it in a TopicConfig. compression.type "uncompressed" (Kafka's other
+// spelling of none) reads as CodecNone. A compression level reads as
+// Compression.Level only when set on the topic itself: the one a cluster
+// describes as its default (Kafka 3.8 and later describe all three) is
+// the zero Level, "the default".
 func configFromSettings(configs []kadm.Config, partitions int) stream.TopicConfig {
 	cfg := stream.TopicConfig{Partitions: partitions}
+	levels := map[string]int{}
 	for _, c := range configs {
 		v := c.MaybeValue()
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -207,7 +298,21 @@ func configFromSettings(configs []kadm.Config, partitions int) stream.TopicConfi
 			}
 		case "cleanup.policy":
 			cfg.Compact = slices.Contains(strings.Split(v, ","), "compact")
+		case "compression.type":
+			if strings.EqualFold(v, "uncompressed") {
+				v = "none"
+			}
+			if codec, err := stream.ParseCodec(v); err == nil {
+				cfg.Compression.Codec = codec
+			}
+		case "compression.gzip.level", "compression.lz4.level", "compression.zstd.level":
+			if num && c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+				levels[c.Key] = int(n)
+			}
 		}
+	}
+	if key, ok := levelSettings[cfg.Compression.Codec]; ok {
+		cfg.Compression.Level = levels[key]
 	}
 	return cfg
 }
@@ -220,9 +325,16 @@ func configFromSettings(configs []kadm.Config, partitions int) stream.TopicConfi
 // message.timestamp.type=LogAppendTime, MaxTimestampAhead and
 // MaxTimestampBehind to message.timestamp.after.max.ms and
 // message.timestamp.before.max.ms, Compact to cleanup.policy=compact
-// (which a cluster implements). Sync is ignored: durability is the
-// cluster's acks and replication. It fails with stream.ErrTopicExists,
-// stream.ErrInvalidTopic or stream.ErrInvalidConfig.
+// (which a cluster implements), Compression to compression.type (producer,
+// none, gzip, snappy, lz4 or zstd; CodecDefault is Kafka's default,
+// producer) and a non-zero Compression.Level to compression.gzip.level,
+// compression.lz4.level or compression.zstd.level, which Kafka 3.8 and
+// later know (KIP-390; older clusters refuse them: leave Level 0 there).
+// The cluster, not this client, then recompresses what producers send, as
+// the embedded broker does. Sync is ignored: durability is the cluster's
+// acks and replication. It fails with stream.ErrTopicExists,
+// stream.ErrInvalidTopic or stream.ErrInvalidConfig (also for a codec or
+// level the embedded broker would refuse).
 func (c *Client) CreateTopic(ctx context.Context, name string, cfg stream.TopicConfig) error {
 	if err := c.checkOpen(); err != nil {
 		return err
@@ -232,6 +344,9 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg stream.TopicC
 	}
 	if cfg.Partitions < 0 {
 		return errorf(stream.ErrInvalidConfig, "%d partitions", cfg.Partitions)
+	}
+	if err := checkCompression(cfg.Compression); err != nil {
+		return err
 	}
 	parts := int32(max(cfg.Partitions, 1))
 	resp, err := c.adm.CreateTopic(ctx, parts, -1, topicConfigs(cfg), name)
@@ -249,8 +364,10 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg stream.TopicC
 // given the topic's config as the cluster describes it (its defaults
 // included, mapped back as CreateTopic maps a TopicConfig to settings) and
 // edits it; each setting whose field changed is set, or deleted (back to
-// the cluster's default) when the field became zero. Sync is ignored, as
-// by CreateTopic. Partitions and Compact cannot change, and negative
+// the cluster's default) when the field became zero. Compression changes
+// compression.type and the codec's level setting, as CreateTopic maps
+// them; the cluster recompresses batches appended after. Sync is ignored,
+// as by CreateTopic. Partitions and Compact cannot change, and negative
 // sizes and durations (other than MaxTimestampAhead) are refused:
 // stream.ErrInvalidConfig, with nothing sent. Between the describe and the
 // alter, another client's change of the same setting may be overwritten.
@@ -337,7 +454,7 @@ func checkAlter(cur, next stream.TopicConfig) error {
 		next.MaxRecordBytes < 0 || next.MaxTimestampBehind < 0:
 		return errorf(stream.ErrInvalidConfig, "negative size or duration")
 	}
-	return nil
+	return checkCompression(next.Compression)
 }
 
 // DeleteTopic deletes a topic (stream.ErrTopicNotFound if there is none).

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/embedstream/stream"
 )
@@ -63,3 +64,59 @@ func TestConfigFromSettings(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// Compression maps to compression.type and, when set, the codec's level
+// setting; reading back takes a level only where the topic itself sets it.
+func TestCompressionSettings(t *testing.T) {
+	str := func(m map[string]*string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			out[k] = *v
+		}
+		return out
+	}
+	require.Equal(t, map[string]string{"compression.type": "zstd"},
+		str(topicConfigs(stream.TopicConfig{Compression: stream.Compression{Codec: stream.CodecZstd}})))
+	require.Equal(t, map[string]string{"compression.type": "none"},
+		str(topicConfigs(stream.TopicConfig{Compression: stream.Compression{Codec: stream.CodecNone}})))
+	for codec, key := range map[stream.Codec]string{stream.CodecGzip: "compression.gzip.level",
+		stream.CodecLZ4: "compression.lz4.level", stream.CodecZstd: "compression.zstd.level"} {
+		cfg := stream.TopicConfig{Compression: stream.Compression{Codec: codec, Level: 7}}
+		require.Equal(t, map[string]string{"compression.type": codec.String(), key: "7"}, str(topicConfigs(cfg)))
+
+		var described []kadm.Config
+		for k, v := range topicSettings(cfg) {
+			described = append(described, kadm.Config{Key: k, Value: v, Source: kmsg.ConfigSourceDynamicTopicConfig})
+		}
+		require.Equal(t, cfg, configFromSettings(described, 0))
+	}
+
+	// Kafka 3.8 describes every level, from its defaults; "uncompressed"
+	// is its other name for none.
+	defaults := []kadm.Config{
+		{Key: "compression.type", Value: ptr("producer"), Source: kmsg.ConfigSourceDefaultConfig},
+		{Key: "compression.gzip.level", Value: ptr("-1"), Source: kmsg.ConfigSourceDefaultConfig},
+		{Key: "compression.lz4.level", Value: ptr("9"), Source: kmsg.ConfigSourceDefaultConfig},
+		{Key: "compression.zstd.level", Value: ptr("3"), Source: kmsg.ConfigSourceDefaultConfig},
+	}
+	require.Equal(t, stream.Compression{}, configFromSettings(defaults, 1).Compression)
+	defaults[0] = kadm.Config{Key: "compression.type", Value: ptr("zstd"), Source: kmsg.ConfigSourceDynamicTopicConfig}
+	require.Equal(t, stream.Compression{Codec: stream.CodecZstd}, configFromSettings(defaults, 1).Compression)
+	defaults[0] = kadm.Config{Key: "compression.type", Value: ptr("uncompressed"), Source: kmsg.ConfigSourceDynamicTopicConfig}
+	require.Equal(t, stream.Compression{Codec: stream.CodecNone}, configFromSettings(defaults, 1).Compression)
+	defaults = append(defaults, kadm.Config{Key: "compression.gzip.level", Value: ptr("4"), Source: kmsg.ConfigSourceDynamicTopicConfig})
+	require.Equal(t, stream.Compression{Codec: stream.CodecNone}, configFromSettings(defaults, 1).Compression,
+		"another codec's level")
+
+	for _, bad := range []stream.Compression{
+		{Codec: stream.CodecSnappy, Level: 1}, {Codec: stream.CodecNone, Level: 1}, {Codec: stream.CodecDefault, Level: 1},
+		{Codec: stream.CodecGzip, Level: 10}, {Codec: stream.CodecLZ4, Level: 18}, {Codec: stream.CodecZstd, Level: 23},
+		{Codec: stream.Codec(6)}, {Codec: stream.Codec(-1)},
+	} {
+		require.ErrorIs(t, checkCompression(bad), stream.ErrInvalidConfig, "%v", bad)
+	}
+	for _, ok := range []stream.Compression{{}, {Codec: stream.CodecGzip, Level: -1}, {Codec: stream.CodecZstd, Level: -7},
+		{Codec: stream.CodecLZ4, Level: 17}, {Codec: stream.CodecSnappy}} {
+		require.NoError(t, checkCompression(ok), "%v", ok)
+	}
+}

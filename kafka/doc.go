@@ -39,8 +39,8 @@
 // Topics: CreateTopic maps TopicConfig to topic settings (Partitions,
 // retention.ms, retention.bytes, segment.bytes, segment.ms,
 // max.message.bytes, message.timestamp.type, message.timestamp.after.max.ms,
-// message.timestamp.before.max.ms, cleanup.policy) with the
-// cluster's default replication factor; AlterTopic changes those settings
+// message.timestamp.before.max.ms, cleanup.policy, compression.type and
+// compression.<codec>.level) with the cluster's default replication factor; AlterTopic changes those settings
 // with IncrementalAlterConfigs (a field made zero goes back to the cluster's
 // default); DeleteTopic deletes; DeleteRecords moves a partition's start
 // (kadm.DeleteRecords).
@@ -113,6 +113,12 @@
 //   - A cluster deletes topics asynchronously, runs compaction
 //     (TopicConfig.Compact), and keeps group offsets for its
 //     offsets.retention.minutes.
+//
+// Compression: batches are compressed in Kafka's framings on both sides,
+// so either reads what the other wrote. Options.Compression is the
+// producer's codec (stream.ProducerOptions.Compression's counterpart;
+// uncompressed by default, not franz-go's snappy), and
+// TopicConfig.Compression the topic's, which the cluster applies.
 //
 // Options.Opts passes franz-go options (TLS, SASL, timeouts, heartbeats,
 // logging) to every franz-go client the Client makes; Client.Kgo,
