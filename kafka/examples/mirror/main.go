@@ -154,19 +154,31 @@ func Mirror(ctx context.Context, src *stream.Broker, dst stream.Client, topic st
 	if err != nil {
 		return nil, err
 	}
-	// Partitions, retention and the record size limit carry over.
-	// LogAppendTime does not: the cluster would stamp the copies with the
-	// time of copying instead of keeping their timestamps.
+	// Partitions, retention, the record size limit and the compression
+	// carry over: a topic with a codec of its own gets it on the cluster,
+	// which compresses the copies with it (reads decompress them on both
+	// sides, whatever the codec). LogAppendTime does not: the cluster would
+	// stamp the copies with the time of copying instead of keeping their
+	// timestamps.
 	cfg := stream.TopicConfig{
 		Partitions:     len(info.Partitions),
 		Retention:      info.Config.Retention,
 		RetentionBytes: info.Config.RetentionBytes,
 		MaxRecordBytes: info.Config.MaxRecordBytes,
+		Compression:    info.Config.Compression,
 	}
-	if err := dst.CreateTopic(ctx, topic, cfg); err != nil {
+	err = dst.CreateTopic(ctx, topic, cfg)
+	if errors.Is(err, stream.ErrInvalidConfig) && cfg.Compression.Level != 0 {
+		// Kafka before 3.8 has no compression levels (KIP-390): keep
+		// the codec, at the cluster's level.
+		fmt.Fprintf(out, "%s: the cluster refuses compression %v (%v): using %v\n", topic, cfg.Compression, err, cfg.Compression.Codec)
+		cfg.Compression.Level = 0
+		err = dst.CreateTopic(ctx, topic, cfg)
+	}
+	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "%s: created with %d partitions\n", topic, cfg.Partitions)
+	fmt.Fprintf(out, "%s: created with %d partitions, compression %v\n", topic, cfg.Partitions, cfg.Compression)
 
 	total := 0
 	shifts := map[stream.TopicPartition]int64{}

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/embedstream/stream"
+	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/kafka"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -176,4 +179,127 @@ func TestMirrorShiftsOffsets(t *testing.T) {
 	n := end - start
 	require.Contains(t, out.String(), fmt.Sprintf("logs/0: copied %d records, offsets %d-%d now 0-%d", n, start, end-1, n-1))
 	require.Contains(t, out.String(), fmt.Sprintf("group readers: committed logs/0=%d", n-1))
+}
+
+// TestMirrorCompressed: topics whose batches the source stores compressed,
+// with each codec (a topic codec, or a producer's on a topic that keeps
+// it), are copied record for record, and the topic's codec carries over.
+func TestMirrorCompressed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	b, err := stream.Open(dir, &stream.Options{Sync: stream.SyncNever})
+	require.NoError(t, err)
+	topics := map[string]stream.Compression{
+		"gzip":   {Codec: stream.CodecGzip, Level: 9},
+		"snappy": {Codec: stream.CodecSnappy},
+		"lz4":    {Codec: stream.CodecLZ4},
+		"zstd":   {Codec: stream.CodecZstd, Level: 7},
+		"kept":   {}, // producer: the Producer's zstd below
+	}
+	ts := time.UnixMilli(1_600_000_000_000)
+	value := func(i int) []byte {
+		return fmt.Appendf(nil, `{"id":%d,"customer":"customer-%d","items":[{"sku":"SKU-%05d","qty":%d}],"status":"shipped"}`, i, i%7, i, i%4+1)
+	}
+	for name, cc := range topics {
+		require.NoError(t, b.CreateTopic(name, stream.TopicConfig{Partitions: 2, Compression: cc}))
+		if name == "kept" {
+			continue
+		}
+		for call := range 3 { // several batches per partition
+			var recs []*stream.Record
+			for i := range 40 {
+				n := call*40 + i
+				r := &stream.Record{Topic: name, Key: fmt.Appendf(nil, "k%d", n%5), Value: value(n),
+					Timestamp: ts.Add(time.Duration(n) * time.Second),
+					Headers:   []stream.Header{{Key: "n", Value: []byte{byte(n)}}, {Key: "null", Value: nil}}}
+				switch n % 10 {
+				case 3:
+					r.Key = nil
+				case 4:
+					r.Key, r.Value = []byte{}, []byte{}
+				case 5:
+					r.Value = nil
+				}
+				recs = append(recs, r)
+			}
+			require.NoError(t, b.Publish(ctx, recs...))
+		}
+	}
+	p, err := b.NewProducer(&stream.ProducerOptions{Compression: stream.Compression{Codec: stream.CodecZstd}})
+	require.NoError(t, err)
+	for i := range 100 {
+		p.Publish(ctx, &stream.Record{Topic: "kept", Key: fmt.Appendf(nil, "k%d", i%3), Value: value(i),
+			Timestamp: ts.Add(time.Duration(i) * time.Millisecond)}, func(_ *stream.Record, err error) { require.NoError(t, err) })
+	}
+	require.NoError(t, p.Flush(ctx))
+	require.NoError(t, p.Close())
+	require.NoError(t, b.Close())
+
+	// The source really holds compressed batches, each with its codec.
+	for name, cc := range topics {
+		want := cc.Codec
+		if name == "kept" {
+			want = stream.CodecZstd
+		}
+		for part := range 2 {
+			data, err := os.ReadFile(filepath.Join(dir, "topics", name, fmt.Sprint(part), "00000000000000000000.log"))
+			require.NoError(t, err)
+			require.NotEmpty(t, data)
+			for len(data) > 0 {
+				bt, err := batch.Parse(data)
+				require.NoError(t, err)
+				require.Equal(t, want.String(), bt.Codec().String(), "%s/%d", name, part)
+				data = data[len(bt):]
+			}
+		}
+	}
+
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(t, err)
+	defer cluster.Close()
+	var out bytes.Buffer
+	require.NoError(t, run(ctx, dir, "", strings.Join(cluster.ListenAddrs(), ","), &out, io.Discard))
+	t.Log("\n" + out.String())
+	for name := range topics {
+		n := 120
+		if name == "kept" {
+			n = 100
+		}
+		require.Contains(t, out.String(), fmt.Sprintf("%s: verified %d records", name, n))
+	}
+
+	// Independently of Verify: every record, field by field, offset by
+	// offset; and each topic's codec on the cluster.
+	src, err := stream.Open(dir, &stream.Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer src.Close()
+	dst, err := kafka.New(ctx, kafka.Options{Brokers: cluster.ListenAddrs()})
+	require.NoError(t, err)
+	defer dst.Close()
+	for name, cc := range topics {
+		for part := range int32(2) {
+			want := read(t, ctx, func() (stream.PartitionReader, error) {
+				return src.NewReader(name, part, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
+			})
+			got := read(t, ctx, func() (stream.PartitionReader, error) {
+				return dst.ReadPartition(ctx, name, part, stream.OffsetEarliest)
+			})
+			require.NotEmpty(t, want)
+			require.Len(t, got, len(want))
+			for i, w := range want {
+				g := got[i]
+				require.Equal(t, w.Offset, g.Offset)
+				require.Equal(t, w.Key == nil, g.Key == nil)
+				require.Equal(t, w.Key, g.Key)
+				require.Equal(t, w.Value == nil, g.Value == nil)
+				require.Equal(t, w.Value, g.Value)
+				require.Equal(t, w.Headers, g.Headers)
+				require.Equal(t, w.Timestamp.UnixMilli(), g.Timestamp.UnixMilli())
+			}
+		}
+		var cfg stream.TopicConfig
+		require.NoError(t, dst.AlterTopic(ctx, name, func(c *stream.TopicConfig) { cfg = *c }))
+		require.Equal(t, cc, cfg.Compression, "%s: the codec carries over", name)
+	}
 }
