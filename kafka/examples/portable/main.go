@@ -256,7 +256,6 @@ func bill(ctx context.Context, c stream.Client, want int) (map[int32][]string, e
 				mu.Lock()
 				for _, r := range recs {
 					processed[r.Partition] = append(processed[r.Partition], done{r.Offset, string(r.Value)})
-					count++
 				}
 				mu.Unlock()
 				if err := m.Commit(ctx); err != nil {
@@ -265,7 +264,12 @@ func bill(ctx context.Context, c stream.Client, want int) (map[int32][]string, e
 					}
 					return
 				}
+				// Counted once committed: finishing when the other member
+				// has processed its last records but not yet committed them
+				// would cancel that commit, and a later member would see
+				// them again.
 				mu.Lock()
+				count += len(recs)
 				if count == want && !finished {
 					finished = true
 					close(all) // every order processed and committed
