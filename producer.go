@@ -40,9 +40,13 @@ type ProducerOptions struct {
 	// Compression is the codec (and level) batches are compressed with
 	// (compression.type, compression.<codec>.level): CodecDefault or
 	// CodecNone for none, Kafka's producer default. A topic with a
-	// Compression of its own stores its batches with that one instead.
-	// Compression works on whole batches: Linger and BatchBytes decide how
-	// much it has to work with.
+	// codec of its own (TopicConfig.Compression) stores its batches with
+	// that one instead, as a Kafka broker recompresses; knowing the topic,
+	// the Producer compresses with the topic's codec directly. Compression
+	// works on whole batches: Linger and BatchBytes decide how much it has
+	// to work with. A record over the topic's MaxRecordBytes that may still
+	// fit compressed gets a batch of its own, judged as stored when written
+	// (its callback gets ErrRecordTooLarge if it does not fit).
 	Compression Compression
 }
 

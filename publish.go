@@ -14,8 +14,11 @@ import (
 // nil record or negative timestamp (ErrInvalidRecord), a bad or unknown
 // topic (ErrInvalidTopic, ErrTopicNotFound unless AutoCreateTopics), a
 // partition the topic lacks (ErrInvalidPartition: from ManualPartitioner or
-// a custom one) or a record over the topic's MaxRecordBytes
-// (ErrRecordTooLarge) fails the whole call with nothing written.
+// a custom one) or a record over the topic's MaxRecordBytes as stored
+// (ErrRecordTooLarge; compressed, if the topic has a codec: see
+// TopicConfig.MaxRecordBytes) fails the whole call with nothing written.
+// Records go in compressed with the topic's TopicConfig.Compression, if it
+// names a codec; Publish compresses nothing on a topic of CodecDefault.
 //
 // Records for the same partition are written as one batch: all or none of
 // them become visible, at consecutive offsets, in argument order. Across
