@@ -52,7 +52,9 @@ func (t *topic) quickAccept(r *Record, clock *callClock, limit int) (ts int64, s
 // a timestamp gets the clock's. Its own timestamp must not be negative,
 // even where LogAppendTime replaces it (as Kafka's producer refuses it),
 // and must lie within the topic's MaxTimestampAhead and MaxTimestampBehind
-// of the clock. Its encoded size must be within limit (recordLimit).
+// of the clock. Its encoded size must be within limit (recordLimit); one
+// over MaxRecordBytes, possible only where the topic stores it compressed,
+// is still to be checked as stored (checkStored, checkAlone).
 func (t *topic) accept(r *Record, clock *callClock, limit int) (ts int64, size int, err error) {
 	c := t.config()
 	if r.Timestamp.IsZero() {
@@ -72,6 +74,11 @@ func (t *topic) accept(r *Record, clock *callClock, limit int) (ts int64, size i
 		}
 	}
 	if size = r.encodedSize(); size > limit {
+		if limit < c.MaxRecordBytes {
+			// Stored compressed: past what a compressed batch may hold.
+			return 0, 0, fmt.Errorf("%w: %d bytes, over the %d a compressed batch may expand to (batch.MaxUncompressedBytes)",
+				ErrRecordTooLarge, size, limit)
+		}
 		return 0, 0, t.tooLarge(size, limit)
 	}
 	return ts, size, nil
@@ -98,26 +105,41 @@ func (t *topic) tooLarge(size, limit int) error {
 	return fmt.Errorf("%w: %d bytes, topic %q allows %d", ErrRecordTooLarge, size, t.name, limit)
 }
 
-// Compression on the accept path. MaxRecordBytes applies to a record as
-// stored, as Kafka's max.message.bytes does to a batch: uncompressed, to
-// each record's encoded size as it is accepted; compressed, to the batch
-// once compressed (store), which for a batch of one record is the record
-// as stored. A compressed batch of several records, as one Publish call or
-// a Producer batch makes, is bounded as an uncompressed one is
-// (maxBatchBytes), and its records together by what a compressed batch may
-// expand to (batch.MaxUncompressedBytes), which bounds each record too.
+// Compression on the accept path, and the size rule (documented for users
+// on TopicConfig.MaxRecordBytes). MaxRecordBytes bounds each record as
+// stored, as Kafka's max.message.bytes bounds a batch:
+//
+//   - stored uncompressed, by its encoded size (Record.encodedSize), as it
+//     is accepted;
+//   - stored compressed, a record within MaxRecordBytes uncompressed is
+//     always accepted (compression never refuses what an uncompressed
+//     topic takes); a larger one only if, compressed alone with the codec
+//     it is stored with (a batch of one record, which max.message.bytes
+//     judges as Kafka does), its records take at most MaxRecordBytes.
+//
+// The verdict on a record never depends on the records it shares a batch
+// with: a batch of one is checked once compressed (checkStored); in a
+// Publish batch of several, each record over MaxRecordBytes is compressed
+// alone to check it (checkAlone); the Producer gives such a record a batch
+// of its own. Besides, the records of a compressed batch together take at
+// most batch.MaxUncompressedBytes (what a reader decompresses a batch to at
+// most), which bounds each record too (recordLimit, batchLimit), and a
+// batch as stored takes at most maxBatchBytes, compressed or not.
 
 // codecFor is the compression a batch its writer compresses with w is
-// stored with: the topic's, unless the topic keeps the writer's.
+// stored with: the topic's, unless the topic keeps the writer's
+// (CodecDefault). Where the codecs agree the writer's level stands: Kafka's
+// broker recompresses only a batch of another codec.
 func (c *topicConf) codecFor(w Compression) Compression {
-	if c.Compression.Codec != CodecDefault {
-		return c.Compression
+	if c.Compression.Codec == CodecDefault || c.Compression.Codec == w.Codec {
+		return w
 	}
-	return w
+	return c.Compression
 }
 
 // recordLimit is the largest record (as Record.encodedSize counts it)
-// accepted into a batch stored with cc.
+// accepted into a batch stored with cc; compressed, a record over
+// MaxRecordBytes still has to pass checkStored or checkAlone.
 func (c *topicConf) recordLimit(cc Compression) int {
 	if cc.Codec <= CodecNone {
 		return c.MaxRecordBytes
@@ -134,23 +156,63 @@ func (c *topicConf) batchLimit(cc Compression) int {
 	return batch.HeaderSize + batch.MaxUncompressedBytes
 }
 
-// compress returns b, a batch as a Builder finished it (uncompressed), as
-// the topic stores it when written with cc: compressed into buf, scratch
-// returned (perhaps grown) for reuse, and checked as stored (see above).
-func (t *topic) compress(b batch.Batch, cc Compression, buf []byte) (batch.Batch, []byte, error) {
+// compress returns b, a batch as a Builder finished it (uncompressed) of
+// records accepted under a MaxRecordBytes of maxRecord, as the topic
+// stores it when written with cc: as it is if cc is none (accept checked
+// its records), else compressed into buf (whose contents are replaced) and
+// checked as stored (checkStored). It returns buf, perhaps grown, for
+// reuse; the batch returned aliases it or b.
+func (t *topic) compress(b batch.Batch, cc Compression, buf []byte, maxRecord int) (batch.Batch, []byte, error) {
 	if cc.Codec <= CodecNone {
 		return b, buf, nil
 	}
+	if n := len(b) - batch.HeaderSize; n > batch.MaxUncompressedBytes {
+		return nil, buf, fmt.Errorf("%w: a batch of %d records takes %d bytes uncompressed, over the %d a compressed batch may expand to (batch.MaxUncompressedBytes)",
+			ErrRecordTooLarge, b.NumRecords(), n, batch.MaxUncompressedBytes)
+	}
 	out, err := batch.Compress(buf[:0], b, cc.Codec.wire(), cc.Level)
 	if err != nil {
-		// The level was validated: records past what a compressed batch
-		// may expand to.
-		return nil, buf, fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+		// Not a limit of the records': a codec or level this build does
+		// not know (a catalog written by a newer one).
+		return nil, buf, fmt.Errorf("compress with %v: %w", cc, err)
 	}
-	if err := t.checkStored(out); err != nil {
-		return nil, out, err
+	return out, out, t.checkStored(b, out, maxRecord)
+}
+
+// checkStored applies the size limits to stored, batch b (uncompressed)
+// compressed, b's records accepted under a MaxRecordBytes of maxRecord: a
+// batch of one record is refused if the record is over maxRecord both
+// uncompressed and compressed; any batch, if it is over maxBatchBytes as
+// stored.
+func (t *topic) checkStored(b, stored batch.Batch, maxRecord int) error {
+	if b.NumRecords() == 1 {
+		plain, size := len(b)-batch.HeaderSize, len(stored)-batch.HeaderSize
+		if plain > maxRecord && size > maxRecord {
+			return fmt.Errorf("%w: %d bytes, %d compressed with %v, topic %q allows %d",
+				ErrRecordTooLarge, plain, size, codecOf(stored.Codec()), t.name, maxRecord)
+		}
 	}
-	return out, out, nil
+	if limit := t.config().maxBatchBytes(); len(stored) > limit {
+		return fmt.Errorf("%w: a batch of %d records takes %d bytes as stored (%v), over the %d a batch of topic %q may hold",
+			ErrRecordTooLarge, stored.NumRecords(), len(stored), codecOf(stored.Codec()), limit, t.name)
+	}
+	return nil
+}
+
+// checkAlone applies checkStored to r, accepted with timestamp ts under a
+// MaxRecordBytes of maxRecord, as a batch of its own stored with cc: for a
+// record over maxRecord in a batch of several (see above). Its buffers are
+// pooled.
+func (b *Broker) checkAlone(t *topic, r *Record, ts int64, cc Compression, maxRecord int) error {
+	bld := b.builders.Get().(*batch.Builder)
+	bld.Reset(0)
+	bld.Add(ts, r.Key, r.Value, r.Headers)
+	scratch := compressBufs.Get().(*[]byte)
+	var err error
+	_, *scratch, err = t.compress(bld.Finish(), cc, *scratch, maxRecord)
+	putCompressBuf(scratch)
+	putBuilder(&b.builders, bld)
+	return err
 }
 
 // compressBufs pools scratch for compressed batches, as *[]byte.
@@ -162,42 +224,6 @@ func putCompressBuf(b *[]byte) {
 	if cap(*b) <= maxPooledBatchBytes {
 		compressBufs.Put(b)
 	}
-}
-
-// checkStored applies the size limits to a compressed batch as stored.
-func (t *topic) checkStored(b batch.Batch) error {
-	c := t.config()
-	if b.NumRecords() == 1 {
-		if size := len(b) - batch.HeaderSize; size > c.MaxRecordBytes {
-			return fmt.Errorf("%w: %d bytes as compressed with %v, topic %q allows %d",
-				ErrRecordTooLarge, size, codecOf(b.Codec()), t.name, c.MaxRecordBytes)
-		}
-		return nil
-	}
-	if limit := c.maxBatchBytes(); len(b) > limit {
-		return fmt.Errorf("%w: a batch of %d records takes %d bytes as compressed with %v, over the %d a batch of topic %q may hold",
-			ErrRecordTooLarge, b.NumRecords(), len(b), codecOf(b.Codec()), limit, t.name)
-	}
-	return nil
-}
-
-// conform returns b, a batch its writer encoded (compressed or not), as
-// the topic stores it: recompressed, through buf as compress uses it, if
-// the topic has a codec of its own that b was not written with (Kafka's
-// broker does the same), else as it is.
-func (t *topic) conform(b batch.Batch, buf []byte) (batch.Batch, []byte, error) {
-	cc := t.config().Compression
-	if cc.Codec == CodecDefault || cc.Codec.wire() == b.Codec() {
-		return b, buf, nil
-	}
-	plain := b
-	if b.Codec() != batch.None {
-		var err error
-		if plain, err = batch.Decompress(nil, b); err != nil {
-			return nil, buf, err
-		}
-	}
-	return t.compress(plain, cc, buf)
 }
 
 // choose returns the partition p picks for r among n, or AnyPartition if

@@ -250,7 +250,7 @@ func (b *Broker) AddPartitions(name string, total int) error {
 //
 // The settings that may change are Retention, RetentionBytes,
 // SegmentBytes, SegmentAge, MaxRecordBytes, Sync, LogAppendTime,
-// MaxTimestampAhead and MaxTimestampBehind. Partitions only grows, with
+// MaxTimestampAhead, MaxTimestampBehind and Compression. Partitions only grows, with
 // AddPartitions, and Compact is not implemented: a change of either is
 // refused with ErrInvalidConfig, as is an invalid value, and then nothing
 // changes.
@@ -259,6 +259,9 @@ func (b *Broker) AddPartitions(name string, total int) error {
 //   - MaxRecordBytes, LogAppendTime and the timestamp bounds: for records
 //     published from then on (a Producer checked the records it holds
 //     already);
+//   - Compression: for batches written from then on, a Producer's held
+//     ones included; batches already stored keep their codec, and reads
+//     decompress each batch by its own;
 //   - SegmentBytes and SegmentAge: at the next append's roll check, so an
 //     active segment larger than a new SegmentBytes rolls at the next
 //     append; segments already sealed keep their size;

@@ -17,6 +17,7 @@ type Codec int8
 // a topic (TopicConfig.Compression), keep the codec each batch was written
 // with (Kafka's compression.type=producer); for a writer
 // (ProducerOptions.Compression), no compression (Kafka's producer default).
+// The catalog stores topics' codecs by these numbers: they never change.
 const (
 	CodecDefault Codec = iota
 	CodecNone
@@ -63,7 +64,10 @@ func codecOf(c batch.Codec) Codec { return Codec(c + 1) }
 
 // Compression is a codec and its level: Kafka's compression.type with the
 // compression.gzip.level, compression.lz4.level and compression.zstd.level
-// settings (KIP-390).
+// settings (KIP-390). The zero value is the setting's default (see Codec).
+// A codec or level out of range is ErrInvalidConfig where a Compression is
+// given (CreateTopic, AlterTopic, NewProducer), as is a level with
+// CodecDefault or CodecNone.
 type Compression struct {
 	// Codec is the codec; CodecDefault is the setting's default (see
 	// Codec).
@@ -88,13 +92,26 @@ func (c Compression) String() string {
 // validate checks the codec and level (ErrInvalidConfig).
 func (c Compression) validate() error {
 	if c.Codec < CodecDefault || c.Codec > CodecZstd {
-		return fmt.Errorf("%w: %v", ErrInvalidConfig, c.Codec)
+		return fmt.Errorf("%w: unknown compression codec %d", ErrInvalidConfig, int8(c.Codec))
 	}
 	if c.Level != 0 && c.Codec <= CodecNone {
-		return fmt.Errorf("%w: compression level %d without a codec", ErrInvalidConfig, c.Level)
+		return fmt.Errorf("%w: compression level %d with codec %v, which has no levels", ErrInvalidConfig, c.Level, c.Codec)
 	}
 	if err := batch.CheckLevel(c.Codec.wire(), c.Level); err != nil {
-		return fmt.Errorf("%w: %v level %d", ErrInvalidConfig, c.Codec, c.Level)
+		return fmt.Errorf("%w: %v level %d (%s)", ErrInvalidConfig, c.Codec, c.Level, levelRange(c.Codec))
 	}
 	return nil
+}
+
+// levelRange describes the levels c takes, for errors.
+func levelRange(c Codec) string {
+	switch c {
+	case CodecGzip:
+		return fmt.Sprintf("want %d to %d, or -1 or 0 for the default", batch.MinGzipLevel, batch.MaxGzipLevel)
+	case CodecLZ4:
+		return fmt.Sprintf("want %d to %d, or 0 for the default", batch.MinLZ4Level, batch.MaxLZ4Level)
+	case CodecZstd:
+		return fmt.Sprintf("want %d to %d, or 0 for the default", batch.MinZstdLevel, batch.MaxZstdLevel)
+	}
+	return "it has no levels: want 0"
 }

@@ -21,6 +21,12 @@
 // the interface this package and the kafka module's cluster adapter both
 // implement.
 //
+// Batches may be stored compressed with Kafka's codecs (gzip, snappy, lz4,
+// zstd): TopicConfig.Compression is the topic's compression.type,
+// ProducerOptions.Compression the producer's; reads decompress
+// transparently. See Codec, and TopicConfig.MaxRecordBytes for how the
+// size limit applies to a compressed record.
+//
 // Every constructor takes a pointer to an options struct, nil for the
 // defaults: Open (Options), NewProducer (ProducerOptions), Subscribe
 // (ConsumerOptions), NewReader (ReaderOptions). Zero fields take their

@@ -40,9 +40,13 @@ type ProducerOptions struct {
 	// Compression is the codec (and level) batches are compressed with
 	// (compression.type, compression.<codec>.level): CodecDefault or
 	// CodecNone for none, Kafka's producer default. A topic with a
-	// Compression of its own stores its batches with that one instead.
-	// Compression works on whole batches: Linger and BatchBytes decide how
-	// much it has to work with.
+	// codec of its own (TopicConfig.Compression) stores its batches with
+	// that one instead, as a Kafka broker recompresses; knowing the topic,
+	// the Producer compresses with the topic's codec directly. Compression
+	// works on whole batches: Linger and BatchBytes decide how much it has
+	// to work with. A record over the topic's MaxRecordBytes that may still
+	// fit compressed gets a batch of its own, judged as stored when written
+	// (its callback gets ErrRecordTooLarge if it does not fit).
 	Compression Compression
 }
 
@@ -99,9 +103,9 @@ type Producer struct {
 	exited   chan struct{} // closed when the writer goroutine ends
 	pool     sync.Pool     // *pendingBatch
 
-	// Scratch of the writer goroutine for batches compressed with
-	// Compression, and recompressed with their topic's codec.
-	compressed, recompressed []byte
+	// compressed is the writer goroutine's scratch for compressed batches,
+	// kept between batches up to maxPooledBatchBytes.
+	compressed []byte
 }
 
 // pendingBatch is one partition's batch being filled.
@@ -114,6 +118,7 @@ type pendingBatch struct {
 	dones     []func(*Record, error)
 	ts        []int64
 	opened    time.Time // when its first record arrived, for Linger
+	maxRecord int       // the topic's MaxRecordBytes when its first record was accepted
 }
 
 // stickyPartition is where keyless records of a topic go until BatchBytes
@@ -179,10 +184,15 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 		return err
 	}
 	c := t.config()
-	ts, size, err := t.accept(r, &callClock{now: p.b.opts.Now}, c.recordLimit(c.codecFor(p.opts.Compression)))
+	cc := c.codecFor(p.opts.Compression)
+	ts, size, err := t.accept(r, &callClock{now: p.b.opts.Now}, c.recordLimit(cc))
 	if err != nil {
 		return err
 	}
+	// Over MaxRecordBytes, and stored compressed: the record goes in a
+	// batch of its own, which write checks as stored, so that what it is
+	// batched with never decides whether it fits.
+	alone := size > c.MaxRecordBytes
 	if size > p.opts.MaxBufferedBytes {
 		// Kafka's buffer.memory rule: it could never be buffered.
 		return fmt.Errorf("%w: %d bytes, the producer buffers at most %d (MaxBufferedBytes)", ErrRecordTooLarge, size, p.opts.MaxBufferedBytes)
@@ -208,13 +218,14 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	}
 	part := parts[partition]
 	pb := p.open[part]
-	if pb != nil && pb.bld.Len()+size > min(p.opts.BatchBytes, t.config().maxBatchBytes()) {
+	if pb != nil && (alone || pb.bld.Len()+size > min(p.opts.BatchBytes, c.batchLimit(cc))) {
+		delete(p.open, part)
 		p.ready = append(p.ready, pb)
 		pb = nil
 	}
 	if pb == nil {
 		pb = p.pool.Get().(*pendingBatch)
-		pb.topic, pb.part, pb.partition, pb.opened = t, part, partition, time.Now()
+		pb.topic, pb.part, pb.partition, pb.opened, pb.maxRecord = t, part, partition, time.Now(), c.MaxRecordBytes
 		pb.bld.Reset(0)
 		p.open[part] = pb
 	}
@@ -224,7 +235,7 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	pb.dones = append(pb.dones, done)
 	pb.ts = append(pb.ts, ts)
 	p.buffered += pb.bld.Len() - before
-	if pb.bld.Len() >= p.opts.BatchBytes {
+	if alone || pb.bld.Len() >= p.opts.BatchBytes {
 		delete(p.open, part)
 		p.ready = append(p.ready, pb)
 	}
@@ -364,16 +375,10 @@ func (p *Producer) takeDueLocked(out []*pendingBatch) ([]*pendingBatch, time.Dur
 // write appends one batch and runs its callbacks in offset order.
 func (p *Producer) write(pb *pendingBatch) {
 	size := pb.bld.Len() - batch.HeaderSize
-	encoded := pb.bld.Finish()
-	var err error
-	if p.opts.Compression.Codec > CodecNone {
-		encoded, p.compressed, err = pb.topic.compress(encoded, p.opts.Compression, p.compressed)
-	}
-	if err == nil {
-		// As sent to a Kafka broker, which recompresses a batch whose codec
-		// is not its topic's.
-		encoded, p.recompressed, err = pb.topic.conform(encoded, p.recompressed)
-	}
+	// Compressed once, with the codec the topic stores the batch with (as
+	// its config is now): the batch a Kafka broker stores after
+	// recompressing one its producer compressed with another codec.
+	encoded, compressed, err := pb.topic.compress(pb.bld.Finish(), pb.topic.config().codecFor(p.opts.Compression), p.compressed, pb.maxRecord)
 	var base int64
 	if err == nil {
 		base, err = pb.part.Append(encoded)
@@ -382,6 +387,12 @@ func (p *Producer) write(pb *pendingBatch) {
 		err = pb.topic.writeErr(err)
 	}
 	st := newStamp(pb.partition, base, encoded)
+	encoded = nil // it aliases pb.bld or the scratch, both reused
+	if cap(compressed) <= maxPooledBatchBytes {
+		p.compressed = compressed
+	} else {
+		p.compressed = nil
+	}
 	for i, r := range pb.recs {
 		if err == nil {
 			st.fill(r, i, pb.ts[i])
@@ -394,6 +405,9 @@ func (p *Producer) write(pb *pendingBatch) {
 	clear(pb.dones)
 	pb.recs, pb.dones, pb.ts = pb.recs[:0], pb.dones[:0], pb.ts[:0]
 	pb.topic, pb.part = nil, nil
+	if pb.bld.Len() > maxPooledBatchBytes {
+		pb.bld = batch.Builder{} // a huge batch's buffer is not kept
+	}
 	p.pool.Put(pb)
 
 	p.mu.Lock()

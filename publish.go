@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/log"
@@ -13,8 +14,11 @@ import (
 // nil record or negative timestamp (ErrInvalidRecord), a bad or unknown
 // topic (ErrInvalidTopic, ErrTopicNotFound unless AutoCreateTopics), a
 // partition the topic lacks (ErrInvalidPartition: from ManualPartitioner or
-// a custom one) or a record over the topic's MaxRecordBytes
-// (ErrRecordTooLarge) fails the whole call with nothing written.
+// a custom one) or a record over the topic's MaxRecordBytes as stored
+// (ErrRecordTooLarge; compressed, if the topic has a codec: see
+// TopicConfig.MaxRecordBytes) fails the whole call with nothing written.
+// Records go in compressed with the topic's TopicConfig.Compression, if it
+// names a codec; Publish compresses nothing on a topic of CodecDefault.
 //
 // Records for the same partition are written as one batch: all or none of
 // them become visible, at consecutive offsets, in argument order. Across
@@ -84,10 +88,11 @@ func (b *Broker) publishOne(r *Record) error {
 	bld.Reset(0)
 	bld.Add(ts, r.Key, r.Value, r.Headers)
 	encoded := bld.Finish()
+	// A batch of one record: compress checks the record as stored.
 	var scratch *[]byte
 	if cc.Codec > CodecNone {
 		scratch = compressBufs.Get().(*[]byte)
-		encoded, *scratch, err = t.compress(encoded, cc, *scratch)
+		encoded, *scratch, err = t.compress(encoded, cc, *scratch, c.MaxRecordBytes)
 	}
 	var base int64
 	if err == nil {
@@ -97,7 +102,8 @@ func (b *Broker) publishOne(r *Record) error {
 		st := newStamp(partition, base, encoded)
 		st.fill(r, 0, ts)
 	}
-	b.builders.Put(bld)
+	// encoded aliases bld or scratch: no use of it past here.
+	putBuilder(&b.builders, bld)
 	if scratch != nil {
 		putCompressBuf(scratch)
 	}
@@ -105,6 +111,14 @@ func (b *Broker) publishOne(r *Record) error {
 		return t.writeErr(err)
 	}
 	return nil
+}
+
+// putBuilder returns bld to pool, unless the batch it built is too large to
+// keep its buffer pooled.
+func putBuilder(pool *sync.Pool, bld *batch.Builder) {
+	if bld.Len() <= maxPooledBatchBytes {
+		pool.Put(bld)
+	}
 }
 
 // place chooses r's partition. sticky carries the partition chosen for
@@ -145,9 +159,12 @@ type publishGroup struct {
 	partition int32
 	builder   batch.Builder
 	stored    batch.Batch // the batch as written: builder's, or compressed into compressed
-	codec     Compression // the codec stored batches have
+	codec     Compression // the codec the batch is stored with
 	limit     int         // the largest record, by the topic's recordLimit
-	// compressed is scratch for the compressed batch, kept between calls.
+	maxRecord int         // the topic's MaxRecordBytes
+	oversize  bool        // a record over MaxRecordBytes, to check as stored (checkAlone)
+	// compressed is scratch for the compressed batch, kept between calls
+	// (up to maxPooledBatchBytes).
 	compressed []byte
 	// The group's records (as many as builder.Count()), in call order:
 	// first, first+1, ... while they come in one run (the common case),
@@ -240,9 +257,10 @@ func (p *publishPlan) group(t *topic, part *log.Log, partition int32) int {
 	}
 	g := &p.groups[len(p.groups)-1]
 	g.topic, g.part, g.partition = t, part, partition
-	g.codec = t.config().codecFor(Compression{})
-	g.limit = t.config().recordLimit(g.codec)
-	g.first, g.listed = 0, false
+	c := t.config()
+	g.codec = c.codecFor(Compression{})
+	g.limit, g.maxRecord = c.recordLimit(g.codec), c.MaxRecordBytes
+	g.first, g.listed, g.oversize = 0, false, false
 	g.builder.Reset(0)
 	return len(p.groups) - 1
 }
@@ -285,12 +303,15 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 			}
 			lastPart, g = p, &plan.groups[n]
 		}
-		ts, _, ok := t.quickAccept(r, &clock, g.limit)
+		ts, size, ok := t.quickAccept(r, &clock, g.limit)
 		if !ok {
 			var err error
-			if ts, _, err = t.accept(r, &clock, g.limit); err != nil {
+			if ts, size, err = t.accept(r, &clock, g.limit); err != nil {
 				return fmt.Errorf("record %d: %w", i, err)
 			}
+		}
+		if size > g.maxRecord {
+			g.oversize = true // only where the batch is compressed
 		}
 		plan.timestamps[i] = ts
 		g.add(i)
@@ -305,8 +326,24 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 			return fmt.Errorf("%w: the call's records for %s make a %d-byte batch, over the %d a batch may hold; publish them in smaller calls",
 				ErrRecordTooLarge, TopicPartition{Topic: g.topic.name, Partition: g.partition}, size, limit)
 		}
+		// A batch of one is checked as stored by compress; in one of
+		// several, a record over MaxRecordBytes is checked alone.
+		if g.oversize && g.builder.Count() > 1 {
+			for n := range g.builder.Count() {
+				i := g.record(n)
+				if recs[i].encodedSize() <= g.maxRecord {
+					continue
+				}
+				if err := b.checkAlone(g.topic, recs[i], plan.timestamps[i], g.codec, g.maxRecord); err != nil {
+					return fmt.Errorf("record %d: %w", i, err)
+				}
+			}
+		}
 		var err error
-		if g.stored, g.compressed, err = g.topic.compress(g.builder.Finish(), g.codec, g.compressed); err != nil {
+		if g.stored, g.compressed, err = g.topic.compress(g.builder.Finish(), g.codec, g.compressed, g.maxRecord); err != nil {
+			if g.builder.Count() == 1 {
+				return fmt.Errorf("record %d: %w", g.record(0), err)
+			}
 			return fmt.Errorf("%s: %w", TopicPartition{Topic: g.topic.name, Partition: g.partition}, err)
 		}
 	}

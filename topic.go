@@ -37,8 +37,18 @@ type TopicConfig struct {
 	// SegmentAge rolls the active segment once it is this old (segment.ms),
 	// so time retention can delete it. 0: roll by size only.
 	SegmentAge time.Duration
-	// MaxRecordBytes is the largest record accepted, counting key, value,
-	// headers and encoding overhead (max.message.bytes). Default 1 MiB.
+	// MaxRecordBytes is the largest record accepted, as stored
+	// (max.message.bytes). Default 1 MiB. Uncompressed, a record counts its
+	// key, value, headers and encoding overhead. Where the topic stores
+	// batches compressed (Compression, or a Producer's under
+	// CodecDefault), a record within the limit uncompressed is always
+	// accepted, and a larger one if, compressed alone with that codec (a
+	// batch of one record, as Kafka's max.message.bytes judges it), it
+	// fits: a 3 MiB record that zstd makes 100 KiB passes a 1 MiB limit, an
+	// incompressible one fails with ErrRecordTooLarge. The records a
+	// record is batched with never change the verdict. A compressed batch
+	// also holds at most batch.MaxUncompressedBytes (64 MiB) of records,
+	// which bounds every record stored compressed, whatever this limit.
 	MaxRecordBytes int
 	// Sync overrides the broker's Options.Sync for this topic.
 	Sync SyncPolicy
@@ -59,10 +69,16 @@ type TopicConfig struct {
 	MaxTimestampBehind time.Duration
 	// Compression is the codec batches are stored with
 	// (compression.type, and compression.<codec>.level for its Level).
-	// CodecDefault, Kafka's "producer", keeps each batch as its writer
-	// compressed it; any other codec recompresses, on append, a batch
-	// written with another (as Kafka's broker does), and is the codec
-	// Broker.Publish compresses with. Reads decompress whatever they meet.
+	// CodecDefault, Kafka's "producer" and the default, keeps each batch as
+	// its writer compressed it (a Producer's ProducerOptions.Compression;
+	// Broker.Publish does not compress). Any other codec is the one every
+	// batch is stored with: Broker.Publish compresses with it, and a
+	// Producer batch of another codec is stored recompressed with it, as
+	// Kafka's broker does (a Producer, knowing the topic, compresses with
+	// the topic's codec directly; the same batch results). A batch of the
+	// topic's codec keeps its writer's level. CodecNone stores batches
+	// uncompressed. Reads decompress whatever they meet, so a topic may
+	// hold batches of several codecs (after AlterTopic).
 	Compression Compression
 	// Compact asks for log compaction (cleanup.policy=compact). Not
 	// implemented yet: CreateTopic rejects it with ErrInvalidConfig.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/snappy/xerial"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
@@ -107,13 +106,7 @@ func AppendCompressed(dst []byte, c Codec, level int, src []byte) ([]byte, error
 	case Gzip:
 		return appendGzip(dst, level, src)
 	case Snappy:
-		if len(dst) > 0 {
-			// xerial.Encode takes a non-empty dst for earlier output of its
-			// own: compress into a scratch slice of dst's tail instead.
-			out := xerial.Encode(dst[len(dst):], src)
-			return append(dst, out...), nil
-		}
-		return xerial.Encode(dst, src), nil
+		return appendXerial(dst, src), nil
 	case LZ4:
 		return appendLZ4(dst, level, src)
 	case Zstd:
@@ -302,7 +295,33 @@ func appendUnLZ4(dst, src []byte, limit int) ([]byte, error) {
 // follow.
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
-const xerialHeaderSize = 16
+const (
+	xerialHeaderSize = 16
+	xerialBlockSize  = 32 << 10 // uncompressed bytes per block, as Kafka's Java client writes
+)
+
+// appendXerial appends src compressed with snappy in the xerial framing:
+// the magic, version 1 and compatible version 1, then blocks of at most
+// xerialBlockSize input bytes, each a raw snappy block prefixed by its
+// length (4 bytes, big-endian). Each block is encoded straight into dst,
+// grown first to its worst case: dst reused from batch to batch stops
+// allocating (xerial.Encode encodes a block into a fresh slice whenever
+// dst has less room than the worst case).
+func appendXerial(dst, src []byte) []byte {
+	dst = append(dst, xerialMagic...)
+	dst = binary.BigEndian.AppendUint32(dst, 1) // version
+	dst = binary.BigEndian.AppendUint32(dst, 1) // compatible version
+	for len(src) > 0 {
+		n := min(len(src), xerialBlockSize)
+		at := len(dst)
+		dst = growTo(dst, at+4+s2.MaxEncodedLen(n))
+		out := s2.EncodeSnappy(dst[at+4:cap(dst)], src[:n])
+		binary.BigEndian.PutUint32(dst[at:at+4], uint32(len(out)))
+		dst = dst[:at+4+len(out)]
+		src = src[n:]
+	}
+	return dst
+}
 
 func appendSnappy(dst, src []byte, limit int) ([]byte, error) {
 	start := len(dst)

@@ -22,7 +22,9 @@ func produceCommand() *command {
 "KEY<SEP>VALUE" sets the key too, and a line without the separator is an error.
 Records are batched and placed by key (-partitioner), or all sent to -partition
 (which places them as Kafka's explicit partition does: stream.ManualPartitioner).
-A summary (records, partitions) goes to stderr.
+A summary (records, partitions) goes to stderr. -compression compresses the
+batches (the producer's compression.type); a topic created with a -compression
+of its own stores its codec instead, as a Kafka broker recompresses.
 
 A topic that does not exist is an error, unless -auto-create is given: then it
 is created with the library's defaults (1 partition; see topics create), as a
@@ -65,6 +67,7 @@ type produceOptions struct {
 	headers     headerFlags
 	partitioner stream.Partitioner
 	autoCreate  bool
+	compression stream.Compression
 }
 
 // partitioners are the -partitioner choices.
@@ -84,6 +87,8 @@ func parseProduce(a *app, args []string) (*produceOptions, error) {
 	fs.Var(&o.headers, "header", "add a header `KEY=VALUE` to every record (repeatable)")
 	part := fs.String("partitioner", "hash", "place keyed records by `name`: hash (xxhash), kafka (murmur2, as the Java client) or roundrobin")
 	fs.BoolVar(&o.autoCreate, "auto-create", false, "create the topic if it does not exist (auto.create.topics.enable)")
+	compressionFlags(fs, &o.compression,
+		"compress batches with this `codec` (the producer's compression.type): none (the default), gzip, snappy, lz4 or zstd; a topic with a codec of its own stores its own")
 	if err := a.parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -112,8 +117,14 @@ func produce(ctx context.Context, a *app, args []string) error {
 		if err := o.ensureTopic(a, b); err != nil {
 			return err
 		}
+		// Made first: a bad option (-compression-level) is refused before
+		// any input is read.
+		p, err := b.NewProducer(&stream.ProducerOptions{Partitioner: o.partitioner, Compression: o.compression})
+		if err != nil {
+			return err
+		}
 		t := &tally{counts: map[int32]int64{}}
-		err := o.publishLines(ctx, b, a.stdin, t)
+		err = o.publishLines(ctx, p, a.stdin, t)
 		fmt.Fprintln(a.stderr, t.summary(o.topic))
 		return errors.Join(err, t.failure())
 	})
@@ -135,15 +146,11 @@ func (o *produceOptions) ensureTopic(a *app, b *stream.Broker) error {
 	return nil
 }
 
-// publishLines publishes each line of r, stopping at the first failure, at
-// the end of r or at an interrupt (the end of ctx), and writes out what it
-// published.
-func (o *produceOptions) publishLines(ctx context.Context, b *stream.Broker, r io.Reader, t *tally) error {
-	p, err := b.NewProducer(&stream.ProducerOptions{Partitioner: o.partitioner})
-	if err != nil {
-		return err
-	}
-	err = o.publishEach(ctx, p, readLines(ctx, r), t)
+// publishLines publishes each line of r through p, stopping at the first
+// failure, at the end of r or at an interrupt (the end of ctx), writes out
+// what it published and closes p.
+func (o *produceOptions) publishLines(ctx context.Context, p *stream.Producer, r io.Reader, t *tally) error {
+	err := o.publishEach(ctx, p, readLines(ctx, r), t)
 	wctx := context.WithoutCancel(ctx) // after an interrupt, still write what was read
 	return errors.Join(err, p.Flush(wctx), p.Close())
 }

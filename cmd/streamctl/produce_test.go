@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/embedstream/stream"
+	"github.com/embedstream/stream/batch"
 	"github.com/stretchr/testify/require"
 )
 
@@ -106,4 +111,60 @@ func TestProduceAutoCreate(t *testing.T) {
 	r = cli(t, "c\n", "-dir", dir, "produce", "-topic", "fresh", "-auto-create").ok(t)
 	require.Equal(t, "produced 1 record to fresh (partition 0: 1)\n", r.stderr, "an existing topic is used as it is")
 	cli(t, "a\n", "-dir", dir, "produce", "-topic", "bad name", "-auto-create").fails(t, 1, "invalid topic name")
+}
+
+// storedCodecs returns the codec of every batch in a partition's segment
+// files, read from disk.
+func storedCodecs(t *testing.T, dir, topic string, p int32) []batch.Codec {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "topics", topic, strconv.Itoa(int(p)), "*.log"))
+	require.NoError(t, err)
+	var out []batch.Codec
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for {
+			b, err := batch.Parse(data)
+			if err != nil {
+				break // the preallocated tail
+			}
+			out = append(out, b.Codec())
+			data = data[len(b):]
+		}
+	}
+	return out
+}
+
+// TestProduceCompression checks produce -compression: batches stored with
+// the producer's codec, or the topic's where it has one, and read back
+// whole.
+func TestProduceCompression(t *testing.T) {
+	t.Parallel()
+	dir := seed(t, "orders", 1)
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "audit", "-compression", "lz4").ok(t)
+	lines := strings.Repeat("the same line again\n", 200)
+	cli(t, lines, "-dir", dir, "produce", "-topic", "orders", "-compression", "zstd", "-compression-level", "9").ok(t)
+	cli(t, lines, "-dir", dir, "produce", "-topic", "audit", "-compression", "gzip").ok(t)
+	cli(t, "plain\n", "-dir", dir, "produce", "-topic", "orders").ok(t)
+
+	codecs := storedCodecs(t, dir, "orders", 0)
+	require.NotEmpty(t, codecs)
+	require.Equal(t, batch.None, codecs[len(codecs)-1], "no -compression: none")
+	for _, c := range codecs[:len(codecs)-1] {
+		require.Equal(t, batch.Zstd, c)
+	}
+	for _, c := range storedCodecs(t, dir, "audit", 0) {
+		require.Equal(t, batch.LZ4, c, "the topic's codec")
+	}
+	for _, topic := range []string{"orders", "audit"} {
+		recs := readAll(t, dir, topic, 0)
+		require.Len(t, recs, 200+map[string]int{"orders": 1}[topic])
+		for _, r := range recs[:200] {
+			require.Equal(t, "the same line again", string(r.Value))
+		}
+	}
+
+	cli(t, "x\n", "-dir", dir, "produce", "-topic", "orders", "-compression", "rar").fails(t, 2, "-compression")
+	cli(t, "x\n", "-dir", dir, "produce", "-topic", "orders", "-compression", "zstd", "-compression-level", "99").fails(t, 1, "invalid configuration", "zstd level 99")
+	require.Len(t, readAll(t, dir, "orders", 0), 201, "nothing produced")
 }

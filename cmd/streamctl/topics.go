@@ -19,7 +19,10 @@ func topicsCommand() *command {
 	return &command{name: "topics", summary: "list, create, describe and delete topics; add partitions; delete records", subs: []*command{
 		{name: "list", args: "[flags]", summary: "list the topics", run: topicsList},
 		{name: "create", args: "-topic T [flags]", summary: "create a topic", run: topicsCreate,
-			help: "Zero values take the library's defaults (1 partition, 1 GiB segments, 1 MiB records, keep forever)."},
+			help: `Zero values take the library's defaults (1 partition, 1 GiB segments, 1 MiB records, keep forever,
+compression as each writer chose). With -compression every batch is stored with
+that codec, recompressed if a writer used another, as Kafka's compression.type;
+-max-record-bytes then applies to a record as stored (compressed).`},
 		{name: "describe", args: "[-topic T] [flags]", summary: "show topics' configs and per-partition offsets, bytes and segments",
 			run: topicsDescribe, help: "Without -topic, every topic is described."},
 		{name: "alter", args: "-topic T SETTING-FLAGS... [flags]", summary: "change a topic's settings", run: topicsAlter,
@@ -27,8 +30,10 @@ func topicsCommand() *command {
 values as in topics create, where 0 means the library's default. Settings apply
 to the records written from now on: a smaller -segment-bytes rolls the active
 segment at the next append, lower retention deletes at the next retention
-check. The partition count changes with add-partitions. Prints each changed
-setting before and after.`},
+check, a new -compression applies to the batches written from then on (those
+stored keep theirs). -compression without -compression-level takes the codec's
+default level. The partition count changes with add-partitions. Prints each
+changed setting before and after.`},
 		{name: "delete", args: "-topic T [flags]", summary: "delete a topic and all its records", run: topicsDelete},
 		{name: "add-partitions", args: "-topic T -partitions N [flags]", summary: "grow a topic to N partitions in all",
 			run: topicsAddPartitions},
@@ -129,6 +134,12 @@ var settings = []setting{
 		func(c stream.TopicConfig) string { return orNone(max(c.MaxTimestampAhead, 0), "none") }},
 	{"max-timestamp-behind", func(d *stream.TopicConfig, s stream.TopicConfig) { d.MaxTimestampBehind = s.MaxTimestampBehind },
 		func(c stream.TopicConfig) string { return orNone(c.MaxTimestampBehind, "none") }},
+	// A codec given alone takes its default level (s's level is 0 then):
+	// the level of one codec means nothing to another.
+	{"compression", func(d *stream.TopicConfig, s stream.TopicConfig) { d.Compression = s.Compression },
+		func(c stream.TopicConfig) string { return c.Compression.Codec.String() }},
+	{"compression-level", func(d *stream.TopicConfig, s stream.TopicConfig) { d.Compression.Level = s.Compression.Level },
+		func(c stream.TopicConfig) string { return strconv.Itoa(c.Compression.Level) }},
 }
 
 // settingFlags defines the flags of the settings on fs, writing to cfg:
@@ -143,6 +154,38 @@ func settingFlags(fs *flag.FlagSet, cfg *stream.TopicConfig) {
 	fs.DurationVar(&cfg.MaxTimestampAhead, "max-timestamp-ahead", 0, "refuse records timestamped more than this `duration` ahead of the clock (0: 1h; negative: no limit)")
 	fs.DurationVar(&cfg.MaxTimestampBehind, "max-timestamp-behind", 0, "refuse records timestamped more than this `duration` behind the clock (0: no limit)")
 	fs.Var(syncFlag{&cfg.Sync}, "sync", "durability `policy`: interval, never, always, or default: the broker's (the default)")
+	compressionFlags(fs, &cfg.Compression,
+		"store batches compressed with this `codec` (compression.type): none, gzip, snappy, lz4, zstd, or producer: as each writer compressed them (the default)")
+}
+
+// compressionFlags defines -compression and -compression-level on fs,
+// writing to c: for topics create and alter, and produce.
+func compressionFlags(fs *flag.FlagSet, c *stream.Compression, usage string) {
+	fs.Var(codecFlag{&c.Codec}, "compression", usage)
+	fs.IntVar(&c.Level, "compression-level", 0,
+		"the codec's `level` (compression.<codec>.level): gzip 1-9, lz4 1-17, zstd -131072 to 22; 0: the codec's default")
+}
+
+// codecFlag is a -compression flag: a stream.Codec by Kafka's name.
+type codecFlag struct{ c *stream.Codec }
+
+// String implements flag.Value; the default codec reads as "", so that the
+// usage shows no default of its own.
+func (f codecFlag) String() string {
+	if f.c == nil || *f.c == stream.CodecDefault {
+		return ""
+	}
+	return f.c.String()
+}
+
+// Set implements flag.Value.
+func (f codecFlag) Set(s string) error {
+	c, err := stream.ParseCodec(s)
+	if err != nil {
+		return errors.New("want producer, none, gzip, snappy, lz4 or zstd")
+	}
+	*f.c = c
+	return nil
 }
 
 // syncFlag is a -sync flag: a stream.SyncPolicy by name.
@@ -252,10 +295,10 @@ func topicsDescribe(_ context.Context, a *app, args []string) error {
 // printTopic prints a topic's config and partitions.
 func printTopic(w io.Writer, info stream.TopicInfo) {
 	c := info.Config
-	fmt.Fprintf(w, "Topic: %s  Partitions: %d  Retention: %s  RetentionBytes: %s  SegmentBytes: %d  SegmentAge: %s  MaxRecordBytes: %d  Sync: %s  LogAppendTime: %t  MaxTimestampAhead: %s  MaxTimestampBehind: %s\n",
+	fmt.Fprintf(w, "Topic: %s  Partitions: %d  Retention: %s  RetentionBytes: %s  SegmentBytes: %d  SegmentAge: %s  MaxRecordBytes: %d  Sync: %s  LogAppendTime: %t  MaxTimestampAhead: %s  MaxTimestampBehind: %s  Compression: %s\n",
 		info.Name, len(info.Partitions), orNone(c.Retention, "forever"), bytesOrNone(c.RetentionBytes),
 		c.SegmentBytes, orNone(c.SegmentAge, "none"), c.MaxRecordBytes, c.Sync, c.LogAppendTime,
-		orNone(max(c.MaxTimestampAhead, 0), "none"), orNone(c.MaxTimestampBehind, "none"))
+		orNone(max(c.MaxTimestampAhead, 0), "none"), orNone(c.MaxTimestampBehind, "none"), c.Compression)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tRECORDS\tBYTES\tSEGMENTS")
 	for _, p := range info.Partitions {

@@ -138,3 +138,55 @@ func TestTopicsAlter(t *testing.T) {
 		require.Equal(t, 8192, int(info.Config.SegmentBytes), "refused changes changed nothing")
 	})
 }
+
+// TestTopicsCompression checks -compression and -compression-level on
+// topics create and alter, and their display in describe and alter.
+func TestTopicsCompression(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "logs", "-compression", "gzip", "-compression-level", "9").ok(t)
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "plain", "-compression", "NONE").ok(t)
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "any").ok(t)
+	withBroker(t, dir, func(b *stream.Broker) {
+		for name, want := range map[string]stream.Compression{
+			"logs":  {Codec: stream.CodecGzip, Level: 9},
+			"plain": {Codec: stream.CodecNone},
+			"any":   {},
+		} {
+			info, err := b.DescribeTopic(name)
+			require.NoError(t, err)
+			require.Equal(t, want, info.Config.Compression, name)
+		}
+	})
+	out := cli(t, "", "-dir", dir, "topics", "describe").ok(t).stdout
+	require.Contains(t, out, "MaxTimestampBehind: none  Compression: gzip level 9\n")
+	require.Contains(t, out, "Compression: none\n")
+	require.Contains(t, out, "Compression: producer\n")
+
+	// A codec alone takes its default level; a level alone keeps the codec.
+	r := cli(t, "", "-dir", dir, "topics", "alter", "-topic", "logs", "-compression", "zstd").ok(t)
+	require.Regexp(t, `\ncompression\s+gzip\s+zstd\n`, r.stdout)
+	require.Contains(t, cli(t, "", "-dir", dir, "topics", "describe", "-topic", "logs").ok(t).stdout, "Compression: zstd\n")
+	r = cli(t, "", "-dir", dir, "topics", "alter", "-topic", "logs", "-compression-level", "19").ok(t)
+	require.Regexp(t, `\ncompression-level\s+0\s+19\n`, r.stdout)
+	require.NotRegexp(t, `\ncompression\s`, r.stdout)
+	r = cli(t, "", "-dir", dir, "topics", "alter", "-topic", "logs", "-compression", "lz4", "-compression-level", "12").ok(t)
+	require.Regexp(t, `\ncompression\s+zstd\s+lz4\n`, r.stdout)
+	require.Regexp(t, `\ncompression-level\s+19\s+12\n`, r.stdout)
+	require.Contains(t, cli(t, "", "-dir", dir, "topics", "describe", "-topic", "logs").ok(t).stdout, "Compression: lz4 level 12\n")
+	r = cli(t, "", "-dir", dir, "topics", "alter", "-topic", "logs", "-compression", "producer").ok(t)
+	require.Regexp(t, `\ncompression\s+lz4\s+producer\n`, r.stdout)
+
+	// Refused: an unknown name (usage), a level the codec lacks (config).
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "x", "-compression", "brotli").fails(t, 2, "-compression", "want producer, none, gzip, snappy, lz4 or zstd")
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "x", "-compression", "gzip", "-compression-level", "10").fails(t, 1, "invalid configuration", "gzip level 10")
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "x", "-compression-level", "3").fails(t, 1, "invalid configuration", "no levels")
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "plain", "-compression-level", "3").fails(t, 1, "invalid configuration")
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "plain", "-compression", "lz4", "-compression-level", "18").fails(t, 1, "lz4 level 18")
+	withBroker(t, dir, func(b *stream.Broker) {
+		require.NotContains(t, b.Topics(), "x")
+		info, err := b.DescribeTopic("plain")
+		require.NoError(t, err)
+		require.Equal(t, stream.Compression{Codec: stream.CodecNone}, info.Config.Compression, "refused changes changed nothing")
+	})
+}

@@ -81,7 +81,9 @@ type Topic struct {
 
 // TopicConfig is a topic's stored settings: zero fields take their
 // defaults when loaded (a field added later is zero in older records).
-// Durations are in nanoseconds; Sync is stream.SyncPolicy's number.
+// Durations are in nanoseconds; Sync is stream.SyncPolicy's number, Codec
+// stream.Codec's (0 producer, 1 none, 2 gzip, 3 snappy, 4 lz4, 5 zstd) and
+// CodecLevel its level (0: the codec's default).
 type TopicConfig struct {
 	Partitions         int           `json:"partitions,omitempty"`
 	Retention          time.Duration `json:"retention,omitempty"`
