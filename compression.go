@@ -40,9 +40,12 @@ func (c Codec) String() string {
 }
 
 // ParseCodec returns the Codec of one of Kafka's compression.type values:
-// producer, none, gzip, snappy, lz4 or zstd (any case). Anything else is
-// ErrInvalidConfig.
+// producer, none, gzip, snappy, lz4 or zstd (any case), and uncompressed,
+// the topic setting's name for none. Anything else is ErrInvalidConfig.
 func ParseCodec(s string) (Codec, error) {
+	if strings.EqualFold(s, "uncompressed") {
+		return CodecNone, nil
+	}
 	for c, name := range codecNames {
 		if strings.EqualFold(s, name) {
 			return Codec(c), nil

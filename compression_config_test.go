@@ -22,7 +22,10 @@ func TestCompressionParseCodecAndString(t *testing.T) {
 	got, err := ParseCodec("ZStd")
 	require.NoError(t, err)
 	require.Equal(t, CodecZstd, got, "any case")
-	for _, bad := range []string{"", "brotli", "uncompressed", " gzip", "gzip9"} {
+	got, err = ParseCodec("uncompressed")
+	require.NoError(t, err)
+	require.Equal(t, CodecNone, got, "the topic setting's name for none")
+	for _, bad := range []string{"", "brotli", " gzip", "gzip9"} {
 		_, err := ParseCodec(bad)
 		require.ErrorIs(t, err, ErrInvalidConfig, "%q", bad)
 		require.ErrorContains(t, err, "producer, none, gzip, snappy, lz4, zstd", "the error lists the names")
