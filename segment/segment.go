@@ -1294,7 +1294,14 @@ func (s *Segment) FindTime(ts, from, limit int64) (offset int64, ok bool, err er
 			if it.Next(&r) && r.Offset < limit {
 				offset, ok = r.Offset, true
 			}
+			at := from
 			from = it.Offset()
+			if next := it.Resume(); errors.Is(it.Err(), batch.ErrCorrupt) && next > at {
+				// Records that do not decode (a compressed batch that does
+				// not decompress, say): pass them as damage, as reads do.
+				from = next
+				return nil
+			}
 			return it.Err()
 		})
 		v.Release()
