@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -550,4 +551,58 @@ func TestReaderUnknownCodec(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Poll(t.Context())
 	require.ErrorIs(t, err, ErrUnsupported)
+}
+
+// Damage to a compressed batch that many offsets take in few bytes costs
+// only its records: recovery and reads find the batches after it, though
+// they start more offsets after the damage than it has bytes.
+func TestCompressedDamageKeepsWhatFollows(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir, &Options{Sync: SyncNever})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Compression: Compression{Codec: CodecZstd}}))
+	const batches, per = 6, 5000
+	for range batches {
+		recs := make([]*Record, per)
+		for j := range recs {
+			recs[j] = &Record{Topic: "t", Value: []byte("same")}
+		}
+		require.NoError(t, b.Publish(t.Context(), recs...))
+	}
+	require.NoError(t, b.Close())
+	sb := storedBatches(t, dir, "t", 0)
+	require.Len(t, sb, batches)
+	require.Less(t, sb[2].end-sb[2].pos, int64(per), "fewer bytes than offsets")
+	data, err := os.ReadFile(sb[2].file)
+	require.NoError(t, err)
+	data[sb[2].end-3] ^= 0xff
+	require.NoError(t, os.WriteFile(sb[2].file, data, 0o600))
+
+	for range 2 { // after recovery, and after a clean close
+		b = openBroker(t, dir, &Options{Sync: SyncNever})
+		require.Equal(t, []int64{batches * per}, tbEnds(t, b, "t"))
+		rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
+		require.NoError(t, err)
+		var offsets []int64
+		var corrupt []*CorruptError
+		for {
+			rec, err := rd.Next(t.Context())
+			if err == io.EOF {
+				break
+			}
+			if ce := (*CorruptError)(nil); errors.As(err, &ce) {
+				corrupt = append(corrupt, ce)
+				continue
+			}
+			require.NoError(t, err)
+			require.Equal(t, "same", string(rec.Value))
+			offsets = append(offsets, rec.Offset)
+		}
+		require.NoError(t, rd.Close())
+		require.True(t, slices.Equal(offsetsExcept(batches*per, 2*per, 3*per-1), offsets), "%d offsets read", len(offsets))
+		require.Len(t, corrupt, 1)
+		require.Equal(t, int64(2*per), corrupt[0].Offset)
+		require.Equal(t, int64(3*per), corrupt[0].Next)
+		require.NoError(t, b.Close())
+	}
 }
