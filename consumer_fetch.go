@@ -109,7 +109,13 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	ps.next = c.walk.Offset() // past what it returned and the markers it skipped
 	c.b.stats.RecordsOut.Add(int64(count))
 	if c.walk.Err() != nil {
-		return bytes, walkError(tp.Topic, tp.Partition, &c.walk)
+		err := walkError(tp.Topic, tp.Partition, &c.walk)
+		if ce := (*CorruptError)(nil); count > 0 && !errors.As(err, &ce) {
+			// A batch it cannot decode (ErrUnsupported): the records before
+			// it go out first, and the next Poll fails there.
+			return bytes, nil
+		}
+		return bytes, err
 	}
 	return bytes, nil
 }

@@ -14,13 +14,16 @@ import (
 // MaxPollRecords, in offset order per partition, blocking until there are
 // some, ctx ends (its error), Wakeup is called (ErrWakeup) or the consumer
 // or broker closes (ErrClosed). Rebalance callbacks run inside it, on the
-// calling goroutine, before it fetches. A batch it cannot decode fails it
-// with ErrUnsupported. Damaged records fail it with a *CorruptError
+// calling goroutine, before it fetches. A batch of a codec that is not
+// Kafka's fails it with ErrUnsupported. Damaged records (compressed
+// records that do not decompress included) fail it with a *CorruptError
 // (ErrCorrupt) once the records before them have been returned; the
 // partition stays there until Seek moves it (see CorruptError).
 //
 // The returned records, and the slices in them, are valid until the next
-// Poll or Close: they alias the memory-mapped log. Clone what you keep.
+// Poll or Close: they alias the memory-mapped log, or for compressed
+// batches a buffer of the consumer's that holds all of this Poll's
+// records and is reused by the next. Clone what you keep.
 func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	if err := c.enter(); err != nil {
 		return nil, err

@@ -74,9 +74,12 @@
 //
 // # Caveats
 //
-// Records read from a log alias the memory-mapped segment file: a Record
-// returned by Reader.Next, and its Key, Value and header values, are valid
-// only until the next call to Next or Close. Copy what you keep with
+// Records read from a log alias the memory-mapped segment file, or, for
+// compressed batches, a buffer of the Reader's (or Consumer's) that they
+// are decompressed into and that the next call reuses: either way a
+// Record returned by Reader.Next, and its Key, Value and header values,
+// are valid only until the next call to Next or Close (for Consumer.Poll,
+// the next Poll or Close). Copy what you keep with
 // Record.Clone. Records passed to Publish and Producer.Publish are not kept
 // after the call (Publish) or the callback (Producer).
 //

@@ -102,10 +102,12 @@ var (
 	ErrCorrupt = errs.ErrCorrupt
 
 	// ErrUnsupported is returned by Reader.Next and Consumer.Poll at a
-	// valid record batch this version cannot decode: a compressed one,
-	// which a Kafka producer may have written into a log copied from a
-	// cluster. A Reader returns the records before it first; Poll fails at
-	// the partition's position, like ErrCorrupt.
+	// record batch that passes its CRC but names a compression codec that
+	// is none of Kafka's (5, 6 or 7 in attribute bits 0-2). Batches of
+	// Kafka's codecs (gzip, snappy, lz4, zstd) are read: see Codec. A
+	// Reader returns the records before it first; both then stay at the
+	// batch, returning ErrUnsupported again, rather than skip records a
+	// newer version might read.
 	ErrUnsupported = errs.ErrUnsupported
 )
 
@@ -145,8 +147,12 @@ var (
 
 // CorruptError reports offsets of a partition that cannot be read because
 // the batch holding them failed its checks (or was lost with a damaged
-// segment tail). Records before and after the damage read normally; only
-// the damaged batch is lost. It wraps ErrCorrupt.
+// segment tail), or its records do not decode: for a compressed batch,
+// records that do not decompress, or would expand past
+// batch.MaxUncompressedBytes (64 MiB; decompression stops there, so a
+// "zip bomb" costs no more memory than that). Records before and after
+// the damage read normally; only the damaged batch is lost. It wraps
+// ErrCorrupt.
 //
 // A Reader reports it once and then goes on at Next. A Consumer stays at
 // Offset, reporting it at every Poll, until the caller moves on with

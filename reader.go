@@ -199,9 +199,14 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 // as soon as the broker is closing (even with records read ahead, and for
 // a Next blocked then); ErrOffsetOutOfRange if retention deleted the
 // records being read; ErrTopicNotFound if the topic was deleted;
-// ErrUnsupported at a batch it cannot decode; and a *CorruptError
-// (ErrCorrupt) at damaged records, after returning every record before
-// them; the next call goes on past the damage.
+// ErrUnsupported at a batch of a codec that is not Kafka's; and a
+// *CorruptError (ErrCorrupt) at damaged records (compressed records that
+// do not decompress included), after returning every record before them;
+// the next call goes on past the damage.
+//
+// Records of compressed batches are decompressed into a buffer of the
+// Reader's, reused from batch to batch: the same lifetime, no allocation
+// per record. Uncompressed ones alias the log, copying nothing.
 func (r *Reader) Next(ctx context.Context) (*Record, error) {
 	if err := r.enter(); err != nil {
 		return nil, err

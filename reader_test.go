@@ -841,31 +841,6 @@ func TestReaderNextAllocatesNothing(t *testing.T) {
 	require.Equal(t, int64(total), b.Stats().RecordsOut)
 }
 
-// A batch the codec cannot decode (a compressed one, say, in a log copied
-// from a Kafka cluster) comes out of Next as ErrUnsupported, after the
-// records before it.
-func TestReaderUnsupportedBatch(t *testing.T) {
-	b := tbOpen(t, nil)
-	tbCreate(t, b, "t", TopicConfig{})
-	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("plain")}))
-	var bld batch.Builder
-	bld.Reset(2) // attributes: snappy
-	bld.Add(1_700_000_000_000, nil, []byte("not really snappy"), nil)
-	_, l, err := b.partitionLog("t", 0)
-	require.NoError(t, err)
-	_, err = l.Append(bld.Finish())
-	require.NoError(t, err)
-
-	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true})
-	require.NoError(t, err)
-	defer rd.Close()
-	rec, err := rd.Next(t.Context())
-	require.NoError(t, err)
-	require.Equal(t, "plain", string(rec.Value))
-	_, err = rd.Next(t.Context())
-	require.ErrorIs(t, err, ErrUnsupported)
-}
-
 // After io.EOF at EndOffset a Reader stays at the end, however often Next
 // is called.
 func TestReaderOffsetStaysAtEnd(t *testing.T) {

@@ -12,9 +12,10 @@ type Header = batch.Header
 
 // Record is one message of a topic partition.
 //
-// A Record returned by a Reader or Consumer aliases the memory-mapped log:
-// Key, Value and header values are valid only until the next call to Next or
-// Poll. Clone what you keep.
+// A Record returned by a Reader or Consumer aliases the memory-mapped log
+// (or, from a compressed batch, the buffer the reader decompressed it
+// into): Key, Value and header values are valid only until the next call
+// to Next or Poll. Clone what you keep.
 type Record struct {
 	// Topic is the record's topic.
 	Topic string

@@ -166,7 +166,10 @@ func readLimited(dst []byte, r io.Reader, c Codec, limit int) ([]byte, error) {
 	start := len(dst)
 	for {
 		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
+			// Doubling, not append's 1.25 for large slices: a batch that
+			// expands to the limit allocates twice that on the way, not five
+			// times.
+			dst = growTo(dst, max(4<<10, 2*cap(dst)))
 		}
 		room := min(cap(dst), start+limit+1) // one past the limit, to see it crossed
 		n, err := r.Read(dst[len(dst):room])
@@ -187,9 +190,9 @@ func readLimited(dst []byte, r io.Reader, c Codec, limit int) ([]byte, error) {
 // lz4's tables are large) that a steady stream of batches must not repeat.
 var (
 	gzipWriters [MaxGzipLevel + 1]sync.Pool // by level; 0 is the default
-	gzipReaders sync.Pool
+	gzipReaders sync.Pool                   // *gzipReader
 	lz4Writers  sync.Pool
-	lz4Readers  sync.Pool
+	lz4Readers  sync.Pool // *lz4Reader
 	writers     sync.Pool // *appendWriter
 )
 
@@ -227,19 +230,36 @@ func appendGzip(dst []byte, level int, src []byte) ([]byte, error) {
 	return out, err
 }
 
+// gzipReader and lz4Reader pool a decoder with the bytes.Reader it reads
+// from: a new bytes.Reader per batch would be an allocation per batch.
+type gzipReader struct {
+	src bytes.Reader
+	zr  *gzip.Reader
+}
+
+type lz4Reader struct {
+	src bytes.Reader
+	zr  *lz4.Reader
+}
+
 func appendGunzip(dst, src []byte, limit int) ([]byte, error) {
-	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	r, _ := gzipReaders.Get().(*gzipReader)
+	if r == nil {
+		r = new(gzipReader)
+	}
+	defer gzipReaders.Put(r)
+	r.src.Reset(src)
+	defer r.src.Reset(nil) // the pool must not keep the batch alive
 	var err error
-	if zr == nil {
-		zr, err = gzip.NewReader(bytes.NewReader(src))
+	if r.zr == nil {
+		r.zr, err = gzip.NewReader(&r.src)
 	} else {
-		err = zr.Reset(bytes.NewReader(src))
+		err = r.zr.Reset(&r.src)
 	}
 	if err != nil {
 		return dst, err
 	}
-	defer gzipReaders.Put(zr)
-	return readLimited(dst, zr, Gzip, limit)
+	return readLimited(dst, r.zr, Gzip, limit)
 }
 
 // lz4Level maps Kafka's lz4 levels onto pierrec's: the default is the fast
@@ -281,14 +301,19 @@ func appendLZ4(dst []byte, level int, src []byte) ([]byte, error) {
 }
 
 func appendUnLZ4(dst, src []byte, limit int) ([]byte, error) {
-	zr, _ := lz4Readers.Get().(*lz4.Reader)
-	if zr == nil {
-		zr = lz4.NewReader(bytes.NewReader(src))
-	} else {
-		zr.Reset(bytes.NewReader(src))
+	r, _ := lz4Readers.Get().(*lz4Reader)
+	if r == nil {
+		r = new(lz4Reader)
 	}
-	defer lz4Readers.Put(zr)
-	return readLimited(dst, zr, LZ4, limit)
+	defer lz4Readers.Put(r)
+	r.src.Reset(src)
+	defer r.src.Reset(nil)
+	if r.zr == nil {
+		r.zr = lz4.NewReader(&r.src)
+	} else {
+		r.zr.Reset(&r.src)
+	}
+	return readLimited(dst, r.zr, LZ4, limit)
 }
 
 // xerialMagic starts snappy in the xerial framing; its version words
@@ -409,8 +434,18 @@ func zstdEncoder(level int) *zstd.Encoder {
 
 func appendUnzstd(dst, src []byte, limit int) ([]byte, error) {
 	// With the cap limit on, DecodeAll writes at most cap-len bytes: give
-	// it room for one past the limit, to see the limit crossed.
-	dst = growTo(dst, len(dst)+min(limit+1, max(4<<10, 4*len(src))))
+	// it room for one past the limit, to see the limit crossed. A frame
+	// that states its size (as EncodeAll's do) gets that room at once, or
+	// is refused before anything is allocated if it says too much.
+	want := max(4<<10, 4*len(src))
+	var h zstd.Header
+	if h.Decode(src) == nil && h.HasFCS && !h.Skippable {
+		if h.FrameContentSize > uint64(limit) {
+			return dst, expandErr(Zstd, limit)
+		}
+		want = max(int(h.FrameContentSize), 64) // never 0: the loop below doubles it
+	}
+	dst = growTo(dst, len(dst)+min(limit+1, want))
 	start := len(dst)
 	for {
 		out, err := zstdDecoder().DecodeAll(src, dst)

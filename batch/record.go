@@ -69,12 +69,13 @@ type Iter struct {
 	// from: reused from batch to batch, or (keep) from Recycle to Recycle.
 	arena []byte
 	keep  bool
+	spent int // bytes of arenas that overflowed since the last Recycle (keep)
 }
 
 // Reset starts a walk over data, whole batches laid back to back, at offset
 // from.
 func (it *Iter) Reset(data []byte, from int64) {
-	*it = Iter{rest: data, from: from, minTS: math.MinInt64, next: from, arena: it.arena, keep: it.keep}
+	*it = Iter{rest: data, from: from, minTS: math.MinInt64, next: from, arena: it.arena, keep: it.keep, spent: it.spent}
 }
 
 // SkipOlder makes the walk skip records whose timestamp is below ts (ms),
@@ -150,6 +151,9 @@ func (it *Iter) decompress(b Batch) error {
 	if cap(out) == cap(region) { // decompressed in place: appending never shrinks capacity
 		it.arena = it.arena[:at+len(out)]
 	} else {
+		if it.keep {
+			it.spent += at
+		}
 		it.arena = out
 	}
 	it.batch = Batch(out)
@@ -165,7 +169,15 @@ func (it *Iter) KeepDecompressed() { it.keep = true }
 
 // Recycle lets the walk reuse the memory records of compressed batches
 // were decompressed into: records it returned before are invalid after.
-func (it *Iter) Recycle() { it.arena = it.arena[:0] }
+// An arena that overflowed went on in pieces, each sized by what was left
+// of the one before; one arena as large as all of them replaces them, so
+// that a steady stream of Polls allocates nothing.
+func (it *Iter) Recycle() {
+	if it.spent > 0 {
+		it.arena = make([]byte, 0, it.spent+cap(it.arena))
+	}
+	it.arena, it.spent = it.arena[:0], 0
+}
 
 // nextBatch finishes the current batch and starts the next one the walk
 // does not skip, reporting whether there is one.

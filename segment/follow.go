@@ -126,7 +126,7 @@ func damageEnd(data []byte, pos, expect int64) (int64, bool) {
 		return 0, false
 	}
 	base := batch.Batch(data[next:]).BaseOffset()
-	if base <= expect || base-expect > next-pos {
+	if base <= expect || base-expect > maxOffsets(next-pos) {
 		return 0, false
 	}
 	_, err := batch.Parse(data[next:])

@@ -434,9 +434,9 @@ func batchAt(data []byte, pos, expect int64, verify bool) (batch.Batch, error) {
 // resync finds where valid batches go on after damage at pos, expect being
 // the offset the damaged batch should start at: the first batch after pos
 // that passes its checks (see batch.Find) and plausibly follows, its offset
-// past expect by no more than the bytes skipped (a record takes at least a
-// byte). Framing is not trusted to find it: a damaged length could skip
-// good batches. A zero tail (unused preallocation, or zeros written over the
+// past expect by no more than the skipped bytes can hold (see maxOffsets).
+// Framing is not trusted to find it: a damaged length could skip good
+// batches. A zero tail (unused preallocation, or zeros written over the
 // end) holds none.
 func resync(data []byte, pos, expect int64) (int64, bool) {
 	if allZero(data[pos:]) {
@@ -444,9 +444,23 @@ func resync(data []byte, pos, expect int64) (int64, bool) {
 	}
 	from := pos + 1
 	p, ok := batch.Find(data[from:], func(p int, base int64) bool {
-		return base > expect && base-expect <= from+int64(p)-pos
+		return base > expect && base-expect <= maxOffsets(from+int64(p)-pos)
 	})
 	return from + int64(p), ok
+}
+
+// minRecordBytes is the smallest a record can be: one byte for each of its
+// length, attributes, timestamp and offset deltas, key and value lengths
+// and header count.
+const minRecordBytes = 7
+
+// maxOffsets bounds the offsets n bytes of batches can take. Uncompressed,
+// a record takes at least a byte of them; compressed, a batch (a header at
+// least) may hold as many records as fit in batch.MaxUncompressedBytes, a
+// few bytes of zstd standing for thousands of offsets.
+func maxOffsets(n int64) int64 {
+	batches := (n + batch.HeaderSize - 1) / batch.HeaderSize
+	return max(n, batches*(batch.MaxUncompressedBytes/minRecordBytes))
 }
 
 // indexBatch records a batch at pos in the indexes and in-memory state.
@@ -1294,7 +1308,14 @@ func (s *Segment) FindTime(ts, from, limit int64) (offset int64, ok bool, err er
 			if it.Next(&r) && r.Offset < limit {
 				offset, ok = r.Offset, true
 			}
+			at := from
 			from = it.Offset()
+			if next := it.Resume(); errors.Is(it.Err(), batch.ErrCorrupt) && next > at {
+				// Records that do not decode (a compressed batch that does
+				// not decompress, say): pass them as damage, as reads do.
+				from = next
+				return nil
+			}
 			return it.Err()
 		})
 		v.Release()

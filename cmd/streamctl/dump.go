@@ -20,8 +20,11 @@ func dumpCommand() *command {
 		run: dump, help: `Reads the .log files directly (package segment), without a broker, and never
 changes them: FILE.log arguments, or every segment of a topic's partitions under
 -dir. Each batch shows its base and last offset, record count, position, size,
-CRC (checked), attributes and timestamps, followed by its records (or not,
-with -records=false).
+CRC (checked), attributes and timestamps, its codec and, if compressed, the
+bytes its records take stored and decompressed and their ratio (stored over
+decompressed), followed by its records (or not, with -records=false).
+Compressed records are decompressed to be shown; records that do not
+decompress are damage.
 Damage (a bad CRC, structure or offset) ends a file's dump and the exit status
 is 1; a zero-filled tail (preallocated, never written) is not damage.`}
 }
@@ -105,10 +108,23 @@ func dumpFile(w io.Writer, path string, records bool) (*segmentScan, error) {
 	if base, ok := segmentBase(path); ok {
 		fmt.Fprintf(w, "Starting offset: %d\n", base)
 	}
-	s, err := scanSegmentFile(path, func(pos int64, b batch.Batch) error {
-		printBatch(w, pos, b)
+	var buf []byte
+	s, err := scanSegmentFile(path, false, func(pos int64, b batch.Batch) error {
+		// Decompressed once, for the ratio and the records both.
+		plain := b
+		var derr error
+		if b.Codec() != batch.None && b.Codec().Valid() {
+			plain, derr = batch.Decompress(buf[:0], b)
+			if derr == nil {
+				buf = plain[:0]
+			}
+		}
+		printBatch(w, pos, b, plain)
+		if derr != nil {
+			return &damageError{derr} // the scan reports it, as for any damage
+		}
 		if records {
-			return printRecords(w, b)
+			return printRecords(w, plain)
 		}
 		return nil
 	})
@@ -119,14 +135,20 @@ func dumpFile(w io.Writer, path string, records bool) (*segmentScan, error) {
 	return s, nil
 }
 
-// printBatch prints a batch header.
-func printBatch(w io.Writer, pos int64, b batch.Batch) {
-	fmt.Fprintf(w, "baseOffset: %d lastOffset: %d count: %d position: %d size: %d crc: %#08x crcValid: %t attributes: %#x baseTimestamp: %s maxTimestamp: %s\n",
+// printBatch prints a batch header; plain is b decompressed (b itself if
+// it is not compressed, nil if it did not decompress).
+func printBatch(w io.Writer, pos int64, b, plain batch.Batch) {
+	fmt.Fprintf(w, "baseOffset: %d lastOffset: %d count: %d position: %d size: %d crc: %#08x crcValid: %t attributes: %#x baseTimestamp: %s maxTimestamp: %s codec: %v",
 		b.BaseOffset(), b.LastOffset(), b.NumRecords(), pos, b.Size(), b.CRC(), b.CRC() == b.ComputeCRC(),
-		b.Attributes(), formatMillis(b.BaseTimestamp()), formatMillis(b.MaxTimestamp()))
+		b.Attributes(), formatMillis(b.BaseTimestamp()), formatMillis(b.MaxTimestamp()), b.Codec())
+	if c := b.Codec(); c != batch.None && c.Valid() && plain != nil {
+		stored, raw := len(b)-batch.HeaderSize, len(plain)-batch.HeaderSize
+		fmt.Fprintf(w, " recordBytes: %d stored: %d ratio: %.3f", raw, stored, float64(stored)/float64(max(raw, 1)))
+	}
+	fmt.Fprintln(w)
 }
 
-// printRecords prints a batch's records.
+// printRecords prints a batch's records; b is uncompressed (see dumpFile).
 func printRecords(w io.Writer, b batch.Batch) error {
 	it := b.Records()
 	var r batch.Record
@@ -134,10 +156,15 @@ func printRecords(w io.Writer, b batch.Batch) error {
 		fmt.Fprintf(w, "| offset: %d timestamp: %s key: %s value: %s headers: [%s]\n",
 			r.Offset, formatMillis(r.Timestamp), displayBytes(r.Key), displayBytes(r.Value), displayHeaders(r.Headers))
 	}
-	if err := it.Err(); errors.Is(err, batch.ErrUnsupported) {
+	switch err := it.Err(); {
+	case errors.Is(err, batch.ErrUnsupported):
 		fmt.Fprintf(w, "| records not shown: %v\n", err)
+	case err != nil:
+		// Decompressed records the scan did not decode; an uncompressed
+		// batch's it did, and reported.
+		return &damageError{err}
 	}
-	return nil // other errors are damage, which scanning reports
+	return nil
 }
 
 // displayHeaders prints headers as k="v", ...

@@ -26,10 +26,12 @@ type segmentScan struct {
 	next     int64 // the offset after the last good batch
 	zeroTail int64 // zero bytes after the good batches: preallocated, never written
 	damage   error // the first problem found, nil if none
+	deep     bool  // decompress compressed batches to check their records too
 }
 
 // batchVisitor sees each good batch and its position in the file; the batch
-// is valid only during the call.
+// is valid only during the call. A *damageError it returns is damage found
+// in the batch, as if the scan had found it.
 type batchVisitor func(pos int64, b batch.Batch) error
 
 // segmentBase returns the base offset a segment file's name holds.
@@ -43,9 +45,12 @@ func segmentBase(path string) (int64, bool) {
 
 // scanSegmentFile reads every batch of a .log file, checking each one's
 // structure, CRC (batch.Parse), records and offset, and calls visit (if
-// not nil) for the good ones. Damage goes into the result; the error is
-// for failures to read the file, or visit's.
-func scanSegmentFile(path string, visit batchVisitor) (*segmentScan, error) {
+// not nil) for the good ones. The records of compressed batches are
+// checked only if deep: the CRC covers their stored bytes, and
+// decompressing every batch would make a scan many times slower (as
+// recovery, which never decompresses, would not be). Damage goes into the
+// result; the error is for failures to read the file, or visit's.
+func scanSegmentFile(path string, deep bool, visit batchVisitor) (*segmentScan, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -55,7 +60,7 @@ func scanSegmentFile(path string, visit batchVisitor) (*segmentScan, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &segmentScan{path: path, size: fi.Size()}
+	s := &segmentScan{path: path, size: fi.Size(), deep: deep}
 	s.base, _ = segmentBase(path)
 	s.next = s.base
 	return s, s.scan(f, visit)
@@ -69,17 +74,15 @@ func (s *segmentScan) scan(f *os.File, visit batchVisitor) error {
 		if err == nil {
 			err = s.check(b)
 		}
+		if err == nil && visit != nil {
+			err = visit(s.valid, b)
+		}
 		var damage *damageError
 		if errors.As(err, &damage) {
 			return s.damaged(f, damage)
 		}
 		if err != nil {
 			return err
-		}
-		if visit != nil {
-			if err := visit(s.valid, b); err != nil {
-				return err
-			}
 		}
 		s.valid += int64(len(b))
 		s.batches++
@@ -134,6 +137,10 @@ func (s *segmentScan) check(b batch.Batch) error {
 	if s.next >= 0 && b.BaseOffset() != s.next {
 		return &damageError{fmt.Errorf("%w: offset %d, expected %d", batch.ErrCorrupt, b.BaseOffset(), s.next)}
 	}
+	if b.Codec() != batch.None && !s.deep {
+		s.records += int64(b.NumRecords())
+		return nil
+	}
 	it := b.Records()
 	var r batch.Record
 	n := int64(0)
@@ -142,7 +149,7 @@ func (s *segmentScan) check(b batch.Batch) error {
 	}
 	switch err := it.Err(); {
 	case errors.Is(err, batch.ErrUnsupported):
-		n = int64(b.NumRecords()) // a compressed batch from Kafka: valid, not decoded
+		n = int64(b.NumRecords()) // a codec that is not Kafka's: valid, not decoded
 	case err != nil:
 		return &damageError{err}
 	}
