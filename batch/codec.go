@@ -126,7 +126,7 @@ func AppendCompressed(dst []byte, c Codec, level int, src []byte) ([]byte, error
 // ErrCorrupt if src is not valid c output or expands to more than limit
 // bytes (at most MaxUncompressedBytes), in which case it stops there.
 func AppendDecompressed(dst []byte, c Codec, src []byte, limit int) ([]byte, error) {
-	limit = min(limit, MaxUncompressedBytes)
+	limit = max(0, min(limit, MaxUncompressedBytes))
 	var out []byte
 	var err error
 	switch c {
@@ -168,24 +168,34 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// readLimited appends what r yields to dst, failing past limit bytes.
-func readLimited(dst []byte, r io.Reader, c Codec, limit int) ([]byte, error) {
+// readLimited appends what r, a decompressor of src, yields to dst,
+// failing past limit bytes. It grows dst by doubling up to one byte past
+// the limit (to see the limit crossed), so a stream that expands without
+// end costs about twice the limit in allocations, not the five times that
+// append's gentler growth of large slices adds up to.
+func readLimited(dst []byte, r io.Reader, c Codec, src []byte, limit int) ([]byte, error) {
 	start := len(dst)
-	for {
+	ceil := start + limit + 1
+	dst = growTo(dst, start+min(limit+1, max(4<<10, 4*len(src))), ceil)
+	for empty := 0; ; {
 		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
+			dst = growTo(dst, len(dst)+1, ceil)
 		}
-		room := min(cap(dst), start+limit+1) // one past the limit, to see it crossed
-		n, err := r.Read(dst[len(dst):room])
+		n, err := r.Read(dst[len(dst):min(cap(dst), ceil)])
 		dst = dst[:len(dst)+n]
-		if len(dst)-start > limit {
+		switch {
+		case len(dst)-start > limit:
 			return dst, expandErr(c, limit)
-		}
-		if err == io.EOF {
+		case err == io.EOF:
 			return dst, nil
-		}
-		if err != nil {
+		case err != nil:
 			return dst, err
+		case n > 0:
+			empty = 0
+		default:
+			if empty++; empty == 100 { // as bufio: a reader stuck, not a slow one
+				return dst, io.ErrNoProgress
+			}
 		}
 	}
 }
@@ -197,6 +207,8 @@ var (
 	gzipReaders sync.Pool
 	lz4Writers  sync.Pool
 	lz4Readers  sync.Pool
+	zstdReaders sync.Pool // *zstd.Decoder, streaming, for frames of unknown size
+	byteReaders sync.Pool // *bytes.Reader
 	writers     sync.Pool // *appendWriter
 )
 
@@ -246,7 +258,7 @@ func appendGunzip(dst, src []byte, limit int) ([]byte, error) {
 		return dst, err
 	}
 	defer gzipReaders.Put(zr)
-	return readLimited(dst, zr, Gzip, limit)
+	return readLimited(dst, zr, Gzip, src, limit)
 }
 
 // lz4Level maps Kafka's lz4 levels onto pierrec's: the default is the fast
@@ -295,7 +307,7 @@ func appendUnLZ4(dst, src []byte, limit int) ([]byte, error) {
 		zr.Reset(bytes.NewReader(src))
 	}
 	defer lz4Readers.Put(zr)
-	return readLimited(dst, zr, LZ4, limit)
+	return readLimited(dst, zr, LZ4, src, limit)
 }
 
 // xerialMagic starts snappy in the xerial framing; its version words
@@ -314,7 +326,7 @@ func appendSnappy(dst, src []byte, limit int) ([]byte, error) {
 		if len(dst)-start+n > limit {
 			return expandErr(Snappy, limit)
 		}
-		dst = growTo(dst, len(dst)+n)
+		dst = growTo(dst, len(dst)+n, start+limit)
 		if _, err := s2.Decode(dst[len(dst):len(dst)+n], b); err != nil {
 			return err
 		}
@@ -344,12 +356,13 @@ func appendSnappy(dst, src []byte, limit int) ([]byte, error) {
 	return dst, nil
 }
 
-// growTo returns b with capacity for n bytes, its contents kept.
-func growTo(b []byte, n int) []byte {
+// growTo returns b with capacity for n bytes, its contents kept: doubled,
+// but to no more than ceil (at least n), where decompressing must stop.
+func growTo(b []byte, n, ceil int) []byte {
 	if n <= cap(b) {
 		return b
 	}
-	grown := make([]byte, len(b), max(n, 2*cap(b)))
+	grown := make([]byte, len(b), min(max(n, 2*cap(b)), max(n, ceil)))
 	copy(grown, b)
 	return grown
 }
@@ -389,24 +402,51 @@ func zstdEncoder(level int) *zstd.Encoder {
 }
 
 func appendUnzstd(dst, src []byte, limit int) ([]byte, error) {
-	// With the cap limit on, DecodeAll writes at most cap-len bytes: give
-	// it room for one past the limit, to see the limit crossed.
-	dst = growTo(dst, len(dst)+min(limit+1, max(4<<10, 4*len(src))))
-	start := len(dst)
-	for {
-		out, err := zstdDecoder().DecodeAll(src, dst)
-		if err == nil {
-			if len(out)-start > limit {
-				return dst, expandErr(Zstd, limit)
+	var h zstd.Header
+	if h.Decode(src) != nil || !h.HasFCS {
+		// No size up front (Kafka's Java client streams its frames): decode
+		// as a stream. DecodeAll would need retries into ever larger
+		// buffers, each decoding from the start and, past its buffer,
+		// growing its output by append before it notices: three to five
+		// times the limit allocated for a stream that expands without end.
+		zr, _ := zstdReaders.Get().(*zstd.Decoder)
+		if zr == nil {
+			var err error
+			if zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxMemory(MaxUncompressedBytes+1)); err != nil {
+				panic(err) // the options are constant
 			}
-			return out, nil
 		}
-		if !errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		defer zstdReaders.Put(zr)
+		br, _ := byteReaders.Get().(*bytes.Reader)
+		if br == nil {
+			br = new(bytes.Reader)
+		}
+		defer byteReaders.Put(br)
+		br.Reset(src)
+		if err := zr.Reset(br); err != nil {
 			return dst, err
 		}
-		if cap(dst)-start > limit {
-			return dst, expandErr(Zstd, limit)
-		}
-		dst = growTo(dst, start+min(limit+1, 2*(cap(dst)-start)))
+		defer zr.Reset(nil) // drop src
+		return readLimited(dst, zr, Zstd, src, limit)
 	}
+	// The frame states its size: decode it in one call, into room for it
+	// (with the cap limit on, DecodeAll writes no more than cap-len bytes),
+	// or refuse it at once. The +1 leaves room to see a frame that follows
+	// cross the limit.
+	if h.FrameContentSize > uint64(limit) {
+		return dst, expandErr(Zstd, limit)
+	}
+	start := len(dst)
+	dst = growTo(dst, start+int(h.FrameContentSize)+1, start+limit+1)
+	out, err := zstdDecoder().DecodeAll(src, dst)
+	switch {
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		return dst, expandErr(Zstd, limit)
+	case err != nil:
+		return dst, err
+	case len(out)-start > limit:
+		return dst, expandErr(Zstd, limit)
+	}
+	return out, nil
 }
