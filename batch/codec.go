@@ -247,18 +247,31 @@ func appendGzip(dst []byte, level int, src []byte) ([]byte, error) {
 }
 
 func appendGunzip(dst, src []byte, limit int) ([]byte, error) {
+	br := byteReader(src)
+	defer byteReaders.Put(br)
 	zr, _ := gzipReaders.Get().(*gzip.Reader)
 	var err error
 	if zr == nil {
-		zr, err = gzip.NewReader(bytes.NewReader(src))
+		zr, err = gzip.NewReader(br)
 	} else {
-		err = zr.Reset(bytes.NewReader(src))
+		err = zr.Reset(br)
 	}
 	if err != nil {
 		return dst, err
 	}
 	defer gzipReaders.Put(zr)
 	return readLimited(dst, zr, Gzip, src, limit)
+}
+
+// byteReader returns a pooled reader of src, to put back once read: one
+// made per batch would be the decoding's one allocation.
+func byteReader(src []byte) *bytes.Reader {
+	br, _ := byteReaders.Get().(*bytes.Reader)
+	if br == nil {
+		br = new(bytes.Reader)
+	}
+	br.Reset(src)
+	return br
 }
 
 // lz4Level maps Kafka's lz4 levels onto pierrec's: the default is the fast
@@ -300,11 +313,13 @@ func appendLZ4(dst []byte, level int, src []byte) ([]byte, error) {
 }
 
 func appendUnLZ4(dst, src []byte, limit int) ([]byte, error) {
+	br := byteReader(src)
+	defer byteReaders.Put(br)
 	zr, _ := lz4Readers.Get().(*lz4.Reader)
 	if zr == nil {
-		zr = lz4.NewReader(bytes.NewReader(src))
+		zr = lz4.NewReader(br)
 	} else {
-		zr.Reset(bytes.NewReader(src))
+		zr.Reset(br)
 	}
 	defer lz4Readers.Put(zr)
 	return readLimited(dst, zr, LZ4, src, limit)
@@ -418,12 +433,8 @@ func appendUnzstd(dst, src []byte, limit int) ([]byte, error) {
 			}
 		}
 		defer zstdReaders.Put(zr)
-		br, _ := byteReaders.Get().(*bytes.Reader)
-		if br == nil {
-			br = new(bytes.Reader)
-		}
+		br := byteReader(src)
 		defer byteReaders.Put(br)
-		br.Reset(src)
 		if err := zr.Reset(br); err != nil {
 			return dst, err
 		}
