@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -107,13 +108,15 @@ func AppendCompressed(dst []byte, c Codec, level int, src []byte) ([]byte, error
 	case Gzip:
 		return appendGzip(dst, level, src)
 	case Snappy:
-		if len(dst) > 0 {
-			// xerial.Encode takes a non-empty dst for earlier output of its
-			// own: compress into a scratch slice of dst's tail instead.
-			out := xerial.Encode(dst[len(dst):], src)
-			return append(dst, out...), nil
-		}
-		return xerial.Encode(dst, src), nil
+		// Room for the worst case up front: xerial.Encode compresses a
+		// block that may not fit into a scratch block of its own, an
+		// allocation per call even when dst, reused, has grown enough.
+		blocks := (len(src) + xerialBlockSize - 1) / xerialBlockSize
+		dst = slices.Grow(dst, xerialHeaderSize+blocks*(4+s2.MaxEncodedLen(xerialBlockSize)))
+		// xerial.Encode takes a non-empty dst for earlier output of its
+		// own: compress into dst's tail instead (appending it then copies
+		// it onto itself).
+		return append(dst, xerial.Encode(dst[len(dst):], src)...), nil
 	case LZ4:
 		return appendLZ4(dst, level, src)
 	case Zstd:
@@ -329,7 +332,10 @@ func appendUnLZ4(dst, src []byte, limit int) ([]byte, error) {
 // follow.
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
-const xerialHeaderSize = 16
+const (
+	xerialHeaderSize = 16
+	xerialBlockSize  = 32 << 10 // what the Java client and xerial.Encode write
+)
 
 func appendSnappy(dst, src []byte, limit int) ([]byte, error) {
 	start := len(dst)
