@@ -43,7 +43,9 @@ const (
 // MaxUncompressedBytes caps what one compressed batch's records may expand
 // to when decompressed: a batch that claims more (a "zip bomb", or damage)
 // is ErrCorrupt, and decompressing it stops at the cap, never holding more
-// memory than that. Writers refuse to compress records past it.
+// memory than that (and allocating at most about three times it on the
+// way, buffers outgrown included). Writers refuse to compress records
+// past it.
 const MaxUncompressedBytes = 64 << 20
 
 // String returns Kafka's compression.type name of c.
