@@ -4,7 +4,7 @@ MODULES := $(shell find . -name go.mod -not -path './.git/*' -exec dirname {} \;
 # `make test` does not fuzz: `go test` runs every fuzz target on its seeds and checked-in
 # corpus (testdata/fuzz), which is deterministic.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := ./batch:FuzzDecodeBatch ./segment:FuzzRecoverSegment ./index:FuzzOpenIndex
+FUZZ_TARGETS := ./batch:FuzzDecodeBatch ./batch:FuzzDecompress ./segment:FuzzRecoverSegment ./index:FuzzOpenIndex
 # staticcheck for `make lint`, pinned: v0.8.2 (staticcheck 2026.2.2), which builds with and
 # analyses Go 1.26 code. `go install`ed from the module proxy into GOPATH/bin,
 # and reinstalled if the binary there is another version or was built by another Go.

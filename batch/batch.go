@@ -94,8 +94,8 @@ const (
 // magic or CRC, a batch cut short, or records that overrun their batch.
 var ErrCorrupt = errors.New("corrupt record batch")
 
-// ErrUnsupported reports a valid batch we cannot decode, such as a compressed
-// one written by a Kafka producer.
+// ErrUnsupported reports a valid batch we cannot decode: one whose
+// attributes name a compression codec Kafka does not define (5-7).
 var ErrUnsupported = errors.New("unsupported record batch")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

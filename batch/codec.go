@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/snappy/xerial"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
@@ -41,7 +43,9 @@ const (
 // MaxUncompressedBytes caps what one compressed batch's records may expand
 // to when decompressed: a batch that claims more (a "zip bomb", or damage)
 // is ErrCorrupt, and decompressing it stops at the cap, never holding more
-// memory than that. Writers refuse to compress records past it.
+// memory than that (and allocating at most about three times it on the
+// way, buffers outgrown included). Writers refuse to compress records
+// past it.
 const MaxUncompressedBytes = 64 << 20
 
 // String returns Kafka's compression.type name of c.
@@ -106,7 +110,15 @@ func AppendCompressed(dst []byte, c Codec, level int, src []byte) ([]byte, error
 	case Gzip:
 		return appendGzip(dst, level, src)
 	case Snappy:
-		return appendXerial(dst, src), nil
+		// Room for the worst case up front: xerial.Encode compresses a
+		// block that may not fit into a scratch block of its own, an
+		// allocation per call even when dst, reused, has grown enough.
+		blocks := (len(src) + xerialBlockSize - 1) / xerialBlockSize
+		dst = slices.Grow(dst, xerialHeaderSize+blocks*(4+s2.MaxEncodedLen(xerialBlockSize)))
+		// xerial.Encode takes a non-empty dst for earlier output of its
+		// own: compress into dst's tail instead (appending it then copies
+		// it onto itself).
+		return append(dst, xerial.Encode(dst[len(dst):], src)...), nil
 	case LZ4:
 		return appendLZ4(dst, level, src)
 	case Zstd:
@@ -119,7 +131,7 @@ func AppendCompressed(dst []byte, c Codec, level int, src []byte) ([]byte, error
 // ErrCorrupt if src is not valid c output or expands to more than limit
 // bytes (at most MaxUncompressedBytes), in which case it stops there.
 func AppendDecompressed(dst []byte, c Codec, src []byte, limit int) ([]byte, error) {
-	limit = min(limit, MaxUncompressedBytes)
+	limit = max(0, min(limit, MaxUncompressedBytes))
 	var out []byte
 	var err error
 	switch c {
@@ -161,27 +173,34 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// readLimited appends what r yields to dst, failing past limit bytes.
-func readLimited(dst []byte, r io.Reader, c Codec, limit int) ([]byte, error) {
+// readLimited appends what r, a decompressor of src, yields to dst,
+// failing past limit bytes. It grows dst by doubling up to one byte past
+// the limit (to see the limit crossed), so a stream that expands without
+// end costs about twice the limit in allocations, not the five times that
+// append's gentler growth of large slices adds up to.
+func readLimited(dst []byte, r io.Reader, c Codec, src []byte, limit int) ([]byte, error) {
 	start := len(dst)
-	for {
+	ceil := start + limit + 1
+	dst = growTo(dst, start+min(limit+1, max(4<<10, 4*len(src))), ceil)
+	for empty := 0; ; {
 		if len(dst) == cap(dst) {
-			// Doubling, not append's 1.25 for large slices: a batch that
-			// expands to the limit allocates twice that on the way, not five
-			// times.
-			dst = growTo(dst, max(4<<10, 2*cap(dst)))
+			dst = growTo(dst, len(dst)+1, ceil)
 		}
-		room := min(cap(dst), start+limit+1) // one past the limit, to see it crossed
-		n, err := r.Read(dst[len(dst):room])
+		n, err := r.Read(dst[len(dst):min(cap(dst), ceil)])
 		dst = dst[:len(dst)+n]
-		if len(dst)-start > limit {
+		switch {
+		case len(dst)-start > limit:
 			return dst, expandErr(c, limit)
-		}
-		if err == io.EOF {
+		case err == io.EOF:
 			return dst, nil
-		}
-		if err != nil {
+		case err != nil:
 			return dst, err
+		case n > 0:
+			empty = 0
+		default:
+			if empty++; empty == 100 { // as bufio: a reader stuck, not a slow one
+				return dst, io.ErrNoProgress
+			}
 		}
 	}
 }
@@ -190,10 +209,12 @@ func readLimited(dst []byte, r io.Reader, c Codec, limit int) ([]byte, error) {
 // lz4's tables are large) that a steady stream of batches must not repeat.
 var (
 	gzipWriters [MaxGzipLevel + 1]sync.Pool // by level; 0 is the default
-	gzipReaders sync.Pool                   // *gzipReader
-	lz4Writers  sync.Pool
-	lz4Readers  sync.Pool // *lz4Reader
-	writers     sync.Pool // *appendWriter
+	gzipReaders sync.Pool                   // *gzip.Reader
+	lz4Writers  sync.Pool                   // *lz4.Writer
+	lz4Readers  sync.Pool                   // *lz4.Reader
+	zstdReaders sync.Pool                   // *zstd.Decoder, streaming, for frames of unknown size
+	byteReaders sync.Pool                   // *bytes.Reader
+	writers     sync.Pool                   // *appendWriter
 )
 
 func appendGzip(dst []byte, level int, src []byte) ([]byte, error) {
@@ -230,36 +251,40 @@ func appendGzip(dst []byte, level int, src []byte) ([]byte, error) {
 	return out, err
 }
 
-// gzipReader and lz4Reader pool a decoder with the bytes.Reader it reads
-// from: a new bytes.Reader per batch would be an allocation per batch.
-type gzipReader struct {
-	src bytes.Reader
-	zr  *gzip.Reader
-}
-
-type lz4Reader struct {
-	src bytes.Reader
-	zr  *lz4.Reader
-}
-
 func appendGunzip(dst, src []byte, limit int) ([]byte, error) {
-	r, _ := gzipReaders.Get().(*gzipReader)
-	if r == nil {
-		r = new(gzipReader)
-	}
-	defer gzipReaders.Put(r)
-	r.src.Reset(src)
-	defer r.src.Reset(nil) // the pool must not keep the batch alive
+	br := byteReader(src)
+	defer putByteReader(br)
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
 	var err error
-	if r.zr == nil {
-		r.zr, err = gzip.NewReader(&r.src)
+	if zr == nil {
+		zr, err = gzip.NewReader(br)
 	} else {
-		err = r.zr.Reset(&r.src)
+		err = zr.Reset(br)
 	}
 	if err != nil {
 		return dst, err
 	}
-	return readLimited(dst, r.zr, Gzip, limit)
+	defer gzipReaders.Put(zr)
+	return readLimited(dst, zr, Gzip, src, limit)
+}
+
+// byteReader returns a pooled reader of src, to put back with
+// putByteReader once read: one made per batch would be the decoding's one
+// allocation.
+func byteReader(src []byte) *bytes.Reader {
+	br, _ := byteReaders.Get().(*bytes.Reader)
+	if br == nil {
+		br = new(bytes.Reader)
+	}
+	br.Reset(src)
+	return br
+}
+
+// putByteReader pools br without its bytes: the pool must not keep a
+// batch alive.
+func putByteReader(br *bytes.Reader) {
+	br.Reset(nil)
+	byteReaders.Put(br)
 }
 
 // lz4Level maps Kafka's lz4 levels onto pierrec's: the default is the fast
@@ -301,19 +326,16 @@ func appendLZ4(dst []byte, level int, src []byte) ([]byte, error) {
 }
 
 func appendUnLZ4(dst, src []byte, limit int) ([]byte, error) {
-	r, _ := lz4Readers.Get().(*lz4Reader)
-	if r == nil {
-		r = new(lz4Reader)
-	}
-	defer lz4Readers.Put(r)
-	r.src.Reset(src)
-	defer r.src.Reset(nil)
-	if r.zr == nil {
-		r.zr = lz4.NewReader(&r.src)
+	br := byteReader(src)
+	defer putByteReader(br)
+	zr, _ := lz4Readers.Get().(*lz4.Reader)
+	if zr == nil {
+		zr = lz4.NewReader(br)
 	} else {
-		r.zr.Reset(&r.src)
+		zr.Reset(br)
 	}
-	return readLimited(dst, r.zr, LZ4, limit)
+	defer lz4Readers.Put(zr)
+	return readLimited(dst, zr, LZ4, src, limit)
 }
 
 // xerialMagic starts snappy in the xerial framing; its version words
@@ -322,31 +344,8 @@ var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 const (
 	xerialHeaderSize = 16
-	xerialBlockSize  = 32 << 10 // uncompressed bytes per block, as Kafka's Java client writes
+	xerialBlockSize  = 32 << 10 // what the Java client and xerial.Encode write
 )
-
-// appendXerial appends src compressed with snappy in the xerial framing:
-// the magic, version 1 and compatible version 1, then blocks of at most
-// xerialBlockSize input bytes, each a raw snappy block prefixed by its
-// length (4 bytes, big-endian). Each block is encoded straight into dst,
-// grown first to its worst case: dst reused from batch to batch stops
-// allocating (xerial.Encode encodes a block into a fresh slice whenever
-// dst has less room than the worst case).
-func appendXerial(dst, src []byte) []byte {
-	dst = append(dst, xerialMagic...)
-	dst = binary.BigEndian.AppendUint32(dst, 1) // version
-	dst = binary.BigEndian.AppendUint32(dst, 1) // compatible version
-	for len(src) > 0 {
-		n := min(len(src), xerialBlockSize)
-		at := len(dst)
-		dst = growTo(dst, at+4+s2.MaxEncodedLen(n))
-		out := s2.EncodeSnappy(dst[at+4:cap(dst)], src[:n])
-		binary.BigEndian.PutUint32(dst[at:at+4], uint32(len(out)))
-		dst = dst[:at+4+len(out)]
-		src = src[n:]
-	}
-	return dst
-}
 
 func appendSnappy(dst, src []byte, limit int) ([]byte, error) {
 	start := len(dst)
@@ -358,7 +357,7 @@ func appendSnappy(dst, src []byte, limit int) ([]byte, error) {
 		if len(dst)-start+n > limit {
 			return expandErr(Snappy, limit)
 		}
-		dst = growTo(dst, len(dst)+n)
+		dst = growTo(dst, len(dst)+n, start+limit)
 		if _, err := s2.Decode(dst[len(dst):len(dst)+n], b); err != nil {
 			return err
 		}
@@ -388,12 +387,13 @@ func appendSnappy(dst, src []byte, limit int) ([]byte, error) {
 	return dst, nil
 }
 
-// growTo returns b with capacity for n bytes, its contents kept.
-func growTo(b []byte, n int) []byte {
+// growTo returns b with capacity for n bytes, its contents kept: doubled,
+// but to no more than ceil (at least n), where decompressing must stop.
+func growTo(b []byte, n, ceil int) []byte {
 	if n <= cap(b) {
 		return b
 	}
-	grown := make([]byte, len(b), max(n, 2*cap(b)))
+	grown := make([]byte, len(b), min(max(n, 2*cap(b)), max(n, ceil)))
 	copy(grown, b)
 	return grown
 }
@@ -433,34 +433,47 @@ func zstdEncoder(level int) *zstd.Encoder {
 }
 
 func appendUnzstd(dst, src []byte, limit int) ([]byte, error) {
-	// With the cap limit on, DecodeAll writes at most cap-len bytes: give
-	// it room for one past the limit, to see the limit crossed. A frame
-	// that states its size (as EncodeAll's do) gets that room at once, or
-	// is refused before anything is allocated if it says too much.
-	want := max(4<<10, 4*len(src))
 	var h zstd.Header
-	if h.Decode(src) == nil && h.HasFCS && !h.Skippable {
-		if h.FrameContentSize > uint64(limit) {
-			return dst, expandErr(Zstd, limit)
-		}
-		want = max(int(h.FrameContentSize), 64) // never 0: the loop below doubles it
-	}
-	dst = growTo(dst, len(dst)+min(limit+1, want))
-	start := len(dst)
-	for {
-		out, err := zstdDecoder().DecodeAll(src, dst)
-		if err == nil {
-			if len(out)-start > limit {
-				return dst, expandErr(Zstd, limit)
+	if h.Decode(src) != nil || !h.HasFCS {
+		// No size up front (Kafka's Java client streams its frames): decode
+		// as a stream. DecodeAll would need retries into ever larger
+		// buffers, each decoding from the start and, past its buffer,
+		// growing its output by append before it notices: three to five
+		// times the limit allocated for a stream that expands without end.
+		zr, _ := zstdReaders.Get().(*zstd.Decoder)
+		if zr == nil {
+			var err error
+			if zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxMemory(MaxUncompressedBytes+1)); err != nil {
+				panic(err) // the options are constant
 			}
-			return out, nil
 		}
-		if !errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		defer zstdReaders.Put(zr)
+		br := byteReader(src)
+		defer putByteReader(br)
+		if err := zr.Reset(br); err != nil {
 			return dst, err
 		}
-		if cap(dst)-start > limit {
-			return dst, expandErr(Zstd, limit)
-		}
-		dst = growTo(dst, start+min(limit+1, 2*(cap(dst)-start)))
+		defer zr.Reset(nil) // drop src
+		return readLimited(dst, zr, Zstd, src, limit)
 	}
+	// The frame states its size: decode it in one call, into room for it
+	// (with the cap limit on, DecodeAll writes no more than cap-len bytes),
+	// or refuse it at once. The +1 leaves room to see a frame that follows
+	// cross the limit.
+	if h.FrameContentSize > uint64(limit) {
+		return dst, expandErr(Zstd, limit)
+	}
+	start := len(dst)
+	dst = growTo(dst, start+int(h.FrameContentSize)+1, start+limit+1)
+	out, err := zstdDecoder().DecodeAll(src, dst)
+	switch {
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		return dst, expandErr(Zstd, limit)
+	case err != nil:
+		return dst, err
+	case len(out)-start > limit:
+		return dst, expandErr(Zstd, limit)
+	}
+	return out, nil
 }

@@ -379,16 +379,38 @@ func TestLogAppendTimeAndControl(t *testing.T) {
 	require.NoError(t, it.Err())
 }
 
-func TestCompressedBatchUnsupported(t *testing.T) {
+// TestUnknownCodecUnsupported: a batch with codec 5, 6 or 7 in its
+// attributes is a valid batch whose records we cannot read, so every way
+// in says ErrUnsupported; one that claims gzip but holds plain records is
+// damage, ErrCorrupt.
+func TestUnknownCodecUnsupported(t *testing.T) {
+	for _, c := range []batch.Codec{5, 6, 7} {
+		tb := batchtest.Encode(t, 0, layoutRecords())
+		binary.BigEndian.PutUint16(tb.Data[21:], uint16(c))
+		batchtest.FixCRC(tb.Data)
+		b, err := batch.Parse(tb.Data)
+		require.NoError(t, err, "a batch of codec %d is a valid batch", c)
+		require.Equal(t, c, b.Codec())
+		require.False(t, c.Valid())
+		it := b.Records()
+		var r batch.Record
+		require.False(t, it.Next(&r))
+		require.ErrorIs(t, it.Err(), batch.ErrUnsupported)
+		_, err = batch.Decompress(nil, b)
+		require.ErrorIs(t, err, batch.ErrUnsupported)
+		_, err = batch.AppendDecompressed(nil, c, b[batch.HeaderSize:], batch.MaxUncompressedBytes)
+		require.ErrorIs(t, err, batch.ErrUnsupported)
+		_, err = batch.AppendCompressed(nil, c, 0, b[batch.HeaderSize:])
+		require.ErrorIs(t, err, batch.ErrUnsupported)
+	}
+
 	tb := batchtest.Encode(t, 0, layoutRecords())
-	binary.BigEndian.PutUint16(tb.Data[21:], 1) // gzip
+	binary.BigEndian.PutUint16(tb.Data[21:], uint16(batch.Gzip))
 	batchtest.FixCRC(tb.Data)
-	b, err := batch.Parse(tb.Data)
-	require.NoError(t, err, "a compressed batch is a valid batch")
-	it := b.Records()
+	it := tb.Data.Records()
 	var r batch.Record
 	require.False(t, it.Next(&r))
-	require.ErrorIs(t, it.Err(), batch.ErrUnsupported)
+	require.ErrorIs(t, it.Err(), batch.ErrCorrupt)
 }
 
 func TestParseRejects(t *testing.T) {

@@ -139,3 +139,75 @@ func canonical(b batch.Batch, recs []batchtest.Record) bool {
 	}
 	return size == len(b)
 }
+
+// fuzzLimit bounds decompression in FuzzDecompress: the limit's code is
+// the same at any size, and a smaller one keeps each run fast.
+const fuzzLimit = 256 << 10
+
+// FuzzDecompress feeds arbitrary bytes as the records of a batch of every
+// codec (and the unknown ones). Nothing may panic; decompressing fails
+// with ErrCorrupt or ErrUnsupported, or yields at most the limit; what
+// decompresses compresses and decompresses back to the same bytes, and a
+// batch of it walks as its uncompressed form does.
+func FuzzDecompress(f *testing.F) {
+	recs := batchtest.Encode(f, 0, layoutRecords()).Data
+	for _, c := range []batch.Codec{batch.Gzip, batch.Snappy, batch.LZ4, batch.Zstd} {
+		z, err := batch.AppendCompressed(nil, c, 0, recs[batch.HeaderSize:])
+		require.NoError(f, err)
+		f.Add(z)
+		f.Add(z[:len(z)/2])
+		flipped := bytes.Clone(z)
+		flipped[len(flipped)/3] ^= 0x10
+		f.Add(flipped)
+	}
+	f.Add([]byte(recs[batch.HeaderSize:]))
+	f.Add([]byte{})
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for c := batch.Codec(0); c < 8; c++ {
+			out, err := batch.AppendDecompressed(nil, c, data, fuzzLimit)
+			if err != nil {
+				if c.Valid() {
+					require.ErrorIs(t, err, batch.ErrCorrupt, "%v", c)
+				} else {
+					require.ErrorIs(t, err, batch.ErrUnsupported, "%v", c)
+				}
+				require.Nil(t, out)
+				continue
+			}
+			require.True(t, c.Valid())
+			require.LessOrEqual(t, len(out), fuzzLimit)
+
+			z, err := batch.AppendCompressed(nil, c, 0, out)
+			require.NoError(t, err)
+			back, err := batch.AppendDecompressed(nil, c, z, fuzzLimit)
+			require.NoError(t, err, "%v: our own output decompresses", c)
+			require.True(t, bytes.Equal(out, back), "%v: round trip", c)
+
+			// As the records of a batch, they walk as the same records
+			// uncompressed do: the same ones, or the same error.
+			var bld batch.Builder
+			bld.Reset(0)
+			b := withRecords(bld.Finish(), c, data)
+			plain := withRecords(b, batch.None, out)
+			d, err := batch.Decompress(nil, b)
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(plain, d))
+			wantRecs, wantErr := walkAll(plain)
+			gotRecs, gotErr := walkAll(b)
+			require.Equal(t, wantErr != nil, gotErr != nil, "%v: %v, %v", c, wantErr, gotErr)
+			batchtest.RequireRecords(t, wantRecs, gotRecs)
+		}
+	})
+}
+
+// walkAll decodes b's records, copying them.
+func walkAll(b batch.Batch) ([]batchtest.Record, error) {
+	var out []batchtest.Record
+	it := b.Records()
+	var r batch.Record
+	for it.Next(&r) {
+		out = append(out, copyRecord(r))
+	}
+	return out, it.Err()
+}

@@ -1,6 +1,7 @@
 package batch_test
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -117,18 +118,32 @@ func TestWalkRejectsBadFraming(t *testing.T) {
 	}
 }
 
-// TestWalkCompressedUnsupported: a compressed batch stops the walk with
-// ErrUnsupported, but one below the starting offset is never decoded.
-func TestWalkCompressedUnsupported(t *testing.T) {
-	rng := rand.New(rand.NewPCG(8, 9))
-	batches := batchtest.RandomBatches(t, rng, 0, 2, 3, 10)
-	first := batches[0].Data
-	first[22] |= 2 // attributes, low byte: snappy
-	batchtest.FixCRC(first)
-	data := batchtest.Concat(batches)
-	_, _, err := walk(t, data, 0, math.MinInt64)
-	require.ErrorIs(t, err, batch.ErrUnsupported)
-	got, _, err := walk(t, data, batches[1].Base(), math.MinInt64)
-	require.NoError(t, err)
-	batchtest.RequireRecords(t, batches[1].Records, got)
+// TestWalkUnknownCodec: a batch of a codec Kafka does not define (5-7)
+// stops the walk with ErrUnsupported, after the records before it and with
+// Resume past it; one below the starting offset is never decoded.
+func TestWalkUnknownCodec(t *testing.T) {
+	for _, c := range []uint16{5, 6, 7} {
+		rng := rand.New(rand.NewPCG(8, 9))
+		batches := batchtest.RandomBatches(t, rng, 0, 3, 3, 10)
+		mid := batches[1].Data
+		binary.BigEndian.PutUint16(mid[21:], c)
+		batchtest.FixCRC(mid)
+		data := batchtest.Concat(batches)
+
+		var it batch.Iter
+		it.Reset(data, 0)
+		var got []batchtest.Record
+		var r batch.Record
+		for it.Next(&r) {
+			got = append(got, copyRecord(r))
+		}
+		require.ErrorIs(t, it.Err(), batch.ErrUnsupported)
+		batchtest.RequireRecords(t, batches[0].Records, got)
+		require.Equal(t, batches[1].Base(), it.Offset())
+		require.Equal(t, batches[2].Base(), it.Resume())
+
+		got, _, err := walk(t, data, batches[2].Base(), math.MinInt64)
+		require.NoError(t, err)
+		batchtest.RequireRecords(t, batches[2].Records, got)
+	}
 }

@@ -24,9 +24,9 @@ type Record struct {
 }
 
 // Records returns an iterator over the records of b alone, control records
-// included, decompressing them if b is compressed. b should have passed Parse; the iterator still bounds-checks
-// every field, so malformed bytes end iteration with ErrCorrupt rather than
-// a panic.
+// included, decompressing them if b is compressed. b should have passed
+// Parse; the iterator still bounds-checks every field, so malformed bytes
+// end iteration with ErrCorrupt rather than a panic.
 func (b Batch) Records() Iter {
 	it := Iter{from: math.MinInt64, minTS: math.MinInt64, next: math.MinInt64, keepControl: true}
 	it.start(b)
