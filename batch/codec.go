@@ -415,6 +415,9 @@ var (
 	})
 )
 
+// zstdWindow is the window zstd compresses with (see zstdEncoder).
+const zstdWindow = 1 << 20
+
 func zstdEncoder(level int) *zstd.Encoder {
 	l := zstd.SpeedDefault
 	if level != 0 {
@@ -423,8 +426,14 @@ func zstdEncoder(level int) *zstd.Encoder {
 	if e, ok := zstdEncoders.Load(l); ok {
 		return e.(*zstd.Encoder)
 	}
+	// The encoder keeps GOMAXPROCS states and hands them out in turn, so
+	// even one goroutine soon holds all of them: a 1 MiB window (the
+	// library's default at level 3 reserves 16 MiB a state) bounds that to
+	// a few MiB each, and costs nothing on batches of up to 1 MiB, the
+	// Producer's (BatchBytes) included.
 	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l),
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false))
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false),
+		zstd.WithWindowSize(zstdWindow), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		panic(err) // the options are constant
 	}
