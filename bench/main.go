@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (child processes excluded) to `FILE`")
 	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all; json: every json-*): "+workloadIDs())
 	peersFlag := fs.String("peers", "", "run only these comma-separated peer `IDS` (default all): "+peerIDs())
-	repeat := fs.Int("repeat", 1, "run each workload on each peer `N` times and report the median of each figure (for steadier figures, or a longer profile)")
+	repeat := fs.Int("repeat", 1, "run each workload on each peer `N` times, the peers taking turns, and report the median of each figure (for steadier figures, or a longer profile)")
 	dirFlag := fs.String("dir", "", "put data under `DIR` (default a new temporary directory, removed at the end)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -122,15 +122,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 	began := time.Now()
 	ctx := context.Background()
 	for i, w := range wls {
-		for _, p := range peers {
-			fmt.Fprintf(stderr, "[%d/%d] %s: %s ... ", i+1, len(wls), w.title, p.name())
-			start := time.Now()
-			var runs [][]float64
-			var err error
-			for range max(*repeat, 1) {
+		// With -repeat, the peers take turns, run after run, so that a
+		// neighbour's load on the machine falls on all of them alike and
+		// the ratios between them hold.
+		n := max(*repeat, 1)
+		runs := make([][][]float64, len(peers))
+		errs := make([]error, len(peers))
+		took := make([]time.Duration, len(peers))
+		for r := range n {
+			for j, p := range peers {
+				if errs[j] != nil {
+					continue
+				}
+				if r == 0 {
+					fmt.Fprintf(stderr, "[%d/%d] %s: %s ... ", i+1, len(wls), w.title, p.name())
+				}
+				start := time.Now()
 				wctx, cancel := context.WithTimeout(ctx, sz.timeout)
 				var vals []float64
-				vals, err = w.run(wctx, e, p)
+				var err error
+				// Labelled for -cpuprofile: pprof -tagfocus workload=json-lz4 -tagignore peer=codec.
+				pprof.Do(wctx, pprof.Labels("workload", w.id, "peer", p.id()), func(wctx context.Context) {
+					vals, err = w.run(wctx, e, p)
+				})
 				if err != nil && wctx.Err() != nil {
 					err = fmt.Errorf("timed out after %v: %w", sz.timeout, err)
 				}
@@ -139,24 +153,26 @@ func run(args []string, stdout, stderr io.Writer) error {
 				// run does not pay for its writeback.
 				syscall.Sync()
 				runtime.GC()
+				took[j] += time.Since(start)
 				if err != nil {
-					break
+					errs[j] = err
+				} else {
+					runs[j] = append(runs[j], vals)
 				}
-				runs = append(runs, vals)
+				switch {
+				case n == 1:
+					progress(stderr, w, err, vals, took[j], "")
+				case r == 0:
+					progress(stderr, w, err, vals, took[j], fmt.Sprintf(", run 1 of %d", n))
+				}
 			}
-			vals := medians(runs)
-			rep.add(w, w.title, p, vals, err)
-			switch {
-			case errors.Is(err, errNotSupported):
-				fmt.Fprintf(stderr, "n/a: %s\n", reason(err))
-			case err != nil:
-				fmt.Fprintf(stderr, "FAILED (%v): %v\n", time.Since(start).Round(time.Millisecond), err)
-			default:
-				var parts []string
-				for j, m := range w.metrics {
-					parts = append(parts, m.label+" "+m.format(vals[j]))
-				}
-				fmt.Fprintf(stderr, "%s (%v)\n", strings.Join(parts, ", "), time.Since(start).Round(time.Millisecond))
+		}
+		for j, p := range peers {
+			vals := medians(runs[j])
+			rep.add(w, w.title, p, vals, errs[j])
+			if n > 1 && errs[j] == nil {
+				fmt.Fprintf(stderr, "[%d/%d] %s: %s, median of %d ... ", i+1, len(wls), w.title, p.name(), len(runs[j]))
+				progress(stderr, w, errs[j], vals, took[j], "")
 			}
 		}
 	}
@@ -176,6 +192,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return rep.writeJSON(*jsonPath)
 	}
 	return nil
+}
+
+// progress ends a progress line on stderr with a peer's figures for w, or
+// why it has none.
+func progress(stderr io.Writer, w workload, err error, vals []float64, took time.Duration, suffix string) {
+	switch {
+	case errors.Is(err, errNotSupported):
+		fmt.Fprintf(stderr, "n/a: %s\n", reason(err))
+	case err != nil:
+		fmt.Fprintf(stderr, "FAILED (%v%s): %v\n", took.Round(time.Millisecond), suffix, err)
+	default:
+		var parts []string
+		for j, m := range w.metrics {
+			parts = append(parts, m.label+" "+m.format(vals[j]))
+		}
+		fmt.Fprintf(stderr, "%s (%v%s)\n", strings.Join(parts, ", "), took.Round(time.Millisecond), suffix)
+	}
 }
 
 // notes explain how the figures were taken, under the table.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -260,23 +261,16 @@ func jsonRun(ctx context.Context, e *env, p peer, c codecSpec) ([]float64, error
 			return nil, notSupported("no JSON-event workloads")
 		}
 		var published int64
-		publish := func(viaPublish bool) (float64, error) {
-			ei.prepare(warm)
-			if err := ei.publishEvents(ctx, warm, viaPublish); err != nil {
-				return 0, err
-			}
-			published += int64(len(warm))
-			ei.prepare(events)
-			d, _, err := rounds(e.budget, func() error {
-				err := ei.publishEvents(ctx, events, viaPublish)
-				if err == nil {
-					published += int64(len(events))
-				}
-				return err
+		// Each phase is labelled for -cpuprofile (pprof -tagfocus
+		// phase=batched), with the goroutines it starts: ours' Producer's
+		// writer, made by the first batched publish, is in "batched".
+		publish := func(phase string, viaPublish bool) (rate float64, err error) {
+			pprof.Do(ctx, pprof.Labels("phase", phase), func(ctx context.Context) {
+				rate, err = publishPhase(ctx, e, ei, warm, events, viaPublish, &published)
 			})
-			return mb / seconds(d), err
+			return mb * rate, err
 		}
-		batched, err := publish(false)
+		batched, err := publish("batched", false)
 		if err != nil {
 			return nil, err
 		}
@@ -285,7 +279,7 @@ func jsonRun(ctx context.Context, e *env, p peer, c codecSpec) ([]float64, error
 			return nil, err
 		}
 		perEvent := float64(bytes) / float64(max(recs, 1))
-		viaPublish, err := publish(true)
+		viaPublish, err := publish("publish", true)
 		if errors.Is(err, errNotSupported) {
 			viaPublish, err = math.NaN(), nil
 		}
@@ -296,15 +290,40 @@ func jsonRun(ctx context.Context, e *env, p peer, c codecSpec) ([]float64, error
 			return nil, err
 		}
 		syscall.Sync() // as in consume: no writeback competing with the reads
-		if err := inst.read(ctx, len(warm), false); err != nil {
-			return nil, err
-		}
-		d, _, err := rounds(e.budget, func() error { return inst.read(ctx, len(events), false) })
+		var d time.Duration
+		pprof.Do(ctx, pprof.Labels("phase", "consume"), func(ctx context.Context) {
+			if err = inst.read(ctx, len(warm), false); err == nil {
+				d, _, err = rounds(e.budget, func() error { return inst.read(ctx, len(events), false) })
+			}
+		})
 		if err != nil {
 			return nil, err
 		}
 		return []float64{batched, viaPublish, mb / seconds(d), perEvent}, nil
 	})
+}
+
+// publishPhase publishes warm (untimed), then events in rounds, and
+// returns the median rounds per second (1 / its duration); published
+// counts the events acknowledged.
+func publishPhase(ctx context.Context, e *env, ei eventInstance, warm, events [][]byte, viaPublish bool, published *int64) (float64, error) {
+	ei.prepare(warm)
+	if err := ei.publishEvents(ctx, warm, viaPublish); err != nil {
+		return 0, err
+	}
+	*published += int64(len(warm))
+	ei.prepare(events)
+	d, _, err := rounds(e.budget, func() error {
+		err := ei.publishEvents(ctx, events, viaPublish)
+		if err == nil {
+			*published += int64(len(events))
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 1 / seconds(d), nil
 }
 
 // count formats n with thousands separators.
