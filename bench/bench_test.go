@@ -45,14 +45,7 @@ func TestSmoke(t *testing.T) {
 	table := stdout.String()
 	t.Log("\n" + table)
 
-	data, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, jsonPath)
 	peers := allPeers()
 	if len(rep.Peers) != len(peers) {
 		t.Fatalf("JSON has peers %q, want %d", rep.Peers, len(peers))
@@ -88,4 +81,18 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("the table does not mark the goal %q", g.text)
 		}
 	}
+}
+
+// readReport reads the JSON a run wrote.
+func readReport(t *testing.T, path string) report {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

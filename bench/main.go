@@ -7,8 +7,12 @@
 //
 //	cd bench && go run . [-quick] [-json FILE] [-cpuprofile FILE] [-only IDS] [-peers IDS]
 //
-// The full run takes about two and a half minutes on a 2-core machine;
-// -quick, with ~20k records per workload, about ten seconds.
+// The compression rows (-only json) have a table of their own: JSON events
+// per codec, ours beside the codec alone on the same batches, kfake with
+// the same codec and, uncompressed, the raw file.
+//
+// The full run takes about four minutes on a 2-core machine; -quick, with
+// ~20k records per workload, under a minute.
 package main
 
 import (
@@ -44,7 +48,7 @@ func main() {
 // path, for the test under the race detector.
 var smokeSizes = sizes{records: 2_000, latencyMax: 1_000, durableMax: 20, groupCommit: 500,
 	roundtrips: 5, wakeups: 20, budget: 50 * time.Millisecond, recoveryBytes: 4 << 20,
-	partitions: 50, timeout: time.Minute}
+	partitions: 50, events: 2_000, timeout: time.Minute}
 
 // run is the whole program: flags, workloads on every peer, output.
 func run(args []string, stdout, stderr io.Writer) error {
@@ -54,9 +58,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	smoke := fs.Bool("smoke", false, "tiny sizes, for the smoke test")
 	jsonPath := fs.String("json", "", "also write the results as JSON to `FILE`")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (child processes excluded) to `FILE`")
-	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all): "+workloadIDs())
+	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all; json: every json-*): "+workloadIDs())
 	peersFlag := fs.String("peers", "", "run only these comma-separated peer `IDS` (default all): "+peerIDs())
-	repeat := fs.Int("repeat", 1, "run each workload on each peer `N` times and report the median of each figure (for steadier figures, or a longer profile)")
+	repeat := fs.Int("repeat", 1, "run each workload on each peer `N` times, the peers taking turns, and report the median of each figure (for steadier figures, or a longer profile)")
 	dirFlag := fs.String("dir", "", "put data under `DIR` (default a new temporary directory, removed at the end)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -117,20 +121,34 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rep.Sizes = map[string]any{"records": sz.records, "latency_samples_max": sz.latencyMax,
 		"fsync_samples_max": sz.durableMax, "group_commit_records_max": sz.groupCommit,
 		"roundtrips_max": sz.roundtrips, "wakeups_max": sz.wakeups, "budget_s": sz.budget.Seconds(),
-		"recovery_bytes": sz.recoveryBytes, "scale_partitions": sz.partitions}
+		"recovery_bytes": sz.recoveryBytes, "scale_partitions": sz.partitions, "json_events": sz.events}
 
 	began := time.Now()
 	ctx := context.Background()
 	for i, w := range wls {
-		for _, p := range peers {
-			fmt.Fprintf(stderr, "[%d/%d] %s: %s ... ", i+1, len(wls), w.title, p.name())
-			start := time.Now()
-			var runs [][]float64
-			var err error
-			for range max(*repeat, 1) {
+		// With -repeat, the peers take turns, run after run, so that a
+		// neighbour's load on the machine falls on all of them alike and
+		// the ratios between them hold.
+		n := max(*repeat, 1)
+		runs := make([][][]float64, len(peers))
+		errs := make([]error, len(peers))
+		took := make([]time.Duration, len(peers))
+		for r := range n {
+			for j, p := range peers {
+				if errs[j] != nil {
+					continue
+				}
+				if r == 0 {
+					fmt.Fprintf(stderr, "[%d/%d] %s: %s ... ", i+1, len(wls), w.title, p.name())
+				}
+				start := time.Now()
 				wctx, cancel := context.WithTimeout(ctx, sz.timeout)
 				var vals []float64
-				vals, err = w.run(wctx, e, p)
+				var err error
+				// Labelled for -cpuprofile: pprof -tagfocus workload=json-lz4 -tagignore peer=codec.
+				pprof.Do(wctx, pprof.Labels("workload", w.id, "peer", p.id()), func(wctx context.Context) {
+					vals, err = w.run(wctx, e, p)
+				})
 				if err != nil && wctx.Err() != nil {
 					err = fmt.Errorf("timed out after %v: %w", sz.timeout, err)
 				}
@@ -139,24 +157,26 @@ func run(args []string, stdout, stderr io.Writer) error {
 				// run does not pay for its writeback.
 				syscall.Sync()
 				runtime.GC()
+				took[j] += time.Since(start)
 				if err != nil {
-					break
+					errs[j] = err
+				} else {
+					runs[j] = append(runs[j], vals)
 				}
-				runs = append(runs, vals)
+				switch {
+				case n == 1:
+					progress(stderr, w, err, vals, took[j], "")
+				case r == 0:
+					progress(stderr, w, err, vals, took[j], fmt.Sprintf(", run 1 of %d", n))
+				}
 			}
-			vals := medians(runs)
-			rep.add(w, w.title, p, vals, err)
-			switch {
-			case errors.Is(err, errNotSupported):
-				fmt.Fprintf(stderr, "n/a: %s\n", reason(err))
-			case err != nil:
-				fmt.Fprintf(stderr, "FAILED (%v): %v\n", time.Since(start).Round(time.Millisecond), err)
-			default:
-				var parts []string
-				for j, m := range w.metrics {
-					parts = append(parts, m.label+" "+m.format(vals[j]))
-				}
-				fmt.Fprintf(stderr, "%s (%v)\n", strings.Join(parts, ", "), time.Since(start).Round(time.Millisecond))
+		}
+		for j, p := range peers {
+			vals := medians(runs[j])
+			rep.add(w, w.title, p, vals, errs[j])
+			if n > 1 && errs[j] == nil {
+				fmt.Fprintf(stderr, "[%d/%d] %s: %s, median of %d ... ", i+1, len(wls), w.title, p.name(), len(runs[j]))
+				progress(stderr, w, errs[j], vals, took[j], "")
 			}
 		}
 	}
@@ -178,6 +198,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// progress ends a progress line on stderr with a peer's figures for w, or
+// why it has none.
+func progress(stderr io.Writer, w workload, err error, vals []float64, took time.Duration, suffix string) {
+	switch {
+	case errors.Is(err, errNotSupported):
+		fmt.Fprintf(stderr, "n/a: %s\n", reason(err))
+	case err != nil:
+		fmt.Fprintf(stderr, "FAILED (%v%s): %v\n", took.Round(time.Millisecond), suffix, err)
+	default:
+		var parts []string
+		for j, m := range w.metrics {
+			parts = append(parts, m.label+" "+m.format(vals[j]))
+		}
+		fmt.Fprintf(stderr, "%s (%v%s)\n", strings.Join(parts, ", "), took.Round(time.Millisecond), suffix)
+	}
+}
+
 // notes explain how the figures were taken, under the table.
 func notes(sz sizes) []string {
 	return []string{
@@ -190,6 +227,9 @@ func notes(sz sizes) []string {
 		"recovery: a child process of this binary writes the log (ours with 2 GiB segments, so the whole log is the active segment) and is SIGKILLed while publishing; the time is the peer's start on the directory, with the page cache as the kill left it (the dead writer's data mostly not yet on disk), then again on a new log after sync(2). Ours runs SyncNever here, as the peers run without fsync, so it serves what it recovered without an fdatasync (under SyncInterval or SyncAlways it syncs it first, a few hundred ms more for 1 GiB). Each peer's start is checked to hold every record acknowledged before the kill.",
 		"kfake speaks the Kafka protocol over loopback TCP (it has no in-process transport), to a kgo client with linger 0 (the default 10 ms measured the same for batches) and no compression (the default snappy would squeeze the identical values to nothing); NATS uses nats.InProcessServer (a net.Pipe).",
 		"scale: the topic is created and one record published to each partition, then a fresh child process of this binary times the peer's start on the directory and reads its own VmRSS and /proc/self/maps; JetStream has a stream per partition.",
+		fmt.Sprintf("compression: %s JSON events of ~300 B (the same, from a fixed seed, for every peer) to one partition, each codec at its default level, in batches of up to %d KiB: ours' Producer (ProducerOptions.Compression, BatchBytes %d KiB, Linger %v) and Broker.Publish calls of one batch's worth of records to a topic with TopicConfig.Compression; kgo with ProducerBatchCompression, ProducerBatchMaxBytes %d KiB and ProducerLinger %v; the raw file's frames hold as much, uncompressed (the none rows only). Publish: a warm-up of a tenth of the events, then rounds of all of them (the median), each ending when every event is acknowledged (Producer.Flush, kgo's Flush). Consume: after sync(2), the first %s events read back from the start, as in consume (ours: a Reader, zero-copy; kfake: a kgo consumer, which decompresses in the client).",
+			count(sz.events), eventBatchBytes>>10, eventBatchBytes>>10, eventLinger, eventBatchBytes>>10, eventLinger, count(sz.events)),
+		"compression, codec alone: the same events encoded once (untimed) into the same batches, then on one goroutine only batch.AppendCompressed of each batch's records (the call ours makes: klauspost/compress and pierrec/lz4, pooled encoders, Kafka's framings) for publish, batch.AppendDecompressed for consume; its (N×) is ours ÷ the codec alone. Stored bytes/event: ours PartitionInfo.Bytes (the batches, not the segment's preallocated space) of the Producer's batches, kfake its DescribeLogDirs size, the raw file its frames, the codec alone its batches' headers plus compressed records.",
 	}
 }
 
@@ -232,6 +272,14 @@ func selectWorkloads(all []workload, only string) ([]workload, error) {
 	}
 	var out []workload
 	for id := range strings.SplitSeq(only, ",") {
+		if id == "json" { // every codec's JSON-event workload
+			for _, w := range all {
+				if strings.HasPrefix(w.id, "json-") {
+					out = append(out, w)
+				}
+			}
+			continue
+		}
 		i := slices.IndexFunc(all, func(w workload) bool { return w.id == id })
 		if i < 0 {
 			return nil, fmt.Errorf("unknown workload %q (have %s)", id, workloadIDs())

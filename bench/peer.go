@@ -36,6 +36,12 @@ type startOptions struct {
 	// file where the engine has a segment size, so that recovery has the
 	// worst case: everything in the active segment.
 	bigLog bool
+	// codec, when set, asks for the JSON-event workloads with this codec:
+	// ours stores the topic with it (TopicConfig.Compression) and its
+	// Producer compresses with it, kgo's producer compresses with it. A peer
+	// that cannot compress with it says errNotSupported; without a codec,
+	// the codec alone has nothing to do.
+	codec *codecSpec
 }
 
 // instance is a started engine. Methods other than publishOne are called from
@@ -68,6 +74,27 @@ type instance interface {
 	close() error
 }
 
+// eventInstance is an instance that runs the JSON-event workloads, started
+// with startOptions.codec: distinct values, all to partition 0. Its read
+// (of the instance interface) reads them back.
+type eventInstance interface {
+	instance
+	// prepare is set-up before events are published, untimed: the codec
+	// alone encodes its batches here, so that only the codec is timed. The
+	// others have nothing to do.
+	prepare(events [][]byte)
+	// publishEvents publishes events in order to partition 0 and returns
+	// once all are acknowledged: through the peer's batching path, or with
+	// viaPublish through ours' other one, Broker.Publish of a batch of
+	// records per call to a topic with the codec. A peer with one batching
+	// path returns errNotSupported for viaPublish.
+	publishEvents(ctx context.Context, events [][]byte, viaPublish bool) error
+	// stored returns the bytes partition 0 takes to store its records (the
+	// batches or frames, not preallocated space) and how many records that
+	// is.
+	stored(ctx context.Context) (bytes, records int64, err error)
+}
+
 // errNotSupported marks a workload a peer cannot run; the table prints n/a
 // with the reason.
 var errNotSupported = errors.New("not supported")
@@ -89,11 +116,12 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// allPeers returns the peers in table order: ours first, the physical limit
-// last.
+// allPeers returns the peers in table order: ours first, the codec alone
+// beside it (in the JSON-event rows only), the physical limit last.
 func allPeers() []peer {
 	return []peer{
 		embedPeer{},
+		codecPeer{},
 		jetstreamPeer{},
 		kfakePeer{disk: false},
 		kfakePeer{disk: true},

@@ -28,6 +28,15 @@ type embedInstance struct {
 	b          *stream.Broker
 	partitions int
 	spare      sync.Pool // *stream.Record for publishOne
+
+	// The JSON-event workloads': the codec (nil otherwise), the Producer
+	// (made at its first use), and Records reused from pass to pass: recs
+	// for the Producer, one per event; call for a Broker.Publish call.
+	codec    *codecSpec
+	producer *stream.Producer
+	recs     []stream.Record
+	call     []*stream.Record
+	chunker
 }
 
 func (embedPeer) start(_ context.Context, dir string, o startOptions) (instance, error) {
@@ -45,6 +54,9 @@ func (embedPeer) start(_ context.Context, dir string, o startOptions) (instance,
 	if o.bigLog {
 		cfg.SegmentBytes = math.MaxInt32 // the largest allowed: the whole log stays in the active segment
 	}
+	if o.codec != nil {
+		cfg.Compression = stream.Compression{Codec: o.codec.ours}
+	}
 	if err := b.CreateTopic("bench", cfg); err != nil && !errors.Is(err, stream.ErrTopicExists) {
 		b.Close()
 		return nil, err
@@ -54,7 +66,7 @@ func (embedPeer) start(_ context.Context, dir string, o startOptions) (instance,
 		b.Close()
 		return nil, err
 	}
-	e := &embedInstance{b: b, partitions: len(info.Partitions)}
+	e := &embedInstance{b: b, partitions: len(info.Partitions), codec: o.codec}
 	e.spare.New = func() any { return new(stream.Record) }
 	return e, nil
 }
@@ -199,4 +211,75 @@ func (e *embedInstance) records(context.Context) (int64, error) {
 	return info.Partitions[0].EndOffset - info.Partitions[0].StartOffset, nil
 }
 
-func (e *embedInstance) close() error { return e.b.Close() }
+// publishEvents publishes through a Producer compressing with the codec
+// (BatchBytes eventBatchBytes, Linger eventLinger) and Flushes, or with
+// viaPublish calls Broker.Publish with a batch's worth of records at a time,
+// which compresses them with the topic's codec.
+func (e *embedInstance) publishEvents(ctx context.Context, events [][]byte, viaPublish bool) error {
+	if e.codec == nil {
+		return errors.New("no codec: not started for the JSON-event workloads")
+	}
+	if viaPublish {
+		for _, chunk := range e.of(events) {
+			for len(e.call) < len(chunk) {
+				e.call = append(e.call, new(stream.Record))
+			}
+			for i, v := range chunk {
+				*e.call[i] = stream.Record{Topic: "bench", Value: v}
+			}
+			if err := e.b.Publish(ctx, e.call[:len(chunk)]...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if e.producer == nil {
+		p, err := e.b.NewProducer(&stream.ProducerOptions{Linger: eventLinger, BatchBytes: eventBatchBytes,
+			Partitioner: stream.ManualPartitioner{}, Compression: stream.Compression{Codec: e.codec.ours}})
+		if err != nil {
+			return err
+		}
+		e.producer = p
+	}
+	// The Producer keeps each Record until its callback: one per event, reused
+	// by the next pass once Flush has returned.
+	if len(e.recs) < len(events) {
+		e.recs = make([]stream.Record, len(events))
+	}
+	var firstErr atomic.Pointer[error]
+	done := func(_ *stream.Record, err error) {
+		if err != nil {
+			firstErr.CompareAndSwap(nil, &err)
+		}
+	}
+	for i, v := range events {
+		e.recs[i] = stream.Record{Topic: "bench", Value: v}
+		e.producer.Publish(ctx, &e.recs[i], done)
+	}
+	if err := e.producer.Flush(ctx); err != nil {
+		return err
+	}
+	if err := firstErr.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// stored is partition 0's batch bytes (PartitionInfo.Bytes: the batches,
+// not the segment's preallocated space).
+func (e *embedInstance) stored(context.Context) (int64, int64, error) {
+	info, err := e.b.DescribeTopic("bench")
+	if err != nil {
+		return 0, 0, err
+	}
+	p := info.Partitions[0]
+	return p.Bytes, p.EndOffset - p.StartOffset, nil
+}
+
+func (e *embedInstance) close() error {
+	var err error
+	if e.producer != nil {
+		err = e.producer.Close()
+	}
+	return errors.Join(err, e.b.Close())
+}

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/embedstream/stream/batch"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -72,8 +73,14 @@ func (k kfakePeer) start(ctx context.Context, dir string, o startOptions) (insta
 	// No compression (the default is snappy): every record carries the same
 	// value, which would compress to nothing and measure the codec, not the
 	// log. Nobody else compresses.
-	f.cl, err = f.client(kgo.DefaultProduceTopic("bench"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produce := []kgo.Opt{kgo.DefaultProduceTopic("bench"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression())}
+	if o.codec != nil {
+		// The JSON-event workloads: the codec, and batches as ours makes them.
+		produce = append(produce, kgo.ProducerBatchCompression(kgoCodec(o.codec.wire)),
+			kgo.ProducerLinger(eventLinger), kgo.ProducerBatchMaxBytes(eventBatchBytes))
+	}
+	f.cl, err = f.client(produce...)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -227,6 +234,68 @@ func (f *kfakeInstance) records(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	return e.Offset - s.Offset, nil
+}
+
+// kgoCodec is kgo's codec of c, at its default level.
+func kgoCodec(c batch.Codec) kgo.CompressionCodec {
+	switch c {
+	case batch.Gzip:
+		return kgo.GzipCompression()
+	case batch.Snappy:
+		return kgo.SnappyCompression()
+	case batch.LZ4:
+		return kgo.Lz4Compression()
+	case batch.Zstd:
+		return kgo.ZstdCompression()
+	}
+	return kgo.NoCompression()
+}
+
+func (f *kfakeInstance) prepare([][]byte) {}
+
+// publishEvents produces the events to partition 0 and flushes: kgo has
+// one batching path.
+func (f *kfakeInstance) publishEvents(ctx context.Context, events [][]byte, viaPublish bool) error {
+	if viaPublish {
+		return notSupported("one batching path: the row above")
+	}
+	var firstErr atomic.Pointer[error]
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			firstErr.CompareAndSwap(nil, &err)
+		}
+	}
+	for _, v := range events {
+		f.cl.Produce(ctx, &kgo.Record{Value: v, Partition: 0}, promise)
+	}
+	if err := f.cl.Flush(ctx); err != nil {
+		return err
+	}
+	if err := firstErr.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// stored is the size kfake gives partition 0 in DescribeLogDirs: the bytes
+// of its batches as produced, in memory or on disk alike.
+func (f *kfakeInstance) stored(ctx context.Context) (int64, int64, error) {
+	dirs, err := kadm.NewClient(f.cl).DescribeAllLogDirs(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	var size int64
+	found := false
+	for _, ds := range dirs {
+		if p, ok := ds.LookupPartition("bench", 0); ok {
+			size, found = size+p.Size, true
+		}
+	}
+	if !found {
+		return 0, 0, errors.New("kfake: DescribeLogDirs has no bench-0")
+	}
+	n, err := f.records(ctx)
+	return size, n, err
 }
 
 func (f *kfakeInstance) close() error {

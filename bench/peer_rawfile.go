@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/embedstream/stream/batch"
 )
 
 // rawPeer is the physical limit: one plain file per partition, holding
@@ -34,6 +36,7 @@ const frameHeader = 8
 type rawInstance struct {
 	durable bool
 	logs    []*rawLog
+	chunker
 }
 
 // rawLog is one partition's file.
@@ -52,6 +55,9 @@ type rawLog struct {
 }
 
 func (rawPeer) start(_ context.Context, dir string, o startOptions) (instance, error) {
+	if o.codec != nil && o.codec.wire != batch.None {
+		return nil, notSupported("uncompressed only: the none rows")
+	}
 	r := &rawInstance{durable: o.durable}
 	for p := range max(o.partitions, 1) {
 		l, err := openRawLog(filepath.Join(dir, fmt.Sprintf("p%d.log", p)))
@@ -194,6 +200,48 @@ func (r *rawInstance) publishBatched(_ context.Context, n int, v []byte) error {
 		l.mu.Unlock()
 	}
 	return nil
+}
+
+// publishEvents writes the events to partition 0's file, a frame per
+// eventBatchBytes, as publishBatched writes its records: the none rows'
+// limit.
+func (r *rawInstance) publishEvents(_ context.Context, events [][]byte, viaPublish bool) error {
+	if viaPublish {
+		return notSupported("one batching path: the row above")
+	}
+	l := r.logs[0]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, chunk := range r.of(events) {
+		l.buf = appendEventFrame(l.buf[:0], chunk)
+		if err := l.writeLocked(l.buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendEventFrame appends a frame of the records with values vs to buf.
+func appendEventFrame(buf []byte, vs [][]byte) []byte {
+	start := len(buf)
+	buf = append(buf, make([]byte, frameHeader)...)
+	for _, v := range vs {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(v)))
+		buf = append(buf, v...)
+	}
+	payload := buf[start+frameHeader:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, castagnoli))
+	return buf
+}
+
+// stored is partition 0's frames, without the preallocated space.
+func (r *rawInstance) stored(ctx context.Context) (int64, int64, error) {
+	n, err := r.records(ctx)
+	l := r.logs[0]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.end, n, err
 }
 
 // publishOne writes one record's frame; when durable, concurrent callers

@@ -7,7 +7,10 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
+
+	"github.com/embedstream/stream/batch"
 )
 
 // metricSpec describes one measured figure: a row of the table.
@@ -18,13 +21,20 @@ type metricSpec struct {
 	format func(float64) string
 	// floor: below it ours counts as zero, and ratios to it are not shown.
 	floor float64
+	// na is why a peer that returns NaN for this figure has none (see
+	// workload.run).
+	na string
 }
 
 func rateMetric(key, label string) metricSpec {
 	return metricSpec{key: key, label: label, higher: true, format: fmtRate}
 }
-func mbpsMetric(key string) metricSpec {
-	return metricSpec{key: key, label: "MB/s", higher: true, format: fmtFloat}
+func mbpsMetric(key string) metricSpec { return mbpsLabeled(key, "MB/s") }
+func mbpsLabeled(key, label string) metricSpec {
+	return metricSpec{key: key, label: label, higher: true, format: fmtFloat}
+}
+func bytesMetric(key, label string) metricSpec {
+	return metricSpec{key: key, label: label, format: func(v float64) string { return fmt.Sprintf("%.1f B", v) }}
 }
 func usMetric(key, label string) metricSpec {
 	return metricSpec{key: key, label: label, format: fmtMicros}
@@ -92,6 +102,7 @@ type cell struct {
 
 // row is one metric of one workload, over all peers.
 type row struct {
+	Section        string          `json:"section,omitempty"` // the table it is printed in ("": the first)
 	Workload       string          `json:"workload"`
 	Metric         string          `json:"metric"`
 	Key            string          `json:"key"`
@@ -132,7 +143,7 @@ func (r *report) add(w workload, title string, p peer, vals []float64, err error
 	for i, m := range w.metrics {
 		rw := r.rowByKey[m.key]
 		if rw == nil {
-			rw = &row{Workload: title, Metric: m.label, Key: m.key, HigherIsBetter: m.higher,
+			rw = &row{Section: w.section, Workload: title, Metric: m.label, Key: m.key, HigherIsBetter: m.higher,
 				Cells: map[string]cell{}, spec: m}
 			r.rowByKey[m.key] = rw
 			r.Rows = append(r.Rows, rw)
@@ -142,6 +153,8 @@ func (r *report) add(w workload, title string, p peer, vals []float64, err error
 			rw.Cells[p.name()] = cell{NA: reason(err)}
 		case err != nil:
 			rw.Cells[p.name()] = cell{Error: err.Error()}
+		case i < len(vals) && math.IsNaN(vals[i]):
+			rw.Cells[p.name()] = cell{NA: m.na}
 		case i < len(vals):
 			v := vals[i]
 			rw.Cells[p.name()] = cell{Value: &v}
@@ -214,14 +227,9 @@ func goals() []goal {
 	atMost := func(x float64) func(float64, *report) bool {
 		return func(v float64, _ *report) bool { return v <= x }
 	}
-	return []goal{
+	return append([]goal{
 		{"publish_100B_msgs", "≥ 6M msg/s and ≥ 5× kfake", func(v float64, r *report) bool {
-			best := 0.0
-			for _, k := range []kfakePeer{{false}, {true}} {
-				if kv, ok := r.value("publish_100B_msgs", k.name()); ok {
-					best = max(best, kv)
-				}
-			}
+			best := bestKfake(r, "publish_100B_msgs")
 			return v >= 6e6 && best > 0 && v >= 5*best
 		}},
 		{"consume_msgs", "≥ 18M msg/s", atLeast(18e6)},
@@ -237,24 +245,107 @@ func goals() []goal {
 		{"recovery_open_ms", "≤ 200 ms", atMost(200)},
 		{"scale_open_ms", "≤ 2 s", atMost(2000)},
 		{"scale_rss_MB", "≤ 200 MB", atMost(200)},
+	}, jsonGoals()...)
+}
+
+// jsonGoals are the targets of the JSON-event rows, for each codec (none
+// has no codec to measure against): publish and consume at least 0.8× the
+// codec alone's throughput on the same batches and 3× kfake's with the same
+// codec (the best of its two columns; against Broker.Publish, kgo's one
+// batching path); stored bytes within 10% of the codec's own.
+func jsonGoals() []goal {
+	var gs []goal
+	for _, c := range jsonCodecs {
+		if c.wire == batch.None {
+			continue
+		}
+		for _, m := range []string{"batched_MBps", "publish_MBps", "consume_MBps"} {
+			key, kfakeKey := jsonKey(c, m), jsonKey(c, m)
+			if m == "publish_MBps" {
+				kfakeKey = jsonKey(c, "batched_MBps")
+			}
+			gs = append(gs, goal{key, "≥ 0.8× codec alone and ≥ 3× kfake", func(v float64, r *report) bool {
+				codec, ok := r.value(key, codecPeer{}.name())
+				kf := bestKfake(r, kfakeKey)
+				return ok && v >= 0.8*codec && kf > 0 && v >= 3*kf
+			}})
+		}
+		key := jsonKey(c, "stored_bytes")
+		gs = append(gs, goal{key, "≤ 1.1× codec alone", func(v float64, r *report) bool {
+			codec, ok := r.value(key, codecPeer{}.name())
+			return ok && v <= 1.1*codec
+		}})
+	}
+	return gs
+}
+
+// bestKfake is the better of kfake's two figures for a metric where higher
+// is better, 0 if neither ran.
+func bestKfake(r *report, key string) float64 {
+	best := 0.0
+	for _, k := range []kfakePeer{{false}, {true}} {
+		if kv, ok := r.value(key, k.name()); ok {
+			best = max(best, kv)
+		}
+	}
+	return best
+}
+
+// writeTable prints the markdown tables: one per section, each with the
+// peers that have a figure (or failed) in one of its rows, then the notes.
+func (r *report) writeTable(w io.Writer) {
+	fmt.Fprintf(w, "Machine: %s\n\n", r.Machine["summary"])
+	fmt.Fprintf(w, "In a peer's column, (N×) is how many times better ours is on that row: above 1 ours is better, below 1 the peer is.\n")
+	var sections []string
+	for _, rw := range r.Rows {
+		if !slices.Contains(sections, rw.Section) {
+			sections = append(sections, rw.Section)
+		}
+	}
+	for _, sec := range sections {
+		fmt.Fprintln(w)
+		if sec != "" {
+			fmt.Fprintf(w, "%s\n\n", sec)
+		}
+		var rows []*row
+		for _, rw := range r.Rows {
+			if rw.Section == sec {
+				rows = append(rows, rw)
+			}
+		}
+		r.writeSection(w, rows)
+	}
+	if len(r.Notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
 	}
 }
 
-// writeTable prints the markdown table.
-func (r *report) writeTable(w io.Writer) {
-	fmt.Fprintf(w, "Machine: %s\n\n", r.Machine["summary"])
-	fmt.Fprintf(w, "In a peer's column, (N×) is how many times better ours is on that row: above 1 ours is better, below 1 the peer is.\n\n")
-	fmt.Fprintf(w, "| workload | metric | %s | goal (ours) |\n", strings.Join(r.Peers, " | "))
-	fmt.Fprintf(w, "|---|---|%s---|\n", strings.Repeat("--:|", len(r.Peers)))
+// writeSection prints one table of rows, leaving out the peers that have
+// no figure in any of them (the codec alone outside the JSON-event rows).
+func (r *report) writeSection(w io.Writer, rows []*row) {
+	var peers []string
+	for _, name := range r.Peers {
+		if slices.ContainsFunc(rows, func(rw *row) bool {
+			c := rw.Cells[name]
+			return c.Value != nil || c.Error != ""
+		}) {
+			peers = append(peers, name)
+		}
+	}
+	fmt.Fprintf(w, "| workload | metric | %s | goal (ours) |\n", strings.Join(peers, " | "))
+	fmt.Fprintf(w, "|---|---|%s---|\n", strings.Repeat("--:|", len(peers)))
 	last := ""
-	for _, rw := range r.Rows {
+	for _, rw := range rows {
 		title := rw.Workload
 		if title == last {
 			title = ""
 		}
 		last = rw.Workload
-		cells := make([]string, len(r.Peers))
-		for i, name := range r.Peers {
+		cells := make([]string, len(peers))
+		for i, name := range peers {
 			c, ok := rw.Cells[name]
 			switch {
 			case !ok:
@@ -282,12 +373,6 @@ func (r *report) writeTable(w io.Writer) {
 			g = rw.Goal.Text + ": " + mark
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", title, rw.Metric, strings.Join(cells, " | "), g)
-	}
-	if len(r.Notes) > 0 {
-		fmt.Fprintln(w)
-		for _, n := range r.Notes {
-			fmt.Fprintf(w, "- %s\n", n)
-		}
 	}
 }
 

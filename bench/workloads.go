@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,23 +31,33 @@ type sizes struct {
 	budget        time.Duration // time after which a sampling workload stops early
 	recoveryBytes int64         // log size written before the kill -9
 	partitions    int           // partitions of the scale workload
+	events        int           // JSON events of the compression workloads
 	timeout       time.Duration // one peer's limit for one workload
 }
 
 var (
 	fullSizes = sizes{records: 1_000_000, latencyMax: 200_000, durableMax: 10_000, groupCommit: 300_000,
 		roundtrips: 1_000, wakeups: 2_000, budget: 2 * time.Second, recoveryBytes: 1 << 30,
-		partitions: 10_000, timeout: 2 * time.Minute}
+		partitions: 10_000, events: 200_000, timeout: 2 * time.Minute}
 	quickSizes = sizes{records: 20_000, latencyMax: 20_000, durableMax: 200, groupCommit: 20_000,
 		roundtrips: 100, wakeups: 200, budget: 250 * time.Millisecond, recoveryBytes: 64 << 20,
-		partitions: 500, timeout: time.Minute}
+		partitions: 500, events: 20_000, timeout: time.Minute}
 )
 
-// env is what every workload run gets: the sizes and a place for directories.
+// env is what every workload run gets: the sizes, a place for directories,
+// and the JSON events, made once.
 type env struct {
 	sizes
-	root string
-	seq  atomic.Int64
+	root       string
+	seq        atomic.Int64
+	eventsOnce sync.Once
+	eventData  [][]byte
+}
+
+// jsonEvents returns the run's JSON events, e.events of them.
+func (e *env) jsonEvents() [][]byte {
+	e.eventsOnce.Do(func() { e.eventData = jsonEvents(e.events, eventsSeed) })
+	return e.eventData
 }
 
 // newDir returns a fresh empty directory under the run's root.
@@ -56,9 +68,11 @@ func (e *env) newDir(p peer) (string, error) {
 }
 
 // A workload is one row group of the table. run measures one peer and
-// returns one value per metric, in the order of metrics.
+// returns one value per metric, in the order of metrics: NaN for a figure
+// the peer does not have (the metric's na says why).
 type workload struct {
 	id      string // for -only
+	section string // the table it is printed in: "" for the first
 	title   string
 	metrics []metricSpec
 	run     func(ctx context.Context, e *env, p peer) ([]float64, error)
@@ -141,7 +155,7 @@ func seconds(d time.Duration) float64 { return d.Seconds() }
 
 // workloads returns the workloads in run order, titled with s's sizes.
 func workloads(s sizes) []workload {
-	return []workload{
+	ws := []workload{
 		{id: "publish", title: fmt.Sprintf("publish batched, %s × 100 B", count(s.records)),
 			metrics: []metricSpec{rateMetric("publish_100B_msgs", "msg/s"), mbpsMetric("publish_100B_MBps")},
 			run: func(ctx context.Context, e *env, p peer) ([]float64, error) {
@@ -203,6 +217,113 @@ func workloads(s sizes) []workload {
 			metrics: []metricSpec{msMetric("scale_open_ms", "open"), sizeMetric("scale_rss_MB", "RSS after open"), countMetric("scale_mappings", "mappings")},
 			run:     scale},
 	}
+	for _, c := range jsonCodecs {
+		ws = append(ws, jsonWorkload(s, c))
+	}
+	return ws
+}
+
+// jsonSection heads the table of the JSON-event workloads.
+const jsonSection = "Compression: JSON events (~300 B, repeating field names), one partition, per codec. MB/s are of the events' bytes."
+
+// jsonWorkload is the JSON-event workload with codec c (see jsonRun).
+func jsonWorkload(s sizes, c codecSpec) workload {
+	viaPublish := mbpsLabeled(jsonKey(c, "publish_MBps"), "publish MB/s, Broker.Publish")
+	viaPublish.na = "one batching path: the row above"
+	return workload{id: "json-" + c.name, section: jsonSection,
+		title: fmt.Sprintf("%s: %s events", c.name, count(s.events)),
+		metrics: []metricSpec{
+			mbpsLabeled(jsonKey(c, "batched_MBps"), "publish MB/s, batched"),
+			viaPublish,
+			mbpsLabeled(jsonKey(c, "consume_MBps"), "consume MB/s"),
+			bytesMetric(jsonKey(c, "stored_bytes"), "stored bytes/event"),
+		},
+		run: func(ctx context.Context, e *env, p peer) ([]float64, error) {
+			return jsonRun(ctx, e, p, c)
+		}}
+}
+
+// jsonRun publishes the run's JSON events with codec c to partition 0,
+// after a warm-up of a tenth of them, in rounds (the median): through the
+// batching path (ours: a Producer compressing with c), then through ours'
+// Broker.Publish of a batch's worth of events per call to the topic
+// compressed with c. In between, untimed, the bytes stored per event: the
+// Producer's batches. Then it syncs and times readers of the first events
+// from the start (ours: a Reader, zero-copy; kfake: a kgo consumer; the
+// codec alone: decompressing the batches), after a warm-up.
+func jsonRun(ctx context.Context, e *env, p peer, c codecSpec) ([]float64, error) {
+	events := e.jsonEvents()
+	warm := events[:max(len(events)/10, 1)]
+	mb := float64(eventBytes(events)) / 1e6
+	return withInstance(ctx, e, p, startOptions{codec: &c}, func(inst instance) ([]float64, error) {
+		ei, ok := inst.(eventInstance)
+		if !ok {
+			return nil, notSupported("no JSON-event workloads")
+		}
+		var published int64
+		// Each phase is labelled for -cpuprofile (pprof -tagfocus
+		// phase=batched), with the goroutines it starts: ours' Producer's
+		// writer, made by the first batched publish, is in "batched".
+		publish := func(phase string, viaPublish bool) (rate float64, err error) {
+			pprof.Do(ctx, pprof.Labels("phase", phase), func(ctx context.Context) {
+				rate, err = publishPhase(ctx, e, ei, warm, events, viaPublish, &published)
+			})
+			return mb * rate, err
+		}
+		batched, err := publish("batched", false)
+		if err != nil {
+			return nil, err
+		}
+		bytes, recs, err := ei.stored(ctx)
+		if err != nil {
+			return nil, err
+		}
+		perEvent := float64(bytes) / float64(max(recs, 1))
+		viaPublish, err := publish("publish", true)
+		if errors.Is(err, errNotSupported) {
+			viaPublish, err = math.NaN(), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := expectRecords(ctx, inst, published); err != nil {
+			return nil, err
+		}
+		syscall.Sync() // as in consume: no writeback competing with the reads
+		var d time.Duration
+		pprof.Do(ctx, pprof.Labels("phase", "consume"), func(ctx context.Context) {
+			if err = inst.read(ctx, len(warm), false); err == nil {
+				d, _, err = rounds(e.budget, func() error { return inst.read(ctx, len(events), false) })
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		return []float64{batched, viaPublish, mb / seconds(d), perEvent}, nil
+	})
+}
+
+// publishPhase publishes warm (untimed), then events in rounds, and
+// returns the median rounds per second (1 / its duration); published
+// counts the events acknowledged.
+func publishPhase(ctx context.Context, e *env, ei eventInstance, warm, events [][]byte, viaPublish bool, published *int64) (float64, error) {
+	ei.prepare(warm)
+	if err := ei.publishEvents(ctx, warm, viaPublish); err != nil {
+		return 0, err
+	}
+	*published += int64(len(warm))
+	ei.prepare(events)
+	d, _, err := rounds(e.budget, func() error {
+		err := ei.publishEvents(ctx, events, viaPublish)
+		if err == nil {
+			*published += int64(len(events))
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 1 / seconds(d), nil
 }
 
 // count formats n with thousands separators.
