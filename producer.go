@@ -101,7 +101,13 @@ type Producer struct {
 	wake     chan struct{} // nudges the writer goroutine; capacity 1
 	progress signal.Signal // broadcast when records complete
 	exited   chan struct{} // closed when the writer goroutine ends
-	pool     sync.Pool     // *pendingBatch
+	// spare are written batches kept for reuse, their buffers grown:
+	// refilling a batch of BatchBytes from a small buffer costs more than
+	// encoding into it, and a sync.Pool loses them at every GC.
+	spare []*pendingBatch
+	// filled is the partition whose batch last closed full (BatchBytes):
+	// its next batch is made that size at once.
+	filled *log.Log
 
 	// compressed is the writer goroutine's scratch for compressed batches,
 	// kept between batches up to maxPooledBatchBytes.
@@ -142,7 +148,6 @@ func (b *Broker) NewProducer(opts *ProducerOptions) (*Producer, error) {
 		open: map[*log.Log]*pendingBatch{}, sticky: map[*topic]*stickyPartition{}, topics: map[string]*topic{},
 		wake: make(chan struct{}, 1), exited: make(chan struct{}),
 	}
-	p.pool.New = func() any { return new(pendingBatch) }
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -221,12 +226,18 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	if pb != nil && (alone || pb.bld.Len()+size > min(p.opts.BatchBytes, c.batchLimit(cc))) {
 		delete(p.open, part)
 		p.ready = append(p.ready, pb)
+		p.filled = part
 		pb = nil
 	}
 	if pb == nil {
-		pb = p.pool.Get().(*pendingBatch)
+		pb = p.spareLocked()
 		pb.topic, pb.part, pb.partition, pb.opened, pb.maxRecord = t, part, partition, time.Now(), c.MaxRecordBytes
 		pb.bld.Reset(0)
+		if part == p.filled {
+			// Its last batch filled up: so will this one, likely. Sized
+			// once, rather than grown (and copied) on the way.
+			pb.bld.Grow(p.opts.BatchBytes)
+		}
 		p.open[part] = pb
 	}
 	before := pb.bld.Len()
@@ -238,6 +249,7 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	if alone || pb.bld.Len() >= p.opts.BatchBytes {
 		delete(p.open, part)
 		p.ready = append(p.ready, pb)
+		p.filled = part
 	}
 	if p.writerIdle {
 		p.writerIdle = false
@@ -372,6 +384,26 @@ func (p *Producer) takeDueLocked(out []*pendingBatch) ([]*pendingBatch, time.Dur
 	return out, wait
 }
 
+// maxSpare bounds the written batches a Producer keeps for reuse, as
+// Kafka's producer keeps freed batch buffers up to buffer.memory: a burst
+// fills up to MaxBufferedBytes of batches, and each one new is a buffer
+// grown afresh. A quarter of MaxBufferedBytes at most stays held.
+func (p *Producer) maxSpare() int {
+	return max(4, p.opts.MaxBufferedBytes/p.opts.BatchBytes/4)
+}
+
+// spareLocked returns a batch to fill: a spare one, or a new one. Callers
+// hold mu.
+func (p *Producer) spareLocked() *pendingBatch {
+	if n := len(p.spare); n > 0 {
+		pb := p.spare[n-1]
+		p.spare[n-1] = nil
+		p.spare = p.spare[:n-1]
+		return pb
+	}
+	return new(pendingBatch)
+}
+
 // write appends one batch and runs its callbacks in offset order.
 func (p *Producer) write(pb *pendingBatch) {
 	size := pb.bld.Len() - batch.HeaderSize
@@ -408,9 +440,11 @@ func (p *Producer) write(pb *pendingBatch) {
 	if pb.bld.Len() > maxPooledBatchBytes {
 		pb.bld = batch.Builder{} // a huge batch's buffer is not kept
 	}
-	p.pool.Put(pb)
 
 	p.mu.Lock()
+	if len(p.spare) < p.maxSpare() {
+		p.spare = append(p.spare, pb)
+	}
 	p.buffered -= size
 	p.mu.Unlock()
 	p.progress.Broadcast()
