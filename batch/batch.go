@@ -49,6 +49,12 @@
 // A batch is self-checking: the CRC covers every record, so a log made of
 // batches laid back to back can be verified (and cut after its last good
 // batch) without any other framing.
+//
+// A compressed batch (attribute bits 0-2 name the Codec) has the same
+// header; the bytes after it are its records, laid out as above,
+// compressed together in the codec's framing (see Compress). The CRC
+// covers the stored, compressed bytes, so checking a batch never needs it
+// decompressed; reading its records does (Iter, Decompress).
 package batch
 
 import (
