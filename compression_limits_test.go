@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -138,4 +139,30 @@ func TestCompressionMaxUncompressedBytes(t *testing.T) {
 	require.Equal(t, []int64{0, 0}, endOffsets(t, b, "t"), "nothing written")
 	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: half}, &Record{Topic: "t", Partition: 1, Value: half}))
 	require.Equal(t, []int64{1, 1}, endOffsets(t, b, "t"))
+}
+
+// TestCompressionProducerCodecChangedUnderIt: a batch the Producer took
+// uncompressed that the topic's new codec cannot hold (past
+// batch.MaxUncompressedBytes) fails its callbacks with ErrRecordTooLarge;
+// the writer goroutine goes on (it once panicked stamping a batch that was
+// never made).
+func TestCompressionProducerCodecChangedUnderIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates over 128 MiB")
+	}
+	b := openCompressionBroker(t, "")
+	require.NoError(t, b.CreateTopic("t", TopicConfig{MaxRecordBytes: 100 << 20}))
+	p, err := b.NewProducer(&ProducerOptions{Linger: time.Hour, BatchBytes: 128 << 20, MaxBufferedBytes: 256 << 20})
+	require.NoError(t, err)
+	defer p.Close()
+	errs := make(chan error, 2)
+	p.Publish(t.Context(), &Record{Topic: "t", Value: make([]byte, 70<<20)}, func(_ *Record, err error) { errs <- err })
+	require.NoError(t, b.AlterTopic("t", func(c *TopicConfig) { c.Compression = Compression{Codec: CodecZstd} }))
+	require.NoError(t, p.Flush(t.Context()))
+	require.ErrorIs(t, <-errs, ErrRecordTooLarge)
+
+	p.Publish(t.Context(), &Record{Topic: "t", Value: []byte("small")}, func(_ *Record, err error) { errs <- err })
+	require.NoError(t, p.Flush(t.Context()))
+	require.NoError(t, <-errs, "the writer goes on")
+	require.Equal(t, []int64{1}, endOffsets(t, b, "t"))
 }

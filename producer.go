@@ -103,8 +103,12 @@ type Producer struct {
 	exited   chan struct{} // closed when the writer goroutine ends
 	// spare are written batches kept for reuse, their buffers grown:
 	// refilling a batch of BatchBytes from a small buffer costs more than
-	// encoding into it, and a sync.Pool loses them at every GC.
-	spare []*pendingBatch
+	// encoding into it, and a sync.Pool loses them at every GC. As Kafka's
+	// producer keeps freed batch buffers within buffer.memory, their
+	// buffers (spareBytes) take at most a quarter of MaxBufferedBytes, none
+	// over maxPooledBatchBytes.
+	spare      []*pendingBatch
+	spareBytes int
 	// filled is the partition whose batch last closed full (BatchBytes):
 	// its next batch is made that size at once.
 	filled *log.Log
@@ -226,7 +230,9 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	if pb != nil && (alone || pb.bld.Len()+size > min(p.opts.BatchBytes, c.batchLimit(cc))) {
 		delete(p.open, part)
 		p.ready = append(p.ready, pb)
-		p.filled = part
+		if !alone {
+			p.filled = part
+		}
 		pb = nil
 	}
 	if pb == nil {
@@ -249,7 +255,9 @@ func (p *Producer) enqueue(ctx context.Context, r *Record, done func(*Record, er
 	if alone || pb.bld.Len() >= p.opts.BatchBytes {
 		delete(p.open, part)
 		p.ready = append(p.ready, pb)
-		p.filled = part
+		if !alone {
+			p.filled = part
+		}
 	}
 	if p.writerIdle {
 		p.writerIdle = false
@@ -384,14 +392,6 @@ func (p *Producer) takeDueLocked(out []*pendingBatch) ([]*pendingBatch, time.Dur
 	return out, wait
 }
 
-// maxSpare bounds the written batches a Producer keeps for reuse, as
-// Kafka's producer keeps freed batch buffers up to buffer.memory: a burst
-// fills up to MaxBufferedBytes of batches, and each one new is a buffer
-// grown afresh. A quarter of MaxBufferedBytes at most stays held.
-func (p *Producer) maxSpare() int {
-	return max(4, p.opts.MaxBufferedBytes/p.opts.BatchBytes/4)
-}
-
 // spareLocked returns a batch to fill: a spare one, or a new one. Callers
 // hold mu.
 func (p *Producer) spareLocked() *pendingBatch {
@@ -399,6 +399,7 @@ func (p *Producer) spareLocked() *pendingBatch {
 		pb := p.spare[n-1]
 		p.spare[n-1] = nil
 		p.spare = p.spare[:n-1]
+		p.spareBytes -= pb.bld.Cap()
 		return pb
 	}
 	return new(pendingBatch)
@@ -418,7 +419,10 @@ func (p *Producer) write(pb *pendingBatch) {
 	if err != nil {
 		err = pb.topic.writeErr(err)
 	}
-	st := newStamp(pb.partition, base, encoded)
+	var st stamp
+	if err == nil { // encoded is nil where compress failed
+		st = newStamp(pb.partition, base, encoded)
+	}
 	encoded = nil // it aliases pb.bld or the scratch, both reused
 	if cap(compressed) <= maxPooledBatchBytes {
 		p.compressed = compressed
@@ -437,13 +441,11 @@ func (p *Producer) write(pb *pendingBatch) {
 	clear(pb.dones)
 	pb.recs, pb.dones, pb.ts = pb.recs[:0], pb.dones[:0], pb.ts[:0]
 	pb.topic, pb.part = nil, nil
-	if pb.bld.Len() > maxPooledBatchBytes {
-		pb.bld = batch.Builder{} // a huge batch's buffer is not kept
-	}
 
 	p.mu.Lock()
-	if len(p.spare) < p.maxSpare() {
+	if held := pb.bld.Cap(); held <= maxPooledBatchBytes && p.spareBytes+held <= p.opts.MaxBufferedBytes/4 {
 		p.spare = append(p.spare, pb)
+		p.spareBytes += held
 	}
 	p.buffered -= size
 	p.mu.Unlock()

@@ -127,6 +127,9 @@ func (b *Builder) Add(ts int64, key, value []byte, headers []Header) {
 	b.count++
 }
 
+// Cap reports the bytes the Builder's buffer holds, used or not.
+func (b *Builder) Cap() int { return cap(b.buf) }
+
 // Grow makes room for n more bytes, as a caller that knows how large the
 // batch will be can ask, to fill it without the buffer growing on the way.
 func (b *Builder) Grow(n int) {

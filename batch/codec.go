@@ -42,10 +42,11 @@ const (
 
 // MaxUncompressedBytes caps what one compressed batch's records may expand
 // to when decompressed: a batch that claims more (a "zip bomb", or damage)
-// is ErrCorrupt, and decompressing it stops at the cap, never holding more
-// memory than that (and allocating at most about three times it on the
-// way, buffers outgrown included). Writers refuse to compress records
-// past it.
+// is ErrCorrupt, and decompressing it stops at the cap: its output never
+// holds more than that, and decompressing allocates about three times it
+// at most on the way (buffers outgrown included, and for a zstd frame of
+// no stated size its window, up to the cap too). Writers refuse to
+// compress records past it.
 const MaxUncompressedBytes = 64 << 20
 
 // String returns Kafka's compression.type name of c.
@@ -449,22 +450,7 @@ func appendUnzstd(dst, src []byte, limit int) ([]byte, error) {
 		// buffers, each decoding from the start and, past its buffer,
 		// growing its output by append before it notices: three to five
 		// times the limit allocated for a stream that expands without end.
-		zr, _ := zstdReaders.Get().(*zstd.Decoder)
-		if zr == nil {
-			var err error
-			if zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
-				zstd.WithDecoderMaxMemory(MaxUncompressedBytes+1)); err != nil {
-				panic(err) // the options are constant
-			}
-		}
-		defer zstdReaders.Put(zr)
-		br := byteReader(src)
-		defer putByteReader(br)
-		if err := zr.Reset(br); err != nil {
-			return dst, err
-		}
-		defer zr.Reset(nil) // drop src
-		return readLimited(dst, zr, Zstd, src, limit)
+		return appendUnzstdStream(dst, src, limit)
 	}
 	// The frame states its size: decode it in one call, into room for it
 	// (with the cap limit on, DecodeAll writes no more than cap-len bytes),
@@ -478,11 +464,34 @@ func appendUnzstd(dst, src []byte, limit int) ([]byte, error) {
 	out, err := zstdDecoder().DecodeAll(src, dst)
 	switch {
 	case errors.Is(err, zstd.ErrDecoderSizeExceeded):
-		return dst, expandErr(Zstd, limit)
+		// More frames follow the first (valid zstd, if rare): their sizes
+		// are not known up front, so decode the whole as a stream.
+		return appendUnzstdStream(dst[:start], src, limit)
 	case err != nil:
 		return dst, err
 	case len(out)-start > limit:
 		return dst, expandErr(Zstd, limit)
 	}
 	return out, nil
+}
+
+// appendUnzstdStream decodes src, zstd frames of sizes not known up front,
+// as a stream, bounded as readLimited bounds it.
+func appendUnzstdStream(dst, src []byte, limit int) ([]byte, error) {
+	zr, _ := zstdReaders.Get().(*zstd.Decoder)
+	if zr == nil {
+		var err error
+		if zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxMemory(MaxUncompressedBytes+1)); err != nil {
+			panic(err) // the options are constant
+		}
+	}
+	defer zstdReaders.Put(zr)
+	br := byteReader(src)
+	defer putByteReader(br)
+	if err := zr.Reset(br); err != nil {
+		return dst, err
+	}
+	defer zr.Reset(nil) // drop src
+	return readLimited(dst, zr, Zstd, src, limit)
 }

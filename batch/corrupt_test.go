@@ -265,3 +265,19 @@ func xxh32(b []byte) uint32 {
 	h *= p3
 	return h ^ h>>16
 }
+
+// TestZstdConcatenatedFrames: frames back to back are valid zstd (Kafka's
+// Java client reads them); a first frame that states its size must not
+// make the rest look like a bomb.
+func TestZstdConcatenatedFrames(t *testing.T) {
+	enc, err := zstd.NewWriter(nil)
+	require.NoError(t, err)
+	a, b := bytes.Repeat([]byte("first frame "), 100), bytes.Repeat([]byte("second "), 150)
+	src := enc.EncodeAll(b, enc.EncodeAll(a, nil))
+	got, err := batch.AppendDecompressed(nil, batch.Zstd, src, batch.MaxUncompressedBytes)
+	require.NoError(t, err)
+	require.Equal(t, append(append([]byte{}, a...), b...), got)
+
+	_, err = batch.AppendDecompressed(nil, batch.Zstd, src, len(a)+len(b)-1)
+	require.ErrorIs(t, err, batch.ErrCorrupt, "the limit still holds across frames")
+}

@@ -206,7 +206,13 @@ func topicSettings(cfg stream.TopicConfig) map[string]*string {
 	set("message.timestamp.before.max.ms", cfg.MaxTimestampBehind > 0, cfg.MaxTimestampBehind.Milliseconds())
 	set("cleanup.policy", cfg.Compact, "compact")
 	cc := cfg.Compression
-	set("compression.type", cc.Codec != stream.CodecDefault, cc.Codec)
+	// A topic spells none "uncompressed" (Kafka's BrokerCompressionType):
+	// a cluster refuses "none", the producer setting's name.
+	codec := cc.Codec.String()
+	if cc.Codec == stream.CodecNone {
+		codec = "uncompressed"
+	}
+	set("compression.type", cc.Codec != stream.CodecDefault, codec)
 	// A level is sent only when set: Kafka before 3.8 (KIP-390) knows no
 	// compression.<codec>.level and refuses a topic that names one, so a
 	// default level works on any cluster. kfake keeps every topic setting
@@ -248,8 +254,8 @@ func checkCompression(cc stream.Compression) error {
 // configFromSettings is topicSettings' inverse: the TopicConfig a topic's
 // described settings (defaults included) and partition count amount to.
 // Kafka's "no limit" values read as the zero or negative values that mean
-// it in a TopicConfig. compression.type "uncompressed" (Kafka's other
-// spelling of none) reads as CodecNone. A compression level reads as
+// it in a TopicConfig. compression.type "uncompressed" (a topic's spelling
+// of none) reads as CodecNone. A compression level reads as
 // Compression.Level only when set on the topic itself: the one a cluster
 // describes as its default (Kafka 3.8 and later describe all three) is
 // the zero Level, "the default".
@@ -299,10 +305,7 @@ func configFromSettings(configs []kadm.Config, partitions int) stream.TopicConfi
 		case "cleanup.policy":
 			cfg.Compact = slices.Contains(strings.Split(v, ","), "compact")
 		case "compression.type":
-			if strings.EqualFold(v, "uncompressed") {
-				v = "none"
-			}
-			if codec, err := stream.ParseCodec(v); err == nil {
+			if codec, err := stream.ParseCodec(v); err == nil { // "uncompressed" included
 				cfg.Compression.Codec = codec
 			}
 		case "compression.gzip.level", "compression.lz4.level", "compression.zstd.level":
@@ -326,8 +329,8 @@ func configFromSettings(configs []kadm.Config, partitions int) stream.TopicConfi
 // MaxTimestampBehind to message.timestamp.after.max.ms and
 // message.timestamp.before.max.ms, Compact to cleanup.policy=compact
 // (which a cluster implements), Compression to compression.type (producer,
-// none, gzip, snappy, lz4 or zstd; CodecDefault is Kafka's default,
-// producer) and a non-zero Compression.Level to compression.gzip.level,
+// uncompressed for CodecNone, gzip, snappy, lz4 or zstd; CodecDefault is
+// Kafka's default, producer) and a non-zero Compression.Level to compression.gzip.level,
 // compression.lz4.level or compression.zstd.level, which Kafka 3.8 and
 // later know (KIP-390; older clusters refuse them: leave Level 0 there).
 // The cluster, not this client, then recompresses what producers send, as

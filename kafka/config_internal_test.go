@@ -77,7 +77,7 @@ func TestCompressionSettings(t *testing.T) {
 	}
 	require.Equal(t, map[string]string{"compression.type": "zstd"},
 		str(topicConfigs(stream.TopicConfig{Compression: stream.Compression{Codec: stream.CodecZstd}})))
-	require.Equal(t, map[string]string{"compression.type": "none"},
+	require.Equal(t, map[string]string{"compression.type": "uncompressed"},
 		str(topicConfigs(stream.TopicConfig{Compression: stream.Compression{Codec: stream.CodecNone}})))
 	for codec, key := range map[stream.Codec]string{stream.CodecGzip: "compression.gzip.level",
 		stream.CodecLZ4: "compression.lz4.level", stream.CodecZstd: "compression.zstd.level"} {

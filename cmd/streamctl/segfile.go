@@ -71,8 +71,9 @@ func (s *segmentScan) scan(f *os.File, visit batchVisitor) error {
 	var buf []byte
 	for s.valid < s.size {
 		b, err := readBatch(f, s.valid, s.size, &buf)
+		var records int64
 		if err == nil {
-			err = s.check(b)
+			records, err = s.check(b)
 		}
 		if err == nil && visit != nil {
 			err = visit(s.valid, b)
@@ -86,6 +87,7 @@ func (s *segmentScan) scan(f *os.File, visit batchVisitor) error {
 		}
 		s.valid += int64(len(b))
 		s.batches++
+		s.records += records
 		s.next = b.LastOffset() + 1
 	}
 	return nil
@@ -132,14 +134,15 @@ func readAt(f *os.File, pos, n int64, buf *[]byte) error {
 	return err
 }
 
-// check verifies a parsed batch's offset and records.
-func (s *segmentScan) check(b batch.Batch) error {
+// check verifies a parsed batch's offset and records, and returns how many
+// records it holds; they count once the batch is found whole (a visitor
+// may still find it damaged).
+func (s *segmentScan) check(b batch.Batch) (int64, error) {
 	if s.next >= 0 && b.BaseOffset() != s.next {
-		return &damageError{fmt.Errorf("%w: offset %d, expected %d", batch.ErrCorrupt, b.BaseOffset(), s.next)}
+		return 0, &damageError{fmt.Errorf("%w: offset %d, expected %d", batch.ErrCorrupt, b.BaseOffset(), s.next)}
 	}
 	if b.Codec() != batch.None && !s.deep {
-		s.records += int64(b.NumRecords())
-		return nil
+		return int64(b.NumRecords()), nil
 	}
 	it := b.Records()
 	var r batch.Record
@@ -151,10 +154,9 @@ func (s *segmentScan) check(b batch.Batch) error {
 	case errors.Is(err, batch.ErrUnsupported):
 		n = int64(b.NumRecords()) // a codec that is not Kafka's: valid, not decoded
 	case err != nil:
-		return &damageError{err}
+		return 0, &damageError{err}
 	}
-	s.records += n
-	return nil
+	return n, nil
 }
 
 // damaged records the damage at s.valid, unless all that follows is zeros:
