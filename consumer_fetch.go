@@ -80,6 +80,9 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	// A Poll returns records of many batches together: those of compressed
 	// ones must outlive the walk's next batch, until the next Poll.
 	c.walk.KeepDecompressed()
+	// A Poll that ends inside a compressed batch leaves it decompressed
+	// for this partition's next fetch, which resumes in it.
+	c.walk.SetSource(ps)
 	var lr batch.Record
 	walk := func() error {
 		for len(c.out) < c.opts.MaxPollRecords && c.walk.Next(&lr) {

@@ -266,3 +266,96 @@ func zstdStream(t testing.TB, src []byte) []byte {
 	require.NoError(t, zw.Close())
 	return buf.Bytes()
 }
+
+// TestWalkCarriesStoppedBatch: a keeping walk that stops inside a
+// compressed batch keeps it decompressed through Recycle, and the next walk
+// of the same source that starts in it decodes from that copy. Shown by
+// damaging the batch's compressed bytes (not its header) between the walks:
+// the carried copy still reads, a walk of another source does not.
+func TestWalkCarriesStoppedBatch(t *testing.T) {
+	for _, c := range compressedCodecs {
+		t.Run(c.String(), func(t *testing.T) {
+			b := compressAll(t, []batchtest.Batch{filled(t, 0, 10, 'a')}, c)[0]
+			data := append([]byte(nil), b.Data...)
+			var it batch.Iter
+			it.KeepDecompressed()
+			src, other := new(int), new(int)
+			it.Reset(data, 0)
+			it.SetSource(src)
+			var r batch.Record
+			for range 4 { // a Poll that stops after 4 records
+				require.True(t, it.Next(&r))
+			}
+			it.Recycle()
+			// The stored bytes change under the same header: only a walk
+			// that decompresses again sees it.
+			for i := batch.HeaderSize; i < len(data); i++ {
+				data[i] ^= 0xff
+			}
+
+			it.Reset(data, 4)
+			it.SetSource(src)
+			var got []batchtest.Record
+			for it.Next(&r) {
+				got = append(got, copyRecord(r))
+			}
+			require.NoError(t, it.Err())
+			batchtest.RequireRecords(t, b.Records[4:], got)
+
+			// Consumed whole: nothing is carried now.
+			it.Recycle()
+			it.Reset(data, 4)
+			it.SetSource(src)
+			require.False(t, it.Next(&r))
+			require.ErrorIs(t, it.Err(), batch.ErrCorrupt)
+
+			// Another source never takes a carried batch.
+			copy(data, b.Data)
+			it.Reset(data, 0)
+			it.SetSource(src)
+			require.True(t, it.Next(&r))
+			it.Recycle()
+			for i := batch.HeaderSize; i < len(data); i++ {
+				data[i] ^= 0xff
+			}
+			it.Reset(data, 1)
+			it.SetSource(other)
+			require.False(t, it.Next(&r))
+			require.ErrorIs(t, it.Err(), batch.ErrCorrupt)
+		})
+	}
+}
+
+// TestWalkCarryKeepsRecordsValid: records a walk hands out from a carried
+// batch stay valid until the next Recycle, as any kept record does, while
+// the walk decompresses other batches after it.
+func TestWalkCarryKeepsRecordsValid(t *testing.T) {
+	a := filled(t, 0, 10, 'a')
+	b := filled(t, 10, 10, 'b')
+	data := batchtest.Concat(compressAll(t, []batchtest.Batch{a, b}, batch.LZ4))
+	var it batch.Iter
+	it.KeepDecompressed()
+	key := new(int)
+	it.Reset(data, 0)
+	it.SetSource(key)
+	var r batch.Record
+	for range 5 {
+		require.True(t, it.Next(&r))
+	}
+	it.Recycle()
+	it.Reset(data, 5)
+	it.SetSource(key)
+	var got []batch.Record
+	for it.Next(&r) {
+		got = append(got, r)
+	}
+	require.NoError(t, it.Err())
+	require.Len(t, got, 15)
+	for i, r := range got {
+		want := byte('a')
+		if i >= 5 {
+			want = 'b'
+		}
+		require.Equal(t, bytes.Repeat([]byte{want}, 100), r.Value, "record %d", i)
+	}
+}

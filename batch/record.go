@@ -67,15 +67,24 @@ type Iter struct {
 
 	// Where compressed batches are decompressed to, their records decoded
 	// from: reused from batch to batch, or (keep) from Recycle to Recycle.
-	arena []byte
-	keep  bool
-	spent int // bytes of arenas that overflowed since the last Recycle (keep)
+	arena   []byte
+	keep    bool
+	spent   int  // bytes of arenas that overflowed since the last Recycle (keep)
+	decoded bool // the current batch is a decompressed copy
+
+	// (keep) A decompressed batch the last walk stopped inside, from
+	// source carryKey, kept at the arena's front by Recycle so that the next
+	// walk over it resumes without decompressing it again.
+	carry    []byte
+	carryKey any
+	source   any // what the walked bytes are (SetSource)
 }
 
 // Reset starts a walk over data, whole batches laid back to back, at offset
 // from.
 func (it *Iter) Reset(data []byte, from int64) {
-	*it = Iter{rest: data, from: from, minTS: math.MinInt64, next: from, arena: it.arena, keep: it.keep, spent: it.spent}
+	*it = Iter{rest: data, from: from, minTS: math.MinInt64, next: from, arena: it.arena, keep: it.keep, spent: it.spent,
+		carry: it.carry, carryKey: it.carryKey}
 }
 
 // SkipOlder makes the walk skip records whose timestamp is below ts (ms),
@@ -121,9 +130,12 @@ func (it *Iter) start(b Batch) {
 		it.batch = b
 	}
 	if b.Codec() != None {
-		if it.err = it.decompress(b); it.err != nil {
+		if it.carried(b) {
+			it.batch, it.carry = Batch(it.carry), nil
+		} else if it.err = it.decompress(b); it.err != nil {
 			return
 		}
+		it.decoded = true
 	}
 	it.remaining = b.NumRecords()
 	it.base, it.baseTS = b.BaseOffset(), b.BaseTimestamp()
@@ -160,6 +172,25 @@ func (it *Iter) decompress(b Batch) error {
 	return nil
 }
 
+// SetSource names what the bytes of the walk since Reset are, with a
+// comparable key (a partition, say). A walk that keeps its records
+// (KeepDecompressed) and stops inside a compressed batch keeps that batch
+// decompressed through Recycle, for the next walk of the same source that
+// starts in it: a consumer whose Poll ends in the middle of a batch does
+// not decompress it again at every Poll.
+func (it *Iter) SetSource(key any) { it.source = key }
+
+// carried reports whether the carried batch is b, from this walk's source.
+func (it *Iter) carried(b Batch) bool {
+	if it.carry == nil || it.source == nil || it.source != it.carryKey {
+		return false
+	}
+	c := Batch(it.carry)
+	return c.BaseOffset() == b.BaseOffset() && c.CRC() == b.CRC() &&
+		c.NumRecords() == b.NumRecords() && c.LastOffsetDelta() == b.LastOffsetDelta() &&
+		c.MaxTimestamp() == b.MaxTimestamp()
+}
+
 // KeepDecompressed makes records of compressed batches stay valid across
 // batches and Resets, until Recycle: a consumer's Poll returns records of
 // many batches together. By default each compressed batch the walk meets
@@ -172,11 +203,31 @@ func (it *Iter) KeepDecompressed() { it.keep = true }
 // An arena that overflowed went on in pieces, each sized by what was left
 // of the one before; one arena as large as all of them replaces them, so
 // that a steady stream of Polls allocates nothing.
+//
+// A batch the walk stopped inside (see SetSource), or one carried before
+// and not yet resumed, moves to the arena's front and stays.
 func (it *Iter) Recycle() {
+	var carry []byte
+	switch {
+	case it.keep && it.decoded && it.err == nil && it.remaining > 0 && it.source != nil:
+		carry, it.carryKey = it.batch, it.source
+	case it.carry != nil:
+		carry = it.carry
+	}
 	if it.spent > 0 {
 		it.arena = make([]byte, 0, it.spent+cap(it.arena))
 	}
-	it.arena, it.spent = it.arena[:0], 0
+	it.arena, it.spent, it.carry = it.arena[:0], 0, nil
+	if carry != nil {
+		if cap(it.arena) < len(carry) {
+			it.arena = make([]byte, 0, len(carry))
+		}
+		it.carry = it.arena[:len(carry)]
+		copy(it.carry, carry) // may overlap: copy moves
+		it.arena = it.carry
+	}
+	// The walk is over: what it was in may just have moved.
+	it.batch, it.remaining, it.decoded = nil, 0, false
 }
 
 // nextBatch finishes the current batch and starts the next one the walk
