@@ -347,15 +347,24 @@ func (d *decoder) fail(what string) {
 	}
 }
 
-// varint decodes a zigzag varint. The one-byte case (deltas, null keys,
-// header counts) is small enough to inline; the rest goes to varintSlow.
+// varint decodes a zigzag varint. One and two bytes (deltas, null keys,
+// header counts; record and value lengths under 8 KiB) are decoded here,
+// the rest in varintSlow.
 // After an error it may go on reading (within d.b): callers check d.err
 // once the record is decoded and discard what it read.
 func (d *decoder) varint() int64 {
-	if d.pos < len(d.b) {
-		if c := d.b[d.pos]; c < 0x80 {
+	if p := d.pos; p+1 < len(d.b) {
+		c := d.b[p]
+		if c < 0x80 {
 			d.pos++
 			return int64(c>>1) ^ -int64(c&1)
+		}
+		// Two bytes: record lengths, value lengths and offset deltas of
+		// batches past 63 records.
+		if c1 := d.b[p+1]; c1 < 0x80 {
+			u := uint64(c&0x7f) | uint64(c1)<<7
+			d.pos += 2
+			return int64(u>>1) ^ -int64(u&1)
 		}
 	}
 	return d.varintSlow()
@@ -368,14 +377,6 @@ func (d *decoder) varintSlow() int64 {
 	if d.pos >= len(d.b) {
 		d.fail("varint")
 		return 0
-	}
-	// Two bytes cover lengths up to 8 KiB: most keys, values and records.
-	if d.pos+1 < len(d.b) {
-		if c1 := d.b[d.pos+1]; c1 < 0x80 {
-			u := uint64(d.b[d.pos]&0x7f) | uint64(c1)<<7
-			d.pos += 2
-			return int64(u>>1) ^ -int64(u&1)
-		}
 	}
 	v, n := binary.Varint(d.b[d.pos:])
 	if n <= 0 {
