@@ -45,6 +45,8 @@ func crashValue(off int64) string {
 //
 //	ack <partition> <offset>     Publish of that record returned nil
 //	commit <partition> <offset>  a group commit of that offset returned nil
+//	zack 0 <offset>              a Producer's callback for that record of the
+//	                             zstd-compressed topic crash-z returned nil
 func crashChild(dir string) {
 	b, err := Open(dir, &Options{Sync: SyncAlways, Partitioner: ManualPartitioner{}})
 	if err != nil {
@@ -52,6 +54,10 @@ func crashChild(dir string) {
 		os.Exit(3)
 	}
 	if err := b.CreateTopic("crash", TopicConfig{Partitions: 2, SegmentBytes: 64 << 10}); err != nil && !strings.Contains(err.Error(), "exists") {
+		fmt.Fprintln(os.Stderr, "create:", err)
+		os.Exit(3)
+	}
+	if err := b.CreateTopic("crash-z", TopicConfig{SegmentBytes: 64 << 10, Compression: Compression{Codec: CodecZstd}}); err != nil && !strings.Contains(err.Error(), "exists") {
 		fmt.Fprintln(os.Stderr, "create:", err)
 		os.Exit(3)
 	}
@@ -86,6 +92,36 @@ func crashChild(dir string) {
 		}
 	}()
 	var wg sync.WaitGroup
+	// Compressed batches of many records: a Producer batching for a
+	// millisecond. One goroutine publishing to one partition: the records
+	// get offsets in publish order, from the recovered end on.
+	wg.Go(func() {
+		info, err := b.DescribeTopic("crash-z")
+		if err != nil {
+			return
+		}
+		next := info.Partitions[0].EndOffset
+		p, err := b.NewProducer(&ProducerOptions{Linger: time.Millisecond})
+		if err != nil {
+			return
+		}
+		for {
+			want := next
+			r := &Record{Topic: "crash-z", Value: []byte(crashValue(want))}
+			p.Publish(ctx, r, func(r *Record, err error) {
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "producer:", err)
+					os.Exit(4)
+				}
+				if r.Offset != want {
+					fmt.Fprintf(os.Stderr, "crash-z offset %d, expected %d\n", r.Offset, want)
+					os.Exit(5)
+				}
+				emit("zack 0 %d\n", r.Offset)
+			})
+			next++
+		}
+	})
 	for p := int32(0); p < 2; p++ {
 		wg.Go(func() {
 			info, err := b.DescribeTopic("crash")
@@ -125,6 +161,8 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	acked := map[int32]int64{} // next offset expected to exist, per partition
+	var zacked int64           // the same for crash-z, compressed by a Producer
+	var totalZacks int
 	var totalAcks, totalCommits int
 	for round := 0; round < rounds; round++ {
 		cmd := exec.Command(exe, "-test.run=^$")
@@ -153,6 +191,9 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 				totalAcks++
 			case "commit":
 				totalCommits++
+			case "zack":
+				zacked = max(zacked, off+1)
+				totalZacks++
 			}
 			if seen == 0 {
 				// A second process cannot open a directory in use.
@@ -191,6 +232,24 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 			// from the recovered end.
 			acked[p] = end
 		}
+		// The compressed topic: every record acknowledged through the
+		// Producer is there, byte-exact, in its zstd batches.
+		zinfo, err := b.DescribeTopic("crash-z")
+		require.NoError(t, err)
+		zend := zinfo.Partitions[0].EndOffset
+		require.GreaterOrEqual(t, zend, zacked, "round %d: crash-z lost acknowledged records", round)
+		zr, err := b.NewReader("crash-z", 0, OffsetEarliest, &ReaderOptions{EndOffset: new(zacked)})
+		require.NoError(t, err)
+		want := int64(0)
+		for rec, err := range zr.All(t.Context()) {
+			require.NoError(t, err)
+			require.Equal(t, want, rec.Offset)
+			require.Equal(t, crashValue(want), string(rec.Value), "round %d crash-z offset %d", round, want)
+			want++
+		}
+		require.Equal(t, zacked, want)
+		require.NoError(t, zr.Close())
+		zacked = zend
 		committed, err := b.CommittedOffsets("crash-group")
 		require.NoError(t, err)
 		for tp, off := range committed {
@@ -198,5 +257,5 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 		}
 		require.NoError(t, b.Close())
 	}
-	t.Logf("%d kills, %d acknowledged records checked, %d commits", rounds, totalAcks, totalCommits)
+	t.Logf("%d kills, %d acknowledged records checked (%d of them compressed), %d commits", rounds, totalAcks+totalZacks, totalZacks, totalCommits)
 }
