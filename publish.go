@@ -113,10 +113,9 @@ func (b *Broker) publishOne(r *Record) error {
 	return nil
 }
 
-// putBuilder returns bld to pool, unless the batch it built is too large to
-// keep its buffer pooled.
+// putBuilder returns bld to pool, unless its buffer grew too large to keep.
 func putBuilder(pool *sync.Pool, bld *batch.Builder) {
-	if bld.Len() <= maxPooledBatchBytes {
+	if bld.Cap() <= maxPooledBatchBytes {
 		pool.Put(bld)
 	}
 }
@@ -237,7 +236,7 @@ func (p *publishPlan) release() {
 		if cap(g.records) > maxPooledRecords {
 			g.records = nil
 		}
-		if g.builder.Len() > maxPooledBatchBytes {
+		if g.builder.Cap() > maxPooledBatchBytes {
 			g.builder = batch.Builder{}
 		}
 		if cap(g.compressed) > maxPooledBatchBytes {

@@ -115,7 +115,7 @@ func (it *Iter) Resume() int64 {
 
 // start begins decoding b, decompressing its records if it is compressed.
 func (it *Iter) start(b Batch) {
-	it.batch, it.pos, it.remaining = b, HeaderSize, 0
+	it.batch, it.pos, it.remaining, it.decoded = b, HeaderSize, 0, false
 	if len(b) < HeaderSize {
 		it.err = fmt.Errorf("%w: %d-byte batch", ErrCorrupt, len(b))
 		return
