@@ -1,0 +1,276 @@
+package listener
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection: a goroutine reading and handling its
+// requests one at a time (as Kafka's broker does per connection, so
+// responses leave in request order), and one writing the responses.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+
+	// ctx ends when the connection closes or the server shuts down.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	out chan []byte // encoded responses, in request order
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed by stopReading: handle no more requests
+
+	// clientID is the last request's client.id, for log lines.
+	clientID string
+
+	// auth is the connection's authentication state (auth.go).
+	auth connAuth
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &conn{
+		s:      s,
+		nc:     nc,
+		remote: nc.RemoteAddr().String(),
+		ctx:    ctx,
+		cancel: cancel,
+		out:    make(chan []byte, s.opts.MaxInFlight),
+		stop:   make(chan struct{}),
+	}
+}
+
+// stopReading asks the connection to finish the request in hand and close.
+func (c *conn) stopReading() {
+	c.stopOnce.Do(func() {
+		close(c.stop)
+		// Unblock a read waiting for the next request.
+		c.nc.SetReadDeadline(time.Now())
+	})
+}
+
+// serve runs the connection until it closes.
+func (c *conn) serve() {
+	defer c.cancel()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		c.writeLoop()
+	}()
+	err := c.readLoop()
+	close(c.out)
+	<-written
+	c.nc.Close()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !c.stopped() {
+		c.s.log.Info("listener: connection closed", "remote", c.remote, "client_id", c.clientID, "reason", err)
+	}
+}
+
+func (c *conn) stopped() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeLoop writes responses in order until out closes. After a write
+// error it drains out, so the reader never blocks on it.
+func (c *conn) writeLoop() {
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var failed bool
+	for frame := range c.out {
+		if failed {
+			continue
+		}
+		_, err := w.Write(frame)
+		if err == nil && len(c.out) == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			failed = true
+			c.cancel()
+			c.nc.Close()
+		}
+	}
+	if !failed {
+		w.Flush()
+	}
+}
+
+// readLoop reads, handles and answers requests until the connection ends.
+func (c *conn) readLoop() error {
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	var size [4]byte
+	for {
+		if c.stopped() {
+			return nil
+		}
+		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+		if _, err := io.ReadFull(r, size[:]); err != nil {
+			return err
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 0 || int(n) > c.s.opts.MaxFrameBytes {
+			return fmt.Errorf("request of %d bytes: over MaxFrameBytes (%d)", n, c.s.opts.MaxFrameBytes)
+		}
+		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ReadTimeout))
+		frame := make([]byte, n)
+		if _, err := io.ReadFull(r, frame); err != nil {
+			return fmt.Errorf("reading a request of %d bytes: %w", n, err)
+		}
+		resp, err := c.handleFrame(frame)
+		if err != nil {
+			return err
+		}
+		if resp == nil {
+			continue // Produce with acks=0: no answer
+		}
+		select {
+		case c.out <- resp:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+}
+
+// header is a request's header (Kafka's request header v1, or v2 with
+// tagged fields for flexible versions).
+type header struct {
+	key           int16
+	version       int16
+	correlationID int32
+	clientID      string
+}
+
+// errMalformed marks a request that could not be parsed.
+var errMalformed = errors.New("malformed request")
+
+// parseHeader reads the fixed part of a request header: the tagged fields
+// that follow it in flexible versions depend on the API's version table.
+func parseHeader(frame []byte) (header, []byte, error) {
+	if len(frame) < 10 {
+		return header{}, nil, fmt.Errorf("%w: %d bytes, shorter than a request header", errMalformed, len(frame))
+	}
+	h := header{
+		key:           int16(binary.BigEndian.Uint16(frame)),
+		version:       int16(binary.BigEndian.Uint16(frame[2:])),
+		correlationID: int32(binary.BigEndian.Uint32(frame[4:])),
+	}
+	idLen := int(int16(binary.BigEndian.Uint16(frame[8:])))
+	rest := frame[10:]
+	if idLen > 0 {
+		if idLen > len(rest) {
+			return header{}, nil, fmt.Errorf("%w: client id of %d bytes past the frame's end", errMalformed, idLen)
+		}
+		h.clientID, rest = string(rest[:idLen]), rest[idLen:]
+	}
+	return h, rest, nil
+}
+
+// skipTags skips a tagged-fields section (KIP-482): a count, then per field
+// a tag, a length and the bytes, all unsigned varints.
+func skipTags(b []byte) ([]byte, error) {
+	n, used := binary.Uvarint(b)
+	if used <= 0 {
+		return nil, fmt.Errorf("%w: tagged fields", errMalformed)
+	}
+	b = b[used:]
+	for range n {
+		if _, used = binary.Uvarint(b); used <= 0 {
+			return nil, fmt.Errorf("%w: tagged field", errMalformed)
+		}
+		b = b[used:]
+		size, used := binary.Uvarint(b)
+		if used <= 0 || size > uint64(len(b)-used) {
+			return nil, fmt.Errorf("%w: tagged field", errMalformed)
+		}
+		b = b[used+int(size):]
+	}
+	return b, nil
+}
+
+// handleFrame handles one request and returns its response frame, or nil
+// if it has none. An error closes the connection.
+func (c *conn) handleFrame(frame []byte) ([]byte, error) {
+	h, body, err := parseHeader(frame)
+	if err != nil {
+		return nil, err
+	}
+	c.clientID = h.clientID
+	api, ok := apis[h.key]
+	if !ok || h.version < api.min || h.version > api.max {
+		if h.key == kmsg.ApiVersions.Int16() {
+			// KIP-511: answer in v0 with UNSUPPORTED_VERSION and our
+			// versions, so the client retries with one we speak.
+			resp := c.s.apiVersions()
+			resp.SetVersion(0)
+			resp.ErrorCode = kerr.UnsupportedVersion.Code
+			return c.frame(h, resp, false), nil
+		}
+		// Kafka's broker closes the connection on a request it cannot
+		// parse the header of; a client should have asked ApiVersions.
+		return nil, fmt.Errorf("%w: API key %d (%s) version %d is not served", errUnsupported, h.key, kmsg.NameForKey(h.key), h.version)
+	}
+	req := kmsg.RequestForKey(h.key)
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		if body, err = skipTags(body); err != nil {
+			return nil, err
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("%w: %s v%d: %v", errMalformed, kmsg.NameForKey(h.key), h.version, err)
+	}
+	if err := c.authorizeRequest(h.key); err != nil {
+		return nil, err
+	}
+	resp, err := c.handle(api, req)
+	if err != nil || resp == nil {
+		return nil, err
+	}
+	resp.SetVersion(h.version)
+	// ApiVersions answers with header v0 whatever its version (KIP-511).
+	flexibleHeader := resp.IsFlexible() && h.key != kmsg.ApiVersions.Int16()
+	return c.frame(h, resp, flexibleHeader), nil
+}
+
+// errUnsupported marks a request for an API or version not served.
+var errUnsupported = errors.New("unsupported request")
+
+// handle runs a handler, turning a panic into a closed connection with a
+// log line rather than a crashed process.
+func (c *conn) handle(api api, req kmsg.Request) (resp kmsg.Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.log.Error("listener: handler panicked", "api", kmsg.NameForKey(req.Key()), "version", req.GetVersion(), "remote", c.remote, "panic", p)
+			err = fmt.Errorf("handler for %s panicked: %v", kmsg.NameForKey(req.Key()), p)
+		}
+	}()
+	return api.handle(c, req)
+}
+
+// frame encodes a response with its size and header.
+func (c *conn) frame(h header, resp kmsg.Response, flexibleHeader bool) []byte {
+	buf := make([]byte, 8, 256)
+	binary.BigEndian.PutUint32(buf[4:], uint32(h.correlationID))
+	if flexibleHeader {
+		buf = append(buf, 0) // no tagged fields
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	return buf
+}

@@ -1,0 +1,15 @@
+// Package listener serves an embedded stream.Broker over Kafka's wire
+// protocol, so that any Kafka client or tool (franz-go, sarama, kafka-go,
+// librdkafka and kcat, kafka-python, kafkajs, the Java client) reaches the
+// same topics, offsets and consumer groups as the code in the process.
+//
+// It lives in its own module so that users of the engine who never open a
+// port pull in nothing of Kafka's protocol. Every request and response is
+// encoded by franz-go's kmsg; each API's handler is in a file named after
+// it.
+//
+// The server is one broker (node 0) that leads every partition. Requests
+// on a connection are handled one at a time, in order, as Kafka's broker
+// handles them, by a goroutine that reads them, while another writes the
+// responses.
+package listener
