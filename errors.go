@@ -88,6 +88,21 @@ var (
 	ErrInvalidGroup = errors.New("stream: invalid group")
 )
 
+// Errors of idempotent producers (AppendBatches): nothing of the batch is
+// written.
+var (
+	// ErrOutOfOrderSequence is returned for an idempotent producer's batch
+	// whose sequence does not follow the last one the partition stored for
+	// that producer and epoch, and is not a retry of one of the last five
+	// (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER): a batch in between was lost.
+	ErrOutOfOrderSequence = errs.ErrOutOfOrderSequence
+
+	// ErrInvalidProducerEpoch is returned for an idempotent producer's batch
+	// with an epoch below the one the partition knows for its producer ID:
+	// a newer instance of the producer took over (INVALID_PRODUCER_EPOCH).
+	ErrInvalidProducerEpoch = errs.ErrInvalidProducerEpoch
+)
+
 // Errors of reading.
 var (
 	// ErrOffsetOutOfRange is returned when reading at an offset below the

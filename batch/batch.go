@@ -62,6 +62,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 )
 
 // Byte offsets of the batch header fields. Part of the on-disk format.
@@ -220,4 +221,26 @@ func Parse(b []byte) (Batch, error) {
 		return nil, fmt.Errorf("%w: crc %#08x, header says %#08x", ErrCorrupt, got, want)
 	}
 	return batch, nil
+}
+
+// ProducerID is the idempotent producer's ID, or -1 for a batch without one.
+func (b Batch) ProducerID() int64 { return int64(binary.BigEndian.Uint64(b[offProducerID:])) }
+
+// ProducerEpoch is the idempotent producer's epoch, or -1.
+func (b Batch) ProducerEpoch() int16 { return int16(binary.BigEndian.Uint16(b[offProducerEpoch:])) }
+
+// BaseSequence is the first record's sequence number, or -1.
+func (b Batch) BaseSequence() int32 { return int32(binary.BigEndian.Uint32(b[offBaseSequence:])) }
+
+// LastSequence is the last record's sequence number: BaseSequence plus
+// LastOffsetDelta, wrapping from math.MaxInt32 to 0 as Kafka's sequences do.
+func (b Batch) LastSequence() int32 {
+	base, delta := int64(b.BaseSequence()), int64(b.LastOffsetDelta())
+	return int32((base + delta) % (math.MaxInt32 + 1))
+}
+
+// SetPartitionLeaderEpoch sets the partition leader epoch, which, like the
+// base offset, the CRC does not cover.
+func (b Batch) SetPartitionLeaderEpoch(e int32) {
+	binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(e))
 }

@@ -9,6 +9,7 @@
 //	    "format"  "1"                  layout version of the directory
 //	    "clean"   "1" | "0"            "1" only while no broker has it open and the
 //	                                   last one closed cleanly: logs need no scan
+//	    "producerId" int64 BE          (added later) the next idempotent producer ID
 //	bucket "topics"
 //	    <topic>   JSON topicRecord     config and partition count, then the
 //	                                   CRC-32C of the key and the JSON, uint32 BE
@@ -69,6 +70,7 @@ const (
 	bucketGens   = "generations"
 	keyFormat    = "format"
 	keyClean     = "clean"
+	keyProducer  = "producerId" // the next producer ID, 8 bytes big-endian
 )
 
 // Topic is a topic's stored record, JSON in the "topics" bucket. Its
@@ -866,4 +868,30 @@ func deleteTopicOffsets(tx *bolt.Tx, topic string) error {
 		}
 		return nil
 	})
+}
+
+// NextProducerID allocates an idempotent producer's ID, durably: the
+// broker bucket keeps the next one. An ID is also never below now in
+// microseconds: a store that lost the counter (rebuilt after damage, or
+// opened at its previous transaction) still never hands out an ID again
+// (allocations, each an fsynced transaction, are far slower than one per
+// microsecond), so a partition never meets a reused ID against producer
+// state still in its log; the counter covers a clock that went back.
+func (c *Catalog) NextProducerID(now time.Time) (int64, error) {
+	if c.db == nil {
+		return 0, errs.ErrReadOnly
+	}
+	var id int64
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketBroker))
+		if b == nil {
+			return fmt.Errorf("%w: no broker bucket", ErrDamaged)
+		}
+		id = max(now.UnixMicro(), 0)
+		if v := b.Get([]byte(keyProducer)); len(v) == 8 {
+			id = max(id, int64(binary.BigEndian.Uint64(v)))
+		}
+		return b.Put([]byte(keyProducer), binary.BigEndian.AppendUint64(nil, uint64(id+1)))
+	})
+	return id, err
 }

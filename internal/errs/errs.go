@@ -41,6 +41,10 @@ var (
 	ErrMetadataUnavailable = errors.New("stream: meta.db cannot be read")
 	// ErrGroupNotEmpty is stream.ErrGroupNotEmpty.
 	ErrGroupNotEmpty = errors.New("stream: group has members")
+	// ErrOutOfOrderSequence is stream.ErrOutOfOrderSequence.
+	ErrOutOfOrderSequence = errors.New("stream: out of order sequence number")
+	// ErrInvalidProducerEpoch is stream.ErrInvalidProducerEpoch.
+	ErrInvalidProducerEpoch = errors.New("stream: invalid producer epoch")
 
 	// ErrCorrupt is stream.ErrCorrupt, the batch codec's own.
 	ErrCorrupt = batch.ErrCorrupt

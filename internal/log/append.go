@@ -16,23 +16,60 @@ import (
 // log, assigning its offsets, and returns its base offset. Under SyncAlways
 // it returns once the batch is durable.
 func (l *Log) Append(b batch.Batch) (int64, error) {
+	base, _, err := l.append(b, false)
+	return base, err
+}
+
+// append is Append, and with produced AppendProduced: then a batch with a
+// producer ID is checked against its producer's state, and the remembered
+// batch it repeats returned (nothing written) if it is a retry.
+func (l *Log) append(b batch.Batch, produced bool) (int64, *producerBatch, error) {
 	if limit := l.settings().MaxBatchBytes; len(b) > limit {
-		return 0, fmt.Errorf("%w: batch of %d bytes exceeds %d", errs.ErrRecordTooLarge, len(b), limit)
+		return 0, nil, fmt.Errorf("%w: batch of %d bytes exceeds %d", errs.ErrRecordTooLarge, len(b), limit)
 	}
 	// Batches come from batch.Builder, whose CRC is right by construction;
 	// the header and length checks catch a misuse before it reaches disk.
 	if err := batch.CheckHeader(b); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if b.Size() != len(b) {
-		return 0, fmt.Errorf("%w: batch of %d bytes says %d", batch.ErrCorrupt, len(b), b.Size())
+		return 0, nil, fmt.Errorf("%w: batch of %d bytes says %d", batch.ErrCorrupt, len(b), b.Size())
 	}
 	l.mu.Lock()
+	pid := int64(-1)
+	if produced {
+		pid = b.ProducerID()
+	}
+	if pid >= 0 {
+		if err := l.writableLocked(); err != nil {
+			l.mu.Unlock()
+			return 0, nil, err
+		}
+		e, err := l.producerLocked(pid, l.cfg.Now().UnixMilli())
+		var dup *producerBatch
+		if err == nil {
+			dup, err = e.check(pid, b)
+		}
+		if err != nil || dup != nil {
+			var orig producerBatch
+			if dup != nil {
+				orig = *dup
+			}
+			l.mu.Unlock()
+			if err != nil {
+				return 0, nil, err
+			}
+			return orig.base, &orig, nil
+		}
+	}
 	wasEmpty := l.bytes == 0
 	base, err := l.appendLocked(b)
 	if err != nil {
 		l.mu.Unlock()
-		return 0, err
+		return 0, nil, err
+	}
+	if pid >= 0 {
+		l.prod.record(pid, b)
 	}
 	end := l.written
 	// Retention may be due sooner than its owner knows: time retention
@@ -52,12 +89,12 @@ func (l *Log) Append(b batch.Batch) (int64, error) {
 		}
 		l.appended.Broadcast()
 		l.retentionChanged(retain)
-		return base, nil
+		return base, nil, nil
 	}
 	l.mu.Unlock()
 	err = l.waitDurable(end)
 	l.retentionChanged(retain)
-	return base, err
+	return base, nil, err
 }
 
 // writableLocked says why the log takes no writes now, if it does not.

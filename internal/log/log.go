@@ -42,6 +42,11 @@ type Config struct {
 	Logger   *slog.Logger     // default: discard
 	Stats    *Stats           // shared by a broker's logs; may be nil
 
+	// ProducerExpiration is how long after its last batch an idempotent
+	// producer's state is kept (producer.id.expiration.ms); 0:
+	// DefaultProducerExpiration.
+	ProducerExpiration time.Duration
+
 	// OnUnsynced, if set, is called under SyncInterval when an append
 	// leaves unsynced data in a log that had none: its owner calls Sync
 	// within its interval. Called without the log's locks.
@@ -150,6 +155,8 @@ type Log struct {
 	lastDamage atomic.Int64 // the end of the damaged range a read last reported
 
 	follow followState // a follower's view of the directory (Config.Follow); under mu
+
+	prod producers // idempotent producers' state (producers.go); under mu
 }
 
 // Open opens (creating if needed) the log in cfg.Dir. Unless clean (the
@@ -441,6 +448,13 @@ func (l *Log) Notify(bell chan struct{}) { l.appended.Notify(bell) }
 
 // Forget drops a bell registered with Notify.
 func (l *Log) Forget(bell chan struct{}) { l.appended.Forget(bell) }
+
+// Watch rings bell (a channel of capacity 1) every time the high watermark
+// moves or the log closes, until Unwatch; see signal.Signal.Watch.
+func (l *Log) Watch(bell chan struct{}) { l.appended.Watch(bell) }
+
+// Unwatch drops a bell registered with Watch.
+func (l *Log) Unwatch(bell chan struct{}) { l.appended.Unwatch(bell) }
 
 // Bells reports how many bells wait on the log, for tests.
 func (l *Log) Bells() int { return l.appended.Bells() }

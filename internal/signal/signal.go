@@ -16,9 +16,10 @@ import (
 // goroutine wait on many signals with a single select. The zero value is
 // ready to use.
 type Signal struct {
-	mu    sync.Mutex
-	ch    chan struct{}
-	bells []chan struct{}
+	mu      sync.Mutex
+	ch      chan struct{}
+	bells   []chan struct{}
+	watches []chan struct{} // rung at every Broadcast until Unwatch
 }
 
 // Wait returns a channel closed at the next Broadcast.
@@ -51,11 +52,32 @@ func (s *Signal) Forget(bell chan struct{}) {
 	s.mu.Unlock()
 }
 
-// Bells reports how many bells wait for the next Broadcast.
+// Watch rings bell, a channel of capacity 1, at every Broadcast until
+// Unwatch: for a waiter that looks again after each ring for a while (a
+// long poll), without registering again each time.
+func (s *Signal) Watch(bell chan struct{}) {
+	s.mu.Lock()
+	if !slices.Contains(s.watches, bell) {
+		s.watches = append(s.watches, bell)
+	}
+	s.mu.Unlock()
+}
+
+// Unwatch drops bell, registered with Watch.
+func (s *Signal) Unwatch(bell chan struct{}) {
+	s.mu.Lock()
+	if i := slices.Index(s.watches, bell); i >= 0 {
+		s.watches = slices.Delete(s.watches, i, i+1)
+	}
+	s.mu.Unlock()
+}
+
+// Bells reports how many bells wait for the next Broadcast (Notify and
+// Watch).
 func (s *Signal) Bells() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.bells)
+	return len(s.bells) + len(s.watches)
 }
 
 // Broadcast wakes every waiter: it closes the Wait channel and rings every
@@ -74,5 +96,11 @@ func (s *Signal) Broadcast() {
 	}
 	clear(s.bells)
 	s.bells = s.bells[:0]
+	for _, bell := range s.watches {
+		select {
+		case bell <- struct{}{}:
+		default:
+		}
+	}
 	s.mu.Unlock()
 }

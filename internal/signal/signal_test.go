@@ -30,3 +30,21 @@ func TestSignalBellsAndChannels(t *testing.T) {
 	require.Len(t, bell, 1)
 	require.Len(t, other, 1, "the ring from before only: forgotten bells are not rung")
 }
+
+func TestWatchRingsUntilUnwatch(t *testing.T) {
+	var s Signal
+	bell := make(chan struct{}, 1)
+	s.Watch(bell)
+	s.Watch(bell) // once only
+	require.Equal(t, 1, s.Bells())
+	for range 2 {
+		s.Broadcast()
+		s.Broadcast() // a ring not yet taken is not doubled
+		<-bell
+		require.Empty(t, bell)
+	}
+	s.Unwatch(bell)
+	require.Zero(t, s.Bells())
+	s.Broadcast()
+	require.Empty(t, bell)
+}
