@@ -89,10 +89,10 @@ func (t *topic) accept(r *Record, clock *callClock, limit int) (ts int64, size i
 func (c *topicConf) timestampErr(ts, now int64) error {
 	if ts > now {
 		return fmt.Errorf("%w: timestamp %v is more than %v ahead of the broker's clock (MaxTimestampAhead)",
-			ErrInvalidRecord, time.UnixMilli(ts).UTC(), c.MaxTimestampAhead)
+			ErrInvalidTimestamp, time.UnixMilli(ts).UTC(), c.MaxTimestampAhead)
 	}
 	return fmt.Errorf("%w: timestamp %v is more than %v behind the broker's clock (MaxTimestampBehind)",
-		ErrInvalidRecord, time.UnixMilli(ts).UTC(), c.MaxTimestampBehind)
+		ErrInvalidTimestamp, time.UnixMilli(ts).UTC(), c.MaxTimestampBehind)
 }
 
 // noHeaderOverhead is Record.encodedSize's overhead for a record without

@@ -183,7 +183,7 @@ func (b *Broker) checkRecords(t *topic, c *topicConf, plain, stored batch.Batch,
 		if checkTimes {
 			switch ts := r.Timestamp; {
 			case ts < 0:
-				return fmt.Errorf("%w: record %d has negative timestamp %d", ErrInvalidRecord, i, ts)
+				return fmt.Errorf("%w: record %d has negative timestamp %d", ErrInvalidTimestamp, i, ts)
 			case c.aheadMS >= 0 && ts-now > c.aheadMS, c.behindMS >= 0 && now-ts > c.behindMS:
 				return c.timestampErr(ts, now)
 			}

@@ -73,6 +73,12 @@ var (
 	// timestamp that is negative or outside the topic's accepted range.
 	ErrInvalidRecord = errors.New("stream: invalid record")
 
+	// ErrInvalidTimestamp is the ErrInvalidRecord (it wraps it) for a
+	// record whose timestamp lies outside the topic's MaxTimestampAhead or
+	// MaxTimestampBehind of the broker's clock (Kafka's
+	// InvalidTimestampException).
+	ErrInvalidTimestamp = fmt.Errorf("%w: timestamp out of range", ErrInvalidRecord)
+
 	// ErrRecordTooLarge is returned when a record (or a batch) exceeds the
 	// topic's MaxRecordBytes. Nothing of the call is written.
 	ErrRecordTooLarge = errs.ErrRecordTooLarge

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/embedstream/stream"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -37,6 +38,10 @@ type conn struct {
 
 	// auth is the connection's authentication state (auth.go).
 	auth connAuth
+
+	// views are the batches a Fetch response aliases, released once the
+	// response is encoded (fetch.go). Only the reading goroutine uses it.
+	views []*stream.Batches
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -210,6 +215,8 @@ func (c *conn) handleFrame(frame []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Runs after the return value, the encoded frame, is computed.
+	defer c.releaseViews()
 	c.clientID = h.clientID
 	api, ok := apis[h.key]
 	if !ok || h.version < api.min || h.version > api.max {

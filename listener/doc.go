@@ -12,4 +12,26 @@
 // on a connection are handled one at a time, in order, as Kafka's broker
 // handles them, by a goroutine that reads them, while another writes the
 // responses.
+//
+// # Produce and durability
+//
+// A Produce request's batches go through the broker's accept path
+// (stream.Broker.AppendBatches): validated, recompressed if the topic says
+// so, appended as sent. acks=0 gets no response at all. acks=1 and acks=-1
+// (all) are the same here, one broker being every replica: both are
+// answered once the append returns, which is when the topic's SyncPolicy
+// says it is done: under SyncAlways once the batch is fsynced (Kafka's
+// acks=all with flush.messages=1), under SyncInterval and SyncNever once
+// it is in the page cache, readable by every consumer (Kafka's default,
+// acks=all without fsync). Idempotent producers (franz-go's and the Java
+// client's default) get producer IDs from InitProducerId and their retries
+// are recognised per partition, across restarts.
+//
+// # Fetch
+//
+// Fetch answers with whole record batches read from the mapped segments,
+// never decoded or re-encoded; it long-polls on the partitions' appends.
+// Fetch sessions are not kept (every answer says "no session", which
+// KIP-227 allows), and transactions do not exist yet, so the last stable
+// offset is the high watermark.
 package listener

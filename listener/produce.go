@@ -1,0 +1,78 @@
+package listener
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Produce v3 is the first with record batch v2 (magic 2), the only format
+// stored; v7 is what librdkafka needs advertised before it sends zstd.
+func init() { serve(kmsg.Produce, 3, 9, handleProduce) }
+
+// Offsets of the record batch header fields a Produce handler peeks at.
+const (
+	batchAttributesAt = 21 + 1 // the low byte of attributes
+	batchHeaderSize   = 61
+	codecZstd         = 4
+)
+
+// handleProduce appends each partition's records through the broker's
+// accept path (stream.Broker.AppendBatches). acks=0 gets no response; acks
+// 1 and -1 both answer once the append returns, which is as durable as the
+// topic's SyncPolicy makes it (see the package doc).
+func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	txn := req.TransactionID != nil && *req.TransactionID != ""
+	if txn {
+		c.s.log.Warn("listener: transactional produce refused: transactions are not supported yet",
+			"remote", c.remote, "client_id", c.clientID, "transactional_id", *req.TransactionID)
+	}
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		allowed := c.allowed(opWrite, resTopic, rt.Topic)
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			switch {
+			case !allowed:
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			case txn:
+				sp.ErrorCode = kerr.InvalidRequest.Code
+				sp.ErrorMessage = kmsg.StringPtr("transactions are not supported by this broker yet")
+			case req.Version < 7 && len(rp.Records) >= batchHeaderSize && rp.Records[batchAttributesAt]&0x07 == codecZstd:
+				// Kafka's rule: a client that can send zstd asks for v7+.
+				sp.ErrorCode = kerr.UnsupportedCompressionType.Code
+			default:
+				c.produce(rt.Topic, rp, &sp)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// produce appends one partition's records and fills in its answer.
+func (c *conn) produce(topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+	res, err := c.s.broker.AppendBatches(topic, rp.Partition, rp.Records)
+	if err != nil {
+		code, known := dataErrCode(err)
+		if !known {
+			c.s.log.Error("listener: produce failed", "topic", topic, "partition", rp.Partition, "remote", c.remote, "err", err)
+		}
+		sp.ErrorCode = code
+		sp.ErrorMessage = kmsg.StringPtr(err.Error())
+		return
+	}
+	sp.BaseOffset, sp.LogStartOffset = res.BaseOffset, res.LogStartOffset
+	if !res.LogAppendTime.IsZero() {
+		sp.LogAppendTime = res.LogAppendTime.UnixMilli()
+	}
+}
