@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 
@@ -349,4 +350,23 @@ func TestNotifyAppend(t *testing.T) {
 	require.Empty(t, bell)
 	_, err = b.NotifyAppend("nope", 0, bell)
 	require.ErrorIs(t, err, ErrTopicNotFound)
+}
+
+func TestReadBatchesPassesOverDamage(t *testing.T) {
+	dir, _ := damageFixture(t, 300)
+	stored := storedBatches(t, dir, "t", 0)
+	hit := stored[len(stored)/3]
+	data, err := os.ReadFile(hit.file)
+	require.NoError(t, err)
+	data[hit.end-3] ^= 0x40 // only the CRC sees it
+	require.NoError(t, os.WriteFile(hit.file, data, 0o600))
+
+	b := openBroker(t, dir, &Options{Sync: SyncNever})
+	v, err := b.ReadBatches("t", 0, hit.base+3, 1)
+	require.NoError(t, err)
+	bt, err := batch.Parse(v.Data)
+	require.NoError(t, err)
+	require.Equal(t, hit.last+1, bt.BaseOffset(), "reading goes on after the damaged batch")
+	v.Release()
+	require.Positive(t, b.Stats().CorruptBatches)
 }
