@@ -484,10 +484,13 @@ func (b *Broker) topic(name string) (*topic, error) {
 // AutoCreateTopic makes sure a topic exists as Publish would: an existing
 // topic is left as it is (nil), an unknown one is created with
 // Options.DefaultTopic if Options.AutoCreateTopics is set, and is
-// ErrTopicNotFound otherwise. A bad name is ErrInvalidTopic, a read-only
-// broker ErrReadOnly. It is for front ends that create topics on a
+// ErrTopicNotFound otherwise. A bad name is ErrInvalidTopic; an unknown
+// topic on a read-only broker ErrReadOnly. It is for front ends that create topics on a
 // client's behalf, as Kafka's Metadata request does.
 func (b *Broker) AutoCreateTopic(name string) error {
+	if _, err := b.topic(name); !errors.Is(err, ErrTopicNotFound) {
+		return err // there (nil), a bad name, or a closed broker
+	}
 	_, err := b.topicForWrite(name)
 	return err
 }

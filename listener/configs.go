@@ -330,6 +330,10 @@ func levelSetting(name string, codec stream.Codec, def int) topicSetting {
 			switch {
 			case err != nil:
 				return fmt.Errorf("%w: %s=%s: not a number", stream.ErrInvalidConfig, name, v)
+			case cfg.Compression.Codec != codec && n == def:
+				// The default, as described: tools send back every
+				// value they were shown.
+				return nil
 			case cfg.Compression.Codec != codec:
 				// One level is kept, the topic codec's: a level for
 				// another codec would be lost.
