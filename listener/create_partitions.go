@@ -1,8 +1,10 @@
 package listener
 
 import (
+	"errors"
 	"fmt"
 
+	"github.com/embedstream/stream"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -48,5 +50,11 @@ func (c *conn) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOn
 	if validateOnly {
 		return nil
 	}
-	return c.s.broker.AddPartitions(rt.Topic, int(rt.Count))
+	err = c.s.broker.AddPartitions(rt.Topic, int(rt.Count))
+	if errors.Is(err, stream.ErrInvalidConfig) {
+		// A count the broker refuses (over its limit): Kafka's code for a
+		// bad count, not for a bad config.
+		err = fmt.Errorf("%w: %w", kerr.InvalidPartitions, err)
+	}
+	return err
 }

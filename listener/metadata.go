@@ -67,7 +67,13 @@ func (c *conn) metadataFor(rt kmsg.MetadataRequestTopic, autoCreate bool) kmsg.M
 		return t
 	}
 	info, err := c.s.broker.DescribeTopic(name)
-	if errors.Is(err, stream.ErrTopicNotFound) && autoCreate && c.allowed(opCreate, resTopic, name) {
+	if errors.Is(err, stream.ErrTopicNotFound) && autoCreate && c.s.broker.Options().AutoCreateTopics &&
+		!c.allowed(opCreate, resCluster, clusterName) && !c.allowed(opCreate, resTopic, name) {
+		// Kafka's answer to a topic it would create for someone else.
+		t.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		return t
+	}
+	if errors.Is(err, stream.ErrTopicNotFound) && autoCreate {
 		switch cerr := c.s.broker.AutoCreateTopic(name); {
 		case cerr == nil:
 			info, err = c.s.broker.DescribeTopic(name)
