@@ -20,8 +20,8 @@ import (
 // is INVALID_CONFIG, as Kafka answers an unknown topic config.
 //
 // Kafka spells "no limit" -1 (retention) or Long.MAX_VALUE (timestamps,
-// segment.ms, flushes) where a TopicConfig has a zero field: both read as
-// that zero field. Values a TopicConfig cannot express are refused with a
+// segment.ms, flushes) where a TopicConfig has a zero field (a negative
+// MaxTimestampAhead): both read as that. Values a TopicConfig cannot express are refused with a
 // message saying what can be, never approximated silently, with one
 // exception: flush.ms names the broker's SyncInterval policy, whose
 // interval is the broker's (Options.SyncInterval) whatever the value.
@@ -36,8 +36,7 @@ type topicSetting struct {
 	typ    kmsg.ConfigType
 	doc    string
 	// get is the value in cfg, whose zero fields read as their defaults;
-	// sync is the broker's own policy (Options.Sync) and interval, which a
-	// topic of SyncDefault follows.
+	// o is the broker's options, whose Sync a topic of SyncDefault follows.
 	get func(cfg stream.TopicConfig, o *stream.Options) string
 	// set applies v to cfg; reset makes the setting its default again.
 	set   func(cfg *stream.TopicConfig, v string) error
