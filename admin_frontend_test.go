@@ -62,3 +62,42 @@ func TestOptionsAndCreated(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, now.Equal(info.Created), "as stored")
 }
+
+func TestOffsetForMaxTimestamp(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{SegmentBytes: 4 << 10}))
+	off, ts, err := b.OffsetForMaxTimestamp("t", 0)
+	require.NoError(t, err)
+	require.EqualValues(t, -1, off)
+	require.True(t, ts.IsZero())
+
+	// Out of order, over several segments: the largest is at offset 30,
+	// and offset 70 has it too (the first one counts).
+	base := time.UnixMilli(1_700_000_000_000)
+	for i := range 100 {
+		at := base.Add(time.Duration(i%20) * time.Second)
+		if i == 30 || i == 70 {
+			at = base.Add(time.Hour)
+		}
+		require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: make([]byte, 200), Timestamp: at}))
+	}
+	info, err := b.DescribeTopic("t")
+	require.NoError(t, err)
+	require.Greater(t, info.Partitions[0].Segments, 2)
+	off, ts, err = b.OffsetForMaxTimestamp("t", 0)
+	require.NoError(t, err)
+	require.EqualValues(t, 30, off)
+	require.True(t, base.Add(time.Hour).Equal(ts))
+
+	// Deleted records no longer count.
+	_, err = b.DeleteRecords("t", 0, 31)
+	require.NoError(t, err)
+	off, _, err = b.OffsetForMaxTimestamp("t", 0)
+	require.NoError(t, err)
+	require.EqualValues(t, 70, off)
+
+	_, _, err = b.OffsetForMaxTimestamp("missing", 0)
+	require.ErrorIs(t, err, ErrTopicNotFound)
+	_, _, err = b.OffsetForMaxTimestamp("t", 1)
+	require.ErrorIs(t, err, ErrInvalidPartition)
+}

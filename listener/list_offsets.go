@@ -10,21 +10,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ListOffsets stops at v6: v7 adds the max-timestamp query (-3), which
-// would need a scan of the partition's batches.
-func init() { serve(kmsg.ListOffsets, 0, 6, handleListOffsets) }
+// ListOffsets stops at v7 (max timestamp, KIP-734): v8 asks for tiered
+// storage offsets and v9 for the last tiered offset, none of which exist
+// here.
+func init() { serve(kmsg.ListOffsets, 0, 7, handleListOffsets) }
 
 // Kafka's special ListOffsets timestamps.
 const (
-	listLatest   = -1
-	listEarliest = -2
+	listLatest       = -1
+	listEarliest     = -2
+	listMaxTimestamp = -3 // v7+
 )
 
 // handleListOffsets answers, per partition, the log start (timestamp -2),
 // the high watermark (-1; also the last stable offset, read_committed's
-// answer, until there are transactions), or the first offset whose record
-// is at or after a timestamp (with that record's timestamp; -1 and -1 if
-// none is). v0 answers in its old form, a list of at most MaxNumOffsets
+// answer, until there are transactions), the record with the largest
+// timestamp (-3, v7+) or the first offset whose record is at or after a
+// timestamp (with that record's timestamp; -1 and -1 if none is). v0 answers in its old form, a list of at most MaxNumOffsets
 // offsets.
 func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
@@ -47,7 +49,7 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 			case rp.CurrentLeaderEpoch > 0:
 				err = kerr.UnknownLeaderEpoch // the only epoch is 0
 			default:
-				p.Offset, p.Timestamp, err = c.listOffset(info, rp.Partition, rp.Timestamp)
+				p.Offset, p.Timestamp, err = c.listOffset(info, rp.Partition, rp.Timestamp, req.Version)
 			}
 			p.ErrorCode = errorCode(err)
 			if err == nil && p.Offset >= 0 {
@@ -69,15 +71,21 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 // listOffset answers one partition's query: the offset and, for a query
 // by time, the found record's timestamp (-1 otherwise, as Kafka answers
 // the earliest and latest queries).
-func (c *conn) listOffset(info stream.TopicInfo, partition int32, ts int64) (offset, timestamp int64, err error) {
+func (c *conn) listOffset(info stream.TopicInfo, partition int32, ts int64, version int16) (offset, timestamp int64, err error) {
 	pi := info.Partitions[partition]
 	switch {
 	case ts == listEarliest:
 		return pi.StartOffset, -1, nil
 	case ts == listLatest:
 		return pi.EndOffset, -1, nil
+	case ts == listMaxTimestamp && version >= 7:
+		off, at, err := c.s.broker.OffsetForMaxTimestamp(info.Name, partition)
+		if err != nil || off < 0 {
+			return -1, -1, err
+		}
+		return off, at.UnixMilli(), nil
 	case ts < 0:
-		return -1, -1, fmt.Errorf("%w: timestamp %d: want -1 (latest), -2 (earliest) or a time in ms", kerr.InvalidRequest, ts)
+		return -1, -1, fmt.Errorf("%w: timestamp %d: want -1 (latest), -2 (earliest), -3 (max timestamp, v7+) or a time in ms", kerr.InvalidRequest, ts)
 	}
 	offset, err = c.s.broker.OffsetForTime(info.Name, partition, time.UnixMilli(ts))
 	if err != nil || offset < 0 {

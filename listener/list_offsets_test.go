@@ -58,6 +58,15 @@ func TestListOffsets(t *testing.T) {
 	require.EqualValues(t, -1, p.Offset)
 	require.EqualValues(t, -1, p.Timestamp)
 
+	// The largest timestamp (v7): the last record here.
+	resp = rawRequest(t, s, listOffsetsRequest(7, "t", -3)).(*kmsg.ListOffsetsResponse)
+	p = resp.Topics[0].Partitions[0]
+	require.Zero(t, p.ErrorCode)
+	require.EqualValues(t, 9, p.Offset)
+	require.Equal(t, base.Add(90*time.Millisecond).UnixMilli(), p.Timestamp)
+	resp = rawRequest(t, s, listOffsetsRequest(6, "t", -3)).(*kmsg.ListOffsetsResponse)
+	require.Equal(t, kerr.InvalidRequest.Code, resp.Topics[0].Partitions[0].ErrorCode, "before v7")
+
 	// Unknown topic and partition.
 	resp = rawRequest(t, s, listOffsetsRequest(6, "missing", -1)).(*kmsg.ListOffsetsResponse)
 	require.Equal(t, kerr.UnknownTopicOrPartition.Code, resp.Topics[0].Partitions[0].ErrorCode)
