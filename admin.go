@@ -106,18 +106,46 @@ func (b *Broker) CreateTopic(name string, cfg TopicConfig) error {
 	return err
 }
 
-func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error) {
+// CheckCreateTopic returns the error CreateTopic(name, cfg) would return
+// now, without creating anything: nil if it would succeed. It is Kafka's
+// CreateTopics with validateOnly (kafka-topics.sh --dry-run). A topic
+// created by another call meanwhile may still make the CreateTopic fail.
+func (b *Broker) CheckCreateTopic(name string, cfg TopicConfig) error {
+	if err := validateTopicName(name); err != nil {
+		return err
+	}
+	if err := cfg.withDefaults().validate(); err != nil {
+		return err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if err := b.checkWritable(); err != nil {
+		return err
+	}
+	return b.checkNewTopicLocked(name)
+}
+
+// checkNewTopicLocked refuses a name CreateTopic may not take now: reserved,
+// in use, or colliding with a topic's. Callers hold b.mu.
+func (b *Broker) checkNewTopicLocked(name string) error {
 	if reservedTopic(name) {
-		return nil, fmt.Errorf("%w: %q is reserved for Kafka's internal use", ErrInvalidTopic, name)
+		return fmt.Errorf("%w: %q is reserved for Kafka's internal use", ErrInvalidTopic, name)
 	}
 	if _, ok := b.topics[name]; ok {
-		return nil, fmt.Errorf("%w: %q", ErrTopicExists, name)
+		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
 	key := collisionKey(name)
 	for other := range b.topics {
 		if collisionKey(other) == key {
-			return nil, fmt.Errorf("%w: %q collides with existing topic %q", ErrInvalidTopic, name, other)
+			return fmt.Errorf("%w: %q collides with existing topic %q", ErrInvalidTopic, name, other)
 		}
+	}
+	return nil
+}
+
+func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error) {
+	if err := b.checkNewTopicLocked(name); err != nil {
+		return nil, err
 	}
 	fs, root := b.opts.fs, filepath.Join(b.dir, topicsDir)
 	dir := filepath.Join(root, name)
@@ -404,6 +432,11 @@ type TopicInfo struct {
 	Name       string
 	Config     TopicConfig     // with defaults filled in
 	Partitions []PartitionInfo // index = partition number
+	// Created is when CreateTopic made the topic, as stored; zero for a
+	// topic adopted from a directory without metadata. With Name it tells
+	// a topic from one deleted and re-created under the same name (the
+	// Kafka listener derives topic IDs from the two).
+	Created time.Time
 }
 
 // PartitionInfo describes one partition's log.
@@ -422,7 +455,7 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 		return TopicInfo{}, err
 	}
 	parts := t.partitions()
-	info := TopicInfo{Name: name, Config: t.config().TopicConfig, Partitions: make([]PartitionInfo, len(parts))}
+	info := TopicInfo{Name: name, Config: t.config().TopicConfig, Partitions: make([]PartitionInfo, len(parts)), Created: t.created}
 	info.Config.Partitions = len(parts)
 	for i, p := range parts {
 		li := p.Info()
@@ -446,6 +479,20 @@ func (b *Broker) topic(name string) (*topic, error) {
 		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
 	}
 	return t, nil
+}
+
+// AutoCreateTopic makes sure a topic exists as Publish would: an existing
+// topic is left as it is (nil), an unknown one is created with
+// Options.DefaultTopic if Options.AutoCreateTopics is set, and is
+// ErrTopicNotFound otherwise. A bad name is ErrInvalidTopic; an unknown
+// topic on a read-only broker ErrReadOnly. It is for front ends that create topics on a
+// client's behalf, as Kafka's Metadata request does.
+func (b *Broker) AutoCreateTopic(name string) error {
+	if _, err := b.topic(name); !errors.Is(err, ErrTopicNotFound) {
+		return err // there (nil), a bad name, or a closed broker
+	}
+	_, err := b.topicForWrite(name)
+	return err
 }
 
 // topicForWrite looks up a topic for publishing, creating it if

@@ -824,5 +824,11 @@ func (b *Broker) checkWritable() error {
 	return nil
 }
 
+// Options returns the options the broker was opened with, defaults filled
+// in (Sync is never SyncDefault): what a front end such as the Kafka
+// listener reports as the broker's settings. Changing the copy changes
+// nothing.
+func (b *Broker) Options() Options { return b.opts }
+
 // Dir returns the data directory the broker was opened on.
 func (b *Broker) Dir() string { return b.dir }

@@ -421,3 +421,20 @@ func (b *Broker) OffsetForTime(topic string, partition int32, t time.Time) (int6
 	}
 	return p.OffsetForTime(t.UnixMilli())
 }
+
+// OffsetForMaxTimestamp returns the offset and timestamp of the
+// partition's record with the largest timestamp, the first one if several
+// share it (Kafka's ListOffsets with MAX_TIMESTAMP, KIP-734), or -1 and
+// the zero time if the partition holds no record. It reads only the
+// segments' indexes, never their records.
+func (b *Broker) OffsetForMaxTimestamp(topic string, partition int32) (int64, time.Time, error) {
+	_, p, err := b.partitionLog(topic, partition)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	off, ts, err := p.OffsetForMaxTimestamp()
+	if err != nil || off < 0 {
+		return -1, time.Time{}, err
+	}
+	return off, time.UnixMilli(ts), nil
+}

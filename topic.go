@@ -135,6 +135,12 @@ func (c TopicConfig) withDefaults() TopicConfig {
 	return c
 }
 
+// Validate returns the error (ErrInvalidConfig) CreateTopic and AlterTopic
+// would refuse cfg with, nil if they would accept it: zero fields take
+// their defaults first. It checks the config alone, not a change from a
+// topic's current one (AlterTopic also refuses to change Partitions).
+func (c TopicConfig) Validate() error { return c.withDefaults().validate() }
+
 // validate checks a config after withDefaults.
 func (c TopicConfig) validate() error {
 	switch {

@@ -34,4 +34,15 @@
 // Fetch sessions are not kept (every answer says "no session", which
 // KIP-227 allows), and transactions do not exist yet, so the last stable
 // offset is the high watermark.
+//
+// # Topics
+//
+// Topics are managed with Kafka's admin APIs (CreateTopics, CreatePartitions,
+// DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DeleteRecords,
+// DeleteTopics) by Kafka's topic config names, mapped onto
+// stream.TopicConfig in one table (configs.go); a value a TopicConfig
+// cannot express is refused with INVALID_CONFIG and a message saying what
+// can be. The broker being the only replica, replication factors are 1.
+// Each topic has a topic ID derived from its name and creation time:
+// stable across restarts, new when the topic is re-created.
 package listener

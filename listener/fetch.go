@@ -117,7 +117,7 @@ func (c *conn) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition,
 	limit := min(int(rp.PartitionMaxBytes), budget-total)
 	v, err := c.s.broker.ReadBatches(topic, rp.Partition, rp.FetchOffset, max(limit, 1))
 	if err != nil {
-		code, known := dataErrCode(err)
+		code, known := knownErrorCode(err)
 		var ce *stream.CorruptError
 		if !known && !errors.As(err, &ce) {
 			c.s.log.Error("listener: fetch failed", "topic", topic, "partition", rp.Partition, "remote", c.remote, "err", err)

@@ -136,7 +136,7 @@ func TestFetchLimitsAndErrors(t *testing.T) {
 	require.Equal(t, kerr.UnknownTopicOrPartition.Code, resp.Topics[0].Partitions[0].ErrorCode)
 
 	// The lowest version served, exactly.
-	resp = rawRequest[*kmsg.FetchResponse](t, s, fetchReq(4, "t", map[int32]int64{0: 0}))
+	resp = rawAs[*kmsg.FetchResponse](t, s, fetchReq(4, "t", map[int32]int64{0: 0}))
 	require.Zero(t, resp.Topics[0].Partitions[0].ErrorCode)
 	require.Len(t, resp.Topics[0].Partitions[0].RecordBatches, 3*len(bt))
 }

@@ -23,7 +23,7 @@ func handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) (kmsg.Respon
 	}
 	id, epoch, err := c.s.broker.InitProducerID()
 	if err != nil {
-		code, known := dataErrCode(err)
+		code, known := knownErrorCode(err)
 		if !known {
 			c.s.log.Error("listener: producer ID allocation failed", "remote", c.remote, "err", err)
 		}

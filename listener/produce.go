@@ -63,7 +63,7 @@ func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 func (c *conn) produce(topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
 	res, err := c.s.broker.AppendBatches(topic, rp.Partition, rp.Records)
 	if err != nil {
-		code, known := dataErrCode(err)
+		code, known := knownErrorCode(err)
 		if !known {
 			c.s.log.Error("listener: produce failed", "topic", topic, "partition", rp.Partition, "remote", c.remote, "err", err)
 		}

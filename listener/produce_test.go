@@ -27,9 +27,9 @@ func request[R kmsg.Response](t *testing.T, cl *kgo.Client, req kmsg.Request) R 
 	return resp.(R)
 }
 
-// rawRequest sends req at exactly its version on a connection of its own
+// rawAs sends req at exactly its version on a connection of its own
 // and returns the response (kgo would pick the version itself).
-func rawRequest[R kmsg.Response](t *testing.T, s *Server, req kmsg.Request) R {
+func rawAs[R kmsg.Response](t *testing.T, s *Server, req kmsg.Request) R {
 	t.Helper()
 	nc, err := net.Dial("tcp", s.Addr())
 	require.NoError(t, err)
@@ -208,7 +208,7 @@ func TestProduceRawIdempotence(t *testing.T) {
 	resp = request[*kmsg.ProduceResponse](t, cl, produceReq(9, "t", 0, bad))
 	require.Equal(t, kerr.CorruptMessage.Code, partitionAnswer(resp).ErrorCode)
 
-	resp = rawRequest[*kmsg.ProduceResponse](t, s, produceReq(3, "t", 0, rawBatch(t, -1, -1, -1, batch.Zstd, "z")))
+	resp = rawAs[*kmsg.ProduceResponse](t, s, produceReq(3, "t", 0, rawBatch(t, -1, -1, -1, batch.Zstd, "z")))
 	require.Equal(t, kerr.UnsupportedCompressionType.Code, partitionAnswer(resp).ErrorCode, "zstd needs Produce v7")
 	resp = request[*kmsg.ProduceResponse](t, cl, produceReq(9, "nope", 0, rawBatch(t, -1, -1, -1, batch.None, "x")))
 	require.Equal(t, kerr.UnknownTopicOrPartition.Code, partitionAnswer(resp).ErrorCode)
@@ -259,7 +259,7 @@ func TestInitProducerIDRefusesTransactions(t *testing.T) {
 	for v := range int16(5) {
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.Version = v
-		resp := rawRequest[*kmsg.InitProducerIDResponse](t, s, req)
+		resp := rawAs[*kmsg.InitProducerIDResponse](t, s, req)
 		require.Zero(t, resp.ErrorCode, "v%d", v)
 		require.GreaterOrEqual(t, resp.ProducerID, int64(0))
 		require.Zero(t, resp.ProducerEpoch)

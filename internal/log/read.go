@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 
@@ -117,6 +118,41 @@ func (l *Log) OffsetForTime(ts int64) (int64, error) {
 			return -1, nil
 		}
 	}
+}
+
+// OffsetForMaxTimestamp returns the largest record timestamp (ms) of the
+// readable log, from the log start to the high watermark, and the first
+// offset holding it (Kafka's ListOffsets MAX_TIMESTAMP, KIP-734); -1 and
+// -1 if it holds no record. A segment's largest timestamp counts records
+// DeleteRecords cut from its front: if one of those held it, the answer
+// is the first readable record at or after that time, -1 if none is.
+func (l *Log) OffsetForMaxTimestamp() (offset, ts int64, err error) {
+	hw, start := l.hw.Load(), l.start.Load()
+	ts = math.MinInt64
+	for _, s := range l.segments() {
+		if s.Base() >= hw {
+			break
+		}
+		if s.Next() <= start {
+			continue
+		}
+		maxTS, err := s.MaxTimestamp()
+		if errors.Is(err, segment.ErrClosed) && !l.isClosed() {
+			continue // deleted by retention meanwhile: its records are gone
+		}
+		if err != nil {
+			return -1, -1, fmt.Errorf("max timestamp in %s: %w", l.cfg.Dir, err)
+		}
+		ts = max(ts, maxTS)
+	}
+	if ts == math.MinInt64 {
+		return -1, -1, nil
+	}
+	offset, err = l.OffsetForTime(ts)
+	if err != nil || offset < 0 {
+		return -1, -1, err
+	}
+	return offset, ts, nil
 }
 
 // WaitFor blocks until offset is below the high watermark (a record at
