@@ -105,7 +105,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	advertise string // host:port for Metadata, once known
+	advertise string       // host:port for Metadata, once known
+	groups    remoteGroups // remote members of consumer groups (groups.go)
 	closed    bool
 	wg        sync.WaitGroup // connections
 }

@@ -554,6 +554,23 @@ func (m *Member) NextDeadline() time.Time {
 	return due
 }
 
+// State returns the group's state and the coordinator's generation,
+// after expiring whoever is due: a remote member asks it to learn of a
+// rebalance without taking part in it (Poll would count it as rejoined).
+func (m *Member) State() (state group.State, generation int) {
+	m.g.do(func(co *group.Coordinator) {
+		co.Expire(m.s.cfg.Now())
+		state, generation = co.State(), co.Generation()
+	})
+	return state, generation
+}
+
+// Resubscribe changes the member's subscription: a rebalance.
+func (m *Member) Resubscribe(topics []string) {
+	m.req.Topics = slices.Clone(topics)
+	m.g.do(func(co *group.Coordinator) { co.Resubscribe(m.id, topics) })
+}
+
 // Owned reports what the coordinator says the member holds and in which
 // generation, after expiring whoever is due; the error says why it holds
 // nothing (evicted or fenced).
