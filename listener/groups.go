@@ -250,11 +250,10 @@ func (c *conn) lookupMember(groupName, id string, instanceID *string) (*remoteMe
 }
 
 // memberErrCode maps the coordinator's and the broker's errors onto
-// Kafka's codes for a member's request.
+// Kafka's codes for a member's request: where a member's view of its group
+// is at stake, they say more than errorCode's.
 func memberErrCode(err error) int16 {
 	switch {
-	case err == nil:
-		return 0
 	case errors.Is(err, group.ErrFenced), errors.Is(err, stream.ErrFenced):
 		return kerr.FencedInstanceID.Code
 	case errors.Is(err, group.ErrUnknownMember):
@@ -263,22 +262,12 @@ func memberErrCode(err error) int16 {
 		// A member committing what it no longer holds has a stale view
 		// of the group: rejoining fixes it.
 		return kerr.IllegalGeneration.Code
-	case errors.Is(err, stream.ErrInvalidGroup):
-		return kerr.InvalidGroupID.Code
-	case errors.Is(err, stream.ErrGroupNotEmpty):
-		return kerr.NonEmptyGroup.Code
-	case errors.Is(err, stream.ErrTopicNotFound):
-		return kerr.UnknownTopicOrPartition.Code
-	case errors.Is(err, stream.ErrInvalidPartition):
-		return kerr.UnknownTopicOrPartition.Code
-	case errors.Is(err, stream.ErrOffsetOutOfRange), errors.Is(err, stream.ErrInvalidArgument):
-		return kerr.OffsetOutOfRange.Code
-	case errors.Is(err, stream.ErrReadOnly):
-		return kerr.PolicyViolation.Code
+	case errors.Is(err, stream.ErrInvalidArgument):
+		return kerr.OffsetOutOfRange.Code // a commit's offset outside the log
 	case errors.Is(err, stream.ErrClosed):
 		return kerr.CoordinatorNotAvailable.Code // the broker is going away
 	}
-	return kerr.UnknownServerError.Code
+	return errorCode(err)
 }
 
 // alive tells the coordinator a member was heard from, unless it has been

@@ -2,11 +2,8 @@ package listener
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -118,10 +115,7 @@ func localMember(t *testing.T, b *stream.Broker, o *owners, who, groupName strin
 	return c
 }
 
-var stubOnce sync.Once
-
 func topicBroker(t *testing.T, partitions int) (*stream.Broker, *Server) {
-	stubOnce.Do(stubMetadata)
 	b := openBroker(t, nil)
 	require.NoError(t, b.CreateTopic("t", stream.TopicConfig{Partitions: partitions}))
 	return b, startServer(t, b, nil)
@@ -502,40 +496,4 @@ func TestGroupGenerations(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, lresp.Members[0].ErrorCode)
 	eventuallyCounts(t, o, map[string]int{"local": 2})
-}
-
-// rawRequest sends req at its own version on a fresh connection (kgo's
-// requests use the highest version both sides speak) and returns the
-// response.
-func rawRequest(t *testing.T, s *Server, req kmsg.Request) kmsg.Response {
-	t.Helper()
-	nc, err := net.Dial("tcp", s.Addr())
-	require.NoError(t, err)
-	defer nc.Close()
-	buf := []byte{0, 0, 0, 0}
-	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
-	buf = binary.BigEndian.AppendUint32(buf, 7)      // correlation ID
-	buf = binary.BigEndian.AppendUint16(buf, 0xffff) // null client ID
-	if req.IsFlexible() {
-		buf = append(buf, 0)
-	}
-	buf = req.AppendTo(buf)
-	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-	_, err = nc.Write(buf)
-	require.NoError(t, err)
-	var size [4]byte
-	_, err = io.ReadFull(nc, size[:])
-	require.NoError(t, err)
-	frame := make([]byte, binary.BigEndian.Uint32(size[:]))
-	_, err = io.ReadFull(nc, frame)
-	require.NoError(t, err)
-	resp := req.ResponseKind()
-	resp.SetVersion(req.GetVersion())
-	body := frame[4:]
-	if resp.IsFlexible() {
-		body = body[1:]
-	}
-	require.NoError(t, resp.ReadFrom(body))
-	return resp
 }
