@@ -89,8 +89,8 @@ func (c *conn) serve() {
 	close(c.out)
 	<-written
 	c.nc.Close()
-	if c.writeErr != nil && (err == nil || errors.Is(err, net.ErrClosed)) {
-		err = c.writeErr // the reader only saw the writer close the socket
+	if c.writeErr != nil {
+		err = c.writeErr // the reader only saw its consequences
 	}
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !c.stopped() {
 		c.s.log.Info("listener: connection closed", "remote", c.remote, "client_id", c.clientID, "reason", err)
