@@ -19,7 +19,7 @@ import (
 )
 
 // testSASL knows alice (every mechanism) and bob (PLAIN only).
-func testSASL(t *testing.T) *SASL {
+func testSASL(t testing.TB) *SASL {
 	t.Helper()
 	c256, err := NewSCRAMCredentials(MechanismSCRAMSHA256, "alice-secret")
 	require.NoError(t, err)

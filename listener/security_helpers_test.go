@@ -206,3 +206,9 @@ func requireServing(t *testing.T, s *Server) {
 	require.Zero(t, resp.ErrorCode)
 	rc.nc.Close()
 }
+
+func (l *logBuffer) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Reset()
+}
