@@ -133,7 +133,15 @@ func TestMaxConnections(t *testing.T) {
 // WriteTimeout instead of holding its connection forever.
 func TestClientNotReadingIsDisconnected(t *testing.T) {
 	log, lb := newLogger()
-	s := startServer(t, openBroker(t, nil), &Options{Logger: log, WriteTimeout: 100 * time.Millisecond, MaxInFlight: 1})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := New(openBroker(t, nil), &Options{Logger: log, WriteTimeout: 100 * time.Millisecond, MaxInFlight: 1, AdvertisedAddr: ln.Addr().String()})
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(smallBuffers{ln}) }()
+	defer func() {
+		require.NoError(t, s.Shutdown(context.Background()))
+		require.ErrorIs(t, <-served, ErrServerClosed)
+	}()
 	rc := dialRaw(t, s)
 	rc.nc.(*net.TCPConn).SetReadBuffer(4096)
 	// ApiVersions answers are a few hundred bytes: enough of them fill
@@ -153,6 +161,18 @@ func TestClientNotReadingIsDisconnected(t *testing.T) {
 	rc.nc.Close() // if the server's close has not stopped the writes yet
 	require.Error(t, <-writing)
 	requireServing(t, s)
+}
+
+// smallBuffers gives the server's sockets small send buffers, so that a
+// client not reading fills them after a few responses.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4096)
+	}
+	return nc, err
 }
 
 // Shutdown ends connections waiting for their next request at once, even
