@@ -4,7 +4,9 @@ MODULES := $(shell find . -name go.mod -not -path './.git/*' -exec dirname {} \;
 # `make test` does not fuzz: `go test` runs every fuzz target on its seeds and checked-in
 # corpus (testdata/fuzz), which is deterministic.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := ./batch:FuzzDecodeBatch ./batch:FuzzDecompress ./segment:FuzzRecoverSegment ./index:FuzzOpenIndex
+# A target is package-dir:FuzzName; a package that is the root of its own module (./listener)
+# is fuzzed from inside that module.
+FUZZ_TARGETS := ./batch:FuzzDecodeBatch ./batch:FuzzDecompress ./segment:FuzzRecoverSegment ./index:FuzzOpenIndex ./listener:FuzzRequest
 # staticcheck for `make lint`, pinned: v0.8.2 (staticcheck 2026.2.2), which builds with and
 # analyses Go 1.26 code. `go install`ed from the module proxy into GOPATH/bin,
 # and reinstalled if the binary there is another version or was built by another Go.
@@ -33,9 +35,10 @@ race:
 ## workers start slowly, e.g. with cold build caches) is reported and does not.
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
+		pkg=$${t%%:*}; name=$${t##*:}; dir=.; \
+		if [ "$$pkg" != . ] && [ -f "$$pkg/go.mod" ]; then dir=$$pkg; pkg=.; fi; \
 		echo "fuzz $$name ($(FUZZTIME))"; \
-		out=$$(go test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1); rc=$$?; \
+		out=$$(cd $$dir && go test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1); rc=$$?; \
 		echo "$$out"; \
 		if [ $$rc -ne 0 ]; then \
 			if echo "$$out" | grep -q 'Failing input written to' || \

@@ -3,6 +3,7 @@ package listener
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -42,6 +43,13 @@ type conn struct {
 	// views are the batches a Fetch response aliases, released once the
 	// response is encoded (fetch.go). Only the reading goroutine uses it.
 	views []*stream.Batches
+
+	// closeAfter, set by a handler, closes the connection once the
+	// response to its request is sent (a failed authentication); it is
+	// the reason logged.
+	closeAfter error
+	// writeErr is why the writer stopped early; read after it returned.
+	writeErr error
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -61,7 +69,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) stopReading() {
 	c.stopOnce.Do(func() {
 		close(c.stop)
-		// Unblock a read waiting for the next request.
+		// Unblock a read waiting for the next request. The reader checks
+		// stop after each deadline it sets, so this one is never
+		// overwritten unseen.
 		c.nc.SetReadDeadline(time.Now())
 	})
 }
@@ -69,6 +79,13 @@ func (c *conn) stopReading() {
 // serve runs the connection until it closes.
 func (c *conn) serve() {
 	defer c.cancel()
+	if err := c.handshakeTLS(); err != nil {
+		c.nc.Close()
+		if !c.stopped() {
+			c.s.log.Info("listener: connection closed", "remote", c.remote, "reason", err)
+		}
+		return
+	}
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
@@ -78,6 +95,9 @@ func (c *conn) serve() {
 	close(c.out)
 	<-written
 	c.nc.Close()
+	if c.writeErr != nil {
+		err = c.writeErr // the reader only saw its consequences
+	}
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !c.stopped() {
 		c.s.log.Info("listener: connection closed", "remote", c.remote, "client_id", c.clientID, "reason", err)
 	}
@@ -101,17 +121,22 @@ func (c *conn) writeLoop() {
 		if failed {
 			continue
 		}
+		// A client that stops reading must not hold the connection (and
+		// its reader, blocked on a full out) forever.
+		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
 		_, err := w.Write(frame)
 		if err == nil && len(c.out) == 0 {
 			err = w.Flush()
 		}
 		if err != nil {
 			failed = true
+			c.writeErr = fmt.Errorf("writing a response: %w", err)
 			c.cancel()
 			c.nc.Close()
 		}
 	}
 	if !failed {
+		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
 		w.Flush()
 	}
 }
@@ -121,11 +146,14 @@ func (c *conn) readLoop() error {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	var size [4]byte
 	for {
-		if c.stopped() {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+		if c.stopped() { // checked after the deadline is set: see stopReading
 			return nil
 		}
-		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
 		if _, err := io.ReadFull(r, size[:]); err != nil {
+			if isTimeout(err) && !c.stopped() {
+				return fmt.Errorf("idle for %v (IdleTimeout): %w", c.s.opts.IdleTimeout, err)
+			}
 			return err
 		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
@@ -133,23 +161,90 @@ func (c *conn) readLoop() error {
 			return fmt.Errorf("request of %d bytes: over MaxFrameBytes (%d)", n, c.s.opts.MaxFrameBytes)
 		}
 		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ReadTimeout))
-		frame := make([]byte, n)
-		if _, err := io.ReadFull(r, frame); err != nil {
+		if c.stopped() { // a request not yet received is not finished
+			return nil
+		}
+		frame, err := readFrame(r, int(n))
+		if err != nil {
+			if isTimeout(err) && !c.stopped() {
+				return fmt.Errorf("a request of %d bytes not received within %v (ReadTimeout): %w", n, c.s.opts.ReadTimeout, err)
+			}
 			return fmt.Errorf("reading a request of %d bytes: %w", n, err)
 		}
-		resp, err := c.handleFrame(frame)
+		resp, err := c.safeHandleFrame(frame)
 		if err != nil {
 			return err
 		}
-		if resp == nil {
-			continue // Produce with acks=0: no answer
+		if resp != nil { // Produce with acks=0 has no answer
+			select {
+			case c.out <- resp:
+			case <-c.ctx.Done():
+				return c.ctx.Err()
+			}
 		}
-		select {
-		case c.out <- resp:
-		case <-c.ctx.Done():
-			return c.ctx.Err()
+		if c.closeAfter != nil {
+			return c.closeAfter
 		}
 	}
+}
+
+// readFrame reads an n-byte request. Past 1 MiB its buffer grows as the
+// bytes arrive, so that a client announcing a large request and sending
+// little holds little memory.
+func readFrame(r io.Reader, n int) ([]byte, error) {
+	const chunk = 1 << 20
+	if n <= chunk {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	b := make([]byte, 0, chunk)
+	for len(b) < n {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(2*cap(b), n))
+			copy(nb, b)
+			b = nb
+		}
+		m, err := io.ReadFull(r, b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// handshakeTLS completes a TLS connection's handshake within ReadTimeout,
+// so that a client that connects and says nothing is not kept for
+// IdleTimeout.
+func (c *conn) handshakeTLS() error {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	c.nc.SetDeadline(time.Now().Add(c.s.opts.ReadTimeout))
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	c.nc.SetDeadline(time.Time{})
+	return nil
+}
+
+// safeHandleFrame is handleFrame turning a panic anywhere in the request
+// path (parsing, encoding, not only handlers) into a closed connection.
+func (c *conn) safeHandleFrame(frame []byte) (resp []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.log.Error("listener: request panicked", "remote", c.remote, "panic", p)
+			resp, err = nil, fmt.Errorf("request panicked: %v", p)
+		}
+	}()
+	return c.handleFrame(frame)
 }
 
 // header is a request's header (Kafka's request header v1, or v2 with
@@ -177,6 +272,9 @@ func parseHeader(frame []byte) (header, []byte, error) {
 	}
 	idLen := int(int16(binary.BigEndian.Uint16(frame[8:])))
 	rest := frame[10:]
+	if idLen < -1 {
+		return header{}, nil, fmt.Errorf("%w: client id length %d", errMalformed, idLen)
+	}
 	if idLen > 0 {
 		if idLen > len(rest) {
 			return header{}, nil, fmt.Errorf("%w: client id of %d bytes past the frame's end", errMalformed, idLen)
@@ -211,6 +309,9 @@ func skipTags(b []byte) ([]byte, error) {
 // handleFrame handles one request and returns its response frame, or nil
 // if it has none. An error closes the connection.
 func (c *conn) handleFrame(frame []byte) ([]byte, error) {
+	if c.auth.raw {
+		return c.handleRawToken(frame) // after a v0 SaslHandshake
+	}
 	h, body, err := parseHeader(frame)
 	if err != nil {
 		return nil, err

@@ -45,4 +45,41 @@
 // can be. The broker being the only replica, replication factors are 1.
 // Each topic has a topic ID derived from its name and creation time:
 // stable across restarts, new when the topic is re-created.
+//
+// # Security
+//
+// A listener opens a port onto the broker's data, so:
+//
+//   - ListenAndServe binds DefaultAddr (127.0.0.1:9092) unless told
+//     otherwise. Without Options.SASL the listener trusts every
+//     connection: any client may read, write, create and delete anything.
+//     Keep such a listener on the loopback interface.
+//   - Options.TLS serves TLS (crypto/tls) on every connection.
+//   - Options.SASL requires authentication with PLAIN, SCRAM-SHA-256 or
+//     SCRAM-SHA-512 (SCRAM by github.com/xdg-go/scram; the server stores
+//     only salted keys, NewSCRAMCredentials). SaslHandshake v1 is followed
+//     by SaslAuthenticate requests (franz-go, librdkafka, Java, sarama);
+//     v0 by bare size-prefixed tokens (kafka-python 2.0). Until a
+//     connection has authenticated it may send only ApiVersions and the
+//     SASL exchange: anything else closes it. A failed authentication is
+//     answered SASL_AUTHENTICATION_FAILED, logged, and closes the
+//     connection. Sessions do not expire (no re-authentication).
+//   - With SASL, Options.ACLs allow users operations on topics, groups,
+//     the cluster and transactional IDs (literal names, "*", or
+//     prefixes); Describe is implied by Read, Write, Delete and Alter;
+//     everything else is denied, logged, and answered with Kafka's
+//     *_AUTHORIZATION_FAILED codes. Options.SuperUsers may do anything.
+//
+// # Bad input and limits
+//
+// A request over MaxFrameBytes, one that cannot be parsed (bad header,
+// truncated body, unknown API key or version, except ApiVersions which is
+// answered UNSUPPORTED_VERSION as KIP-511 asks), one that takes longer
+// than ReadTimeout to arrive, a connection idle for IdleTimeout, a client
+// not reading its responses for WriteTimeout, and a connection over
+// MaxConnections: each closes that connection only, with a log line, and
+// the server goes on serving the others. A panic in the request path
+// closes its connection too. MaxInFlight bounds the responses queued per
+// connection. FuzzRequest (make fuzz) feeds raw frames to the request
+// path.
 package listener

@@ -26,6 +26,7 @@ const (
 	DefaultMaxConnections = 1024
 	DefaultMaxInFlight    = 32
 	DefaultReadTimeout    = 30 * time.Second
+	DefaultWriteTimeout   = 30 * time.Second
 	DefaultIdleTimeout    = 10 * time.Minute // Kafka's connections.max.idle.ms
 )
 
@@ -33,7 +34,9 @@ const (
 var ErrServerClosed = errors.New("listener: server closed")
 
 // Options configures a Server. The zero value serves plaintext, without
-// authentication, with the defaults above.
+// authentication, with the defaults above: such a listener trusts every
+// connection (any client may read, write, create and delete anything), so
+// keep it on the loopback interface, as DefaultAddr does, or set SASL.
 type Options struct {
 	// Logger receives connection errors, refused requests, authentication
 	// failures and denials. Default: discard.
@@ -44,8 +47,23 @@ type Options struct {
 	// 127.0.0.1 for an unspecified host).
 	AdvertisedAddr string
 
-	// TLS, if set, makes every connection a TLS one (crypto/tls).
+	// TLS, if set, makes every connection a TLS one (crypto/tls; Kafka's
+	// SSL and SASL_SSL listeners). The handshake must complete within
+	// ReadTimeout.
 	TLS *tls.Config
+
+	// SASL, if set, requires every connection to authenticate (PLAIN,
+	// SCRAM-SHA-256, SCRAM-SHA-512) before any request but ApiVersions
+	// and the SASL exchange (Kafka's SASL_PLAINTEXT, or SASL_SSL with
+	// TLS), and makes ACLs apply.
+	SASL *SASL
+	// ACLs allow authenticated users operations on topics, groups, the
+	// cluster and transactional IDs; whatever they do not allow is
+	// denied, and logged. They need SASL (Serve refuses ACLs without it):
+	// without authentication everything is allowed.
+	ACLs []ACL
+	// SuperUsers are SASL users allowed everything (Kafka's super.users).
+	SuperUsers []string
 
 	// MaxFrameBytes is the largest request accepted: a client sending a
 	// larger one is disconnected (Kafka's socket.request.max.bytes).
@@ -57,8 +75,11 @@ type Options struct {
 	// before the server stops reading its requests.
 	MaxInFlight int
 	// ReadTimeout bounds how long a request may take to arrive once its
-	// first byte has: a slower client is disconnected.
+	// size has: a slower client is disconnected.
 	ReadTimeout time.Duration
+	// WriteTimeout bounds how long writing one response may take: a
+	// client that stops reading its responses is disconnected.
+	WriteTimeout time.Duration
 	// IdleTimeout closes a connection that sends nothing for this long.
 	IdleTimeout time.Duration
 }
@@ -83,6 +104,9 @@ func (o *Options) withDefaults() Options {
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = DefaultReadTimeout
 	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
@@ -96,6 +120,9 @@ type Server struct {
 	broker *stream.Broker
 	opts   Options
 	log    *slog.Logger
+	sasl   *saslServer // nil without authentication
+	acls   *authorizer // nil without authentication
+	err    error       // invalid options, returned by Serve
 
 	// ctx is cancelled by Shutdown: requests waiting (a long-polling
 	// Fetch, a JoinGroup) return at once.
@@ -116,7 +143,7 @@ type Server struct {
 func New(b *stream.Broker, opts *Options) *Server {
 	o := opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		broker:    b,
 		opts:      o,
 		log:       o.Logger,
@@ -126,6 +153,24 @@ func New(b *stream.Broker, opts *Options) *Server {
 		conns:     make(map[*conn]struct{}),
 		advertise: o.AdvertisedAddr,
 	}
+	s.err = s.configureAuth()
+	return s
+}
+
+// configureAuth builds the SASL and ACL state from the options.
+func (s *Server) configureAuth() error {
+	if s.opts.SASL == nil {
+		if len(s.opts.ACLs) > 0 || len(s.opts.SuperUsers) > 0 {
+			return fmt.Errorf("%w: ACLs without SASL (without authentication everything is allowed)", ErrInvalidOptions)
+		}
+		return nil
+	}
+	var err error
+	if s.sasl, err = newSASLServer(s.opts.SASL); err != nil {
+		return err
+	}
+	s.acls, err = newAuthorizer(s.opts.ACLs, s.opts.SuperUsers)
+	return err
 }
 
 // ListenAndServe listens on addr (DefaultAddr if empty) and serves until
@@ -142,8 +187,13 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 // Serve accepts connections on ln until Shutdown (ErrServerClosed) or an
-// accept error; it closes ln when it returns.
+// accept error; it closes ln when it returns. It returns an error wrapping
+// ErrInvalidOptions at once if the Options given to New are inconsistent.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.err != nil {
+		ln.Close()
+		return s.err
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
