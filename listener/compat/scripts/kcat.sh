@@ -21,7 +21,7 @@ expect() { # step want got
 case $phase in
 setup)
 	first=$(keyed 0 30)
-	kcat -b "$addr" -P -t "$topic" -K: <<<"$first"
+	timeout 60 kcat -b "$addr" -P -t "$topic" -K: <<<"$first"
 	got=$(timeout 60 kcat -b "$addr" -C -t "$topic" -o beginning -e -c 30 -f '%k:%s\n')
 	expect "consume from earliest" "$first" "$got"
 	# A balanced consumer: commits on close (enable.auto.commit).
@@ -30,7 +30,7 @@ setup)
 	;;
 resume)
 	second=$(keyed 30 10)
-	kcat -b "$addr" -P -t "$topic" -K: <<<"$second"
+	timeout 60 kcat -b "$addr" -P -t "$topic" -K: <<<"$second"
 	got=$(timeout 60 kcat -b "$addr" -G "$group" -c 10 -f '%k:%s\n' "$topic")
 	expect "resume after a restart" "$second" "$got"
 	;;
