@@ -14,7 +14,7 @@ STATICCHECK_VERSION := v0.8.2
 GOBIN_DIR := $(firstword $(subst :, ,$(shell go env GOPATH)))/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: test fmt vet race fuzz bench tidy-check lint staticcheck
+.PHONY: test fmt vet race fuzz bench tidy-check lint staticcheck compat compat-install
 
 ## test: the README's test command: formatting, vet (linux and darwin), the race-enabled suite
 ## (which runs the fuzz targets on their checked-in corpora).
@@ -75,3 +75,26 @@ staticcheck:
 ## bench: the storage benchmarks, with allocation counts.
 bench:
 	go test -run='^$$' -bench=. -benchmem ./batch/ ./segment/ ./internal/log/ ./group/ .
+
+## compat: the listener's compatibility matrix with the non-Go clients (kcat, kafka-python,
+## confluent-kafka, kafkajs), each driven by a script against streamserve: installs them first
+## (apt-get, npm), and a client that is missing fails its test. COMPAT_TARGET=kfake or
+## COMPAT_ADDR=host:port point it at another server (see listener/compat's package doc).
+COMPAT_DIR := listener/compat
+compat: compat-install
+	cd $(COMPAT_DIR) && go test -tags compat_external -count=1 -timeout 10m -run 'TestKcat|TestKafkaPython|TestConfluentKafka|TestKafkaJS' .
+
+# The Debian packages (Python's are Debian's, run with /usr/bin/python3), and kafkajs into
+# listener/compat/scripts/node_modules. npm comes with nodejs where nodejs is NodeSource's.
+compat-install:
+	@need=""; \
+	command -v kcat >/dev/null || need="$$need kcat"; \
+	/usr/bin/python3 -I -c 'import kafka' 2>/dev/null || need="$$need python3-kafka"; \
+	/usr/bin/python3 -I -c 'import confluent_kafka' 2>/dev/null || need="$$need python3-confluent-kafka"; \
+	command -v node >/dev/null || need="$$need nodejs"; \
+	if [ -n "$$need" ]; then \
+		echo "apt-get install$$need"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	fi; \
+	if ! command -v npm >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; fi
+	cd $(COMPAT_DIR)/scripts && npm install --no-audit --no-fund
