@@ -81,6 +81,11 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("the table does not mark the goal %q", g.text)
 		}
 	}
+	for _, g := range peerGoals() {
+		if text := g.peer.name() + ": " + g.text + ": "; !strings.Contains(table, text) {
+			t.Errorf("the table does not mark the goal %q", text)
+		}
+	}
 }
 
 // readReport reads the JSON a run wrote.

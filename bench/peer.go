@@ -125,6 +125,7 @@ func allPeers() []peer {
 		jetstreamPeer{},
 		kfakePeer{disk: false},
 		kfakePeer{disk: true},
+		listenerPeer{},
 		rawPeer{},
 	}
 }

@@ -36,10 +36,17 @@ func (k kfakePeer) id() string {
 	return "kfake"
 }
 
-type kfakeInstance struct {
-	c          *kfake.Cluster
+// kgoInstance drives a Kafka-protocol server through kgo clients with one
+// set of settings, whichever server it is (kfake, or our listener), so that
+// the two are measured alike.
+type kgoInstance struct {
+	addrs      []string
 	cl         *kgo.Client // producer
 	partitions int
+	// storedSize reports partition 0's bytes as stored.
+	storedSize func(ctx context.Context) (int64, error)
+	// stop shuts the server down.
+	stop func() error
 }
 
 func (k kfakePeer) start(ctx context.Context, dir string, o startOptions) (instance, error) {
@@ -67,7 +74,18 @@ func (k kfakePeer) start(ctx context.Context, dir string, o startOptions) (insta
 	if err != nil {
 		return nil, err
 	}
-	f := &kfakeInstance{c: c, partitions: parts}
+	f := &kgoInstance{addrs: c.ListenAddrs(), partitions: parts, stop: func() error { c.Close(); return nil }}
+	f.storedSize = f.describeLogDirs
+	if err := f.connect(ctx, o); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// connect makes the producing client, with the settings every kgo peer
+// shares.
+func (f *kgoInstance) connect(ctx context.Context, o startOptions) error {
 	// Linger 0 (the default is 10 ms): batches still form from what piles up
 	// while a produce request is in flight, and single records go at once.
 	// No compression (the default is snappy): every record carries the same
@@ -80,25 +98,24 @@ func (k kfakePeer) start(ctx context.Context, dir string, o startOptions) (insta
 		produce = append(produce, kgo.ProducerBatchCompression(kgoCodec(o.codec.wire)),
 			kgo.ProducerLinger(eventLinger), kgo.ProducerBatchMaxBytes(eventBatchBytes))
 	}
-	f.cl, err = f.client(produce...)
-	if err != nil {
-		c.Close()
-		return nil, err
+	var err error
+	if f.cl, err = f.client(produce...); err != nil {
+		return err
 	}
 	if err := f.cl.Ping(ctx); err != nil {
-		f.close()
-		return nil, err
+		f.cl.Close()
+		return err
 	}
-	return f, nil
+	return nil
 }
 
 // client returns a new kgo client of the cluster.
-func (f *kfakeInstance) client(opts ...kgo.Opt) (*kgo.Client, error) {
-	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.c.ListenAddrs()...),
+func (f *kgoInstance) client(opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.addrs...),
 		kgo.FetchMaxPartitionBytes(8 << 20)}, opts...)...)
 }
 
-func (f *kfakeInstance) publishBatched(ctx context.Context, n int, v []byte) error {
+func (f *kgoInstance) publishBatched(ctx context.Context, n int, v []byte) error {
 	var firstErr atomic.Pointer[error]
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
@@ -117,11 +134,11 @@ func (f *kfakeInstance) publishBatched(ctx context.Context, n int, v []byte) err
 	return nil
 }
 
-func (f *kfakeInstance) publishOne(ctx context.Context, v []byte) error {
+func (f *kgoInstance) publishOne(ctx context.Context, v []byte) error {
 	return f.cl.ProduceSync(ctx, &kgo.Record{Value: v, Partition: 0}).FirstErr()
 }
 
-func (f *kfakeInstance) read(ctx context.Context, n int, keep bool) error {
+func (f *kgoInstance) read(ctx context.Context, n int, keep bool) error {
 	cl, err := f.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"bench": {0: kgo.NewOffset().AtStart()}}))
 	if err != nil {
 		return err
@@ -146,7 +163,7 @@ func (f *kfakeInstance) read(ctx context.Context, n int, keep bool) error {
 	return nil
 }
 
-func (f *kfakeInstance) tail(ctx context.Context) (func() error, error) {
+func (f *kgoInstance) tail(ctx context.Context) (func() error, error) {
 	cl, err := f.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"bench": {0: kgo.NewOffset().AtStart()}}))
 	if err != nil {
 		return nil, err
@@ -165,7 +182,7 @@ func (f *kfakeInstance) tail(ctx context.Context) (func() error, error) {
 	}, nil
 }
 
-func (f *kfakeInstance) group(ctx context.Context, members, n int, done func()) error {
+func (f *kgoInstance) group(ctx context.Context, members, n int, done func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	clients := make([]*kgo.Client, members)
@@ -218,7 +235,7 @@ func (f *kfakeInstance) group(ctx context.Context, members, n int, done func()) 
 	return nil
 }
 
-func (f *kfakeInstance) records(ctx context.Context) (int64, error) {
+func (f *kgoInstance) records(ctx context.Context) (int64, error) {
 	adm := kadm.NewClient(f.cl)
 	starts, err := adm.ListStartOffsets(ctx, "bench")
 	if err != nil {
@@ -251,11 +268,11 @@ func kgoCodec(c batch.Codec) kgo.CompressionCodec {
 	return kgo.NoCompression()
 }
 
-func (f *kfakeInstance) prepare([][]byte) {}
+func (f *kgoInstance) prepare([][]byte) {}
 
 // publishEvents produces the events to partition 0 and flushes: kgo has
 // one batching path.
-func (f *kfakeInstance) publishEvents(ctx context.Context, events [][]byte, viaPublish bool) error {
+func (f *kgoInstance) publishEvents(ctx context.Context, events [][]byte, viaPublish bool) error {
 	if viaPublish {
 		return notSupported("one batching path: the row above")
 	}
@@ -277,12 +294,22 @@ func (f *kfakeInstance) publishEvents(ctx context.Context, events [][]byte, viaP
 	return nil
 }
 
-// stored is the size kfake gives partition 0 in DescribeLogDirs: the bytes
-// of its batches as produced, in memory or on disk alike.
-func (f *kfakeInstance) stored(ctx context.Context) (int64, int64, error) {
-	dirs, err := kadm.NewClient(f.cl).DescribeAllLogDirs(ctx, nil)
+// stored is partition 0's size as the server stores it, and its records.
+func (f *kgoInstance) stored(ctx context.Context) (int64, int64, error) {
+	size, err := f.storedSize(ctx)
 	if err != nil {
 		return 0, 0, err
+	}
+	n, err := f.records(ctx)
+	return size, n, err
+}
+
+// describeLogDirs is the size kfake gives partition 0 in DescribeLogDirs:
+// the bytes of its batches as produced, in memory or on disk alike.
+func (f *kgoInstance) describeLogDirs(ctx context.Context) (int64, error) {
+	dirs, err := kadm.NewClient(f.cl).DescribeAllLogDirs(ctx, nil)
+	if err != nil {
+		return 0, err
 	}
 	var size int64
 	found := false
@@ -292,14 +319,12 @@ func (f *kfakeInstance) stored(ctx context.Context) (int64, int64, error) {
 		}
 	}
 	if !found {
-		return 0, 0, errors.New("kfake: DescribeLogDirs has no bench-0")
+		return 0, errors.New("kfake: DescribeLogDirs has no bench-0")
 	}
-	n, err := f.records(ctx)
-	return size, n, err
+	return size, nil
 }
 
-func (f *kfakeInstance) close() error {
+func (f *kgoInstance) close() error {
 	f.cl.Close()
-	f.c.Close()
-	return nil
+	return f.stop()
 }

@@ -108,7 +108,7 @@ type row struct {
 	Key            string          `json:"key"`
 	HigherIsBetter bool            `json:"higher_is_better"`
 	Cells          map[string]cell `json:"peers"`
-	Goal           *goalResult     `json:"goal,omitempty"`
+	Goals          []goalResult    `json:"goals,omitempty"`
 	spec           metricSpec
 }
 
@@ -183,16 +183,23 @@ func (r *report) finish() {
 			}
 		}
 	}
+	all := make([]peerGoal, 0)
 	for _, g := range goals() {
+		all = append(all, peerGoal{goal: g})
+	}
+	for _, g := range append(all, peerGoals()...) {
 		rw := r.rowByKey[g.key]
 		if rw == nil {
 			continue
 		}
-		res := &goalResult{Text: g.text}
-		if ours, ok := rw.value(r.ours); ok {
-			res.Met = g.met(ours, r)
+		peer, res := r.ours, goalResult{Text: g.text}
+		if g.peer != nil {
+			peer, res.Text = g.peer.name(), g.peer.name()+": "+g.text
 		}
-		rw.Goal = res
+		if v, ok := rw.value(peer); ok {
+			res.Met = g.met(v, r)
+		}
+		rw.Goals = append(rw.Goals, res)
 	}
 }
 
@@ -213,11 +220,32 @@ func (r *report) value(key, peer string) (float64, bool) {
 	return rw.value(peer)
 }
 
-// goal is one of the issue's targets for ours.
+// goal is one of the issues' targets for ours.
 type goal struct {
 	key  string
 	text string
 	met  func(ours float64, r *report) bool
+}
+
+// peerGoal is a target for another of our columns: the Kafka listener's.
+type peerGoal struct {
+	peer peer
+	goal
+}
+
+// peerGoals are the listener's targets, against kfake with the same kgo
+// clients.
+func peerGoals() []peerGoal {
+	return []peerGoal{
+		{listenerPeer{}, goal{"publish_100B_msgs", "≥ 1M msg/s and ≥ 3× kfake", func(v float64, r *report) bool {
+			best := bestKfake(r, "publish_100B_msgs")
+			return v >= 1e6 && best > 0 && v >= 3*best
+		}}},
+		{listenerPeer{}, goal{"consume_msgs", "≥ 3× kfake", func(v float64, r *report) bool {
+			best := bestKfake(r, "consume_msgs")
+			return best > 0 && v >= 3*best
+		}}},
+	}
 }
 
 func goals() []goal {
@@ -364,14 +392,15 @@ func (r *report) writeSection(w io.Writer, rows []*row) {
 				}
 			}
 		}
-		g := ""
-		if rw.Goal != nil {
+		var gs []string
+		for _, goal := range rw.Goals {
 			mark := "✅ met"
-			if !rw.Goal.Met {
+			if !goal.Met {
 				mark = "❌ not met"
 			}
-			g = rw.Goal.Text + ": " + mark
+			gs = append(gs, goal.Text+": "+mark)
 		}
+		g := strings.Join(gs, "; ")
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", title, rw.Metric, strings.Join(cells, " | "), g)
 	}
 }
