@@ -141,7 +141,7 @@ func (b *Broker) acceptBatch(t *topic, in batch.Batch, scratch *[]byte) (batch.B
 			// the spare capacity of in, which may be the caller's.
 			dst := (*scratch)[:0]
 			if plain.Codec() == batch.None && &plain[0] != &in[0] {
-				dst = plain[len(plain):len(plain)]
+				dst = plain[len(plain):]
 			}
 			out, err := batch.Compress(dst, plain, want, c.Compression.Level)
 			if err != nil {

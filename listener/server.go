@@ -340,6 +340,3 @@ func (s *Server) hostPort() (string, int32) {
 	}
 	return host, int32(p)
 }
-
-// errf formats a log message's error value.
-func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }
