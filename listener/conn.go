@@ -373,7 +373,13 @@ func (c *conn) handle(api api, req kmsg.Request) (resp kmsg.Response, err error)
 
 // frame encodes a response with its size and header.
 func (c *conn) frame(h header, resp kmsg.Response, flexibleHeader bool) []byte {
-	buf := make([]byte, 8, 256)
+	// A Fetch response is mostly the batches it aliases: sized for them
+	// up front, they are copied once, not again at every growth.
+	size := 256
+	for _, v := range c.views {
+		size += len(v.Data) + 64
+	}
+	buf := make([]byte, 8, size)
 	binary.BigEndian.PutUint32(buf[4:], uint32(h.correlationID))
 	if flexibleHeader {
 		buf = append(buf, 0) // no tagged fields
