@@ -497,3 +497,40 @@ func TestGroupGenerations(t *testing.T) {
 	require.Zero(t, lresp.Members[0].ErrorCode)
 	eventuallyCounts(t, o, map[string]int{"local": 2})
 }
+
+// kafka-go declares its subscription v1 but writes only v0's fields (no
+// owned partitions): the member still joins, offering range and
+// roundrobin, and gets its assignment in the declared version.
+func TestGroupShortSubscription(t *testing.T) {
+	_, s := topicBroker(t, 2)
+	// version 1, topics ["t"], user data null: v0's layout.
+	short := []byte{0, 1, 0, 0, 0, 1, 0, 1, 't', 0xff, 0xff, 0xff, 0xff}
+	meta, ok := readSubscription(short)
+	require.True(t, ok)
+	require.Equal(t, int16(1), meta.Version)
+	require.Equal(t, []string{"t"}, meta.Topics)
+	_, ok = readSubscription([]byte{0, 1, 0})
+	require.False(t, ok, "truncated topics")
+
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Version = 2
+	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "g", "consumer", 10000, 10000
+	for _, name := range []string{"range", "roundrobin"} {
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = name, short
+		join.Protocols = append(join.Protocols, p)
+	}
+	resp := rawRequest(t, s, join).(*kmsg.JoinGroupResponse)
+	require.Zero(t, resp.ErrorCode, kerr.ErrorForCode(resp.ErrorCode))
+	require.Equal(t, "range", *resp.Protocol)
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Version = 1
+	sync.Group, sync.MemberID, sync.Generation = "g", resp.MemberID, resp.Generation
+	sresp := rawRequest(t, s, sync).(*kmsg.SyncGroupResponse)
+	require.Zero(t, sresp.ErrorCode, kerr.ErrorForCode(sresp.ErrorCode))
+	a := kmsg.NewConsumerMemberAssignment()
+	require.NoError(t, a.ReadFrom(sresp.MemberAssignment))
+	require.Equal(t, int16(1), a.Version)
+	require.Len(t, a.Topics, 1)
+	require.Equal(t, []int32{0, 1}, a.Topics[0].Partitions)
+}

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"slices"
@@ -116,13 +117,40 @@ func parseOffers(req *kmsg.JoinGroupRequest) []offer {
 		if !ok {
 			continue
 		}
-		o := offer{balancer: bal, metadata: p.Metadata, meta: kmsg.NewConsumerMemberMetadata()}
-		if err := o.meta.ReadFrom(p.Metadata); err != nil {
+		meta, ok := readSubscription(p.Metadata)
+		if !ok {
 			continue
 		}
-		out = append(out, o)
+		out = append(out, offer{balancer: bal, metadata: p.Metadata, meta: meta})
 	}
 	return out
+}
+
+// readSubscription parses a ConsumerMemberMetadata leniently: some clients
+// declare a version whose fields they do not write (kafka-go declares v1,
+// with v1's owned partitions, but writes only v0's topics and user data),
+// and Kafka's brokers never parse it, so the subscription is read at the
+// highest version at or below the declared one that parses. The declared
+// version is kept: the assignment answers with it.
+func readSubscription(b []byte) (kmsg.ConsumerMemberMetadata, bool) {
+	meta := kmsg.NewConsumerMemberMetadata()
+	if err := meta.ReadFrom(b); err == nil {
+		return meta, true
+	}
+	if len(b) < 2 {
+		return meta, false
+	}
+	declared := int16(binary.BigEndian.Uint16(b))
+	patched := slices.Clone(b)
+	for v := min(declared, 3) - 1; v >= 0; v-- {
+		binary.BigEndian.PutUint16(patched, uint16(v))
+		meta = kmsg.NewConsumerMemberMetadata()
+		if err := meta.ReadFrom(patched); err == nil {
+			meta.Version = declared
+			return meta, true
+		}
+	}
+	return meta, false
 }
 
 func sortedTopics(topics []string) []string {

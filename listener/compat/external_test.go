@@ -116,6 +116,10 @@ func (scriptMember) createTopic(*testing.T, string, string, int)   { panic("memb
 func (scriptMember) produce(*testing.T, string, string, []rec)     { panic("member only") }
 func (scriptMember) readAll(*testing.T, string, string, int) []rec { panic("member only") }
 
+// balancer: librdkafka (kcat, confluent-kafka) and kafka-python offer range,
+// then roundrobin, by default.
+func (scriptMember) balancer() stream.Balancer { return stream.RangeBalancer{} }
+
 // external is the server the scripts talk to.
 type external struct {
 	fixed string         // COMPAT_ADDR

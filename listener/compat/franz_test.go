@@ -2,6 +2,7 @@ package compat
 
 import (
 	"context"
+	"github.com/embedstream/stream"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -87,3 +88,5 @@ func (franz) consumeGroup(ctx context.Context, t *testing.T, addr, group, topic 
 		assert.NoError(t, cl.CommitUncommittedOffsets(cctx)) // maybe on another goroutine: no FailNow
 	}
 }
+
+func (franz) balancer() stream.Balancer { return stream.CooperativeStickyBalancer{} }

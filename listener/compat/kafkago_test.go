@@ -3,6 +3,7 @@ package compat
 import (
 	"context"
 	"errors"
+	"github.com/embedstream/stream"
 	"sync"
 	"testing"
 	"time"
@@ -100,3 +101,6 @@ func (kafkaGo) consumeGroup(ctx context.Context, t *testing.T, addr, group, topi
 		got(rec{key: string(m.Key), value: string(m.Value), partition: int32(m.Partition)})
 	}
 }
+
+// balancer: kafka-go offers range, then roundrobin.
+func (kafkaGo) balancer() stream.Balancer { return stream.RangeBalancer{} }

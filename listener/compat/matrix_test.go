@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/embedstream/stream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -37,6 +38,10 @@ type client interface {
 	// reads, until it has n records (n > 0) or ctx ends, then leaves.
 	// got is called for each record.
 	consumeGroup(ctx context.Context, t *testing.T, addr, group, topic string, n int, got func(rec))
+	// balancer is the in-process counterpart of the client's default
+	// group protocol: the members of a group must share one (Kafka's
+	// rule), so a mixed group's in-process member uses it.
+	balancer() stream.Balancer
 }
 
 // keyed returns n records numbered from first, over ten keys.
@@ -139,9 +144,33 @@ func mixedGroup(t *testing.T, b *stream.Broker, c client, addr, name string) {
 
 	var mu sync.Mutex
 	local, remote := map[int32]int{}, map[int32]int{}
-	var localOwns []stream.TopicPartition
+	// What the in-process member holds, kept by its callbacks: Poll
+	// returns only with records, so Assignment after Poll would not see a
+	// rebalance before the records are published. Cooperative balancers
+	// pass only what changes.
+	localOwns := map[stream.TopicPartition]bool{}
+	owns := func(add bool) func(*stream.Consumer, []stream.TopicPartition) {
+		return func(_ *stream.Consumer, parts []stream.TopicPartition) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, tp := range parts {
+				if add {
+					localOwns[tp] = true
+				} else {
+					delete(localOwns, tp)
+				}
+			}
+		}
+	}
 
-	cons, err := b.Subscribe(group, []string{topic}, &stream.ConsumerOptions{MaxWait: 100 * time.Millisecond})
+	cons, err := b.Subscribe(group, []string{topic}, &stream.ConsumerOptions{
+		MaxWait:  100 * time.Millisecond,
+		Balancer: c.balancer(),
+		// The records are published once both members hold partitions:
+		// the in-process member must not start after them.
+		Reset:      stream.ResetEarliest,
+		OnAssigned: owns(true), OnRevoked: owns(false), OnLost: owns(false),
+	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -152,9 +181,7 @@ func mixedGroup(t *testing.T, b *stream.Broker, c client, addr, name string) {
 				t.Errorf("in-process Poll: %v", err)
 				return
 			}
-			owns := cons.Assignment()
 			mu.Lock()
-			localOwns = owns
 			for _, r := range recs {
 				local[r.Partition]++
 			}
@@ -177,13 +204,19 @@ func mixedGroup(t *testing.T, b *stream.Broker, c client, addr, name string) {
 
 	// Both members hold partitions: the group has two members, and the
 	// in-process one owns some partitions but not all.
-	require.Eventually(t, func() bool {
+	var last string // the group as last seen, for the failure message
+	held := assert.Eventually(t, func() bool {
 		info, err := b.DescribeGroup(group)
 		mu.Lock()
 		defer mu.Unlock()
+		last = fmt.Sprintf("%s, %d members, in-process owns %d, err %v", info.State, len(info.Members), len(localOwns), err)
 		return err == nil && info.State == "Stable" && len(info.Members) == 2 &&
 			len(localOwns) > 0 && len(localOwns) < partitions
-	}, stepTimeout, 50*time.Millisecond, "both members hold partitions")
+	}, stepTimeout, 50*time.Millisecond)
+	mu.Lock()
+	seen := last
+	mu.Unlock()
+	require.True(t, held, "both members hold partitions; last seen: %s", seen)
 
 	recs := make([]*stream.Record, 40)
 	for i := range recs {

@@ -2,6 +2,7 @@ package compat
 
 import (
 	"context"
+	"github.com/embedstream/stream"
 	"sync"
 	"testing"
 
@@ -143,3 +144,5 @@ func (saramaClient) consumeGroup(ctx context.Context, t *testing.T, addr, group,
 	cancel()
 	<-consumed
 }
+
+func (saramaClient) balancer() stream.Balancer { return stream.RangeBalancer{} }
