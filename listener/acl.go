@@ -160,3 +160,23 @@ func (az *authorizer) allows(user string, op Operation, res ResourceType, name s
 	}
 	return false
 }
+
+// writesAnywhere says whether user may write to some topic, or to the
+// cluster: what Kafka asks of a client for a producer ID (IdempotentWrite
+// on the cluster, or since 2.8 Write on any topic).
+func (az *authorizer) writesAnywhere(user string) bool {
+	if az.superUsers[user] {
+		return true
+	}
+	for _, principal := range [2]string{user, "*"} {
+		for _, a := range az.byUser[principal] {
+			if a.Resource != ResourceTopic && a.Resource != ResourceCluster {
+				continue
+			}
+			if slices.Contains(a.Operations, OpWrite) || slices.Contains(a.Operations, OpAll) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -75,3 +75,18 @@ func (c *conn) allowed(op operation, res resource, name string) bool {
 		"remote", c.remote, "client_id", c.clientID)
 	return false
 }
+
+// mayProduce says whether the connection's principal may get a producer
+// ID: it must be allowed to write somewhere (see writesAnywhere), or a
+// read-only principal could make the broker write meta.db at will.
+func (c *conn) mayProduce() bool {
+	if c.s.sasl == nil {
+		return true
+	}
+	if c.auth.user != "" && c.s.acls.writesAnywhere(c.auth.user) {
+		return true
+	}
+	c.s.log.Warn("listener: denied a producer ID: no write permission anywhere", "principal", "User:"+c.auth.user,
+		"remote", c.remote, "client_id", c.clientID)
+	return false
+}

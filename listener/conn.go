@@ -160,6 +160,9 @@ func (c *conn) readLoop() error {
 		if n < 0 || int(n) > c.s.opts.MaxFrameBytes {
 			return fmt.Errorf("request of %d bytes: over MaxFrameBytes (%d)", n, c.s.opts.MaxFrameBytes)
 		}
+		if c.s.sasl != nil && c.auth.user == "" && n > maxUnauthenticatedFrame {
+			return fmt.Errorf("request of %d bytes before authentication: over %d", n, maxUnauthenticatedFrame)
+		}
 		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ReadTimeout))
 		if c.stopped() { // a request not yet received is not finished
 			return nil
@@ -246,6 +249,11 @@ func (c *conn) safeHandleFrame(frame []byte) (resp []byte, err error) {
 	}()
 	return c.handleFrame(frame)
 }
+
+// maxUnauthenticatedFrame bounds requests before SASL authentication
+// completes, as Kafka's sasl.server.max.receive.size does: a stranger may
+// not make the server hold MaxFrameBytes.
+const maxUnauthenticatedFrame = 512 << 10
 
 // header is a request's header (Kafka's request header v1, or v2 with
 // tagged fields for flexible versions).

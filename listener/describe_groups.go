@@ -41,7 +41,7 @@ func handleDescribeGroups(c *conn, req *kmsg.DescribeGroupsRequest) (kmsg.Respon
 		}
 		remote := c.s.groups.byCoordinatorID(name)
 		for _, mi := range info.Members {
-			g.Members = append(g.Members, describeMember(mi, remote[mi.ID]))
+			g.Members = append(g.Members, describeMember(c, mi, remote[mi.ID]))
 		}
 		resp.Groups = append(resp.Groups, g)
 	}
@@ -49,7 +49,7 @@ func handleDescribeGroups(c *conn, req *kmsg.DescribeGroupsRequest) (kmsg.Respon
 }
 
 // describeMember describes one member; rm is nil for an in-process one.
-func describeMember(mi stream.MemberInfo, rm *remoteMember) kmsg.DescribeGroupsResponseGroupMember {
+func describeMember(c *conn, mi stream.MemberInfo, rm *remoteMember) kmsg.DescribeGroupsResponseGroupMember {
 	m := kmsg.NewDescribeGroupsResponseGroupMember()
 	if mi.InstanceID != "" {
 		m.InstanceID = kmsg.StringPtr(mi.InstanceID)
@@ -62,7 +62,9 @@ func describeMember(mi stream.MemberInfo, rm *remoteMember) kmsg.DescribeGroupsR
 		m.ProtocolMetadata = meta.AppendTo(nil)
 	} else {
 		m.MemberID, m.ClientID, m.ClientHost = rm.key.id, rm.clientID, rm.host
+		c.s.groups.mu.Lock() // a rejoin rewrites them
 		m.ProtocolMetadata, version = rm.metadata, rm.version
+		c.s.groups.mu.Unlock()
 	}
 	m.MemberAssignment = encodeAssignment(version, mi.Assignment)
 	return m

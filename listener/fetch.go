@@ -3,7 +3,6 @@ package listener
 import (
 	"encoding/binary"
 	"errors"
-	"math"
 	"time"
 
 	"github.com/embedstream/stream"
@@ -80,9 +79,11 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 // partition failed.
 func (c *conn) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, failed bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
-	budget := int(req.MaxBytes)
-	if budget <= 0 {
-		budget = math.MaxInt32
+	// The server's cap bounds the memory a request may make it hold,
+	// whatever the client asks for.
+	budget := c.s.opts.MaxFetchBytes
+	if req.MaxBytes > 0 {
+		budget = min(budget, int(req.MaxBytes))
 	}
 	for i := range req.Topics {
 		rt := &req.Topics[i]

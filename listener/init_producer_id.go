@@ -21,6 +21,10 @@ func handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) (kmsg.Respon
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil
 	}
+	if !c.mayProduce() {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	id, epoch, err := c.s.broker.InitProducerID()
 	if err != nil {
 		code, known := knownErrorCode(err)

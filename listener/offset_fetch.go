@@ -25,6 +25,22 @@ func handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.Response, er
 		}
 		g := c.fetchOffsets(req.Group, topics)
 		resp.ErrorCode = g.ErrorCode
+		if req.Version < 2 && g.ErrorCode != 0 {
+			// No top-level code before v2: the error goes on every
+			// partition asked for, or a client reads "nothing committed"
+			// and resets its position.
+			g.Topics = nil
+			for _, t := range topics {
+				gt := kmsg.NewOffsetFetchResponseGroupTopic()
+				gt.Topic = t.topic
+				for _, p := range t.partitions {
+					gp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					gp.Partition, gp.Offset = p, -1
+					gt.Partitions = append(gt.Partitions, gp)
+				}
+				g.Topics = append(g.Topics, gt)
+			}
+		}
 		for _, t := range g.Topics {
 			rt := kmsg.NewOffsetFetchResponseTopic()
 			rt.Topic = t.Topic

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"fmt"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -54,6 +55,15 @@ func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	if req.Acks == 0 {
+		// No answer, but not silence on failure: Kafka closes the
+		// connection, so the client notices and refreshes its metadata.
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					return nil, fmt.Errorf("acks=0 produce to %s/%d failed: %v", t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+				}
+			}
+		}
 		return nil, nil
 	}
 	return resp, nil

@@ -23,6 +23,7 @@ const DefaultAddr = "127.0.0.1:9092"
 // Defaults of Options.
 const (
 	DefaultMaxFrameBytes  = 100 << 20 // Kafka's socket.request.max.bytes
+	DefaultMaxFetchBytes  = 55 << 20  // Kafka's fetch.max.bytes
 	DefaultMaxConnections = 1024
 	DefaultMaxInFlight    = 32
 	DefaultReadTimeout    = 30 * time.Second
@@ -68,6 +69,10 @@ type Options struct {
 	// MaxFrameBytes is the largest request accepted: a client sending a
 	// larger one is disconnected (Kafka's socket.request.max.bytes).
 	MaxFrameBytes int
+	// MaxFetchBytes bounds a Fetch response's batches, whatever the
+	// request's MaxBytes (Kafka's fetch.max.bytes): at least one batch is
+	// still sent, however large, so a consumer never stalls.
+	MaxFetchBytes int
 	// MaxConnections bounds open connections; those over it are closed
 	// at once, with a log line.
 	MaxConnections int
@@ -94,6 +99,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if c.MaxFetchBytes <= 0 {
+		c.MaxFetchBytes = DefaultMaxFetchBytes
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = DefaultMaxConnections

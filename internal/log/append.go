@@ -55,9 +55,18 @@ func (l *Log) append(b batch.Batch, produced bool) (int64, *producerBatch, error
 			if dup != nil {
 				orig = *dup
 			}
+			// A retry is answered as its original was: under SyncAlways
+			// once that is durable (a retry may come while the original
+			// still waits for its fsync). What is written now covers it.
+			end, always := l.written, l.settings().Sync == SyncAlways
 			l.mu.Unlock()
 			if err != nil {
 				return 0, nil, err
+			}
+			if always {
+				if err := l.waitDurable(end); err != nil {
+					return 0, nil, err
+				}
 			}
 			return orig.base, &orig, nil
 		}
