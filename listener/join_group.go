@@ -16,6 +16,7 @@ func init() { serve(kmsg.JoinGroup, 0, 7, handleJoinGroup) }
 
 // offer is one protocol a joining member offers, parsed.
 type offer struct {
+	name     string // as the client names it: balancer's name or an alias
 	balancer group.Balancer
 	metadata []byte
 	meta     kmsg.ConsumerMemberMetadata
@@ -98,7 +99,7 @@ func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error)
 	resp.MemberID = rm.key.id
 	resp.Generation = int32(gen)
 	resp.LeaderID = coordinatorLeader
-	resp.Protocol = kmsg.StringPtr(rm.balancer.Name())
+	resp.Protocol = kmsg.StringPtr(rm.protocol)
 	resp.ProtocolType = kmsg.StringPtr(protocolType)
 	c.s.groups.mu.Lock()
 	rm.gen, rm.assignment = gen, parts
@@ -112,17 +113,32 @@ func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error)
 func parseOffers(req *kmsg.JoinGroupRequest) []offer {
 	var out []offer
 	for _, p := range req.Protocols {
-		bal, ok := group.BalancerByName(p.Name)
+		bal, ok := balancerFor(p.Name)
 		if !ok {
 			continue
 		}
-		o := offer{balancer: bal, metadata: p.Metadata, meta: kmsg.NewConsumerMemberMetadata()}
+		o := offer{name: p.Name, balancer: bal, metadata: p.Metadata, meta: kmsg.NewConsumerMemberMetadata()}
 		if err := o.meta.ReadFrom(p.Metadata); err != nil {
 			continue
 		}
 		out = append(out, o)
 	}
 	return out
+}
+
+// protocolAliases are clients' own names for the broker's balancers: the
+// assignment runs on the broker, so a client's assignor of the same
+// strategy under another name is that balancer.
+var protocolAliases = map[string]string{
+	"RoundRobinAssigner": "roundrobin", // kafkajs's default (and only) assignor
+}
+
+// balancerFor is the balancer a client's protocol name stands for.
+func balancerFor(name string) (group.Balancer, bool) {
+	if alias, ok := protocolAliases[name]; ok {
+		name = alias
+	}
+	return group.BalancerByName(name)
 }
 
 func sortedTopics(topics []string) []string {
@@ -164,7 +180,7 @@ func (c *conn) join(groupName, id, instanceID string, offers []offer, session, r
 		host, _, _ := net.SplitHostPort(c.remote)
 		rm := &remoteMember{
 			key: memberKey{groupName, id}, gm: gm, instanceID: instanceID,
-			clientID: c.clientID, host: "/" + host, balancer: o.balancer,
+			clientID: c.clientID, host: "/" + host, balancer: o.balancer, protocol: o.name,
 			metadata: o.metadata, version: o.meta.Version, topics: topics,
 			sessionTimeout: session, rebalanceTimeout: rebalance, gen: -1,
 		}

@@ -141,7 +141,31 @@ func mixedGroup(t *testing.T, b *stream.Broker, c client, addr, name string) {
 	local, remote := map[int32]int{}, map[int32]int{}
 	var localOwns []stream.TopicPartition
 
-	cons, err := b.Subscribe(group, []string{topic}, &stream.ConsumerOptions{MaxWait: 100 * time.Millisecond})
+	// A group has one protocol: the in-process member offers what the
+	// client does by default (range, unless the client says otherwise).
+	// Poll blocks until there are records, so what the member holds is
+	// followed through its rebalance callbacks (on the polling goroutine).
+	opts := &stream.ConsumerOptions{
+		MaxWait: 100 * time.Millisecond,
+		OnAssigned: func(_ *stream.Consumer, parts []stream.TopicPartition) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, tp := range parts {
+				if !slices.Contains(localOwns, tp) {
+					localOwns = append(localOwns, tp)
+				}
+			}
+		},
+		OnRevoked: func(_ *stream.Consumer, parts []stream.TopicPartition) {
+			mu.Lock()
+			defer mu.Unlock()
+			localOwns = slices.DeleteFunc(localOwns, func(tp stream.TopicPartition) bool { return slices.Contains(parts, tp) })
+		},
+	}
+	if bc, ok := c.(interface{ balancer() stream.Balancer }); ok {
+		opts.Balancer = bc.balancer()
+	}
+	cons, err := b.Subscribe(group, []string{topic}, opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -152,9 +176,7 @@ func mixedGroup(t *testing.T, b *stream.Broker, c client, addr, name string) {
 				t.Errorf("in-process Poll: %v", err)
 				return
 			}
-			owns := cons.Assignment()
 			mu.Lock()
-			localOwns = owns
 			for _, r := range recs {
 				local[r.Partition]++
 			}
