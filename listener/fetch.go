@@ -94,6 +94,9 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, tota
 			rp := &rt.Partitions[j]
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
+			// Empty, never null: librdkafka and kafka-python fail to parse
+			// a null record set (size -1), which kmsg writes for nil.
+			sp.RecordBatches = []byte{}
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			if !allowed {
 				sp.ErrorCode, failed = kerr.TopicAuthorizationFailed.Code, true

@@ -65,15 +65,22 @@ func TestFetchLongPoll(t *testing.T) {
 	s := startServer(t, b, nil)
 	cl := newClient(t, s)
 
-	// Nothing there: waits out MaxWait, answers empty.
-	req := fetchReq(12, "t", map[int32]int64{0: 0, 1: 0})
-	req.MinBytes, req.MaxWaitMillis = 1, 50
-	resp := request[*kmsg.FetchResponse](t, cl, req)
-	require.Zero(t, resp.SessionID)
-	for _, p := range resp.Topics[0].Partitions {
-		require.Zero(t, p.ErrorCode)
-		require.Empty(t, p.RecordBatches)
-		require.Zero(t, p.HighWatermark)
+	// Nothing there: waits out MaxWait, answers empty; an empty record
+	// set, not a null one (librdkafka's Fetch v4 and v11, kafka-python's
+	// v4, fail to parse null).
+	var req *kmsg.FetchRequest
+	var resp *kmsg.FetchResponse
+	for _, v := range []int16{4, 11, 12} {
+		req = fetchReq(v, "t", map[int32]int64{0: 0, 1: 0})
+		req.MinBytes, req.MaxWaitMillis = 1, 50
+		resp = rawAs[*kmsg.FetchResponse](t, s, req) // at exactly v
+		require.Zero(t, resp.SessionID)
+		for _, p := range resp.Topics[0].Partitions {
+			require.Zero(t, p.ErrorCode)
+			require.NotNil(t, p.RecordBatches, "v%d", v)
+			require.Empty(t, p.RecordBatches)
+			require.Zero(t, p.HighWatermark)
+		}
 	}
 
 	// A long poll wakes on an append to any of its partitions.

@@ -104,6 +104,7 @@ type remoteMember struct {
 	clientID   string
 	host       string
 	balancer   group.Balancer
+	protocol   string // balancer as the client named it at its join (an alias, see protocolAliases)
 
 	metadata         []byte // the chosen protocol's metadata, for DescribeGroups
 	version          int16  // the metadata's ConsumerMemberMetadata version

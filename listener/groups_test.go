@@ -245,6 +245,22 @@ func TestGroupRemoteEvicted(t *testing.T) {
 	require.Equal(t, kerr.UnknownMemberID.Code, resp.ErrorCode)
 }
 
+// kafkajs's only assignor, "RoundRobinAssigner", is the roundrobin
+// balancer: the client gets its own protocol name back, and an in-process
+// roundrobin member shares the group.
+func TestGroupProtocolAlias(t *testing.T) {
+	b, s := topicBroker(t, 2)
+	cl := newClient(t, s)
+	rawJoin(t, cl, "g", "RoundRobinAssigner", 300*time.Millisecond) // asserts the name echoed
+	info, err := b.DescribeGroup("g")
+	require.NoError(t, err)
+	require.Equal(t, "roundrobin", info.Balancer)
+
+	o := newOwners(t)
+	localMember(t, b, o, "local", "g", stream.ConsumerOptions{Balancer: stream.RoundRobinBalancer{}})
+	eventuallyCounts(t, o, map[string]int{"local": 2}) // the silent remote member evicted
+}
+
 // Offsets committed over the wire are the group's offsets in-process, and
 // the other way round.
 func TestGroupCommitsShared(t *testing.T) {

@@ -17,6 +17,7 @@ func init() { serve(kmsg.JoinGroup, 0, 7, handleJoinGroup) }
 
 // offer is one protocol a joining member offers, parsed.
 type offer struct {
+	name     string // as the client names it: balancer's name or an alias
 	balancer group.Balancer
 	metadata []byte
 	meta     kmsg.ConsumerMemberMetadata
@@ -99,7 +100,7 @@ func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error)
 	resp.MemberID = rm.key.id
 	resp.Generation = int32(gen)
 	resp.LeaderID = coordinatorLeader
-	resp.Protocol = kmsg.StringPtr(rm.balancer.Name())
+	resp.Protocol = kmsg.StringPtr(rm.protocol)
 	resp.ProtocolType = kmsg.StringPtr(protocolType)
 	c.s.groups.mu.Lock()
 	rm.gen, rm.assignment = gen, parts
@@ -113,7 +114,7 @@ func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error)
 func parseOffers(req *kmsg.JoinGroupRequest) []offer {
 	var out []offer
 	for _, p := range req.Protocols {
-		bal, ok := group.BalancerByName(p.Name)
+		bal, ok := balancerFor(p.Name)
 		if !ok {
 			continue
 		}
@@ -121,7 +122,7 @@ func parseOffers(req *kmsg.JoinGroupRequest) []offer {
 		if !ok {
 			continue
 		}
-		out = append(out, offer{balancer: bal, metadata: p.Metadata, meta: meta})
+		out = append(out, offer{name: p.Name, balancer: bal, metadata: p.Metadata, meta: meta})
 	}
 	return out
 }
@@ -151,6 +152,21 @@ func readSubscription(b []byte) (kmsg.ConsumerMemberMetadata, bool) {
 		}
 	}
 	return meta, false
+}
+
+// protocolAliases are clients' own names for the broker's balancers: the
+// assignment runs on the broker, so a client's assignor of the same
+// strategy under another name is that balancer.
+var protocolAliases = map[string]string{
+	"RoundRobinAssigner": "roundrobin", // kafkajs's default (and only) assignor
+}
+
+// balancerFor is the balancer a client's protocol name stands for.
+func balancerFor(name string) (group.Balancer, bool) {
+	if alias, ok := protocolAliases[name]; ok {
+		name = alias
+	}
+	return group.BalancerByName(name)
 }
 
 func sortedTopics(topics []string) []string {
@@ -192,7 +208,7 @@ func (c *conn) join(groupName, id, instanceID string, offers []offer, session, r
 		host, _, _ := net.SplitHostPort(c.remote)
 		rm := &remoteMember{
 			key: memberKey{groupName, id}, gm: gm, instanceID: instanceID,
-			clientID: c.clientID, host: "/" + host, balancer: o.balancer,
+			clientID: c.clientID, host: "/" + host, balancer: o.balancer, protocol: o.name,
 			metadata: o.metadata, version: o.meta.Version, topics: topics,
 			sessionTimeout: session, rebalanceTimeout: rebalance, gen: -1,
 		}

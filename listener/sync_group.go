@@ -23,7 +23,7 @@ func handleSyncGroup(c *conn, req *kmsg.SyncGroupRequest) (kmsg.Response, error)
 	}
 	rm.alive(c.s)
 	if req.ProtocolType != nil && *req.ProtocolType != protocolType ||
-		req.Protocol != nil && *req.Protocol != rm.balancer.Name() {
+		req.Protocol != nil && *req.Protocol != rm.protocol {
 		return fail(kerr.InconsistentGroupProtocol.Code)
 	}
 	c.s.groups.mu.Lock()
@@ -46,7 +46,7 @@ func handleSyncGroup(c *conn, req *kmsg.SyncGroupRequest) (kmsg.Response, error)
 		c.s.groups.mu.Unlock()
 	}
 	resp.ProtocolType = kmsg.StringPtr(protocolType)
-	resp.Protocol = kmsg.StringPtr(rm.balancer.Name())
+	resp.Protocol = kmsg.StringPtr(rm.protocol)
 	resp.MemberAssignment = encodeAssignment(version, parts)
 	return resp, nil
 }

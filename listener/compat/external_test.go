@@ -112,13 +112,20 @@ func (s scriptMember) consumeGroup(ctx context.Context, t *testing.T, addr, grou
 	cmd.Wait()
 }
 
+// balancer is the in-process member's in mixedGroup: the script client's
+// default assignor. kafkajs offers only "RoundRobinAssigner" (the listener's
+// alias of roundrobin); librdkafka (range,roundrobin) and kafka-python
+// (range,roundrobin) share the default range.
+func (s scriptMember) balancer() stream.Balancer {
+	if s.name == "kafkajs" {
+		return stream.RoundRobinBalancer{}
+	}
+	return stream.RangeBalancer{}
+}
+
 func (scriptMember) createTopic(*testing.T, string, string, int)   { panic("member only") }
 func (scriptMember) produce(*testing.T, string, string, []rec)     { panic("member only") }
 func (scriptMember) readAll(*testing.T, string, string, int) []rec { panic("member only") }
-
-// balancer: librdkafka (kcat, confluent-kafka) and kafka-python offer range,
-// then roundrobin, by default.
-func (scriptMember) balancer() stream.Balancer { return stream.RangeBalancer{} }
 
 // external is the server the scripts talk to.
 type external struct {
