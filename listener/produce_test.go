@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -27,39 +25,11 @@ func request[R kmsg.Response](t *testing.T, cl *kgo.Client, req kmsg.Request) R 
 	return resp.(R)
 }
 
-// rawAs sends req at exactly its version on a connection of its own
-// and returns the response (kgo would pick the version itself).
+// rawAs is rawRequest with the response's type: req goes at exactly its
+// version (kgo would pick the version itself).
 func rawAs[R kmsg.Response](t *testing.T, s *Server, req kmsg.Request) R {
 	t.Helper()
-	nc, err := net.Dial("tcp", s.Addr())
-	require.NoError(t, err)
-	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(30*time.Second)))
-	frame := binary.BigEndian.AppendUint16(make([]byte, 4), uint16(req.Key()))
-	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
-	frame = binary.BigEndian.AppendUint32(frame, 7)      // correlation ID
-	frame = binary.BigEndian.AppendUint16(frame, 0xffff) // null client ID
-	if req.IsFlexible() {
-		frame = append(frame, 0) // no tagged fields
-	}
-	frame = req.AppendTo(frame)
-	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
-	_, err = nc.Write(frame)
-	require.NoError(t, err)
-	var size [4]byte
-	_, err = io.ReadFull(nc, size[:])
-	require.NoError(t, err)
-	body := make([]byte, binary.BigEndian.Uint32(size[:]))
-	_, err = io.ReadFull(nc, body)
-	require.NoError(t, err)
-	require.Equal(t, uint32(7), binary.BigEndian.Uint32(body))
-	body = body[4:]
-	resp := req.ResponseKind()
-	if resp.IsFlexible() {
-		body = body[1:] // no tagged fields in our headers
-	}
-	require.NoError(t, resp.ReadFrom(body))
-	return resp.(R)
+	return rawRequest(t, s, req).(R)
 }
 
 // rawBatch is a record batch as a producer encodes it: values at now, of
