@@ -11,7 +11,9 @@ import (
 	"github.com/embedstream/stream/batch"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
 // A Fetch asking for more than MaxFetchBytes gets at most that (and at
@@ -70,4 +72,28 @@ func TestProduceAcksZeroFailureCloses(t *testing.T) {
 	require.NoError(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
 	_, err = nc.Read(make([]byte, 1))
 	require.ErrorIs(t, err, io.EOF, "the server closed the connection")
+}
+
+// Before authentication a request may take 512 KiB at most, whatever
+// MaxFrameBytes allows.
+func TestFrameBoundBeforeAuthentication(t *testing.T) {
+	log, lb := newLogger()
+	s := startServer(t, openBroker(t, nil), &Options{Logger: log, SASL: testSASL(t)})
+	rc := dialRaw(t, s)
+	rc.write(binary.BigEndian.AppendUint32(nil, maxUnauthenticatedFrame+1))
+	rc.requireClosed()
+	requireLogged(t, lb, "before authentication")
+	requireServing(t, s)
+}
+
+// A principal with no write permission anywhere gets no producer ID.
+func TestInitProducerIDNeedsWrite(t *testing.T) {
+	s := startServer(t, openBroker(t, nil), &Options{SASL: testSASL(t),
+		ACLs: []ACL{{Principal: "alice", Resource: ResourceTopic, Name: "*", Operations: []Operation{OpWrite}}}})
+	for user, want := range map[string]int16{"alice": 0, "bob": kerr.ClusterAuthorizationFailed.Code} {
+		cl := newClient(t, s, kgo.SASL(plain.Auth{User: user, Pass: user + "-secret"}.AsMechanism()))
+		resp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(t.Context(), cl)
+		require.NoError(t, err)
+		require.Equal(t, want, resp.ErrorCode, user)
+	}
 }
