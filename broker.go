@@ -196,6 +196,7 @@ type Broker struct {
 	lock   io.Closer // nil: a read-only broker on a directory without LOCK
 	meta   *catalog.Catalog
 	groups *groups.Service
+	txns   *txnCoordinator
 	stats  log.Stats
 
 	alterMu   sync.Mutex   // serializes AlterTopic calls: each stores and applies its config before the next reads one
@@ -259,6 +260,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		opened: time.Now(), realClock: opts == nil || opts.Now == nil}
 	b.builders.New = func() any { return new(batch.Builder) }
 	b.plans.New = func() any { return new(publishPlan) }
+	b.txns = newTxnCoordinator(b)
 	if o.Follow {
 		b.follow = newFollower()
 	}
@@ -437,7 +439,16 @@ func (b *Broker) load() error {
 		b.topics[name] = t
 	}
 	b.publishTopics()
-	return nil
+	if b.opts.Follow {
+		return nil
+	}
+	if err := b.txns.load(); err != nil {
+		return err
+	}
+	if b.opts.ReadOnly {
+		return nil
+	}
+	return b.txns.recover()
 }
 
 // openMeta opens the catalog and reads its topic list. A damaged catalog
@@ -781,6 +792,9 @@ func (b *Broker) Close() error {
 	}
 	for _, p := range producers {
 		errs = append(errs, p.Close())
+	}
+	if !b.opts.ReadOnly && !b.opts.Follow {
+		errs = append(errs, b.txns.close())
 	}
 	if b.stop != nil {
 		close(b.stop)

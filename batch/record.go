@@ -63,6 +63,7 @@ type Iter struct {
 	filter      bool   // some records of the current batch may be skipped
 	next        int64  // offset after the last record returned or skipped
 	keepControl bool   // Batch.Records: decode a control batch's records too
+	abort       *AbortFilter
 	err         error
 
 	// Where compressed batches are decompressed to, their records decoded
@@ -91,6 +92,11 @@ func (it *Iter) Reset(data []byte, from int64) {
 // and whole batches whose newest record is: a lookup by time decodes only
 // the batch that holds its answer.
 func (it *Iter) SkipOlder(ts int64) { it.minTS = ts }
+
+// SkipAborted makes the walk skip the batches f hides from a
+// read_committed reader (see AbortFilter); f sees every batch of the walk,
+// in order. Set it after each Reset.
+func (it *Iter) SkipAborted(f *AbortFilter) { it.abort = f }
 
 // KeepControl makes the walk yield the records of control batches too, as a
 // lookup by time does: Kafka's offsetsForTimes counts transaction markers.
@@ -258,6 +264,10 @@ func (it *Iter) nextBatch() bool {
 		}
 		b := Batch(it.rest[:size:size])
 		it.rest = it.rest[size:]
+		if it.abort != nil && it.abort.Skip(b) {
+			it.next = max(it.next, b.LastOffset()+1)
+			continue
+		}
 		if b.LastOffset() < it.from || b.MaxTimestamp() < it.minTS || b.IsControl() && !it.keepControl {
 			it.next = max(it.next, b.LastOffset()+1)
 			continue

@@ -27,6 +27,10 @@
 //	bucket "generations"               (added later, made at its first write)
 //	    <group>   JSON Generation      the group's last completed rebalance, then the
 //	                                   CRC-32C of the key and the JSON, uint32 BE
+//	bucket "transactions"              (added later, made at its first write)
+//	    <transactional id>  JSON Txn   the producer ID and epoch the id was last given
+//	                                   and its last decided transaction, then the
+//	                                   CRC-32C of the key and the JSON, uint32 BE
 //
 // bbolt checksums only its meta pages: the CRCs in the values make damage
 // to a data page (a changed byte in a key, a value or a group's name) show
@@ -68,6 +72,7 @@ const (
 	bucketOffset = "offsets"
 	bucketDelete = "deleted"
 	bucketGens   = "generations"
+	bucketTxns   = "transactions"
 	keyFormat    = "format"
 	keyClean     = "clean"
 	keyProducer  = "producerId" // the next producer ID, 8 bytes big-endian
@@ -726,7 +731,12 @@ func (c *Catalog) CommitOffsets(group string, offsets map[TopicPartition]int64, 
 	if len(offsets) == 0 {
 		return nil // no group without offsets in the store
 	}
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.db.Update(func(tx *bolt.Tx) error { return putOffsets(tx, group, offsets, now) })
+}
+
+// putOffsets is CommitOffsets inside a bbolt transaction.
+func putOffsets(tx *bolt.Tx, group string, offsets map[TopicPartition]int64, now time.Time) error {
+	{
 		b, err := tx.Bucket([]byte(bucketOffset)).CreateBucketIfNotExists([]byte(group))
 		if err != nil {
 			return err
@@ -742,7 +752,7 @@ func (c *Catalog) CommitOffsets(group string, offsets map[TopicPartition]int64, 
 			}
 		}
 		return nil
-	})
+	}
 }
 
 // offsetChecksum is the CRC-32C that follows a committed offset's 16 bytes.
@@ -894,4 +904,104 @@ func (c *Catalog) NextProducerID(now time.Time) (int64, error) {
 		return b.Put([]byte(keyProducer), binary.BigEndian.AppendUint64(nil, uint64(id+1)))
 	})
 	return id, err
+}
+
+// Txn is a transactional ID's record: what its coordinator must know
+// after a restart. Decided is set once a transaction's outcome is durable
+// and names, with Partitions, the transaction whose markers Open writes
+// again if they were lost; it stays set after they are written (writing a
+// marker twice is prevented by each partition's own state, see
+// TxnPartition.Last).
+type Txn struct {
+	ProducerID int64          `json:"producerId"`
+	Epoch      int16          `json:"epoch"`
+	TimeoutMS  int64          `json:"timeoutMs"`
+	Decided    string         `json:"decided,omitempty"` // "", "commit" or "abort"
+	Partitions []TxnPartition `json:"partitions,omitempty"`
+}
+
+// TxnPartition is a partition a decided transaction wrote to. Last is the
+// log end after its last batch there: the transaction's records lie
+// below it, so an open transaction of the same producer that starts at
+// or after it is a later one.
+type TxnPartition struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Last      int64  `json:"last"`
+}
+
+func txnBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
+	return tx.CreateBucketIfNotExists([]byte(bucketTxns))
+}
+
+// PutTxn stores a transactional ID's record.
+func (c *Catalog) PutTxn(id string, rec Txn) error {
+	if c.db == nil {
+		return errs.ErrReadOnly
+	}
+	v, err := encodeJSON(id, rec)
+	if err != nil {
+		return err
+	}
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b, err := txnBucket(tx)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), v)
+	})
+}
+
+// DecideTxn stores a transaction's decision (rec) and, if it commits, the
+// offsets it commits (per group), in one bbolt transaction: both are
+// durable, or neither.
+func (c *Catalog) DecideTxn(id string, rec Txn, offsets map[string]map[TopicPartition]int64, now time.Time) error {
+	if c.db == nil {
+		return errs.ErrReadOnly
+	}
+	v, err := encodeJSON(id, rec)
+	if err != nil {
+		return err
+	}
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b, err := txnBucket(tx)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(id), v); err != nil {
+			return err
+		}
+		for group, offs := range offsets {
+			if len(offs) == 0 {
+				continue
+			}
+			if err := putOffsets(tx, group, offs, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Txns returns every transactional ID's record.
+func (c *Catalog) Txns() (map[string]Txn, error) {
+	out := map[string]Txn{}
+	if c.db == nil {
+		return out, nil
+	}
+	err := c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketTxns))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var rec Txn
+			if err := decodeJSON(k, v, &rec, "transactional id %q"); err != nil {
+				return err
+			}
+			out[string(k)] = rec
+			return nil
+		})
+	})
+	return out, err
 }

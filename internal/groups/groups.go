@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -668,4 +669,62 @@ func Err(err error) error {
 		return fmt.Errorf("%w: %v", errs.ErrNotAssigned, err)
 	}
 	return err
+}
+
+// TxnOffsets is a transaction's offsets for one group and the member that
+// sent them, checked as a commit of that member is (KIP-447: a zombie of
+// an earlier generation cannot commit through a transaction). An empty
+// MemberID is not checked, as Kafka does not for clients before
+// TxnOffsetCommit v3.
+type TxnOffsets struct {
+	Group      string
+	MemberID   string
+	Generation int
+	Offsets    map[TopicPartition]int64
+}
+
+// CommitTxn checks each group's member's right to commit its offsets and,
+// under every group's lock (taken in name order), calls write, which
+// stores them with the transaction's decision. No rebalance completes
+// between the checks and the write: a new owner reads the offsets the
+// transaction committed.
+func (s *Service) CommitTxn(sets []TxnOffsets, write func(now time.Time) error) error {
+	if s.cfg.ReadOnly {
+		return errs.ErrReadOnly
+	}
+	sets = slices.Clone(sets)
+	slices.SortFunc(sets, func(a, b TxnOffsets) int { return strings.Compare(a.Group, b.Group) })
+	var locked []*state
+	defer func() {
+		for _, g := range locked {
+			g.mu.Unlock()
+		}
+	}()
+	now := s.cfg.Now()
+	for i, set := range sets {
+		if err := checkOffsets(set.Offsets); err != nil {
+			return err
+		}
+		if i > 0 && sets[i-1].Group == set.Group {
+			return fmt.Errorf("%w: group %q twice in one transaction", errs.ErrInvalidArgument, set.Group)
+		}
+		s.mu.Lock()
+		g := s.groups[set.Group]
+		s.mu.Unlock()
+		if g == nil {
+			if set.MemberID != "" {
+				return errs.ErrStaleGeneration // the group is gone, and its members with it
+			}
+			continue
+		}
+		g.mu.Lock()
+		locked = append(locked, g)
+		if set.MemberID == "" {
+			continue
+		}
+		if err := g.coord.CheckCommit(now, set.MemberID, set.Generation, slices.Collect(maps.Keys(set.Offsets))); err != nil {
+			return Err(err)
+		}
+	}
+	return write(now)
 }

@@ -16,24 +16,27 @@ import (
 // log, assigning its offsets, and returns its base offset. Under SyncAlways
 // it returns once the batch is durable.
 func (l *Log) Append(b batch.Batch) (int64, error) {
-	base, _, err := l.append(b, false)
+	base, _, _, err := l.append(b, false, true)
 	return base, err
 }
 
 // append is Append, and with produced AppendProduced: then a batch with a
 // producer ID is checked against its producer's state, and the remembered
-// batch it repeats returned (nothing written) if it is a retry.
-func (l *Log) append(b batch.Batch, produced bool) (int64, *producerBatch, error) {
+// batch it repeats returned (nothing written) if it is a retry; a
+// transactional one opens its producer's transaction. Without wait it
+// returns before an fsync under SyncAlways, with the end to wait for
+// (WaitDurable).
+func (l *Log) append(b batch.Batch, produced, wait bool) (int64, int64, *producerBatch, error) {
 	if limit := l.settings().MaxBatchBytes; len(b) > limit {
-		return 0, nil, fmt.Errorf("%w: batch of %d bytes exceeds %d", errs.ErrRecordTooLarge, len(b), limit)
+		return 0, 0, nil, fmt.Errorf("%w: batch of %d bytes exceeds %d", errs.ErrRecordTooLarge, len(b), limit)
 	}
 	// Batches come from batch.Builder, whose CRC is right by construction;
 	// the header and length checks catch a misuse before it reaches disk.
 	if err := batch.CheckHeader(b); err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
 	if b.Size() != len(b) {
-		return 0, nil, fmt.Errorf("%w: batch of %d bytes says %d", batch.ErrCorrupt, len(b), b.Size())
+		return 0, 0, nil, fmt.Errorf("%w: batch of %d bytes says %d", batch.ErrCorrupt, len(b), b.Size())
 	}
 	l.mu.Lock()
 	pid := int64(-1)
@@ -43,7 +46,7 @@ func (l *Log) append(b batch.Batch, produced bool) (int64, *producerBatch, error
 	if pid >= 0 {
 		if err := l.writableLocked(); err != nil {
 			l.mu.Unlock()
-			return 0, nil, err
+			return 0, 0, nil, err
 		}
 		e, err := l.producerLocked(pid, l.cfg.Now().UnixMilli())
 		var dup *producerBatch
@@ -61,24 +64,34 @@ func (l *Log) append(b batch.Batch, produced bool) (int64, *producerBatch, error
 			end, always := l.written, l.settings().Sync == SyncAlways
 			l.mu.Unlock()
 			if err != nil {
-				return 0, nil, err
+				return 0, 0, nil, err
 			}
-			if always {
+			if always && wait {
 				if err := l.waitDurable(end); err != nil {
-					return 0, nil, err
+					return 0, 0, nil, err
 				}
 			}
-			return orig.base, &orig, nil
+			return orig.base, end, &orig, nil
+		}
+	}
+	txnal := pid >= 0 && b.IsTransactional()
+	if txnal {
+		if err := l.beginTxnAppendLocked(); err != nil {
+			l.mu.Unlock()
+			return 0, 0, nil, err
 		}
 	}
 	wasEmpty := l.bytes == 0
 	base, err := l.appendLocked(b)
 	if err != nil {
 		l.mu.Unlock()
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
 	if pid >= 0 {
 		l.prod.record(pid, b)
+	}
+	if txnal {
+		l.noteTxnBatchLocked(b)
 	}
 	end := l.written
 	// Retention may be due sooner than its owner knows: time retention
@@ -98,12 +111,17 @@ func (l *Log) append(b batch.Batch, produced bool) (int64, *producerBatch, error
 		}
 		l.appended.Broadcast()
 		l.retentionChanged(retain)
-		return base, nil, nil
+		return base, end, nil, nil
+	}
+	if !wait {
+		l.dirty.Store(true)
 	}
 	l.mu.Unlock()
-	err = l.waitDurable(end)
+	if wait {
+		err = l.waitDurable(end)
+	}
 	l.retentionChanged(retain)
-	return base, nil, err
+	return base, end, nil, err
 }
 
 // writableLocked says why the log takes no writes now, if it does not.
@@ -191,6 +209,9 @@ func (l *Log) roll() error {
 			return l.fail(err)
 		}
 		return err // trimming failed before any fsync: the segment still takes writes
+	}
+	if err := l.sealTxnLocked(active.Base(), l.written); err != nil {
+		return err
 	}
 	if syncs {
 		l.cfg.Stats.Fsyncs.Add(1)

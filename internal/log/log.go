@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -157,6 +158,17 @@ type Log struct {
 	follow followState // a follower's view of the directory (Config.Follow); under mu
 
 	prod producers // idempotent producers' state (producers.go); under mu
+
+	// Transactions (txn.go): the state under mu, the aborted ones under
+	// abortMu, and for lock-free readers whether the state is loaded and
+	// the first offset of the oldest open transaction (math.MaxInt64:
+	// none).
+	txn       txns
+	txnFiles  bool // Open listed transaction files
+	txnLoaded atomic.Bool
+	firstOpen atomic.Int64
+	abortMu   sync.Mutex
+	aborted   abortedList
 }
 
 // Open opens (creating if needed) the log in cfg.Dir. Unless clean (the
@@ -186,6 +198,7 @@ func Open(cfg Config, clean bool) (*Log, error) {
 		NoSync: cfg.Sync == SyncNever, IndexRebuilds: &cfg.Stats.IndexRebuilds,
 	}}
 	l.set.Store(new(cfg.Settings))
+	l.firstOpen.Store(math.MaxInt64)
 	l.lazyActive, l.lazySealed = cfg.Sync == SyncNever, cfg.Sync == SyncNever
 	l.syncCond = sync.NewCond(&l.syncMu)
 	if !cfg.ReadOnly {
@@ -246,6 +259,18 @@ func Open(cfg Config, clean bool) (*Log, error) {
 	l.hw.Store(l.written)
 	l.synced = l.written
 	l.activeSince = cfg.Now()
+	// Transaction state costs nothing for a log that never had any (no
+	// file of it listed): empty. Others load it now, so that the last
+	// stable offset is right from the first read.
+	if l.txnFiles {
+		if err := l.loadTxnsLocked(); err != nil {
+			closeSegments(segs)
+			return nil, err
+		}
+	} else {
+		l.txn = txns{loaded: true, open: map[int64]OpenTxn{}, end: l.written}
+		l.txnLoaded.Store(true)
+	}
 	return l, nil
 }
 
@@ -283,6 +308,11 @@ func (l *Log) listSegments() ([]segmentFile, error) {
 			}
 			files = append(files, segmentFile{base: base, info: info})
 			logs[base] = true
+		}
+		if _, ok := segment.ParseFileName(name, TxnStateSuffix); ok {
+			l.txnFiles = true
+		} else if _, ok := segment.ParseFileName(name, TxnIndexSuffix); ok {
+			l.txnFiles = true
 		}
 	}
 	for _, e := range entries {
@@ -475,6 +505,11 @@ func (l *Log) Close(clean bool) error {
 	}
 	l.closed = true
 	clean = clean && err == nil && l.failed == nil && !l.cfg.ReadOnly
+	if clean {
+		if terr := l.closeTxnLocked(); terr != nil {
+			err, clean = terr, false
+		}
+	}
 	for _, s := range l.segments() {
 		serr := s.Close(clean)
 		if errors.Is(serr, segment.ErrSyncFailed) {

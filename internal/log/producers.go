@@ -129,6 +129,15 @@ func (p *producers) record(pid int64, b batch.Batch) {
 	})
 }
 
+// fence notes a transaction marker of producer pid at epoch: a newer
+// epoch than the producer's batches (the coordinator fenced it) starts
+// over, so the older epoch's batches are refused from now on.
+func (p *producers) fence(pid int64, epoch int16) {
+	if e := p.m[pid]; e != nil && epoch > e.epoch {
+		*e = producerEntry{epoch: epoch}
+	}
+}
+
 // expiration is the log's producer expiration in ms.
 func (l *Log) expiration() int64 {
 	if l.cfg.ProducerExpiration > 0 {
@@ -215,6 +224,7 @@ type Appended struct {
 	AppendTime int64 // the LogAppendTime stamp (ms), or -1
 	Start      int64 // the log start offset
 	Duplicate  bool  // a retry of a stored batch: nothing was written
+	End        int64 // the log end after the append: WaitDurable(End) makes it durable
 }
 
 // AppendProduced is Append for a batch as a Kafka producer sent it: one
@@ -224,12 +234,23 @@ type Appended struct {
 // the batch's base offset (and, if it stamps LogAppendTime, its max
 // timestamp and CRC) in place.
 func (l *Log) AppendProduced(b batch.Batch) (Appended, error) {
+	return l.appendProduced(b, true)
+}
+
+// AppendTxn is AppendProduced for a batch of a transaction whose commit
+// waits for durability itself: under SyncAlways it returns before the
+// batch is durable (and visible); WaitDurable(End) waits for that.
+func (l *Log) AppendTxn(b batch.Batch) (Appended, error) {
+	return l.appendProduced(b, false)
+}
+
+func (l *Log) appendProduced(b batch.Batch, wait bool) (Appended, error) {
 	var out Appended
-	base, dup, err := l.append(b, true)
+	base, end, dup, err := l.append(b, true, wait)
 	if err != nil {
 		return out, err
 	}
-	out.Base, out.AppendTime, out.Start = base, -1, l.start.Load()
+	out.Base, out.AppendTime, out.Start, out.End = base, -1, l.start.Load(), end
 	if dup != nil {
 		out.Duplicate = true
 		if dup.appendTime {

@@ -20,18 +20,28 @@ import (
 // that damage made unreadable fail with a *segment.DamageError, which says
 // where reading can go on.
 func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
+	return l.read(offset, maxBytes, false)
+}
+
+// read is Read, and with committed ReadCommitted: bounded by the last
+// stable offset rather than the high watermark.
+func (l *Log) read(offset int64, maxBytes int, committed bool) (segment.View, error) {
 	refreshed := false
 	for {
 		hw, start := l.hw.Load(), l.start.Load()
 		if offset < start || offset > hw {
 			return segment.View{}, fmt.Errorf("%w: offset %d, log has offsets [%d, %d)", errs.ErrOffsetOutOfRange, offset, start, hw)
 		}
-		if offset == hw {
+		upper := hw
+		if committed {
+			upper = min(hw, l.firstOpen.Load())
+		}
+		if offset >= upper {
 			return segment.View{}, nil
 		}
 		segs := l.segments()
 		i := segmentFor(segs, offset)
-		v, err := segs[i].Read(offset, hw, maxBytes)
+		v, err := segs[i].Read(offset, upper, maxBytes)
 		if errors.Is(err, segment.ErrClosed) {
 			// Retention deleted it (or we are closing): look again.
 			if l.isClosed() {

@@ -41,7 +41,7 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 		total += s.Size()
 	}
 	nowMS := l.cfg.Now().UnixMilli()
-	hw := l.hw.Load()
+	hw := l.retainBound()
 	tooOld := func(s *segment.Segment) (bool, error) {
 		if set.Retention <= 0 || s.Size() == 0 {
 			return false, nil
@@ -158,7 +158,7 @@ func (l *Log) retentionChanged(changed bool) {
 func (l *Log) retainBytesLocked() {
 	segs := l.segments()
 	total := l.bytes
-	hw, limit := l.hw.Load(), l.settings().RetentionBytes
+	hw, limit := l.retainBound(), l.settings().RetentionBytes
 	n := 0
 	// Never what readers cannot see yet (SyncAlways before its fsync).
 	for n < len(segs)-1 && segs[n].Next() <= hw && total-segs[n].Size() >= limit {
@@ -181,6 +181,20 @@ func (l *Log) dropFirstLocked(segs []*segment.Segment, n int) (err error) {
 	// deleted offset in the new list.
 	l.start.Store(max(segs[n].Base(), l.start.Load()))
 	l.segs.Store(ptr(slices.Clone(segs[n:])))
+	if l.txn.loaded {
+		bases := make([]int64, n)
+		for i, s := range segs[:n] {
+			bases[i] = s.Base()
+		}
+		err = l.dropTxnIndexesLocked(bases, segs[n].Base())
+	} else {
+		for _, s := range segs[:n] {
+			// Unloaded, the log may still have indexes (from Kafka, say).
+			if rerr := l.cfg.FS.Remove(filepath.Join(l.cfg.Dir, segment.FileName(s.Base(), TxnIndexSuffix))); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
+		}
+	}
 	for _, s := range segs[:n] {
 		l.bytes -= s.Size()
 		// Readers holding views keep their mapping; new reads miss the

@@ -17,6 +17,19 @@ func (l *Log) waitDurable(end int64) error {
 	return nil
 }
 
+// WaitDurable blocks until offsets below end are durable, fsyncing if
+// needed (under SyncAlways, what AppendTxn left; under the other policies
+// it syncs only if asked for data not yet synced).
+func (l *Log) WaitDurable(end int64) error {
+	l.mu.Lock()
+	failed := l.failed
+	l.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	return l.waitDurable(end)
+}
+
 // Sync makes everything written so far durable (the SyncInterval tick and
 // Close use it).
 func (l *Log) Sync() error {
