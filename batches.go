@@ -32,7 +32,7 @@ type AppendResult struct {
 // (ErrInvalidPartition), the broker be writable (ErrReadOnly, ErrClosed).
 // The batch is checked whole before anything is written: framing, magic
 // and CRC (wrapping ErrCorrupt); a record count matching its offsets, no
-// control or transactional batch, sane producer fields (ErrInvalidRecord);
+// control batch, sane producer fields (ErrInvalidRecord);
 // a codec Kafka defines (ErrUnsupported); the topic's MaxRecordBytes and
 // batch size (ErrRecordTooLarge, as TopicConfig.MaxRecordBytes describes;
 // a batch of several records is refused only for a record that is too
@@ -54,6 +54,12 @@ type AppendResult struct {
 // written again and gets the original's offset with Duplicate set; a gap
 // in its sequence fails with ErrOutOfOrderSequence, an older epoch with
 // ErrInvalidProducerEpoch.
+//
+// A transactional batch (attribute bit 4) must come from a producer whose
+// transaction is open and added the partition (InitTransactions,
+// AddTxnPartitions): ErrTxnState otherwise, ErrFenced from an instance a
+// newer one fenced. Its records stay hidden from read_committed readers
+// until EndTxn.
 //
 // It returns once the batch is appended, and under SyncAlways once it is
 // durable.
@@ -80,9 +86,23 @@ func (b *Broker) AppendBatches(topic string, partition int32, batches []byte) (A
 		return AppendResult{}, err
 	}
 	stored.SetPartitionLeaderEpoch(0)
+	var tp *txnPart
+	if stored.IsTransactional() {
+		// Held through the append: the transaction cannot end between the
+		// check and the batch, which would then open a transaction nobody
+		// ends.
+		var e *txnEntry
+		if e, tp, err = b.txns.txnAppendCheck(stored.ProducerID(), stored.ProducerEpoch(), part); err != nil {
+			return AppendResult{}, err
+		}
+		defer e.mu.Unlock()
+	}
 	res, err := part.AppendProduced(stored)
 	if err != nil {
 		return AppendResult{}, t.writeErr(err)
+	}
+	if tp != nil {
+		tp.last = max(tp.last, res.End)
 	}
 	out := AppendResult{BaseOffset: res.Base, LogStartOffset: res.Start, Duplicate: res.Duplicate}
 	if res.AppendTime >= 0 {
@@ -102,8 +122,8 @@ func (b *Broker) acceptBatch(t *topic, in batch.Batch, scratch *[]byte) (batch.B
 		return nil, fmt.Errorf("%w: a batch of %d records with last offset delta %d", ErrInvalidRecord, n, in.LastOffsetDelta())
 	case attrs&batch.AttrControl != 0:
 		return nil, fmt.Errorf("%w: a control batch from a producer", ErrInvalidRecord)
-	case attrs&batch.AttrTransactional != 0:
-		return nil, fmt.Errorf("%w: a transactional batch (transactions are not supported yet)", ErrInvalidRecord)
+	case attrs&batch.AttrTransactional != 0 && in.ProducerID() < 0:
+		return nil, fmt.Errorf("%w: a transactional batch without a producer ID", ErrInvalidRecord)
 	case !in.Codec().Valid():
 		return nil, fmt.Errorf("%w: compression codec %d", ErrUnsupported, int8(in.Codec()))
 	}

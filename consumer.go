@@ -31,10 +31,11 @@ type Consumer struct {
 	views      []segment.View // pinned until the next Poll: returned records alias them
 	slab       []Record
 	out        []*Record
-	walk       batch.Iter    // reused by every fetch
-	next       int           // partition to start the next fetch at, for fairness
-	damage     *CorruptError // met by a fetch that had records to return: the next Poll reports it
-	revoked    bool          // OnRevoked ran in the current rebalance
+	walk       batch.Iter        // reused by every fetch
+	filter     batch.AbortFilter // ReadCommitted: the aborted transactions of the partition being read
+	next       int               // partition to start the next fetch at, for fairness
+	damage     *CorruptError     // met by a fetch that had records to return: the next Poll reports it
+	revoked    bool              // OnRevoked ran in the current rebalance
 	lastCommit time.Time
 
 	state   atomic.Int32  // consumerIdle, consumerPolling, consumerClosing or consumerClosed

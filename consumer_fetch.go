@@ -8,6 +8,7 @@ import (
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/log"
 	"github.com/embedstream/stream/mmap"
+	"github.com/embedstream/stream/segment"
 )
 
 // position is where the consumer reads a partition next.
@@ -56,13 +57,13 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, err := ps.part.Read(ps.next, 1<<20)
+	v, err := c.read(ps)
 	if errors.Is(err, ErrOffsetOutOfRange) {
 		// Retention moved the log start past us, or the log lost its tail.
 		if err := c.reset(tp, ps, fmt.Errorf("%s: %w", tp, err)); err != nil {
 			return 0, err
 		}
-		v, err = ps.part.Read(ps.next, 1<<20)
+		v, err = c.read(ps)
 	}
 	if err != nil {
 		if errors.Is(err, ErrClosed) && ps.topic.deleted.Load() {
@@ -77,6 +78,9 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 	c.b.stats.BytesOut.Add(int64(len(v.Data)))
 	bytes, count := 0, 0
 	c.walk.Reset(v.Data, ps.next)
+	if c.opts.Isolation == ReadCommitted {
+		c.walk.SkipAborted(&c.filter)
+	}
 	// A Poll returns records of many batches together: those of compressed
 	// ones must outlive the walk's next batch, until the next Poll.
 	c.walk.KeepDecompressed()
@@ -161,7 +165,7 @@ func (c *Consumer) resolve(tp TopicPartition) (*position, error) {
 	}
 	if off, ok := committed[tp]; ok {
 		ps.next, ps.known = off, true
-		start, end := ps.part.StartOffset(), ps.part.HighWatermark()
+		start, end := ps.part.StartOffset(), ps.part.HighWatermark() // a commit may pass the LSO: it is still in range
 		if off < start || off > end {
 			// Committed past what survived a crash, or before retention:
 			// out of range, and the reset policy decides.
@@ -184,7 +188,7 @@ func (c *Consumer) reset(tp TopicPartition, ps *position, cause error) error {
 }
 
 func (c *Consumer) applyReset(ps *position, how OffsetReset) error {
-	start, end := ps.part.StartOffset(), ps.part.HighWatermark()
+	start, end := ps.part.StartOffset(), c.end(ps.part)
 	if how == ResetEarliest {
 		ps.next = start
 	} else {
@@ -296,12 +300,41 @@ func (c *Consumer) Position(tp TopicPartition) (int64, error) {
 }
 
 // Lag returns how many records of tp lie past the member's position: the
-// partition's end (high watermark) minus the position (Kafka's currentLag).
+// partition's end minus the position (Kafka's currentLag). The end is the
+// high watermark, or under ReadCommitted the last stable offset.
 // It fails with ErrNotAssigned for a partition the member does not hold.
 func (c *Consumer) Lag(tp TopicPartition) (int64, error) {
 	pos, err := c.Position(tp)
 	if err != nil {
 		return 0, err
 	}
-	return max(c.pos[tp].part.HighWatermark()-pos, 0), nil
+	return max(c.end(c.pos[tp].part)-pos, 0), nil
+}
+
+// end is where the consumer's isolation level ends a partition.
+func (c *Consumer) end(p *log.Log) int64 {
+	if c.opts.Isolation == ReadCommitted {
+		return p.LastStable()
+	}
+	return p.HighWatermark()
+}
+
+// read maps a partition's batches from the position on, and under
+// ReadCommitted readies the filter with the aborted transactions among
+// them.
+func (c *Consumer) read(ps *position) (segment.View, error) {
+	if c.opts.Isolation != ReadCommitted {
+		return ps.part.Read(ps.next, 1<<20)
+	}
+	v, err := ps.part.ReadCommitted(ps.next, 1<<20)
+	if err != nil || len(v.Data) == 0 {
+		return v, err
+	}
+	aborted, err := ps.part.AbortedTxns(ps.next, ps.part.LastStable())
+	if err != nil {
+		v.Release()
+		return segment.View{}, err
+	}
+	c.filter.Reset(aborted)
+	return v, nil
 }

@@ -57,6 +57,12 @@ type ConsumerOptions struct {
 	// MaxPollRecords caps the records one Poll returns (max.poll.records).
 	// Default 500.
 	MaxPollRecords int
+	// Isolation is which records of transactions Poll returns
+	// (isolation.level; see IsolationLevel): ReadUncommitted, the default,
+	// returns every record; ReadCommitted only committed ones, never past
+	// a partition's last stable offset, which is then also the end that
+	// ResetLatest, SeekToEnd and Lag count from.
+	Isolation IsolationLevel
 	// MinBytes makes Poll wait, up to MaxWait, until this many bytes of
 	// records are ready (fetch.min.bytes). Default 1.
 	MinBytes int
@@ -112,6 +118,9 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 	}
 	if opts.Reset < ResetLatest || opts.Reset > ResetNone {
 		return opts, fmt.Errorf("%w: offset reset %d", ErrInvalidConfig, opts.Reset)
+	}
+	if !opts.Isolation.valid() {
+		return opts, fmt.Errorf("%w: isolation level %d", ErrInvalidConfig, opts.Isolation)
 	}
 	if opts.AutoCommitEvery < 0 || opts.MaxPollRecords < 0 || opts.MinBytes < 0 || opts.MaxWait < 0 ||
 		opts.SessionTimeout < 0 || opts.MaxPollInterval < 0 {

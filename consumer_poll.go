@@ -163,7 +163,7 @@ func (c *Consumer) poll(ctx context.Context) ([]*Record, error) {
 				continue
 			}
 			ps.part.Notify(c.bell)
-			if ps.known && ps.part.HighWatermark() > ps.next {
+			if ps.known && c.end(ps.part) > ps.next {
 				ready = true // arrived since the fetch
 			}
 		}

@@ -84,7 +84,41 @@ type ReaderOptions struct {
 	// offset (exclusive): EndOffset: new(n) replays up to n. With StopAtEnd,
 	// the lower of the two ends the replay. Nil: no end offset.
 	EndOffset *int64
+	// Isolation is which records of transactions the Reader returns
+	// (isolation.level): ReadUncommitted, the default, returns every
+	// record; ReadCommitted stops at the last stable offset and skips
+	// aborted transactions. It also sets which end StopAtEnd and
+	// OffsetLatest mean: the high watermark, or the last stable offset.
+	Isolation IsolationLevel
 }
+
+// IsolationLevel says which records of transactions a reader returns
+// (Kafka's isolation.level).
+type IsolationLevel int8
+
+const (
+	// ReadUncommitted returns every record, those of open and aborted
+	// transactions included, up to the high watermark: Kafka's default.
+	ReadUncommitted IsolationLevel = iota
+	// ReadCommitted returns records of committed transactions and records
+	// published outside any, never those of aborted transactions, and
+	// nothing at or past the partition's last stable offset: the first
+	// offset of its oldest open transaction (the high watermark if none),
+	// so an open transaction holds back the records after it too, until it
+	// ends. Transaction markers take offsets but are never returned, under
+	// either level.
+	ReadCommitted
+)
+
+// String returns Kafka's name of the level.
+func (l IsolationLevel) String() string {
+	if l == ReadCommitted {
+		return "read_committed"
+	}
+	return "read_uncommitted"
+}
+
+func (l IsolationLevel) valid() bool { return l == ReadUncommitted || l == ReadCommitted }
 
 // readBytes is how much of the log a Reader maps at a time.
 const readBytes = 1 << 20
@@ -113,6 +147,9 @@ type Reader struct {
 
 	guard bool  // a follower's: the walk runs under mmap.Guard, files being another's
 	fault error // what the guarded walk met, reported by advance
+
+	committed bool              // ReadCommitted
+	filter    batch.AbortFilter // its aborted transactions of the view
 }
 
 // nextRecord steps the walk, under mmap.Guard for a follower: a file its
@@ -150,6 +187,9 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 	if o.EndOffset != nil && *o.EndOffset < 0 {
 		return nil, fmt.Errorf("%w: negative end offset %d", ErrInvalidConfig, *o.EndOffset)
 	}
+	if !o.Isolation.valid() {
+		return nil, fmt.Errorf("%w: isolation level %d", ErrInvalidConfig, o.Isolation)
+	}
 	if n, ok := from.Exact(); ok && n < 0 {
 		return nil, fmt.Errorf("%w: negative offset %d", ErrInvalidArgument, n)
 	}
@@ -158,12 +198,16 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 		return nil, err
 	}
 	start, end := p.StartOffset(), p.HighWatermark()
+	stable := end
+	if o.Isolation == ReadCommitted {
+		stable = p.LastStable()
+	}
 	var next int64
 	switch from.kind {
 	case offsetEarliest:
 		next = start
 	case offsetLatest:
-		next = end
+		next = stable
 	case offsetExact:
 		if from.n < start || from.n > end {
 			return nil, fmt.Errorf("%w: offset %d of %s, log has offsets [%d, %d)", ErrOffsetOutOfRange, from.n,
@@ -178,16 +222,16 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 			return nil, err
 		}
 		if next < 0 {
-			next = end
+			next = stable
 		}
 	}
 	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, down: &b.down, next: next, end: -1, stop: make(chan struct{}),
-		guard: b.follow != nil}
+		guard: b.follow != nil, committed: o.Isolation == ReadCommitted}
 	if o.EndOffset != nil {
 		r.end = *o.EndOffset
 	}
-	if o.StopAtEnd && (r.end < 0 || end < r.end) {
-		r.end = end
+	if o.StopAtEnd && (r.end < 0 || stable < r.end) {
+		r.end = stable
 	}
 	return r, nil
 }
@@ -330,7 +374,7 @@ func (r *Reader) fetch(ctx context.Context) error {
 		if r.down.Load() {
 			return ErrClosed // woken by what the closing broker's producers flushed
 		}
-		v, err := r.part.Read(r.next, readBytes)
+		v, err := r.read()
 		if err != nil {
 			err = corruptError(r.topic.name, r.partition, err)
 			if ce := (*CorruptError)(nil); errors.As(err, &ce) {
@@ -341,13 +385,39 @@ func (r *Reader) fetch(ctx context.Context) error {
 		if len(v.Data) > 0 {
 			r.view = v
 			r.walk.Reset(v.Data, r.next)
+			if r.committed {
+				r.walk.SkipAborted(&r.filter)
+			}
 			r.stats.BytesOut.Add(int64(len(v.Data)))
 			return nil
 		}
-		if err := r.part.WaitFor(ctx, r.next, r.stop); err != nil {
+		wait := r.part.WaitFor
+		if r.committed {
+			wait = r.part.WaitForStable
+		}
+		if err := wait(ctx, r.next, r.stop); err != nil {
 			return r.err(err)
 		}
 	}
+}
+
+// read maps the batches from r.next on, and for ReadCommitted readies the
+// filter with the aborted transactions among them.
+func (r *Reader) read() (segment.View, error) {
+	if !r.committed {
+		return r.part.Read(r.next, readBytes)
+	}
+	v, err := r.part.ReadCommitted(r.next, readBytes)
+	if err != nil || len(v.Data) == 0 {
+		return v, err
+	}
+	aborted, err := r.part.AbortedTxns(r.next, r.part.LastStable())
+	if err != nil {
+		v.Release()
+		return segment.View{}, err
+	}
+	r.filter.Reset(aborted)
+	return v, nil
 }
 
 // pass moves the reader past reported damage, but not past its end: the

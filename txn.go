@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -110,7 +109,6 @@ type txnPart struct {
 	tp   TopicPartition
 	log  *log.Log
 	last int64 // the log end after the transaction's last batch here
-	seq  int32 // the next sequence, for in-process batches
 }
 
 func newTxnCoordinator(b *Broker) *txnCoordinator {
@@ -611,5 +609,3 @@ func (c *txnCoordinator) close() error {
 	}
 	return err
 }
-
-var _ = context.Background
