@@ -444,6 +444,7 @@ type PartitionInfo struct {
 	Partition   int32
 	StartOffset int64 // first offset still stored (moves up with retention)
 	EndOffset   int64 // next offset to be written: the high watermark
+	LastStable  int64 // the end for ReadCommitted readers: EndOffset, or the first offset of the oldest open transaction
 	Bytes       int64 // bytes of record batches stored
 	Segments    int   // segment files
 }
@@ -459,7 +460,8 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 	info.Config.Partitions = len(parts)
 	for i, p := range parts {
 		li := p.Info()
-		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: li.Start, EndOffset: li.End, Bytes: li.Bytes, Segments: li.Segments}
+		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: li.Start, EndOffset: li.End, LastStable: min(p.LastStable(), li.End),
+			Bytes: li.Bytes, Segments: li.Segments}
 	}
 	return info, nil
 }

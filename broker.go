@@ -199,6 +199,8 @@ type Broker struct {
 	txns   *txnCoordinator
 	stats  log.Stats
 
+	txnCommits, txnAborts atomic.Int64 // Stats
+
 	alterMu   sync.Mutex   // serializes AlterTopic calls: each stores and applies its config before the next reads one
 	mu        sync.RWMutex // guards the fields below
 	topics    map[string]*topic

@@ -55,6 +55,31 @@
 // kernel may already have dropped the unsynced pages and a retried fsync
 // would report success for data that is gone.
 //
+// # Transactions
+//
+// A TxProducer publishes records to any partitions, and stages consumer
+// groups' offsets, in transactions that commit or abort whole (Kafka's
+// transactions, KIP-98 and KIP-447): a consume-transform-publish step
+// happens exactly once when its outputs and its input's offsets commit
+// together (TxSession runs that loop). Records of a transaction take their
+// offsets when published; readers and consumers with ReadCommitted see
+// them only once it commits, never if it aborts, and nothing at or past a
+// partition's last stable offset (the first offset of its oldest open
+// transaction); ReadUncommitted, the default, sees every record at once.
+// A commit writes one marker per partition, which takes an offset but is
+// never returned.
+//
+// A commit is durable when it returns: the partitions' records (under
+// SyncAlways; fsynced together), then the decision and the offsets in one
+// bbolt transaction, then the markers. After a crash, Open writes the
+// markers a decided commit is missing and aborts every transaction still
+// open, so a transaction is never half visible. A transactional ID is one
+// producer at a time: a new one fences the old (ErrFenced); a transaction
+// open past its timeout is aborted by the broker (ErrTxnTimedOut). The
+// records are stored as Kafka stores them (transactional batches, control
+// batches, and Kafka's aborted transaction index beside each segment), and
+// Kafka clients reach the same transactions through the listener.
+//
 // # Recovery
 //
 // Damage costs only the damaged bytes. On Open after a crash, each

@@ -22,6 +22,8 @@ type Stats struct {
 	CorruptBatches  int64 // damaged batches (or lost offset ranges) met by recovery or reads and passed over
 	LogStartResets  int64 // damaged log-start files (DeleteRecords' mark) ignored: the log starts at its first segment
 	MetaRollbacks   int64 // meta.db opened at its previous transaction, its newest meta page damaged: the last commit of offsets may be lost
+	TxnCommits      int64 // transactions committed (in-process and remote)
+	TxnAborts       int64 // transactions aborted: by their producer, at their timeout, by fencing or Close, and at Open one per partition a crash left one open in
 	MetaRebuilds    int64 // meta.db found missing (with topic directories) or damaged (set aside; read-only: ignored) and rebuilt from the topic directories: committed offsets and topic configs lost
 	Topics          int   // topics now
 	Partitions      int   // partitions now
@@ -39,7 +41,7 @@ func (b *Broker) Stats() Stats {
 		IndexRebuilds: st.IndexRebuilds.Load(), SegmentsRolled: st.SegmentsRolled.Load(),
 		SegmentsDeleted: st.SegmentsDeleted.Load(), OpenMappings: segment.OpenMappings(),
 		CorruptBatches: st.CorruptBatches.Load(), LogStartResets: st.LogStartResets.Load(), MetaRebuilds: st.MetaRebuilds.Load(),
-		MetaRollbacks: st.MetaRollbacks.Load(),
+		MetaRollbacks: st.MetaRollbacks.Load(), TxnCommits: b.txnCommits.Load(), TxnAborts: b.txnAborts.Load(),
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()

@@ -31,9 +31,10 @@ type TxSession struct {
 	p  *TxProducer
 	tx *Tx
 
-	// lost is set by a revocation or loss of partitions in the open
-	// transaction: it must not commit.
-	lost bool
+	// lost is set by a revocation or loss of partitions after the open
+	// transaction consumed records: it must not commit.
+	lost     bool
+	consumed bool // the open transaction's Polls returned records
 }
 
 // TxSessionOptions configure a TxSession. Nil takes the defaults.
@@ -63,7 +64,7 @@ func (b *Broker) NewTxSession(id, group string, topics []string, opts *TxSession
 	s := &TxSession{}
 	userRevoked, userLost := o.Consumer.OnRevoked, o.Consumer.OnLost
 	o.Consumer.OnRevoked = func(c *Consumer, parts []TopicPartition) {
-		if len(parts) > 0 && s.tx != nil {
+		if len(parts) > 0 && s.consumed {
 			s.lost = true
 		}
 		if userRevoked != nil {
@@ -71,7 +72,7 @@ func (b *Broker) NewTxSession(id, group string, topics []string, opts *TxSession
 		}
 	}
 	o.Consumer.OnLost = func(c *Consumer, parts []TopicPartition) {
-		if s.tx != nil {
+		if s.consumed {
 			s.lost = true
 		}
 		if userLost != nil {
@@ -102,9 +103,13 @@ func (s *TxSession) Poll(ctx context.Context) ([]*Record, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.tx, s.lost = tx, false
+		s.tx, s.lost, s.consumed = tx, false, false
 	}
-	return s.c.Poll(ctx)
+	recs, err := s.c.Poll(ctx)
+	if len(recs) > 0 {
+		s.consumed = true
+	}
+	return recs, err
 }
 
 // Publish publishes records in the open transaction (see Tx.Publish);

@@ -396,6 +396,9 @@ func (c *txnCoordinator) endLocked(e *txnEntry, commit bool) error {
 	e.state = TxnCompleteAbort
 	if commit {
 		e.state = TxnCompleteCommit
+		c.b.txnCommits.Add(1)
+	} else {
+		c.b.txnAborts.Add(1)
 	}
 	if err != nil {
 		// A marker that could not be written (a failed fsync, a closed
@@ -571,6 +574,7 @@ func (c *txnCoordinator) recover() error {
 			if _, err := l.EndTxn(t.ProducerID, epoch, false, 0); err != nil {
 				return err
 			}
+			c.b.txnAborts.Add(1)
 		}
 	}
 	for e := range fence {
