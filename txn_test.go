@@ -468,3 +468,43 @@ func rawTxnBatch(pid int64, epoch int16, seq int32, value string) []byte {
 	out.SetProducer(pid, epoch, seq, true)
 	return out
 }
+
+// TestTxReadOnlyAndFollower: a read-only broker and a follower read a
+// directory's transactions as its owner does: aborted records hidden,
+// committed ones shown, an open transaction's held back.
+func TestTxReadOnlyAndFollower(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := openBroker(t, dir, nil)
+	require.NoError(t, b.CreateTopic("a", TopicConfig{Partitions: 1}))
+	p, err := b.NewTxProducer("x", nil)
+	require.NoError(t, err)
+	for i, commit := range []bool{true, false, true} {
+		tx, err := p.Begin()
+		require.NoError(t, err)
+		require.NoError(t, tx.Publish(ctx, txRec("a", 0, fmt.Sprint(i))))
+		if commit {
+			require.NoError(t, tx.Commit(ctx))
+		} else {
+			require.NoError(t, tx.Abort())
+		}
+	}
+	f := openBroker(t, dir, &Options{Follow: true, FollowInterval: time.Hour})
+	require.Equal(t, []string{"0", "2"}, txValues(t, f, "a", 0, ReadCommitted))
+
+	// The owner opens a transaction: the follower, refreshed, stops at it.
+	tx, err := p.Begin()
+	require.NoError(t, err)
+	require.NoError(t, tx.Publish(ctx, txRec("a", 0, "open")))
+	require.NoError(t, b.Publish(ctx, txRec("a", 0, "after")))
+	require.NoError(t, f.Refresh())
+	require.Equal(t, []string{"0", "2"}, txValues(t, f, "a", 0, ReadCommitted))
+	require.Equal(t, []string{"0", "1", "2", "open", "after"}, txValues(t, f, "a", 0, ReadUncommitted))
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, f.Refresh())
+	require.Equal(t, []string{"0", "2", "open", "after"}, txValues(t, f, "a", 0, ReadCommitted))
+
+	require.NoError(t, b.Close())
+	ro := openBroker(t, dir, &Options{ReadOnly: true})
+	require.Equal(t, []string{"0", "2", "open", "after"}, txValues(t, ro, "a", 0, ReadCommitted))
+}

@@ -121,14 +121,18 @@ func (a *abortedList) add(e AbortedTxnEntry) {
 // LastStable is the log's last stable offset: the high watermark, or the
 // first offset of its oldest open transaction if that is lower. Records at
 // or past it are not shown to read_committed readers.
+// A follower first counts what its owner appended since it last looked.
 func (l *Log) LastStable() int64 {
+	if l.cfg.Follow {
+		_ = l.ensureTxns() // on failure, the last count stands
+	}
 	return min(l.hw.Load(), l.firstOpen.Load())
 }
 
 // retainBound is where retention stops: it never deletes what readers
 // cannot see yet, nor part of an open transaction, whose records would
 // then become visible without their start.
-func (l *Log) retainBound() int64 { return l.LastStable() }
+func (l *Log) retainBound() int64 { return min(l.hw.Load(), l.firstOpen.Load()) }
 
 // LoadTxns reads the log's transaction state now rather than at its first
 // use, for an owner that must know the open transactions after Open.
