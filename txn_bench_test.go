@@ -3,7 +3,12 @@ package stream
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/embedstream/stream/batch"
 )
 
 // The goals for transactions (#17): a transaction of 100 records
@@ -263,4 +268,112 @@ func BenchmarkConsumerReadCommitted(b *testing.B) {
 			b.ReportMetric(float64(b.N)*total/b.Elapsed().Seconds(), "records/s")
 		})
 	}
+}
+
+// TestReadCommittedAcrossViews: read_committed reads of a log longer than
+// one read's view (1 MiB) skip exactly the aborted transactions, those
+// that span views included (their first batch in one view, their marker in
+// a later one, committed batches of another producer in between): each
+// read asks for the aborted transactions of its view only (viewEnd).
+func TestReadCommittedAcrossViews(t *testing.T) {
+	ctx := context.Background()
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	long, err := b.NewTxProducer("long", nil)
+	require.NoError(t, err)
+	defer long.Close()
+	short, err := b.NewTxProducer("short", nil)
+	require.NoError(t, err)
+	defer short.Close()
+	value := make([]byte, 1000)
+	var want []string
+	n := 0
+	rec := func() *Record {
+		n++
+		return &Record{Topic: "t", Value: append([]byte(fmt.Sprintf("%06d", n)), value...)}
+	}
+	for round := range 6 {
+		ltx, err := long.Begin()
+		require.NoError(t, err)
+		var lvals []string
+		for range 10 { // the long transaction: ~1.2 MiB, across views
+			recs := make([]*Record, 10)
+			for i := range recs {
+				recs[i] = rec()
+				lvals = append(lvals, string(recs[i].Value[:6]))
+			}
+			require.NoError(t, ltx.Publish(ctx, recs...))
+			stx, err := short.Begin()
+			require.NoError(t, err)
+			srecs := []*Record{rec(), rec()}
+			require.NoError(t, stx.Publish(ctx, srecs...))
+			aborted := n%3 == 0
+			if aborted {
+				require.NoError(t, stx.Abort())
+			} else {
+				require.NoError(t, stx.Commit(ctx))
+				for _, r := range srecs {
+					want = append(want, string(r.Value[:6]))
+				}
+			}
+		}
+		if round%2 == 0 {
+			require.NoError(t, ltx.Abort())
+		} else {
+			require.NoError(t, ltx.Commit(ctx))
+			want = append(want, lvals...)
+		}
+	}
+	slices.Sort(want)
+
+	rd, err := b.NewReader("t", 0, OffsetEarliest, &ReaderOptions{StopAtEnd: true, Isolation: ReadCommitted})
+	require.NoError(t, err)
+	defer rd.Close()
+	var got []string
+	for r, err := range rd.All(ctx) {
+		require.NoError(t, err)
+		got = append(got, string(r.Value[:6]))
+	}
+	slices.Sort(got)
+	require.Equal(t, want, got, "Reader")
+
+	c, err := b.Subscribe("g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, Isolation: ReadCommitted, MaxPollRecords: 7})
+	require.NoError(t, err)
+	defer c.Close()
+	got = got[:0]
+	for len(got) < len(want) {
+		recs, err := c.Poll(ctx)
+		require.NoError(t, err)
+		for _, r := range recs {
+			got = append(got, string(r.Value[:6]))
+		}
+	}
+	slices.Sort(got)
+	require.Equal(t, want, got, "Consumer")
+	lag, err := c.Lag(TopicPartition{Topic: "t"})
+	require.NoError(t, err)
+	require.Zero(t, lag)
+}
+
+// TestViewEnd: the offset after a view's last batch, at most the LSO;
+// the LSO for data it cannot walk (a cut header, a bad length).
+func TestViewEnd(t *testing.T) {
+	var bld batch.Builder
+	var data []byte
+	for i := range 3 {
+		bld.Reset(0)
+		for range 5 {
+			bld.Add(0, nil, []byte("v"), nil)
+		}
+		start := len(data)
+		data = append(data, bld.Finish()...)
+		batch.Batch(data[start:]).SetBaseOffset(int64(i * 5))
+	}
+	require.Equal(t, int64(15), viewEnd(data, 100))
+	require.Equal(t, int64(12), viewEnd(data, 12), "at most the LSO")
+	require.Equal(t, int64(100), viewEnd(nil, 100))
+	require.Equal(t, int64(100), viewEnd(data[:len(data)-len(data)/3+10], 100), "a cut header")
+	bad := slices.Clone(data)
+	copy(bad[8:12], []byte{0, 0, 0, 1})
+	require.Equal(t, int64(100), viewEnd(bad, 100), "a bad length")
 }
