@@ -377,3 +377,27 @@ func TestViewEnd(t *testing.T) {
 	copy(bad[8:12], []byte{0, 0, 0, 1})
 	require.Equal(t, int64(100), viewEnd(bad, 100), "a bad length")
 }
+
+// TestStatsMetaSyncs: Stats.MetaSyncs counts meta.db's fdatasyncs, two per
+// commit (an offset commit here), none under SyncNever.
+func TestStatsMetaSyncs(t *testing.T) {
+	ctx := context.Background()
+	for _, sp := range []SyncPolicy{SyncNever, SyncAlways} {
+		b := openBroker(t, "", &Options{Sync: sp})
+		require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+		require.NoError(t, b.Publish(ctx, &Record{Topic: "t", Value: []byte("x")}))
+		c, err := b.Subscribe("g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest})
+		require.NoError(t, err)
+		recs, err := c.Poll(ctx)
+		require.NoError(t, err)
+		require.Len(t, recs, 1)
+		before := b.Stats().MetaSyncs
+		require.NoError(t, c.Commit(ctx))
+		want := int64(2)
+		if sp == SyncNever {
+			want = 0
+		}
+		require.Equal(t, want, b.Stats().MetaSyncs-before, sp.String())
+		require.NoError(t, c.Close())
+	}
+}
