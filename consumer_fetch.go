@@ -330,7 +330,7 @@ func (c *Consumer) read(ps *position) (segment.View, error) {
 	if err != nil || len(v.Data) == 0 {
 		return v, err
 	}
-	aborted, err := ps.part.AbortedTxns(ps.next, ps.part.LastStable())
+	aborted, err := ps.part.AbortedTxns(ps.next, viewEnd(v.Data, ps.part.LastStable()))
 	if err != nil {
 		v.Release()
 		return segment.View{}, err

@@ -411,13 +411,39 @@ func (r *Reader) read() (segment.View, error) {
 	if err != nil || len(v.Data) == 0 {
 		return v, err
 	}
-	aborted, err := r.part.AbortedTxns(r.next, r.part.LastStable())
+	aborted, err := r.part.AbortedTxns(r.next, viewEnd(v.Data, r.part.LastStable()))
 	if err != nil {
 		v.Release()
 		return segment.View{}, err
 	}
 	r.filter.Reset(aborted)
 	return v, nil
+}
+
+// viewEnd is the offset after the last batch of data (whole batches from
+// the log), at most lso: the aborted transactions a read_committed walk of
+// data needs begin before it. Bounding them by the view rather than by the
+// LSO keeps each read's list short: otherwise every read of a long log
+// would copy the list of every aborted transaction after it. Data it
+// cannot walk gives lso.
+func viewEnd(data []byte, lso int64) int64 {
+	end := int64(-1)
+	for p := 0; p < len(data); {
+		if len(data)-p < batch.HeaderSize {
+			return lso
+		}
+		b := batch.Batch(data[p:])
+		size := b.Size()
+		if size < batch.HeaderSize {
+			return lso
+		}
+		end = max(end, b.LastOffset()+1)
+		p += size
+	}
+	if end < 0 {
+		return lso
+	}
+	return min(end, lso)
 }
 
 // pass moves the reader past reported damage, but not past its end: the

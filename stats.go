@@ -14,6 +14,7 @@ type Stats struct {
 	RecordsOut      int64 // records returned by Readers (and Consumers)
 	BytesOut        int64 // batch bytes those reads covered
 	Fsyncs          int64 // fsyncs of segment files
+	MetaSyncs       int64 // fdatasyncs of meta.db's commits (bbolt's two per commit, one after the other; none under SyncNever)
 	Truncations     int64 // damaged log tails cut by recovery
 	TruncatedBytes  int64 // bytes those cuts removed
 	IndexRebuilds   int64 // indexes rebuilt from their logs
@@ -42,6 +43,9 @@ func (b *Broker) Stats() Stats {
 		SegmentsDeleted: st.SegmentsDeleted.Load(), OpenMappings: segment.OpenMappings(),
 		CorruptBatches: st.CorruptBatches.Load(), LogStartResets: st.LogStartResets.Load(), MetaRebuilds: st.MetaRebuilds.Load(),
 		MetaRollbacks: st.MetaRollbacks.Load(), TxnCommits: b.txnCommits.Load(), TxnAborts: b.txnAborts.Load(),
+	}
+	if b.meta != nil {
+		s.MetaSyncs = b.meta.Syncs()
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()

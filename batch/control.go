@@ -50,12 +50,15 @@ func EndTxnMarker(id int64, epoch int16, commit bool, coordinatorEpoch int32, ts
 	if commit {
 		typ = ControlCommit
 	}
-	key := binary.BigEndian.AppendUint16(make([]byte, 2, 4), uint16(typ))
-	value := binary.BigEndian.AppendUint32(make([]byte, 2, 6), uint32(coordinatorEpoch))
-	var bld Builder
+	var kv [10]byte // key: version 0, type; value: version 0, coordinator epoch
+	binary.BigEndian.PutUint16(kv[2:], uint16(typ))
+	binary.BigEndian.PutUint32(kv[6:], uint32(coordinatorEpoch))
+	// The batch's own buffer, sized for its one record (a Builder's
+	// default is 4 KiB, for a marker per partition of every transaction).
+	bld := Builder{buf: make([]byte, 0, HeaderSize+32)}
 	bld.Reset(AttrTransactional | AttrControl)
-	bld.Add(ts, key, value, nil)
-	b := slices.Clone(bld.Finish())
+	bld.Add(ts, kv[:4], kv[4:], nil)
+	b := bld.Finish()
 	b.SetProducer(id, epoch, -1, true)
 	return b
 }

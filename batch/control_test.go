@@ -128,3 +128,17 @@ func TestAbortFilter(t *testing.T) {
 	// read_uncommitted: no aborted transactions, every data record.
 	require.Equal(t, []string{"aborted-1", "committed-1", "plain-1", "aborted-2", "next-txn"}, read(0, nil))
 }
+
+// TestEndTxnMarkerAllocs: a marker is one allocation of about its own size
+// (one goes into every partition of every transaction).
+func TestEndTxnMarkerAllocs(t *testing.T) {
+	var m batch.Batch
+	allocs := testing.AllocsPerRun(100, func() { m = batch.EndTxnMarker(7, 3, true, 0, 1000) })
+	require.LessOrEqual(t, allocs, 1.0)
+	require.LessOrEqual(t, cap(m), batch.HeaderSize+32)
+	typ, err := m.ControlType()
+	require.NoError(t, err)
+	require.Equal(t, batch.ControlCommit, typ)
+	require.Equal(t, int64(7), m.ProducerID())
+	require.NoError(t, batch.CheckHeader(m))
+}

@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	smoke := fs.Bool("smoke", false, "tiny sizes, for the smoke test")
 	jsonPath := fs.String("json", "", "also write the results as JSON to `FILE`")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (child processes excluded) to `FILE`")
-	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all; json: every json-*): "+workloadIDs())
+	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all; json: every json-*; transactions: every txn-*): "+workloadIDs())
 	peersFlag := fs.String("peers", "", "run only these comma-separated peer `IDS` (default all): "+peerIDs())
 	repeat := fs.Int("repeat", 1, "run each workload on each peer `N` times, the peers taking turns, and report the median of each figure (for steadier figures, or a longer profile)")
 	dirFlag := fs.String("dir", "", "put data under `DIR` (default a new temporary directory, removed at the end)")
@@ -229,6 +229,7 @@ func notes(sz sizes) []string {
 		"scale: the topic is created and one record published to each partition, then a fresh child process of this binary times the peer's start on the directory and reads its own VmRSS and /proc/self/maps; JetStream has a stream per partition.",
 		fmt.Sprintf("compression: %s JSON events of ~300 B (the same, from a fixed seed, for every peer) to one partition, each codec at its default level, in batches of up to %d KiB: ours' Producer (ProducerOptions.Compression, BatchBytes %d KiB, Linger %v) and Broker.Publish calls of one batch's worth of records to a topic with TopicConfig.Compression; kgo with ProducerBatchCompression, ProducerBatchMaxBytes %d KiB and ProducerLinger %v; the raw file's frames hold as much, uncompressed (the none rows only). Publish: a warm-up of a tenth of the events, then rounds of all of them (the median), each ending when every event is acknowledged (Producer.Flush, kgo's Flush). Consume: after sync(2), the first %s events read back from the start, as in consume (ours: a Reader, zero-copy; kfake: a kgo consumer, which decompresses in the client).",
 			count(sz.events), eventBatchBytes>>10, eventBatchBytes>>10, eventLinger, eventBatchBytes>>10, eventLinger, count(sz.events)),
+		"transactions (ours only: " + txnNotOurs + "): two brokers, one stepping in transactions, one without (the baseline), taking turns round after round after 10 untimed steps each. fsync calls count Stats.Fsyncs (segment files) and Stats.MetaSyncs (meta.db: bbolt fdatasyncs its new pages, then its meta page, one after the other); a transaction fsyncs its 4 partitions at once (one round), then commits meta.db (two rounds), so 3 rounds; counting meta.db's commit as one step, as the goal does, makes 2. The baseline's Broker.Publish fsyncs the 4 partitions one after the other, then Consumer.Commit commits meta.db. Reads: the log's records passed over per second, the medians of passes taking turns; read_committed returns 90% of them.",
 		"compression, codec alone: the same events encoded once (untimed) into the same batches, then on one goroutine only batch.AppendCompressed of each batch's records (the call ours makes: klauspost/compress and pierrec/lz4, pooled encoders, Kafka's framings) for publish, batch.AppendDecompressed for consume; its (N×) is ours ÷ the codec alone. Stored bytes/event: ours PartitionInfo.Bytes (the batches, not the segment's preallocated space) of the Producer's batches, kfake its DescribeLogDirs size, the raw file its frames, the codec alone its batches' headers plus compressed records.",
 	}
 }
@@ -266,15 +267,19 @@ func peerIDs() string {
 	return strings.Join(ids, ",")
 }
 
+// groupPrefixes name groups of workloads for -only: every codec's
+// JSON-event workload, every transactions workload.
+var groupPrefixes = map[string]string{"json": "json-", "transactions": "txn-"}
+
 func selectWorkloads(all []workload, only string) ([]workload, error) {
 	if only == "" {
 		return all, nil
 	}
 	var out []workload
 	for id := range strings.SplitSeq(only, ",") {
-		if id == "json" { // every codec's JSON-event workload
+		if prefix, ok := groupPrefixes[id]; ok { // a group of workloads
 			for _, w := range all {
-				if strings.HasPrefix(w.id, "json-") {
+				if strings.HasPrefix(w.id, prefix) {
 					out = append(out, w)
 				}
 			}

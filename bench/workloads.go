@@ -220,7 +220,7 @@ func workloads(s sizes) []workload {
 	for _, c := range jsonCodecs {
 		ws = append(ws, jsonWorkload(s, c))
 	}
-	return ws
+	return append(ws, txnWorkloads(s)...)
 }
 
 // jsonSection heads the table of the JSON-event workloads.

@@ -52,6 +52,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -139,8 +140,25 @@ type Partition struct {
 type Catalog struct {
 	db         *bolt.DB // nil when a read-only broker found no meta.db, or a follower's
 	rolledBack bool
-	follow     *follower // non-nil: a follower's store, read through copies (see Follow)
+	follow     *follower    // non-nil: a follower's store, read through copies (see Follow)
+	syncs      atomic.Int64 // fdatasyncs of the file by update (see Syncs)
 }
+
+// update runs fn in a read-write bbolt transaction, counting its syncs.
+func (c *Catalog) update(fn func(*bolt.Tx) error) error {
+	err := c.db.Update(fn)
+	if err == nil && !c.db.NoSync {
+		// bbolt's commit fdatasyncs twice, one after the other: the new
+		// pages, then the meta page that makes them current.
+		c.syncs.Add(2)
+	}
+	return err
+}
+
+// Syncs counts the fdatasyncs of the file's commits since Open (two per
+// commit, none when opened with noSync); the rarer fsync of a commit that
+// grows the file is not counted.
+func (c *Catalog) Syncs() int64 { return c.syncs.Load() }
 
 // RolledBack reports that the newest transaction's meta page was damaged,
 // so the store opened at the one before (bbolt keeps two): the last write
@@ -581,7 +599,7 @@ func (c *Catalog) PutGeneration(group string, g Generation) error {
 	if err != nil {
 		return err
 	}
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucketGens))
 		if err != nil {
 			return err
@@ -604,7 +622,7 @@ func (c *Catalog) GenerationGroups() ([]string, error) {
 
 // DeleteGeneration drops a group's stored generation.
 func (c *Catalog) DeleteGeneration(group string) error {
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.update(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(bucketGens)); b != nil {
 			return b.Delete([]byte(group))
 		}
@@ -633,7 +651,7 @@ func (c *Catalog) PutTopic(name string, rec Topic) error {
 	if err != nil {
 		return err
 	}
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket([]byte(bucketDelete)).Delete([]byte(name)); err != nil {
 			return err
 		}
@@ -644,7 +662,7 @@ func (c *Catalog) PutTopic(name string, rec Topic) error {
 // DeleteTopic drops a topic's record and every group's offsets for it, and
 // marks the name deleted (see Deleted).
 func (c *Catalog) DeleteTopic(name string) error {
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket([]byte(bucketTopics)).Delete([]byte(name)); err != nil {
 			return err
 		}
@@ -675,7 +693,7 @@ func (c *Catalog) ForgetDeleted(names []string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketDelete))
 		for _, n := range names {
 			if err := b.Delete([]byte(n)); err != nil {
@@ -697,7 +715,7 @@ func (c *Catalog) Close(clean bool) error {
 	}
 	var err error
 	if clean && !c.db.IsReadOnly() {
-		err = c.db.Update(func(tx *bolt.Tx) error {
+		err = c.update(func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte(bucketBroker)).Put([]byte(keyClean), []byte("1"))
 		})
 		if err == nil && c.db.NoSync {
@@ -731,7 +749,7 @@ func (c *Catalog) CommitOffsets(group string, offsets map[TopicPartition]int64, 
 	if len(offsets) == 0 {
 		return nil // no group without offsets in the store
 	}
-	return c.db.Update(func(tx *bolt.Tx) error { return putOffsets(tx, group, offsets, now) })
+	return c.update(func(tx *bolt.Tx) error { return putOffsets(tx, group, offsets, now) })
 }
 
 // putOffsets is CommitOffsets inside a bbolt transaction.
@@ -843,7 +861,7 @@ func (c *Catalog) Groups() ([]string, error) {
 
 // DeleteGroup drops a group's offsets and its last generation.
 func (c *Catalog) DeleteGroup(group string) error {
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.update(func(tx *bolt.Tx) error {
 		if gens := tx.Bucket([]byte(bucketGens)); gens != nil {
 			if err := gens.Delete([]byte(group)); err != nil {
 				return err
@@ -892,7 +910,7 @@ func (c *Catalog) NextProducerID(now time.Time) (int64, error) {
 		return 0, errs.ErrReadOnly
 	}
 	var id int64
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	err := c.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketBroker))
 		if b == nil {
 			return fmt.Errorf("%w: no broker bucket", ErrDamaged)
@@ -943,7 +961,7 @@ func (c *Catalog) PutTxn(id string, rec Txn) error {
 	if err != nil {
 		return err
 	}
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.update(func(tx *bolt.Tx) error {
 		b, err := txnBucket(tx)
 		if err != nil {
 			return err
@@ -963,7 +981,7 @@ func (c *Catalog) DecideTxn(id string, rec Txn, offsets map[string]map[TopicPart
 	if err != nil {
 		return err
 	}
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.update(func(tx *bolt.Tx) error {
 		b, err := txnBucket(tx)
 		if err != nil {
 			return err
