@@ -102,13 +102,17 @@ type txnEntry struct {
 	timer   *time.Timer // aborts the open transaction at its timeout
 	run     int         // counts transactions, so a late timer spares the next
 	expired bool        // the last transaction was aborted by its timer
+	// unsettled: a decided commit's markers could not all be written; its
+	// decision must stay in meta.db for the next Open to finish.
+	unsettled bool
 }
 
 // txnPart is a partition an open transaction writes to.
 type txnPart struct {
-	tp   TopicPartition
-	log  *log.Log
-	last int64 // the log end after the transaction's last batch here
+	tp      TopicPartition
+	log     *log.Log
+	last    int64     // the log end after the transaction's last batch here
+	created time.Time // the topic's creation time
 }
 
 func newTxnCoordinator(b *Broker) *txnCoordinator {
@@ -185,7 +189,9 @@ func (b *Broker) InitTransactions(id string, timeout time.Duration) (producerID 
 		rec.Epoch++
 	}
 	rec.TimeoutMS = timeout.Milliseconds()
-	rec.Decided, rec.Partitions = "", nil
+	if !e.unsettled {
+		rec.Decided, rec.Partitions, rec.Undo = "", nil, nil
+	}
 	if err := b.meta.PutTxn(id, rec); err != nil {
 		return 0, 0, fmt.Errorf("transactional id %q: %w", id, err)
 	}
@@ -276,12 +282,13 @@ func (b *Broker) AddTxnPartitions(id string, pid int64, epoch int16, parts []Top
 
 func (c *txnCoordinator) addLocked(e *txnEntry, parts []TopicPartition) ([]*txnPart, error) {
 	logs := make([]*log.Log, len(parts))
+	created := make([]time.Time, len(parts))
 	for i, tp := range parts {
-		_, l, err := c.b.partitionLog(tp.Topic, tp.Partition)
+		t, l, err := c.b.partitionLog(tp.Topic, tp.Partition)
 		if err != nil {
 			return nil, err
 		}
-		logs[i] = l
+		logs[i], created[i] = l, t.created
 	}
 	if err := c.beginLocked(e); err != nil {
 		return nil, err
@@ -290,7 +297,7 @@ func (c *txnCoordinator) addLocked(e *txnEntry, parts []TopicPartition) ([]*txnP
 	for i, l := range logs {
 		p := e.parts[l]
 		if p == nil {
-			p = &txnPart{tp: parts[i], log: l, last: -1}
+			p = &txnPart{tp: parts[i], log: l, last: -1, created: created[i]}
 			e.parts[l] = p
 		}
 		out[i] = p
@@ -404,6 +411,7 @@ func (c *txnCoordinator) endLocked(e *txnEntry, commit bool) error {
 		// A marker that could not be written (a failed fsync, a closed
 		// broker) is written at the next Open: from the decision for a
 		// commit, as an abort of what is left open otherwise.
+		e.unsettled = e.rec.Decided != ""
 		return fmt.Errorf("transactional id %q: end transaction: %w", e.id, err)
 	}
 	if cause != nil {
@@ -412,9 +420,16 @@ func (c *txnCoordinator) endLocked(e *txnEntry, commit bool) error {
 	return nil
 }
 
-// decideLocked makes a commit durable: the records (under SyncAlways),
-// then the decision with the staged offsets. An error means the
-// transaction must abort instead.
+// decideLocked makes a commit durable: the records (under SyncAlways)
+// and the decision with the staged offsets, at once: the partitions'
+// fsyncs run while meta.db commits, so a commit waits for the longer of
+// the two, not their sum. A decision whose records then fail to become
+// durable is undone: the offsets it committed go back. A crash between
+// the two is settled by Open the same way (recover): a decided commit
+// whose records a partition lacks is undone, not completed. The group
+// locks held meanwhile keep any new owner of the partitions from reading
+// offsets that may yet be undone. An error means the transaction must
+// abort instead.
 func (c *txnCoordinator) decideLocked(e *txnEntry, parts []*txnPart) error {
 	if e.failed != nil {
 		return e.failed
@@ -425,28 +440,40 @@ func (c *txnCoordinator) decideLocked(e *txnEntry, parts []*txnPart) error {
 			written = append(written, p)
 		}
 	}
-	if err := syncParts(written); err != nil {
-		return err
-	}
 	if len(written) <= 1 && len(e.offsets) == 0 {
-		return nil // one marker is atomic by itself: nothing to decide
+		return syncParts(written) // one marker is atomic by itself: nothing to decide
 	}
 	rec := e.rec
 	rec.Decided = "commit"
 	rec.Partitions = make([]catalog.TxnPartition, len(written))
 	for i, p := range written {
-		rec.Partitions[i] = catalog.TxnPartition{Topic: p.tp.Topic, Partition: p.tp.Partition, Last: p.last}
+		rec.Partitions[i] = catalog.TxnPartition{Topic: p.tp.Topic, Partition: p.tp.Partition, Last: p.last, Created: p.created}
 	}
 	sets := slices.Collect(maps.Values(e.offsets))
 	offsets := make(map[string]map[TopicPartition]int64, len(sets))
 	for _, s := range sets {
 		offsets[s.Group] = s.Offsets
 	}
-	if err := c.b.groups.CommitTxn(sets, func(now time.Time) error { return c.b.meta.DecideTxn(e.id, rec, offsets, now) }); err != nil {
-		return err
-	}
-	e.rec = rec
-	return nil
+	return c.b.groups.CommitTxn(sets, func(now time.Time) error {
+		synced := make(chan error, 1)
+		go func() { synced <- syncParts(written) }()
+		stored, err := c.b.meta.DecideTxn(e.id, rec, offsets, now)
+		serr := <-synced
+		switch {
+		case err != nil:
+			return err // nothing decided
+		case serr != nil:
+			if uerr := c.b.meta.UndoTxn(e.id, stored, now); uerr != nil {
+				// Decided, and not undone: Open settles it by what the
+				// partitions hold. The partitions refuse writes until then.
+				e.rec = stored
+				return fmt.Errorf("%w (and undoing its decision: %w; the next Open settles it)", serr, uerr)
+			}
+			return serr
+		}
+		e.rec = stored
+		return nil
+	})
 }
 
 // syncParts waits for the records of parts to be durable, the partitions'
@@ -535,27 +562,23 @@ func (c *txnCoordinator) txnAppendCheck(pid int64, epoch int16, l *log.Log) (*tx
 // transactional IDs it aborted for.
 func (c *txnCoordinator) recover() error {
 	pidOf := map[int64]*txnEntry{}
+	settled := map[string]catalog.Txn{}
 	for _, e := range c.ids {
 		pidOf[e.rec.ProducerID] = e
 		if e.rec.Decided == "" {
 			continue
 		}
-		for _, p := range e.rec.Partitions {
-			_, l, err := c.b.partitionLog(p.Topic, p.Partition)
-			if err != nil {
-				continue // deleted since
-			}
-			open, err := l.OpenTxns()
-			if err != nil {
-				return err
-			}
-			for _, t := range open {
-				if t.ProducerID == e.rec.ProducerID && t.FirstOffset < p.Last {
-					if _, err := l.EndTxn(t.ProducerID, e.rec.Epoch, e.rec.Decided == "commit", 0); err != nil {
-						return err
-					}
-				}
-			}
+		if err := c.settle(e); err != nil {
+			return err
+		}
+		e.rec.Decided, e.rec.Partitions, e.rec.Undo = "", nil, nil
+		settled[e.id] = e.rec
+	}
+	// Settled decisions go, so that a later Open never judges an old one
+	// against partitions that changed since (deleted and created again).
+	if len(settled) > 0 {
+		if err := c.b.meta.PutTxns(settled); err != nil {
+			return err
 		}
 	}
 	fence := map[*txnEntry]bool{}
@@ -585,12 +608,59 @@ func (c *txnCoordinator) recover() error {
 	return nil
 }
 
+// settle completes e's decided transaction after a crash: its markers
+// where they are missing, or, for a commit whose records a partition lost
+// (a machine crash before their fsync; the decision was made while they
+// were being synced), its undoing: offsets back, then aborts.
+func (c *txnCoordinator) settle(e *txnEntry) error {
+	type target struct {
+		l    *log.Log
+		last int64
+	}
+	var targets []target
+	commit := e.rec.Decided == "commit"
+	for _, p := range e.rec.Partitions {
+		t, l, err := c.b.partitionLog(p.Topic, p.Partition)
+		if err != nil || !t.created.Equal(p.Created) {
+			continue // deleted since
+		}
+		targets = append(targets, target{l, p.Last})
+		if commit && l.HighWatermark() < p.Last {
+			c.b.opts.Logger.Warn("stream: undoing a transaction commit whose records a crash lost", "transactional_id", e.id,
+				"topic", p.Topic, "partition", p.Partition, "end", l.HighWatermark(), "needed", p.Last)
+			commit = false
+		}
+	}
+	if e.rec.Decided == "commit" && !commit {
+		if err := c.b.meta.UndoTxn(e.id, e.rec, c.b.opts.Now()); err != nil {
+			return err
+		}
+		e.rec.Decided, e.rec.Undo = "abort", nil
+	}
+	for _, t := range targets {
+		open, err := t.l.OpenTxns()
+		if err != nil {
+			return err
+		}
+		for _, o := range open {
+			if o.ProducerID == e.rec.ProducerID && o.FirstOffset < t.last {
+				if _, err := t.l.EndTxn(o.ProducerID, e.rec.Epoch, commit, 0); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // fenceLocked bumps e's epoch, so that the producer instance whose
 // transaction was aborted cannot go on with it.
 func (c *txnCoordinator) fenceLocked(e *txnEntry) error {
 	rec := e.rec
 	rec.Epoch++
-	rec.Decided, rec.Partitions = "", nil
+	if !e.unsettled {
+		rec.Decided, rec.Partitions, rec.Undo = "", nil, nil
+	}
 	if err := c.b.meta.PutTxn(e.id, rec); err != nil {
 		return err
 	}

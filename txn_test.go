@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -507,4 +509,50 @@ func TestTxReadOnlyAndFollower(t *testing.T) {
 	require.NoError(t, b.Close())
 	ro := openBroker(t, dir, &Options{ReadOnly: true})
 	require.Equal(t, []string{"0", "2", "open", "after"}, txValues(t, ro, "a", 0, ReadCommitted))
+}
+
+// TestTxDecidedButRecordsLost: a commit is decided while its records are
+// being synced; if a machine crash then loses a partition's records, Open
+// undoes the decision: the offsets go back and the rest is aborted, so the
+// inputs are processed again rather than lost.
+func TestTxDecidedButRecordsLost(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := openBroker(t, dir, nil)
+	require.NoError(t, b.CreateTopic("a", TopicConfig{Partitions: 2}))
+	in := TopicPartition{Topic: "in", Partition: 0}
+	require.NoError(t, b.CreateTopic("in", TopicConfig{Partitions: 1}))
+	require.NoError(t, b.meta.CommitOffsets("g", map[TopicPartition]int64{in: 3}, time.Now()))
+
+	p, err := b.NewTxProducer("x", nil)
+	require.NoError(t, err)
+	tx, err := p.Begin()
+	require.NoError(t, err)
+	require.NoError(t, tx.Publish(ctx, txRec("a", 0, "kept"), txRec("a", 1, "lost")))
+	require.NoError(t, tx.CommitOffsets("g", map[TopicPartition]int64{in: 7}))
+	e, err := b.txns.entry("x", p.pid, p.epoch)
+	require.NoError(t, err)
+	parts := make([]*txnPart, 0)
+	for _, tp := range e.parts {
+		parts = append(parts, tp)
+	}
+	require.NoError(t, b.txns.decideLocked(e, parts))
+	e.timer.Stop()
+	e.mu.Unlock()
+	got, err := b.groups.Committed("g", in)
+	require.NoError(t, err)
+	require.Equal(t, int64(7), got[in])
+	crash(t, b)
+	// The machine crash: partition a/1's records never reached the disk.
+	require.NoError(t, os.Truncate(filepath.Join(dir, "topics", "a", "1", "00000000000000000000.log"), 0))
+
+	b = openBroker(t, dir, nil)
+	got, err = b.groups.Committed("g", in)
+	require.NoError(t, err)
+	require.Equal(t, map[TopicPartition]int64{in: 3}, got)
+	require.Empty(t, txValues(t, b, "a", 0, ReadCommitted))
+	require.Equal(t, []string{"kept"}, txValues(t, b, "a", 0, ReadUncommitted))
+	_, l, err := b.partitionLog("a", 0)
+	require.NoError(t, err)
+	require.Equal(t, l.HighWatermark(), l.LastStable())
 }

@@ -936,6 +936,19 @@ type Txn struct {
 	TimeoutMS  int64          `json:"timeoutMs"`
 	Decided    string         `json:"decided,omitempty"` // "", "commit" or "abort"
 	Partitions []TxnPartition `json:"partitions,omitempty"`
+	// Undo is, for a decided commit, the offsets its own commit replaced
+	// (Offset -1: none was committed): a commit is decided while its
+	// records are still being made durable, and one whose records a
+	// machine crash lost is undone (UndoTxn) rather than completed.
+	Undo []TxnUndo `json:"undo,omitempty"`
+}
+
+// TxnUndo is a committed offset as it was before a transaction's commit.
+type TxnUndo struct {
+	Group     string `json:"group"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"` // -1: none
 }
 
 // TxnPartition is a partition a decided transaction wrote to. Last is the
@@ -943,9 +956,10 @@ type Txn struct {
 // below it, so an open transaction of the same producer that starts at
 // or after it is a later one.
 type TxnPartition struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Last      int64  `json:"last"`
+	Topic     string    `json:"topic"`
+	Partition int32     `json:"partition"`
+	Last      int64     `json:"last"`
+	Created   time.Time `json:"created"` // the topic's creation: one created again since is another
 }
 
 func txnBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
@@ -954,34 +968,59 @@ func txnBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
 
 // PutTxn stores a transactional ID's record.
 func (c *Catalog) PutTxn(id string, rec Txn) error {
+	return c.PutTxns(map[string]Txn{id: rec})
+}
+
+// PutTxns stores transactional IDs' records in one bbolt transaction.
+func (c *Catalog) PutTxns(recs map[string]Txn) error {
 	if c.db == nil {
 		return errs.ErrReadOnly
-	}
-	v, err := encodeJSON(id, rec)
-	if err != nil {
-		return err
 	}
 	return c.update(func(tx *bolt.Tx) error {
 		b, err := txnBucket(tx)
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(id), v)
+		for id, rec := range recs {
+			v, err := encodeJSON(id, rec)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(id), v); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
 // DecideTxn stores a transaction's decision (rec) and, if it commits, the
 // offsets it commits (per group), in one bbolt transaction: both are
-// durable, or neither.
-func (c *Catalog) DecideTxn(id string, rec Txn, offsets map[string]map[TopicPartition]int64, now time.Time) error {
+// durable, or neither. The offsets they replace are kept in the record's
+// Undo, which it returns as stored.
+func (c *Catalog) DecideTxn(id string, rec Txn, offsets map[string]map[TopicPartition]int64, now time.Time) (Txn, error) {
 	if c.db == nil {
-		return errs.ErrReadOnly
+		return rec, errs.ErrReadOnly
 	}
-	v, err := encodeJSON(id, rec)
-	if err != nil {
-		return err
-	}
-	return c.update(func(tx *bolt.Tx) error {
+	rec.Undo = nil
+	err := c.update(func(tx *bolt.Tx) error {
+		root := tx.Bucket([]byte(bucketOffset))
+		for group, offs := range offsets {
+			g := root.Bucket([]byte(group))
+			for tp := range offs {
+				prev := int64(-1)
+				if g != nil {
+					if v := g.Get(offsetKey(tp)); len(v) >= 8 {
+						prev = int64(binary.BigEndian.Uint64(v))
+					}
+				}
+				rec.Undo = append(rec.Undo, TxnUndo{Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: prev})
+			}
+		}
+		v, err := encodeJSON(id, rec)
+		if err != nil {
+			return err
+		}
 		b, err := txnBucket(tx)
 		if err != nil {
 			return err
@@ -998,6 +1037,42 @@ func (c *Catalog) DecideTxn(id string, rec Txn, offsets map[string]map[TopicPart
 			}
 		}
 		return nil
+	})
+	return rec, err
+}
+
+// UndoTxn reverses a decided commit whose records were lost: the offsets
+// it committed go back to rec.Undo's, and the record says "abort", in one
+// bbolt transaction.
+func (c *Catalog) UndoTxn(id string, rec Txn, now time.Time) error {
+	if c.db == nil {
+		return errs.ErrReadOnly
+	}
+	undo := rec.Undo
+	rec.Decided, rec.Undo = "abort", nil
+	v, err := encodeJSON(id, rec)
+	if err != nil {
+		return err
+	}
+	return c.update(func(tx *bolt.Tx) error {
+		root := tx.Bucket([]byte(bucketOffset))
+		for _, u := range undo {
+			tp := TopicPartition{Topic: u.Topic, Partition: u.Partition}
+			if u.Offset >= 0 {
+				if err := putOffsets(tx, u.Group, map[TopicPartition]int64{tp: u.Offset}, now); err != nil {
+					return err
+				}
+			} else if g := root.Bucket([]byte(u.Group)); g != nil {
+				if err := g.Delete(offsetKey(tp)); err != nil {
+					return err
+				}
+			}
+		}
+		b, err := txnBucket(tx)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), v)
 	})
 }
 
