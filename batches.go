@@ -252,7 +252,7 @@ func (c Codec) withLevel(level int) Compression { return Compression{Codec: c, L
 // across restarts), with epoch 0, for an idempotent producer's batches
 // (AppendBatches). It fails with ErrReadOnly on a read-only broker.
 func (b *Broker) InitProducerID() (id int64, epoch int16, err error) {
-	if err := b.checkWritable(); err != nil {
+	if err := b.writable(); err != nil {
 		return 0, 0, err
 	}
 	id, err = b.meta.NextProducerID(b.opts.Now())

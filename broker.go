@@ -830,6 +830,15 @@ func (b *Broker) checkOpen() error {
 	return nil
 }
 
+// writable is checkWritable for callers that do not hold b.mu.
+func (b *Broker) writable() error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.checkWritable()
+}
+
+// checkWritable returns ErrClosed after Close and ErrReadOnly on a
+// read-only broker. Callers hold b.mu.
 func (b *Broker) checkWritable() error {
 	if err := b.checkOpen(); err != nil {
 		return err

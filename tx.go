@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/embedstream/stream/internal/log"
@@ -42,12 +43,9 @@ type TxProducer struct {
 	pid   int64
 	epoch int16
 
-	mu     sync.Mutex
+	mu     sync.Mutex // guards tx; taken before a Tx's
 	tx     *Tx
-	closed bool
-	// seqs is the next sequence per partition: idempotence's, which goes
-	// on from transaction to transaction for the producer's epoch.
-	seqs map[*log.Log]int32
+	closed atomic.Bool
 }
 
 // NewTxProducer returns the transactional producer of transactional ID id
@@ -63,7 +61,7 @@ func (b *Broker) NewTxProducer(id string, opts *TxOptions) (*TxProducer, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &TxProducer{b: b, id: id, pid: pid, epoch: epoch, seqs: map[*log.Log]int32{}}, nil
+	return &TxProducer{b: b, id: id, pid: pid, epoch: epoch}, nil
 }
 
 // ID returns the producer's transactional ID.
@@ -74,11 +72,16 @@ func (p *TxProducer) ID() string { return p.id }
 func (p *TxProducer) Begin() (*Tx, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
 		return nil, ErrClosed
 	}
-	if p.tx != nil && !p.tx.done {
-		return nil, fmt.Errorf("%w: a transaction is open; Commit or Abort it first", ErrTxnState)
+	if tx := p.tx; tx != nil {
+		tx.mu.Lock()
+		done := tx.done
+		tx.mu.Unlock()
+		if !done {
+			return nil, fmt.Errorf("%w: a transaction is open; Commit or Abort it first", ErrTxnState)
+		}
 	}
 	p.tx = &Tx{p: p}
 	return p.tx, nil
@@ -88,18 +91,25 @@ func (p *TxProducer) Begin() (*Tx, error) {
 // later calls fail with ErrClosed. It is idempotent.
 func (p *TxProducer) Close() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Swap(true) {
+		p.mu.Unlock()
 		return nil
 	}
-	p.closed = true
-	if tx := p.tx; tx != nil && !tx.done {
-		tx.done = true
-		if tx.begun {
-			return ignoreFenced(p.b.EndTxn(p.id, p.pid, p.epoch, false))
-		}
+	tx := p.tx
+	p.mu.Unlock()
+	if tx == nil {
+		return nil
 	}
-	return nil
+	// Without the producer's lock: a Publish holds the transaction's and
+	// the coordinator's, and ends before the abort runs.
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done || !tx.begun {
+		tx.done = true
+		return nil
+	}
+	tx.done = true
+	return ignoreFenced(p.b.EndTxn(p.id, p.pid, p.epoch, false))
 }
 
 // ignoreFenced drops ErrFenced and ErrClosed from an abort on the way out:
@@ -115,8 +125,9 @@ func ignoreFenced(err error) error {
 // Tx is one transaction of a TxProducer: Publish records and stage
 // consumer offsets, then Commit or Abort. Its records take offsets at
 // once (Publish fills them in) but stay hidden from ReadCommitted readers
-// until Commit; ReadUncommitted readers see them as they are written,
-// aborted or not, as Kafka's do.
+// until Commit; ReadUncommitted readers see them, aborted or not, as
+// Kafka's do, once they are appended (under SyncAlways, once durable: at
+// the latest when the transaction ends).
 type Tx struct {
 	p     *TxProducer
 	mu    sync.Mutex
@@ -169,9 +180,12 @@ func (tx *Tx) Publish(ctx context.Context, recs ...*Record) error {
 	for gi := range plan.groups {
 		g, tp := &plan.groups[gi], added[gi]
 		encoded := g.stored
-		p.mu.Lock()
-		seq := p.seqs[g.part]
-		p.mu.Unlock()
+		// Sequences go on from transaction to transaction for the
+		// producer's epoch, under the coordinator's lock of the ID.
+		if e.seqs == nil {
+			e.seqs = map[*log.Log]int32{}
+		}
+		seq := e.seqs[g.part]
 		encoded.SetProducer(p.pid, p.epoch, seq, true)
 		res, err := g.part.AppendTxn(encoded)
 		if err != nil {
@@ -181,9 +195,7 @@ func (tx *Tx) Publish(ctx context.Context, recs ...*Record) error {
 			}
 			return err
 		}
-		p.mu.Lock()
-		p.seqs[g.part] = nextSequence(seq, g.builder.Count())
-		p.mu.Unlock()
+		e.seqs[g.part] = nextSequence(seq, g.builder.Count())
 		tp.last = max(tp.last, res.End)
 		st := newStamp(g.partition, res.Base, encoded)
 		for n := range g.builder.Count() {
@@ -206,10 +218,7 @@ func (tx *Tx) usable() error {
 	if tx.done {
 		return fmt.Errorf("%w: the transaction is over", ErrTxnState)
 	}
-	tx.p.mu.Lock()
-	closed := tx.p.closed
-	tx.p.mu.Unlock()
-	if closed {
+	if tx.p.closed.Load() {
 		return ErrClosed
 	}
 	return nil

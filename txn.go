@@ -50,6 +50,18 @@ var (
 	// Publish, ErrStaleGeneration for a consumer that lost its
 	// partitions).
 	ErrTxnAborted = errors.New("stream: transaction aborted")
+
+	// ErrTxnIncomplete is returned by a commit that is decided and durable
+	// but whose markers could not all be written (a partition's fsync
+	// failed, the broker closed): some of its records are not visible
+	// yet, and the next Open makes them so. The commit stands; do not redo
+	// its work.
+	ErrTxnIncomplete = errors.New("stream: transaction committed, not yet visible everywhere")
+
+	// ErrInvalidProducerID is returned for a producer ID that is not the
+	// one the transactional ID was given, or a transactional ID never
+	// initialized (Kafka's INVALID_PRODUCER_ID_MAPPING): initialize it.
+	ErrInvalidProducerID = errors.New("stream: producer id does not belong to the transactional id")
 )
 
 // Limits of a transaction's timeout (Kafka's transaction.timeout.ms and
@@ -83,10 +95,51 @@ type TxnInfo struct {
 
 // txnCoordinator is the broker's registry of transactional IDs.
 type txnCoordinator struct {
-	b     *Broker
-	mu    sync.Mutex
-	ids   map[string]*txnEntry
-	byPID map[int64]*txnEntry
+	b      *Broker
+	mu     sync.Mutex
+	ids    map[string]*txnEntry
+	byPID  map[int64]*txnEntry
+	closed bool // Close began: every call fails with ErrClosed
+
+	// pending lists the stored decisions whose markers may not be
+	// durable yet (made visible without an fsync of their own); each
+	// decision made drops those whose markers became durable since.
+	pendMu  sync.Mutex
+	pending []pendingDecision
+}
+
+// pendingDecision is a stored decision and where its markers end.
+type pendingDecision struct {
+	key     uint64
+	markers []markerEnd
+}
+
+type markerEnd struct {
+	log *log.Log
+	end int64
+}
+
+// durableDecisions takes from pending the decisions whose markers are all
+// durable now (or, under SyncNever, left to the OS as everything is).
+func (c *txnCoordinator) durableDecisions() []uint64 {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	var done []uint64
+	keep := c.pending[:0]
+	for _, p := range c.pending {
+		durable := true
+		for _, m := range p.markers {
+			durable = durable && m.log.Durable(m.end)
+		}
+		if durable {
+			done = append(done, p.key)
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	clear(c.pending[len(keep):])
+	c.pending = keep
+	return done
 }
 
 // txnEntry is one transactional ID. Its mu serializes the ID's calls.
@@ -102,9 +155,10 @@ type txnEntry struct {
 	timer   *time.Timer // aborts the open transaction at its timeout
 	run     int         // counts transactions, so a late timer spares the next
 	expired bool        // the last transaction was aborted by its timer
-	// unsettled: a decided commit's markers could not all be written; its
-	// decision must stay in meta.db for the next Open to finish.
-	unsettled bool
+	// seqs is the next sequence per partition of in-process batches
+	// (TxProducer), for the current producer ID and epoch.
+	seqs     map[*log.Log]int32
+	decision uint64 // the key of the open transaction's stored decision
 }
 
 // txnPart is a partition an open transaction writes to.
@@ -160,11 +214,15 @@ func (b *Broker) InitTransactions(id string, timeout time.Duration) (producerID 
 	if timeout < 0 || timeout > MaxTxnTimeout {
 		return 0, 0, fmt.Errorf("%w: transaction timeout %v outside (0, %v]", ErrInvalidConfig, timeout, MaxTxnTimeout)
 	}
-	if err := b.checkWritable(); err != nil {
+	if err := b.writable(); err != nil {
 		return 0, 0, err
 	}
 	c := b.txns
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return 0, 0, ErrClosed
+	}
 	e := c.ids[id]
 	if e == nil {
 		e = &txnEntry{id: id, state: TxnEmpty, rec: catalog.Txn{ProducerID: -1}}
@@ -174,7 +232,8 @@ func (b *Broker) InitTransactions(id string, timeout time.Duration) (producerID 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state == TxnOngoing {
-		if err := c.endLocked(e, false); err != nil {
+		// Aborted with the epoch it is fenced by, as Kafka marks it.
+		if err := c.endLocked(e, false, bumped(e.rec.Epoch)); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -189,9 +248,6 @@ func (b *Broker) InitTransactions(id string, timeout time.Duration) (producerID 
 		rec.Epoch++
 	}
 	rec.TimeoutMS = timeout.Milliseconds()
-	if !e.unsettled {
-		rec.Decided, rec.Partitions, rec.Undo = "", nil, nil
-	}
 	if err := b.meta.PutTxn(id, rec); err != nil {
 		return 0, 0, fmt.Errorf("transactional id %q: %w", id, err)
 	}
@@ -202,28 +258,47 @@ func (b *Broker) InitTransactions(id string, timeout time.Duration) (producerID 
 	c.byPID[rec.ProducerID] = e
 	c.mu.Unlock()
 	e.rec, e.state, e.expired, e.failed = rec, TxnEmpty, false, nil
+	e.seqs = map[*log.Log]int32{}
 	return rec.ProducerID, rec.Epoch, nil
+}
+
+// bumped is the epoch after epoch, as far as epochs go.
+func bumped(epoch int16) int16 {
+	if epoch < math.MaxInt16 {
+		return epoch + 1
+	}
+	return epoch
 }
 
 // entry returns id's entry, locked, once the caller's producer ID and
 // epoch are current: ErrFenced for an older epoch (a newer instance took
-// over), ErrInvalidArgument for an ID it does not know or a producer ID
-// that is not id's.
+// over), ErrInvalidProducerEpoch for a newer one, ErrInvalidProducerID for
+// an ID never initialized or a producer ID that is not id's, ErrClosed
+// once the broker is closing.
 func (c *txnCoordinator) entry(id string, pid int64, epoch int16) (*txnEntry, error) {
-	if err := c.b.checkWritable(); err != nil {
+	if err := c.b.writable(); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	e := c.ids[id]
+	e, closed := c.ids[id], c.closed
 	c.mu.Unlock()
-	if e == nil {
-		return nil, fmt.Errorf("%w: transactional id %q was never initialized", ErrTxnState, id)
+	switch {
+	case closed:
+		return nil, ErrClosed
+	case e == nil:
+		return nil, fmt.Errorf("%w: transactional id %q was never initialized", ErrInvalidProducerID, id)
 	}
 	e.mu.Lock()
+	c.mu.Lock()
+	closed = c.closed // close may have passed e before this caller got it
+	c.mu.Unlock()
 	switch {
+	case closed:
+		e.mu.Unlock()
+		return nil, ErrClosed
 	case pid != e.rec.ProducerID:
 		e.mu.Unlock()
-		return nil, fmt.Errorf("%w: transactional id %q has producer id %d, not %d", ErrFenced, id, e.rec.ProducerID, pid)
+		return nil, fmt.Errorf("%w: transactional id %q has producer id %d, not %d", ErrInvalidProducerID, id, e.rec.ProducerID, pid)
 	case epoch < e.rec.Epoch:
 		e.mu.Unlock()
 		return nil, fmt.Errorf("%w: transactional id %q is at epoch %d; this producer's %d was fenced", ErrFenced, id, e.rec.Epoch, epoch)
@@ -257,7 +332,7 @@ func (c *txnCoordinator) expire(e *txnEntry, run int) {
 	if e.state != TxnOngoing || e.run != run {
 		return
 	}
-	if err := c.endLocked(e, false); err != nil {
+	if err := c.endLocked(e, false, e.rec.Epoch); err != nil {
 		c.b.opts.Logger.Error("stream: aborting a timed-out transaction failed", "transactional_id", e.id, "err", err)
 		return
 	}
@@ -371,11 +446,13 @@ func (b *Broker) EndTxn(id string, pid int64, epoch int16, commit bool) error {
 		}
 		return fmt.Errorf("%w: transactional id %q has no open transaction", ErrTxnState, id)
 	}
-	return b.txns.endLocked(e, commit)
+	return b.txns.endLocked(e, commit, e.rec.Epoch)
 }
 
-// endLocked ends e's open transaction. Callers hold e.mu.
-func (c *txnCoordinator) endLocked(e *txnEntry, commit bool) error {
+// endLocked ends e's open transaction, with epoch the producer's epoch
+// the markers carry (a fencing abort passes the new one). Callers hold
+// e.mu.
+func (c *txnCoordinator) endLocked(e *txnEntry, commit bool, epoch int16) error {
 	if e.timer != nil {
 		e.timer.Stop()
 	}
@@ -386,18 +463,30 @@ func (c *txnCoordinator) endLocked(e *txnEntry, commit bool) error {
 		return int(a.tp.Partition - b.tp.Partition)
 	})
 	var cause error
+	decided := false
 	if commit {
-		cause = c.decideLocked(e, parts)
+		decided, cause = c.decideLocked(e, parts)
 		commit = cause == nil
 	}
 	var err error
+	var markers []markerEnd
 	for _, p := range parts {
 		if p.last < 0 {
 			continue // added, never written
 		}
-		if _, merr := p.log.EndTxn(e.rec.ProducerID, e.rec.Epoch, commit, 0); merr != nil {
+		// An undecided commit (one partition, no offsets) is durable only
+		// once its marker is.
+		off, merr := p.log.EndTxn(e.rec.ProducerID, epoch, commit, 0, commit && !decided)
+		if merr != nil {
 			err = errors.Join(err, fmt.Errorf("%s: %w", p.tp, merr))
+		} else if off >= 0 {
+			markers = append(markers, markerEnd{p.log, off + 1})
 		}
+	}
+	if decided && err == nil {
+		c.pendMu.Lock()
+		c.pending = append(c.pending, pendingDecision{key: e.decision, markers: markers})
+		c.pendMu.Unlock()
 	}
 	e.parts, e.offsets, e.failed = nil, nil, nil
 	e.state = TxnCompleteAbort
@@ -407,15 +496,20 @@ func (c *txnCoordinator) endLocked(e *txnEntry, commit bool) error {
 	} else {
 		c.b.txnAborts.Add(1)
 	}
-	if err != nil {
-		// A marker that could not be written (a failed fsync, a closed
-		// broker) is written at the next Open: from the decision for a
-		// commit, as an abort of what is left open otherwise.
-		e.unsettled = e.rec.Decided != ""
-		return fmt.Errorf("transactional id %q: end transaction: %w", e.id, err)
-	}
-	if cause != nil {
-		return fmt.Errorf("%w: %w", ErrTxnAborted, cause)
+	switch {
+	case cause != nil:
+		return fmt.Errorf("%w: %w", ErrTxnAborted, errors.Join(cause, err))
+	case err != nil && decided:
+		// The commit is durable, its markers are not all written (a
+		// failed fsync, a closed broker): its decision stays for the next
+		// Open, which writes them.
+		return fmt.Errorf("%w: transactional id %q: the commit is decided and durable, but not yet visible in every partition; the next Open completes it: %w",
+			ErrTxnIncomplete, e.id, err)
+	case err != nil && commit:
+		// One partition, undecided: its marker decides, and failed.
+		return fmt.Errorf("%w: transactional id %q: %w", ErrTxnAborted, e.id, err)
+	case err != nil:
+		return fmt.Errorf("transactional id %q: abort: %w", e.id, err) // Open aborts what is left open
 	}
 	return nil
 }
@@ -430,9 +524,9 @@ func (c *txnCoordinator) endLocked(e *txnEntry, commit bool) error {
 // locks held meanwhile keep any new owner of the partitions from reading
 // offsets that may yet be undone. An error means the transaction must
 // abort instead.
-func (c *txnCoordinator) decideLocked(e *txnEntry, parts []*txnPart) error {
+func (c *txnCoordinator) decideLocked(e *txnEntry, parts []*txnPart) (decided bool, err error) {
 	if e.failed != nil {
-		return e.failed
+		return false, e.failed
 	}
 	var written []*txnPart
 	for _, p := range parts {
@@ -441,39 +535,38 @@ func (c *txnCoordinator) decideLocked(e *txnEntry, parts []*txnPart) error {
 		}
 	}
 	if len(written) <= 1 && len(e.offsets) == 0 {
-		return syncParts(written) // one marker is atomic by itself: nothing to decide
+		return false, nil // one marker is atomic by itself: nothing to decide
 	}
-	rec := e.rec
-	rec.Decided = "commit"
-	rec.Partitions = make([]catalog.TxnPartition, len(written))
+	d := catalog.TxnDecision{ID: e.id, ProducerID: e.rec.ProducerID, Epoch: e.rec.Epoch, Decided: "commit",
+		Partitions: make([]catalog.TxnPartition, len(written))}
 	for i, p := range written {
-		rec.Partitions[i] = catalog.TxnPartition{Topic: p.tp.Topic, Partition: p.tp.Partition, Last: p.last, Created: p.created}
+		d.Partitions[i] = catalog.TxnPartition{Topic: p.tp.Topic, Partition: p.tp.Partition, Last: p.last, Created: p.created}
 	}
 	sets := slices.Collect(maps.Values(e.offsets))
 	offsets := make(map[string]map[TopicPartition]int64, len(sets))
 	for _, s := range sets {
 		offsets[s.Group] = s.Offsets
 	}
-	return c.b.groups.CommitTxn(sets, func(now time.Time) error {
+	err = c.b.groups.CommitTxn(sets, func(now time.Time) error {
 		synced := make(chan error, 1)
 		go func() { synced <- syncParts(written) }()
-		stored, err := c.b.meta.DecideTxn(e.id, rec, offsets, now)
+		stored, err := c.b.meta.DecideTxn(d, offsets, c.durableDecisions(), now)
 		serr := <-synced
 		switch {
 		case err != nil:
 			return err // nothing decided
 		case serr != nil:
-			if uerr := c.b.meta.UndoTxn(e.id, stored, now); uerr != nil {
+			if uerr := c.b.meta.UndoTxn(stored, now); uerr != nil {
 				// Decided, and not undone: Open settles it by what the
 				// partitions hold. The partitions refuse writes until then.
-				e.rec = stored
 				return fmt.Errorf("%w (and undoing its decision: %w; the next Open settles it)", serr, uerr)
 			}
 			return serr
 		}
-		e.rec = stored
+		e.decision = stored.Key
 		return nil
 	})
+	return err == nil, err
 }
 
 // syncParts waits for the records of parts to be durable, the partitions'
@@ -549,6 +642,9 @@ func (c *txnCoordinator) txnAppendCheck(pid int64, epoch int16, l *log.Log) (*tx
 	case epoch < e.rec.Epoch:
 		e.mu.Unlock()
 		return nil, nil, fmt.Errorf("%w: producer %d epoch %d was fenced by epoch %d", ErrFenced, pid, epoch, e.rec.Epoch)
+	case epoch > e.rec.Epoch:
+		e.mu.Unlock()
+		return nil, nil, fmt.Errorf("%w: producer %d epoch %d ahead of %d", ErrInvalidProducerEpoch, pid, epoch, e.rec.Epoch)
 	case e.state != TxnOngoing || e.parts[l] == nil:
 		e.mu.Unlock()
 		return nil, nil, fmt.Errorf("%w: producer %d has not added this partition to an open transaction", ErrTxnState, pid)
@@ -562,22 +658,27 @@ func (c *txnCoordinator) txnAppendCheck(pid int64, epoch int16, l *log.Log) (*tx
 // transactional IDs it aborted for.
 func (c *txnCoordinator) recover() error {
 	pidOf := map[int64]*txnEntry{}
-	settled := map[string]catalog.Txn{}
 	for _, e := range c.ids {
 		pidOf[e.rec.ProducerID] = e
-		if e.rec.Decided == "" {
-			continue
-		}
-		if err := c.settle(e); err != nil {
+	}
+	decisions, err := c.b.meta.TxnDecisions()
+	if err != nil {
+		return err
+	}
+	var settled []uint64
+	for _, d := range decisions {
+		if err := c.settle(d); err != nil {
 			return err
 		}
-		e.rec.Decided, e.rec.Partitions, e.rec.Undo = "", nil, nil
-		settled[e.id] = e.rec
+		settled = append(settled, d.Key)
 	}
-	// Settled decisions go, so that a later Open never judges an old one
-	// against partitions that changed since (deleted and created again).
+	// Settled decisions go, once their markers are durable, so that a
+	// later Open never judges one against partitions that changed since.
 	if len(settled) > 0 {
-		if err := c.b.meta.PutTxns(settled); err != nil {
+		if err := c.syncAll(); err != nil {
+			return err
+		}
+		if err := c.b.meta.DropTxnDecisions(settled); err != nil {
 			return err
 		}
 	}
@@ -593,8 +694,9 @@ func (c *txnCoordinator) recover() error {
 				fence[e] = true
 				epoch = max(epoch, e.rec.Epoch)
 			}
+			epoch = bumped(epoch) // the epoch fenceLocked stores next
 			c.b.opts.Logger.Warn("stream: aborting a transaction left open", "dir", l.Dir(), "producer_id", t.ProducerID, "first_offset", t.FirstOffset)
-			if _, err := l.EndTxn(t.ProducerID, epoch, false, 0); err != nil {
+			if _, err := l.EndTxn(t.ProducerID, epoch, false, 0, false); err != nil {
 				return err
 			}
 			c.b.txnAborts.Add(1)
@@ -608,34 +710,33 @@ func (c *txnCoordinator) recover() error {
 	return nil
 }
 
-// settle completes e's decided transaction after a crash: its markers
+// settle completes a decided transaction after a crash: its markers
 // where they are missing, or, for a commit whose records a partition lost
 // (a machine crash before their fsync; the decision was made while they
 // were being synced), its undoing: offsets back, then aborts.
-func (c *txnCoordinator) settle(e *txnEntry) error {
+func (c *txnCoordinator) settle(d catalog.TxnDecision) error {
 	type target struct {
 		l    *log.Log
 		last int64
 	}
 	var targets []target
-	commit := e.rec.Decided == "commit"
-	for _, p := range e.rec.Partitions {
+	commit := d.Decided == "commit"
+	for _, p := range d.Partitions {
 		t, l, err := c.b.partitionLog(p.Topic, p.Partition)
 		if err != nil || !t.created.Equal(p.Created) {
 			continue // deleted since
 		}
 		targets = append(targets, target{l, p.Last})
 		if commit && l.HighWatermark() < p.Last {
-			c.b.opts.Logger.Warn("stream: undoing a transaction commit whose records a crash lost", "transactional_id", e.id,
+			c.b.opts.Logger.Warn("stream: undoing a transaction commit whose records a crash lost", "transactional_id", d.ID,
 				"topic", p.Topic, "partition", p.Partition, "end", l.HighWatermark(), "needed", p.Last)
 			commit = false
 		}
 	}
-	if e.rec.Decided == "commit" && !commit {
-		if err := c.b.meta.UndoTxn(e.id, e.rec, c.b.opts.Now()); err != nil {
+	if d.Decided == "commit" && !commit {
+		if err := c.b.meta.UndoTxn(d, c.b.opts.Now()); err != nil {
 			return err
 		}
-		e.rec.Decided, e.rec.Undo = "abort", nil
 	}
 	for _, t := range targets {
 		open, err := t.l.OpenTxns()
@@ -643,8 +744,8 @@ func (c *txnCoordinator) settle(e *txnEntry) error {
 			return err
 		}
 		for _, o := range open {
-			if o.ProducerID == e.rec.ProducerID && o.FirstOffset < t.last {
-				if _, err := t.l.EndTxn(o.ProducerID, e.rec.Epoch, commit, 0); err != nil {
+			if o.ProducerID == d.ProducerID && o.FirstOffset < t.last {
+				if _, err := t.l.EndTxn(o.ProducerID, d.Epoch, commit, 0, false); err != nil {
 					return err
 				}
 			}
@@ -653,14 +754,23 @@ func (c *txnCoordinator) settle(e *txnEntry) error {
 	return nil
 }
 
+// syncAll makes every partition's data durable, whatever its policy: at
+// Open, before the decisions that would redo its markers go.
+func (c *txnCoordinator) syncAll() error {
+	var err error
+	for _, l := range c.b.allPartitions() {
+		if l.Policy() != log.SyncNever {
+			err = errors.Join(err, l.Sync())
+		}
+	}
+	return err
+}
+
 // fenceLocked bumps e's epoch, so that the producer instance whose
 // transaction was aborted cannot go on with it.
 func (c *txnCoordinator) fenceLocked(e *txnEntry) error {
 	rec := e.rec
-	rec.Epoch++
-	if !e.unsettled {
-		rec.Decided, rec.Partitions, rec.Undo = "", nil, nil
-	}
+	rec.Epoch = bumped(rec.Epoch)
 	if err := c.b.meta.PutTxn(e.id, rec); err != nil {
 		return err
 	}
@@ -668,16 +778,18 @@ func (c *txnCoordinator) fenceLocked(e *txnEntry) error {
 	return nil
 }
 
-// close aborts every open transaction, as Close begins.
+// close aborts every open transaction, as Close begins; from then on the
+// coordinator takes no calls (ErrClosed).
 func (c *txnCoordinator) close() error {
 	c.mu.Lock()
+	c.closed = true
 	entries := slices.Collect(maps.Values(c.ids))
 	c.mu.Unlock()
 	var err error
 	for _, e := range entries {
 		e.mu.Lock()
 		if e.state == TxnOngoing {
-			err = errors.Join(err, c.endLocked(e, false), c.fenceLocked(e))
+			err = errors.Join(err, c.endLocked(e, false, bumped(e.rec.Epoch)), c.fenceLocked(e))
 		}
 		e.mu.Unlock()
 	}

@@ -233,7 +233,8 @@ func TestTxCrashRecovery(t *testing.T) {
 	for _, p := range e.parts {
 		parts = append(parts, p)
 	}
-	require.NoError(t, b.txns.decideLocked(e, parts))
+	_, err = b.txns.decideLocked(e, parts)
+	require.NoError(t, err)
 	e.timer.Stop()
 	e.mu.Unlock()
 	b.txns.ids["open"].timer.Stop()
@@ -536,7 +537,8 @@ func TestTxDecidedButRecordsLost(t *testing.T) {
 	for _, tp := range e.parts {
 		parts = append(parts, tp)
 	}
-	require.NoError(t, b.txns.decideLocked(e, parts))
+	_, err = b.txns.decideLocked(e, parts)
+	require.NoError(t, err)
 	e.timer.Stop()
 	e.mu.Unlock()
 	got, err := b.groups.Committed("g", in)
@@ -555,4 +557,107 @@ func TestTxDecidedButRecordsLost(t *testing.T) {
 	_, l, err := b.partitionLog("a", 0)
 	require.NoError(t, err)
 	require.Equal(t, l.HighWatermark(), l.LastStable())
+}
+
+// TestTxCloseRacesPublishAndCommit: Close of a TxProducer while another
+// goroutine publishes or commits in its transaction neither deadlocks
+// nor races.
+func TestTxCloseRacesPublishAndCommit(t *testing.T) {
+	ctx := context.Background()
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("a", TopicConfig{Partitions: 8}))
+	recs := func() []*Record {
+		out := make([]*Record, 8)
+		for i := range out {
+			out[i] = txRec("a", int32(i), "v")
+		}
+		return out
+	}
+	for i := range 30 {
+		p, err := b.NewTxProducer("x", nil)
+		require.NoError(t, err)
+		tx, err := p.Begin()
+		require.NoError(t, err)
+		require.NoError(t, tx.Publish(ctx, recs()...))
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if i%2 == 0 {
+				_ = tx.Publish(ctx, recs()...)
+			} else {
+				_ = tx.Commit(ctx)
+			}
+		})
+		wg.Go(func() { _ = p.Close() })
+		wg.Wait()
+	}
+	for p := range int32(8) {
+		_, l, err := b.partitionLog("a", p)
+		require.NoError(t, err)
+		require.Equal(t, l.HighWatermark(), l.LastStable())
+	}
+}
+
+// TestTxBrokerCloseRacesCalls: coordinator calls racing Broker.Close fail
+// with ErrClosed or succeed, and leave nothing open behind.
+func TestTxBrokerCloseRacesCalls(t *testing.T) {
+	b, err := Open(t.TempDir(), &Options{Sync: SyncNever})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic("a", TopicConfig{Partitions: 1}))
+	pid, epoch, err := b.InitTransactions("x", 0)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			if err := b.AddTxnPartitions("x", pid, epoch, []TopicPartition{{Topic: "a"}}); err != nil {
+				return
+			}
+		}
+	})
+	require.NoError(t, b.Close())
+	wg.Wait()
+	require.ErrorIs(t, b.AddTxnPartitions("x", pid, epoch, []TopicPartition{{Topic: "a"}}), ErrClosed)
+}
+
+// TestTxSyncAlwaysCommitIsDurable: under SyncAlways a commit is durable
+// when it returns, its marker included, also for a transaction of one
+// partition (which stores no decision: its marker is the decision).
+func TestTxSyncAlwaysCommitIsDurable(t *testing.T) {
+	ctx := context.Background()
+	b := openBroker(t, "", &Options{Sync: SyncAlways})
+	require.NoError(t, b.CreateTopic("a", TopicConfig{Partitions: 2}))
+	p, err := b.NewTxProducer("x", nil)
+	require.NoError(t, err)
+	tx, err := p.Begin()
+	require.NoError(t, err)
+	require.NoError(t, tx.Publish(ctx, txRec("a", 0, "one")))
+	require.NoError(t, tx.Commit(ctx))
+	_, l, err := b.partitionLog("a", 0)
+	require.NoError(t, err)
+	require.True(t, l.Durable(l.HighWatermark()), "the marker of a one-partition commit is durable")
+	require.Equal(t, []string{"one"}, txValues(t, b, "a", 0, ReadCommitted))
+}
+
+// TestTxDeleteRecordsPastOpenTransaction: the last stable offset never
+// falls below the log start, which DeleteRecords may move past an open
+// transaction's start.
+func TestTxDeleteRecordsPastOpenTransaction(t *testing.T) {
+	ctx := context.Background()
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("a", TopicConfig{Partitions: 1}))
+	p, err := b.NewTxProducer("x", nil)
+	require.NoError(t, err)
+	tx, err := p.Begin()
+	require.NoError(t, err)
+	require.NoError(t, tx.Publish(ctx, txRec("a", 0, "open")))
+	require.NoError(t, b.Publish(ctx, txRec("a", 0, "plain")))
+	_, err = b.DeleteRecords("a", 0, 2)
+	require.NoError(t, err)
+	_, l, err := b.partitionLog("a", 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), l.LastStable())
+	r, err := b.NewReader("a", 0, OffsetLatest, &ReaderOptions{Isolation: ReadCommitted, StopAtEnd: true})
+	require.NoError(t, err)
+	defer r.Close()
+	_, err = r.Next(ctx)
+	require.ErrorIs(t, err, io.EOF)
 }

@@ -28,9 +28,12 @@
 //	    <group>   JSON Generation      the group's last completed rebalance, then the
 //	                                   CRC-32C of the key and the JSON, uint32 BE
 //	bucket "transactions"              (added later, made at its first write)
-//	    <transactional id>  JSON Txn   the producer ID and epoch the id was last given
-//	                                   and its last decided transaction, then the
-//	                                   CRC-32C of the key and the JSON, uint32 BE
+//	    <transactional id>  JSON Txn   the producer ID and epoch the id was last given,
+//	                                   then the CRC-32C of the key and the JSON, uint32 BE
+//	bucket "txndecisions"              (added later, made at its first write)
+//	    <uint64 BE sequence> JSON TxnDecision  a transaction's commit decision and the
+//	                                   offsets it replaced, until its markers are durable,
+//	                                   then the CRC-32C of the key and the JSON, uint32 BE
 //
 // bbolt checksums only its meta pages: the CRCs in the values make damage
 // to a data page (a changed byte in a key, a value or a group's name) show
@@ -67,16 +70,17 @@ import (
 const File = "meta.db"
 
 const (
-	metaFormat   = "1"
-	bucketBroker = "broker"
-	bucketTopics = "topics"
-	bucketOffset = "offsets"
-	bucketDelete = "deleted"
-	bucketGens   = "generations"
-	bucketTxns   = "transactions"
-	keyFormat    = "format"
-	keyClean     = "clean"
-	keyProducer  = "producerId" // the next producer ID, 8 bytes big-endian
+	metaFormat      = "1"
+	bucketBroker    = "broker"
+	bucketTopics    = "topics"
+	bucketOffset    = "offsets"
+	bucketDelete    = "deleted"
+	bucketGens      = "generations"
+	bucketTxns      = "transactions"
+	bucketDecisions = "txndecisions"
+	keyFormat       = "format"
+	keyClean        = "clean"
+	keyProducer     = "producerId" // the next producer ID, 8 bytes big-endian
 )
 
 // Topic is a topic's stored record, JSON in the "topics" bucket. Its
@@ -924,31 +928,30 @@ func (c *Catalog) NextProducerID(now time.Time) (int64, error) {
 	return id, err
 }
 
-// Txn is a transactional ID's record: what its coordinator must know
-// after a restart. Decided is set once a transaction's outcome is durable
-// and names, with Partitions, the transaction whose markers Open writes
-// again if they were lost; it stays set after they are written (writing a
-// marker twice is prevented by each partition's own state, see
-// TxnPartition.Last).
+// Txn is a transactional ID's record: the producer ID and epoch it was
+// last given and its transactions' timeout.
 type Txn struct {
-	ProducerID int64          `json:"producerId"`
-	Epoch      int16          `json:"epoch"`
-	TimeoutMS  int64          `json:"timeoutMs"`
-	Decided    string         `json:"decided,omitempty"` // "", "commit" or "abort"
-	Partitions []TxnPartition `json:"partitions,omitempty"`
-	// Undo is, for a decided commit, the offsets its own commit replaced
-	// (Offset -1: none was committed): a commit is decided while its
-	// records are still being made durable, and one whose records a
-	// machine crash lost is undone (UndoTxn) rather than completed.
-	Undo []TxnUndo `json:"undo,omitempty"`
+	ProducerID int64 `json:"producerId"`
+	Epoch      int16 `json:"epoch"`
+	TimeoutMS  int64 `json:"timeoutMs"`
 }
 
-// TxnUndo is a committed offset as it was before a transaction's commit.
-type TxnUndo struct {
-	Group     string `json:"group"`
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"` // -1: none
+// TxnDecision is a transaction's commit decision, kept until its markers
+// are durable in every partition: Open completes the ones a crash left
+// (see the stream package's transactions). Key is its place in the
+// "txndecisions" bucket, set by DecideTxn.
+type TxnDecision struct {
+	Key        uint64         `json:"-"`
+	ID         string         `json:"id"` // the transactional ID
+	ProducerID int64          `json:"producerId"`
+	Epoch      int16          `json:"epoch"`
+	Decided    string         `json:"decided"` // "commit", or "abort" once undone
+	Partitions []TxnPartition `json:"partitions"`
+	// Undo is the offsets the commit replaced (Offset -1: none was
+	// committed): a commit is decided while its records are still being
+	// made durable, and one whose records a machine crash lost is undone
+	// (UndoTxn) rather than completed.
+	Undo []TxnUndo `json:"undo,omitempty"`
 }
 
 // TxnPartition is a partition a decided transaction wrote to. Last is the
@@ -962,47 +965,47 @@ type TxnPartition struct {
 	Created   time.Time `json:"created"` // the topic's creation: one created again since is another
 }
 
+// TxnUndo is a committed offset as it was before a transaction's commit.
+type TxnUndo struct {
+	Group     string `json:"group"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"` // -1: none
+}
+
 func txnBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
 	return tx.CreateBucketIfNotExists([]byte(bucketTxns))
 }
 
+func decisionKey(k uint64) []byte { return binary.BigEndian.AppendUint64(nil, k) }
+
 // PutTxn stores a transactional ID's record.
 func (c *Catalog) PutTxn(id string, rec Txn) error {
-	return c.PutTxns(map[string]Txn{id: rec})
-}
-
-// PutTxns stores transactional IDs' records in one bbolt transaction.
-func (c *Catalog) PutTxns(recs map[string]Txn) error {
 	if c.db == nil {
 		return errs.ErrReadOnly
+	}
+	v, err := encodeJSON(id, rec)
+	if err != nil {
+		return err
 	}
 	return c.update(func(tx *bolt.Tx) error {
 		b, err := txnBucket(tx)
 		if err != nil {
 			return err
 		}
-		for id, rec := range recs {
-			v, err := encodeJSON(id, rec)
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte(id), v); err != nil {
-				return err
-			}
-		}
-		return nil
+		return b.Put([]byte(id), v)
 	})
 }
 
-// DecideTxn stores a transaction's decision (rec) and, if it commits, the
-// offsets it commits (per group), in one bbolt transaction: both are
-// durable, or neither. The offsets they replace are kept in the record's
-// Undo, which it returns as stored.
-func (c *Catalog) DecideTxn(id string, rec Txn, offsets map[string]map[TopicPartition]int64, now time.Time) (Txn, error) {
+// DecideTxn stores a commit decision and the offsets it commits (per
+// group) in one bbolt transaction: both are durable, or neither; and drops
+// the decisions whose keys drop lists (their markers are durable now). It
+// returns d with its Key and Undo, the offsets the commit replaces.
+func (c *Catalog) DecideTxn(d TxnDecision, offsets map[string]map[TopicPartition]int64, drop []uint64, now time.Time) (TxnDecision, error) {
 	if c.db == nil {
-		return rec, errs.ErrReadOnly
+		return d, errs.ErrReadOnly
 	}
-	rec.Undo = nil
+	d.Undo = nil
 	err := c.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket([]byte(bucketOffset))
 		for group, offs := range offsets {
@@ -1014,18 +1017,27 @@ func (c *Catalog) DecideTxn(id string, rec Txn, offsets map[string]map[TopicPart
 						prev = int64(binary.BigEndian.Uint64(v))
 					}
 				}
-				rec.Undo = append(rec.Undo, TxnUndo{Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: prev})
+				d.Undo = append(d.Undo, TxnUndo{Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: prev})
 			}
 		}
-		v, err := encodeJSON(id, rec)
+		b, err := tx.CreateBucketIfNotExists([]byte(bucketDecisions))
 		if err != nil {
 			return err
 		}
-		b, err := txnBucket(tx)
+		for _, k := range drop {
+			if err := b.Delete(decisionKey(k)); err != nil {
+				return err
+			}
+		}
+		if d.Key, err = b.NextSequence(); err != nil {
+			return err
+		}
+		key := decisionKey(d.Key)
+		v, err := encodeJSON(string(key), d)
 		if err != nil {
 			return err
 		}
-		if err := b.Put([]byte(id), v); err != nil {
+		if err := b.Put(key, v); err != nil {
 			return err
 		}
 		for group, offs := range offsets {
@@ -1038,19 +1050,20 @@ func (c *Catalog) DecideTxn(id string, rec Txn, offsets map[string]map[TopicPart
 		}
 		return nil
 	})
-	return rec, err
+	return d, err
 }
 
 // UndoTxn reverses a decided commit whose records were lost: the offsets
-// it committed go back to rec.Undo's, and the record says "abort", in one
+// it committed go back to d.Undo's, and the decision says "abort", in one
 // bbolt transaction.
-func (c *Catalog) UndoTxn(id string, rec Txn, now time.Time) error {
+func (c *Catalog) UndoTxn(d TxnDecision, now time.Time) error {
 	if c.db == nil {
 		return errs.ErrReadOnly
 	}
-	undo := rec.Undo
-	rec.Decided, rec.Undo = "abort", nil
-	v, err := encodeJSON(id, rec)
+	undo := d.Undo
+	d.Decided, d.Undo = "abort", nil
+	key := decisionKey(d.Key)
+	v, err := encodeJSON(string(key), d)
 	if err != nil {
 		return err
 	}
@@ -1068,11 +1081,57 @@ func (c *Catalog) UndoTxn(id string, rec Txn, now time.Time) error {
 				}
 			}
 		}
-		b, err := txnBucket(tx)
+		b, err := tx.CreateBucketIfNotExists([]byte(bucketDecisions))
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(id), v)
+		return b.Put(key, v)
+	})
+}
+
+// TxnDecisions returns the stored decisions, oldest first.
+func (c *Catalog) TxnDecisions() ([]TxnDecision, error) {
+	var out []TxnDecision
+	if c.db == nil {
+		return out, nil
+	}
+	err := c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketDecisions))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var d TxnDecision
+			if len(k) != 8 {
+				return fmt.Errorf("%w: transaction decision key %q", ErrDamaged, k)
+			}
+			if err := decodeJSON(k, v, &d, "transaction decision %q"); err != nil {
+				return err
+			}
+			d.Key = binary.BigEndian.Uint64(k)
+			out = append(out, d)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DropTxnDecisions deletes decisions whose markers are durable.
+func (c *Catalog) DropTxnDecisions(keys []uint64) error {
+	if c.db == nil {
+		return errs.ErrReadOnly
+	}
+	return c.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketDecisions))
+		if b == nil {
+			return nil
+		}
+		for _, k := range keys {
+			if err := b.Delete(decisionKey(k)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

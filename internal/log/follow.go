@@ -107,6 +107,10 @@ func (l *Log) publishLocked() {
 	// The start moves first, so that a reader seeing the new end never
 	// finds a deleted offset below it (as dropFirstLocked orders it).
 	l.start.Store(start)
+	// The transactions before the end, as the owner orders it: a
+	// read_committed reader that sees the new end sees the last stable
+	// offset that goes with it.
+	l.followTxnsLocked()
 	l.hw.Store(l.written)
 	l.synced = l.written
 }

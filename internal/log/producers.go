@@ -57,6 +57,7 @@ type producerBatch struct {
 // producerEntry is what the log knows of one producer ID.
 type producerEntry struct {
 	epoch   int16
+	ts      int64                         // the max timestamp of its last batch or marker (ms), for expiry
 	batches [producerWindow]producerBatch // a ring: the newest at (first+n-1)%producerWindow
 	first   int
 	n       int
@@ -73,6 +74,7 @@ func (e *producerEntry) add(pb producerBatch) {
 	}
 	e.n++
 	*e.last() = pb
+	e.ts = pb.maxTS
 }
 
 // producers is a log's producer state, guarded by its mu.
@@ -132,9 +134,9 @@ func (p *producers) record(pid int64, b batch.Batch) {
 // fence notes a transaction marker of producer pid at epoch: a newer
 // epoch than the producer's batches (the coordinator fenced it) starts
 // over, so the older epoch's batches are refused from now on.
-func (p *producers) fence(pid int64, epoch int16) {
+func (p *producers) fence(pid int64, epoch int16, ts int64) {
 	if e := p.m[pid]; e != nil && epoch > e.epoch {
-		*e = producerEntry{epoch: epoch}
+		*e = producerEntry{epoch: epoch, ts: ts}
 	}
 }
 
@@ -159,13 +161,13 @@ func (l *Log) producerLocked(pid, now int64) (*producerEntry, error) {
 	if now-l.prod.lastSweep >= sweepEvery {
 		l.prod.lastSweep = now
 		for id, e := range l.prod.m {
-			if now-e.last().maxTS >= exp {
+			if now-e.ts >= exp {
 				delete(l.prod.m, id)
 			}
 		}
 	}
 	e := l.prod.m[pid]
-	if e != nil && now-e.last().maxTS >= exp {
+	if e != nil && now-e.ts >= exp {
 		delete(l.prod.m, pid)
 		return nil, nil
 	}
@@ -210,7 +212,7 @@ func (l *Log) loadProducersLocked(now int64) error {
 		}
 	}
 	for id, e := range l.prod.m {
-		if now-e.last().maxTS >= l.expiration() {
+		if now-e.ts >= l.expiration() {
 			delete(l.prod.m, id)
 		}
 	}

@@ -30,6 +30,17 @@ func (l *Log) WaitDurable(end int64) error {
 	return l.waitDurable(end)
 }
 
+// Durable reports whether offsets below end are durable, or left to the
+// OS by the policy (SyncNever), so that nothing would make them so.
+func (l *Log) Durable(end int64) bool {
+	if l.Policy() == SyncNever {
+		return true
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	return l.synced >= end
+}
+
 // Sync makes everything written so far durable (the SyncInterval tick and
 // Close use it).
 func (l *Log) Sync() error {

@@ -121,12 +121,10 @@ func (a *abortedList) add(e AbortedTxnEntry) {
 // LastStable is the log's last stable offset: the high watermark, or the
 // first offset of its oldest open transaction if that is lower. Records at
 // or past it are not shown to read_committed readers.
-// A follower first counts what its owner appended since it last looked.
+// It is never below the log start, which DeleteRecords may move past an
+// open transaction's first offset.
 func (l *Log) LastStable() int64 {
-	if l.cfg.Follow {
-		_ = l.ensureTxns() // on failure, the last count stands
-	}
-	return min(l.hw.Load(), l.firstOpen.Load())
+	return max(l.start.Load(), min(l.hw.Load(), l.firstOpen.Load()))
 }
 
 // retainBound is where retention stops: it never deletes what readers
@@ -182,24 +180,38 @@ func (l *Log) AbortedTxns(from, to int64) ([]batch.AbortedTxn, error) {
 }
 
 // ensureTxns loads the transaction state if it is not yet.
-// A follower then counts the batches its owner appended since.
 func (l *Log) ensureTxns() error {
-	if l.txnLoaded.Load() && !l.cfg.Follow {
+	if l.txnLoaded.Load() {
 		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.loadTxnsLocked(); err != nil {
-		return err
+	return l.loadTxnsLocked()
+}
+
+// followTxnsLocked brings a follower's transaction state up to its new
+// end, before the end is published: it counts the batches the owner
+// appended since, or, if the log was cut or begun again under it, reads
+// the state anew. A failure is logged; the state then waits for the next
+// refresh, and read_committed readers with it. Callers hold mu.
+func (l *Log) followTxnsLocked() {
+	if !l.txn.loaded {
+		return // loaded by Open, after the first publish
 	}
-	if hw := l.hw.Load(); l.cfg.Follow && l.txn.end < hw {
-		from := l.txn.end
-		if err := l.scanHeaders(from, hw, l.noteTxnBatchLocked); err != nil {
-			return fmt.Errorf("load transactions of %s: %w", l.cfg.Dir, err)
+	var err error
+	switch end := l.written; {
+	case end < l.txn.end:
+		l.txn.loaded = false
+		err = l.loadTxnsLocked()
+	case end > l.txn.end:
+		if err = l.scanHeaders(l.txn.end, end, l.noteTxnBatchLocked); err == nil {
+			l.txn.end = end
 		}
-		l.txn.end = hw
 	}
-	return nil
+	if err != nil {
+		l.cfg.Logger.Warn("stream: following transactions failed", "dir", l.cfg.Dir, "err", err)
+		l.firstOpen.Store(min(l.firstOpen.Load(), l.txn.end)) // hold readers at what was counted
+	}
 }
 
 // ReadCommitted is Read for a read_committed reader: it returns batches
@@ -240,11 +252,13 @@ func (l *Log) WaitForStable(ctx context.Context, offset int64, stop <-chan struc
 // the log, a commit or an abort, and returns its offset; -1 if pid has no
 // transaction open here (it was ended already: EndTxn may be repeated).
 // The marker carries epoch, which fences the producer's older epochs from
-// the partition. It is visible once EndTxn returns: under SyncAlways
-// without an fsync of its own when everything before it is durable, since
-// the coordinator's decision, made durable before, writes it again should
-// a machine crash lose it.
-func (l *Log) EndTxn(pid int64, epoch int16, commit bool, coordinatorEpoch int32) (int64, error) {
+// the partition. It is visible once EndTxn returns. Under SyncAlways it is
+// also durable then if durable is set, fsynced with the transaction's
+// records if they are not yet; without durable, when everything before it
+// is durable it is made visible without an fsync of its own: for a caller
+// whose decision, stored durably elsewhere, writes it again should a
+// machine crash lose it (and for aborts, which Open redoes anyway).
+func (l *Log) EndTxn(pid int64, epoch int16, commit bool, coordinatorEpoch int32, durable bool) (int64, error) {
 	l.mu.Lock()
 	if err := l.loadTxnsLocked(); err != nil {
 		l.mu.Unlock()
@@ -263,12 +277,12 @@ func (l *Log) EndTxn(pid int64, epoch int16, commit bool, coordinatorEpoch int32
 	}
 	l.noteTxnBatchLocked(marker)
 	if l.prod.loaded {
-		l.prod.fence(pid, marker.ProducerEpoch())
+		l.prod.fence(pid, marker.ProducerEpoch(), marker.MaxTimestamp())
 	}
 	end := l.written
 	set := l.settings()
 	visible := set.Sync != SyncAlways
-	if !visible {
+	if !visible && !durable {
 		l.syncMu.Lock()
 		visible = l.synced >= base
 		l.syncMu.Unlock()
@@ -379,15 +393,17 @@ func (l *Log) loadTxnsLocked() error {
 		return err
 	}
 	end := l.written
-	if l.cfg.Follow {
-		end = l.hw.Load()
-	}
 	var snaps []int64
+	var stale []string // snapshots past the end: a cut tail's
 	var aborted abortedList
 	for _, e := range entries {
 		name := e.Name()
-		if off, ok := segment.ParseFileName(name, TxnStateSuffix); ok && off <= end {
-			snaps = append(snaps, off)
+		if off, ok := segment.ParseFileName(name, TxnStateSuffix); ok {
+			if off <= end {
+				snaps = append(snaps, off)
+			} else {
+				stale = append(stale, name)
+			}
 		}
 		if base, ok := segment.ParseFileName(name, TxnIndexSuffix); ok {
 			list, err := l.readTxnIndex(base)
@@ -401,8 +417,17 @@ func (l *Log) loadTxnsLocked() error {
 			}
 		}
 	}
+	if !l.cfg.ReadOnly {
+		// Recovery cut the log below them: they describe offsets that will
+		// be written again, by other batches.
+		for _, name := range stale {
+			if err := l.cfg.FS.Remove(filepath.Join(l.cfg.Dir, name)); err != nil {
+				return err
+			}
+		}
+	}
 	open := map[int64]OpenTxn{}
-	flagged := len(snaps) > 0
+	flagged := len(snaps) > 0 || len(stale) > 0
 	if flagged {
 		from := l.start.Load()
 		for i := len(snaps) - 1; i >= 0; i-- {
@@ -419,6 +444,13 @@ func (l *Log) loadTxnsLocked() error {
 		err := l.scanHeaders(max(from, l.start.Load()), end, func(b batch.Batch) { applyTxnBatch(open, &aborted, b) })
 		if err != nil {
 			return fmt.Errorf("load transactions of %s: %w", l.cfg.Dir, err)
+		}
+		if len(snaps) == 0 && !l.cfg.ReadOnly {
+			// Only cut ones were left: keep the log marked as
+			// transactional, with what the scan found.
+			if err := l.writeTxnState(end, open); err != nil {
+				return err
+			}
 		}
 	}
 	l.txn = txns{loaded: true, flagged: flagged, open: open, end: end}

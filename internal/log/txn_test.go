@@ -84,17 +84,17 @@ func TestLogTransactions(t *testing.T) {
 			require.Equal(t, int64(1), l.LastStable())
 			require.Equal(t, []string{"p0"}, committedValues(t, l))
 
-			off, err := l.EndTxn(7, 0, false, 0) // abort 7 at 5
+			off, err := l.EndTxn(7, 0, false, 0, true) // abort 7 at 5
 			require.NoError(t, err)
 			require.Equal(t, int64(5), off)
 			require.Equal(t, int64(3), l.LastStable())
 			mustAppend(t, l, txnBatch(7, 2, 1, "t7b")) // 6: producer 7's next transaction
-			off, err = l.EndTxn(8, 0, true, 0)         // commit 8 at 7
+			off, err = l.EndTxn(8, 0, true, 0, true)   // commit 8 at 7
 			require.NoError(t, err)
 			require.Equal(t, int64(7), off)
 			require.Equal(t, int64(6), l.LastStable())
 			require.Equal(t, []string{"p0", "t8-a", "p4"}, committedValues(t, l))
-			off, err = l.EndTxn(8, 0, true, 0) // repeated: nothing to end
+			off, err = l.EndTxn(8, 0, true, 0, true) // repeated: nothing to end
 			require.NoError(t, err)
 			require.Equal(t, int64(-1), off)
 			require.Greater(t, l.SegmentCount(), 1)
@@ -118,7 +118,7 @@ func TestLogTransactions(t *testing.T) {
 			}
 			l = openTestLog(t, cfg, how == "clean")
 			check(l)
-			_, err = l.EndTxn(7, 0, true, 0)
+			_, err = l.EndTxn(7, 0, true, 0, true)
 			require.NoError(t, err)
 			require.Equal(t, l.HighWatermark(), l.LastStable())
 			require.Equal(t, []string{"p0", "t8-a", "p4", "t7b-a"}, committedValues(t, l))
@@ -132,7 +132,7 @@ func TestLogTxnIndexIsKafkas(t *testing.T) {
 	cfg := testLog(t)
 	l := openTestLog(t, cfg, true)
 	mustAppend(t, l, txnBatch(5, 0, 3, "x")) // 0-2
-	_, err := l.EndTxn(5, 0, false, 0)       // 3
+	_, err := l.EndTxn(5, 0, false, 0, true) // 3
 	require.NoError(t, err)
 	l.mu.Lock()
 	require.NoError(t, l.roll())
@@ -162,7 +162,7 @@ func TestLogRetentionKeepsOpenTransactions(t *testing.T) {
 	_, err := l.EnforceRetention()
 	require.NoError(t, err)
 	require.LessOrEqual(t, l.StartOffset(), first)
-	_, err = l.EndTxn(9, 0, true, 0)
+	_, err = l.EndTxn(9, 0, true, 0, true)
 	require.NoError(t, err)
 	_, err = l.EnforceRetention()
 	require.NoError(t, err)
@@ -181,4 +181,34 @@ func TestLogNonTransactionalLogKeepsNoTxnFiles(t *testing.T) {
 	for _, e := range entries {
 		require.False(t, slices.Contains([]string{TxnIndexSuffix, TxnStateSuffix}, filepath.Ext(e.Name())), e.Name())
 	}
+}
+
+// TestLogSnapshotPastACutTail: a snapshot at an offset that recovery cut
+// from the log is dropped, not read once the log grows past it again.
+func TestLogSnapshotPastACutTail(t *testing.T) {
+	cfg := testLog(t)
+	l := openTestLog(t, cfg, true)
+	mustAppend(t, l, plainBatch("p0"))
+	mustAppend(t, l, txnBatch(8, 0, 1, "t8")) // 1: open
+	require.NoError(t, l.Close(true))         // snapshot at 2: {8: 1}
+	// Damage cuts everything after the first batch.
+	path := filepath.Join(cfg.Dir, "00000000000000000000.log")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	first := batch.Batch(data).Size()
+	require.NoError(t, os.WriteFile(path, data[:first], 0o600))
+	l = openTestLog(t, cfg, false)
+	require.Equal(t, int64(1), l.HighWatermark())
+	open, err := l.OpenTxns()
+	require.NoError(t, err)
+	require.Empty(t, open)
+	for range 3 {
+		mustAppend(t, l, plainBatch("q"))
+	}
+	l.Abandon()
+	l = openTestLog(t, cfg, false)
+	open, err = l.OpenTxns()
+	require.NoError(t, err)
+	require.Empty(t, open, "the cut tail's snapshot is gone")
+	require.Equal(t, l.HighWatermark(), l.LastStable())
 }
