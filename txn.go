@@ -332,7 +332,12 @@ func (b *Broker) TxnCommitOffsets(id string, pid int64, epoch int16, group, memb
 	if set.Offsets == nil {
 		set = groups.TxnOffsets{Group: group, Offsets: map[TopicPartition]int64{}}
 	}
-	set.MemberID, set.Generation = memberID, generation
+	if memberID != "" {
+		// A later stage without a member must not drop the check of a
+		// member's positions staged before: they commit only while it
+		// holds its partitions.
+		set.MemberID, set.Generation = memberID, generation
+	}
 	maps.Copy(set.Offsets, offsets)
 	e.offsets[group] = set
 	return nil
