@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(txCrashChildEnv); dir != "" {
+		txCrashChild(dir)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

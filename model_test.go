@@ -32,6 +32,15 @@ import (
 // partition, committed offsets and lag, the consumer's assignment and
 // positions, and what Poll returns.
 //
+// Transactions (model_txn_test.go) join in: one transactional producer
+// publishes in transactions, stages offsets of the group (CommitOffsets,
+// or CommitConsumer for the member's positions), commits, aborts, is
+// fenced by a new instance of its ID, or is left open by a restart or a
+// crash (aborted by Close, or by Open's recovery). The model keeps each
+// record's transaction and each marker's offset; reads are checked at both
+// isolation levels, up to the high watermark and to the last stable
+// offset, and the member may read ReadCommitted.
+//
 // Sequences are generated from seeds and replayed exactly. On a failure the
 // sequence is shrunk (cut after the failing operation, then chunks dropped
 // while it still fails) and the seed, the shrunk sequence and the error are
@@ -88,11 +97,15 @@ func TestModelRandomSequences(t *testing.T) {
 	t.Logf("%d sequences of %d ops in %v: %d publishes (%d records), %d producer flushes, %d polls (%d records, %d empty), %d commits, %d seeks, %d restarts (%d crashes), %d retention runs (%d records dropped, %d more at rolls), %d rebalances observed",
 		sequences, nops, time.Since(start).Round(time.Millisecond), st.publishes, st.records, st.flushes, st.polls, st.polled, st.emptyPolls,
 		st.commits, st.seeks, st.restarts, st.crashes, st.retentions, st.dropped, st.rollDropped, st.rebalances)
+	t.Logf("transactions: %d publishes, %d offset stagings, %d commits (%d refused and aborted), %d aborts, %d fenced, %d left open at a restart",
+		st.txPublishes, st.txStages, st.txCommits, st.txRefused, st.txAborts, st.txFenced, st.txRestarted)
 }
 
 type mdlStats struct {
 	publishes, records, flushes, polls, polled, emptyPolls, commits, seeks int
 	restarts, crashes, retentions, dropped, rollDropped, rebalances        int
+	txPublishes, txStages, txCommits, txRefused, txAborts, txFenced        int
+	txRestarted                                                            int
 }
 
 // mdlShrink looks for a shorter sequence that still fails: it cuts after
@@ -150,6 +163,10 @@ const (
 	mdlRetention
 	mdlAddPartitions
 	mdlOffsetForTime
+	mdlTxPublish
+	mdlTxStage
+	mdlTxEnd
+	mdlTxFence
 )
 
 // mdlRecSpec is a record to publish. Its placement is resolved against the
@@ -180,10 +197,11 @@ type mdlOp struct {
 	linger     time.Duration // produce: used when the producer is made
 	batchBytes int
 
-	maxPoll    int  // subscribe
-	autoCommit bool // subscribe
+	maxPoll    int            // subscribe
+	autoCommit bool           // subscribe
+	isolation  IsolationLevel // subscribe
 
-	variant int // commit: 0 Commit, 1 CommitOffsets, 2 CommitOffsets negative; restart: 1 crash
+	variant int // commit: 0 Commit, 1 CommitOffsets, 2 CommitOffsets negative; restart: 1 crash; txStage: 1 CommitConsumer; txEnd: 1 abort
 	part    int // seek, commit, offsetForTime: partition selector
 	where   int // seek: target kind; offsetForTime: timestamp selector
 	frac    uint64
@@ -194,7 +212,7 @@ func (o mdlOp) String() string {
 	switch o.kind {
 	case mdlCreate:
 		s = fmt.Sprintf("create %s partitions=%d segment=%d retention=%d", o.name, o.partitions, o.segBytes, o.retBytes)
-	case mdlPublish, mdlProduce:
+	case mdlPublish, mdlProduce, mdlTxPublish:
 		what := "publish"
 		if o.kind == mdlProduce {
 			what = fmt.Sprintf("produce+flush (linger=%v batch=%d)", o.linger, o.batchBytes)
@@ -220,8 +238,23 @@ func (o mdlOp) String() string {
 			rs = append(rs, d)
 		}
 		s = fmt.Sprintf("%s topic#%d [%s]", what, o.topic, strings.Join(rs, ", "))
+		if o.kind == mdlTxPublish {
+			s = "tx" + s
+		}
 	case mdlSubscribe:
-		s = fmt.Sprintf("subscribe maxPoll=%d autoCommit=%v", o.maxPoll, o.autoCommit)
+		s = fmt.Sprintf("subscribe maxPoll=%d autoCommit=%v %v", o.maxPoll, o.autoCommit, o.isolation)
+	case mdlTxStage:
+		s = fmt.Sprintf("tx.CommitOffsets part#%d", o.part)
+		if o.variant == 1 {
+			s = "tx.CommitConsumer"
+		}
+	case mdlTxEnd:
+		s = "tx.Commit"
+		if o.variant == 1 {
+			s = "tx.Abort"
+		}
+	case mdlTxFence:
+		s = "NewTxProducer (fences the last)"
 	case mdlPoll:
 		s = "poll"
 	case mdlCommit:
@@ -265,6 +298,7 @@ func mdlGenOp(rng *rand.Rand, seed uint64, i int) mdlOp {
 		{mdlCreate, 5}, {mdlPublish, 24}, {mdlProduce, 9}, {mdlSubscribe, 8}, {mdlPoll, 20},
 		{mdlCommit, 8}, {mdlSeek, 5}, {mdlCloseConsumer, 3}, {mdlRestart, 4}, {mdlRetention, 5},
 		{mdlAddPartitions, 2}, {mdlOffsetForTime, 3},
+		{mdlTxPublish, 10}, {mdlTxStage, 3}, {mdlTxEnd, 6}, {mdlTxFence, 1},
 	}
 	total := 0
 	for _, w := range weights {
@@ -289,7 +323,7 @@ func mdlGenOp(rng *rand.Rand, seed uint64, i int) mdlOp {
 		if rng.IntN(3) > 0 {
 			o.retBytes = int64(4096 * (1 + rng.IntN(3)))
 		}
-	case mdlPublish, mdlProduce:
+	case mdlPublish, mdlProduce, mdlTxPublish:
 		n := 1 + rng.IntN(5)
 		for j := 0; j < n; j++ {
 			o.recs = append(o.recs, mdlGenRec(rng, seed, i, j))
@@ -299,6 +333,15 @@ func mdlGenOp(rng *rand.Rand, seed uint64, i int) mdlOp {
 	case mdlSubscribe:
 		o.maxPoll = []int{1, 2, 3, 5, 500}[rng.IntN(5)]
 		o.autoCommit = rng.IntN(2) == 0
+		if rng.IntN(3) == 0 {
+			o.isolation = ReadCommitted
+		}
+	case mdlTxStage:
+		o.variant = rng.IntN(2)
+	case mdlTxEnd:
+		if rng.IntN(3) == 0 {
+			o.variant = 1
+		}
 	case mdlCommit:
 		o.variant = []int{0, 0, 0, 1, 1, 2}[rng.IntN(6)]
 	case mdlRestart:
@@ -346,14 +389,31 @@ type mdlRec struct {
 	key, value []byte
 	headers    []Header
 	ts         int64
+	txn        int  // the transaction that wrote it (mdlModel.txns), 0 for none
+	ctrl       bool // a transaction's marker: takes an offset, never read
 }
 
 type mdlPart struct {
 	start int64
 	recs  []mdlRec // recs[o] is offset o; those below start are gone
+	// hw is the high watermark: len(recs), but under SyncAlways an open
+	// transaction's records wait for its end (or another fsync).
+	hw int64
+	// openFirst is the first offset of the open transaction here, -1 if
+	// it wrote none.
+	openFirst int64
+	// loose: a transaction ended here since the last append or retention
+	// run, so retention as appended saw it open and may have kept what it
+	// could now delete.
+	loose bool
+	txnal bool // holds a transaction's records (or held them)
 }
 
-func (p *mdlPart) end() int64 { return int64(len(p.recs)) }
+// end is the high watermark: where reads end, and DescribeTopic's end.
+func (p *mdlPart) end() int64 { return p.hw }
+
+// next is the offset the next record gets.
+func (p *mdlPart) next() int64 { return int64(len(p.recs)) }
 
 type mdlTopic struct {
 	name  string
@@ -369,11 +429,21 @@ type mdlConsumer struct {
 	assigned   []TopicPartition         // nil until an assignment is observed
 	pos        map[TopicPartition]int64 // the engine's positions of assigned partitions
 	rebalance  bool                     // partitions were added to a subscribed topic
+	isolation  IsolationLevel
+	gen        int // counts assignments observed: a transaction staged at one gen cannot commit at another
 }
 
 type mdlModel struct {
 	topics    map[string]*mdlTopic
 	committed map[TopicPartition]int64
+	txns      map[int]mdlTxnState // by transaction number, from 1
+	open      int                 // the open transaction's number, 0 if none
+	// staged are the open transaction's offsets for the group; stagedBy
+	// is the member (and gen) whose positions CommitConsumer staged.
+	staged    map[TopicPartition]int64
+	stagedBy  *mdlConsumer
+	stagedGen int
+	written   []TopicPartition // partitions the open transaction wrote
 }
 
 func (m *mdlModel) names() []string {
@@ -442,6 +512,8 @@ type mdlRunner struct {
 	cons  *mdlConsumer
 	m     mdlModel
 	st    *mdlStats
+	txp   *TxProducer // the transactional producer, made by the first use
+	tx    *Tx         // its open transaction
 }
 
 func (r *mdlRunner) now() time.Time { return time.UnixMilli(r.clock.Load()) }
@@ -455,7 +527,7 @@ func mdlRun(t *testing.T, seed uint64, ops []mdlOp, st *mdlStats) (at int, err e
 	}
 	defer os.RemoveAll(dir)
 	r := &mdlRunner{t: t, seed: seed, dir: filepath.Join(dir, "data"), st: st,
-		m: mdlModel{topics: map[string]*mdlTopic{}, committed: map[TopicPartition]int64{}}}
+		m: mdlModel{topics: map[string]*mdlTopic{}, committed: map[TopicPartition]int64{}, txns: map[int]mdlTxnState{}}}
 	r.clock.Store(mdlClockBase)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	r.opts = Options{Now: r.now, Partitioner: tbExplicitPartitioner{}}
@@ -490,6 +562,7 @@ func mdlRun(t *testing.T, seed uint64, ops []mdlOp, st *mdlStats) (at int, err e
 }
 
 func (r *mdlRunner) cleanup() {
+	r.tx, r.txp = nil, nil // the broker's Close aborts
 	if r.cons != nil {
 		r.cons.c.Close()
 		r.cons = nil
@@ -538,6 +611,14 @@ func (r *mdlRunner) apply(o mdlOp) error {
 		return r.addPartitions(o)
 	case mdlOffsetForTime:
 		return r.offsetForTime(o)
+	case mdlTxPublish:
+		return r.txPublish(ctx, o)
+	case mdlTxStage:
+		return r.txStage(o)
+	case mdlTxEnd:
+		return r.txEnd(ctx, o)
+	case mdlTxFence:
+		return r.txFence(ctx, o)
 	}
 	return fmt.Errorf("unknown op %d", o.kind)
 }
@@ -556,7 +637,7 @@ func (r *mdlRunner) create(o mdlOp) error {
 	}
 	t := &mdlTopic{name: o.name, cfg: cfg.withDefaults()}
 	for i := 0; i < o.partitions; i++ {
-		t.parts = append(t.parts, &mdlPart{})
+		t.parts = append(t.parts, &mdlPart{openFirst: -1})
 	}
 	r.m.topics[o.name] = t
 	return nil
@@ -599,14 +680,19 @@ func (r *mdlRunner) placed(t *mdlTopic, s mdlRecSpec, rec *Record) error {
 // records acknowledged in order and adds them to the model. Within a
 // partition, acknowledgement order must be offset order, from the end.
 func (r *mdlRunner) appendAcked(t *mdlTopic, specs []mdlRecSpec, recs []*Record) error {
+	return r.appendAckedTxn(t, specs, recs, 0)
+}
+
+// appendAckedTxn is appendAcked for records of transaction txn (0: none).
+func (r *mdlRunner) appendAckedTxn(t *mdlTopic, specs []mdlRecSpec, recs []*Record, txn int) error {
 	for i, rec := range recs {
 		s := specs[i]
 		if err := r.placed(t, s, rec); err != nil {
 			return err
 		}
 		p := t.parts[rec.Partition]
-		if rec.Offset != p.end() {
-			return fmt.Errorf("record %d on partition %d got offset %d, want %d", i, rec.Partition, rec.Offset, p.end())
+		if rec.Offset != p.next() {
+			return fmt.Errorf("record %d on partition %d got offset %d, want %d", i, rec.Partition, rec.Offset, p.next())
 		}
 		ts := s.ts
 		if ts == 0 {
@@ -619,7 +705,19 @@ func (r *mdlRunner) appendAcked(t *mdlTopic, specs []mdlRecSpec, recs []*Record)
 		if s.mode == 1 {
 			key = nil
 		}
-		p.recs = append(p.recs, mdlRec{key: key, value: s.value, headers: s.headers, ts: ts})
+		p.txnal = p.txnal || txn != 0
+		if txn != 0 && p.openFirst < 0 {
+			p.openFirst = p.next()
+			r.m.written = append(r.m.written, TopicPartition{Topic: t.name, Partition: rec.Partition})
+		}
+		p.recs = append(p.recs, mdlRec{key: key, value: s.value, headers: s.headers, ts: ts, txn: txn})
+		p.loose = false
+		if txn == 0 || r.opts.Sync != SyncAlways {
+			// A publish waits for its records' fsync under SyncAlways,
+			// which covers a transaction's before them; a transaction's
+			// own wait for its end there.
+			p.hw = p.next()
+		}
 		r.st.records++
 	}
 	return nil
@@ -730,11 +828,11 @@ func (r *mdlRunner) subscribe(o mdlOp) error {
 	}
 	topics := r.m.names()
 	c, err := r.b.Subscribe(mdlGroup, topics, &ConsumerOptions{Reset: ResetEarliest, Balancer: RangeBalancer{},
-		MaxPollRecords: o.maxPoll, AutoCommit: o.autoCommit, AutoCommitEvery: time.Hour, MaxWait: mdlMaxWait})
+		MaxPollRecords: o.maxPoll, AutoCommit: o.autoCommit, AutoCommitEvery: time.Hour, MaxWait: mdlMaxWait, Isolation: o.isolation})
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	r.cons = &mdlConsumer{c: c, topics: topics, maxPoll: o.maxPoll, autoCommit: o.autoCommit, pos: map[TopicPartition]int64{}}
+	r.cons = &mdlConsumer{c: c, topics: topics, maxPoll: o.maxPoll, autoCommit: o.autoCommit, pos: map[TopicPartition]int64{}, isolation: o.isolation}
 	return nil
 }
 
@@ -748,6 +846,7 @@ func (r *mdlRunner) revoked() {
 		}
 	}
 	c.assigned = nil
+	c.gen++
 	clear(c.pos)
 }
 
@@ -785,7 +884,7 @@ func (r *mdlRunner) poll() error {
 	}
 	available := false
 	for _, tp := range want {
-		if from[tp] < r.m.part(tp).end() {
+		if r.m.nextVisible(tp, from[tp], c.isolation) < r.m.bound(tp, c.isolation) {
 			available = true
 		}
 	}
@@ -828,6 +927,7 @@ func (r *mdlRunner) poll() error {
 			r.st.rebalances++
 		}
 		c.assigned, c.rebalance = want, false
+		c.gen++
 		for _, tp := range want {
 			c.pos[tp] = r.m.resume(tp)
 		}
@@ -860,11 +960,13 @@ func (r *mdlRunner) poll() error {
 		if !ok {
 			exp = r.m.effective(tp, c.pos[tp])
 		}
+		// Markers, and under ReadCommitted aborted records, are passed.
+		exp = r.m.nextVisible(tp, exp, c.isolation)
 		if rec.Offset != exp {
 			return fmt.Errorf("poll record %d: %s offset %d, want %d (position %d, log [%d, %d))",
 				i, tp, rec.Offset, exp, c.pos[tp], r.m.part(tp).start, r.m.part(tp).end())
 		}
-		if err := r.same(tp, rec); err != nil {
+		if err := r.sameAt(tp, rec, c.isolation); err != nil {
 			return fmt.Errorf("poll record %d: %w", i, err)
 		}
 		next[tp] = rec.Offset + 1
@@ -874,14 +976,17 @@ func (r *mdlRunner) poll() error {
 		if err != nil {
 			return fmt.Errorf("position of %s: %w", tp, err)
 		}
+		// A fetch may move the position past records it does not return
+		// (markers, aborted records under ReadCommitted), up to the next
+		// one it would.
 		if n, ok := next[tp]; ok {
-			if pos != n {
-				return fmt.Errorf("position of %s is %d after poll returned up to %d", tp, pos, n-1)
+			if pos < n || pos > r.m.nextVisible(tp, n, c.isolation) {
+				return fmt.Errorf("position of %s is %d after poll returned up to %d (next readable %d)", tp, pos, n-1, r.m.nextVisible(tp, n, c.isolation))
 			}
-		} else if raw, eff := c.pos[tp], r.m.effective(tp, c.pos[tp]); pos != raw && pos != eff {
+		} else if raw, eff := c.pos[tp], r.m.effective(tp, c.pos[tp]); pos != raw && (pos < eff || pos > r.m.nextVisible(tp, eff, c.isolation)) {
 			// An out-of-range position may or may not have been reset by
 			// a fetch that found nothing.
-			return fmt.Errorf("position of %s is %d, want %d (or %d after a reset)", tp, pos, raw, eff)
+			return fmt.Errorf("position of %s is %d, want %d (or %d after a reset, up to %d)", tp, pos, raw, eff, r.m.nextVisible(tp, eff, c.isolation))
 		}
 		c.pos[tp] = pos
 	}
@@ -890,12 +995,19 @@ func (r *mdlRunner) poll() error {
 
 // same compares a record read from the engine with the model's.
 func (r *mdlRunner) same(tp TopicPartition, rec *Record) error {
+	return r.sameAt(tp, rec, ReadUncommitted)
+}
+
+// sameAt is same for a record read at isolation level iso.
+func (r *mdlRunner) sameAt(tp TopicPartition, rec *Record, iso IsolationLevel) error {
 	p := r.m.part(tp)
-	if rec.Offset < p.start || rec.Offset >= p.end() {
-		return fmt.Errorf("%s offset %d outside the model's log [%d, %d)", tp, rec.Offset, p.start, p.end())
+	if bound := r.m.bound(tp, iso); rec.Offset < p.start || rec.Offset >= bound {
+		return fmt.Errorf("%s offset %d outside the model's log [%d, %d) at %v", tp, rec.Offset, p.start, bound, iso)
 	}
 	want := p.recs[rec.Offset]
 	switch {
+	case !r.m.visible(tp, rec.Offset, iso):
+		return fmt.Errorf("%s offset %d read at %v: a marker or an aborted record (transaction %d, %v)", tp, rec.Offset, iso, want.txn, r.m.txns[want.txn])
 	case rec.Topic != tp.Topic || rec.Partition != tp.Partition:
 		return fmt.Errorf("%s offset %d: record says %s/%d", tp, rec.Offset, rec.Topic, rec.Partition)
 	case !mdlBytesEqual(rec.Key, want.key):
@@ -1041,12 +1153,19 @@ func (r *mdlRunner) restart(crashIt bool) error {
 		r.prod = nil
 	}
 	r.b = nil
+	// An open transaction is aborted: by Close, or by Open's recovery
+	// after a crash. Its producer is fenced either way.
+	r.tx, r.txp = nil, nil
+	if r.m.open != 0 {
+		r.st.txRestarted++
+		r.endModelTxn(false)
+	}
 	b, err := Open(r.dir, &r.opts)
 	if err != nil {
 		return fmt.Errorf("reopen: %w", err)
 	}
 	r.b = b
-	return nil
+	return r.settleRetention()
 }
 
 func (r *mdlRunner) retention() error {
@@ -1069,7 +1188,8 @@ func (r *mdlRunner) retention() error {
 				for _, s := range segs {
 					total += s.Size
 				}
-				for ; n < len(segs)-1 && total-segs[n].Size >= mt.cfg.RetentionBytes; n++ {
+				lso := r.m.bound(tp, ReadCommitted)
+				for ; n < len(segs)-1 && segs[n].Next <= lso && total-segs[n].Size >= mt.cfg.RetentionBytes; n++ {
 					total -= segs[n].Size
 				}
 			}
@@ -1082,6 +1202,7 @@ func (r *mdlRunner) retention() error {
 	r.b.enforceRetention()
 	for tp, start := range want {
 		p := r.m.part(tp)
+		p.loose = false
 		r.st.dropped += int(start - p.start)
 		p.start = start
 	}
@@ -1097,6 +1218,14 @@ func (r *mdlRunner) retention() error {
 // even under SyncAlways an append finds every sealed segment below the high
 // watermark).
 func (r *mdlRunner) rollRetention(mt *mdlTopic) error {
+	return r.rollRetentionAfter(mt, true)
+}
+
+// rollRetentionAfter is rollRetention; strict says whether the appends
+// could see the model's LSO (a marker's append ran retention while its
+// transaction was still open, so after one it need not have deleted all
+// it now could).
+func (r *mdlRunner) rollRetentionAfter(mt *mdlTopic, strict bool) error {
 	if mt.cfg.RetentionBytes <= 0 {
 		return nil
 	}
@@ -1116,9 +1245,11 @@ func (r *mdlRunner) rollRetention(mt *mdlTopic) error {
 		switch {
 		case start < mp.start:
 			return fmt.Errorf("%s: log start went back from %d to %d", tp, mp.start, start)
+		case start > mp.start && start > r.m.bound(tp, ReadCommitted):
+			return fmt.Errorf("%s: retention moved the log start to %d, past the last stable offset %d", tp, start, r.m.bound(tp, ReadCommitted))
 		case start > mp.start && total < mt.cfg.RetentionBytes:
 			return fmt.Errorf("%s: retention as appended left %d bytes, under RetentionBytes %d", tp, total, mt.cfg.RetentionBytes)
-		case len(segs) > 1 && total-segs[0].Size >= mt.cfg.RetentionBytes:
+		case strict && !mp.loose && len(segs) > 1 && segs[0].Next <= r.m.bound(tp, ReadCommitted) && total-segs[0].Size >= mt.cfg.RetentionBytes:
 			return fmt.Errorf("%s: retention as appended kept segments %v over RetentionBytes %d", tp, segs, mt.cfg.RetentionBytes)
 		}
 		if start > mp.start {
@@ -1144,7 +1275,7 @@ func (r *mdlRunner) addPartitions(o mdlOp) error {
 	if err := r.b.AddPartitions(t.name, n+1); err != nil {
 		return fmt.Errorf("addPartitions: %w", err)
 	}
-	t.parts = append(t.parts, &mdlPart{})
+	t.parts = append(t.parts, &mdlPart{openFirst: -1})
 	if r.cons != nil && slices.Contains(r.cons.topics, t.name) {
 		r.cons.rebalance = true
 	}
@@ -1197,6 +1328,12 @@ func (r *mdlRunner) check() error {
 		}
 		for i, pi := range info.Partitions {
 			p := mt.parts[i]
+			if p.hw < p.next() && pi.EndOffset > p.hw && pi.EndOffset <= p.next() {
+				// Under SyncAlways an open transaction's records wait
+				// for its end, unless an fsync for something else (a
+				// segment's roll) covered some.
+				p.hw = pi.EndOffset
+			}
 			if pi.StartOffset != p.start || pi.EndOffset != p.end() {
 				return fmt.Errorf("%s/%d: log [%d, %d), want [%d, %d)", name, i, pi.StartOffset, pi.EndOffset, p.start, p.end())
 			}
@@ -1218,7 +1355,7 @@ func (r *mdlRunner) check() error {
 	}
 	for _, gp := range gi.Partitions {
 		tp := TopicPartition{Topic: gp.Topic, Partition: gp.Partition}
-		end := r.m.part(tp).end()
+		end := r.m.part(tp).end() // the high watermark, whatever the isolation
 		off, ok := r.m.committed[tp]
 		wantCommitted, wantLag := int64(-1), int64(-1)
 		if ok {
@@ -1246,7 +1383,7 @@ func (r *mdlRunner) check() error {
 }
 
 // checkRead reads a whole partition with a Reader, and from an offset in
-// the middle, and compares with the model.
+// the middle, at both isolation levels, and compares with the model.
 func (r *mdlRunner) checkRead(topic string, partition int32) error {
 	tp := TopicPartition{Topic: topic, Partition: partition}
 	p := r.m.part(tp)
@@ -1254,33 +1391,40 @@ func (r *mdlRunner) checkRead(topic string, partition int32) error {
 	if p.end()-p.start > 1 {
 		froms = append(froms, AtOffset((p.start+p.end())/2))
 	}
-	for _, from := range froms {
-		rd, err := r.b.NewReader(topic, partition, from, &ReaderOptions{StopAtEnd: true})
-		if err != nil {
-			return fmt.Errorf("reader %s from %v: %w", tp, from, err)
+	for _, iso := range []IsolationLevel{ReadUncommitted, ReadCommitted} {
+		bound := r.m.bound(tp, iso)
+		if iso == ReadCommitted && !p.txnal {
+			break // no transaction here: the same as ReadUncommitted's
 		}
-		want := p.start
-		if from.kind == offsetExact {
-			want = from.n
-		}
-		for rec, err := range rd.All(context.Background()) {
+		for _, from := range froms {
+			rd, err := r.b.NewReader(topic, partition, from, &ReaderOptions{StopAtEnd: true, Isolation: iso})
 			if err != nil {
-				rd.Close()
-				return fmt.Errorf("read %s from %v: %w", tp, from, err)
+				return fmt.Errorf("reader %s from %v at %v: %w", tp, from, iso, err)
 			}
-			if rec.Offset != want {
-				rd.Close()
-				return fmt.Errorf("read %s from %v: offset %d, want %d", tp, from, rec.Offset, want)
+			want := p.start
+			if from.kind == offsetExact {
+				want = from.n
 			}
-			if err := r.same(tp, rec); err != nil {
-				rd.Close()
-				return fmt.Errorf("read from %v: %w", from, err)
+			for rec, err := range rd.All(context.Background()) {
+				if err != nil {
+					rd.Close()
+					return fmt.Errorf("read %s from %v at %v: %w", tp, from, iso, err)
+				}
+				want = r.m.nextVisible(tp, want, iso)
+				if rec.Offset != want {
+					rd.Close()
+					return fmt.Errorf("read %s from %v at %v: offset %d, want %d (bound %d)", tp, from, iso, rec.Offset, want, bound)
+				}
+				if err := r.sameAt(tp, rec, iso); err != nil {
+					rd.Close()
+					return fmt.Errorf("read from %v: %w", from, err)
+				}
+				want++
 			}
-			want++
-		}
-		rd.Close()
-		if want != p.end() {
-			return fmt.Errorf("read %s from %v: ended at %d, want %d", tp, from, want, p.end())
+			rd.Close()
+			if next := r.m.nextVisible(tp, want, iso); next < bound {
+				return fmt.Errorf("read %s from %v at %v: ended at %d, offset %d is readable (bound %d)", tp, from, iso, want, next, bound)
+			}
 		}
 	}
 	return nil

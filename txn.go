@@ -150,7 +150,10 @@ type txnEntry struct {
 	state   TxnState
 	started time.Time
 	parts   map[*log.Log]*txnPart
-	offsets map[string]groups.TxnOffsets
+	offsets map[string]groups.TxnOffsets // per group, every offset staged
+	// checked holds, per group, the offsets a member staged (with its ID
+	// and generation): checked again at the commit, they alone.
+	checked map[string]groups.TxnOffsets
 	failed  error       // a write of the transaction failed: it cannot commit
 	timer   *time.Timer // aborts the open transaction at its timeout
 	run     int         // counts transactions, so a late timer spares the next
@@ -318,7 +321,7 @@ func (c *txnCoordinator) beginLocked(e *txnEntry) error {
 		return ErrTxnTimedOut // until the producer ends it (EndTxn) or re-inits
 	}
 	e.state, e.started, e.failed = TxnOngoing, c.b.opts.Now(), nil
-	e.parts, e.offsets = map[*log.Log]*txnPart{}, map[string]groups.TxnOffsets{}
+	e.parts, e.offsets, e.checked = map[*log.Log]*txnPart{}, map[string]groups.TxnOffsets{}, map[string]groups.TxnOffsets{}
 	e.run++
 	run := e.run
 	e.timer = time.AfterFunc(time.Duration(e.rec.TimeoutMS)*time.Millisecond, func() { c.expire(e, run) })
@@ -414,9 +417,20 @@ func (b *Broker) TxnCommitOffsets(id string, pid int64, epoch int16, group, memb
 	if set.Offsets == nil {
 		set = groups.TxnOffsets{Group: group, Offsets: map[TopicPartition]int64{}}
 	}
-	set.MemberID, set.Generation = memberID, generation
 	maps.Copy(set.Offsets, offsets)
 	e.offsets[group] = set
+	if memberID != "" {
+		// Only the member's own partitions are checked at the commit:
+		// offsets staged without a member neither drop its check nor
+		// take part in it.
+		chk := e.checked[group]
+		if chk.Offsets == nil {
+			chk = groups.TxnOffsets{Group: group, Offsets: map[TopicPartition]int64{}}
+		}
+		chk.MemberID, chk.Generation = memberID, generation
+		maps.Copy(chk.Offsets, offsets)
+		e.checked[group] = chk
+	}
 	return nil
 }
 
@@ -488,7 +502,7 @@ func (c *txnCoordinator) endLocked(e *txnEntry, commit bool, epoch int16) error 
 		c.pending = append(c.pending, pendingDecision{key: e.decision, markers: markers})
 		c.pendMu.Unlock()
 	}
-	e.parts, e.offsets, e.failed = nil, nil, nil
+	e.parts, e.offsets, e.checked, e.failed = nil, nil, nil, nil
 	e.state = TxnCompleteAbort
 	if commit {
 		e.state = TxnCompleteCommit
@@ -542,10 +556,16 @@ func (c *txnCoordinator) decideLocked(e *txnEntry, parts []*txnPart) (decided bo
 	for i, p := range written {
 		d.Partitions[i] = catalog.TxnPartition{Topic: p.tp.Topic, Partition: p.tp.Partition, Last: p.last, Created: p.created}
 	}
-	sets := slices.Collect(maps.Values(e.offsets))
-	offsets := make(map[string]map[TopicPartition]int64, len(sets))
-	for _, s := range sets {
-		offsets[s.Group] = s.Offsets
+	// The groups are locked (CommitTxn) while the decision is written;
+	// members' partitions are checked.
+	sets := make([]groups.TxnOffsets, 0, len(e.offsets))
+	offsets := make(map[string]map[TopicPartition]int64, len(e.offsets))
+	for group, s := range e.offsets {
+		offsets[group] = s.Offsets
+		if chk, ok := e.checked[group]; ok {
+			s = chk
+		}
+		sets = append(sets, s)
 	}
 	err = c.b.groups.CommitTxn(sets, func(now time.Time) error {
 		synced := make(chan error, 1)

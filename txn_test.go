@@ -661,3 +661,60 @@ func TestTxDeleteRecordsPastOpenTransaction(t *testing.T) {
 	_, err = r.Next(ctx)
 	require.ErrorIs(t, err, io.EOF)
 }
+
+// TestTxCommitOffsetsKeepsTheMembersCheck: offsets staged without a member
+// after CommitConsumer staged a member's positions in the same group do
+// not drop the member's check: once the member has left, the transaction
+// cannot commit (found by the model test).
+func TestTxCommitOffsetsKeepsTheMembersCheck(t *testing.T) {
+	ctx := context.Background()
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("in", TopicConfig{Partitions: 1}))
+	in := TopicPartition{Topic: "in", Partition: 0}
+	require.NoError(t, b.Publish(ctx, txRec("in", 0, "a")))
+	c, err := b.Subscribe("g", []string{"in"}, &ConsumerOptions{Reset: ResetEarliest})
+	require.NoError(t, err)
+	recs, err := c.Poll(ctx)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+
+	p, err := b.NewTxProducer("tx", nil)
+	require.NoError(t, err)
+	tx, err := p.Begin()
+	require.NoError(t, err)
+	require.NoError(t, tx.CommitConsumer(c))
+	require.NoError(t, tx.CommitOffsets("g", map[TopicPartition]int64{{Topic: "other"}: 3}))
+	require.NoError(t, c.Close())
+	require.ErrorIs(t, tx.Commit(ctx), ErrTxnAborted)
+	got, err := b.CommittedOffsets("g")
+	require.NoError(t, err)
+	require.NotContains(t, got, in)
+}
+
+// TestTxCommitOffsetsBesideAMembersPositions: offsets of other partitions
+// staged without a member, before or after CommitConsumer, commit with
+// the member's positions: the member's check covers its own partitions
+// only (found by the model test).
+func TestTxCommitOffsetsBesideAMembersPositions(t *testing.T) {
+	ctx := context.Background()
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("in", TopicConfig{Partitions: 1}))
+	in, other := TopicPartition{Topic: "in", Partition: 0}, TopicPartition{Topic: "other"}
+	require.NoError(t, b.Publish(ctx, txRec("in", 0, "a")))
+	c, err := b.Subscribe("g", []string{"in"}, &ConsumerOptions{Reset: ResetEarliest})
+	require.NoError(t, err)
+	defer c.Close()
+	recs, err := c.Poll(ctx)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	p, err := b.NewTxProducer("tx", nil)
+	require.NoError(t, err)
+	tx, err := p.Begin()
+	require.NoError(t, err)
+	require.NoError(t, tx.CommitOffsets("g", map[TopicPartition]int64{other: 3}))
+	require.NoError(t, tx.CommitConsumer(c))
+	require.NoError(t, tx.Commit(ctx))
+	got, err := b.CommittedOffsets("g")
+	require.NoError(t, err)
+	require.Equal(t, map[TopicPartition]int64{in: 1, other: 3}, got)
+}
