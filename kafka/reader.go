@@ -180,6 +180,11 @@ func (rd *PartitionReader) Next(ctx context.Context) (*stream.Record, error) {
 			}
 			rd.next = kr.Offset + 1
 			if kr.Attrs.IsControl() {
+				if rd.next >= rd.end {
+					rd.buf = nil
+					rd.mu.Unlock()
+					return nil, io.EOF
+				}
 				continue
 			}
 			rd.mu.Unlock()
