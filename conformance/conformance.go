@@ -136,6 +136,7 @@ func Run(t *testing.T, newClient func(t *testing.T, p Placement) stream.Client) 
 	t.Run("TxOffsets", s.txOffsets)
 	t.Run("TxFencing", s.txFencing)
 	t.Run("TxSessionExactlyOnce", s.txSessionExactlyOnce)
+	t.Run("TxErrors", s.txErrors)
 }
 
 type suite struct {

@@ -367,3 +367,51 @@ func (s *suite) txSessionExactlyOnce(t *testing.T) {
 		require.Equal(t, int64(2*half), offs[stream.TopicPartition{Topic: in, Partition: p}], "partition %d: the group's offset is the input's end", p)
 	}
 }
+
+// txErrors: bad transactional IDs and options, calls out of order, and a
+// closed client, with the same typed errors on both backends.
+func (s *suite) txErrors(t *testing.T) {
+	ctx := testContext(t)
+	c := s.client(t)
+	topic := createTopic(t, ctx, c, 1)
+
+	_, err := c.NewTxProducer(ctx, "", nil)
+	require.ErrorIs(t, err, stream.ErrInvalidArgument, "an empty transactional ID")
+	_, err = c.NewTxProducer(ctx, unique(t, "txn"), &stream.TxOptions{Timeout: stream.MaxTxnTimeout + 1})
+	require.ErrorIs(t, err, stream.ErrInvalidConfig, "a timeout above MaxTxnTimeout")
+	_, err = c.NewTxSession(ctx, unique(t, "txn"), unique(t, "g"), []string{topic}, &stream.GroupOptions{AutoCommit: true}, nil)
+	require.ErrorIs(t, err, stream.ErrInvalidConfig, "a session commits with its transactions, not by itself")
+	_, err = c.NewTxSession(ctx, unique(t, "txn"), "", []string{topic}, nil, nil)
+	require.ErrorIs(t, err, stream.ErrInvalidGroup)
+	_, err = c.ReadPartition(ctx, topic, 0, stream.OffsetEarliest, committedOnly, committedOnly)
+	require.ErrorIs(t, err, stream.ErrInvalidArgument, "at most one ReadOptions")
+
+	p, tx := newTx(t, ctx, c, unique(t, "txn"))
+	_, err = p.Begin()
+	require.ErrorIs(t, err, stream.ErrTxnState, "one transaction at a time")
+	require.ErrorIs(t, tx.Publish(ctx, &stream.Record{Topic: unique(t, "missing"), Value: []byte("x")}), stream.ErrTopicNotFound)
+	require.ErrorIs(t, tx.Publish(ctx, nil), stream.ErrInvalidRecord)
+	require.ErrorIs(t, tx.CommitOffsets(ctx, "", map[stream.TopicPartition]int64{{Topic: topic}: 1}), stream.ErrInvalidGroup)
+	require.NoError(t, tx.Publish(ctx, &stream.Record{Topic: topic, Value: []byte("ok")}), "a refused record leaves the transaction usable")
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, []string{"ok"}, values(readCommitted(t, ctx, c, topic, 0)))
+	require.ErrorIs(t, tx.Abort(ctx), stream.ErrTxnState, "a transaction ends once")
+
+	sess, err := c.NewTxSession(ctx, unique(t, "txn"), unique(t, "g"), []string{topic}, nil, nil)
+	require.NoError(t, err)
+	require.ErrorIs(t, sess.Publish(ctx, &stream.Record{Topic: topic, Value: []byte("x")}), stream.ErrTxnState, "no transaction before Poll")
+	committed, err := sess.End(ctx, true)
+	require.NoError(t, err)
+	require.False(t, committed, "nothing to end")
+
+	tx2, err := p.Begin()
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	_, err = p.Begin()
+	require.ErrorIs(t, err, stream.ErrClosed, "the client's Close closes its producers")
+	require.ErrorIs(t, tx2.Publish(ctx, &stream.Record{Topic: topic, Value: []byte("x")}), stream.ErrClosed)
+	_, err = sess.Poll(ctx)
+	require.ErrorIs(t, err, stream.ErrClosed, "and its sessions")
+	_, err = c.NewTxProducer(ctx, unique(t, "txn"), nil)
+	require.ErrorIs(t, err, stream.ErrClosed)
+}

@@ -155,7 +155,7 @@ func producerCodec(cc stream.Compression) kgo.CompressionCodec {
 }
 
 // Kgo returns the franz-go client the Client produces with, for what
-// stream.Client does not cover (transactions, ACLs, quotas...). Do not
+// stream.Client does not cover (ACLs, quotas...). Do not
 // Close it: Close the Client.
 func (c *Client) Kgo() *kgo.Client { return c.cl }
 

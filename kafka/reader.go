@@ -13,10 +13,11 @@ import (
 )
 
 // PartitionReader reads one partition without a group, from a start offset
-// to the partition's end (high watermark) as it was when ReadPartition made
-// it; *PartitionReader implements stream.PartitionReader. It has a franz-go
-// client of its own, consuming that partition directly. Next is meant for
-// one goroutine; Close may come from another to end a blocked Next.
+// to the partition's end (high watermark, or last stable offset under
+// ReadCommitted) as it was when ReadPartition made it; *PartitionReader
+// implements stream.PartitionReader. It has a franz-go client of its own,
+// consuming that partition directly. Next is meant for one goroutine;
+// Close may come from another to end a blocked Next.
 type PartitionReader struct {
 	c         *Client
 	topic     string

@@ -178,8 +178,9 @@ var _ stream.Transaction = (*Tx)(nil)
 
 // Publish produces records in the transaction and waits for them all, as
 // Client.Publish does. Records are validated first and none is sent if
-// one fails; the transaction stays usable then. A write that fails leaves
-// the transaction unable to commit (Commit aborts it). It fails with
+// one fails; the transaction stays usable then, as it does when every
+// record fails for an unknown topic or partition. Any other failed write
+// leaves the transaction unable to commit (Commit aborts it). It fails with
 // stream.ErrFenced once a newer producer took the ID (also when the
 // cluster aborted the transaction at its timeout, which fences the
 // producer), stream.ErrTxnState after Commit or Abort.
@@ -198,21 +199,28 @@ func (tx *Tx) Publish(ctx context.Context, recs ...*stream.Record) error {
 	if n > 0 {
 		tx.produced = true
 	}
-	if err != nil && tx.failed == nil {
+	if err != nil && tx.failed == nil && (n > 0 || !refused(err)) {
 		tx.failed = err
 	}
 	return err
 }
 
+// refused reports an error of a record that was never sent, which leaves
+// the transaction as it was: an unknown topic or partition.
+func refused(err error) bool {
+	return errors.Is(err, stream.ErrTopicNotFound) || errors.Is(err, stream.ErrInvalidPartition)
+}
+
 // usable says why the transaction takes no more calls. Callers hold tx.mu.
 func (tx *Tx) usable() error {
-	if tx.done {
-		return errorf(stream.ErrTxnState, "the transaction is over")
-	}
 	tx.p.mu.Lock()
-	defer tx.p.mu.Unlock()
-	if tx.p.closed {
+	closed := tx.p.closed
+	tx.p.mu.Unlock()
+	switch {
+	case closed:
 		return stream.ErrClosed
+	case tx.done:
+		return errorf(stream.ErrTxnState, "the transaction is over")
 	}
 	return nil
 }

@@ -174,7 +174,8 @@ func pollErr(ctx context.Context, fs kgo.Fetches) error {
 
 // Publish produces records in the open transaction and waits for them, as
 // Client.Publish does; stream.ErrTxnState if none is open (Poll opens one).
-// A write that fails makes End abort.
+// A write that fails (other than for an unknown topic or partition, with
+// nothing written) makes End abort.
 func (s *TxSession) Publish(ctx context.Context, recs ...*stream.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -189,8 +190,8 @@ func (s *TxSession) Publish(ctx context.Context, recs ...*stream.Record) error {
 			return err
 		}
 	}
-	_, err := produceSync(ctx, s.s.Client(), s.refus, recs)
-	if err != nil && s.failed == nil {
+	n, err := produceSync(ctx, s.s.Client(), s.refus, recs)
+	if err != nil && s.failed == nil && (n > 0 || !refused(err)) {
 		s.failed = err
 	}
 	return err
