@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -19,8 +20,26 @@ import (
 // OnAssigned, committed offsets as the next offset to read, reset policies.
 // What differs: latency (microseconds in-process, a network round trip on
 // a cluster), durability (the embedded SyncPolicy versus the cluster's acks
-// and replication), and what is not part of Client at all (transactions,
-// the embedded-only Stats, Seek by time).
+// and replication), and what is not part of Client at all (the
+// embedded-only Stats, Seek by time).
+//
+// Transactions (NewTxProducer, NewTxSession) hold on both backends as
+// Kafka defines them: a transaction's records, on any partitions, and the
+// group offsets staged with it become visible and committed together at
+// Commit, or not at all; readers and groups with ReadCommitted never see
+// records of open or aborted transactions and stop at the last stable
+// offset (the first offset of the oldest open transaction), so an open
+// transaction also holds back the records published after it;
+// ReadUncommitted (the default) sees everything, aborted records included.
+// Commit and abort markers take one offset per partition and are never
+// returned. A transactional ID is one producer at a time: a new producer
+// or session with the ID fences the older one, whose open transaction is
+// aborted and whose later calls fail with ErrFenced. A transaction left
+// open past its TxOptions.Timeout is aborted by the broker (the embedded
+// broker then answers ErrTxnTimedOut, a cluster ErrFenced: it fences the
+// producer to abort). Durability is each backend's own: the embedded
+// broker's meta.db decision and SyncPolicy, or the cluster's transaction
+// log and replication.
 type Client interface {
 	// CreateTopic creates a topic (ErrTopicExists if it exists).
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) error
@@ -47,8 +66,21 @@ type Client interface {
 	Subscribe(group string, topics []string, opts *GroupOptions) (GroupConsumer, error)
 	// ReadPartition reads one partition without a group, from an offset
 	// (OffsetEarliest, OffsetLatest, AtOffset) up to the end as it is now
-	// (io.EOF then).
-	ReadPartition(ctx context.Context, topic string, partition int32, from Offset) (PartitionReader, error)
+	// (io.EOF then): the high watermark, or under ReadOptions.Isolation
+	// ReadCommitted the last stable offset. At most one ReadOptions may be
+	// given (ErrInvalidArgument).
+	ReadPartition(ctx context.Context, topic string, partition int32, from Offset, opts ...ReadOptions) (PartitionReader, error)
+	// NewTxProducer returns the transactional producer of transactional ID
+	// id (transactional.id), fencing any earlier holder of the ID, as
+	// Broker.NewTxProducer does. opts may be nil.
+	NewTxProducer(ctx context.Context, id string, opts *TxOptions) (TxPublisher, error)
+	// NewTxSession joins group as a member consuming topics, with
+	// transactional ID id for its outputs (fencing any earlier holder), to
+	// consume, transform and publish exactly once, as Broker.NewTxSession
+	// does. opts configure the member as Subscribe's do, but AutoCommit
+	// must be off (ErrInvalidConfig) and it reads ReadCommitted whatever
+	// Isolation says; tx configures the transactions. Both may be nil.
+	NewTxSession(ctx context.Context, id, group string, topics []string, opts *GroupOptions, tx *TxOptions) (TransactSession, error)
 	// Close flushes and releases the client (the embedded client closes its
 	// Broker).
 	Close() error
@@ -69,6 +101,9 @@ type GroupOptions struct {
 	Balancer Balancer
 	// InstanceID makes the member static (group.instance.id).
 	InstanceID string
+	// Isolation is which records of transactions Poll returns
+	// (isolation.level): ReadUncommitted, the default, or ReadCommitted.
+	Isolation IsolationLevel
 	// OnAssigned, OnRevoked and OnLost run on the polling goroutine; commit
 	// in OnRevoked through the GroupConsumer that Subscribe returned.
 	OnAssigned, OnRevoked, OnLost func(parts []TopicPartition)
@@ -88,6 +123,74 @@ type GroupConsumer interface {
 	Close() error
 }
 
+// ReadOptions configure ReadPartition. The zero value reads
+// ReadUncommitted.
+type ReadOptions struct {
+	// Isolation is which records of transactions the reader returns, and
+	// where it ends: ReadUncommitted (the default) up to the high
+	// watermark, ReadCommitted up to the last stable offset, skipping
+	// aborted records.
+	Isolation IsolationLevel
+}
+
+// TxPublisher publishes in transactions, one at a time: Client's
+// counterpart of *TxProducer, which the embedded backend wraps (a cluster:
+// a franz-go client with a transactional ID).
+type TxPublisher interface {
+	// Begin starts a transaction. It fails with ErrTxnState while the last
+	// one is open, ErrClosed after Close.
+	Begin() (Transaction, error)
+	// Close aborts the open transaction, if any, and releases the
+	// producer. It is idempotent.
+	Close() error
+}
+
+// Transaction is one transaction of a TxPublisher: Publish records and
+// stage group offsets, then Commit or Abort. Its records take offsets at
+// once but stay hidden from ReadCommitted readers until Commit.
+type Transaction interface {
+	// Publish appends records in the transaction, filling in Partition,
+	// Offset and Timestamp, as Client.Publish does. It fails with ErrFenced
+	// once a newer producer took the transactional ID; a failed write
+	// leaves the transaction unable to commit (Commit then aborts).
+	Publish(ctx context.Context, recs ...*Record) error
+	// CommitOffsets stages offsets (the next offset to read, per
+	// partition) for group, committed with the transaction and dropped by
+	// its abort (Kafka's sendOffsetsToTransaction without group metadata:
+	// on a cluster the group must have no live members).
+	CommitOffsets(ctx context.Context, group string, offsets map[TopicPartition]int64) error
+	// Commit makes the records visible and the offsets committed, all at
+	// once. If the transaction cannot commit it is aborted and Commit
+	// returns ErrTxnAborted (or ErrFenced if a newer producer took the
+	// ID). Either way the transaction is over.
+	Commit(ctx context.Context) error
+	// Abort ends the transaction without making anything visible; its
+	// records stay readable under ReadUncommitted.
+	Abort(ctx context.Context) error
+}
+
+// TransactSession is a consume-transform-publish loop that runs exactly
+// once (franz-go's GroupTransactSession; *TxSession implements it): Poll
+// opens a transaction if none is open, Publish publishes the outputs in it,
+// End commits them together with the member's positions. A rebalance that
+// takes partitions during a transaction makes End abort and rewind to the
+// committed offsets, so every input's outputs are committed once.
+type TransactSession interface {
+	// Poll returns the next records (ReadCommitted), opening a
+	// transaction first if none is open.
+	Poll(ctx context.Context) ([]*Record, error)
+	// Publish publishes records in the open transaction (ErrTxnState if
+	// none is open).
+	Publish(ctx context.Context, recs ...*Record) error
+	// End commits (commit true) or aborts the open transaction, as
+	// TxSession.End describes: committed reports whether it committed; an
+	// abort rewinds the member to the committed offsets; err is what the
+	// session cannot go on from (ErrFenced, ErrClosed).
+	End(ctx context.Context, commit bool) (committed bool, err error)
+	// Close aborts the open transaction, if any, and leaves the group.
+	Close() error
+}
+
 // PartitionReader reads one partition in order; *Reader implements it.
 type PartitionReader interface {
 	Next(ctx context.Context) (*Record, error)
@@ -97,6 +200,7 @@ type PartitionReader interface {
 var (
 	_ GroupConsumer   = (*Consumer)(nil)
 	_ PartitionReader = (*Reader)(nil)
+	_ TransactSession = (*TxSession)(nil)
 	_ Client          = (*embeddedClient)(nil)
 )
 
@@ -160,14 +264,16 @@ func (c *embeddedClient) Flush(ctx context.Context) error {
 	return p.Flush(ctx)
 }
 
-func (c *embeddedClient) Subscribe(group string, topics []string, opts *GroupOptions) (GroupConsumer, error) {
+// consumerOptions maps GroupOptions (nil: the defaults) to the embedded
+// Consumer's.
+func consumerOptions(opts *GroupOptions) ConsumerOptions {
 	var o GroupOptions
 	if opts != nil {
 		o = *opts
 	}
-	co := &ConsumerOptions{
+	co := ConsumerOptions{
 		Reset: o.Reset, AutoCommit: o.AutoCommit, MaxPollRecords: o.MaxPollRecords,
-		Balancer: o.Balancer, InstanceID: o.InstanceID,
+		Balancer: o.Balancer, InstanceID: o.InstanceID, Isolation: o.Isolation,
 	}
 	if f := o.OnAssigned; f != nil {
 		co.OnAssigned = func(_ *Consumer, parts []TopicPartition) { f(parts) }
@@ -178,19 +284,98 @@ func (c *embeddedClient) Subscribe(group string, topics []string, opts *GroupOpt
 	if f := o.OnLost; f != nil {
 		co.OnLost = func(_ *Consumer, parts []TopicPartition) { f(parts) }
 	}
-	c2, err := c.b.Subscribe(group, topics, co)
+	return co
+}
+
+func (c *embeddedClient) Subscribe(group string, topics []string, opts *GroupOptions) (GroupConsumer, error) {
+	co := consumerOptions(opts)
+	c2, err := c.b.Subscribe(group, topics, &co)
 	if err != nil {
 		return nil, err
 	}
 	return c2, nil
 }
 
-func (c *embeddedClient) ReadPartition(_ context.Context, topic string, partition int32, from Offset) (PartitionReader, error) {
-	r, err := c.b.NewReader(topic, partition, from, &ReaderOptions{StopAtEnd: true})
+// oneReadOptions returns the ReadOptions among opts: the zero value if
+// there are none, ErrInvalidArgument if there are several.
+func oneReadOptions(opts []ReadOptions) (ReadOptions, error) {
+	switch len(opts) {
+	case 0:
+		return ReadOptions{}, nil
+	case 1:
+		return opts[0], nil
+	}
+	return ReadOptions{}, fmt.Errorf("%w: %d ReadOptions, at most one", ErrInvalidArgument, len(opts))
+}
+
+func (c *embeddedClient) ReadPartition(_ context.Context, topic string, partition int32, from Offset, opts ...ReadOptions) (PartitionReader, error) {
+	o, err := oneReadOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.b.NewReader(topic, partition, from, &ReaderOptions{StopAtEnd: true, Isolation: o.Isolation})
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
 }
+
+func (c *embeddedClient) NewTxProducer(ctx context.Context, id string, opts *TxOptions) (TxPublisher, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := c.b.NewTxProducer(id, opts)
+	if err != nil {
+		return nil, err
+	}
+	return embeddedTxProducer{p}, nil
+}
+
+func (c *embeddedClient) NewTxSession(ctx context.Context, id, group string, topics []string, opts *GroupOptions, tx *TxOptions) (TransactSession, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o := TxSessionOptions{Consumer: consumerOptions(opts)}
+	if tx != nil {
+		o.Tx = *tx
+	}
+	s, err := c.b.NewTxSession(id, group, topics, &o)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// embeddedTxProducer and embeddedTx adapt *TxProducer and *Tx to
+// TxPublisher and Transaction: the calls that need no round trip in
+// process take a context on a cluster.
+type embeddedTxProducer struct{ p *TxProducer }
+
+func (p embeddedTxProducer) Begin() (Transaction, error) {
+	tx, err := p.p.Begin()
+	if err != nil {
+		return nil, err
+	}
+	return embeddedTx{tx}, nil
+}
+
+func (p embeddedTxProducer) Close() error { return p.p.Close() }
+
+type embeddedTx struct{ tx *Tx }
+
+func (t embeddedTx) Publish(ctx context.Context, recs ...*Record) error {
+	return t.tx.Publish(ctx, recs...)
+}
+
+func (t embeddedTx) CommitOffsets(ctx context.Context, group string, offsets map[TopicPartition]int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return t.tx.CommitOffsets(group, offsets)
+}
+
+func (t embeddedTx) Commit(ctx context.Context) error { return t.tx.Commit(ctx) }
+
+func (t embeddedTx) Abort(context.Context) error { return t.tx.Abort() }
 
 func (c *embeddedClient) Close() error { return c.b.Close() }

@@ -68,8 +68,15 @@ func (b *Broker) NewTxProducer(id string, opts *TxOptions) (*TxProducer, error) 
 func (p *TxProducer) ID() string { return p.id }
 
 // Begin starts a transaction. It fails with ErrTxnState while the
-// producer's last transaction is still open, ErrClosed after Close.
+// producer's last transaction is still open, ErrClosed after Close (its
+// own or the broker's).
 func (p *TxProducer) Begin() (*Tx, error) {
+	p.b.mu.RLock()
+	err := p.b.checkOpen()
+	p.b.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed.Load() {

@@ -26,6 +26,16 @@
 //     commits the sought position.
 //   - AlterTopic changes a topic's settings for the records published next
 //     (MaxRecordBytes checked here) and refuses a change of Partitions.
+//   - Transactions: a committed transaction's records, over several
+//     partitions, reach a ReadCommitted group and reader together; an
+//     aborted one's never do, though ReadUncommitted readers see them;
+//     an open transaction holds ReadCommitted readers at its first offset,
+//     the records published after it too; each commit or abort takes one
+//     offset per partition; offsets staged in a transaction are committed
+//     only if it commits; a new producer with a transactional ID fences
+//     the older one (ErrFenced) and aborts its transaction; a
+//     TransactSession loop outputs every input exactly once across a
+//     rebalance.
 //   - Typed errors (errors.Is): ErrTopicExists, ErrTopicNotFound,
 //     ErrInvalidTopic, ErrInvalidPartition, ErrOffsetOutOfRange,
 //     ErrInvalidGroup, ErrNotAssigned, ErrNoCommittedOffset, ErrClosed.
@@ -120,6 +130,13 @@ func Run(t *testing.T, newClient func(t *testing.T, p Placement) stream.Client) 
 	t.Run("SeekInOnAssigned", s.seekInOnAssigned)
 	t.Run("EnforceRebalance", s.enforceRebalance)
 	t.Run("Close", s.closeTest)
+	t.Run("TxCommit", s.txCommit)
+	t.Run("TxAbort", s.txAbort)
+	t.Run("TxHoldsLastStable", s.txHoldsLastStable)
+	t.Run("TxOffsets", s.txOffsets)
+	t.Run("TxFencing", s.txFencing)
+	t.Run("TxSessionExactlyOnce", s.txSessionExactlyOnce)
+	t.Run("TxErrors", s.txErrors)
 }
 
 type suite struct {

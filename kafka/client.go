@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"slices"
@@ -74,6 +75,7 @@ type Client struct {
 	closed    bool
 	consumers map[*GroupConsumer]struct{}
 	readers   map[*PartitionReader]struct{}
+	txns      map[io.Closer]struct{} // transactional producers and sessions
 }
 
 var _ stream.Client = (*Client)(nil)
@@ -95,10 +97,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("kafka: producer: %w", err)
 	}
 	refused := &refusals{}
-	// The compression comes before Opts, which may override it.
-	kopts := append([]kgo.Opt{kgo.ProducerBatchCompression(producerCodec(opts.Compression))}, opts.base()...)
-	kopts = append(kopts, kgo.RecordPartitioner(partitioner{base: opts.Partitioner, refused: refused}))
-	cl, err := kgo.NewClient(kopts...)
+	cl, err := kgo.NewClient(opts.producer(refused)...)
 	if err != nil {
 		return nil, errorf(stream.ErrInvalidConfig, "kafka: %v", err)
 	}
@@ -110,6 +109,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		opts: opts, cl: cl, adm: kadm.NewClient(cl), refused: refused,
 		consumers: map[*GroupConsumer]struct{}{},
 		readers:   map[*PartitionReader]struct{}{},
+		txns:      map[io.Closer]struct{}{},
 	}, nil
 }
 
@@ -117,6 +117,14 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 func (o Options) base() []kgo.Opt {
 	out := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ClientID(o.ClientID)}
 	return append(out, o.Opts...)
+}
+
+// producer is the options of a franz-go client that publishes: base with
+// the compression (before Opts, which may override it) and the
+// partitioner, which notes the records it fails in refused.
+func (o Options) producer(refused *refusals) []kgo.Opt {
+	kopts := append([]kgo.Opt{kgo.ProducerBatchCompression(producerCodec(o.Compression))}, o.base()...)
+	return append(kopts, kgo.RecordPartitioner(partitioner{base: o.Partitioner, refused: refused}))
 }
 
 // producerCodec is franz-go's codec for cc, which checkCompression
@@ -147,7 +155,7 @@ func producerCodec(cc stream.Compression) kgo.CompressionCodec {
 }
 
 // Kgo returns the franz-go client the Client produces with, for what
-// stream.Client does not cover (transactions, ACLs, quotas...). Do not
+// stream.Client does not cover (ACLs, quotas...). Do not
 // Close it: Close the Client.
 func (c *Client) Kgo() *kgo.Client { return c.cl }
 
@@ -527,8 +535,14 @@ func prepare(r *stream.Record) (*kgo.Record, error) {
 
 // finish copies what the cluster assigned back into r, and maps err.
 func (c *Client) finish(r *stream.Record, kr *kgo.Record, err error) error {
+	return finish(c.refused, r, kr, err)
+}
+
+// finish copies what the cluster assigned back into r, and maps err;
+// refused are the refusals of the client that produced kr.
+func finish(refused *refusals, r *stream.Record, kr *kgo.Record, err error) error {
 	if err != nil {
-		if ref, ok := c.refused.take(kr); ok {
+		if ref, ok := refused.take(kr); ok {
 			return errorf(stream.ErrInvalidPartition, "partition %d of %q (it has %d)", ref.partition, r.Topic, ref.partitions)
 		}
 		return fmt.Errorf("kafka: produce to %q: %w", r.Topic, mapErr(err))
@@ -551,27 +565,40 @@ func (c *Client) Publish(ctx context.Context, recs ...*stream.Record) error {
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
+	_, err := produceSync(ctx, c.cl, c.refused, recs)
+	return err
+}
+
+// produceSync validates recs (sending none if one fails), produces them
+// with cl, waits for them all, and fills in what the cluster assigned. It
+// returns how many were written and the first error.
+func produceSync(ctx context.Context, cl *kgo.Client, refused *refusals, recs []*stream.Record) (int, error) {
 	krs := make([]*kgo.Record, len(recs))
 	for i, r := range recs {
 		kr, err := prepare(r)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		krs[i] = kr
 	}
 	// ProduceSync skips the linger for the partitions it writes to; its
 	// results come in completion order.
 	errs := make(map[*kgo.Record]error, len(krs))
-	for _, res := range c.cl.ProduceSync(ctx, krs...) {
+	for _, res := range cl.ProduceSync(ctx, krs...) {
 		errs[res.Record] = res.Err
 	}
 	var first error
+	written := 0
 	for i, r := range recs {
-		if err := c.finish(r, krs[i], errs[krs[i]]); err != nil && first == nil {
-			first = err
+		if err := finish(refused, r, krs[i], errs[krs[i]]); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
 		}
+		written++
 	}
-	return first
+	return written, first
 }
 
 // PublishAsync produces r in the background, batched with other records
@@ -647,10 +674,14 @@ func (c *Client) Close() error {
 	c.closed = true
 	consumers := c.consumers
 	readers := c.readers
-	c.consumers, c.readers = nil, nil
+	txns := c.txns
+	c.consumers, c.readers, c.txns = nil, nil, nil
 	c.mu.Unlock()
 
 	var errs []error
+	for t := range txns {
+		errs = append(errs, t.Close())
+	}
 	for gc := range consumers {
 		errs = append(errs, gc.Close())
 	}
@@ -678,4 +709,22 @@ func (c *Client) forgetReader(rd *PartitionReader) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.readers, rd)
+}
+
+// keepTxn adds a transactional producer or session to the Client's books,
+// for Close; ErrClosed if the Client is closed.
+func (c *Client) keepTxn(t io.Closer) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return stream.ErrClosed
+	}
+	c.txns[t] = struct{}{}
+	return nil
+}
+
+func (c *Client) forgetTxn(t io.Closer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.txns, t)
 }

@@ -73,12 +73,29 @@
 // partition, from an offset to the high watermark as it was when the reader
 // was made, then io.EOF. stream.AtTime works too (ListOffsets by time).
 //
+// Transactions: NewTxProducer is a franz-go client with
+// kgo.TransactionalID (TxOptions.Timeout as kgo.TransactionTimeout) that
+// initializes its ID before returning, fencing an older holder as the
+// embedded broker does; its Begin, Publish and Commit/Abort are
+// BeginTransaction, produce and EndTransaction, and
+// Transaction.CommitOffsets sends AddOffsetsToTxn and TxnOffsetCommit
+// itself (franz-go commits transactional offsets only for a group member),
+// so the producer keeps to the classic protocol (EndTxn and
+// TxnOffsetCommit up to version 4), which every cluster serves.
+// NewTxSession is kgo.NewGroupTransactSession, reading read_committed;
+// its rebalance callbacks run on franz-go's goroutine. GroupOptions.Isolation
+// maps to kgo.FetchIsolationLevel, and ReadPartition's ReadOptions to a
+// read_committed fetch that ends at the last stable offset. Transaction
+// markers are never returned.
+//
 // Errors are *Error values that match both the embedstream sentinel and
 // Kafka's error with errors.Is: kerr.TopicAlreadyExists is
 // stream.ErrTopicExists, UnknownTopicOrPartition stream.ErrTopicNotFound,
 // OffsetOutOfRange stream.ErrOffsetOutOfRange, IllegalGeneration and
 // UnknownMemberID stream.ErrStaleGeneration, RebalanceInProgress
-// stream.ErrRebalanceInProgress, FencedInstanceID stream.ErrFenced,
+// stream.ErrRebalanceInProgress, FencedInstanceID, ProducerFenced and
+// InvalidProducerEpoch stream.ErrFenced, InvalidTxnState
+// stream.ErrTxnState, TransactionAbortable stream.ErrTxnAborted,
 // InvalidTopicException stream.ErrInvalidTopic, MessageTooLarge
 // stream.ErrRecordTooLarge, invalid partitions, replication factors and
 // configs stream.ErrInvalidConfig; every call on a closed Client, member or
@@ -106,6 +123,10 @@
 //     of a rebalance at its next heartbeat (kgo.HeartbeatInterval, 3 s by
 //     default), so hand-overs take that long; the embedded group is
 //     immediate.
+//   - A transaction the cluster aborted at its timeout fences its producer:
+//     later calls fail with stream.ErrFenced, where the embedded broker
+//     says stream.ErrTxnTimedOut. Transaction.CommitOffsets takes offsets
+//     only for a group without live members.
 //   - ResetLatest resolves "the end" when the partition is assigned, not
 //     at its first fetch.
 //   - Records from Poll and Next do not alias anything: they stay valid

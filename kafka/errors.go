@@ -72,8 +72,16 @@ func kindOf(err error) error {
 		return stream.ErrStaleGeneration
 	case errors.Is(err, kerr.RebalanceInProgress):
 		return stream.ErrRebalanceInProgress
-	case errors.Is(err, kerr.FencedInstanceID):
+	case errors.Is(err, kerr.FencedInstanceID), errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):
+		// A producer is fenced by a newer one with its transactional ID
+		// (PRODUCER_FENCED; INVALID_PRODUCER_EPOCH from older versions).
 		return stream.ErrFenced
+	case errors.Is(err, kerr.InvalidTxnState):
+		return stream.ErrTxnState
+	case errors.Is(err, kerr.TransactionAbortable):
+		return stream.ErrTxnAborted
+	case errors.Is(err, kerr.InvalidTransactionTimeout):
+		return stream.ErrInvalidConfig
 	case errors.Is(err, kerr.InvalidTopicException):
 		return stream.ErrInvalidTopic
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):

@@ -104,7 +104,9 @@ func balancer(b stream.Balancer) (kgo.GroupBalancer, error) {
 // every member of a group must use the same), InstanceID to
 // kgo.InstanceID, MaxPollRecords to PollRecords' limit (default 500),
 // AutoCommit to commits made by Poll every 5 s, before revocation and on
-// Close (franz-go's own auto-commit is off), and the callbacks to
+// Close (franz-go's own auto-commit is off), Isolation to
+// kgo.FetchIsolationLevel (under ReadCommitted, ResetLatest starts at the
+// last stable offset), and the callbacks to
 // kgo.OnPartitionsAssigned/Revoked/Lost. It fails with
 // stream.ErrInvalidGroup for an empty group, stream.ErrInvalidConfig for no
 // topics or bad options, and stream.ErrTopicNotFound for a topic the
@@ -113,39 +115,7 @@ func (c *Client) Subscribe(group string, topics []string, opts *stream.GroupOpti
 	if err := c.checkOpen(); err != nil {
 		return nil, err
 	}
-	if group == "" {
-		return nil, errorf(stream.ErrInvalidGroup, "empty group name")
-	}
-	if len(topics) == 0 {
-		return nil, errorf(stream.ErrInvalidConfig, "no topics to subscribe to")
-	}
-	for _, t := range topics {
-		if err := validTopic(t); err != nil {
-			return nil, err
-		}
-	}
-	var o stream.GroupOptions
-	if opts != nil {
-		o = *opts
-	}
-	if o.MaxPollRecords < 0 {
-		return nil, errorf(stream.ErrInvalidConfig, "MaxPollRecords %d", o.MaxPollRecords)
-	}
-	if o.MaxPollRecords == 0 {
-		o.MaxPollRecords = 500
-	}
-	var reset kgo.Offset
-	switch o.Reset {
-	case stream.ResetLatest:
-		reset = kgo.NewOffset().AtEnd()
-	case stream.ResetEarliest:
-		reset = kgo.NewOffset().AtStart()
-	case stream.ResetNone:
-		reset = kgo.NoResetOffset()
-	default:
-		return nil, errorf(stream.ErrInvalidConfig, "reset policy %d", o.Reset)
-	}
-	bal, err := balancer(o.Balancer)
+	o, reset, bal, err := groupConfig(group, topics, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +142,7 @@ func (c *Client) Subscribe(group string, topics []string, opts *stream.GroupOpti
 		kgo.OnPartitionsRevoked(g.onRevoked),
 		kgo.OnPartitionsLost(g.onLost),
 		kgo.AdjustFetchOffsetsFn(g.adjust),
+		kgo.FetchIsolationLevel(isolation(o.Isolation)),
 	)
 	if o.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(o.InstanceID))
@@ -191,6 +162,57 @@ func (c *Client) Subscribe(group string, topics []string, opts *stream.GroupOpti
 	c.consumers[g] = struct{}{}
 	c.mu.Unlock()
 	return g, nil
+}
+
+// groupConfig checks a member's group, topics and options (nil: the
+// defaults), which it returns with MaxPollRecords defaulted and with
+// franz-go's reset offset and balancer.
+func groupConfig(group string, topics []string, opts *stream.GroupOptions) (stream.GroupOptions, kgo.Offset, kgo.GroupBalancer, error) {
+	var o stream.GroupOptions
+	if opts != nil {
+		o = *opts
+	}
+	var reset kgo.Offset
+	if group == "" {
+		return o, reset, nil, errorf(stream.ErrInvalidGroup, "empty group name")
+	}
+	if len(topics) == 0 {
+		return o, reset, nil, errorf(stream.ErrInvalidConfig, "no topics to subscribe to")
+	}
+	for _, t := range topics {
+		if err := validTopic(t); err != nil {
+			return o, reset, nil, err
+		}
+	}
+	if o.MaxPollRecords < 0 {
+		return o, reset, nil, errorf(stream.ErrInvalidConfig, "MaxPollRecords %d", o.MaxPollRecords)
+	}
+	if o.MaxPollRecords == 0 {
+		o.MaxPollRecords = 500
+	}
+	if o.Isolation != stream.ReadUncommitted && o.Isolation != stream.ReadCommitted {
+		return o, reset, nil, errorf(stream.ErrInvalidConfig, "isolation level %d", o.Isolation)
+	}
+	switch o.Reset {
+	case stream.ResetLatest:
+		reset = kgo.NewOffset().AtEnd()
+	case stream.ResetEarliest:
+		reset = kgo.NewOffset().AtStart()
+	case stream.ResetNone:
+		reset = kgo.NoResetOffset()
+	default:
+		return o, reset, nil, errorf(stream.ErrInvalidConfig, "reset policy %d", o.Reset)
+	}
+	bal, err := balancer(o.Balancer)
+	return o, reset, bal, err
+}
+
+// isolation is franz-go's fetch isolation level for l.
+func isolation(l stream.IsolationLevel) kgo.IsolationLevel {
+	if l == stream.ReadCommitted {
+		return kgo.ReadCommitted()
+	}
+	return kgo.ReadUncommitted()
 }
 
 // Kgo returns the member's franz-go client, for what stream.GroupConsumer
@@ -363,7 +385,10 @@ func (g *GroupConsumer) adjust(ctx context.Context, offsets map[string]map[int32
 		topics[k.Topic] = struct{}{}
 	}
 	list := g.adm.ListStartOffsets
-	if g.opts.Reset == stream.ResetLatest {
+	switch {
+	case g.opts.Reset == stream.ResetLatest && g.opts.Isolation == stream.ReadCommitted:
+		list = g.adm.ListCommittedOffsets // the last stable offset
+	case g.opts.Reset == stream.ResetLatest:
 		list = g.adm.ListEndOffsets
 	}
 	listed, err := list(ctx, slices.Collect(maps.Keys(topics))...)

@@ -13,10 +13,11 @@ import (
 )
 
 // PartitionReader reads one partition without a group, from a start offset
-// to the partition's end (high watermark) as it was when ReadPartition made
-// it; *PartitionReader implements stream.PartitionReader. It has a franz-go
-// client of its own, consuming that partition directly. Next is meant for
-// one goroutine; Close may come from another to end a blocked Next.
+// to the partition's end (high watermark, or last stable offset under
+// ReadCommitted) as it was when ReadPartition made it; *PartitionReader
+// implements stream.PartitionReader. It has a franz-go client of its own,
+// consuming that partition directly. Next is meant for one goroutine;
+// Close may come from another to end a blocked Next.
 type PartitionReader struct {
 	c         *Client
 	topic     string
@@ -35,15 +36,31 @@ var _ stream.PartitionReader = (*PartitionReader)(nil)
 // stream.OffsetEarliest (the log start), stream.OffsetLatest (the end: the
 // reader is empty), stream.AtOffset(n), or stream.AtTime(t) (the first
 // record stamped at or after t). It reads up to the high watermark as it
-// is now, then Next returns io.EOF. It fails with stream.ErrTopicNotFound,
+// is now, then Next returns io.EOF; under ReadOptions.Isolation
+// ReadCommitted it fetches read_committed (kgo.FetchIsolationLevel) and
+// reads up to the last stable offset instead (ListOffsets with
+// read_committed), skipping aborted records. Transaction markers are never
+// returned. It fails with stream.ErrTopicNotFound,
 // stream.ErrInvalidPartition, or stream.ErrOffsetOutOfRange for an offset
-// outside [log start, end].
-func (c *Client) ReadPartition(ctx context.Context, topic string, partition int32, from stream.Offset) (stream.PartitionReader, error) {
+// outside [log start, high watermark]; stream.ErrInvalidArgument for more
+// than one ReadOptions.
+func (c *Client) ReadPartition(ctx context.Context, topic string, partition int32, from stream.Offset, opts ...stream.ReadOptions) (stream.PartitionReader, error) {
 	if err := c.checkOpen(); err != nil {
 		return nil, err
 	}
 	if err := validTopic(topic); err != nil {
 		return nil, err
+	}
+	var o stream.ReadOptions
+	switch len(opts) {
+	case 0:
+	case 1:
+		o = opts[0]
+	default:
+		return nil, errorf(stream.ErrInvalidArgument, "%d ReadOptions, at most one", len(opts))
+	}
+	if o.Isolation != stream.ReadUncommitted && o.Isolation != stream.ReadCommitted {
+		return nil, errorf(stream.ErrInvalidConfig, "isolation level %d", o.Isolation)
 	}
 	kind, n, at, err := parseOffset(from)
 	if err != nil {
@@ -60,17 +77,23 @@ func (c *Client) ReadPartition(ctx context.Context, topic string, partition int3
 	if err != nil {
 		return nil, err
 	}
-	end, err := c.listed(ctx, topic, partition, c.adm.ListEndOffsets)
+	hw, err := c.listed(ctx, topic, partition, c.adm.ListEndOffsets)
 	if err != nil {
 		return nil, err
+	}
+	end := hw
+	if o.Isolation == stream.ReadCommitted {
+		if end, err = c.listed(ctx, topic, partition, c.adm.ListCommittedOffsets); err != nil {
+			return nil, err
+		}
 	}
 	next := start
 	switch kind {
 	case fromLatest:
 		next = end
 	case fromOffset:
-		if n < start || n > end {
-			return nil, errorf(stream.ErrOffsetOutOfRange, "offset %d of %s/%d, log has offsets [%d, %d)", n, topic, partition, start, end)
+		if n < start || n > hw {
+			return nil, errorf(stream.ErrOffsetOutOfRange, "offset %d of %s/%d, log has offsets [%d, %d)", n, topic, partition, start, hw)
 		}
 		next = n
 	case fromTime:
@@ -89,6 +112,11 @@ func (c *Client) ReadPartition(ctx context.Context, topic string, partition int3
 		opts := append(c.opts.base(),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(next)}}),
 			kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+			kgo.FetchIsolationLevel(isolation(o.Isolation)),
+			// Markers tell where the records end when the last ones
+			// before the end are a marker or aborted: they are skipped
+			// in Next, never returned.
+			kgo.KeepControlRecords(),
 		)
 		rd.cl, err = kgo.NewClient(opts...)
 		if err != nil {
@@ -152,6 +180,14 @@ func (rd *PartitionReader) Next(ctx context.Context) (*stream.Record, error) {
 				return nil, io.EOF
 			}
 			rd.next = kr.Offset + 1
+			if kr.Attrs.IsControl() {
+				if rd.next >= rd.end {
+					rd.buf = nil
+					rd.mu.Unlock()
+					return nil, io.EOF
+				}
+				continue
+			}
 			rd.mu.Unlock()
 			return FromKgo(kr), nil
 		}
