@@ -446,6 +446,9 @@ type PartitionInfo struct {
 	EndOffset   int64 // next offset to be written: the high watermark
 	Bytes       int64 // bytes of record batches stored
 	Segments    int   // segment files
+	// LastStableOffset is read_committed's end (Kafka's LSO): EndOffset,
+	// or the first offset of the oldest transaction still open if lower.
+	LastStableOffset int64
 }
 
 // DescribeTopic returns a topic's config and per-partition offsets and sizes.
@@ -459,7 +462,8 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 	info.Config.Partitions = len(parts)
 	for i, p := range parts {
 		li := p.Info()
-		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: li.Start, EndOffset: li.End, Bytes: li.Bytes, Segments: li.Segments}
+		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: li.Start, EndOffset: li.End, Bytes: li.Bytes, Segments: li.Segments,
+			LastStableOffset: min(li.End, p.LastStable())}
 	}
 	return info, nil
 }
