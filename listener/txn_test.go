@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
 // txnBatch is rawBatch of one transactional batch (attributes bit 4).
@@ -533,4 +534,44 @@ func TestTxnRawErrors(t *testing.T) {
 	require.Equal(t, int64(1), committed[TopicPartition{Topic: "t", Partition: 0}])
 	require.Equal(t, map[string]int{"in-txn": 1}, topicValues(t, b, "t", stream.ReadCommitted))
 	require.Equal(t, "CompleteCommit", rawAs[*kmsg.DescribeTransactionsResponse](t, s, dr).TransactionStates[0].State)
+}
+
+// Transactional IDs are ACL resources: a client needs Write on its ID to
+// initialize, add partitions, end, and produce transactionally, Describe
+// to find its coordinator and to see it listed.
+func TestTxnACLs(t *testing.T) {
+	b := openBroker(t, nil)
+	require.NoError(t, b.CreateTopic("t", stream.TopicConfig{Partitions: 1}))
+	s := startServer(t, b, &Options{SASL: testSASL(t), ACLs: []ACL{
+		{Principal: "*", Resource: ResourceTopic, Name: "t", Operations: []Operation{OpWrite}},
+		{Principal: "alice", Resource: ResourceTransactionalID, Name: "mine", Operations: []Operation{OpWrite}},
+	}})
+	alice := newClient(t, s, kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()))
+	bob := newClient(t, s, kgo.SASL(plain.Auth{User: "bob", Pass: "bob-secret"}.AsMechanism()))
+
+	init := request[*kmsg.InitProducerIDResponse](t, alice, initTxnReq(4, "mine", time.Minute))
+	require.Zero(t, init.ErrorCode)
+	denied := kerr.TransactionalIDAuthorizationFailed.Code
+	require.Equal(t, denied, request[*kmsg.InitProducerIDResponse](t, bob, initTxnReq(4, "mine", time.Minute)).ErrorCode)
+	require.Equal(t, denied, request[*kmsg.InitProducerIDResponse](t, alice, initTxnReq(4, "theirs", time.Minute)).ErrorCode)
+
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.Version, find.CoordinatorType, find.CoordinatorKeys = 4, 1, []string{"mine"}
+	require.Zero(t, request[*kmsg.FindCoordinatorResponse](t, alice, find).Coordinators[0].ErrorCode)
+	require.Equal(t, denied, request[*kmsg.FindCoordinatorResponse](t, bob, find).Coordinators[0].ErrorCode)
+
+	add := addPartitionsReq(3, "mine", init.ProducerID, init.ProducerEpoch, "t", 0)
+	require.Equal(t, denied, request[*kmsg.AddPartitionsToTxnResponse](t, bob, add).Topics[0].Partitions[0].ErrorCode)
+	require.Zero(t, request[*kmsg.AddPartitionsToTxnResponse](t, alice, add).Topics[0].Partitions[0].ErrorCode)
+	produce := produceReq(9, "t", 0, txnBatch(t, init.ProducerID, init.ProducerEpoch, 0, "x"))
+	produce.TransactionID = kmsg.StringPtr("mine")
+	require.Equal(t, denied, partitionAnswer(request[*kmsg.ProduceResponse](t, bob, produce)).ErrorCode)
+	require.Zero(t, partitionAnswer(request[*kmsg.ProduceResponse](t, alice, produce)).ErrorCode)
+	end := endTxnReq(3, "mine", init.ProducerID, init.ProducerEpoch, true)
+	require.Equal(t, denied, request[*kmsg.EndTxnResponse](t, bob, end).ErrorCode)
+	require.Zero(t, request[*kmsg.EndTxnResponse](t, alice, end).ErrorCode)
+
+	list := kmsg.NewPtrListTransactionsRequest()
+	require.Len(t, request[*kmsg.ListTransactionsResponse](t, alice, list).TransactionStates, 1)
+	require.Empty(t, request[*kmsg.ListTransactionsResponse](t, bob, list).TransactionStates)
 }
