@@ -77,8 +77,9 @@ bench:
 	go test -run='^$$' -bench=. -benchmem ./batch/ ./segment/ ./internal/log/ ./group/ .
 
 ## compat: the listener's compatibility matrix with the non-Go clients (kcat, kafka-python,
-## confluent-kafka, kafkajs), each driven by a script against streamserve: installs them first
-## (apt-get, npm), and a client that is missing fails its test. COMPAT_TARGET=kfake or
+## confluent-kafka, its transactional producer in an exactly-once loop, kafkajs), each driven by
+## a script against streamserve: installs them first (apt-get, npm), and a client that is
+## missing fails its test. COMPAT_TARGET=kfake or
 ## COMPAT_ADDR=host:port point it at another server (see listener/compat's package doc).
 COMPAT_DIR := listener/compat
 compat: compat-install

@@ -271,6 +271,14 @@ type Batches struct {
 	Data           []byte
 	HighWatermark  int64 // the partition's high watermark when read
 	LogStartOffset int64 // its log start offset when read
+	// LastStableOffset is the partition's last stable offset when read
+	// (Kafka's LSO, read_committed's bound): at most HighWatermark.
+	LastStableOffset int64
+	// AbortedTxns, from ReadCommittedBatches only, are the aborted
+	// transactions whose records Data may hold: a read_committed reader
+	// skips them (batch.AbortFilter), as a Fetch response's aborted
+	// transactions tell a Kafka consumer to.
+	AbortedTxns []batch.AbortedTxn
 
 	view segment.View
 }
@@ -294,13 +302,31 @@ const maxDamageSkips = 64
 // does): the batches after them come back, and a Kafka client sees a gap in
 // the offsets as after compaction. The bytes are not decoded.
 func (b *Broker) ReadBatches(topic string, partition int32, offset int64, maxBytes int) (*Batches, error) {
+	return b.readBatches(topic, partition, offset, maxBytes, false)
+}
+
+// ReadCommittedBatches is ReadBatches for a read_committed reader (a
+// Fetch with isolation level 1): the batches stop at the last stable
+// offset (empty Data there), and AbortedTxns lists the aborted
+// transactions among them. Control batches and aborted records are in
+// Data, as Kafka's broker sends them: the reader skips them.
+func (b *Broker) ReadCommittedBatches(topic string, partition int32, offset int64, maxBytes int) (*Batches, error) {
+	return b.readBatches(topic, partition, offset, maxBytes, true)
+}
+
+func (b *Broker) readBatches(topic string, partition int32, offset int64, maxBytes int, committed bool) (*Batches, error) {
 	part, err := b.partitionForRead(topic, partition)
 	if err != nil {
 		return nil, err
 	}
 	for skips := 0; ; skips++ {
 		info := part.Info()
-		v, err := part.Read(offset, maxBytes)
+		var v segment.View
+		if committed {
+			v, err = part.ReadCommitted(offset, maxBytes)
+		} else {
+			v, err = part.Read(offset, maxBytes)
+		}
 		var de *segment.DamageError
 		if errors.As(err, &de) && skips < maxDamageSkips && de.Next > offset {
 			offset = de.Next
@@ -308,12 +334,20 @@ func (b *Broker) ReadBatches(topic string, partition int32, offset int64, maxByt
 		}
 		if errors.Is(err, ErrOffsetOutOfRange) && skips > 0 {
 			// Skipped past the end (damage at the tail): nothing to read.
-			return &Batches{HighWatermark: info.End, LogStartOffset: info.Start}, nil
+			return &Batches{HighWatermark: info.End, LogStartOffset: info.Start, LastStableOffset: min(info.End, part.LastStable())}, nil
 		}
 		if err != nil {
 			return nil, corruptError(topic, partition, err)
 		}
-		out := &Batches{Data: v.Data, view: v, HighWatermark: max(info.End, lastOffset(v.Data)+1), LogStartOffset: info.Start}
+		hw := max(info.End, lastOffset(v.Data)+1)
+		out := &Batches{Data: v.Data, view: v, HighWatermark: hw, LogStartOffset: info.Start, LastStableOffset: min(hw, part.LastStable())}
+		if committed && len(v.Data) >= batch.HeaderSize {
+			// From the first batch's start: Data may begin before offset.
+			if out.AbortedTxns, err = part.AbortedTxns(batch.Batch(v.Data).BaseOffset(), lastOffset(v.Data)+1); err != nil {
+				v.Release()
+				return nil, err
+			}
+		}
 		var records int64
 		for data := v.Data; len(data) >= batch.HeaderSize; data = data[batch.Batch(data).Size():] {
 			records += int64(batch.Batch(data).NumRecords())

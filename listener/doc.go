@@ -25,15 +25,32 @@
 // it is in the page cache, readable by every consumer (Kafka's default,
 // acks=all without fsync). Idempotent producers (franz-go's and the Java
 // client's default) get producer IDs from InitProducerId and their retries
-// are recognised per partition, across restarts.
+// are recognised per partition, across restarts; transactional
+// producers are below.
 //
 // # Fetch
 //
 // Fetch answers with whole record batches read from the mapped segments,
 // never decoded or re-encoded; it long-polls on the partitions' appends.
 // Fetch sessions are not kept (every answer says "no session", which
-// KIP-227 allows), and transactions do not exist yet, so the last stable
-// offset is the high watermark.
+// KIP-227 allows). A read_committed fetch stops at the last stable offset
+// and lists the aborted transactions among its batches, which the client
+// skips, as it skips the COMMIT and ABORT markers.
+//
+// # Transactions
+//
+// Transactional producers (franz-go's GroupTransactSession, librdkafka's
+// and the Java client's transactional.id) are served by the broker's one
+// transaction coordinator, the one in-process TxProducer and TxSession
+// use: InitProducerId with a transactional ID fences earlier instances
+// (stream.Broker.InitTransactions), AddPartitionsToTxn and AddOffsetsToTxn
+// open the transaction, transactional Produce batches go only to added
+// partitions, TxnOffsetCommit stages a group's offsets with it (a v3+
+// member checked by generation, KIP-447), EndTxn commits or aborts, and
+// DescribeTransactions and ListTransactions report the coordinator's
+// state. It is Kafka's transaction.version 1 flow; the README lists where
+// it differs from Kafka's. A fenced producer gets PRODUCER_FENCED, or
+// INVALID_PRODUCER_EPOCH in the versions before that code existed.
 //
 // # Topics
 //

@@ -76,9 +76,40 @@ var errorCodes = []struct {
 	{stream.ErrMetadataUnavailable, kerr.CoordinatorNotAvailable},
 	{stream.ErrStaleGeneration, kerr.IllegalGeneration},
 	{stream.ErrRebalanceInProgress, kerr.RebalanceInProgress},
-	{stream.ErrFenced, kerr.FencedInstanceID},
+	{stream.ErrFenced, kerr.FencedInstanceID}, // a static member's; txnErrorCode maps a producer's
+	{stream.ErrTxnState, kerr.InvalidTxnState},
+	{stream.ErrInvalidProducerID, kerr.InvalidProducerIDMapping},
+	// Decided and durable, not yet visible everywhere: a retried EndTxn
+	// of the commit succeeds.
+	{stream.ErrTxnIncomplete, kerr.KafkaStorageError},
+	// Kafka bumps a timed-out transaction's epoch: the producer's next
+	// call is refused as from an old epoch, which KIP-588 clients recover
+	// from by initializing again.
+	{stream.ErrTxnTimedOut, kerr.InvalidProducerEpoch},
 	{stream.ErrGroupNotEmpty, kerr.NonEmptyGroup},
 	{stream.ErrInvalidGroup, kerr.InvalidGroupID},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
 	{context.Canceled, kerr.RequestTimedOut},
+}
+
+// txnErrorCode is errorCode for the transaction coordinator's answers
+// (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit,
+// EndTxn) in a request of the given version: there stream.ErrFenced is the
+// producer's, fenced by a newer instance of its transactional ID:
+// PRODUCER_FENCED from fencedSince on, INVALID_PRODUCER_EPOCH before it,
+// as Kafka answers older clients (librdkafka sends AddPartitionsToTxn v0).
+func txnErrorCode(err error, version, fencedSince int16) int16 {
+	if errors.Is(err, stream.ErrFenced) {
+		return fencedCode(version, fencedSince)
+	}
+	return errorCode(err)
+}
+
+// fencedCode is the code for a fenced producer in a request of version:
+// PRODUCER_FENCED from fencedSince, the version that introduced it.
+func fencedCode(version, fencedSince int16) int16 {
+	if version >= fencedSince {
+		return kerr.ProducerFenced.Code
+	}
+	return kerr.InvalidProducerEpoch.Code
 }

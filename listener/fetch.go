@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/embedstream/stream"
+	"github.com/embedstream/stream/batch"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -21,8 +22,11 @@ func init() { serve(kmsg.Fetch, 4, 12, handleFetch) }
 // their appends (stream.Broker.NotifyAppend), and answers at once if a
 // partition has an error. Fetch sessions (KIP-227) are not kept: the
 // answer's session ID 0 means "no session", so every request is a full
-// fetch. Transactions do not exist yet, so the last stable offset is the
-// high watermark whatever the isolation level.
+// fetch. A read_committed fetch (isolation level 1) is bounded by the last
+// stable offset and lists the aborted transactions among its batches
+// (stream.Broker.ReadCommittedBatches), which the client skips; control
+// batches go out as they are stored, and clients skip them. Every answer
+// carries the last stable offset.
 func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	if req.SessionID != 0 {
 		// An incremental fetch of a session never handed out.
@@ -100,7 +104,7 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, tota
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			if !allowed {
 				sp.ErrorCode, failed = kerr.TopicAuthorizationFailed.Code, true
-			} else if n, err := c.fetchPartition(rt.Topic, rp, &sp, total, budget); err != nil {
+			} else if n, err := c.fetchPartition(rt.Topic, rp, &sp, total, budget, req.IsolationLevel == 1); err != nil {
 				failed = true
 			} else {
 				total += n
@@ -117,9 +121,13 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, tota
 // partition with data gets at least one whole batch, however large (KIP-74:
 // a large batch must never stall a consumer); later ones only whole batches
 // within both their PartitionMaxBytes and what is left of the budget.
-func (c *conn) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, total, budget int) (int, error) {
+func (c *conn) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, total, budget int, committed bool) (int, error) {
 	limit := min(int(rp.PartitionMaxBytes), budget-total)
-	v, err := c.s.broker.ReadBatches(topic, rp.Partition, rp.FetchOffset, max(limit, 1))
+	read := c.s.broker.ReadBatches
+	if committed {
+		read = c.s.broker.ReadCommittedBatches
+	}
+	v, err := read(topic, rp.Partition, rp.FetchOffset, max(limit, 1))
 	if err != nil {
 		code, known := knownErrorCode(err)
 		var ce *stream.CorruptError
@@ -129,7 +137,7 @@ func (c *conn) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition,
 		sp.ErrorCode = code
 		return 0, err
 	}
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark, v.HighWatermark, v.LogStartOffset
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark, v.LastStableOffset, v.LogStartOffset
 	data := v.Data
 	if len(data) > limit {
 		// A read returns about maxBytes: cut to whole batches within it,
@@ -143,6 +151,19 @@ func (c *conn) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition,
 	if len(data) == 0 {
 		v.Release()
 		return 0, nil
+	}
+	if committed {
+		// Non-null even when empty: a read_committed answer with data
+		// says "no aborted transactions" with an empty list.
+		sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+		for _, a := range v.AbortedTxns {
+			if a.FirstOffset > lastBatchOffset(data) {
+				continue // in the batches cut off
+			}
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+		}
 	}
 	sp.RecordBatches = data
 	c.views = append(c.views, v)
@@ -177,3 +198,12 @@ func (c *conn) releaseViews() {
 // batchSize is the size of the batch at the start of data (at least a
 // header long): batchLength plus the 12 bytes before it counts.
 func batchSize(data []byte) int { return 12 + int(int32(binary.BigEndian.Uint32(data[8:]))) }
+
+// lastBatchOffset is the last offset of data's last whole batch.
+func lastBatchOffset(data []byte) int64 {
+	last := int64(-1)
+	for n := 0; n+batchHeaderSize <= len(data); n += batchSize(data[n:]) {
+		last = batch.Batch(data[n:]).LastOffset()
+	}
+	return last
+}

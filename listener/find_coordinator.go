@@ -14,15 +14,17 @@ const (
 )
 
 // handleFindCoordinator names the one broker, node 0, as every group's
-// coordinator. Transactions are not served: their keys get
-// INVALID_REQUEST, which clients do not retry.
+// and every transactional ID's coordinator.
 func handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	host, port := c.s.hostPort()
 	find := func(key string) (code int16, msg string) {
 		switch {
 		case req.CoordinatorType == keyTransaction:
-			return kerr.InvalidRequest.Code, "transactions are not supported"
+			if !c.allowed(opDescribe, resTransactionalID, key) {
+				return kerr.TransactionalIDAuthorizationFailed.Code, ""
+			}
+			return 0, ""
 		case req.CoordinatorType != keyGroup:
 			return kerr.InvalidRequest.Code, "unknown coordinator key type"
 		case !c.allowed(opDescribe, resGroup, key):

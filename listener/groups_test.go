@@ -447,7 +447,12 @@ func TestGroupProtocolErrors(t *testing.T) {
 		require.Equal(t, host, co.Host)
 		require.Equal(t, port, co.Port)
 	}
-	find.CoordinatorType = 1
+	find.CoordinatorType = 1 // transactions: the same broker
+	findResp, err = find.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Zero(t, findResp.Coordinators[0].ErrorCode)
+	require.Equal(t, int32(0), findResp.Coordinators[0].NodeID)
+	find.CoordinatorType = 2
 	findResp, err = find.RequestWith(ctx, cl)
 	require.NoError(t, err)
 	require.Equal(t, kerr.InvalidRequest.Code, findResp.Coordinators[0].ErrorCode)

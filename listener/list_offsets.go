@@ -23,8 +23,8 @@ const (
 )
 
 // handleListOffsets answers, per partition, the log start (timestamp -2),
-// the high watermark (-1; also the last stable offset, read_committed's
-// answer, until there are transactions), the record with the largest
+// the high watermark (-1; the last stable offset for isolation level 1,
+// read_committed, v2+), the record with the largest
 // timestamp (-3, v7+) or the first offset whose record is at or after a
 // timestamp (with that record's timestamp; -1 and -1 if none is). v0 answers in its old form, a list of at most MaxNumOffsets
 // offsets.
@@ -49,7 +49,7 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 			case rp.CurrentLeaderEpoch > 0:
 				err = kerr.UnknownLeaderEpoch // the only epoch is 0
 			default:
-				p.Offset, p.Timestamp, err = c.listOffset(info, rp.Partition, rp.Timestamp, req.Version)
+				p.Offset, p.Timestamp, err = c.listOffset(info, rp.Partition, rp.Timestamp, req.Version, req.IsolationLevel == 1)
 			}
 			p.ErrorCode = errorCode(err)
 			if err == nil && p.Offset >= 0 {
@@ -71,11 +71,13 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 // listOffset answers one partition's query: the offset and, for a query
 // by time, the found record's timestamp (-1 otherwise, as Kafka answers
 // the earliest and latest queries).
-func (c *conn) listOffset(info stream.TopicInfo, partition int32, ts int64, version int16) (offset, timestamp int64, err error) {
+func (c *conn) listOffset(info stream.TopicInfo, partition int32, ts int64, version int16, committed bool) (offset, timestamp int64, err error) {
 	pi := info.Partitions[partition]
 	switch {
 	case ts == listEarliest:
 		return pi.StartOffset, -1, nil
+	case ts == listLatest && committed:
+		return pi.LastStable, -1, nil
 	case ts == listLatest:
 		return pi.EndOffset, -1, nil
 	case ts == listMaxTimestamp && version >= 7:

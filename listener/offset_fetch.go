@@ -12,7 +12,11 @@ func init() { serve(kmsg.OffsetFetch, 0, 8, handleOffsetFetch) }
 
 // handleOffsetFetch returns committed offsets, -1 for partitions never
 // committed, and every committed partition when the request names no
-// topics (null). v8 asks for several groups.
+// topics (null). v8 asks for several groups. RequireStable (v7+) never
+// gets UNSTABLE_OFFSET_COMMIT: offsets staged by a transaction
+// (TxnOffsetCommit) are not visible before it commits, and a commit
+// rechecks that the staging member still holds the partitions, so the
+// answer cannot be overtaken by the commit of a member that lost them.
 func handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version < 8 {

@@ -18,16 +18,19 @@ const (
 )
 
 // handleProduce appends each partition's records through the broker's
-// accept path (stream.Broker.AppendBatches). acks=0 gets no response; acks
+// accept path (stream.Broker.AppendBatches), transactional batches
+// included: INVALID_TXN_STATE for a partition the producer's transaction
+// did not add (AddPartitionsToTxn), INVALID_PRODUCER_EPOCH from a fenced
+// instance. acks=0 gets no response; acks
 // 1 and -1 both answer once the append returns, which is as durable as the
 // topic's SyncPolicy makes it (see the package doc).
 func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	txn := req.TransactionID != nil && *req.TransactionID != ""
-	if txn {
-		c.s.log.Warn("listener: transactional produce refused: transactions are not supported yet",
-			"remote", c.remote, "client_id", c.clientID, "transactional_id", *req.TransactionID)
-	}
+	// A transactional producer needs write permission on its ID, as in
+	// Kafka; its batches are checked against its transaction by
+	// AppendBatches.
+	txnDenied := req.TransactionID != nil && *req.TransactionID != "" &&
+		!c.allowed(opWrite, resTransactionalID, *req.TransactionID)
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewProduceResponseTopic()
@@ -41,9 +44,8 @@ func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 			switch {
 			case !allowed:
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-			case txn:
-				sp.ErrorCode = kerr.InvalidRequest.Code
-				sp.ErrorMessage = kmsg.StringPtr("transactions are not supported by this broker yet")
+			case txnDenied:
+				sp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 			case req.Version < 7 && len(rp.Records) >= batchHeaderSize && rp.Records[batchAttributesAt]&0x07 == codecZstd:
 				// Kafka's rule: a client that can send zstd asks for v7+.
 				sp.ErrorCode = kerr.UnsupportedCompressionType.Code
@@ -73,8 +75,10 @@ func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 func (c *conn) produce(topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
 	res, err := c.s.broker.AppendBatches(topic, rp.Partition, rp.Records)
 	if err != nil {
-		code, known := knownErrorCode(err)
-		if !known {
+		// A transactional batch of a fenced instance: Kafka refuses a
+		// batch of an old epoch with INVALID_PRODUCER_EPOCH.
+		code := txnErrorCode(err, 0, 1)
+		if code == kerr.UnknownServerError.Code {
 			c.s.log.Error("listener: produce failed", "topic", topic, "partition", rp.Partition, "remote", c.remote, "err", err)
 		}
 		sp.ErrorCode = code

@@ -183,10 +183,10 @@ func TestProduceRawIdempotence(t *testing.T) {
 	resp = request[*kmsg.ProduceResponse](t, cl, produceReq(9, "nope", 0, rawBatch(t, -1, -1, -1, batch.None, "x")))
 	require.Equal(t, kerr.UnknownTopicOrPartition.Code, partitionAnswer(resp).ErrorCode)
 
-	txn := produceReq(9, "t", 0, rawBatch(t, -1, -1, -1, batch.None, "x"))
+	txn := produceReq(9, "t", 0, txnBatch(t, pid, 0, 2, "x"))
 	txn.TransactionID = kmsg.StringPtr("tx")
 	resp = request[*kmsg.ProduceResponse](t, cl, txn)
-	require.Equal(t, kerr.InvalidRequest.Code, partitionAnswer(resp).ErrorCode)
+	require.Equal(t, kerr.InvalidTxnState.Code, partitionAnswer(resp).ErrorCode, "a transactional batch outside a transaction")
 
 	values := func(b *stream.Broker) []string {
 		var out []string
@@ -216,15 +216,30 @@ func TestProduceRawIdempotence(t *testing.T) {
 	require.Greater(t, next.ProducerID, pid, "producer IDs not reused after a restart")
 }
 
-func TestInitProducerIDRefusesTransactions(t *testing.T) {
+func TestInitProducerIDTransactional(t *testing.T) {
 	s := startServer(t, openBroker(t, nil), nil)
 	cl := newClient(t, s)
-	req := kmsg.NewPtrInitProducerIDRequest()
-	req.Version = 4
-	req.TransactionalID = kmsg.StringPtr("tx")
-	resp := request[*kmsg.InitProducerIDResponse](t, cl, req)
+	init := func(id string, timeoutMS int32) *kmsg.InitProducerIDResponse {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.Version = 4
+		req.TransactionalID = kmsg.StringPtr(id)
+		req.TransactionTimeoutMillis = timeoutMS
+		return request[*kmsg.InitProducerIDResponse](t, cl, req)
+	}
+	resp := init("", 1000)
 	require.Equal(t, kerr.InvalidRequest.Code, resp.ErrorCode)
 	require.Equal(t, int64(-1), resp.ProducerID)
+	for _, bad := range []int32{0, -1, int32(stream.MaxTxnTimeout.Milliseconds()) + 1} {
+		require.Equal(t, kerr.InvalidTransactionTimeout.Code, init("tx", bad).ErrorCode, "timeout %d", bad)
+	}
+	resp = init("tx", 1000)
+	require.Zero(t, resp.ErrorCode)
+	require.GreaterOrEqual(t, resp.ProducerID, int64(0))
+	require.Zero(t, resp.ProducerEpoch)
+	again := init("tx", 1000)
+	require.Zero(t, again.ErrorCode)
+	require.Equal(t, resp.ProducerID, again.ProducerID, "a transactional ID keeps its producer ID")
+	require.Equal(t, int16(1), again.ProducerEpoch, "and bumps its epoch")
 
 	for v := range int16(5) {
 		req := kmsg.NewPtrInitProducerIDRequest()

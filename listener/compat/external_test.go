@@ -36,6 +36,18 @@ func TestKafkaPython(t *testing.T)    { runExternal(t, "kafkapython") }
 func TestConfluentKafka(t *testing.T) { runExternal(t, "confluentkafka") }
 func TestKafkaJS(t *testing.T)        { runExternal(t, "kafkajs") }
 
+// TestConfluentKafkaEOS runs confluent-kafka's transactional producer in a
+// consume-transform-produce loop against streamserve (or COMPAT_TARGET,
+// COMPAT_ADDR): every input exactly once in the read_committed output.
+func TestConfluentKafkaEOS(t *testing.T) {
+	srv := startExternal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/usr/bin/python3", "scripts/confluent_kafka_eos.py", srv.addr(), "confluentkafka").CombinedOutput()
+	t.Logf("confluent_kafka_eos.py:\n%s", out)
+	require.NoError(t, err)
+}
+
 // runScript runs a client's script phase and fails t unless it succeeds.
 func runScript(t *testing.T, name, addr, phase string) {
 	t.Helper()
