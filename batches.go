@@ -363,8 +363,12 @@ func lastOffset(data []byte) int64 {
 	last := int64(-1)
 	for len(data) >= batch.HeaderSize {
 		bt := batch.Batch(data)
+		size := bt.Size()
+		if size < batch.HeaderSize || size > len(data) {
+			break // not whole batches: the caller's walk reports it
+		}
 		last = bt.LastOffset()
-		data = data[bt.Size():]
+		data = data[size:]
 	}
 	return last
 }

@@ -323,18 +323,5 @@ func (c *Consumer) end(p *log.Log) int64 {
 // ReadCommitted readies the filter with the aborted transactions among
 // them.
 func (c *Consumer) read(ps *position) (segment.View, error) {
-	if c.opts.Isolation != ReadCommitted {
-		return ps.part.Read(ps.next, 1<<20)
-	}
-	v, err := ps.part.ReadCommitted(ps.next, 1<<20)
-	if err != nil || len(v.Data) == 0 {
-		return v, err
-	}
-	aborted, err := ps.part.AbortedTxns(ps.next, viewEnd(v.Data, ps.part.LastStable()))
-	if err != nil {
-		v.Release()
-		return segment.View{}, err
-	}
-	c.filter.Reset(aborted)
-	return v, nil
+	return readIsolated(ps.part, ps.next, 1<<20, c.opts.Isolation == ReadCommitted, &c.filter)
 }

@@ -46,6 +46,9 @@ func TestGroupMemberWithConsumer(t *testing.T) {
 	require.NoError(t, gm.Commit(first, map[TopicPartition]int64{{Topic: "t", Partition: 1}: 0}), "commits before the rejoin are allowed")
 	var owned []TopicPartition
 	for owned == nil {
+		// A bell rings once per Notify: register again before each look,
+		// or a change between two looks is missed and Wait waits for ever.
+		gm.Notify(bell)
 		task, err := gm.Poll()
 		require.NoError(t, err)
 		switch task.Kind {

@@ -404,19 +404,26 @@ func (r *Reader) fetch(ctx context.Context) error {
 // read maps the batches from r.next on, and for ReadCommitted readies the
 // filter with the aborted transactions among them.
 func (r *Reader) read() (segment.View, error) {
-	if !r.committed {
-		return r.part.Read(r.next, readBytes)
+	return readIsolated(r.part, r.next, readBytes, r.committed, &r.filter)
+}
+
+// readIsolated maps a partition's batches from next on, as a reader of
+// the isolation level sees them (committed: up to the last stable
+// offset), and readies filter with the aborted transactions among them.
+func readIsolated(part *log.Log, next int64, maxBytes int, committed bool, filter *batch.AbortFilter) (segment.View, error) {
+	if !committed {
+		return part.Read(next, maxBytes)
 	}
-	v, err := r.part.ReadCommitted(r.next, readBytes)
+	v, err := part.ReadCommitted(next, maxBytes)
 	if err != nil || len(v.Data) == 0 {
 		return v, err
 	}
-	aborted, err := r.part.AbortedTxns(r.next, viewEnd(v.Data, r.part.LastStable()))
+	aborted, err := part.AbortedTxns(next, viewEnd(v.Data, part.LastStable()))
 	if err != nil {
 		v.Release()
 		return segment.View{}, err
 	}
-	r.filter.Reset(aborted)
+	filter.Reset(aborted)
 	return v, nil
 }
 
@@ -424,26 +431,12 @@ func (r *Reader) read() (segment.View, error) {
 // the log), at most lso: the aborted transactions a read_committed walk of
 // data needs begin before it. Bounding them by the view rather than by the
 // LSO keeps each read's list short: otherwise every read of a long log
-// would copy the list of every aborted transaction after it. Data it
-// cannot walk gives lso.
+// would copy the list of every aborted transaction after it.
 func viewEnd(data []byte, lso int64) int64 {
-	end := int64(-1)
-	for p := 0; p < len(data); {
-		if len(data)-p < batch.HeaderSize {
-			return lso
-		}
-		b := batch.Batch(data[p:])
-		size := b.Size()
-		if size < batch.HeaderSize {
-			return lso
-		}
-		end = max(end, b.LastOffset()+1)
-		p += size
+	if last := lastOffset(data); last >= 0 {
+		return min(last+1, lso)
 	}
-	if end < 0 {
-		return lso
-	}
-	return min(end, lso)
+	return lso
 }
 
 // pass moves the reader past reported damage, but not past its end: the

@@ -356,7 +356,7 @@ func TestReadCommittedAcrossViews(t *testing.T) {
 }
 
 // TestViewEnd: the offset after a view's last batch, at most the LSO;
-// the LSO for data it cannot walk (a cut header, a bad length).
+// the whole batches of cut data; the LSO for data it cannot walk at all.
 func TestViewEnd(t *testing.T) {
 	var bld batch.Builder
 	var data []byte
@@ -372,7 +372,7 @@ func TestViewEnd(t *testing.T) {
 	require.Equal(t, int64(15), viewEnd(data, 100))
 	require.Equal(t, int64(12), viewEnd(data, 12), "at most the LSO")
 	require.Equal(t, int64(100), viewEnd(nil, 100))
-	require.Equal(t, int64(100), viewEnd(data[:len(data)-len(data)/3+10], 100), "a cut header")
+	require.Equal(t, int64(10), viewEnd(data[:len(data)-len(data)/3+10], 100), "a cut batch: up to the whole ones")
 	bad := slices.Clone(data)
 	copy(bad[8:12], []byte{0, 0, 0, 1})
 	require.Equal(t, int64(100), viewEnd(bad, 100), "a bad length")

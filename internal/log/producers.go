@@ -1,14 +1,12 @@
 package log
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/errs"
-	"github.com/embedstream/stream/segment"
 )
 
 // Idempotent producers (Kafka's ProducerStateManager, KIP-98). A batch
@@ -182,34 +180,23 @@ func (l *Log) loadProducersLocked(now int64) error {
 	l.prod = producers{m: map[int64]*producerEntry{}, lastSweep: now}
 	oldest := now - l.expiration()
 	end := l.written
+	// Segments whose every batch expired are skipped: a cheap skip over
+	// old data.
+	from := l.start.Load()
 	for _, s := range l.segments() {
 		if maxTS, err := s.MaxTimestamp(); err == nil && maxTS < oldest {
-			continue // every batch in it expired: a cheap skip over old data
+			from = max(from, s.Next())
+			continue
 		}
-		for offset := max(s.Base(), l.start.Load()); offset < min(s.Next(), end); {
-			v, err := s.Read(offset, end, 1<<20)
-			var de *segment.DamageError
-			if errors.As(err, &de) {
-				offset = de.Next
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("load producer state of %s: %w", l.cfg.Dir, err)
-			}
-			if len(v.Data) == 0 {
-				v.Release()
-				break
-			}
-			for data := v.Data; len(data) >= batch.HeaderSize; {
-				b := batch.Batch(data[:batch.Batch(data).Size()])
-				data = data[len(b):]
-				offset = b.LastOffset() + 1
-				if b.ProducerID() >= 0 && !b.IsControl() {
-					l.prod.record(b.ProducerID(), b)
-				}
-			}
-			v.Release()
+		break
+	}
+	err := l.scanHeaders(from, end, func(b batch.Batch) {
+		if b.ProducerID() >= 0 && !b.IsControl() {
+			l.prod.record(b.ProducerID(), b)
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("load producer state of %s: %w", l.cfg.Dir, err)
 	}
 	for id, e := range l.prod.m {
 		if now-e.ts >= l.expiration() {

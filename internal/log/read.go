@@ -169,9 +169,16 @@ func (l *Log) OffsetForMaxTimestamp() (offset, ts int64, err error) {
 // offset is readable), ctx is done, stop is closed (errs.ErrClosed), or the
 // partition closes.
 func (l *Log) WaitFor(ctx context.Context, offset int64, stop <-chan struct{}) error {
-	for l.hw.Load() <= offset {
+	return l.waitUntil(ctx, stop, func() bool { return l.hw.Load() > offset })
+}
+
+// waitUntil blocks until ready, checked at every move of the high
+// watermark (and so of the last stable offset), ctx is done, stop is
+// closed or the partition closes.
+func (l *Log) waitUntil(ctx context.Context, stop <-chan struct{}, ready func() bool) error {
+	for !ready() {
 		ch := l.appended.Wait()
-		if l.hw.Load() > offset {
+		if ready() {
 			return nil
 		}
 		if l.isClosed() {

@@ -14,7 +14,6 @@ import (
 	"sort"
 
 	"github.com/embedstream/stream/batch"
-	"github.com/embedstream/stream/internal/errs"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -229,23 +228,7 @@ func (l *Log) WaitForStable(ctx context.Context, offset int64, stop <-chan struc
 	if err := l.ensureTxns(); err != nil {
 		return err
 	}
-	for l.LastStable() <= offset {
-		ch := l.appended.Wait()
-		if l.LastStable() > offset {
-			return nil
-		}
-		if l.isClosed() {
-			return errs.ErrClosed
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-stop:
-			return errs.ErrClosed
-		}
-	}
-	return nil
+	return l.waitUntil(ctx, stop, func() bool { return l.LastStable() > offset })
 }
 
 // EndTxn writes the marker that ends producer pid's open transaction in
