@@ -993,12 +993,8 @@ func (r *mdlRunner) poll() error {
 	return nil
 }
 
-// same compares a record read from the engine with the model's.
-func (r *mdlRunner) same(tp TopicPartition, rec *Record) error {
-	return r.sameAt(tp, rec, ReadUncommitted)
-}
-
-// sameAt is same for a record read at isolation level iso.
+// sameAt compares a record read from the engine at isolation level iso
+// with the model's.
 func (r *mdlRunner) sameAt(tp TopicPartition, rec *Record, iso IsolationLevel) error {
 	p := r.m.part(tp)
 	if bound := r.m.bound(tp, iso); rec.Offset < p.start || rec.Offset >= bound {
