@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -470,12 +471,7 @@ func (c *txnCoordinator) endLocked(e *txnEntry, commit bool, epoch int16) error 
 	if e.timer != nil {
 		e.timer.Stop()
 	}
-	parts := slices.SortedFunc(maps.Values(e.parts), func(a, b *txnPart) int {
-		if a.tp.Topic != b.tp.Topic {
-			return compareStrings(a.tp.Topic, b.tp.Topic)
-		}
-		return int(a.tp.Partition - b.tp.Partition)
-	})
+	parts := slices.SortedFunc(maps.Values(e.parts), func(a, b *txnPart) int { return compareTopicPartitions(a.tp, b.tp) })
 	var cause error
 	decided := false
 	if commit {
@@ -592,7 +588,7 @@ func (c *txnCoordinator) decideLocked(e *txnEntry, parts []*txnPart) (decided bo
 // syncParts waits for the records of parts to be durable, the partitions'
 // fsyncs running at once.
 func syncParts(parts []*txnPart) error {
-	if len(parts) == 0 || parts[0].log.Policy() != log.SyncAlways && len(parts) == 1 {
+	if len(parts) == 0 {
 		return nil
 	}
 	errs := make([]error, len(parts))
@@ -605,16 +601,6 @@ func syncParts(parts []*txnPart) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Transactions describes every transactional ID the broker knows (Kafka's
@@ -634,17 +620,12 @@ func (b *Broker) Transactions() []TxnInfo {
 			for _, p := range e.parts {
 				info.Partitions = append(info.Partitions, p.tp)
 			}
-			slices.SortFunc(info.Partitions, func(a, b TopicPartition) int {
-				if a.Topic != b.Topic {
-					return compareStrings(a.Topic, b.Topic)
-				}
-				return int(a.Partition - b.Partition)
-			})
+			slices.SortFunc(info.Partitions, compareTopicPartitions)
 		}
 		e.mu.Unlock()
 		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b TxnInfo) int { return compareStrings(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b TxnInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

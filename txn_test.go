@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -227,16 +229,7 @@ func TestTxCrashRecovery(t *testing.T) {
 	require.NoError(t, dtx.Publish(ctx, txRec("a", 0, "d0"), txRec("a", 1, "d1")))
 	require.NoError(t, dtx.CommitOffsets("g", map[TopicPartition]int64{in: 3}))
 	// Decide, then crash before any marker.
-	e, err := b.txns.entry("decided", decided.pid, decided.epoch)
-	require.NoError(t, err)
-	parts := make([]*txnPart, 0)
-	for _, p := range e.parts {
-		parts = append(parts, p)
-	}
-	_, err = b.txns.decideLocked(e, parts)
-	require.NoError(t, err)
-	e.timer.Stop()
-	e.mu.Unlock()
+	decideOnly(t, b, decided)
 	b.txns.ids["open"].timer.Stop()
 	crash(t, b)
 
@@ -531,16 +524,7 @@ func TestTxDecidedButRecordsLost(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, tx.Publish(ctx, txRec("a", 0, "kept"), txRec("a", 1, "lost")))
 	require.NoError(t, tx.CommitOffsets("g", map[TopicPartition]int64{in: 7}))
-	e, err := b.txns.entry("x", p.pid, p.epoch)
-	require.NoError(t, err)
-	parts := make([]*txnPart, 0)
-	for _, tp := range e.parts {
-		parts = append(parts, tp)
-	}
-	_, err = b.txns.decideLocked(e, parts)
-	require.NoError(t, err)
-	e.timer.Stop()
-	e.mu.Unlock()
+	decideOnly(t, b, p)
 	got, err := b.groups.Committed("g", in)
 	require.NoError(t, err)
 	require.Equal(t, int64(7), got[in])
@@ -717,4 +701,17 @@ func TestTxCommitOffsetsBesideAMembersPositions(t *testing.T) {
 	got, err := b.CommittedOffsets("g")
 	require.NoError(t, err)
 	require.Equal(t, map[TopicPartition]int64{in: 1, other: 3}, got)
+}
+
+// decideOnly stores p's open transaction's commit decision (records
+// synced, offsets committed) and stops there, before any marker, as a
+// crash would: the caller crashes the broker next.
+func decideOnly(t *testing.T, b *Broker, p *TxProducer) {
+	t.Helper()
+	e, err := b.txns.entry(p.id, p.pid, p.epoch)
+	require.NoError(t, err)
+	defer e.mu.Unlock()
+	_, err = b.txns.decideLocked(e, slices.Collect(maps.Values(e.parts)))
+	require.NoError(t, err)
+	e.timer.Stop()
 }

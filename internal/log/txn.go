@@ -131,14 +131,6 @@ func (l *Log) LastStable() int64 {
 // then become visible without their start.
 func (l *Log) retainBound() int64 { return min(l.hw.Load(), l.firstOpen.Load()) }
 
-// LoadTxns reads the log's transaction state now rather than at its first
-// use, for an owner that must know the open transactions after Open.
-func (l *Log) LoadTxns() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.loadTxnsLocked()
-}
-
 // OpenTxns lists the transactions open in the log.
 func (l *Log) OpenTxns() ([]OpenTxn, error) {
 	l.mu.Lock()
