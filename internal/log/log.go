@@ -71,6 +71,14 @@ type Settings struct {
 	MaxBatchBytes  int           // largest batch Append accepts (Kafka's max.message.bytes)
 	LogAppendTime  bool          // stamp batches with the append time
 	Sync           SyncPolicy
+
+	// Compaction (see clean.go). The owner turns retention off (zero
+	// Retention and RetentionBytes) for a policy of compact alone.
+	Compact           bool          // cleanup.policy includes compact: Clean keeps the latest record of each key
+	MinCleanableRatio float64       // min.cleanable.dirty.ratio: the log is due once dirty/(clean+dirty) exceeds it
+	MinCompactionLag  time.Duration // min.compaction.lag.ms: records younger than this are not cleaned
+	MaxCompactionLag  time.Duration // max.compaction.lag.ms: a dirty record older than this makes the log due whatever its ratio; 0: none
+	DeleteRetention   time.Duration // delete.retention.ms: tombstones and spent markers live this long after the round that first met them
 }
 
 // SyncPolicy says when appended data is fsynced (see stream.SyncPolicy).
