@@ -73,13 +73,13 @@ func (s *Segment) Follow() (damaged int, err error) {
 	_ = mmap.Guard(func() error { // a fault only stops the scan early
 		data := m.data[:fileSize]
 		for pos < fileSize {
-			b, err := batchAt(data, pos, expect, true)
+			b, err := batchAt(data, pos, expect, true, false)
 			if err != nil {
 				next, ok := damageEnd(data, pos, expect)
 				if !ok {
 					return nil // not written yet
 				}
-				if b, err = batchAt(data, pos, expect, true); err != nil {
+				if b, err = batchAt(data, pos, expect, true, false); err != nil {
 					// A valid batch follows it: the write of this one had
 					// ended before, so it is damage, not a write under way.
 					if firstBad < 0 {

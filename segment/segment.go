@@ -104,6 +104,13 @@ type Config struct {
 	// sealed segment's are opened lazily); Recovery reports those rebuilt
 	// on open.
 	IndexRebuilds *atomic.Int64
+	// Sparse, if set, is an offset below which segments may skip offsets:
+	// a log cleaner removed batches from them, between their batches and
+	// at their end. Their batches need only ascend, reads pass over the
+	// gaps, and a segment that ends before the next begins is whole. Other
+	// segments' batches must follow each other offset by offset, which is
+	// how damage that removed whole batches is seen.
+	Sparse *atomic.Int64
 }
 
 func (c *Config) fs() vfs.FS {
@@ -191,6 +198,11 @@ func (v *View) Release() {
 		v.m = nil
 	}
 	v.Data = nil
+}
+
+// sparse reports whether the segment may skip offsets (Config.Sparse).
+func (s *Segment) sparse() bool {
+	return s.cfg.Sparse != nil && s.base < s.cfg.Sparse.Load()
 }
 
 func (s *Segment) path(suffix string) string {
@@ -390,7 +402,7 @@ func (s *Segment) scan(data []byte) scanResult {
 	var pos int64
 	expect := s.base
 	for pos < int64(len(data)) {
-		b, err := batchAt(data, pos, expect, true)
+		b, err := batchAt(data, pos, expect, true, s.sparse())
 		if err != nil {
 			next, ok := resync(data, pos, expect)
 			if !ok {
@@ -416,8 +428,9 @@ func (s *Segment) scan(data []byte) scanResult {
 }
 
 // batchAt returns the batch at pos in data, which must start at offset
-// expect. With verify its CRC is checked, else only its header.
-func batchAt(data []byte, pos, expect int64, verify bool) (batch.Batch, error) {
+// expect, or (sparse) at or after it. With verify its CRC is checked, else
+// only its header.
+func batchAt(data []byte, pos, expect int64, verify, sparse bool) (batch.Batch, error) {
 	var b batch.Batch
 	var err error
 	if verify {
@@ -425,7 +438,7 @@ func batchAt(data []byte, pos, expect int64, verify bool) (batch.Batch, error) {
 	} else if err = batch.CheckHeader(data[pos:]); err == nil {
 		b = batch.Batch(data[pos : pos+int64(batch.Batch(data[pos:]).Size())])
 	}
-	if err == nil && b.BaseOffset() != expect {
+	if err == nil && b.BaseOffset() != expect && !(sparse && b.BaseOffset() > expect) {
 		err = fmt.Errorf("%w: offset %d, expected %d", batch.ErrCorrupt, b.BaseOffset(), expect)
 	}
 	return b, err
@@ -727,7 +740,7 @@ func (s *Segment) scanTail(fn func(b batch.Batch, pos int64)) error {
 	entryPos := pos
 	return mmap.Guard(func() error {
 		for pos < size {
-			b, err := batchAt(m.data[:size], pos, expect, true)
+			b, err := batchAt(m.data[:size], pos, expect, true, s.sparse())
 			if err != nil {
 				return fmt.Errorf("segment %d at position %d: %w", s.base, pos, err)
 			}
@@ -750,7 +763,7 @@ func (s *Segment) CheckSealed(next int64) error {
 	}
 	last := s.base
 	err := s.scanTail(func(b batch.Batch, pos int64) { last = b.LastOffset() + 1 })
-	if err == nil && last != next {
+	if err == nil && (last > next || last < next && !s.sparse()) {
 		err = fmt.Errorf("%w: segment %d ends at offset %d, next segment starts at %d", batch.ErrCorrupt, s.base, last, next)
 	}
 	return err
@@ -820,8 +833,9 @@ func (s *Segment) MaxTimestamp() (int64, error) {
 	return s.maxTS.Load(), err
 }
 
-// Append writes one batch, whose base offset must be Next(), at the end of
-// the segment and indexes it. On error nothing is visible and the segment
+// Append writes one batch, whose base offset must be Next() (or, in a
+// sparse segment, at least Next()), at the end of the segment and indexes
+// it. On error nothing is visible and the segment
 // takes further appends at the same place; only a failed Sync is final.
 func (s *Segment) Append(b batch.Batch) (int64, error) {
 	if s.f == nil || s.cfg.ReadOnly {
@@ -830,8 +844,8 @@ func (s *Segment) Append(b batch.Batch) (int64, error) {
 	if err := s.syncFailure(); err != nil {
 		return 0, err
 	}
-	if b.BaseOffset() != s.next.Load() {
-		return 0, fmt.Errorf("segment %d: append at offset %d, expected %d", s.base, b.BaseOffset(), s.next.Load())
+	if next := s.next.Load(); b.BaseOffset() != next && !(s.sparse() && b.BaseOffset() > next) {
+		return 0, fmt.Errorf("segment %d: append at offset %d, expected %d", s.base, b.BaseOffset(), next)
 	}
 	pos := s.size.Load()
 	end := pos + int64(len(b))
@@ -1128,7 +1142,8 @@ func (s *Segment) dropMapping() {
 // offset, ending before limit (an offset: what readers may see) and after
 // roughly maxBytes (at least one batch is returned, however large). Every
 // batch in the view has passed its CRC check. An empty view means no batch
-// at or after offset is visible yet.
+// at or after offset is visible yet, or, in a sparse segment (see
+// Config.Sparse), none is left in it: reading goes on at the next segment.
 //
 // The view ends before a damaged batch; a read that starts at one fails
 // with a *DamageError saying where reading can go on. Damage before the
@@ -1173,11 +1188,11 @@ func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
 		return View{}, err
 	}
 	var start, end int64 = -1, pos
-	scanStart, verified := pos, s.verified.Load()
+	scanStart, verified, sparse := pos, s.verified.Load(), s.sparse()
 	expect, passed := entry, false
 	err = mmap.Guard(func() error {
 		for end < size {
-			b, err := batchAt(m.data[:size], end, expect, end >= verified)
+			b, err := batchAt(m.data[:size], end, expect, end >= verified, sparse)
 			if err != nil {
 				if start >= 0 {
 					break // return the good batches; the next read meets the damage
@@ -1247,10 +1262,12 @@ func (s *Segment) advanceVerified(pos int64) {
 
 // lostTail is the error of a read at offset that found no batch holding it
 // in the segment's first end bytes: a *DamageError if the segment claims the
-// offset (its tail was cut, lost or emptied), else nil (not written yet).
+// offset (its tail was cut, lost or emptied), else nil (not written yet, or
+// in a sparse segment removed by a cleaner: the reader goes on at the next
+// segment).
 func (s *Segment) lostTail(offset, limit, end int64) error {
 	next := min(s.next.Load(), limit)
-	if offset >= next {
+	if offset >= next || s.sparse() {
 		return nil
 	}
 	return &DamageError{Segment: s.base, Offset: offset, Next: next,

@@ -185,8 +185,14 @@ func (l *Log) shouldRoll(set *Settings, active *segment.Segment, b batch.Batch, 
 	if size == 0 {
 		return false
 	}
+	age := set.SegmentAge
+	if set.Compact && set.MaxCompactionLag > 0 && (age == 0 || set.MaxCompactionLag < age) {
+		// Kafka's KIP-354: the active segment is never cleaned, so it rolls
+		// in time for its records to be cleaned within the lag.
+		age = set.MaxCompactionLag
+	}
 	return size+int64(len(b)) > set.SegmentBytes ||
-		(set.SegmentAge > 0 && now.Sub(l.activeSince) >= set.SegmentAge) ||
+		(age > 0 && now.Sub(l.activeSince) >= age) ||
 		l.written+int64(b.LastOffsetDelta())-active.Base() > math.MaxUint32 ||
 		active.IndexFull()
 }

@@ -105,6 +105,9 @@ type Stats struct {
 	IndexRebuilds                   atomic.Int64
 	SegmentsRolled, SegmentsDeleted atomic.Int64
 	CorruptBatches                  atomic.Int64 // damaged batches or lost ranges met by recovery or reads
+	CleanerRuns                     atomic.Int64 // cleaning rounds that swapped segments in
+	CleanerBytesRead                atomic.Int64 // bytes of segments cleaning rounds rewrote
+	CleanerBytesReclaimed           atomic.Int64 // bytes those rounds removed
 	LogStartResets                  atomic.Int64 // damaged log-start files ignored
 	MetaRebuilds                    atomic.Int64 // damaged catalogs set aside and rebuilt (set by the broker)
 	MetaRollbacks                   atomic.Int64 // catalogs opened at their previous transaction (set by the broker)
@@ -177,6 +180,16 @@ type Log struct {
 	firstOpen atomic.Int64
 	abortMu   sync.Mutex
 	aborted   abortedList
+
+	// Compaction (clean.go): roundMu runs one round at a time; cleanMu
+	// guards clean; sparse is the offset below which segments may have
+	// gaps (segment.Config.Sparse); pendingSwap is an unfinished swap a
+	// read-only log found.
+	roundMu     sync.Mutex
+	cleanMu     sync.Mutex
+	clean       cleanState
+	sparse      atomic.Int64
+	pendingSwap []cleanGroup
 }
 
 // Open opens (creating if needed) the log in cfg.Dir. Unless clean (the
@@ -205,6 +218,7 @@ func Open(cfg Config, clean bool) (*Log, error) {
 		FS: cfg.FS, Perm: cfg.FilePerm, MaxBytes: cfg.SegmentBytes, ReadOnly: cfg.ReadOnly, Follow: cfg.Follow,
 		NoSync: cfg.Sync == SyncNever, IndexRebuilds: &cfg.Stats.IndexRebuilds,
 	}}
+	l.segcfg.Sparse = &l.sparse
 	l.set.Store(new(cfg.Settings))
 	l.firstOpen.Store(math.MaxInt64)
 	l.lazyActive, l.lazySealed = cfg.Sync == SyncNever, cfg.Sync == SyncNever
@@ -234,6 +248,9 @@ func Open(cfg Config, clean bool) (*Log, error) {
 		if err := l.watchDir(); err != nil {
 			return nil, err
 		}
+	}
+	if err := l.recoverClean(); err != nil {
+		return nil, err
 	}
 	files, err := l.listSegments()
 	if err != nil {
@@ -292,6 +309,14 @@ type segmentFile struct {
 // offset, and removes leftovers (index files without a log) of an
 // interrupted deletion.
 func (l *Log) listSegments() ([]segmentFile, error) {
+	if l.cfg.Follow {
+		// The owner may have cleaned since: take in its checkpoint, and
+		// hide what an unfinished swap of its would delete.
+		l.loadCheckpoint()
+		if groups, _, err := l.readSwap(); err == nil {
+			l.pendingSwap = groups
+		}
+	}
 	entries, err := l.cfg.FS.ReadDir(l.cfg.Dir)
 	if err != nil {
 		if l.cfg.ReadOnly && errors.Is(err, os.ErrNotExist) {
@@ -303,7 +328,7 @@ func (l *Log) listSegments() ([]segmentFile, error) {
 	logs := map[int64]bool{}
 	for _, e := range entries {
 		name := e.Name()
-		if base, ok := segment.ParseFileName(name, segment.LogSuffix); ok {
+		if base, ok := segment.ParseFileName(name, segment.LogSuffix); ok && !l.hiddenBySwap(base) {
 			if !e.Type().IsRegular() {
 				return nil, fmt.Errorf("%w: %s is not a regular file", errs.ErrCorrupt, filepath.Join(l.cfg.Dir, name))
 			}

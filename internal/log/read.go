@@ -74,6 +74,12 @@ func (l *Log) read(offset int64, maxBytes int, committed bool) (segment.View, er
 			}
 			return segment.View{}, fmt.Errorf("read %s at offset %d: %w", l.cfg.Dir, offset, err)
 		}
+		if len(v.Data) == 0 && i+1 < len(segs) && segs[i+1].Base() < upper {
+			// The cleaner removed the rest of this segment's offsets: the
+			// next record is in a later segment.
+			offset = max(offset, segs[i+1].Base())
+			continue
+		}
 		return v, nil
 	}
 }

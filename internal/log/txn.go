@@ -538,18 +538,7 @@ func (l *Log) dropTxnIndexesLocked(bases []int64, start int64) error {
 // writeTxnIndex writes the aborted transaction index of the segment at
 // base, which holds offsets below next: its entries, or no file if none.
 func (l *Log) writeTxnIndex(base, next int64) error {
-	l.abortMu.Lock()
-	var buf []byte
-	for _, e := range l.aborted.entries {
-		if e.LastOffset >= base && e.LastOffset < next {
-			buf = binary.BigEndian.AppendUint16(buf, 0)
-			buf = binary.BigEndian.AppendUint64(buf, uint64(e.ProducerID))
-			buf = binary.BigEndian.AppendUint64(buf, uint64(e.FirstOffset))
-			buf = binary.BigEndian.AppendUint64(buf, uint64(e.LastOffset))
-			buf = binary.BigEndian.AppendUint64(buf, uint64(e.LastStable))
-		}
-	}
-	l.abortMu.Unlock()
+	buf := l.txnIndexBytes(base, next)
 	if len(buf) == 0 {
 		return nil
 	}

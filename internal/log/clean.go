@@ -1,0 +1,827 @@
+package log
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/mmap"
+	"github.com/embedstream/stream/segment"
+)
+
+// Log compaction (Kafka's log cleaner, cleanup.policy=compact).
+//
+// A round (Clean) keeps the latest record of each key in the sealed
+// segments below the round's bound, and removes the rest:
+//
+//  1. The bound is the first offset the round may not touch: the active
+//     segment's base, the last stable offset (an open transaction's records
+//     are not decided yet), and, with MinCompactionLag, the first sealed
+//     segment holding a record younger than that; rounded down to a
+//     segment's base. Segments wholly below it are cleanable.
+//  2. The dirty part, from the first dirty offset (where the last round
+//     ended) to the bound, is read into a KeyMap: key → offset of its
+//     latest record. Aborted transactions' records and control batches put
+//     nothing. A full map ends the round's reach early, at the record that
+//     did not fit; what follows is left as it is.
+//  3. Every cleanable segment from the log start is rewritten, in groups of
+//     consecutive segments of at most SegmentBytes each becoming one new
+//     segment named by the group's first base offset. A record stays if
+//     the map has no later offset for its key; a record without a key
+//     goes; a tombstone (null value) stays until its batch's delete horizon
+//     (set to the round's time + DeleteRetention by the first round that
+//     keeps it) has passed. Records of aborted transactions go. Control
+//     batches (transaction markers) stay. A batch keeps its base offset and
+//     offset span (batch.Filter); one emptied goes, unless it is the last
+//     batch of an idempotent producer the log still remembers, whose
+//     sequence it carries: that one stays as an empty header.
+//
+// Offsets never change, so a cleaned log has gaps: its cleaned segments are
+// sparse (segment.Config.Sparse) below the sparse bound, and reads pass
+// over the gaps.
+//
+// # Files, and a crash at any point
+//
+// The new segments are written whole, with their indexes and aborted
+// transaction index, in the cleaning directory (cleanDir) and fsynced. The
+// checkpoint (checkpointFile) is then raised to cover them as sparse, and
+// the swap file (swapFile) is written by a rename: that rename is the
+// round's commit. The swap moves each new segment's files over the log's
+// (indexes first, the log file last) and deletes the other segments of its
+// group; then the swap file and the cleaning directory go. Open finishes a
+// swap whose file it finds, and otherwise deletes the cleaning directory:
+// after a crash the log holds either every old segment or every new one of
+// each group, never both and never neither. Readers holding views of old
+// segments keep reading them (their mappings outlive the files).
+//
+// checkpointFile, in the log's directory, is text: the sparse bound, the
+// first dirty offset, the last round's time (ms since the epoch), each
+// followed by a space, and the CRC-32C (Castagnoli) of what precedes it in
+// 8 lowercase hex digits. swapFile is text too: one line per group, "base
+// end txnindex" (txnindex 1 if the group's new segment has an aborted
+// transaction index, else 0), and a last line holding the CRC-32C of the
+// lines before it. A damaged checkpoint is ignored (the log is taken as
+// never cleaned, which costs only a full round); a damaged swap file was
+// never renamed into place, so it cannot exist.
+const (
+	checkpointFile = "cleaner-checkpoint"
+	swapFile       = "cleaner-swap"
+	cleanDir       = "cleaning"
+)
+
+// CheckpointFile is the cleaner checkpoint's name, for tools that read a
+// log's directory.
+const CheckpointFile = checkpointFile
+
+// DefaultMinCleanableRatio is Kafka's min.cleanable.dirty.ratio default.
+const DefaultMinCleanableRatio = 0.5
+
+// CleanState is what a log's cleaning stands at (see Log.CleanState).
+type CleanState struct {
+	FirstDirty int64     // records below it were cleaned by the last round
+	CleanBytes int64     // bytes of segments below FirstDirty
+	DirtyBytes int64     // bytes of cleanable segments from FirstDirty on
+	Ratio      float64   // DirtyBytes / (CleanBytes + DirtyBytes); 0 if both are 0
+	Bound      int64     // the first offset a round may not touch now
+	Overdue    bool      // a dirty record is older than MaxCompactionLag: due whatever the ratio
+	LastRun    time.Time // the last round's time; zero if none ran
+}
+
+// Due reports whether a round should run now (Kafka's rule: some dirty
+// bytes past MaxCompactionLag, or a ratio above MinCleanableRatio).
+func (s CleanState) Due(minRatio float64) bool {
+	return s.DirtyBytes > 0 && (s.Overdue || s.Ratio > minRatio)
+}
+
+// CleanResult is what a round did.
+type CleanResult struct {
+	Cleaned      bool  // a round ran and swapped segments in
+	BytesRead    int64 // bytes of the segments rewritten
+	BytesWritten int64
+	Records      int64 // records read into the map
+	Removed      int64 // records removed
+	End          int64 // the new first dirty offset
+}
+
+// cleanState is a log's cleaning state: the checkpoint's values. Under
+// cleanMu, but sparse is also read by segments (Config.Sparse).
+type cleanState struct {
+	firstDirty int64
+	lastRun    int64 // ms; 0: never
+}
+
+// CleanState reports the log's cleaning state at now.
+func (l *Log) CleanState(now time.Time) (CleanState, error) {
+	l.mu.Lock()
+	segs, start := l.segments(), l.start.Load()
+	l.mu.Unlock()
+	return l.cleanStateOf(segs, start, now)
+}
+
+func (l *Log) cleanStateOf(segs []*segment.Segment, start int64, now time.Time) (CleanState, error) {
+	l.cleanMu.Lock()
+	st := l.clean
+	l.cleanMu.Unlock()
+	set := l.settings()
+	firstDirty := st.firstDirty
+	if end := segs[len(segs)-1].Next(); firstDirty < start || firstDirty > end {
+		firstDirty = start
+	}
+	out := CleanState{FirstDirty: firstDirty}
+	if st.lastRun > 0 {
+		out.LastRun = time.UnixMilli(st.lastRun)
+	}
+	bound := min(segs[len(segs)-1].Base(), max(start, l.retainBound()))
+	for _, s := range segs[:len(segs)-1] {
+		if s.Next() > bound {
+			bound = min(bound, s.Base())
+			break
+		}
+		if s.Next() <= firstDirty {
+			continue
+		}
+		if set.MinCompactionLag > 0 || set.MaxCompactionLag > 0 {
+			ts, err := s.MaxTimestamp()
+			if err != nil {
+				return out, err
+			}
+			if set.MinCompactionLag > 0 && ts > now.Add(-set.MinCompactionLag).UnixMilli() {
+				bound = s.Base()
+				break
+			}
+			if set.MaxCompactionLag > 0 {
+				first, err := firstTimestamp(s)
+				if err != nil {
+					return out, err
+				}
+				if first >= 0 && first < now.Add(-set.MaxCompactionLag).UnixMilli() {
+					out.Overdue = true
+				}
+			}
+		}
+	}
+	out.Bound = bound
+	for _, s := range segs {
+		switch {
+		case s.Base() >= bound:
+		case s.Next() <= firstDirty:
+			out.CleanBytes += s.Size()
+		default:
+			out.DirtyBytes += s.Size()
+		}
+	}
+	if total := out.CleanBytes + out.DirtyBytes; total > 0 {
+		out.Ratio = float64(out.DirtyBytes) / float64(total)
+	}
+	return out, nil
+}
+
+// firstTimestamp returns the max timestamp of a segment's first batch (the
+// age of its oldest records, as Kafka's max.compaction.lag.ms reads it), or
+// -1 if it has none.
+func firstTimestamp(s *segment.Segment) (int64, error) {
+	v, err := s.Read(s.Base(), math.MaxInt64, 1)
+	if err != nil || len(v.Data) == 0 {
+		return -1, ignoreDamage(err)
+	}
+	defer v.Release()
+	ts := int64(-1)
+	err = mmap.Guard(func() error {
+		ts = batch.Batch(v.Data).MaxTimestamp()
+		return nil
+	})
+	return ts, err
+}
+
+// ignoreDamage drops damage errors: damaged batches are not cleaned (they
+// are copied as reads see them: not at all), and the round goes on.
+func ignoreDamage(err error) error {
+	if de := (*segment.DamageError)(nil); errors.As(err, &de) {
+		return nil
+	}
+	return err
+}
+
+// cleanGroup is one new segment of a round: the old segments [first,
+// last] of the round's list become one, covering [base, end).
+type cleanGroup struct {
+	first, last int
+	base, end   int64
+	size        int64
+	txnIndex    bool
+}
+
+// Clean runs one cleaning round (see above) at now with m as its key map
+// (reset first), and reports what it did. Without force it runs only if
+// the log is due (CleanState.Due). A round that finds nothing to clean, a
+// log that is not compacted, or a read-only one does nothing. Rounds of a
+// log run one at a time; appends, reads and retention go on beside them.
+func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
+	var res CleanResult
+	set := l.settings()
+	if !set.Compact || l.cfg.ReadOnly {
+		return res, nil
+	}
+	l.roundMu.Lock()
+	defer l.roundMu.Unlock()
+	l.mu.Lock()
+	if err := l.writableLocked(); err != nil {
+		l.mu.Unlock()
+		return res, err
+	}
+	if err := l.loadTxnsLocked(); err != nil {
+		l.mu.Unlock()
+		return res, err
+	}
+	if !l.prod.loaded {
+		if err := l.loadProducersLocked(l.cfg.Now().UnixMilli()); err != nil {
+			l.mu.Unlock()
+			return res, err
+		}
+	}
+	lastBatch := make(map[int64]int64, len(l.prod.m)) // producer → base of its last batch
+	for id, e := range l.prod.m {
+		if e.n > 0 {
+			lastBatch[id] = e.last().base
+		}
+	}
+	segs, start := l.segments(), l.start.Load()
+	l.mu.Unlock()
+
+	st, err := l.cleanStateOf(segs, start, now)
+	if err != nil || (!force && !st.Due(set.MinCleanableRatio)) || st.DirtyBytes == 0 {
+		return res, err
+	}
+	n := 0 // cleanable segments: segs[:n]
+	for n < len(segs)-1 && segs[n].Next() <= st.Bound {
+		n++
+	}
+	aborted, err := l.AbortedTxns(start, st.Bound)
+	if err != nil {
+		return res, err
+	}
+
+	// The map, over the dirty part.
+	m.Reset()
+	mapEnd := st.Bound
+	var filter batch.AbortFilter
+	filter.Reset(slices.Clone(aborted))
+	err = walkBatches(segs[:n], st.FirstDirty, func(b batch.Batch) (bool, error) {
+		if filter.Skip(b) {
+			return true, nil // a marker, or an aborted transaction's records
+		}
+		it := b.Records()
+		var r batch.Record
+		for it.Next(&r) {
+			if r.Offset < st.FirstDirty || r.Key == nil {
+				continue
+			}
+			res.Records++
+			if !m.Put(r.Key, r.Offset) {
+				mapEnd = r.Offset
+				return false, nil
+			}
+		}
+		return true, ignoreCorrupt(it.Err())
+	})
+	if err != nil {
+		return res, err
+	}
+	// Segments past the map's reach are left alone.
+	for n > 0 && segs[n-1].Base() >= mapEnd {
+		n--
+	}
+	if n == 0 {
+		return res, nil
+	}
+
+	// Groups of consecutive segments, each at most SegmentBytes.
+	var groups []cleanGroup
+	for i := 0; i < n; i++ {
+		s := segs[i]
+		if k := len(groups) - 1; k >= 0 && groups[k].size+s.Size() <= set.SegmentBytes && s.Next()-groups[k].base <= math.MaxInt32 {
+			groups[k].last, groups[k].end = i, s.Next()
+			groups[k].size += s.Size()
+			continue
+		}
+		groups = append(groups, cleanGroup{first: i, last: i, base: s.Base(), end: s.Next(), size: s.Size()})
+	}
+
+	// Mark what the new segments cover as sparse before any exists.
+	l.cleanMu.Lock()
+	if end := groups[len(groups)-1].end; l.sparse.Load() < end {
+		l.sparse.Store(end)
+	}
+	l.cleanMu.Unlock()
+
+	dir := filepath.Join(l.cfg.Dir, cleanDir)
+	if err := l.cfg.FS.RemoveAll(dir); err != nil {
+		return res, err
+	}
+	if err := l.cfg.FS.MkdirAll(dir, l.cfg.DirPerm|0o700); err != nil {
+		return res, err
+	}
+	fail := func(err error) (CleanResult, error) {
+		_ = l.cfg.FS.RemoveAll(dir)
+		return CleanResult{}, fmt.Errorf("clean %s: %w", l.cfg.Dir, err)
+	}
+	horizon := now.Add(set.DeleteRetention).UnixMilli()
+	nowMS := now.UnixMilli()
+	filter.Reset(slices.Clone(aborted))
+	var buf []byte
+	for gi := range groups {
+		g := &groups[gi]
+		out, err := l.newCleanSegment(dir, g.base)
+		if err != nil {
+			return fail(err)
+		}
+		err = walkBatches(segs[g.first:g.last+1], start, func(b batch.Batch) (bool, error) {
+			res.BytesRead += int64(len(b))
+			keep, err := l.cleanBatch(b, &buf, &filter, m, mapEnd, horizon, nowMS, lastBatch, &res)
+			if err != nil || keep == nil {
+				return err == nil, err
+			}
+			res.BytesWritten += int64(len(keep))
+			_, err = out.Append(keep)
+			return err == nil, err
+		})
+		if err == nil {
+			err = out.Seal()
+		}
+		if err == nil {
+			g.txnIndex, err = l.writeCleanTxnIndex(dir, g.base, g.end)
+		}
+		if cerr := out.Close(false); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fail(err)
+		}
+		g.size = out.Size()
+	}
+	if set.Sync != SyncNever {
+		if err := l.cfg.FS.SyncDir(dir); err != nil {
+			return fail(err)
+		}
+	}
+	res.End = mapEnd
+	if err := l.swap(segs, groups, mapEnd, nowMS); err != nil {
+		if errors.Is(err, errCleanRaced) {
+			_ = l.cfg.FS.RemoveAll(dir)
+			return CleanResult{}, nil
+		}
+		return CleanResult{}, fmt.Errorf("clean %s: %w", l.cfg.Dir, err)
+	}
+	res.Cleaned = true
+	l.cfg.Stats.CleanerRuns.Add(1)
+	l.cfg.Stats.CleanerBytesRead.Add(res.BytesRead)
+	l.cfg.Stats.CleanerBytesReclaimed.Add(res.BytesRead - res.BytesWritten)
+	return res, nil
+}
+
+// errCleanRaced says the segments a round rewrote changed meanwhile
+// (retention or DeleteRecords deleted some): the round is dropped.
+var errCleanRaced = errors.New("segments changed during the round")
+
+// cleanBatch decides what of b a round keeps, and returns it (aliasing b or
+// *buf), or nil if nothing of it stays.
+func (l *Log) cleanBatch(b batch.Batch, buf *[]byte, filter *batch.AbortFilter, m *KeyMap, mapEnd, horizon, now int64, lastBatch map[int64]int64, res *CleanResult) (batch.Batch, error) {
+	carrier := false
+	if pid := b.ProducerID(); pid >= 0 {
+		base, ok := lastBatch[pid]
+		carrier = ok && base == b.BaseOffset()
+	}
+	abortedData := filter.Skip(b) && !b.IsControl()
+	if b.IsControl() {
+		return b, nil
+	}
+	if abortedData || b.NumRecords() == 0 {
+		res.Removed += int64(b.NumRecords())
+		if carrier {
+			*buf = batch.EmptyBatch((*buf)[:0], b)
+			return *buf, nil
+		}
+		return nil, nil
+	}
+	expired := false
+	if h, ok := b.DeleteHorizon(); ok && h <= now {
+		expired = true
+	}
+	tombstones := false
+	setHorizon := int64(-1)
+	if b.LastOffset() < mapEnd {
+		setHorizon = horizon
+	}
+	keep := func(r *batch.FilterRecord) bool {
+		if r.Offset >= mapEnd {
+			return true
+		}
+		if r.Key == nil {
+			return false
+		}
+		if latest := m.Get(r.Key); latest > r.Offset {
+			return false
+		}
+		if r.Tombstone {
+			if expired {
+				return false
+			}
+			tombstones = true
+		}
+		return true
+	}
+	// A horizon only for a batch that keeps a tombstone: decide first.
+	out, kept, changed, err := batch.Filter((*buf)[:0], b, -1, keep)
+	if err != nil {
+		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrUnsupported) {
+			return b, nil // not ours to judge: copied as it is
+		}
+		return nil, err
+	}
+	res.Removed += int64(int(b.NumRecords()) - kept)
+	if kept > 0 && tombstones && setHorizon >= 0 {
+		if _, has := b.DeleteHorizon(); !has {
+			out, _, _, err = batch.Filter((*buf)[:0], b, setHorizon, keep)
+			if err != nil {
+				return nil, err
+			}
+			changed = true
+		}
+	}
+	switch {
+	case kept == 0 && carrier:
+		*buf = batch.EmptyBatch((*buf)[:0], b)
+		return *buf, nil
+	case kept == 0:
+		return nil, nil
+	case !changed:
+		return b, nil
+	}
+	*buf = out
+	return out, nil
+}
+
+// ignoreCorrupt drops a decoding error: a batch whose records do not
+// decode puts nothing in the map, and is copied as it is.
+func ignoreCorrupt(err error) error {
+	if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrUnsupported) {
+		return nil
+	}
+	return err
+}
+
+// walkBatches calls fn with each batch of segs that ends at or after from,
+// in order, until fn returns false or an error. Damaged ranges are passed
+// over.
+func walkBatches(segs []*segment.Segment, from int64, fn func(batch.Batch) (bool, error)) error {
+	for _, s := range segs {
+		for offset := max(from, s.Base()); offset < s.Next(); {
+			v, err := s.Read(offset, s.Next(), 1<<20)
+			if de := (*segment.DamageError)(nil); errors.As(err, &de) {
+				offset = de.Next
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if len(v.Data) == 0 {
+				break
+			}
+			more := true
+			err = mmap.Guard(func() error {
+				for data := v.Data; len(data) > 0; {
+					b := batch.Batch(data[:batch.Batch(data).Size()])
+					data = data[len(b):]
+					offset = b.LastOffset() + 1
+					var ferr error
+					if more, ferr = fn(b); ferr != nil || !more {
+						return ferr
+					}
+				}
+				return nil
+			})
+			v.Release()
+			if err != nil || !more {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// newCleanSegment creates the segment a group is rewritten into, in the
+// cleaning directory: sparse, sized as the log's.
+func (l *Log) newCleanSegment(dir string, base int64) (*segment.Segment, error) {
+	c := *l.segcfg
+	c.Sparse = new(atomic.Int64)
+	c.Sparse.Store(math.MaxInt64)
+	c.IndexRebuilds = nil
+	return segment.Create(&c, dir, base)
+}
+
+// writeCleanTxnIndex writes, in dir, the aborted transaction index of a new
+// segment covering [base, end): its markers stay, so its entries are the
+// old segments'. It reports whether there is one.
+func (l *Log) writeCleanTxnIndex(dir string, base, end int64) (bool, error) {
+	data := l.txnIndexBytes(base, end)
+	if len(data) == 0 {
+		return false, nil
+	}
+	f, err := l.cfg.FS.OpenFile(filepath.Join(dir, segment.FileName(base, TxnIndexSuffix)), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, l.cfg.FilePerm)
+	if err != nil {
+		return false, err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil && l.settings().Sync != SyncNever {
+		err = f.Sync()
+	}
+	return true, errors.Join(err, f.Close())
+}
+
+// swap commits a round (see above): the checkpoint, the swap file, then the
+// files and the segment list. segs is the list the round read.
+func (l *Log) swap(segs []*segment.Segment, groups []cleanGroup, firstDirty, now int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return err
+	}
+	cur := l.segments()
+	last := groups[len(groups)-1].last
+	// Retention may have deleted segments of the round: start again later.
+	if len(cur) <= last || !slices.Equal(cur[:last+1], segs[:last+1]) {
+		return errCleanRaced
+	}
+	l.cleanMu.Lock()
+	prev := l.clean
+	l.cleanMu.Unlock()
+	if err := l.writeCheckpoint(l.sparse.Load(), prev.firstDirty, prev.lastRun); err != nil {
+		return err
+	}
+	var sw []byte
+	for _, g := range groups {
+		t := 0
+		if g.txnIndex {
+			t = 1
+		}
+		sw = fmt.Appendf(sw, "%d %d %d\n", g.base, g.end, t)
+	}
+	sw = fmt.Appendf(sw, "%08x\n", crc32.Checksum(sw, castagnoli))
+	if err := l.writeWhole(swapFile, sw); err != nil {
+		return err
+	}
+	// Committed: from here a failure is finished by the next Open.
+	if err := l.finishSwap(groups); err != nil {
+		return l.fail(fmt.Errorf("swap cleaned segments: %w", err))
+	}
+	next := make([]*segment.Segment, 0, len(cur)-last-1+len(groups))
+	for _, g := range groups {
+		next = append(next, segment.OpenSealed(l.segcfg, l.cfg.Dir, g.base, g.end, g.size))
+	}
+	next = append(next, cur[last+1:]...)
+	l.segs.Store(&next)
+	for _, g := range groups {
+		for i := g.first; i <= g.last; i++ {
+			l.bytes -= cur[i].Size()
+			// Readers still in them retry on the new list; views keep
+			// their mappings. The files are gone or replaced already.
+			cur[i].Close(false)
+		}
+		l.bytes += g.size
+	}
+	l.cfg.Stats.SegmentsDeleted.Add(int64(last + 1 - len(groups)))
+	if err := l.writeCheckpoint(l.sparse.Load(), firstDirty, now); err != nil {
+		l.cfg.Logger.Warn("stream: cannot store the cleaner checkpoint", "dir", l.cfg.Dir, "err", err)
+	}
+	l.cleanMu.Lock()
+	l.clean = cleanState{firstDirty: firstDirty, lastRun: now}
+	l.cleanMu.Unlock()
+	if err := l.endSwap(); err != nil {
+		l.cfg.Logger.Warn("stream: cannot remove the cleaner's swap file", "dir", l.cfg.Dir, "err", err)
+	}
+	return nil
+}
+
+// finishSwap moves the new segments' files into place and deletes the old
+// ones they replace. It can run again after a crash at any point in it.
+func (l *Log) finishSwap(groups []cleanGroup) error {
+	fs, dir := l.cfg.FS, l.cfg.Dir
+	from := filepath.Join(dir, cleanDir)
+	move := func(name string) error {
+		err := fs.Rename(filepath.Join(from, name), filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // moved before a crash
+		}
+		return err
+	}
+	remove := func(name string) error {
+		if err := fs.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	entries, err := fs.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if _, err := fs.Lstat(filepath.Join(from, segment.FileName(g.base, segment.LogSuffix))); err == nil {
+			// Not moved yet: the log file moves last, so its indexes are
+			// new whenever it is.
+			if !g.txnIndex {
+				if err := remove(segment.FileName(g.base, TxnIndexSuffix)); err != nil {
+					return err
+				}
+			}
+			for _, suffix := range []string{segment.IndexSuffix, segment.TimeIndexSuffix, TxnIndexSuffix, segment.LogSuffix} {
+				if err := move(segment.FileName(g.base, suffix)); err != nil {
+					return err
+				}
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		for _, e := range entries {
+			for _, suffix := range []string{segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix, TxnIndexSuffix} {
+				if base, ok := segment.ParseFileName(e.Name(), suffix); ok && base > g.base && base < g.end {
+					if err := remove(e.Name()); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	if l.settings().Sync != SyncNever {
+		return fs.SyncDir(dir)
+	}
+	return nil
+}
+
+// endSwap removes the swap file and the cleaning directory once the swap is
+// done.
+func (l *Log) endSwap() error {
+	err := l.cfg.FS.Remove(filepath.Join(l.cfg.Dir, swapFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := l.cfg.FS.RemoveAll(filepath.Join(l.cfg.Dir, cleanDir)); err != nil {
+		return err
+	}
+	if l.settings().Sync != SyncNever {
+		return l.cfg.FS.SyncDir(l.cfg.Dir)
+	}
+	return nil
+}
+
+// recoverClean runs at Open, before the segments are listed: it finishes a
+// committed swap, removes an uncommitted round's files, and loads the
+// checkpoint. A read-only log changes nothing: an unfinished swap is
+// left to the owner, and listSegments hides what it would delete.
+func (l *Log) recoverClean() error {
+	l.loadCheckpoint()
+	groups, ok, err := l.readSwap()
+	if err != nil {
+		return err
+	}
+	if l.cfg.ReadOnly {
+		l.pendingSwap = groups
+		return nil
+	}
+	if ok {
+		l.cfg.Logger.Info("stream: finishing a cleaning round's swap", "dir", l.cfg.Dir, "segments", len(groups))
+		if err := l.finishSwap(groups); err != nil {
+			return fmt.Errorf("finish the cleaner's swap in %s: %w", l.cfg.Dir, err)
+		}
+		return l.endSwap()
+	}
+	if _, err := l.cfg.FS.Lstat(filepath.Join(l.cfg.Dir, cleanDir)); err == nil {
+		return l.cfg.FS.RemoveAll(filepath.Join(l.cfg.Dir, cleanDir))
+	}
+	return nil
+}
+
+// readSwap reads the swap file: the groups of a committed round whose
+// swap may not be finished.
+func (l *Log) readSwap() ([]cleanGroup, bool, error) {
+	data, err := l.readFile(swapFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	body := data[:max(0, len(data)-9)]
+	if len(lines) < 2 || lines[len(lines)-1] != fmt.Sprintf("%08x", crc32.Checksum(body, castagnoli)) {
+		// Written by a rename after an fsync: damage, not a torn write.
+		return nil, false, fmt.Errorf("%w: damaged cleaner swap file in %s", errs.ErrCorrupt, l.cfg.Dir)
+	}
+	var groups []cleanGroup
+	for _, line := range lines[:len(lines)-1] {
+		var g cleanGroup
+		var t int
+		if _, err := fmt.Sscanf(line, "%d %d %d", &g.base, &g.end, &t); err != nil || g.base < 0 || g.end < g.base {
+			return nil, false, fmt.Errorf("%w: cleaner swap file in %s: line %q", errs.ErrCorrupt, l.cfg.Dir, line)
+		}
+		g.txnIndex = t == 1
+		groups = append(groups, g)
+	}
+	return groups, true, nil
+}
+
+// hiddenBySwap reports whether a read-only log must not list the segment
+// at base: an unfinished swap has moved its group's new segment in and
+// would delete it.
+func (l *Log) hiddenBySwap(base int64) bool {
+	for _, g := range l.pendingSwap {
+		if base > g.base && base < g.end {
+			if _, err := l.cfg.FS.Lstat(filepath.Join(l.cfg.Dir, cleanDir, segment.FileName(g.base, segment.LogSuffix))); errors.Is(err, os.ErrNotExist) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// loadCheckpoint reads the checkpoint into the log's cleaning state; a
+// missing or damaged one leaves it at "never cleaned", sparse nowhere.
+func (l *Log) loadCheckpoint() {
+	data, err := l.readFile(checkpointFile)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			l.cfg.Logger.Warn("stream: cannot read the cleaner checkpoint", "dir", l.cfg.Dir, "err", err)
+		}
+		return
+	}
+	sparse, firstDirty, lastRun, ok := parseCheckpoint(data)
+	if !ok {
+		l.cfg.Logger.Warn("stream: damaged cleaner checkpoint; the log reads as never cleaned", "dir", l.cfg.Dir)
+		l.cfg.Stats.CorruptBatches.Add(1)
+		// Every segment may be sparse: gaps must not read as damage.
+		sparse = math.MaxInt64
+	}
+	if sparse > l.sparse.Load() {
+		l.sparse.Store(sparse)
+	}
+	l.cleanMu.Lock()
+	l.clean = cleanState{firstDirty: firstDirty, lastRun: lastRun}
+	l.cleanMu.Unlock()
+}
+
+// writeCheckpoint stores the checkpoint (see above).
+func (l *Log) writeCheckpoint(sparse, firstDirty, lastRun int64) error {
+	b := fmt.Appendf(nil, "%d %d %d ", sparse, firstDirty, lastRun)
+	b = fmt.Appendf(b, "%08x", crc32.Checksum(b, castagnoli))
+	return l.writeWhole(checkpointFile, b)
+}
+
+// parseCheckpoint reads a checkpoint's content.
+func parseCheckpoint(data []byte) (sparse, firstDirty, lastRun int64, ok bool) {
+	i := bytes.LastIndexByte(data, ' ')
+	if i < 0 || string(data[i+1:]) != fmt.Sprintf("%08x", crc32.Checksum(data[:i+1], castagnoli)) {
+		return 0, 0, 0, false
+	}
+	f := strings.Fields(string(data[:i]))
+	if len(f) != 3 {
+		return 0, 0, 0, false
+	}
+	var v [3]int64
+	for j := range f {
+		n, err := strconv.ParseInt(f[j], 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, 0, false
+		}
+		v[j] = n
+	}
+	return v[0], v[1], v[2], true
+}
+
+// txnIndexBytes is the aborted transaction index of a segment covering
+// [base, next): the entries whose marker is in it.
+func (l *Log) txnIndexBytes(base, next int64) []byte {
+	l.abortMu.Lock()
+	defer l.abortMu.Unlock()
+	var buf []byte
+	for _, e := range l.aborted.entries {
+		if e.LastOffset >= base && e.LastOffset < next {
+			buf = binary.BigEndian.AppendUint16(buf, 0)
+			buf = binary.BigEndian.AppendUint64(buf, uint64(e.ProducerID))
+			buf = binary.BigEndian.AppendUint64(buf, uint64(e.FirstOffset))
+			buf = binary.BigEndian.AppendUint64(buf, uint64(e.LastOffset))
+			buf = binary.BigEndian.AppendUint64(buf, uint64(e.LastStable))
+		}
+	}
+	return buf
+}
