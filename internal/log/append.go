@@ -231,6 +231,9 @@ func (l *Log) roll() error {
 	l.lazyActive = l.segcfg.NoSync
 	l.segs.Store(ptr(append(slices.Clip(segs), next)))
 	l.cfg.Stats.SegmentsRolled.Add(1)
+	if l.cfg.OnRoll != nil && l.settings().Compact {
+		l.cfg.OnRoll()
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package log
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -134,6 +135,9 @@ func (l *Log) cleanStateOf(segs []*segment.Segment, start int64, now time.Time) 
 	l.cleanMu.Lock()
 	st := l.clean
 	l.cleanMu.Unlock()
+	if len(segs) == 0 {
+		return CleanState{}, nil // a read-only log without data
+	}
 	set := l.settings()
 	firstDirty := st.firstDirty
 	if end := segs[len(segs)-1].Next(); firstDirty < start || firstDirty > end {
@@ -228,7 +232,8 @@ type cleanGroup struct {
 // the log is due (CleanState.Due). A round that finds nothing to clean, a
 // log that is not compacted, or a read-only one does nothing. Rounds of a
 // log run one at a time; appends, reads and retention go on beside them.
-func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
+// A round stops, changing nothing, once ctx is done.
+func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 	var res CleanResult
 	set := l.settings()
 	if !set.Compact || l.cfg.ReadOnly {
@@ -278,7 +283,7 @@ func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 	mapEnd := st.Bound
 	var filter batch.AbortFilter
 	filter.Reset(slices.Clone(aborted))
-	err = walkBatches(segs[:n], st.FirstDirty, func(b batch.Batch) (bool, error) {
+	err = walkBatches(ctx, segs[:n], st.FirstDirty, func(b batch.Batch) (bool, error) {
 		if filter.Skip(b) {
 			return true, nil // a marker, or an aborted transaction's records
 		}
@@ -347,7 +352,7 @@ func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 		if err != nil {
 			return fail(err)
 		}
-		err = walkBatches(segs[g.first:g.last+1], start, func(b batch.Batch) (bool, error) {
+		err = walkBatches(ctx, segs[g.first:g.last+1], start, func(b batch.Batch) (bool, error) {
 			res.BytesRead += int64(len(b))
 			keep, err := l.cleanBatch(b, &buf, &filter, m, mapEnd, horizon, nowMS, lastBatch, &res)
 			if err != nil || keep == nil {
@@ -483,11 +488,14 @@ func ignoreCorrupt(err error) error {
 }
 
 // walkBatches calls fn with each batch of segs that ends at or after from,
-// in order, until fn returns false or an error. Damaged ranges are passed
-// over.
-func walkBatches(segs []*segment.Segment, from int64, fn func(batch.Batch) (bool, error)) error {
+// in order, until fn returns false or an error, or ctx is done. Damaged
+// ranges are passed over.
+func walkBatches(ctx context.Context, segs []*segment.Segment, from int64, fn func(batch.Batch) (bool, error)) error {
 	for _, s := range segs {
 		for offset := max(from, s.Base()); offset < s.Next(); {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			v, err := s.Read(offset, s.Next(), 1<<20)
 			if de := (*segment.DamageError)(nil); errors.As(err, &de) {
 				offset = de.Next

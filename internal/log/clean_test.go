@@ -73,7 +73,7 @@ func TestLogCleanKeepsLatestPerKey(t *testing.T) {
 	require.Greater(t, before.Segments, 10)
 
 	m := NewKeyMap(1 << 20)
-	res, err := l.Clean(now, m, true)
+	res, err := l.Clean(t.Context(), now, m, true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	after := l.Info()
@@ -122,12 +122,12 @@ func TestLogCleanKeepsLatestPerKey(t *testing.T) {
 	}
 	filler()
 	filler()
-	_, err = l.Clean(now.Add(2*time.Hour), m, true) // meets the last segment's tombstones
+	_, err = l.Clean(t.Context(), now.Add(2*time.Hour), m, true) // meets the last segment's tombstones
 	require.NoError(t, err)
 	vals, _, _ := latest(t, l)
 	require.Equal(t, model["key-015"], vals["key-015"], "a tombstone stays until its horizon")
 	filler()
-	_, err = l.Clean(now.Add(4*time.Hour), m, true)
+	_, err = l.Clean(t.Context(), now.Add(4*time.Hour), m, true)
 	require.NoError(t, err)
 	vals, _, _ = latest(t, l)
 	for k, r := range model {

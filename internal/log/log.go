@@ -59,6 +59,10 @@ type Config struct {
 	// settings. EnforceRetention's caller asks RetentionDue afterwards
 	// itself. Called without the log's locks.
 	OnRetention func(due time.Time)
+	// OnRoll, if set, is called when a compacted log (Settings.Compact)
+	// seals a segment: what a cleaning round may clean grew. Called under
+	// the log's mu: it must not block or call the log.
+	OnRoll func()
 }
 
 // Settings are the parts of a log's Config that can change while it is open
