@@ -20,7 +20,7 @@ func tableRec(topic string, p int32, key string, value []byte) *Record {
 }
 
 // openTable opens a table and waits until it is ready.
-func openTable(t *testing.T, b *Broker, topic string, opts *TableOptions) *Table {
+func openTable(t testing.TB, b *Broker, topic string, opts *TableOptions) *Table {
 	t.Helper()
 	tb, err := b.OpenTable(topic, opts)
 	require.NoError(t, err)
@@ -43,7 +43,7 @@ func tableKeys(t *testing.T, it func(func([]byte, TableEntry) bool)) []string {
 	return out
 }
 
-func tctx(t *testing.T) context.Context {
+func tctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
