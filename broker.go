@@ -207,6 +207,7 @@ type Broker struct {
 	closed    bool
 	producers map[*Producer]struct{}
 	consumers map[*Consumer]struct{}
+	tables    map[*Table]struct{}
 
 	topicsView atomic.Pointer[map[string]*topic] // copy of topics for lock-free reads
 	down       atomic.Bool                       // set with closed, for checks that take no lock (Reader.Next)
@@ -258,7 +259,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		}
 	}
 	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
-		consumers: map[*Consumer]struct{}{}, due: signal.NewAlarm(), unsynced: make(chan struct{}, 1),
+		consumers: map[*Consumer]struct{}{}, tables: map[*Table]struct{}{}, due: signal.NewAlarm(), unsynced: make(chan struct{}, 1),
 		opened: time.Now(), realClock: opts == nil || opts.Now == nil}
 	b.builders.New = func() any { return new(batch.Builder) }
 	b.plans.New = func() any { return new(publishPlan) }
@@ -786,11 +787,15 @@ func (b *Broker) Close() error {
 	b.down.Store(true)
 	producers := slices.Collect(maps.Keys(b.producers))
 	consumers := slices.Collect(maps.Keys(b.consumers))
+	tables := slices.Collect(maps.Keys(b.tables))
 	b.mu.Unlock()
 
 	var errs []error
 	for _, c := range consumers {
 		errs = append(errs, c.Close())
+	}
+	for _, t := range tables {
+		errs = append(errs, t.Close())
 	}
 	for _, p := range producers {
 		errs = append(errs, p.Close())

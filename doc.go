@@ -13,7 +13,8 @@
 // The types: a Broker owns a directory and its topics (Open, Close,
 // CreateTopic, Publish); a Producer batches records asynchronously; a Reader
 // replays one partition from an offset or a time; a Consumer is a member of
-// a consumer group (Subscribe, Poll, Commit); Records carry a key, a value,
+// a consumer group (Subscribe, Poll, Commit); a Table is a key→latest-value
+// view of a topic kept in memory (OpenTable, Get, WaitChange); Records carry a key, a value,
 // headers and a timestamp. A Partitioner places every published record,
 // as in the Go Kafka clients (franz-go, sarama): HashPartitioner by default
 // (by key), KafkaPartitioner for the Java client's placement, and

@@ -286,3 +286,79 @@ func ExampleBroker_NewReader() {
 	// offset 2: c
 	// offset 3: d
 }
+
+// A Table is a key→latest-value view of a topic: built from the log when
+// opened, then following what is published. A nil value (a tombstone)
+// deletes a key; WaitChange waits for a key to change; iteration is in key
+// order.
+func ExampleBroker_OpenTable() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	b, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close() // closes the table too
+	if err := b.CreateTopic("config", stream.TopicConfig{Partitions: 2}); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	set := func(key, value string) *stream.Record {
+		r := &stream.Record{Topic: "config", Key: []byte(key)}
+		if value != "" {
+			r.Value = []byte(value)
+		}
+		if err := b.Publish(ctx, r); err != nil {
+			log.Fatal(err)
+		}
+		return r
+	}
+	set("db.host", "10.0.0.1")
+	set("db.port", "5432")
+	set("cache.ttl", "60s")
+	set("db.host", "10.0.0.2")
+	set("cache.ttl", "") // a tombstone
+
+	t, err := b.OpenTable("config", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer t.Close()
+	if err := t.WaitReady(ctx); err != nil { // holds what the log held at open
+		log.Fatal(err)
+	}
+	host, _ := t.Get([]byte("db.host"))
+	fmt.Printf("db.host = %s (offset %d)\n", host.Value, host.Offset)
+	_, ok := t.Get([]byte("cache.ttl"))
+	fmt.Println("cache.ttl present:", ok)
+
+	// Wait for db.host to change from the value we have.
+	changed := make(chan stream.TableEntry)
+	go func() {
+		e, _, err := t.WaitChange(ctx, []byte("db.host"), host.Offset)
+		if err != nil {
+			log.Fatal(err)
+		}
+		changed <- e
+	}()
+	set("db.host", "10.0.0.3")
+	fmt.Printf("db.host changed to %s\n", (<-changed).Value)
+
+	// Read your writes: wait until the table applied a record published.
+	r := set("db.user", "app")
+	if err := t.WaitApplied(ctx, r.Partition, r.Offset); err != nil {
+		log.Fatal(err)
+	}
+	for key, e := range t.Prefix([]byte("db.")) {
+		fmt.Printf("%s = %s\n", key, e.Value)
+	}
+	fmt.Println("lag:", t.Lag())
+	// Output:
+	// db.host = 10.0.0.2 (offset 2)
+	// cache.ttl present: false
+	// db.host changed to 10.0.0.3
+	// db.host = 10.0.0.3
+	// db.port = 5432
+	// db.user = app
+	// lag: 0
+}
