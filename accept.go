@@ -37,26 +37,32 @@ func (c *callClock) readNow() int64 {
 
 // quickAccept is accept for the common case, small enough to be inlined
 // into the callers' loops: a record without a timestamp of its own or
-// headers, the clock already read for the call, within limit (recordLimit).
-// Where it says no, accept decides.
-func (t *topic) quickAccept(r *Record, clock *callClock, limit int) (ts int64, size int, ok bool) {
+// headers, the clock already read for the call, within limit (recordLimit),
+// with a key if keyed (the topic is compacted). Where it says no, accept
+// decides.
+func (t *topic) quickAccept(r *Record, clock *callClock, limit int, keyed bool) (ts int64, size int, ok bool) {
 	size = len(r.Key) + len(r.Value) + noHeaderOverhead
-	if clock.read && len(r.Headers) == 0 && r.Timestamp == (time.Time{}) && size <= limit {
+	if clock.read && len(r.Headers) == 0 && r.Timestamp == (time.Time{}) && size <= limit && (r.Key != nil || !keyed) {
 		return clock.ms, size, true
 	}
 	return 0, 0, false
 }
 
 // accept checks r against topic t's rules and returns the timestamp (ms)
-// it is written with and the bytes it may take in a batch. A record without
-// a timestamp gets the clock's. Its own timestamp must not be negative,
-// even where LogAppendTime replaces it (as Kafka's producer refuses it),
-// and must lie within the topic's MaxTimestampAhead and MaxTimestampBehind
-// of the clock. Its encoded size must be within limit (recordLimit); one
-// over MaxRecordBytes, possible only where the topic stores it compressed,
-// is still to be checked as stored (checkStored, checkAlone).
+// it is written with and the bytes it may take in a batch. On a compacted
+// topic it must have a key (an empty one is a key), as Kafka's broker
+// rules. A record without a timestamp gets the clock's. Its own timestamp
+// must not be negative, even where LogAppendTime replaces it (as Kafka's
+// producer refuses it), and must lie within the topic's MaxTimestampAhead
+// and MaxTimestampBehind of the clock. Its encoded size must be within
+// limit (recordLimit); one over MaxRecordBytes, possible only where the
+// topic stores it compressed, is still to be checked as stored
+// (checkStored, checkAlone).
 func (t *topic) accept(r *Record, clock *callClock, limit int) (ts int64, size int, err error) {
 	c := t.config()
+	if r.Key == nil && c.Cleanup.compacts() {
+		return 0, 0, c.keyless(t.name, -1)
+	}
 	if r.Timestamp.IsZero() {
 		ts = clock.millis()
 	} else {
@@ -93,6 +99,16 @@ func (c *topicConf) timestampErr(ts, now int64) error {
 	}
 	return fmt.Errorf("%w: timestamp %v is more than %v behind the broker's clock (MaxTimestampBehind)",
 		ErrInvalidTimestamp, time.UnixMilli(ts).UTC(), c.MaxTimestampBehind)
+}
+
+// keyless is the error for a record without a key on a compacted topic,
+// in Kafka's words, with the partition where known (else -1).
+func (c *topicConf) keyless(topic string, partition int32) error {
+	where := fmt.Sprintf("topic %q", topic)
+	if partition >= 0 {
+		where = "topic partition " + TopicPartition{Topic: topic, Partition: partition}.String()
+	}
+	return fmt.Errorf("%w: compacted topic (cleanup.policy=%v) cannot accept message without key in %s", ErrInvalidRecord, c.Cleanup, where)
 }
 
 // noHeaderOverhead is Record.encodedSize's overhead for a record without

@@ -73,7 +73,7 @@ func (b *Broker) logConfig(t *topic, partition int) log.Config {
 // logSettings is what of a topic's config (with defaults) its partition
 // logs apply.
 func (b *Broker) logSettings(c TopicConfig) log.Settings {
-	return log.Settings{
+	s := log.Settings{
 		SegmentBytes:   c.SegmentBytes,
 		SegmentAge:     c.SegmentAge,
 		Retention:      c.Retention,
@@ -82,6 +82,24 @@ func (b *Broker) logSettings(c TopicConfig) log.Settings {
 		LogAppendTime:  c.LogAppendTime,
 		Sync:           c.Sync.or(b.opts.Sync).log(),
 	}
+	if !c.Cleanup.deletes() {
+		// Kafka ignores retention for compact alone; the topic keeps the
+		// values (DescribeTopic shows them) for a later compact,delete.
+		s.Retention, s.RetentionBytes = 0, 0
+	}
+	if c.Cleanup.compacts() {
+		s.Compact = true
+		s.MinCleanableRatio = max(c.MinCleanableDirtyRatio, 0)
+		s.MinCompactionLag = c.MinCompactionLag
+		s.MaxCompactionLag = c.MaxCompactionLag
+		s.DeleteRetention = max(c.DeleteRetention, 0)
+		if c.MaxCompactionLag > 0 && (s.SegmentAge == 0 || c.MaxCompactionLag < s.SegmentAge) {
+			// KIP-354: the active segment, never cleaned, rolls in time
+			// for its records to be cleaned within MaxCompactionLag.
+			s.SegmentAge = c.MaxCompactionLag
+		}
+	}
+	return s
 }
 
 // CreateTopic creates a topic with cfg (zero fields take their defaults).
@@ -276,12 +294,9 @@ func (b *Broker) AddPartitions(name string, total int) error {
 // stored durably with the topic, and applied to the open partitions: no
 // restart, and it survives one.
 //
-// The settings that may change are Retention, RetentionBytes,
-// SegmentBytes, SegmentAge, MaxRecordBytes, Sync, LogAppendTime,
-// MaxTimestampAhead, MaxTimestampBehind and Compression. Partitions only grows, with
-// AddPartitions, and Compact is not implemented: a change of either is
-// refused with ErrInvalidConfig, as is an invalid value, and then nothing
-// changes.
+// Every setting may change but Partitions, which only grows, with
+// AddPartitions: a change of it is refused with ErrInvalidConfig, as is an
+// invalid value, and then nothing changes.
 //
 // When each change takes effect:
 //   - MaxRecordBytes, LogAppendTime and the timestamp bounds: for records
@@ -296,6 +311,15 @@ func (b *Broker) AddPartitions(name string, total int) error {
 //   - RetentionBytes: at the next append or retention check, Retention at
 //     the next retention check (Options.RetentionCheckInterval), as in
 //     Kafka;
+//   - Cleanup: a policy that compacts refuses records without a key from
+//     then on (a Producer checked the records it holds already); records
+//     without a key already stored are removed by the cleaner. Retention
+//     stops (compact alone) or starts at the next retention check; the
+//     cleaner takes up or leaves the partitions at its next look;
+//   - MinCleanableDirtyRatio, MinCompactionLag, MaxCompactionLag and
+//     DeleteRetention: at the cleaner's next look at the partition (a
+//     shorter MaxCompactionLag also rolls the active segment at the next
+//     append's roll check);
 //   - Sync: at once. A stricter policy makes what was written durable
 //     before AlterTopic returns (from SyncNever, everything that policy
 //     left to the OS); a laxer one makes records that waited for an fsync
@@ -365,11 +389,8 @@ func (b *Broker) AlterTopic(name string, change func(*TopicConfig)) error {
 // checkAlter validates next, an edit of cur (a topic's config), for
 // AlterTopic, and returns it with its defaults.
 func checkAlter(name string, cur, next TopicConfig) (TopicConfig, error) {
-	switch {
-	case next.Partitions != cur.Partitions:
+	if next.Partitions != cur.Partitions {
 		return next, fmt.Errorf("%w: topic %q: partitions cannot be altered (it has %d; AddPartitions grows it)", ErrInvalidConfig, name, cur.Partitions)
-	case next.Compact != cur.Compact:
-		return next, fmt.Errorf("%w: topic %q: cleanup policy cannot be altered (log compaction is not implemented yet)", ErrInvalidConfig, name)
 	}
 	next = next.withDefaults()
 	if err := next.validate(); err != nil {

@@ -41,7 +41,7 @@ func TestCheckCreateTopic(t *testing.T) {
 
 	require.NoError(t, TopicConfig{}.Validate())
 	require.ErrorIs(t, TopicConfig{Retention: -1}.Validate(), ErrInvalidConfig)
-	require.ErrorIs(t, TopicConfig{Compact: true}.Validate(), ErrInvalidConfig)
+	require.ErrorIs(t, TopicConfig{MinCleanableDirtyRatio: 2}.Validate(), ErrInvalidConfig)
 }
 
 func TestOptionsAndCreated(t *testing.T) {

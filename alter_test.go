@@ -186,11 +186,15 @@ func TestAlterTopicPersistsAcrossReopen(t *testing.T) {
 	require.NoError(t, b.AddPartitions("t", 3))
 	want := TopicConfig{Partitions: 3, Retention: 48 * time.Hour, RetentionBytes: 1 << 30, SegmentBytes: 1 << 20,
 		SegmentAge: time.Hour, MaxRecordBytes: 512, Sync: SyncInterval, LogAppendTime: true,
-		MaxTimestampAhead: 2 * time.Minute, MaxTimestampBehind: 3 * time.Hour}
+		MaxTimestampAhead: 2 * time.Minute, MaxTimestampBehind: 3 * time.Hour,
+		Cleanup: CleanupCompactDelete, MinCleanableDirtyRatio: 0.25, MinCompactionLag: time.Minute,
+		MaxCompactionLag: 2 * time.Hour, DeleteRetention: 5 * time.Hour}
 	alter(t, b, "t", func(c *TopicConfig) {
 		c.Retention, c.RetentionBytes, c.SegmentBytes, c.SegmentAge = want.Retention, want.RetentionBytes, want.SegmentBytes, want.SegmentAge
 		c.MaxRecordBytes, c.Sync, c.LogAppendTime = want.MaxRecordBytes, want.Sync, want.LogAppendTime
 		c.MaxTimestampAhead, c.MaxTimestampBehind = want.MaxTimestampAhead, want.MaxTimestampBehind
+		c.Cleanup, c.MinCleanableDirtyRatio, c.MinCompactionLag = want.Cleanup, want.MinCleanableDirtyRatio, want.MinCompactionLag
+		c.MaxCompactionLag, c.DeleteRetention = want.MaxCompactionLag, want.DeleteRetention
 	})
 	require.Equal(t, want, describe(t, b, "t").Config)
 	require.NoError(t, b.Close())
@@ -199,7 +203,7 @@ func TestAlterTopicPersistsAcrossReopen(t *testing.T) {
 	require.Equal(t, want, describe(t, b, "t").Config)
 	require.Equal(t, log.SyncInterval, partitionLogOf(t, b, "t", 2).Policy())
 	require.Equal(t, want.SegmentBytes, partitionLogOf(t, b, "t", 2).Settings().SegmentBytes)
-	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "t", Value: make([]byte, 600)}), ErrRecordTooLarge)
+	require.ErrorIs(t, b.Publish(t.Context(), &Record{Topic: "t", Key: []byte("k"), Value: make([]byte, 600)}), ErrRecordTooLarge)
 
 	// Partitions added after a change get the changed config.
 	require.NoError(t, b.AddPartitions("t", 4))
@@ -215,7 +219,8 @@ func TestAlterTopicRefusesWithoutChanging(t *testing.T) {
 	before := describe(t, b, "t").Config
 	for name, change := range map[string]func(*TopicConfig){
 		"partitions":    func(c *TopicConfig) { c.Partitions = 3 },
-		"compact":       func(c *TopicConfig) { c.Compact = true },
+		"policy":        func(c *TopicConfig) { c.Cleanup = CleanupPolicy(3) },
+		"lag conflict":  func(c *TopicConfig) { c.MinCompactionLag, c.MaxCompactionLag = time.Hour, time.Minute },
 		"retention":     func(c *TopicConfig) { c.Retention = -time.Second },
 		"bytes":         func(c *TopicConfig) { c.RetentionBytes = -1 },
 		"small seg":     func(c *TopicConfig) { c.SegmentBytes = 100 },

@@ -32,7 +32,9 @@ type AppendResult struct {
 // (ErrInvalidPartition), the broker be writable (ErrReadOnly, ErrClosed).
 // The batch is checked whole before anything is written: framing, magic
 // and CRC (wrapping ErrCorrupt); a record count matching its offsets, no
-// control batch, sane producer fields (ErrInvalidRecord);
+// control batch, sane producer fields (ErrInvalidRecord); on a compacted
+// topic, a key on every record (a *RecordError listing those without,
+// wrapping ErrInvalidRecord, as Kafka's INVALID_RECORD record errors);
 // a codec Kafka defines (ErrUnsupported); the topic's MaxRecordBytes and
 // batch size (ErrRecordTooLarge, as TopicConfig.MaxRecordBytes describes;
 // a batch of several records is refused only for a record that is too
@@ -81,7 +83,7 @@ func (b *Broker) AppendBatches(topic string, partition int32, batches []byte) (A
 	}
 	scratch := compressBufs.Get().(*[]byte)
 	defer putCompressBuf(scratch)
-	stored, err := b.acceptBatch(t, in, scratch)
+	stored, err := b.acceptBatch(t, partition, in, scratch)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -113,8 +115,8 @@ func (b *Broker) AppendBatches(topic string, partition int32, batches []byte) (A
 
 // acceptBatch checks in, a batch whose framing and CRC passed, against
 // topic t's rules, and returns it as the topic stores it: in itself, or
-// recompressed into scratch.
-func (b *Broker) acceptBatch(t *topic, in batch.Batch, scratch *[]byte) (batch.Batch, error) {
+// recompressed into scratch. partition is where it goes, for messages.
+func (b *Broker) acceptBatch(t *topic, partition int32, in batch.Batch, scratch *[]byte) (batch.Batch, error) {
 	c := t.config()
 	n := in.NumRecords()
 	switch attrs := in.Attributes(); {
@@ -140,12 +142,14 @@ func (b *Broker) acceptBatch(t *topic, in batch.Batch, scratch *[]byte) (batch.B
 	checkTimes := !c.LogAppendTime && (c.aheadMS >= 0 || c.behindMS >= 0)
 	// The records are decoded only where that is needed: uncompressed
 	// (cheap), recompressed (decompressed anyway), to apply
-	// MaxTimestampBehind (only the records tell the oldest), or where the
-	// stored records may hold one over MaxRecordBytes. A compressed batch
-	// kept as sent is otherwise judged by its header, as its CRC vouches
-	// for it: readers decode it, and report damage, as for any batch.
+	// MaxTimestampBehind (only the records tell the oldest), where the
+	// stored records may hold one over MaxRecordBytes, or on a compacted
+	// topic (every record needs a key). A compressed batch kept as sent
+	// is otherwise judged by its header, as its CRC vouches for it:
+	// readers decode it, and report damage, as for any batch.
 	plain := in
-	if in.Codec() != batch.None && (want != in.Codec() || checkTimes && c.behindMS >= 0 || len(in)-batch.HeaderSize > c.MaxRecordBytes) {
+	if in.Codec() != batch.None && (want != in.Codec() || checkTimes && c.behindMS >= 0 ||
+		len(in)-batch.HeaderSize > c.MaxRecordBytes || c.Cleanup.compacts()) {
 		var err error
 		if plain, err = batch.Decompress((*scratch)[:0], in); err != nil {
 			return nil, err
@@ -171,7 +175,7 @@ func (b *Broker) acceptBatch(t *topic, in batch.Batch, scratch *[]byte) (batch.B
 		}
 	}
 	if plain.Codec() == batch.None {
-		if err := b.checkRecords(t, c, plain, stored, checkTimes); err != nil {
+		if err := b.checkRecords(t, partition, c, plain, stored, checkTimes); err != nil {
 			return nil, err
 		}
 	} else if c.aheadMS >= 0 && checkTimes {
@@ -186,19 +190,25 @@ func (b *Broker) acceptBatch(t *topic, in batch.Batch, scratch *[]byte) (batch.B
 }
 
 // checkRecords walks plain, the batch uncompressed, stored as stored:
-// record offsets in sequence, timestamps (checkTimes) and the size rule of
-// MaxRecordBytes.
-func (b *Broker) checkRecords(t *topic, c *topicConf, plain, stored batch.Batch, checkTimes bool) error {
+// record offsets in sequence, timestamps (checkTimes), the size rule of
+// MaxRecordBytes, and keys on a compacted topic (a *RecordError naming
+// every record without one, as Kafka's record errors do).
+func (b *Broker) checkRecords(t *topic, partition int32, c *topicConf, plain, stored batch.Batch, checkTimes bool) error {
 	var now int64
 	if checkTimes {
 		now = b.opts.Now().UnixMilli()
 	}
+	keyed := c.Cleanup.compacts()
+	var keyless []int
 	it := plain.Records()
 	var r batch.Record
 	i := int64(0)
 	for ; it.Next(&r); i++ {
 		if r.Offset != plain.BaseOffset()+i {
 			return fmt.Errorf("%w: record %d has offset delta %d", ErrInvalidRecord, i, r.Offset-plain.BaseOffset())
+		}
+		if keyed && r.Key == nil {
+			keyless = append(keyless, int(i))
 		}
 		if checkTimes {
 			switch ts := r.Timestamp; {
@@ -219,6 +229,9 @@ func (b *Broker) checkRecords(t *topic, c *topicConf, plain, stored batch.Batch,
 	}
 	if i != int64(plain.NumRecords()) {
 		return fmt.Errorf("%w: batch announces %d records, holds %d", ErrInvalidRecord, plain.NumRecords(), i)
+	}
+	if keyless != nil {
+		return &RecordError{Records: keyless, Err: c.keyless(t.name, partition)}
 	}
 	return nil
 }

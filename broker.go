@@ -730,7 +730,7 @@ func (b *Broker) signalUnsynced() {
 // and records, or a group with committed offsets.
 func (b *Broker) startupWork() bool {
 	for _, t := range b.topics {
-		if c := t.config(); c.Retention <= 0 && c.RetentionBytes <= 0 {
+		if c := t.config(); !c.Cleanup.deletes() || c.Retention <= 0 && c.RetentionBytes <= 0 {
 			continue
 		}
 		for _, p := range t.partitions() {

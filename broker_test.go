@@ -113,7 +113,8 @@ func TestTopicsPersistAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	b := openBroker(t, dir, nil)
 	cfg := TopicConfig{Partitions: 3, Retention: time.Hour, SegmentBytes: 1 << 20, MaxRecordBytes: 1000, LogAppendTime: true, Sync: SyncAlways,
-		MaxTimestampAhead: 2 * time.Hour, MaxTimestampBehind: 24 * time.Hour}
+		MaxTimestampAhead: 2 * time.Hour, MaxTimestampBehind: 24 * time.Hour,
+		MinCleanableDirtyRatio: DefaultMinCleanableDirtyRatio, DeleteRetention: DefaultDeleteRetention}
 	require.NoError(t, b.CreateTopic("orders", cfg))
 	require.NoError(t, b.CreateTopic("audit", TopicConfig{}))
 	require.NoError(t, b.AddPartitions("audit", 4))
@@ -170,7 +171,11 @@ func TestTopicConfigValidation(t *testing.T) {
 		"age":        {SegmentAge: -1},
 		"record":     {MaxRecordBytes: -1},
 		"sync":       {Sync: SyncPolicy(9)},
-		"compaction": {Compact: true},
+		"policy":     {Cleanup: CleanupPolicy(3)},
+		"ratio":      {MinCleanableDirtyRatio: 1.5},
+		"min lag":    {MinCompactionLag: -1},
+		"max lag":    {MaxCompactionLag: -1},
+		"lag order":  {MinCompactionLag: 2 * time.Hour, MaxCompactionLag: time.Hour},
 	} {
 		require.ErrorIs(t, b.CreateTopic("t", cfg), ErrInvalidConfig, name)
 	}

@@ -47,7 +47,7 @@ type Client interface {
 	DeleteTopic(ctx context.Context, name string) error
 	// AlterTopic changes an existing topic's config (kafka-configs.sh
 	// --alter): change edits the current config, as Broker.AlterTopic
-	// describes; Partitions and Compact cannot change (ErrInvalidConfig).
+	// describes; Partitions cannot change (ErrInvalidConfig).
 	AlterTopic(ctx context.Context, name string, change func(*TopicConfig)) error
 	// DeleteRecords deletes a partition's records before offset before
 	// (Kafka's deleteRecords) and returns the new log start offset; before

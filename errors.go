@@ -69,8 +69,9 @@ var (
 	// not have.
 	ErrInvalidPartition = errors.New("stream: invalid partition")
 
-	// ErrInvalidRecord is returned by Publish for a nil record or a
-	// timestamp that is negative or outside the topic's accepted range.
+	// ErrInvalidRecord is returned by Publish for a nil record, a
+	// timestamp that is negative or outside the topic's accepted range,
+	// or a record without a key on a compacted topic (TopicConfig.Cleanup).
 	ErrInvalidRecord = errors.New("stream: invalid record")
 
 	// ErrInvalidTimestamp is the ErrInvalidRecord (it wraps it) for a
@@ -193,6 +194,24 @@ func (e *CorruptError) Error() string {
 
 // Unwrap returns what was found, which wraps ErrCorrupt.
 func (e *CorruptError) Unwrap() error { return e.Err }
+
+// RecordError is the error AppendBatches returns for a batch refused for
+// some of its records, Kafka's record errors (KIP-467): records without a
+// key on a compacted topic. Nothing of the batch is written. A Kafka
+// front end answers it as INVALID_RECORD with record_errors naming each
+// record. It wraps Err, which wraps ErrInvalidRecord.
+type RecordError struct {
+	Records []int // the refused records' indexes in the batch, from 0, ascending
+	Err     error // why each was refused
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("%v (records %v of the batch)", e.Err, e.Records)
+}
+
+// Unwrap returns why the records were refused, which wraps
+// ErrInvalidRecord.
+func (e *RecordError) Unwrap() error { return e.Err }
 
 // walkError is the error of a walk over batches (which passed their CRC)
 // that stopped early: a *CorruptError for records it could not decode,

@@ -11,7 +11,8 @@ import (
 
 // Publish appends records synchronously and fills in each one's Partition,
 // Offset and Timestamp. Every record is validated before any is written: a
-// nil record or negative timestamp (ErrInvalidRecord), a bad or unknown
+// nil record, a negative timestamp or, on a compacted topic, no key
+// (ErrInvalidRecord), a bad or unknown
 // topic (ErrInvalidTopic, ErrTopicNotFound unless AutoCreateTopics), a
 // partition the topic lacks (ErrInvalidPartition: from ManualPartitioner or
 // a custom one) or a record over the topic's MaxRecordBytes as stored
@@ -161,6 +162,7 @@ type publishGroup struct {
 	codec     Compression // the codec the batch is stored with
 	limit     int         // the largest record, by the topic's recordLimit
 	maxRecord int         // the topic's MaxRecordBytes
+	keyed     bool        // the topic is compacted: a record without a key goes to accept, which refuses it
 	oversize  bool        // a record over MaxRecordBytes, to check as stored (checkAlone)
 	// compressed is scratch for the compressed batch, kept between calls
 	// (up to maxPooledBatchBytes).
@@ -258,7 +260,7 @@ func (p *publishPlan) group(t *topic, part *log.Log, partition int32) int {
 	g.topic, g.part, g.partition = t, part, partition
 	c := t.config()
 	g.codec = c.codecFor(Compression{})
-	g.limit, g.maxRecord = c.recordLimit(g.codec), c.MaxRecordBytes
+	g.limit, g.maxRecord, g.keyed = c.recordLimit(g.codec), c.MaxRecordBytes, c.Cleanup.compacts()
 	g.first, g.listed, g.oversize = 0, false, false
 	g.builder.Reset(0)
 	return len(p.groups) - 1
@@ -302,7 +304,7 @@ func (b *Broker) plan(plan *publishPlan, recs []*Record) error {
 			}
 			lastPart, g = p, &plan.groups[n]
 		}
-		ts, size, ok := t.quickAccept(r, &clock, g.limit)
+		ts, size, ok := t.quickAccept(r, &clock, g.limit, g.keyed)
 		if !ok {
 			var err error
 			if ts, size, err = t.accept(r, &clock, g.limit); err != nil {

@@ -80,10 +80,95 @@ type TopicConfig struct {
 	// uncompressed. Reads decompress whatever they meet, so a topic may
 	// hold batches of several codecs (after AlterTopic).
 	Compression Compression
-	// Compact asks for log compaction (cleanup.policy=compact). Not
-	// implemented yet: CreateTopic rejects it with ErrInvalidConfig.
-	Compact bool
+	// Cleanup is what happens to old records (cleanup.policy): retention
+	// deletes whole segments (CleanupDelete, the default), the cleaner
+	// keeps the latest record of each key (CleanupCompact), or both
+	// (CleanupCompactDelete). A compacted topic refuses records without a
+	// key (ErrInvalidRecord), as Kafka does; under CleanupCompact alone
+	// Retention and RetentionBytes are kept but not applied.
+	Cleanup CleanupPolicy
+	// MinCleanableDirtyRatio is how much of a compacted partition's
+	// cleanable log must be dirty (written since its last cleaning) before
+	// the cleaner takes it (min.cleanable.dirty.ratio). 0 means
+	// DefaultMinCleanableDirtyRatio (0.5); a negative value is Kafka's 0,
+	// cleaning whenever anything is dirty; over 1 is ErrInvalidConfig.
+	MinCleanableDirtyRatio float64
+	// MinCompactionLag keeps records younger than this from being cleaned
+	// (min.compaction.lag.ms): a consumer this close to the head sees
+	// every record. 0, the default: no minimum.
+	MinCompactionLag time.Duration
+	// MaxCompactionLag makes a partition due for cleaning once a dirty
+	// record is older than this, whatever MinCleanableDirtyRatio says
+	// (max.compaction.lag.ms); the active segment then also rolls at this
+	// age, as SegmentAge would. 0, the default: no limit (Kafka's
+	// Long.MAX_VALUE). It must not be below MinCompactionLag.
+	MaxCompactionLag time.Duration
+	// DeleteRetention is how long tombstones (records with a nil Value)
+	// and spent transaction markers stay after the cleaner first meets
+	// them (delete.retention.ms): a consumer that reads a compacted topic
+	// from its start within this time sees the deletes. 0 means
+	// DefaultDeleteRetention (24h); a negative value means 0, removing
+	// them at the cleaner's next round.
+	DeleteRetention time.Duration
 }
+
+// CleanupPolicy is a topic's cleanup.policy: what happens to old records.
+type CleanupPolicy uint8
+
+// The policies.
+const (
+	// CleanupDelete: retention deletes old segments (the default).
+	CleanupDelete CleanupPolicy = iota
+	// CleanupCompact: the cleaner keeps the latest record of each key;
+	// retention settings are ignored.
+	CleanupCompact
+	// CleanupCompactDelete: both, retention deleting old segments and the
+	// cleaner compacting the rest (Kafka's "compact,delete").
+	CleanupCompactDelete
+)
+
+var cleanupNames = [...]string{"delete", "compact", "compact,delete"}
+
+// String returns Kafka's name of the policy: delete, compact or
+// compact,delete.
+func (p CleanupPolicy) String() string {
+	if int(p) < len(cleanupNames) {
+		return cleanupNames[p]
+	}
+	return fmt.Sprintf("CleanupPolicy(%d)", uint8(p))
+}
+
+// ParseCleanupPolicy reads a cleanup.policy value as Kafka does: a
+// comma-separated list of delete and compact, in any order and case,
+// spaces around them ignored ("compact, DELETE" is CleanupCompactDelete).
+// Anything else, an empty list included, is ErrInvalidConfig.
+func ParseCleanupPolicy(s string) (CleanupPolicy, error) {
+	var compact, del bool
+	for name := range strings.SplitSeq(s, ",") {
+		switch name = strings.TrimSpace(name); {
+		case strings.EqualFold(name, "compact"):
+			compact = true
+		case strings.EqualFold(name, "delete"):
+			del = true
+		default:
+			return 0, fmt.Errorf("%w: cleanup policy %q (want delete, compact or compact,delete)", ErrInvalidConfig, s)
+		}
+	}
+	switch {
+	case compact && del:
+		return CleanupCompactDelete, nil
+	case compact:
+		return CleanupCompact, nil
+	}
+	return CleanupDelete, nil
+}
+
+// compacts reports whether the cleaner compacts the topic's partitions,
+// which then refuse records without a key.
+func (p CleanupPolicy) compacts() bool { return p == CleanupCompact || p == CleanupCompactDelete }
+
+// deletes reports whether retention applies.
+func (p CleanupPolicy) deletes() bool { return p != CleanupCompact }
 
 // Defaults and limits of TopicConfig.
 const (
@@ -96,24 +181,41 @@ const (
 	maxTopicNameLength       = 249
 )
 
+// Defaults of TopicConfig's compaction settings, Kafka's.
+const (
+	// DefaultMinCleanableDirtyRatio is min.cleanable.dirty.ratio's
+	// default (TopicConfig.MinCleanableDirtyRatio).
+	DefaultMinCleanableDirtyRatio = 0.5
+	// DefaultDeleteRetention is delete.retention.ms's default
+	// (TopicConfig.DeleteRetention): one day.
+	DefaultDeleteRetention = 24 * time.Hour
+)
+
 // stored is the config as the catalog keeps it.
 func (c TopicConfig) stored() catalog.TopicConfig {
 	return catalog.TopicConfig{
 		Partitions: c.Partitions, Retention: c.Retention, RetentionBytes: c.RetentionBytes,
 		SegmentBytes: c.SegmentBytes, SegmentAge: c.SegmentAge, MaxRecordBytes: c.MaxRecordBytes,
 		Sync: int(c.Sync), LogAppendTime: c.LogAppendTime, MaxTimestampAhead: c.MaxTimestampAhead,
-		MaxTimestampBehind: c.MaxTimestampBehind, Compact: c.Compact,
+		MaxTimestampBehind: c.MaxTimestampBehind, Cleanup: int(c.Cleanup),
 		Codec: int(c.Compression.Codec), CodecLevel: c.Compression.Level,
+		MinCleanableDirtyRatio: c.MinCleanableDirtyRatio, DeleteRetention: c.DeleteRetention,
+		MinCompactionLag: c.MinCompactionLag, MaxCompactionLag: c.MaxCompactionLag,
 	}
 }
 
 // storedTopicConfig is the inverse of TopicConfig.stored, before defaults.
 func storedTopicConfig(s catalog.TopicConfig) TopicConfig {
+	if s.Compact && s.Cleanup == 0 {
+		s.Cleanup = int(CleanupCompact) // the retired form
+	}
 	return TopicConfig{
 		Partitions: s.Partitions, Retention: s.Retention, RetentionBytes: s.RetentionBytes,
 		SegmentBytes: s.SegmentBytes, SegmentAge: s.SegmentAge, MaxRecordBytes: s.MaxRecordBytes,
 		Sync: SyncPolicy(s.Sync), LogAppendTime: s.LogAppendTime, MaxTimestampAhead: s.MaxTimestampAhead,
-		MaxTimestampBehind: s.MaxTimestampBehind, Compact: s.Compact,
+		MaxTimestampBehind: s.MaxTimestampBehind, Cleanup: CleanupPolicy(s.Cleanup),
+		MinCleanableDirtyRatio: s.MinCleanableDirtyRatio, DeleteRetention: s.DeleteRetention,
+		MinCompactionLag: s.MinCompactionLag, MaxCompactionLag: s.MaxCompactionLag,
 		Compression: Compression{Codec: Codec(s.Codec), Level: s.CodecLevel},
 	}
 }
@@ -131,6 +233,12 @@ func (c TopicConfig) withDefaults() TopicConfig {
 	}
 	if c.MaxTimestampAhead == 0 {
 		c.MaxTimestampAhead = DefaultMaxTimestampAhead
+	}
+	if c.MinCleanableDirtyRatio == 0 {
+		c.MinCleanableDirtyRatio = DefaultMinCleanableDirtyRatio
+	}
+	if c.DeleteRetention == 0 {
+		c.DeleteRetention = DefaultDeleteRetention
 	}
 	return c
 }
@@ -160,8 +268,18 @@ func (c TopicConfig) validate() error {
 		return fmt.Errorf("%w: negative max record bytes %d", ErrInvalidConfig, c.MaxRecordBytes)
 	case !c.Sync.valid():
 		return fmt.Errorf("%w: sync policy %d", ErrInvalidConfig, c.Sync)
-	case c.Compact:
-		return fmt.Errorf("%w: log compaction is not implemented yet", ErrInvalidConfig)
+	case c.Cleanup > CleanupCompactDelete:
+		return fmt.Errorf("%w: cleanup policy %d", ErrInvalidConfig, c.Cleanup)
+	case c.MinCleanableDirtyRatio > 1 || math.IsNaN(c.MinCleanableDirtyRatio):
+		return fmt.Errorf("%w: min cleanable dirty ratio %v (want at most 1; negative for 0)", ErrInvalidConfig, c.MinCleanableDirtyRatio)
+	case c.MinCompactionLag < 0:
+		return fmt.Errorf("%w: negative min compaction lag %v", ErrInvalidConfig, c.MinCompactionLag)
+	case c.MaxCompactionLag < 0:
+		return fmt.Errorf("%w: negative max compaction lag %v", ErrInvalidConfig, c.MaxCompactionLag)
+	case c.MaxCompactionLag > 0 && c.MinCompactionLag > c.MaxCompactionLag:
+		// Kafka's words (LogConfig.validateValues), with the fields' names.
+		return fmt.Errorf("%w: conflict topic config setting min.compaction.lag.ms (MinCompactionLag %v) > max.compaction.lag.ms (MaxCompactionLag %v)",
+			ErrInvalidConfig, c.MinCompactionLag, c.MaxCompactionLag)
 	}
 	if err := c.Compression.validate(); err != nil {
 		return fmt.Errorf("topic compression: %w", err)

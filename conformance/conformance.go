@@ -25,7 +25,9 @@
 //   - Seek moves a member's position, also from OnAssigned, and Commit then
 //     commits the sought position.
 //   - AlterTopic changes a topic's settings for the records published next
-//     (MaxRecordBytes checked here) and refuses a change of Partitions.
+//     (MaxRecordBytes checked here), changes the cleanup policy and the
+//     compaction settings, and refuses a change of Partitions and a
+//     MinCompactionLag over MaxCompactionLag.
 //   - Transactions: a committed transaction's records, over several
 //     partitions, reach a ReadCommitted group and reader together; an
 //     aborted one's never do, though ReadUncommitted readers see them;
@@ -668,7 +670,8 @@ func (s *suite) deleteRecords(t *testing.T) {
 }
 
 // alterTopic: a lowered MaxRecordBytes refuses the next large record, a
-// raised one takes it; Partitions cannot change that way.
+// raised one takes it; the compaction settings change and read back;
+// Partitions cannot change that way.
 func (s *suite) alterTopic(t *testing.T) {
 	ctx := testContext(t)
 	c := s.client(t)
@@ -684,6 +687,23 @@ func (s *suite) alterTopic(t *testing.T) {
 	require.NoError(t, publish())
 	require.ErrorIs(t, c.AlterTopic(ctx, topic, func(cfg *stream.TopicConfig) { cfg.Partitions = 2 }), stream.ErrInvalidConfig)
 	require.ErrorIs(t, c.AlterTopic(ctx, unique(t, "missing"), func(*stream.TopicConfig) {}), stream.ErrTopicNotFound)
+
+	// The cleanup policy and compaction settings change after creation,
+	// and the next change is given them as set.
+	want := stream.TopicConfig{Cleanup: stream.CleanupCompactDelete, MinCleanableDirtyRatio: 0.2,
+		MinCompactionLag: time.Minute, MaxCompactionLag: time.Hour, DeleteRetention: 2 * time.Hour}
+	require.NoError(t, c.AlterTopic(ctx, topic, func(cfg *stream.TopicConfig) {
+		cfg.Cleanup, cfg.MinCleanableDirtyRatio, cfg.MinCompactionLag = want.Cleanup, want.MinCleanableDirtyRatio, want.MinCompactionLag
+		cfg.MaxCompactionLag, cfg.DeleteRetention = want.MaxCompactionLag, want.DeleteRetention
+	}))
+	var got stream.TopicConfig
+	require.NoError(t, c.AlterTopic(ctx, topic, func(cfg *stream.TopicConfig) {
+		got = stream.TopicConfig{Cleanup: cfg.Cleanup, MinCleanableDirtyRatio: cfg.MinCleanableDirtyRatio,
+			MinCompactionLag: cfg.MinCompactionLag, MaxCompactionLag: cfg.MaxCompactionLag, DeleteRetention: cfg.DeleteRetention}
+	}))
+	require.Equal(t, want, got)
+	require.ErrorIs(t, c.AlterTopic(ctx, topic, func(cfg *stream.TopicConfig) { cfg.MinCompactionLag = 2 * time.Hour }),
+		stream.ErrInvalidConfig, "min.compaction.lag.ms over max.compaction.lag.ms")
 }
 
 func (s *suite) deleteTopic(t *testing.T) {

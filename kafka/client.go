@@ -9,7 +9,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -212,7 +211,12 @@ func topicSettings(cfg stream.TopicConfig) map[string]*string {
 	}
 	set("message.timestamp.after.max.ms", cfg.MaxTimestampAhead != 0, ahead)
 	set("message.timestamp.before.max.ms", cfg.MaxTimestampBehind > 0, cfg.MaxTimestampBehind.Milliseconds())
-	set("cleanup.policy", cfg.Compact, "compact")
+	set("cleanup.policy", cfg.Cleanup != stream.CleanupDelete, cfg.Cleanup)
+	// Kafka's 0 ratio and 0 ms delete retention are negative fields.
+	set("min.cleanable.dirty.ratio", cfg.MinCleanableDirtyRatio != 0, max(cfg.MinCleanableDirtyRatio, 0))
+	set("min.compaction.lag.ms", cfg.MinCompactionLag > 0, cfg.MinCompactionLag.Milliseconds())
+	set("max.compaction.lag.ms", cfg.MaxCompactionLag > 0, cfg.MaxCompactionLag.Milliseconds())
+	set("delete.retention.ms", cfg.DeleteRetention != 0, max(cfg.DeleteRetention, 0).Milliseconds())
 	cc := cfg.Compression
 	// A topic spells none "uncompressed" (Kafka's BrokerCompressionType):
 	// a cluster refuses "none", the producer setting's name.
@@ -311,7 +315,31 @@ func configFromSettings(configs []kadm.Config, partitions int) stream.TopicConfi
 				cfg.MaxTimestampBehind = ms
 			}
 		case "cleanup.policy":
-			cfg.Compact = slices.Contains(strings.Split(v, ","), "compact")
+			if p, err := stream.ParseCleanupPolicy(v); err == nil {
+				cfg.Cleanup = p
+			}
+		case "min.cleanable.dirty.ratio":
+			if r, err := strconv.ParseFloat(v, 64); err == nil {
+				cfg.MinCleanableDirtyRatio = r
+				if r == 0 {
+					cfg.MinCleanableDirtyRatio = -1
+				}
+			}
+		case "min.compaction.lag.ms":
+			if num && n > 0 && n <= math.MaxInt64/int64(time.Millisecond) {
+				cfg.MinCompactionLag = ms
+			}
+		case "max.compaction.lag.ms":
+			if num && !unlimited && n <= math.MaxInt64/int64(time.Millisecond) {
+				cfg.MaxCompactionLag = ms
+			}
+		case "delete.retention.ms":
+			switch {
+			case num && n == 0:
+				cfg.DeleteRetention = -1
+			case num && n > 0 && n <= math.MaxInt64/int64(time.Millisecond):
+				cfg.DeleteRetention = ms
+			}
 		case "compression.type":
 			if codec, err := stream.ParseCodec(v); err == nil { // "uncompressed" included
 				cfg.Compression.Codec = codec
@@ -335,8 +363,11 @@ func configFromSettings(configs []kadm.Config, partitions int) stream.TopicConfi
 // MaxRecordBytes to max.message.bytes, LogAppendTime to
 // message.timestamp.type=LogAppendTime, MaxTimestampAhead and
 // MaxTimestampBehind to message.timestamp.after.max.ms and
-// message.timestamp.before.max.ms, Compact to cleanup.policy=compact
-// (which a cluster implements), Compression to compression.type (producer,
+// message.timestamp.before.max.ms, Cleanup to cleanup.policy,
+// MinCleanableDirtyRatio to min.cleanable.dirty.ratio (negative: 0),
+// MinCompactionLag and MaxCompactionLag to min.compaction.lag.ms and
+// max.compaction.lag.ms, DeleteRetention to delete.retention.ms (negative:
+// 0), Compression to compression.type (producer,
 // uncompressed for CodecNone, gzip, snappy, lz4 or zstd; CodecDefault is
 // Kafka's default, producer) and a non-zero Compression.Level to compression.gzip.level,
 // compression.lz4.level or compression.zstd.level, which Kafka 3.8 and
@@ -345,7 +376,7 @@ func configFromSettings(configs []kadm.Config, partitions int) stream.TopicConfi
 // the embedded broker does. Sync is ignored: durability is the cluster's
 // acks and replication. It fails with stream.ErrTopicExists,
 // stream.ErrInvalidTopic or stream.ErrInvalidConfig (also for a codec or
-// level the embedded broker would refuse).
+// level, or compaction settings, the embedded broker would refuse).
 func (c *Client) CreateTopic(ctx context.Context, name string, cfg stream.TopicConfig) error {
 	if err := c.checkOpen(); err != nil {
 		return err
@@ -357,6 +388,9 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg stream.TopicC
 		return errorf(stream.ErrInvalidConfig, "%d partitions", cfg.Partitions)
 	}
 	if err := checkCompression(cfg.Compression); err != nil {
+		return err
+	}
+	if err := checkCompaction(cfg); err != nil {
 		return err
 	}
 	parts := int32(max(cfg.Partitions, 1))
@@ -378,8 +412,9 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg stream.TopicC
 // the cluster's default) when the field became zero. Compression changes
 // compression.type and the codec's level setting, as CreateTopic maps
 // them; the cluster recompresses batches appended after. Sync is ignored,
-// as by CreateTopic. Partitions and Compact cannot change, and negative
-// sizes and durations (other than MaxTimestampAhead) are refused:
+// as by CreateTopic. Partitions cannot change, and negative sizes and
+// durations (other than MaxTimestampAhead and DeleteRetention) and
+// compaction settings the embedded broker would refuse are refused:
 // stream.ErrInvalidConfig, with nothing sent. Between the describe and the
 // alter, another client's change of the same setting may be overwritten.
 // It fails with stream.ErrTopicNotFound for an unknown topic, and with
@@ -459,13 +494,26 @@ func checkAlter(cur, next stream.TopicConfig) error {
 	switch {
 	case next.Partitions != cur.Partitions:
 		return errorf(stream.ErrInvalidConfig, "partitions cannot be altered (it has %d)", cur.Partitions)
-	case next.Compact != cur.Compact:
-		return errorf(stream.ErrInvalidConfig, "cleanup policy cannot be altered")
 	case next.Retention < 0 || next.RetentionBytes < 0 || next.SegmentBytes < 0 || next.SegmentAge < 0 ||
 		next.MaxRecordBytes < 0 || next.MaxTimestampBehind < 0:
 		return errorf(stream.ErrInvalidConfig, "negative size or duration")
 	}
+	if err := checkCompaction(next); err != nil {
+		return err
+	}
 	return checkCompression(next.Compression)
+}
+
+// checkCompaction refuses, as the embedded broker does, compaction
+// settings no topic may have (stream.TopicConfig.Validate's rules):
+// a cluster would refuse most, but a negative lag would be sent as none.
+func checkCompaction(cfg stream.TopicConfig) error {
+	// The compaction fields alone: a cluster's other settings may lie
+	// outside the embedded broker's ranges (segment.bytes, say).
+	return stream.TopicConfig{
+		Cleanup: cfg.Cleanup, MinCleanableDirtyRatio: cfg.MinCleanableDirtyRatio,
+		MinCompactionLag: cfg.MinCompactionLag, MaxCompactionLag: cfg.MaxCompactionLag,
+	}.Validate()
 }
 
 // DeleteTopic deletes a topic (stream.ErrTopicNotFound if there is none).

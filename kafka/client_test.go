@@ -102,7 +102,8 @@ func TestTopicConfigMapping(t *testing.T) {
 	c := newClient(t, newCluster(t))
 	require.NoError(t, c.CreateTopic(ctx, "configured", stream.TopicConfig{
 		Partitions: 3, Retention: 2 * time.Hour, RetentionBytes: 1 << 30, SegmentBytes: 1 << 24,
-		SegmentAge: time.Hour, MaxRecordBytes: 1 << 16, LogAppendTime: true, Compact: true,
+		SegmentAge: time.Hour, MaxRecordBytes: 1 << 16, LogAppendTime: true, Cleanup: stream.CleanupCompactDelete,
+		MinCleanableDirtyRatio: 0.1, MinCompactionLag: time.Minute, MaxCompactionLag: time.Hour, DeleteRetention: 2 * time.Hour,
 	}))
 	rcs, err := c.Admin().DescribeTopicConfigs(ctx, "configured")
 	require.NoError(t, err)
@@ -115,7 +116,8 @@ func TestTopicConfigMapping(t *testing.T) {
 	for k, v := range map[string]string{
 		"retention.ms": "7200000", "retention.bytes": "1073741824", "segment.bytes": "16777216",
 		"segment.ms": "3600000", "max.message.bytes": "65536", "message.timestamp.type": "LogAppendTime",
-		"cleanup.policy": "compact",
+		"cleanup.policy": "compact,delete", "min.cleanable.dirty.ratio": "0.1", "min.compaction.lag.ms": "60000",
+		"max.compaction.lag.ms": "3600000", "delete.retention.ms": "7200000",
 	} {
 		require.Equal(t, v, got[k], k)
 	}
@@ -158,14 +160,24 @@ func TestAlterTopic(t *testing.T) {
 	require.NotEqual(t, "16777216", got["segment.bytes"], "zero: back to the cluster's default")
 	require.Equal(t, defaults["segment.ms"], got["segment.ms"], "untouched")
 
+	require.NoError(t, c.AlterTopic(ctx, "altered", func(cfg *stream.TopicConfig) {
+		cfg.Cleanup, cfg.MinCleanableDirtyRatio, cfg.DeleteRetention = stream.CleanupCompact, 0.2, time.Minute
+	}))
+	got = settings()
+	require.Equal(t, "compact", got["cleanup.policy"], "the policy may change after creation")
+	require.Equal(t, "0.2", got["min.cleanable.dirty.ratio"])
+	require.Equal(t, "60000", got["delete.retention.ms"])
+
 	big := make([]byte, 8000)
 	_, _ = rand.Read(big) // incompressible: the limit applies to the batch as sent
-	err := c.Publish(ctx, &stream.Record{Topic: "altered", Partition: 0, Value: big})
+	err := c.Publish(ctx, &stream.Record{Topic: "altered", Partition: 0, Key: []byte("k"), Value: big})
 	require.ErrorIs(t, err, stream.ErrRecordTooLarge, "the new max.message.bytes applies")
 
 	for _, change := range []func(*stream.TopicConfig){
 		func(cfg *stream.TopicConfig) { cfg.Partitions = 3 },
-		func(cfg *stream.TopicConfig) { cfg.Compact = true },
+		func(cfg *stream.TopicConfig) { cfg.MinCompactionLag = -time.Second },
+		func(cfg *stream.TopicConfig) { cfg.MinCompactionLag, cfg.MaxCompactionLag = time.Hour, time.Minute },
+		func(cfg *stream.TopicConfig) { cfg.MinCleanableDirtyRatio = 1.5 },
 		func(cfg *stream.TopicConfig) { cfg.RetentionBytes = -5 },
 	} {
 		require.ErrorIs(t, c.AlterTopic(ctx, "altered", change), stream.ErrInvalidConfig)

@@ -33,10 +33,18 @@ func TestTopicConfigsMapToKafkaSettings(t *testing.T) {
 		"message.timestamp.type":          "LogAppendTime",
 		"message.timestamp.after.max.ms":  "7200000",
 		"message.timestamp.before.max.ms": "86400000",
-		"cleanup.policy":                  "compact",
+		"cleanup.policy":                  "compact,delete",
+		"min.cleanable.dirty.ratio":       "0.25",
+		"min.compaction.lag.ms":           "60000",
+		"max.compaction.lag.ms":           "7200000",
+		"delete.retention.ms":             "3600000",
 	}, str(topicConfigs(stream.TopicConfig{Retention: time.Hour, RetentionBytes: 1000, SegmentBytes: 4096,
 		SegmentAge: time.Minute, MaxRecordBytes: 2048, LogAppendTime: true, MaxTimestampAhead: 2 * time.Hour,
-		MaxTimestampBehind: 24 * time.Hour, Compact: true})))
+		MaxTimestampBehind: 24 * time.Hour, Cleanup: stream.CleanupCompactDelete, MinCleanableDirtyRatio: 0.25,
+		MinCompactionLag: time.Minute, MaxCompactionLag: 2 * time.Hour, DeleteRetention: time.Hour})))
+	require.Equal(t, map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0", "delete.retention.ms": "0"},
+		str(topicConfigs(stream.TopicConfig{Cleanup: stream.CleanupCompact, MinCleanableDirtyRatio: -1, DeleteRetention: -1})),
+		"negative ratio and delete retention: Kafka's 0")
 	require.Equal(t, map[string]string{"message.timestamp.after.max.ms": strconv.FormatInt(math.MaxInt64, 10)},
 		str(topicConfigs(stream.TopicConfig{MaxTimestampAhead: -1})), "negative: no limit")
 }
@@ -46,7 +54,8 @@ func TestTopicConfigsMapToKafkaSettings(t *testing.T) {
 func TestConfigFromSettings(t *testing.T) {
 	cfg := stream.TopicConfig{Partitions: 4, Retention: time.Hour, RetentionBytes: 1000, SegmentBytes: 4096,
 		SegmentAge: time.Minute, MaxRecordBytes: 2048, LogAppendTime: true, MaxTimestampAhead: -1,
-		MaxTimestampBehind: 24 * time.Hour, Compact: true}
+		MaxTimestampBehind: 24 * time.Hour, Cleanup: stream.CleanupCompact, MinCleanableDirtyRatio: 0.75,
+		MinCompactionLag: time.Second, MaxCompactionLag: time.Hour, DeleteRetention: 10 * time.Minute}
 	var described []kadm.Config
 	for k, v := range topicSettings(cfg) {
 		described = append(described, kadm.Config{Key: k, Value: v})
@@ -59,8 +68,17 @@ func TestConfigFromSettings(t *testing.T) {
 		{Key: "message.timestamp.before.max.ms", Value: ptr(maxInt)},
 		{Key: "message.timestamp.after.max.ms", Value: ptr(maxInt)},
 		{Key: "message.timestamp.type", Value: ptr("CreateTime")}, {Key: "cleanup.policy", Value: ptr("delete")},
+		{Key: "max.compaction.lag.ms", Value: ptr(maxInt)},
 	}
 	require.Equal(t, stream.TopicConfig{Partitions: 1, MaxTimestampAhead: -1}, configFromSettings(unlimited, 1))
+
+	zeros := []kadm.Config{
+		{Key: "cleanup.policy", Value: ptr("delete, Compact")},
+		{Key: "min.cleanable.dirty.ratio", Value: ptr("0.0")}, {Key: "delete.retention.ms", Value: ptr("0")},
+		{Key: "min.compaction.lag.ms", Value: ptr("0")},
+	}
+	require.Equal(t, stream.TopicConfig{Partitions: 1, Cleanup: stream.CleanupCompactDelete, MinCleanableDirtyRatio: -1, DeleteRetention: -1},
+		configFromSettings(zeros, 1), "Kafka's 0 ratio and delete retention: negative fields")
 }
 
 func ptr(s string) *string { return &s }

@@ -131,9 +131,9 @@
 //     at its first fetch.
 //   - Records from Poll and Next do not alias anything: they stay valid
 //     after the next call (Clone is harmless but unneeded).
-//   - A cluster deletes topics asynchronously, runs compaction
-//     (TopicConfig.Compact), and keeps group offsets for its
-//     offsets.retention.minutes.
+//   - A cluster deletes topics asynchronously, compacts topics
+//     (TopicConfig.Cleanup) on its own schedule, and keeps group offsets
+//     for its offsets.retention.minutes.
 //
 // Compression: batches are compressed in Kafka's framings on both sides,
 // so either reads what the other wrote. Options.Compression is the

@@ -22,7 +22,7 @@ func handleAlterConfigs(c *conn, req *kmsg.AlterConfigsRequest) (kmsg.Response, 
 		changes := make([]configChange, 0, len(topicSettings))
 		named := make(map[string]bool, len(rr.Configs))
 		for _, kv := range rr.Configs {
-			changes = append(changes, configChange{kv.Name, kv.Value})
+			changes = append(changes, configChange{name: kv.Name, value: kv.Value})
 			named[kv.Name] = true
 		}
 		for _, s := range topicSettings {
@@ -41,8 +41,8 @@ func handleAlterConfigs(c *conn, req *kmsg.AlterConfigsRequest) (kmsg.Response, 
 
 // handleIncrementalAlterConfigs sets (SET) or resets to the default
 // (DELETE) the topic configs named, leaving the others. APPEND and
-// SUBTRACT apply to list configs, of which cleanup.policy is the only one
-// and takes a single value here: they are INVALID_CONFIG.
+// SUBTRACT add values to or remove them from a list config (cleanup.policy
+// is the only one), as in Kafka; on other configs they are INVALID_CONFIG.
 func handleIncrementalAlterConfigs(c *conn, req *kmsg.IncrementalAlterConfigsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
@@ -54,11 +54,16 @@ func handleIncrementalAlterConfigs(c *conn, req *kmsg.IncrementalAlterConfigsReq
 				if kv.Value == nil {
 					err = fmt.Errorf("%w: %s: SET without a value", kerr.InvalidRequest, kv.Name)
 				}
-				changes = append(changes, configChange{kv.Name, kv.Value})
+				changes = append(changes, configChange{name: kv.Name, value: kv.Value})
 			case kmsg.IncrementalAlterConfigOpDelete:
 				changes = append(changes, configChange{name: kv.Name})
+			case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+				if kv.Value == nil {
+					err = fmt.Errorf("%w: %s: %v without a value", kerr.InvalidRequest, kv.Name, kv.Op)
+				}
+				changes = append(changes, configChange{name: kv.Name, value: kv.Value, op: kv.Op})
 			default:
-				err = fmt.Errorf("%w: %s: operation %v: only SET and DELETE (no list config takes more than one value here)", stream.ErrInvalidConfig, kv.Name, kv.Op)
+				err = fmt.Errorf("%w: %s: operation %v", kerr.InvalidRequest, kv.Name, kv.Op)
 			}
 		}
 		if err == nil {

@@ -54,12 +54,16 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 		"compression.gzip.level":          "-1",
 		"compression.lz4.level":           "9",
 		"compression.zstd.level":          "3",
+		"delete.retention.ms":             "86400000",
 		"flush.messages":                  "9223372036854775807",
 		"flush.ms":                        "9223372036854775807",
+		"max.compaction.lag.ms":           "9223372036854775807",
 		"max.message.bytes":               "2097152",
 		"message.timestamp.after.max.ms":  "9223372036854775807",
 		"message.timestamp.before.max.ms": "9223372036854775807",
 		"message.timestamp.type":          "CreateTime",
+		"min.cleanable.dirty.ratio":       "0.5",
+		"min.compaction.lag.ms":           "0",
 		"min.insync.replicas":             "1",
 		"retention.bytes":                 "-1",
 		"retention.ms":                    "60000",
@@ -70,13 +74,13 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 	// A bad value changes nothing, the good ones with it included.
 	resp, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
 		{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("5000")},
-		{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("compact")},
+		{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("compact,keep")},
 	}, "t")
 	require.NoError(t, err)
 	require.ErrorIs(t, resp[0].Err, kerr.InvalidConfig)
-	require.Contains(t, resp[0].ErrMessage, "compaction")
+	require.Contains(t, resp[0].ErrMessage, "cleanup policy")
 	resp, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("delete")},
+		{Op: kadm.AppendConfig, Name: "retention.ms", Value: kmsg.StringPtr("1000")},
 	}, "t")
 	require.NoError(t, err)
 	require.ErrorIs(t, resp[0].Err, kerr.InvalidConfig)
@@ -184,10 +188,13 @@ func TestSettingsRoundTrip(t *testing.T) {
 			Sync: stream.SyncAlways, LogAppendTime: true, MaxTimestampAhead: -1, MaxTimestampBehind: time.Hour,
 			Compression: stream.Compression{Codec: stream.CodecZstd, Level: 9}},
 		{Sync: stream.SyncNever, Compression: stream.Compression{Codec: stream.CodecNone}},
+		{Cleanup: stream.CleanupCompactDelete, MinCleanableDirtyRatio: 0.3, MinCompactionLag: time.Minute,
+			MaxCompactionLag: time.Hour, DeleteRetention: 2 * time.Hour},
+		{Cleanup: stream.CleanupCompact, MinCleanableDirtyRatio: -1, DeleteRetention: -1},
 	} {
 		var changes []configChange
 		for _, d := range describeSettings(cfg, &opts, nil, false, false) {
-			changes = append(changes, configChange{d.Name, d.Value})
+			changes = append(changes, configChange{name: d.Name, value: d.Value})
 		}
 		var got stream.TopicConfig
 		require.NoError(t, applySettings(&got, changes))

@@ -48,27 +48,17 @@ type topicSetting struct {
 var topicSettings = []topicSetting{
 	{
 		name: "cleanup.policy", broker: "log.cleanup.policy", typ: kmsg.ConfigTypeList,
-		doc: "delete: old segments are deleted by retention. compact is not implemented yet.",
-		get: func(cfg stream.TopicConfig, _ *stream.Options) string {
-			if cfg.Compact {
-				return "compact"
-			}
-			return "delete"
-		},
+		doc: "delete: retention deletes old segments. compact: the cleaner keeps the latest record of each key, and records need a key. compact,delete: both.",
+		get: func(cfg stream.TopicConfig, _ *stream.Options) string { return cfg.Cleanup.String() },
 		set: func(cfg *stream.TopicConfig, v string) error {
-			for p := range strings.SplitSeq(v, ",") {
-				switch strings.TrimSpace(p) {
-				case "delete":
-				case "compact":
-					return fmt.Errorf("%w: cleanup.policy=%s: log compaction is not implemented yet (a later issue); only delete is", stream.ErrInvalidConfig, v)
-				default:
-					return fmt.Errorf("%w: cleanup.policy=%s: want delete", stream.ErrInvalidConfig, v)
-				}
+			p, err := stream.ParseCleanupPolicy(v)
+			if err != nil {
+				return fmt.Errorf("cleanup.policy=%s: %w", v, err)
 			}
-			cfg.Compact = false
+			cfg.Cleanup = p
 			return nil
 		},
-		reset: func(cfg *stream.TopicConfig) { cfg.Compact = false },
+		reset: func(cfg *stream.TopicConfig) { cfg.Cleanup = stream.CleanupDelete },
 	},
 	{
 		name: "compression.type", broker: "compression.type", typ: kmsg.ConfigTypeString,
@@ -96,6 +86,23 @@ var topicSettings = []topicSetting{
 	levelSetting("compression.gzip.level", stream.CodecGzip, -1),
 	levelSetting("compression.lz4.level", stream.CodecLZ4, 9),
 	levelSetting("compression.zstd.level", stream.CodecZstd, 3),
+	{
+		name: "delete.retention.ms", broker: "log.cleaner.delete.retention.ms", typ: kmsg.ConfigTypeLong,
+		doc: "How long the cleaner keeps tombstones (records with a null value) and spent transaction markers after it first meets them.",
+		get: func(cfg stream.TopicConfig, _ *stream.Options) string {
+			d := cmp.Or(cfg.DeleteRetention, stream.DefaultDeleteRetention)
+			return strconv.FormatInt(max(d, 0).Milliseconds(), 10)
+		},
+		set: func(cfg *stream.TopicConfig, v string) error {
+			d, err := parseMillisOrZero(v)
+			cfg.DeleteRetention = d
+			if err == nil && d == 0 {
+				cfg.DeleteRetention = -1 // 0: TopicConfig's spelling of none is negative
+			}
+			return settingErr("delete.retention.ms", v, err)
+		},
+		reset: func(cfg *stream.TopicConfig) { cfg.DeleteRetention = 0 },
+	},
 	{
 		name: "flush.messages", broker: "log.flush.interval.messages", typ: kmsg.ConfigTypeLong,
 		doc: "1 fsyncs every batch before it is acknowledged (SyncAlways); 9223372036854775807 leaves it to flush.ms.",
@@ -154,6 +161,19 @@ var topicSettings = []topicSetting{
 				cfg.Sync = stream.SyncDefault
 			}
 		},
+	},
+	{
+		name: "max.compaction.lag.ms", broker: "log.cleaner.max.compaction.lag.ms", typ: kmsg.ConfigTypeLong,
+		doc: "A compacted partition with a record dirty for longer than this is cleaned whatever its dirty ratio; 9223372036854775807 for no limit.",
+		get: func(cfg stream.TopicConfig, _ *stream.Options) string {
+			return millisOrUnlimited(cfg.MaxCompactionLag)
+		},
+		set: func(cfg *stream.TopicConfig, v string) error {
+			d, err := parseMillis(v)
+			cfg.MaxCompactionLag = d
+			return settingErr("max.compaction.lag.ms", v, err)
+		},
+		reset: func(cfg *stream.TopicConfig) { cfg.MaxCompactionLag = 0 },
 	},
 	{
 		name: "max.message.bytes", broker: "message.max.bytes", typ: kmsg.ConfigTypeInt,
@@ -225,6 +245,40 @@ var topicSettings = []topicSetting{
 			return nil
 		},
 		reset: func(cfg *stream.TopicConfig) { cfg.LogAppendTime = false },
+	},
+	{
+		name: "min.cleanable.dirty.ratio", broker: "log.cleaner.min.cleanable.ratio", typ: kmsg.ConfigTypeDouble,
+		doc: "The share of a compacted partition's log that must be dirty (not yet cleaned) before the cleaner takes it, from 0 to 1.",
+		get: func(cfg stream.TopicConfig, _ *stream.Options) string {
+			r := cmp.Or(cfg.MinCleanableDirtyRatio, stream.DefaultMinCleanableDirtyRatio)
+			return formatDouble(max(r, 0))
+		},
+		set: func(cfg *stream.TopicConfig, v string) error {
+			r, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			switch {
+			case err != nil || !(r >= 0 && r <= 1): // NaN too
+				return fmt.Errorf("%w: min.cleanable.dirty.ratio=%s: want a number from 0 to 1", stream.ErrInvalidConfig, v)
+			case r == 0:
+				cfg.MinCleanableDirtyRatio = -1 // 0: TopicConfig's spelling of Kafka's 0 is negative
+			default:
+				cfg.MinCleanableDirtyRatio = r
+			}
+			return nil
+		},
+		reset: func(cfg *stream.TopicConfig) { cfg.MinCleanableDirtyRatio = 0 },
+	},
+	{
+		name: "min.compaction.lag.ms", broker: "log.cleaner.min.compaction.lag.ms", typ: kmsg.ConfigTypeLong,
+		doc: "Records younger than this are not cleaned from a compacted partition.",
+		get: func(cfg stream.TopicConfig, _ *stream.Options) string {
+			return strconv.FormatInt(cfg.MinCompactionLag.Milliseconds(), 10)
+		},
+		set: func(cfg *stream.TopicConfig, v string) error {
+			d, err := parseMillisOrZero(v)
+			cfg.MinCompactionLag = d
+			return settingErr("min.compaction.lag.ms", v, err)
+		},
+		reset: func(cfg *stream.TopicConfig) { cfg.MinCompactionLag = 0 },
 	},
 	{
 		name: "min.insync.replicas", broker: "min.insync.replicas", typ: kmsg.ConfigTypeInt,
@@ -369,10 +423,12 @@ func syncOf(cfg stream.TopicConfig, o *stream.Options) stream.SyncPolicy {
 	return cfg.Sync
 }
 
-// configChange sets one config (Value nil: back to its default).
+// configChange sets one config (value nil: back to its default), or with
+// op APPEND or SUBTRACT adds values to or removes them from a list config.
 type configChange struct {
 	name  string
 	value *string
+	op    kmsg.IncrementalAlterConfigOp // SET (the zero value), APPEND or SUBTRACT
 }
 
 // applySettings applies changes to cfg in the table's order (so that a
@@ -380,27 +436,59 @@ type configChange struct {
 // name or a bad value is an error wrapping stream.ErrInvalidConfig, and
 // then cfg is left half changed: apply to a copy.
 func applySettings(cfg *stream.TopicConfig, changes []configChange) error {
-	byName := make(map[string]*string, len(changes))
+	byName := make(map[string]configChange, len(changes))
 	for _, ch := range changes {
-		if _, ok := settingOf(ch.name); !ok {
+		s, ok := settingOf(ch.name)
+		switch {
+		case !ok:
 			return fmt.Errorf("%w: unknown topic config %q", stream.ErrInvalidConfig, ch.name)
+		case ch.op != kmsg.IncrementalAlterConfigOpSet && s.typ != kmsg.ConfigTypeList:
+			// Kafka's answer to APPEND or SUBTRACT on a scalar config.
+			return fmt.Errorf("%w: %s: %v applies only to list configs", stream.ErrInvalidConfig, ch.name, ch.op)
 		}
-		byName[ch.name] = ch.value
+		byName[ch.name] = ch
 	}
 	for i := range topicSettings {
 		s := &topicSettings[i]
-		v, ok := byName[s.name]
+		ch, ok := byName[s.name]
 		switch {
 		case !ok:
-		case v == nil:
+		case ch.value == nil:
 			s.reset(cfg)
 		default:
-			if err := s.set(cfg, *v); err != nil {
+			v := *ch.value
+			if ch.op != kmsg.IncrementalAlterConfigOpSet {
+				// A list setting's get does not read the Options.
+				v = editList(s.get(*cfg, nil), v, ch.op == kmsg.IncrementalAlterConfigOpAppend)
+			}
+			if err := s.set(cfg, v); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// editList is list (a list config's value) with the values of edit added
+// (add) or removed, as Kafka's APPEND and SUBTRACT do: an appended value
+// already there is not repeated.
+func editList(list, edit string, add bool) string {
+	var out []string
+	for v := range strings.SplitSeq(list, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	for v := range strings.SplitSeq(edit, ",") {
+		v = strings.TrimSpace(v)
+		switch i := slices.IndexFunc(out, func(o string) bool { return strings.EqualFold(o, v) }); {
+		case add && i < 0 && v != "":
+			out = append(out, v)
+		case !add && i >= 0:
+			out = slices.Delete(out, i, i+1)
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // describeSettings lists cfg's settings (all, or those named), each with
@@ -471,6 +559,31 @@ func parseMillis(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("over %d ms", math.MaxInt64/int64(time.Millisecond))
 	}
 	return time.Duration(n) * time.Millisecond, nil
+}
+
+// parseMillisOrZero reads a duration in ms, 0 or more: for settings whose
+// 0 is a value, not "none".
+func parseMillisOrZero(v string) (time.Duration, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("not a number of ms")
+	case n < 0:
+		return 0, fmt.Errorf("want 0 ms or more")
+	case n > math.MaxInt64/int64(time.Millisecond):
+		return 0, fmt.Errorf("over %d ms", math.MaxInt64/int64(time.Millisecond))
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+// formatDouble writes v as Java's Double.toString does for the values a
+// ratio takes: 0.5, 0.0, 1.0.
+func formatDouble(v float64) string {
+	s := strconv.FormatFloat(v, 'f', -1, 64)
+	if !strings.ContainsRune(s, '.') {
+		s += ".0"
+	}
+	return s
 }
 
 // millisOrUnlimited describes a duration whose zero value means none.

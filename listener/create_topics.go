@@ -80,7 +80,7 @@ func createConfig(rt kmsg.CreateTopicsRequestTopic, opts *stream.Options) (strea
 	}
 	changes := make([]configChange, 0, len(rt.Configs))
 	for _, kv := range rt.Configs {
-		changes = append(changes, configChange{kv.Name, kv.Value})
+		changes = append(changes, configChange{name: kv.Name, value: kv.Value})
 	}
 	return cfg, applySettings(&cfg, changes)
 }

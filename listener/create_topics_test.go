@@ -102,7 +102,9 @@ func TestCreateTopicsRefusals(t *testing.T) {
 		message    string
 	}{
 		{"replicated", 1, 3, nil, kerr.InvalidReplicationFactor, "only replica"},
-		{"compacted", 1, 1, map[string]*string{"cleanup.policy": kmsg.StringPtr("compact")}, kerr.InvalidConfig, "compaction is not implemented"},
+		{"lag-conflict", 1, 1, map[string]*string{"cleanup.policy": kmsg.StringPtr("compact"), "min.compaction.lag.ms": kmsg.StringPtr("7200000"),
+			"max.compaction.lag.ms": kmsg.StringPtr("3600000")}, kerr.InvalidConfig, "conflict topic config setting min.compaction.lag.ms"},
+		{"dirty-ratio", 1, 1, map[string]*string{"min.cleanable.dirty.ratio": kmsg.StringPtr("1.5")}, kerr.InvalidConfig, "min.cleanable.dirty.ratio"},
 		{"tiny-segments", 1, 1, map[string]*string{"segment.bytes": kmsg.StringPtr("100")}, kerr.InvalidConfig, "segment bytes"},
 		{"unknown-config", 1, 1, map[string]*string{"no.such.config": kmsg.StringPtr("1")}, kerr.InvalidConfig, "no.such.config"},
 		{"two-isr", 1, 1, map[string]*string{"min.insync.replicas": kmsg.StringPtr("2")}, kerr.InvalidConfig, "one replica"},

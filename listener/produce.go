@@ -1,7 +1,10 @@
 package listener
 
 import (
+	"errors"
 	"fmt"
+
+	"github.com/embedstream/stream"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -21,7 +24,8 @@ const (
 // accept path (stream.Broker.AppendBatches), transactional batches
 // included: INVALID_TXN_STATE for a partition the producer's transaction
 // did not add (AddPartitionsToTxn), INVALID_PRODUCER_EPOCH from a fenced
-// instance. acks=0 gets no response; acks
+// instance, INVALID_RECORD with record_errors for records without a key on
+// a compacted topic. acks=0 gets no response; acks
 // 1 and -1 both answer once the append returns, which is as durable as the
 // topic's SyncPolicy makes it (see the package doc).
 func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
@@ -83,6 +87,17 @@ func (c *conn) produce(topic string, rp *kmsg.ProduceRequestTopicPartition, sp *
 		}
 		sp.ErrorCode = code
 		sp.ErrorMessage = kmsg.StringPtr(err.Error())
+		var re *stream.RecordError
+		if errors.As(err, &re) {
+			// Kafka's record_errors (KIP-467, Produce v8+): each refused
+			// record by its index in the batch, with why.
+			msg := re.Err.Error()
+			for _, i := range re.Records {
+				er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+				er.RelativeOffset, er.ErrorMessage = int32(i), &msg
+				sp.ErrorRecords = append(sp.ErrorRecords, er)
+			}
+		}
 		return
 	}
 	sp.BaseOffset, sp.LogStartOffset = res.BaseOffset, res.LogStartOffset

@@ -140,6 +140,16 @@ var settings = []setting{
 		func(c stream.TopicConfig) string { return c.Compression.Codec.String() }},
 	{"compression-level", func(d *stream.TopicConfig, s stream.TopicConfig) { d.Compression.Level = s.Compression.Level },
 		func(c stream.TopicConfig) string { return strconv.Itoa(c.Compression.Level) }},
+	{"cleanup-policy", func(d *stream.TopicConfig, s stream.TopicConfig) { d.Cleanup = s.Cleanup },
+		func(c stream.TopicConfig) string { return c.Cleanup.String() }},
+	{"min-cleanable-dirty-ratio", func(d *stream.TopicConfig, s stream.TopicConfig) { d.MinCleanableDirtyRatio = s.MinCleanableDirtyRatio },
+		func(c stream.TopicConfig) string { return ratio(c.MinCleanableDirtyRatio) }},
+	{"min-compaction-lag", func(d *stream.TopicConfig, s stream.TopicConfig) { d.MinCompactionLag = s.MinCompactionLag },
+		func(c stream.TopicConfig) string { return c.MinCompactionLag.String() }},
+	{"max-compaction-lag", func(d *stream.TopicConfig, s stream.TopicConfig) { d.MaxCompactionLag = s.MaxCompactionLag },
+		func(c stream.TopicConfig) string { return orNone(c.MaxCompactionLag, "none") }},
+	{"delete-retention", func(d *stream.TopicConfig, s stream.TopicConfig) { d.DeleteRetention = s.DeleteRetention },
+		func(c stream.TopicConfig) string { return max(c.DeleteRetention, 0).String() }},
 }
 
 // settingFlags defines the flags of the settings on fs, writing to cfg:
@@ -156,7 +166,40 @@ func settingFlags(fs *flag.FlagSet, cfg *stream.TopicConfig) {
 	fs.Var(syncFlag{&cfg.Sync}, "sync", "durability `policy`: interval, never, always, or default: the broker's (the default)")
 	compressionFlags(fs, &cfg.Compression,
 		"store batches compressed with this `codec` (compression.type): none, gzip, snappy, lz4, zstd, or producer: as each writer compressed them (the default)")
+	fs.Var(cleanupFlag{&cfg.Cleanup}, "cleanup-policy",
+		"`policy` (cleanup.policy): delete (retention deletes old segments, the default), compact (keep the latest record of each key; records need a key) or compact,delete")
+	fs.Float64Var(&cfg.MinCleanableDirtyRatio, "min-cleanable-dirty-ratio", 0,
+		"clean a compacted partition once this `ratio` of it is dirty, at most 1 (0: 0.5; negative: whenever anything is dirty)")
+	fs.DurationVar(&cfg.MinCompactionLag, "min-compaction-lag", 0, "never clean records younger than this `duration` (0: no minimum)")
+	fs.DurationVar(&cfg.MaxCompactionLag, "max-compaction-lag", 0, "clean a partition with a record dirty for longer than this `duration`, whatever its ratio (0: no limit)")
+	fs.DurationVar(&cfg.DeleteRetention, "delete-retention", 0, "keep tombstones this `duration` after the cleaner first meets them (0: 24h; negative: none)")
 }
+
+// cleanupFlag is a -cleanup-policy flag: a stream.CleanupPolicy by
+// Kafka's name.
+type cleanupFlag struct{ p *stream.CleanupPolicy }
+
+// String implements flag.Value; the default policy reads as "", so that
+// the usage shows no default of its own.
+func (f cleanupFlag) String() string {
+	if f.p == nil || *f.p == stream.CleanupDelete {
+		return ""
+	}
+	return f.p.String()
+}
+
+// Set implements flag.Value.
+func (f cleanupFlag) Set(s string) error {
+	p, err := stream.ParseCleanupPolicy(s)
+	if err != nil {
+		return errors.New("want delete, compact or compact,delete")
+	}
+	*f.p = p
+	return nil
+}
+
+// ratio prints a MinCleanableDirtyRatio; negative is 0.
+func ratio(r float64) string { return strconv.FormatFloat(max(r, 0), 'g', -1, 64) }
 
 // compressionFlags defines -compression and -compression-level on fs,
 // writing to c: for topics create and alter, and produce.
@@ -299,6 +342,12 @@ func printTopic(w io.Writer, info stream.TopicInfo) {
 		info.Name, len(info.Partitions), orNone(c.Retention, "forever"), bytesOrNone(c.RetentionBytes),
 		c.SegmentBytes, orNone(c.SegmentAge, "none"), c.MaxRecordBytes, c.Sync, c.LogAppendTime,
 		orNone(max(c.MaxTimestampAhead, 0), "none"), orNone(c.MaxTimestampBehind, "none"), c.Compression)
+	fmt.Fprintf(w, "Cleanup: %s", c.Cleanup)
+	if c.Cleanup != stream.CleanupDelete {
+		fmt.Fprintf(w, "  MinCleanableDirtyRatio: %s  MinCompactionLag: %s  MaxCompactionLag: %s  DeleteRetention: %s",
+			ratio(c.MinCleanableDirtyRatio), c.MinCompactionLag, orNone(c.MaxCompactionLag, "none"), max(c.DeleteRetention, 0))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tRECORDS\tBYTES\tSEGMENTS")
 	for _, p := range info.Partitions {

@@ -25,7 +25,8 @@ func TestTopicsCreateListDescribe(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, stream.TopicConfig{Partitions: 3, Retention: 24 * time.Hour, RetentionBytes: 1000000,
 			SegmentBytes: 8192, MaxRecordBytes: 2048, Sync: stream.SyncAlways,
-			MaxTimestampAhead: stream.DefaultMaxTimestampAhead, MaxTimestampBehind: 87600 * time.Hour}, info.Config)
+			MaxTimestampAhead: stream.DefaultMaxTimestampAhead, MaxTimestampBehind: 87600 * time.Hour,
+			MinCleanableDirtyRatio: stream.DefaultMinCleanableDirtyRatio, DeleteRetention: stream.DefaultDeleteRetention}, info.Config)
 		r := rec(1, "", "hello", at(0))
 		r.Topic = "orders"
 		require.NoError(t, b.Publish(t.Context(), r))
@@ -105,7 +106,8 @@ func TestTopicsAlter(t *testing.T) {
 	require.NotContains(t, r.stdout, "segment-age", "settings not given are not shown")
 
 	want := stream.TopicConfig{Partitions: 2, Retention: 24 * time.Hour, RetentionBytes: 1000000, SegmentBytes: 8192,
-		MaxRecordBytes: 2048, Sync: stream.SyncAlways, MaxTimestampAhead: stream.DefaultMaxTimestampAhead}
+		MaxRecordBytes: 2048, Sync: stream.SyncAlways, MaxTimestampAhead: stream.DefaultMaxTimestampAhead,
+		MinCleanableDirtyRatio: stream.DefaultMinCleanableDirtyRatio, DeleteRetention: stream.DefaultDeleteRetention}
 	withBroker(t, dir, func(b *stream.Broker) {
 		info, err := b.DescribeTopic("orders")
 		require.NoError(t, err)
@@ -189,4 +191,37 @@ func TestTopicsCompression(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, stream.Compression{Codec: stream.CodecNone}, info.Config.Compression, "refused changes changed nothing")
 	})
+}
+
+// TestTopicsCompactionSettings checks the cleanup policy and compaction
+// settings through topics create, describe and alter.
+func TestTopicsCompactionSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cli(t, "", "-dir", dir, "topics", "create", "-topic", "profiles", "-cleanup-policy", "compact",
+		"-min-cleanable-dirty-ratio", "0.25", "-min-compaction-lag", "1m", "-max-compaction-lag", "1h").ok(t)
+	out := cli(t, "", "-dir", dir, "topics", "describe", "-topic", "profiles").ok(t).stdout
+	require.Contains(t, out, "\nCleanup: compact  MinCleanableDirtyRatio: 0.25  MinCompactionLag: 1m0s  MaxCompactionLag: 1h0m0s  DeleteRetention: 24h0m0s\n")
+
+	r := cli(t, "", "-dir", dir, "topics", "alter", "-topic", "profiles", "-cleanup-policy", "Delete,compact",
+		"-delete-retention", "-1s", "-min-cleanable-dirty-ratio", "-1").ok(t)
+	require.Regexp(t, `\ncleanup-policy\s+compact\s+compact,delete\n`, r.stdout)
+	require.Regexp(t, `\ndelete-retention\s+24h0m0s\s+0s\n`, r.stdout, "negative: none")
+	require.Regexp(t, `\nmin-cleanable-dirty-ratio\s+0.25\s+0\n`, r.stdout)
+	withBroker(t, dir, func(b *stream.Broker) {
+		info, err := b.DescribeTopic("profiles")
+		require.NoError(t, err)
+		c := info.Config
+		require.Equal(t, stream.CleanupCompactDelete, c.Cleanup)
+		require.Equal(t, []any{-1.0, time.Minute, time.Hour, -time.Second},
+			[]any{c.MinCleanableDirtyRatio, c.MinCompactionLag, c.MaxCompactionLag, c.DeleteRetention})
+		require.ErrorIs(t, b.Publish(t.Context(), &stream.Record{Topic: "profiles", Value: []byte("v")}), stream.ErrInvalidRecord,
+			"a compacted topic takes only keyed records")
+	})
+
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "profiles", "-min-compaction-lag", "2h").fails(t, 1, "invalid configuration", "min.compaction.lag.ms")
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "profiles", "-cleanup-policy", "keep").fails(t, 2, "want delete, compact or compact,delete")
+	require.Contains(t, cli(t, "", "-dir", dir, "topics", "describe", "-topic", "profiles").ok(t).stdout, "\nCleanup: compact,delete  ")
+	cli(t, "", "-dir", dir, "topics", "alter", "-topic", "profiles", "-cleanup-policy", "delete").ok(t)
+	require.Contains(t, cli(t, "", "-dir", dir, "topics", "describe", "-topic", "profiles").ok(t).stdout, "\nCleanup: delete\n")
 }

@@ -95,7 +95,8 @@ type Topic struct {
 // defaults when loaded (a field added later is zero in older records).
 // Durations are in nanoseconds; Sync is stream.SyncPolicy's number, Codec
 // stream.Codec's (0 producer, 1 none, 2 gzip, 3 snappy, 4 lz4, 5 zstd) and
-// CodecLevel its level (0: the codec's default).
+// CodecLevel its level (0: the codec's default), Cleanup
+// stream.CleanupPolicy's (0 delete, 1 compact, 2 compact,delete).
 type TopicConfig struct {
 	Partitions         int           `json:"partitions,omitempty"`
 	Retention          time.Duration `json:"retention,omitempty"`
@@ -107,9 +108,18 @@ type TopicConfig struct {
 	LogAppendTime      bool          `json:"logAppendTime,omitempty"`
 	MaxTimestampAhead  time.Duration `json:"maxTimestampAhead,omitempty"`
 	MaxTimestampBehind time.Duration `json:"maxTimestampBehind,omitempty"`
-	Compact            bool          `json:"compact,omitempty"`
-	Codec              int           `json:"codec,omitempty"`
-	CodecLevel         int           `json:"codecLevel,omitempty"`
+	// Compact is Cleanup's retired form, no longer written: it was never
+	// stored true (CreateTopic refused compaction then), and reads as
+	// compact if it is.
+	Compact    bool `json:"compact,omitempty"`
+	Codec      int  `json:"codec,omitempty"`
+	CodecLevel int  `json:"codecLevel,omitempty"`
+
+	Cleanup                int           `json:"cleanup,omitempty"`
+	MinCleanableDirtyRatio float64       `json:"minCleanableDirtyRatio,omitempty"`
+	MinCompactionLag       time.Duration `json:"minCompactionLag,omitempty"`
+	MaxCompactionLag       time.Duration `json:"maxCompactionLag,omitempty"`
+	DeleteRetention        time.Duration `json:"deleteRetention,omitempty"`
 }
 
 // TopicPartition names one partition of a topic.

@@ -32,6 +32,17 @@ func TestTopicRecordFormat(t *testing.T) {
 	b, err = json.Marshal(Topic{Config: TopicConfig{Partitions: 1}, Partitions: 1, Created: rec.Created})
 	require.NoError(t, err)
 	require.Equal(t, `{"config":{"partitions":1},"partitions":1,"created":"2026-01-02T03:04:05Z"}`, string(b))
+
+	// The compaction settings, added later.
+	rec = Topic{Config: TopicConfig{Partitions: 2, Cleanup: 2, MinCleanableDirtyRatio: 0.25, MinCompactionLag: time.Minute,
+		MaxCompactionLag: time.Hour, DeleteRetention: -1}, Partitions: 2, Created: rec.Created}
+	const golden = `{"config":{"partitions":2,"cleanup":2,"minCleanableDirtyRatio":0.25,"minCompactionLag":60000000000,"maxCompactionLag":3600000000000,"deleteRetention":-1},"partitions":2,"created":"2026-01-02T03:04:05Z"}`
+	b, err = json.Marshal(rec)
+	require.NoError(t, err)
+	require.JSONEq(t, golden, string(b))
+	back = Topic{}
+	require.NoError(t, json.Unmarshal([]byte(golden), &back))
+	require.Equal(t, rec, back)
 }
 
 func open(t *testing.T, path string, readOnly bool) (*Catalog, bool) {
