@@ -67,6 +67,7 @@ func (b *Broker) logConfig(t *topic, partition int) log.Config {
 
 		OnUnsynced:  b.signalUnsynced,
 		OnRetention: b.due.Want,
+		OnRoll:      b.cleaner.wake,
 	}
 }
 
@@ -93,11 +94,8 @@ func (b *Broker) logSettings(c TopicConfig) log.Settings {
 		s.MinCompactionLag = c.MinCompactionLag
 		s.MaxCompactionLag = c.MaxCompactionLag
 		s.DeleteRetention = max(c.DeleteRetention, 0)
-		if c.MaxCompactionLag > 0 && (s.SegmentAge == 0 || c.MaxCompactionLag < s.SegmentAge) {
-			// KIP-354: the active segment, never cleaned, rolls in time
-			// for its records to be cleaned within MaxCompactionLag.
-			s.SegmentAge = c.MaxCompactionLag
-		}
+		// The log rolls its active segment within MaxCompactionLag
+		// itself (KIP-354).
 	}
 	return s
 }
@@ -468,6 +466,13 @@ type PartitionInfo struct {
 	LastStable  int64 // the end for ReadCommitted readers: EndOffset, or the first offset of the oldest open transaction
 	Bytes       int64 // bytes of record batches stored
 	Segments    int   // segment files
+	// Compacted topics (cleanup policy compact): the share of the
+	// cleanable bytes (sealed segments below the last stable offset) not
+	// cleaned yet, which the cleaner compares with
+	// MinCleanableDirtyRatio, and the time of the last cleaning round
+	// (zero: none yet). Zero for other topics.
+	DirtyRatio  float64
+	LastCleaned time.Time
 }
 
 // DescribeTopic returns a topic's config and per-partition offsets and sizes.
@@ -483,6 +488,9 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 		li := p.Info()
 		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: li.Start, EndOffset: li.End, LastStable: min(p.LastStable(), li.End),
 			Bytes: li.Bytes, Segments: li.Segments}
+		if st, err := p.CleanState(b.opts.Now()); err == nil && (p.Settings().Compact || !st.LastRun.IsZero()) {
+			info.Partitions[i].DirtyRatio, info.Partitions[i].LastCleaned = st.Ratio, st.LastRun
+		}
 	}
 	return info, nil
 }

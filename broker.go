@@ -118,6 +118,21 @@ type Options struct {
 	// clock cannot be waited for in real time: while one is pending, the
 	// checks run every RetentionCheckInterval.
 	Now func() time.Time
+	// CleanerBufferBytes caps the memory of the log cleaner's key map
+	// (log.cleaner.dedupe.buffer.size): 16 bytes a key, grown as a round
+	// meets keys, so a small topic takes little. A round that fills it
+	// cleans up to where it filled, and the next round goes on from there.
+	// Default 128 MiB, Kafka's: about 7.5 million keys a round.
+	CleanerBufferBytes int64
+	// CleanerBackoff is how often the cleaner looks again at compacted
+	// partitions whose time-based settings (MinCompactionLag,
+	// MaxCompactionLag) may make them due (log.cleaner.backoff.ms).
+	// Partitions are otherwise looked at when they roll a segment, when
+	// their topic is altered, and at Open. Default 15 seconds.
+	CleanerBackoff time.Duration
+	// DisableCleaner stops the background cleaner (log.cleaner.enable=false):
+	// compacted topics are cleaned only by Broker.Compact.
+	DisableCleaner bool
 
 	fs vfs.FS // file system seam for fault-injection tests; default vfs.Default
 }
@@ -148,8 +163,17 @@ func (o *Options) withDefaults() (Options, error) {
 	if opts.FollowInterval == 0 {
 		opts.FollowInterval = 100 * time.Millisecond
 	}
-	if opts.SyncInterval < 0 || opts.RetentionCheckInterval < 0 || opts.LockTimeout < 0 || opts.FollowInterval < 0 {
+	if opts.CleanerBufferBytes == 0 {
+		opts.CleanerBufferBytes = DefaultCleanerBufferBytes
+	}
+	if opts.CleanerBackoff == 0 {
+		opts.CleanerBackoff = 15 * time.Second
+	}
+	if opts.SyncInterval < 0 || opts.RetentionCheckInterval < 0 || opts.LockTimeout < 0 || opts.FollowInterval < 0 || opts.CleanerBackoff < 0 {
 		return opts, fmt.Errorf("%w: negative interval", ErrInvalidConfig)
+	}
+	if opts.CleanerBufferBytes < 0 {
+		return opts, fmt.Errorf("%w: negative cleaner buffer", ErrInvalidConfig)
 	}
 	if opts.Partitioner == nil {
 		opts.Partitioner = HashPartitioner{}
@@ -226,6 +250,8 @@ type Broker struct {
 	opened    time.Time     // by time.Now: the origin of the timers' schedule
 	realClock bool          // opts.Now is time.Now: deadlines can be waited for
 
+	cleaner cleaner // the log cleaner (cleaner.go)
+
 	builders sync.Pool // *batch.Builder for publishOne
 	plans    sync.Pool // *publishPlan for Publish
 }
@@ -284,6 +310,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 		}
 		b.stop, b.done = make(chan struct{}), make(chan struct{})
 		go b.background()
+		b.startCleaner()
 	}
 	return b, nil
 }
@@ -806,6 +833,7 @@ func (b *Broker) Close() error {
 	if b.stop != nil {
 		close(b.stop)
 		<-b.done
+		b.stopCleaner()
 	}
 	b.stopFollowing() // a Refresh running now ends first
 	b.mu.Lock()

@@ -462,6 +462,7 @@ func crash(t *testing.T, b *Broker) {
 	if b.stop != nil {
 		close(b.stop)
 		<-b.done
+		b.stopCleaner()
 	}
 	for _, tp := range b.topics {
 		for _, p := range tp.partitions() {

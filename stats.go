@@ -25,6 +25,9 @@ type Stats struct {
 	MetaRollbacks   int64 // meta.db opened at its previous transaction, its newest meta page damaged: the last commit of offsets may be lost
 	TxnCommits      int64 // transactions committed (in-process and remote)
 	TxnAborts       int64 // transactions aborted: by their producer, at their timeout, by fencing or Close, and at Open one per partition a crash left one open in
+	CleanerRuns     int64 // log cleaning rounds that rewrote segments (compacted topics)
+	CleanerBytes    int64 // bytes of segments those rounds read and rewrote
+	BytesReclaimed  int64 // bytes those rounds removed: superseded records, expired tombstones, aborted transactions' records
 	MetaRebuilds    int64 // meta.db found missing (with topic directories) or damaged (set aside; read-only: ignored) and rebuilt from the topic directories: committed offsets and topic configs lost
 	Topics          int   // topics now
 	Partitions      int   // partitions now
@@ -43,6 +46,7 @@ func (b *Broker) Stats() Stats {
 		SegmentsDeleted: st.SegmentsDeleted.Load(), OpenMappings: segment.OpenMappings(),
 		CorruptBatches: st.CorruptBatches.Load(), LogStartResets: st.LogStartResets.Load(), MetaRebuilds: st.MetaRebuilds.Load(),
 		MetaRollbacks: st.MetaRollbacks.Load(), TxnCommits: b.txnCommits.Load(), TxnAborts: b.txnAborts.Load(),
+		CleanerRuns: st.CleanerRuns.Load(), CleanerBytes: st.CleanerBytesRead.Load(), BytesReclaimed: st.CleanerBytesReclaimed.Load(),
 	}
 	if b.meta != nil {
 		s.MetaSyncs = b.meta.Syncs()

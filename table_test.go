@@ -505,7 +505,7 @@ func compactTopic(t *testing.T, b *Broker, topic string, now time.Time) int64 {
 			s.Compact, s.DeleteRetention = true, 24*time.Hour
 			require.NoError(t, p.Reconfigure(s))
 		}
-		res, err := p.Clean(now, log.NewKeyMap(1<<20), true)
+		res, err := p.Clean(t.Context(), now, log.NewKeyMap(1<<20), true)
 		require.NoError(t, err)
 		removed += res.Removed
 	}
