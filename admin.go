@@ -380,6 +380,7 @@ func (b *Broker) AlterTopic(name string, change func(*TopicConfig)) error {
 				errs = append(errs, fmt.Errorf("topic %q partition %d: %w", name, i, t.writeErr(err)))
 			}
 		}
+		b.cleaner.wake() // the topic may be compacted, or due, now
 		return errors.Join(errs...)
 	}
 }
