@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embedstream/stream/internal/log"
+	"github.com/embedstream/stream/internal/vfs"
+	"github.com/embedstream/stream/segment"
 	"github.com/stretchr/testify/require"
 )
 
@@ -41,7 +44,8 @@ import (
 //     which the same holds.
 //
 // Some rounds skip the parent's checks, so the next child's Open is the
-// one that recovers (and may be killed doing it).
+// one that recovers (and may be killed doing it). Every other child's swaps
+// move their files slowly (ccSlowSwapFS), so that kills fall in them too.
 //
 // EMBEDSTREAM_COMPACT_CRASH_ROUNDS sets the number of kills (default 8; CI
 // runs the default, the long run uses 1000).
@@ -137,7 +141,11 @@ func compactCrashChild(dir string) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
 		os.Exit(4)
 	}
-	b, err := Open(dir, &Options{Sync: SyncAlways, Partitioner: ManualPartitioner{}})
+	opts := &Options{Sync: SyncAlways, Partitioner: ManualPartitioner{}}
+	if os.Getpid()%2 == 0 {
+		opts.fs = ccSlowSwapFS{vfs.Default}
+	}
+	b, err := Open(dir, opts)
 	if err != nil {
 		fail("open", err)
 	}
@@ -204,6 +212,27 @@ func compactCrashChild(dir string) {
 		})
 	}
 	wg.Wait()
+}
+
+// ccSlowSwapFS widens the window a kill can fall in while a swap moves
+// files (some microseconds otherwise, beside the fsyncs around it): moving
+// a file out of the cleaning directory, or removing a segment's file, takes
+// a millisecond more.
+type ccSlowSwapFS struct{ vfs.FS }
+
+func (f ccSlowSwapFS) Rename(from, to string) error {
+	if filepath.Base(filepath.Dir(from)) == cleanDirName {
+		time.Sleep(time.Millisecond)
+	}
+	return f.FS.Rename(from, to)
+}
+
+func (f ccSlowSwapFS) Remove(name string) error {
+	switch filepath.Ext(name) {
+	case segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix, log.TxnIndexSuffix:
+		time.Sleep(time.Millisecond)
+	}
+	return f.FS.Remove(name)
 }
 
 // ccKeyState is what the parent knows of a key.
