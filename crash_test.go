@@ -90,6 +90,13 @@ func killChild(t *testing.T, env, dir string, killAfter int, delay time.Duration
 		timer := time.AfterFunc(delay, kill)
 		defer timer.Stop()
 	}
+	waited := false
+	defer func() {
+		if !waited { // line failed the test: the child must not outlive it
+			kill()
+			cmd.Wait()
+		}
+	}()
 	sc := bufio.NewScanner(stdout)
 	for n := 0; sc.Scan(); n++ {
 		line(n, strings.Fields(sc.Text()))
@@ -98,6 +105,7 @@ func killChild(t *testing.T, env, dir string, killAfter int, delay time.Duration
 		}
 	}
 	err = cmd.Wait()
+	waited = true
 	require.True(t, killed.Load(), "child exited on its own: %v\n%s", err, stderr.String())
 }
 
