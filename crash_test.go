@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,12 +38,75 @@ func TestMain(m *testing.M) {
 		txCrashChild(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(compactCrashChildEnv); dir != "" {
+		compactCrashChild(dir)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
 // crashValue is the payload of the record a child publishes at offset off.
 func crashValue(off int64) string {
 	return fmt.Sprintf("record-%d-%s", off, strings.Repeat("x", int(off%97)))
+}
+
+// crashRounds reads a kill test's number of kills from the environment
+// variable env, def if it is unset.
+func crashRounds(t *testing.T, env string, def int) int {
+	t.Helper()
+	s := os.Getenv(env)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err, "%s=%q", env, s)
+	return n
+}
+
+// killChild runs the test binary as a kill test's child (env=dir), passes
+// each line it prints to line as fields (n counts lines from 0), and
+// SIGKILLs it after killAfter lines, or, if killAfter is 0, after delay
+// (which may fall in its Open). It fails the test if the child ends on its
+// own (its stderr says why), and returns once the child is gone and its
+// output read.
+func killChild(t *testing.T, env, dir string, killAfter int, delay time.Duration, line func(n int, f []string)) {
+	t.Helper()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	var killed atomic.Bool
+	kill := func() {
+		if !killed.Swap(true) {
+			cmd.Process.Signal(syscall.SIGKILL)
+		}
+	}
+	if killAfter <= 0 {
+		timer := time.AfterFunc(delay, kill)
+		defer timer.Stop()
+	}
+	waited := false
+	defer func() {
+		if !waited { // line failed the test: the child must not outlive it
+			kill()
+			cmd.Wait()
+		}
+	}()
+	sc := bufio.NewScanner(stdout)
+	for n := 0; sc.Scan(); n++ {
+		line(n, strings.Fields(sc.Text()))
+		if n+1 == killAfter {
+			kill()
+		}
+	}
+	err = cmd.Wait()
+	waited = true
+	require.True(t, killed.Load(), "child exited on its own: %v\n%s", err, stderr.String())
 }
 
 // crashChild publishes forever until killed. Output lines:
@@ -154,38 +218,24 @@ func crashChild(dir string) {
 }
 
 func TestKillNineLosesNothingAcknowledged(t *testing.T) {
-	rounds := 5
-	if s := os.Getenv("EMBEDSTREAM_CRASH_ROUNDS"); s != "" {
-		var err error
-		rounds, err = strconv.Atoi(s)
-		require.NoError(t, err)
-	}
+	rounds := crashRounds(t, "EMBEDSTREAM_CRASH_ROUNDS", 5)
 	dir := t.TempDir()
-	exe, err := os.Executable()
-	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	acked := map[int32]int64{} // next offset expected to exist, per partition
 	var zacked int64           // the same for crash-z, compressed by a Producer
 	var totalZacks int
 	var totalAcks, totalCommits int
 	for round := 0; round < rounds; round++ {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		require.NoError(t, cmd.Start())
 		// Kill after a random number of acknowledgements (so every round
 		// writes something), at a random moment between two of them.
-		killAfter := 1 + rng.IntN(300)
-		sc := bufio.NewScanner(stdout)
-		seen := 0
-		killed := false
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
+		killChild(t, crashChildEnv, dir, 1+rng.IntN(300), 0, func(n int, f []string) {
+			if n == 0 {
+				// A second process cannot open a directory in use.
+				_, err := Open(dir, nil)
+				require.ErrorIs(t, err, ErrLocked)
+			}
 			if len(f) != 3 {
-				continue
+				return
 			}
 			p, _ := strconv.Atoi(f[1])
 			off, _ := strconv.ParseInt(f[2], 10, 64)
@@ -199,18 +249,7 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 				zacked = max(zacked, off+1)
 				totalZacks++
 			}
-			if seen == 0 {
-				// A second process cannot open a directory in use.
-				_, err := Open(dir, nil)
-				require.ErrorIs(t, err, ErrLocked)
-			}
-			if seen++; seen == killAfter && !killed {
-				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-				killed = true
-			}
-		}
-		err = cmd.Wait()
-		require.True(t, killed, "child exited on its own: %v\n%s", err, stderr.String())
+		})
 
 		// Everything acknowledged is there, in order, byte-exact; committed
 		// offsets never point past the log.

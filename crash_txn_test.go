@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -142,15 +139,8 @@ func txCrashChild(dir string) {
 }
 
 func TestKillNineTransactionsExactlyOnce(t *testing.T) {
-	rounds := 4
-	if s := os.Getenv("EMBEDSTREAM_TXN_CRASH_ROUNDS"); s != "" {
-		var err error
-		rounds, err = strconv.Atoi(s)
-		require.NoError(t, err)
-	}
+	rounds := crashRounds(t, "EMBEDSTREAM_TXN_CRASH_ROUNDS", 4)
 	dir := t.TempDir()
-	exe, err := os.Executable()
-	require.NoError(t, err)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 17))
@@ -166,34 +156,16 @@ func TestKillNineTransactionsExactlyOnce(t *testing.T) {
 	var st txcStats
 	start := time.Now()
 	for round := 0; round < rounds; round++ {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), txCrashChildEnv+"="+dir)
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		require.NoError(t, cmd.Start())
-		var killed atomic.Bool
-		kill := func() {
-			if !killed.Swap(true) {
-				cmd.Process.Signal(syscall.SIGKILL)
-			}
-		}
 		// Mostly kill after a random number of lines, at a random point
 		// of a transaction; sometimes after a random delay, which may
 		// fall in Open (recovery) or before the first transaction.
-		killAfter := 1 + rng.IntN(80)
-		var timer *time.Timer
+		killAfter, delay := 1+rng.IntN(80), time.Duration(0)
 		if rng.IntN(8) == 0 {
-			killAfter = -1
-			timer = time.AfterFunc(time.Duration(rng.IntN(60))*time.Millisecond, kill)
+			killAfter, delay = 0, time.Duration(rng.IntN(60))*time.Millisecond
 		}
-		sc := bufio.NewScanner(stdout)
-		seen := 0
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
+		killChild(t, txCrashChildEnv, dir, killAfter, delay, func(_ int, f []string) {
 			if len(f) != 3 {
-				continue
+				return
 			}
 			p, _ := strconv.Atoi(f[1])
 			off, _ := strconv.ParseInt(f[2], 10, 64)
@@ -206,15 +178,7 @@ func TestKillNineTransactionsExactlyOnce(t *testing.T) {
 			case "abort":
 				st.aborts++
 			}
-			if seen++; seen == killAfter {
-				kill()
-			}
-		}
-		err = cmd.Wait()
-		if timer != nil {
-			timer.Stop()
-		}
-		require.True(t, killed.Load(), "child exited on its own: %v\n%s", err, stderr.String())
+		})
 
 		b, err := Open(dir, &txcOpts)
 		require.NoError(t, err, "round %d", round)

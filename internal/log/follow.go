@@ -20,12 +20,13 @@ import (
 //     preallocated, torn or half-written tail is "not written yet";
 //   - the directory, for segments the owner rolled (new files after the
 //     active one: it was sealed before they were made), deleted (retention,
-//     DeleteRecords: files gone from the front) and the log-start file
+//     DeleteRecords: files gone from the front), cleaned (new files under
+//     the old names, others gone from the middle) and the log-start file
 //     DeleteRecords writes. The directory is listed again only when its
 //     modification time says it changed, so an idle partition costs two
 //     stat calls per refresh.
 //
-// Whatever does not fit (a file cut below what was read, the active file
+// Whatever does not fit (a file cut below what was read, a segment's file
 // replaced, a segment gone from the middle) makes the follower reopen the
 // whole log from its files, as Open would.
 
@@ -38,11 +39,14 @@ const mtimeSlack = 2 * time.Second
 
 // followState is a follower's view of the directory, guarded by mu.
 type followState struct {
-	dirMod  time.Time   // the directory's modification time as of the last listing
-	checked time.Time   // when that time was read, just before the listing
-	active  os.FileInfo // the active segment's file as listed: a new file under its name is another log
-	start   int64       // the offset the log-start file holds, -1 if none (or damaged)
-	lastErr string      // the last refresh error logged, so that each is logged once
+	dirMod  time.Time // the directory's modification time as of the last listing
+	checked time.Time // when that time was read, just before the listing
+	// listed holds each segment's file as listed, by base offset: a new
+	// file under the active segment's name is another log, and under a
+	// sealed one's, the owner's cleaner swapped a cleaned segment in.
+	listed  map[int64]os.FileInfo
+	start   int64  // the offset the log-start file holds, -1 if none (or damaged)
+	lastErr string // the last refresh error logged, so that each is logged once
 }
 
 // watchDir records the directory's modification time before a listing.
@@ -75,9 +79,9 @@ func (l *Log) dirChanged() (bool, error) {
 // followFiles records what a listing found beside the segments: the active
 // file's identity and the log-start file's offset.
 func (l *Log) followFiles(files []segmentFile) {
-	l.follow.active = nil
-	if len(files) > 0 {
-		l.follow.active = files[len(files)-1].info
+	l.follow.listed = make(map[int64]os.FileInfo, len(files))
+	for _, f := range files {
+		l.follow.listed[f.base] = f.info
 	}
 	start, content, err := l.readLogStartFile()
 	if err == nil && content == nil {
@@ -205,8 +209,12 @@ func (l *Log) relistLocked() error {
 					return l.reloadLocked() // one went from the middle
 				}
 			}
-			if !os.SameFile(files[j].info, l.follow.active) {
-				return l.reloadLocked() // the active file was replaced: another log
+			for _, f := range files[:keep] {
+				if !os.SameFile(f.info, l.follow.listed[f.base]) {
+					// The active file replaced: another log; a sealed
+					// one: a cleaned segment under the same name.
+					return l.reloadLocked()
+				}
 			}
 		}
 	}

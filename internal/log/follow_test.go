@@ -3,9 +3,11 @@ package log
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -452,4 +454,37 @@ func TestFollowSealedSegmentCut(t *testing.T) {
 	require.ErrorAs(t, err, &de, "reopened: the cut segment's offsets are damaged")
 	require.Equal(t, segs[0].Next, de.Next)
 	require.Equal(t, want[segs[0].Next:], values(readAll(t, f, segs[0].Next)))
+}
+
+// TestFollowCleanedSegments: the owner's cleaner swaps cleaned segments in
+// under the old files' names (a full segment is a group of its own); the
+// follower's next refresh drops its mappings of the old files (else it
+// would read superseded records forever, and hold the deleted files' space)
+// and reads what the owner reads.
+func TestFollowCleanedSegments(t *testing.T) {
+	cfg := compactLog(t)
+	owner := openTestLog(t, cfg, false)
+	now := time.Now()
+	for i := range 600 {
+		_, err := owner.Append(keyed(now.UnixMilli(), kv{key: fmt.Sprintf("k%d", i%7), value: fmt.Sprintf("v%d", i)}))
+		require.NoError(t, err)
+	}
+	f := openFollower(t, cfg)
+	require.Len(t, readAll(t, f, 0), 600)
+	before := owner.Segments()
+
+	res, err := owner.Clean(t.Context(), now, NewKeyMap(1<<20), true)
+	require.NoError(t, err)
+	require.True(t, res.Cleaned)
+	after := owner.Segments()
+	require.Equal(t, before[0].Base, after[0].Base)
+	require.Equal(t, before[1].Base, after[1].Base, "full segments were cleaned one by one, under their names")
+	refreshed(t, f, owner)
+	require.Equal(t, after, f.Segments())
+	want, wantOffs, wantAll := latest(t, owner)
+	got, gotOffs, gotAll := latest(t, f)
+	require.Equal(t, want, got)
+	require.Equal(t, wantOffs, gotOffs)
+	require.Equal(t, wantAll, gotAll)
+	require.Less(t, len(gotAll), 100)
 }
