@@ -157,7 +157,7 @@ func compactClean(ctx context.Context, e *env, p peer) ([]float64, error) {
 	slices.SortFunc(rs, func(a, b round) int { return int(a.d - b.d) })
 	r := rs[len(rs)/2]
 	if r.cleanerRuns != 1 || r.read == 0 {
-		return nil, fmt.Errorf("Compact ran %d rounds reading %d bytes, want 1 round", r.cleanerRuns, r.read)
+		return nil, fmt.Errorf("the compaction ran %d rounds reading %d bytes, want 1 round", r.cleanerRuns, r.read)
 	}
 
 	// The cleaner's map type, at the broker's default cap, with these keys.
