@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	smoke := fs.Bool("smoke", false, "tiny sizes, for the smoke test")
 	jsonPath := fs.String("json", "", "also write the results as JSON to `FILE`")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (child processes excluded) to `FILE`")
-	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all; json: every json-*; transactions: every txn-*): "+workloadIDs())
+	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all; json: every json-*; transactions: every txn-*; compaction: every compact-*): "+workloadIDs())
 	peersFlag := fs.String("peers", "", "run only these comma-separated peer `IDS` (default all): "+peerIDs())
 	repeat := fs.Int("repeat", 1, "run each workload on each peer `N` times, the peers taking turns, and report the median of each figure (for steadier figures, or a longer profile)")
 	dirFlag := fs.String("dir", "", "put data under `DIR` (default a new temporary directory, removed at the end)")
@@ -230,6 +230,7 @@ func notes(sz sizes) []string {
 		fmt.Sprintf("compression: %s JSON events of ~300 B (the same, from a fixed seed, for every peer) to one partition, each codec at its default level, in batches of up to %d KiB: ours' Producer (ProducerOptions.Compression, BatchBytes %d KiB, Linger %v) and Broker.Publish calls of one batch's worth of records to a topic with TopicConfig.Compression; kgo with ProducerBatchCompression, ProducerBatchMaxBytes %d KiB and ProducerLinger %v; the raw file's frames hold as much, uncompressed (the none rows only). Publish: a warm-up of a tenth of the events, then rounds of all of them (the median), each ending when every event is acknowledged (Producer.Flush, kgo's Flush). Consume: after sync(2), the first %s events read back from the start, as in consume (ours: a Reader, zero-copy; kfake: a kgo consumer, which decompresses in the client).",
 			count(sz.events), eventBatchBytes>>10, eventBatchBytes>>10, eventLinger, eventBatchBytes>>10, eventLinger, count(sz.events)),
 		"transactions (ours only: " + txnNotOurs + "): two brokers, one stepping in transactions, one without (the baseline), taking turns round after round after 10 untimed steps each. fsync calls count Stats.Fsyncs (segment files) and Stats.MetaSyncs (meta.db: bbolt fdatasyncs its new pages, then its meta page, one after the other); a transaction fsyncs its 4 partitions at once (one round), then commits meta.db (two rounds), so 3 rounds; counting meta.db's commit as one step, as the goal does, makes 2. The baseline's Broker.Publish fsyncs the 4 partitions one after the other, then Consumer.Commit commits meta.db. Reads: the log's records passed over per second, the medians of passes taking turns; read_committed returns 90% of them.",
+		"compaction (ours only: " + compactNotOurs + "): the cleaning rows publish the records (untimed) to a compacted topic with segments of an eighth of the log, then time Broker.Compact (one round; the active segment is never cleaned), up to 3 rounds on fresh topics, the median; MB/s are Stats.CleanerBytes (the bytes of the segments the round read and rewrote) over the round's time; after each round every key's latest value is read back and checked. The key map row is a log.KeyMap (the cleaner's type: 16 B a slot, grown by doubling up to Options.CleanerBufferBytes, 128 MiB by default) holding the same keys (the broker does not expose its own map's size). The table rows: a Table over a compacted topic of 10,000 keys; Get over existing keys with a prime stride, rounds of at least 100,000 lookups, the median; catch-up from Publish's return until Table.WaitChange sees the record.",
 		"compression, codec alone: the same events encoded once (untimed) into the same batches, then on one goroutine only batch.AppendCompressed of each batch's records (the call ours makes: klauspost/compress and pierrec/lz4, pooled encoders, Kafka's framings) for publish, batch.AppendDecompressed for consume; its (N×) is ours ÷ the codec alone. Stored bytes/event: ours PartitionInfo.Bytes (the batches, not the segment's preallocated space) of the Producer's batches, kfake its DescribeLogDirs size, the raw file its frames, the codec alone its batches' headers plus compressed records.",
 	}
 }
@@ -268,8 +269,9 @@ func peerIDs() string {
 }
 
 // groupPrefixes name groups of workloads for -only: every codec's
-// JSON-event workload, every transactions workload.
-var groupPrefixes = map[string]string{"json": "json-", "transactions": "txn-"}
+// JSON-event workload, every transactions workload, every compaction
+// workload.
+var groupPrefixes = map[string]string{"json": "json-", "transactions": "txn-", "compaction": "compact-"}
 
 func selectWorkloads(all []workload, only string) ([]workload, error) {
 	if only == "" {

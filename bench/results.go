@@ -273,7 +273,7 @@ func goals() []goal {
 		{"recovery_open_ms", "≤ 200 ms", atMost(200)},
 		{"scale_open_ms", "≤ 2 s", atMost(2000)},
 		{"scale_rss_MB", "≤ 200 MB", atMost(200)},
-	}, append(jsonGoals(), txnGoals()...)...)
+	}, slices.Concat(jsonGoals(), txnGoals(), compactGoals())...)
 }
 
 // jsonGoals are the targets of the JSON-event rows, for each codec (none

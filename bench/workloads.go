@@ -220,7 +220,8 @@ func workloads(s sizes) []workload {
 	for _, c := range jsonCodecs {
 		ws = append(ws, jsonWorkload(s, c))
 	}
-	return append(ws, txnWorkloads(s)...)
+	ws = append(ws, txnWorkloads(s)...)
+	return append(ws, compactWorkloads(s)...)
 }
 
 // jsonSection heads the table of the JSON-event workloads.

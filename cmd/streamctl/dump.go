@@ -108,8 +108,14 @@ func dumpFile(w io.Writer, path string, records bool) (*segmentScan, error) {
 	if base, ok := segmentBase(path); ok {
 		fmt.Fprintf(w, "Starting offset: %d\n", base)
 	}
+	// A cleaned segment has offset gaps; a damaged checkpoint allows them
+	// everywhere, as Open does.
+	gaps, _, err := cleanedBound(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
 	var buf []byte
-	s, err := scanSegmentFile(path, false, func(pos int64, b batch.Batch) error {
+	s, err := scanSegmentFile(path, false, gaps, func(pos int64, b batch.Batch) error {
 		// Decompressed once, for the ratio and the records both.
 		plain := b
 		var derr error
@@ -141,6 +147,9 @@ func printBatch(w io.Writer, pos int64, b, plain batch.Batch) {
 	fmt.Fprintf(w, "baseOffset: %d lastOffset: %d count: %d position: %d size: %d crc: %#08x crcValid: %t attributes: %#x baseTimestamp: %s maxTimestamp: %s codec: %v",
 		b.BaseOffset(), b.LastOffset(), b.NumRecords(), pos, b.Size(), b.CRC(), b.CRC() == b.ComputeCRC(),
 		b.Attributes(), formatMillis(b.BaseTimestamp()), formatMillis(b.MaxTimestamp()), b.Codec())
+	if h, ok := b.DeleteHorizon(); ok {
+		fmt.Fprintf(w, " deleteHorizon: %s", formatMillis(h)) // kafka-dump-log's deleteHorizonMs
+	}
 	if c := b.Codec(); c != batch.None && c.Valid() && plain != nil {
 		stored, raw := len(b)-batch.HeaderSize, len(plain)-batch.HeaderSize
 		fmt.Fprintf(w, " recordBytes: %d stored: %d ratio: %.3f", raw, stored, float64(stored)/float64(max(raw, 1)))

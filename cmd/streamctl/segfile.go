@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/log"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -27,6 +29,9 @@ type segmentScan struct {
 	zeroTail int64 // zero bytes after the good batches: preallocated, never written
 	damage   error // the first problem found, nil if none
 	deep     bool  // decompress compressed batches to check their records too
+	// gapsBelow: batches may start past the previous one's end while
+	// that end is below it (a cleaned, sparse part of the log).
+	gapsBelow int64
 }
 
 // batchVisitor sees each good batch and its position in the file; the batch
@@ -48,9 +53,11 @@ func segmentBase(path string) (int64, bool) {
 // not nil) for the good ones. The records of compressed batches are
 // checked only if deep: the CRC covers their stored bytes, and
 // decompressing every batch would make a scan many times slower (as
-// recovery, which never decompresses, would not be). Damage goes into the
-// result; the error is for failures to read the file, or visit's.
-func scanSegmentFile(path string, deep bool, visit batchVisitor) (*segmentScan, error) {
+// recovery, which never decompresses, would not be). Offsets run on without
+// gaps, except below gapsBelow (see cleanedBound), where they only ascend.
+// Damage goes into the result; the error is for failures to read the file,
+// or visit's.
+func scanSegmentFile(path string, deep bool, gapsBelow int64, visit batchVisitor) (*segmentScan, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -60,7 +67,7 @@ func scanSegmentFile(path string, deep bool, visit batchVisitor) (*segmentScan, 
 	if err != nil {
 		return nil, err
 	}
-	s := &segmentScan{path: path, size: fi.Size(), deep: deep}
+	s := &segmentScan{path: path, size: fi.Size(), deep: deep, gapsBelow: gapsBelow}
 	s.base, _ = segmentBase(path)
 	s.next = s.base
 	return s, s.scan(f, visit)
@@ -138,7 +145,7 @@ func readAt(f *os.File, pos, n int64, buf *[]byte) error {
 // records it holds; they count once the batch is found whole (a visitor
 // may still find it damaged).
 func (s *segmentScan) check(b batch.Batch) (int64, error) {
-	if s.next >= 0 && b.BaseOffset() != s.next {
+	if s.next >= 0 && b.BaseOffset() != s.next && !gapOK(s.next, b.BaseOffset(), s.gapsBelow) {
 		return 0, &damageError{fmt.Errorf("%w: offset %d, expected %d", batch.ErrCorrupt, b.BaseOffset(), s.next)}
 	}
 	if b.Codec() != batch.None && !s.deep {
@@ -227,4 +234,27 @@ func partitionDirs(topicDir string) ([]string, error) {
 		dirs[i] = filepath.Join(topicDir, strconv.Itoa(n))
 	}
 	return dirs, nil
+}
+
+// gapOK reports whether offsets may jump from next to base: forward, in the
+// part of the log the cleaner has made sparse (below bound).
+func gapOK(next, base, bound int64) bool { return base > next && next < bound }
+
+// cleanedBound returns the offset below which the segments of a partition
+// directory may have offset gaps, from the cleaner's checkpoint
+// (log.CheckpointFile): 0 if the partition was never cleaned. A damaged
+// checkpoint gives every offset (Open reads the log so) and ok false.
+func cleanedBound(dir string) (bound int64, ok bool, err error) {
+	data, err := os.ReadFile(filepath.Join(dir, log.CheckpointFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, true, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	sparse, _, _, ok := log.ParseCheckpoint(data)
+	if !ok {
+		return math.MaxInt64, false, nil
+	}
+	return sparse, true, nil
 }

@@ -16,7 +16,7 @@ import (
 
 // topicsCommand is "topics": kafka-topics.sh.
 func topicsCommand() *command {
-	return &command{name: "topics", summary: "list, create, describe and delete topics; add partitions; delete records", subs: []*command{
+	return &command{name: "topics", summary: "list, create, describe and delete topics; add partitions; delete records; compact", subs: []*command{
 		{name: "list", args: "[flags]", summary: "list the topics", run: topicsList},
 		{name: "create", args: "-topic T [flags]", summary: "create a topic", run: topicsCreate,
 			help: `Zero values take the library's defaults (1 partition, 1 GiB segments, 1 MiB records, keep forever,
@@ -37,6 +37,13 @@ changed setting before and after.`},
 		{name: "delete", args: "-topic T [flags]", summary: "delete a topic and all its records", run: topicsDelete},
 		{name: "add-partitions", args: "-topic T -partitions N [flags]", summary: "grow a topic to N partitions in all",
 			run: topicsAddPartitions},
+		{name: "compact", args: "-topic T [flags]", summary: "clean a compacted topic now: keep the latest record of each key",
+			run: topicsCompact, help: `Runs a cleaning round on every partition of a topic whose cleanup policy
+compacts (Broker.Compact), whatever its dirty ratio: the sealed segments keep
+the latest record of each key (and tombstones until their delete retention has
+passed since the first round that kept them); the active segment is never
+cleaned, as in Kafka. Offsets do not change, so a cleaned partition has gaps.
+Prints each partition's bytes before and after.`},
 		{name: "delete-records", args: "-topic T -partition P -before O [flags]", summary: "delete a partition's records before offset O",
 			run: topicsDeleteRecords, help: "Moves the partition's log start to O (kafka-delete-records.sh); O may be at most the end offset."},
 	}}
@@ -68,6 +75,39 @@ func topicsDeleteRecords(_ context.Context, a *app, args []string) error {
 		}
 		fmt.Fprintf(a.stdout, "%s partition %d now starts at offset %d\n", *topic, *partition, start)
 		return nil
+	})
+}
+
+// topicsCompact runs "topics compact".
+func topicsCompact(ctx context.Context, a *app, args []string) error {
+	fs := a.flags()
+	topic := fs.String("topic", "", "the topic `name` (required)")
+	if err := a.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := a.needTopic(*topic); err != nil {
+		return err
+	}
+	return a.withBroker(writeAccess, func(b *stream.Broker) error {
+		before, err := b.DescribeTopic(*topic)
+		if err != nil {
+			return err
+		}
+		if err := b.Compact(ctx, *topic); err != nil {
+			return err
+		}
+		after, err := b.DescribeTopic(*topic)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTITION\tBYTES BEFORE\tBYTES AFTER\tSEGMENTS BEFORE\tSEGMENTS AFTER\tDIRTY\tLAST CLEANED")
+		for i, p := range after.Partitions {
+			q := before.Partitions[i]
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%.2f\t%s\n", p.Partition, q.Bytes, p.Bytes, q.Segments, p.Segments,
+				p.DirtyRatio, lastCleaned(p.LastCleaned))
+		}
+		return tw.Flush()
 	})
 }
 
@@ -348,13 +388,32 @@ func printTopic(w io.Writer, info stream.TopicInfo) {
 			ratio(c.MinCleanableDirtyRatio), c.MinCompactionLag, orNone(c.MaxCompactionLag, "none"), max(c.DeleteRetention, 0))
 	}
 	fmt.Fprintln(w)
+	// A compacted partition has offset gaps: RECORDS counts offsets, an
+	// upper bound of the records it holds.
+	compacted := c.Cleanup != stream.CleanupDelete
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tRECORDS\tBYTES\tSEGMENTS")
+	fmt.Fprint(tw, "PARTITION\tSTART\tEND\tRECORDS\tBYTES\tSEGMENTS")
+	if compacted {
+		fmt.Fprint(tw, "\tDIRTY\tLAST CLEANED")
+	}
+	fmt.Fprintln(tw)
 	for _, p := range info.Partitions {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\n", p.Partition, p.StartOffset, p.EndOffset,
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d", p.Partition, p.StartOffset, p.EndOffset,
 			p.EndOffset-p.StartOffset, p.Bytes, p.Segments)
+		if compacted {
+			fmt.Fprintf(tw, "\t%.2f\t%s", p.DirtyRatio, lastCleaned(p.LastCleaned))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+}
+
+// lastCleaned prints the time of a partition's last cleaning round.
+func lastCleaned(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return formatTime(t)
 }
 
 // orNone prints a duration, or none for zero.

@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/embedstream/stream/internal/catalog"
 	"github.com/embedstream/stream/internal/log"
+	"github.com/embedstream/stream/segment"
 )
 
 // verifyCommand is "verify".
@@ -19,10 +21,15 @@ func verifyCommand() *command {
 	return &command{name: "verify", args: "[flags]", summary: "check every segment of every partition under -dir",
 		run: verify, help: `Reads every .log file directly (no broker, nothing changed) and checks each
 batch: its structure and CRC (batch.Parse), its records, and that offsets
-run on without gaps within and across a partition's segments. A zero-filled
+run on without gaps within and across a partition's segments (except in a
+compacted partition's cleaned part, where they only ascend). A zero-filled
 tail of the last segment is preallocated space, not damage. It also checks
 each partition's log-start file (DeleteRecords' mark): an offset whose
-checksum matches, not past the log's end; and meta.db, every value of it,
+checksum matches, not past the log's end; the cleaner's files of compacted
+topics: its checkpoint (below its bound, cleaned segments have offset gaps,
+which are not damage) and, after a crash in a round's swap, its swap file
+(the segments that swap replaces are skipped: the owner's next Open deletes
+them); and meta.db, every value of it,
 as Open does (a damaged or missing one costs committed offsets and topic
 configs). Damage is printed one line per file, naming it; the exit status
 is then 1.
@@ -50,6 +57,7 @@ type verifier struct {
 	bytes      int64
 	damaged    int // segments
 	badStarts  int // log-start files
+	badCleaner int // cleaner checkpoint and swap files
 	badMeta    bool
 }
 
@@ -76,10 +84,13 @@ func verify(_ context.Context, a *app, args []string) error {
 	if err = errors.Join(err, w.Flush()); err != nil {
 		return err
 	}
-	if v.damaged > 0 || v.badStarts > 0 || v.badMeta {
+	if v.damaged > 0 || v.badStarts > 0 || v.badCleaner > 0 || v.badMeta {
 		msg := fmt.Sprintf("damage found in %d of %d segments", v.damaged, v.segments)
 		if v.badStarts > 0 {
 			msg += " and " + plural(v.badStarts, "log-start file")
+		}
+		if v.badCleaner > 0 {
+			msg += " and " + plural(v.badCleaner, "cleaner file")
 		}
 		if v.badMeta {
 			msg += " and " + catalog.File
@@ -144,9 +155,21 @@ func (v *verifier) partition(dir string) error {
 	if err != nil {
 		return err
 	}
+	gaps, ok, err := cleanedBound(dir)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		v.badCleaner++
+		fmt.Fprintf(v.w, "DAMAGED %s: not a cleaner checkpoint with its checksum (Open reads the log as never cleaned, with gaps allowed anywhere)\n",
+			filepath.Join(dir, log.CheckpointFile))
+	}
+	if logs, err = v.pendingSwap(dir, logs); err != nil {
+		return err
+	}
 	next := int64(-1)
 	for i, path := range logs {
-		s, err := scanSegmentFile(path, v.deep, nil)
+		s, err := scanSegmentFile(path, v.deep, gaps, nil)
 		if err != nil {
 			return err
 		}
@@ -158,6 +181,47 @@ func (v *verifier) partition(dir string) error {
 		}
 	}
 	return v.logStart(dir, next)
+}
+
+// pendingSwap reads a partition's cleaner swap file, if it has one: a
+// cleaning round committed but whose swap a crash interrupted, which the
+// owner's next Open finishes. It returns logs without the segments that
+// swap replaces (a new segment already moved in holds what they held).
+func (v *verifier) pendingSwap(dir string, logs []string) ([]string, error) {
+	path := filepath.Join(dir, log.SwapFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return logs, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ranges, ok := log.ParseSwap(data)
+	if !ok {
+		v.badCleaner++
+		fmt.Fprintf(v.w, "DAMAGED %s: not a cleaner swap file with its checksum (Open fails on it)\n", path)
+		return logs, nil
+	}
+	var keep []string
+	replaced := 0
+	for _, l := range logs {
+		base, _ := segmentBase(l)
+		if slices.ContainsFunc(ranges, func(r [2]int64) bool { return base > r[0] && base < r[1] && v.movedIn(dir, r[0]) }) {
+			replaced++
+			continue
+		}
+		keep = append(keep, l)
+	}
+	fmt.Fprintf(v.w, "UNFINISHED %s: a cleaning round's swap, which the owner's next Open finishes; %s it replaces not checked\n",
+		path, plural(replaced, "segment"))
+	return keep, nil
+}
+
+// movedIn reports whether a swap has moved the new segment at base out of
+// the cleaning directory.
+func (v *verifier) movedIn(dir string, base int64) bool {
+	_, err := os.Lstat(filepath.Join(dir, log.CleanDir, segment.FileName(base, segment.LogSuffix)))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // logStart checks a partition's log-start file, if it has one, against the
@@ -195,7 +259,7 @@ func problem(s *segmentScan, next int64, last bool) string {
 	switch {
 	case s.damage != nil:
 		return s.damage.Error()
-	case next >= 0 && s.base != next:
+	case next >= 0 && s.base != next && !gapOK(next, s.base, s.gapsBelow):
 		return fmt.Sprintf("starts at offset %d, but the previous segment ends at %d", s.base, next)
 	case s.zeroTail > 0 && !last:
 		return fmt.Sprintf("zero-filled tail of %d bytes at position %d in a sealed segment", s.zeroTail, s.valid)
@@ -225,5 +289,5 @@ func (v *verifier) report(s *segmentScan, problem string) {
 // summary prints the totals.
 func (v *verifier) summary() {
 	fmt.Fprintf(v.w, "verified %s, %s, %s: %s, %s, %s; %d damaged\n", plural(v.topics, "topic"), plural(v.partitions, "partition"),
-		plural(v.segments, "segment"), plural(v.batches, "batch"), plural(v.records, "record"), plural(v.bytes, "byte"), v.damaged+v.badStarts)
+		plural(v.segments, "segment"), plural(v.batches, "batch"), plural(v.records, "record"), plural(v.bytes, "byte"), v.damaged+v.badStarts+v.badCleaner)
 }

@@ -82,9 +82,36 @@ const (
 	cleanDir       = "cleaning"
 )
 
-// CheckpointFile is the cleaner checkpoint's name, for tools that read a
-// log's directory.
-const CheckpointFile = checkpointFile
+// CheckpointFile, SwapFile and CleanDir are the names of the cleaner's
+// files in a log's directory, for tools that read it.
+const (
+	CheckpointFile = checkpointFile
+	SwapFile       = swapFile
+	CleanDir       = cleanDir
+)
+
+// ParseCheckpoint reads a checkpoint's content, for tools: segments below
+// sparse may have offset gaps; ok is false for a damaged checkpoint (Open
+// then takes every segment as possibly sparse).
+func ParseCheckpoint(content []byte) (sparse, firstDirty, lastRun int64, ok bool) {
+	return parseCheckpoint(content)
+}
+
+// ParseSwap reads a swap file's content, for tools: the offset range
+// [base, end) of each new segment of a committed round whose swap may be
+// unfinished. A new segment whose log file has left CleanDir replaces
+// every segment of the log with a base inside its range (Open deletes
+// them). ok is false for a damaged swap file.
+func ParseSwap(content []byte) (ranges [][2]int64, ok bool) {
+	groups, err := parseSwap(content)
+	if err != nil {
+		return nil, false
+	}
+	for _, g := range groups {
+		ranges = append(ranges, [2]int64{g.base, g.end})
+	}
+	return ranges, true
+}
 
 // DefaultMinCleanableRatio is Kafka's min.cleanable.dirty.ratio default.
 const DefaultMinCleanableRatio = 0.5
@@ -730,23 +757,32 @@ func (l *Log) readSwap() ([]cleanGroup, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	groups, err := parseSwap(data)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w in %s", err, l.cfg.Dir)
+	}
+	return groups, true, nil
+}
+
+// parseSwap parses a swap file's content.
+func parseSwap(data []byte) ([]cleanGroup, error) {
 	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
 	body := data[:max(0, len(data)-9)]
 	if len(lines) < 2 || lines[len(lines)-1] != fmt.Sprintf("%08x", crc32.Checksum(body, castagnoli)) {
 		// Written by a rename after an fsync: damage, not a torn write.
-		return nil, false, fmt.Errorf("%w: damaged cleaner swap file in %s", errs.ErrCorrupt, l.cfg.Dir)
+		return nil, fmt.Errorf("%w: damaged cleaner swap file", errs.ErrCorrupt)
 	}
 	var groups []cleanGroup
 	for _, line := range lines[:len(lines)-1] {
 		var g cleanGroup
 		var t int
 		if _, err := fmt.Sscanf(line, "%d %d %d", &g.base, &g.end, &t); err != nil || g.base < 0 || g.end < g.base {
-			return nil, false, fmt.Errorf("%w: cleaner swap file in %s: line %q", errs.ErrCorrupt, l.cfg.Dir, line)
+			return nil, fmt.Errorf("%w: cleaner swap file: line %q", errs.ErrCorrupt, line)
 		}
 		g.txnIndex = t == 1
 		groups = append(groups, g)
 	}
-	return groups, true, nil
+	return groups, nil
 }
 
 // hiddenBySwap reports whether a read-only log must not list the segment

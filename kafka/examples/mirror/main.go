@@ -14,15 +14,21 @@
 //	go run ./examples/mirror -dir DIR -topic orders -brokers kafka-1:9092,kafka-2:9092
 //
 // Offsets are kept when the source partition starts at offset 0 (nothing
-// deleted by retention): a record at offset n is at offset n on the cluster
-// too. Otherwise each partition's offsets shift down by its log start, which
-// mirror reports, and the committed offsets it copies shift the same way.
+// deleted by retention) and has no gaps: a record at offset n is at offset n
+// on the cluster too. Otherwise each partition's offsets shift down by its
+// log start, which mirror reports, and the committed offsets it copies shift
+// the same way. A compacted topic's partitions have gaps (the cleaner
+// removed superseded records, offsets never change): the copies get
+// consecutive offsets, and a committed offset moves to the copy of the
+// record it pointed at (or the one after a gap). The topic is created
+// compacted on the cluster too, with the same compaction settings.
 // Run it while the application is stopped: records or commits made during
 // the copy are not copied.
 package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -99,22 +105,67 @@ func run(ctx context.Context, dir, topic, brokers string, stdout, stderr io.Writ
 	if topic != "" {
 		topics = []string{topic}
 	}
-	shifts := map[stream.TopicPartition]int64{}
+	moved := map[stream.TopicPartition]OffsetMap{}
 	for _, t := range topics {
-		shift, err := Mirror(ctx, src, dst, t, stdout)
+		m, err := Mirror(ctx, src, dst, t, stdout)
 		if err != nil {
 			return fmt.Errorf("topic %q: %w", t, err)
 		}
-		maps.Copy(shifts, shift)
+		maps.Copy(moved, m)
 	}
-	return MirrorGroups(ctx, src, dst.Admin(), shifts, stdout)
+	return MirrorGroups(ctx, src, dst.Admin(), moved, stdout)
+}
+
+// OffsetMap is where a partition's records went: runs of consecutive
+// source offsets and the offset each run's first copy got. One run, from
+// the log start, for a partition without gaps; one per stretch between
+// gaps for a compacted one.
+type OffsetMap []offsetRun
+
+type offsetRun struct {
+	src, dst, n int64 // source offsets [src, src+n) are at [dst, dst+n)
+}
+
+// add notes that the source record at off was copied next, as the copy
+// numbered i from the first.
+func (m *OffsetMap) add(off, i int64) {
+	if k := len(*m) - 1; k >= 0 && (*m)[k].src+(*m)[k].n == off {
+		(*m)[k].n++
+		return
+	}
+	*m = append(*m, offsetRun{src: off, dst: i, n: 1})
+}
+
+// shift moves every copy's offset up by first, the offset the first copy got.
+func (m OffsetMap) shift(first int64) {
+	for i := range m {
+		m[i].dst += first
+	}
+}
+
+// Translate returns where a position in the source (the offset of the next
+// record to read, as committed offsets are) is on the cluster: the copy of
+// the record at off, or of the first record after it.
+func (m OffsetMap) Translate(off int64) int64 {
+	if len(m) == 0 {
+		return 0 // an empty partition's copy
+	}
+	i, _ := slices.BinarySearchFunc(m, off, func(r offsetRun, off int64) int { return cmp.Compare(r.src, off) })
+	switch {
+	case i < len(m) && m[i].src == off:
+		return m[i].dst
+	case i == 0:
+		return m[0].dst // before the first record
+	}
+	r := m[i-1]
+	return r.dst + min(off-r.src, r.n) // inside a run, or in the gap after it
 }
 
 // MirrorGroups commits, on the cluster, every source group's committed
-// offsets of the partitions in shifts, shifted as the records were. Groups
-// must have no members on the cluster (a cluster refuses admin commits to a
-// live group).
-func MirrorGroups(ctx context.Context, src *stream.Broker, adm *kadm.Client, shifts map[stream.TopicPartition]int64, out io.Writer) error {
+// offsets of the partitions in moved, moved as the records were (see
+// OffsetMap.Translate). Groups must have no members on the cluster (a
+// cluster refuses admin commits to a live group).
+func MirrorGroups(ctx context.Context, src *stream.Broker, adm *kadm.Client, moved map[stream.TopicPartition]OffsetMap, out io.Writer) error {
 	for _, g := range src.Groups() {
 		committed, err := src.CommittedOffsets(g)
 		if err != nil {
@@ -122,11 +173,11 @@ func MirrorGroups(ctx context.Context, src *stream.Broker, adm *kadm.Client, shi
 		}
 		var offs kadm.Offsets
 		for tp, off := range committed {
-			shift, ok := shifts[tp]
+			m, ok := moved[tp]
 			if !ok {
 				continue // a topic not copied
 			}
-			offs.AddOffset(tp.Topic, tp.Partition, max(off-shift, 0), -1)
+			offs.AddOffset(tp.Topic, tp.Partition, m.Translate(off), -1)
 		}
 		if len(offs) == 0 {
 			continue
@@ -146,10 +197,9 @@ func MirrorGroups(ctx context.Context, src *stream.Broker, adm *kadm.Client, shi
 // Mirror copies one topic from src to dst, which it creates there, and
 // verifies the copy. dst must place records on the partition they name (a
 // kafka.Client with kgo.ManualPartitioner, or a Broker's Client with
-// stream.ManualPartitioner). It writes what it did to out, and returns how
-// far each partition's offsets moved down (its source log start, when the
-// copy starts at offset 0).
-func Mirror(ctx context.Context, src *stream.Broker, dst stream.Client, topic string, out io.Writer) (map[stream.TopicPartition]int64, error) {
+// stream.ManualPartitioner). It writes what it did to out, and returns
+// where each partition's records went.
+func Mirror(ctx context.Context, src *stream.Broker, dst stream.Client, topic string, out io.Writer) (map[stream.TopicPartition]OffsetMap, error) {
 	info, err := src.DescribeTopic(topic)
 	if err != nil {
 		return nil, err
@@ -159,13 +209,19 @@ func Mirror(ctx context.Context, src *stream.Broker, dst stream.Client, topic st
 	// which compresses the copies with it (reads decompress them on both
 	// sides, whatever the codec). LogAppendTime does not: the cluster would
 	// stamp the copies with the time of copying instead of keeping their
-	// timestamps.
+	// timestamps. A compacted topic stays compacted, with its settings.
+	c := info.Config
 	cfg := stream.TopicConfig{
-		Partitions:     len(info.Partitions),
-		Retention:      info.Config.Retention,
-		RetentionBytes: info.Config.RetentionBytes,
-		MaxRecordBytes: info.Config.MaxRecordBytes,
-		Compression:    info.Config.Compression,
+		Partitions:             len(info.Partitions),
+		Retention:              c.Retention,
+		RetentionBytes:         c.RetentionBytes,
+		MaxRecordBytes:         c.MaxRecordBytes,
+		Compression:            c.Compression,
+		Cleanup:                c.Cleanup,
+		MinCleanableDirtyRatio: c.MinCleanableDirtyRatio,
+		MinCompactionLag:       c.MinCompactionLag,
+		MaxCompactionLag:       c.MaxCompactionLag,
+		DeleteRetention:        c.DeleteRetention,
 	}
 	err = dst.CreateTopic(ctx, topic, cfg)
 	if errors.Is(err, stream.ErrInvalidConfig) && cfg.Compression.Level != 0 {
@@ -178,45 +234,55 @@ func Mirror(ctx context.Context, src *stream.Broker, dst stream.Client, topic st
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "%s: created with %d partitions, compression %v\n", topic, cfg.Partitions, cfg.Compression)
+	fmt.Fprintf(out, "%s: created with %d partitions, compression %v, cleanup policy %v\n", topic, cfg.Partitions, cfg.Compression, cfg.Cleanup)
 
 	total := 0
-	shifts := map[stream.TopicPartition]int64{}
+	moved := map[stream.TopicPartition]OffsetMap{}
 	for _, pi := range info.Partitions {
-		n, first, err := copyPartition(ctx, src, dst, topic, pi)
+		m, err := copyPartition(ctx, src, dst, topic, pi)
 		if err != nil {
 			return nil, fmt.Errorf("partition %d: %w", pi.Partition, err)
 		}
-		total += n
-		tp := stream.TopicPartition{Topic: topic, Partition: pi.Partition}
-		shifts[tp] = pi.StartOffset // the copy of an empty partition starts at 0 too
-		if n > 0 {
-			shifts[tp] = pi.StartOffset - first
-		}
-		switch {
-		case n == 0:
+		moved[stream.TopicPartition{Topic: topic, Partition: pi.Partition}] = m
+		if len(m) == 0 {
 			fmt.Fprintf(out, "%s/%d: empty\n", topic, pi.Partition)
-		case first == pi.StartOffset:
-			fmt.Fprintf(out, "%s/%d: copied %d records, offsets %d-%d kept\n", topic, pi.Partition, n, pi.StartOffset, pi.EndOffset-1)
-		default:
-			fmt.Fprintf(out, "%s/%d: copied %d records, offsets %d-%d now %d-%d\n", topic, pi.Partition, n,
-				pi.StartOffset, pi.EndOffset-1, first, first+int64(n)-1)
+			continue
+		}
+		head, tail := m[0], m[len(m)-1]
+		n := tail.dst + tail.n - head.dst
+		total += int(n)
+		srcRange := fmt.Sprintf("offsets %d-%d", head.src, tail.src+tail.n-1)
+		if len(m) > 1 {
+			srcRange += fmt.Sprintf(" with %s (compacted)", plural(len(m)-1, "gap"))
+		}
+		if len(m) == 1 && head.dst == head.src {
+			fmt.Fprintf(out, "%s/%d: copied %d records, %s kept\n", topic, pi.Partition, n, srcRange)
+		} else {
+			fmt.Fprintf(out, "%s/%d: copied %d records, %s now %d-%d\n", topic, pi.Partition, n, srcRange, head.dst, head.dst+n-1)
 		}
 	}
 	if err := Verify(ctx, src, dst, topic); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "%s: verified %d records (partition, order, key, value, headers, timestamp)\n", topic, total)
-	return shifts, nil
+	return moved, nil
+}
+
+// plural prints n and word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // copyPartition publishes one partition's records, in order, to the same
-// partition of dst. It returns how many it copied and the offset the first
-// one got.
-func copyPartition(ctx context.Context, src *stream.Broker, dst stream.Client, topic string, pi stream.PartitionInfo) (int, int64, error) {
+// partition of dst, and returns where they went (the cluster numbers the
+// copies of a new partition consecutively, in the order published).
+func copyPartition(ctx context.Context, src *stream.Broker, dst stream.Client, topic string, pi stream.PartitionInfo) (OffsetMap, error) {
 	rd, err := src.NewReader(topic, pi.Partition, stream.OffsetEarliest, &stream.ReaderOptions{StopAtEnd: true})
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer rd.Close()
 	var (
@@ -224,11 +290,13 @@ func copyPartition(ctx context.Context, src *stream.Broker, dst stream.Client, t
 		firstErr error
 		first    int64 = -1
 	)
-	n := 0
+	var m OffsetMap
+	n := int64(0)
 	for rec, err := range rd.All(ctx) {
 		if err != nil {
-			return 0, 0, err
+			return nil, err
 		}
+		m.add(rec.Offset, n)
 		// The reader's record aliases the segment file until the next one;
 		// the copy lives until the cluster acknowledged it.
 		r := rec.Clone()
@@ -246,11 +314,15 @@ func copyPartition(ctx context.Context, src *stream.Broker, dst stream.Client, t
 		})
 	}
 	if err := dst.Flush(ctx); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return n, first, firstErr
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	m.shift(first)
+	return m, nil
 }
 
 // Verify reads every partition of topic on both sides and compares them
