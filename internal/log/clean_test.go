@@ -3,13 +3,17 @@ package log
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/embedstream/stream/batch"
+	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/segment"
 )
 
 // kv is one record of the compaction tests: a nil value is a tombstone.
@@ -433,5 +437,277 @@ func TestLogCompactionLagRollsActive(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// keyedProduced is a batch of producer pid (transactional or not) with
+// one record per key, values tagged.
+func keyedProduced(pid int64, seq int32, txn bool, tag string, keys ...string) batch.Batch {
+	var b batch.Builder
+	b.Reset(0)
+	for _, k := range keys {
+		b.Add(time.Now().UnixMilli(), []byte(k), []byte(tag+"-"+k), nil)
+	}
+	out := append(batch.Batch(nil), b.Finish()...)
+	out.SetProducer(pid, 0, seq, txn)
+	return out
+}
+
+// headers reads every stored batch of the log (headers copied, records
+// too), control and emptied batches included.
+func headers(t *testing.T, l *Log) []batch.Batch {
+	t.Helper()
+	var out []batch.Batch
+	for off := l.StartOffset(); ; {
+		v, err := l.Read(off, 64<<10)
+		require.NoError(t, err)
+		if len(v.Data) == 0 {
+			return out
+		}
+		for data := v.Data; len(data) > 0; {
+			b, err := batch.Parse(data)
+			require.NoError(t, err)
+			out = append(out, append(batch.Batch(nil), b...))
+			data = data[len(b):]
+			off = b.LastOffset() + 1
+		}
+		v.Release()
+	}
+}
+
+// committedRecords reads what a read_committed reader sees, as
+// "offset key=value" strings.
+func committedRecords(t *testing.T, l *Log) []string {
+	t.Helper()
+	var out []string
+	for offset := l.StartOffset(); ; {
+		v, err := l.ReadCommitted(offset, 1<<20)
+		require.NoError(t, err)
+		if len(v.Data) == 0 {
+			return out
+		}
+		aborted, err := l.AbortedTxns(offset, l.LastStable())
+		require.NoError(t, err)
+		var f batch.AbortFilter
+		f.Reset(aborted)
+		var it batch.Iter
+		it.Reset(v.Data, offset)
+		it.SkipAborted(&f)
+		var r batch.Record
+		for it.Next(&r) {
+			out = append(out, fmt.Sprintf("%d %s=%s", r.Offset, r.Key, r.Value))
+		}
+		require.NoError(t, it.Err())
+		offset = it.Offset()
+		v.Release()
+	}
+}
+
+// latestCommitted is each key's latest record among committed ones.
+func latestCommitted(recs []string) map[string]string {
+	out := map[string]string{}
+	for _, r := range recs {
+		var off int64
+		var kvs string
+		_, _ = fmt.Sscanf(r, "%d %s", &off, &kvs)
+		k, _, _ := strings.Cut(kvs, "=")
+		out[k] = r
+	}
+	return out
+}
+
+// checkTxnIndexes checks every sealed segment's aborted transaction index
+// file against the log's aborted transactions whose markers it holds.
+func checkTxnIndexes(t *testing.T, l *Log) {
+	t.Helper()
+	segs := l.Segments()
+	for _, s := range segs[:len(segs)-1] {
+		want := l.txnIndexBytes(s.Base, s.Next)
+		data, err := os.ReadFile(filepath.Join(l.Dir(), segment.FileName(s.Base, TxnIndexSuffix)))
+		if len(want) == 0 {
+			require.ErrorIs(t, err, os.ErrNotExist, "segment %d", s.Base)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, want, data, "segment %d", s.Base)
+	}
+}
+
+// TestLogCleanTransactions: a round removes aborted transactions' records
+// (and puts none in its map), keeps markers and the aborted-transaction
+// entries that go with them, stops at an open transaction (the last
+// stable offset), and read_committed readers see the same latest values
+// before and after, reopened too.
+func TestLogCleanTransactions(t *testing.T) {
+	cfg := compactLog(t)
+	cfg.SegmentBytes = 600
+	l := openTestLog(t, cfg, false)
+	plain := func(tag string, keys ...string) {
+		var b batch.Builder
+		b.Reset(0)
+		for _, k := range keys {
+			b.Add(time.Now().UnixMilli(), []byte(k), []byte(tag+"-"+k), nil)
+		}
+		_, err := l.Append(append(batch.Batch(nil), b.Finish()...))
+		require.NoError(t, err)
+	}
+	end := func(pid int64, commit bool) {
+		_, err := l.EndTxn(pid, 0, commit, 0, true)
+		require.NoError(t, err)
+	}
+	plain("p1", "a", "b", "c")
+	mustAppend(t, l, keyedProduced(7, 0, true, "t7", "a", "b", "z")) // to abort: z exists only here
+	mustAppend(t, l, keyedProduced(8, 0, true, "t8", "a", "c"))      // to commit
+	plain("p2", "b")
+	end(7, false)
+	end(8, true)
+	for i := range 6 {
+		plain(fmt.Sprintf("q%d", i), "c", "d")
+		mustAppend(t, l, keyedProduced(7, int32(3+2*i), true, fmt.Sprintf("r%d", i), "a", "d"))
+		end(7, i%2 == 0)
+	}
+	plain("p3", "e")
+	firstOpen := mustAppend(t, l, keyedProduced(9, 0, true, "t9", "a", "e")) // left open
+	plain("p4", "a", "b", "c", "d", "e")
+	forceRoll(t, l)
+	plain("p5", "a")
+	require.Equal(t, firstOpen, l.LastStable())
+	require.Greater(t, l.SegmentCount(), 4)
+
+	before := committedRecords(t, l)
+	tail := readAll(t, l, firstOpen)
+	var markers []int64
+	for _, b := range headers(t, l) {
+		if b.IsControl() {
+			markers = append(markers, b.BaseOffset())
+		}
+	}
+	require.Len(t, markers, 8)
+
+	check := func(l *Log) {
+		t.Helper()
+		after := committedRecords(t, l)
+		require.Subset(t, before, after)
+		require.Equal(t, latestCommitted(before), latestCommitted(after))
+		var got []int64
+		for _, b := range headers(t, l) {
+			if b.IsControl() {
+				got = append(got, b.BaseOffset())
+			}
+		}
+		require.Equal(t, markers, got, "markers stay")
+		for _, r := range readAll(t, l, 0) {
+			require.NotEqual(t, "z", string(r.Key), "the aborted record is gone")
+			if r.Offset < firstOpen {
+				require.NotContains(t, string(r.Value), "t7-", "aborted records are gone")
+			}
+		}
+		require.Equal(t, tail, readAll(t, l, firstOpen), "from the open transaction on, nothing changed")
+		aborted, err := l.AbortedTxns(0, l.HighWatermark())
+		require.NoError(t, err)
+		require.Len(t, aborted, 4)
+		checkTxnIndexes(t, l)
+	}
+	st, err := l.CleanState(time.Now())
+	require.NoError(t, err)
+	require.LessOrEqual(t, st.Bound, firstOpen)
+	res, err := l.Clean(time.Now(), NewKeyMap(0), true)
+	require.NoError(t, err)
+	require.True(t, res.Cleaned)
+	require.LessOrEqual(t, res.End, firstOpen)
+	check(l)
+	require.NoError(t, l.Close(true))
+	l = openTestLog(t, cfg, true)
+	check(l)
+	l.Abandon()
+	l = openTestLog(t, cfg, false)
+	check(l)
+
+	// Once the transaction ends, a round reaches past it.
+	m9, err := l.EndTxn(9, 0, true, 0, true)
+	require.NoError(t, err)
+	plain("p6", "f")
+	forceRoll(t, l)
+	plain("p7", "g")
+	before = committedRecords(t, l)
+	tail = nil
+	firstOpen = l.HighWatermark()
+	markers = append(markers, m9)
+	res, err = l.Clean(time.Now(), NewKeyMap(0), true)
+	require.NoError(t, err)
+	require.True(t, res.Cleaned)
+	require.Greater(t, res.End, l.Segments()[0].Next)
+	tail = readAll(t, l, firstOpen)
+	check(l)
+}
+
+// TestLogCleanKeepsProducerSequence: a producer's last batch, emptied by
+// a round, stays as an empty header carrying its sequence: after reopen a
+// retry of it is still a duplicate and the next sequence is taken.
+func TestLogCleanKeepsProducerSequence(t *testing.T) {
+	cfg := compactLog(t)
+	cfg.SegmentBytes = 500
+	l := openTestLog(t, cfg, false)
+	require.Equal(t, int64(0), mustAppend(t, l, keyedProduced(1, 0, false, "p1", "x", "y"))) // 0-1
+	require.Equal(t, int64(2), mustAppend(t, l, keyedProduced(1, 2, false, "p1", "p", "q"))) // 2-3: last of 1
+	require.Equal(t, int64(4), mustAppend(t, l, keyedProduced(2, 0, false, "p2", "x", "r"))) // 4-5: last of 2, r lives
+	for i := range 10 {
+		_, err := l.Append(keyed(time.Now().UnixMilli(), kv{key: "p", value: fmt.Sprint(i)}, kv{key: "q", value: "-"}, kv{key: "y", value: "-"}, kv{key: "x", value: "-"}))
+		require.NoError(t, err)
+	}
+	forceRoll(t, l)
+	_, err := l.Append(keyed(time.Now().UnixMilli(), kv{key: "tail", value: "t"}))
+	require.NoError(t, err)
+
+	res, err := l.Clean(time.Now(), NewKeyMap(0), true)
+	require.NoError(t, err)
+	require.True(t, res.Cleaned)
+	check := func(l *Log) {
+		t.Helper()
+		hs := headers(t, l)
+		byBase := map[int64]batch.Batch{}
+		for _, b := range hs {
+			byBase[b.BaseOffset()] = b
+		}
+		require.NotContains(t, byBase, int64(0), "an emptied batch that is not a producer's last goes")
+		last := byBase[2]
+		require.NotNil(t, last, "producer 1's last batch stays")
+		require.Zero(t, last.NumRecords())
+		require.Equal(t, int64(3), last.LastOffset())
+		require.Equal(t, int64(1), last.ProducerID())
+		require.Equal(t, int32(3), last.LastSequence())
+		require.Equal(t, int32(1), byBase[4].NumRecords(), "only r lives")
+		require.Equal(t, int32(1), byBase[4].LastSequence())
+	}
+	check(l)
+	require.NoError(t, l.Close(true))
+	l = openTestLog(t, cfg, true)
+	check(l)
+	l.Abandon()
+	l = openTestLog(t, cfg, false)
+	check(l)
+
+	a, err := l.AppendProduced(keyedProduced(1, 2, false, "p1", "p", "q"))
+	require.NoError(t, err)
+	require.True(t, a.Duplicate, "a retry of the emptied batch")
+	require.Equal(t, int64(2), a.Base)
+	a, err = l.AppendProduced(keyedProduced(2, 0, false, "p2", "x", "r"))
+	require.NoError(t, err)
+	require.True(t, a.Duplicate)
+	a, err = l.AppendProduced(keyedProduced(1, 4, false, "p1", "s"))
+	require.NoError(t, err)
+	require.False(t, a.Duplicate)
+	_, err = l.AppendProduced(keyedProduced(2, 5, false, "p2", "s"))
+	require.ErrorIs(t, err, errs.ErrOutOfOrderSequence)
+
+	// A second round keeps it too; once the producer writes a newer batch
+	// (sealed), the empty one goes.
+	forceRoll(t, l)
+	_, err = l.Append(keyed(time.Now().UnixMilli(), kv{key: "tail", value: "t2"}))
+	require.NoError(t, err)
+	_, err = l.Clean(time.Now(), NewKeyMap(0), true)
+	require.NoError(t, err)
+	for _, b := range headers(t, l) {
+		require.NotEqual(t, int64(2), b.BaseOffset(), "no longer producer 1's last")
 	}
 }
