@@ -261,6 +261,9 @@ func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 	l.mu.Unlock()
 
 	st, err := l.cleanStateOf(segs, start, now)
+	if err != nil && l.cleanRaced(err) {
+		return res, nil
+	}
 	if err != nil || (!force && !st.Due(set.MinCleanableRatio)) || st.DirtyBytes == 0 {
 		return res, err
 	}
@@ -297,6 +300,9 @@ func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 		return true, ignoreCorrupt(it.Err())
 	})
 	if err != nil {
+		if l.cleanRaced(err) {
+			return CleanResult{}, nil
+		}
 		return res, err
 	}
 	// Segments past the map's reach are left alone.
@@ -335,6 +341,9 @@ func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 	}
 	fail := func(err error) (CleanResult, error) {
 		_ = l.cfg.FS.RemoveAll(dir)
+		if l.cleanRaced(err) {
+			return CleanResult{}, nil
+		}
 		return CleanResult{}, fmt.Errorf("clean %s: %w", l.cfg.Dir, err)
 	}
 	horizon := now.Add(set.DeleteRetention).UnixMilli()
@@ -378,7 +387,7 @@ func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 	}
 	res.End = mapEnd
 	if err := l.swap(segs, groups, mapEnd, nowMS); err != nil {
-		if errors.Is(err, errCleanRaced) {
+		if l.cleanRaced(err) {
 			_ = l.cfg.FS.RemoveAll(dir)
 			return CleanResult{}, nil
 		}
@@ -394,6 +403,14 @@ func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 // errCleanRaced says the segments a round rewrote changed meanwhile
 // (retention or DeleteRecords deleted some): the round is dropped.
 var errCleanRaced = errors.New("segments changed during the round")
+
+// cleanRaced reports whether err says that retention or DeleteRecords
+// deleted segments of the round while it ran: then the round is dropped,
+// not failed (the next one starts from the new log start). A segment read
+// while the log closes is an error.
+func (l *Log) cleanRaced(err error) bool {
+	return errors.Is(err, errCleanRaced) || errors.Is(err, segment.ErrClosed) && !l.isClosed()
+}
 
 // cleanBatch decides what of b a round keeps, and returns it (aliasing b or
 // *buf), or nil if nothing of it stays.

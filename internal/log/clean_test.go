@@ -1,18 +1,24 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/internal/vfs"
+	"github.com/embedstream/stream/internal/vfs/errorfs"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -710,4 +716,270 @@ func TestLogCleanKeepsProducerSequence(t *testing.T) {
 	for _, b := range headers(t, l) {
 		require.NotEqual(t, int64(2), b.BaseOffset(), "no longer producer 1's last")
 	}
+}
+
+// fillKeys appends n records over keys key-0..key-(keys-1), one in ten a
+// tombstone, timestamps from ts on by step ms, and notes them in md.
+func fillKeys(t *testing.T, l *Log, md *model, rng *rand.Rand, n, keys int, ts, step int64) {
+	t.Helper()
+	for i := range n {
+		k := fmt.Sprintf("key-%03d", rng.IntN(keys))
+		r := kv{key: k, value: fmt.Sprintf("v%d-%d", i, rng.Uint32())}
+		if rng.IntN(10) == 0 {
+			r = kv{key: k, tombstone: true}
+		}
+		md.put(t, l, ts+int64(i)*step, r)
+	}
+}
+
+// TestLogCleanReaders: a view taken before a round reads the same bytes
+// after the swap, and readers going over the log while rounds and appends
+// run always see whole batches in offset order, every key's value at most
+// once per pass and the keys written once always.
+func TestLogCleanReaders(t *testing.T) {
+	cfg := compactLog(t)
+	cfg.SegmentBytes = 2 << 10
+	l := openTestLog(t, cfg, false)
+	md := newModel()
+	now := time.Now()
+	for i := range 5 {
+		md.put(t, l, now.UnixMilli(), kv{key: fmt.Sprintf("anchor-%d", i), value: "stays"})
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	fillKeys(t, l, md, rng, 600, 30, now.UnixMilli(), 0)
+
+	v, err := l.Read(0, 1<<20)
+	require.NoError(t, err)
+	want := append([]byte(nil), v.Data...)
+	res, err := l.Clean(now, NewKeyMap(0), true)
+	require.NoError(t, err)
+	require.True(t, res.Cleaned)
+	require.Less(t, res.BytesWritten, res.BytesRead)
+	require.Equal(t, want, v.Data, "the view keeps its mapping")
+	v.Release()
+	md.check(t, l)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 2 {
+		// A pass over the log after every append, while rounds run.
+		bell := make(chan struct{}, 1)
+		l.Watch(bell)
+		t.Cleanup(func() { l.Unwatch(bell) })
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				select {
+				case <-bell:
+				case <-ctx.Done():
+					return
+				}
+				seen := map[string]bool{}
+				last := int64(-1)
+				for off := int64(0); ctx.Err() == nil; {
+					v, err := l.Read(off, 4<<10)
+					if !assert.NoError(t, err) {
+						return
+					}
+					if len(v.Data) == 0 {
+						v.Release()
+						break
+					}
+					var it batch.Iter
+					it.Reset(v.Data, off)
+					var r batch.Record
+					for it.Next(&r) {
+						if !assert.Greater(t, r.Offset, last) {
+							return
+						}
+						last = r.Offset
+						if strings.HasPrefix(string(r.Key), "anchor-") {
+							assert.False(t, seen[string(r.Key)], "anchor read twice")
+							seen[string(r.Key)] = true
+						}
+					}
+					if !assert.NoError(t, it.Err()) {
+						return
+					}
+					off = it.Offset()
+					v.Release()
+				}
+				if ctx.Err() == nil {
+					assert.Len(t, seen, 5, "every anchor read in a pass")
+				}
+			}
+		})
+	}
+	for round := range 6 {
+		fillKeys(t, l, md, rng, 50, 30, now.UnixMilli(), 0)
+		_, err := l.Clean(now.Add(time.Duration(round)*time.Minute), NewKeyMap(0), true)
+		require.NoError(t, err)
+	}
+	cancel()
+	wg.Wait()
+	md.check(t, l)
+}
+
+// TestLogCleanRacesRetention: a round whose segments DeleteRecords deleted
+// while it rewrote them is dropped, leaving no files behind, and the next
+// round works.
+func TestLogCleanRacesRetention(t *testing.T) {
+	cfg := compactLog(t)
+	cfg.SegmentBytes = 1 << 10
+	var l *Log
+	var armed, fired atomic.Bool
+	var deleteBefore int64
+	inCleanDir := string(filepath.Separator) + cleanDir + string(filepath.Separator)
+	cfg.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
+		if op == errorfs.OpOpen && strings.Contains(path, inCleanDir) && armed.Load() && fired.CompareAndSwap(false, true) {
+			// The round creates its first new segment: delete under it.
+			_, err := l.DeleteRecords(deleteBefore)
+			require.NoError(t, err)
+		}
+		return nil
+	}))
+	l = openTestLog(t, cfg, false)
+	md := newModel()
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(5, 6))
+	fillKeys(t, l, md, rng, 300, 20, now.UnixMilli(), 0)
+	forceRoll(t, l)
+	segs := l.Segments()
+	require.Greater(t, len(segs), 4)
+	deleteBefore = segs[2].Base
+	want := readAll(t, l, deleteBefore)
+
+	armed.Store(true)
+	res, err := l.Clean(now, NewKeyMap(0), true)
+	require.NoError(t, err)
+	require.True(t, fired.Load())
+	require.False(t, res.Cleaned, "the round is dropped")
+	require.Equal(t, deleteBefore, l.StartOffset())
+	require.NoDirExists(t, filepath.Join(cfg.Dir, cleanDir))
+	require.NoFileExists(t, filepath.Join(cfg.Dir, swapFile))
+	require.Equal(t, want, readAll(t, l, deleteBefore), "nothing cleaned")
+
+	res, err = l.Clean(now, NewKeyMap(0), true)
+	require.NoError(t, err)
+	require.True(t, res.Cleaned)
+	require.Equal(t, deleteBefore, l.StartOffset(), "cleaning does not move the start")
+	md.dropBelow(deleteBefore)
+	md.check(t, l)
+	require.NoError(t, l.Close(true))
+	cfg.FS = nil
+	md.check(t, openTestLog(t, cfg, true))
+}
+
+// dropBelow forgets the keys whose latest record is below start (deleted
+// by DeleteRecords).
+func (m *model) dropBelow(start int64) {
+	for k, off := range m.offs {
+		if off < start {
+			delete(m.offs, k)
+			delete(m.vals, k)
+		}
+	}
+}
+
+// TestLogCleanConcurrentDeleteRecords: rounds, appends and DeleteRecords
+// running together: no round fails (one that lost its segments is
+// dropped), and the log ends as the model says.
+func TestLogCleanConcurrentDeleteRecords(t *testing.T) {
+	cfg := compactLog(t)
+	cfg.SegmentBytes = 1 << 10
+	l := openTestLog(t, cfg, false)
+	md := newModel()
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(11, 12))
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	bell := make(chan struct{}, 1)
+	l.Watch(bell)
+	defer l.Unwatch(bell)
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			select {
+			case <-bell:
+			case <-ctx.Done():
+				return
+			}
+			// Up to a few records behind the end, a step at each append.
+			to := max(l.StartOffset(), l.HighWatermark()-40)
+			if _, err := l.DeleteRecords(min(l.StartOffset()+3, to)); !assert.NoError(t, err) {
+				return
+			}
+		}
+	})
+	for round := range 20 {
+		fillKeys(t, l, md, rng, 60, 200, now.UnixMilli(), 0)
+		_, err := l.Clean(now.Add(time.Duration(round)*time.Millisecond), NewKeyMap(0), true)
+		require.NoError(t, err)
+	}
+	cancel()
+	wg.Wait()
+	_, err := l.Clean(now.Add(time.Second), NewKeyMap(0), true)
+	require.NoError(t, err)
+	md.dropBelow(l.StartOffset())
+	md.check(t, l)
+	require.NoDirExists(t, filepath.Join(cfg.Dir, cleanDir))
+}
+
+// TestLogCleanOffsetForTime: over a cleaned log a lookup by time finds the
+// first surviving record at or after the time.
+func TestLogCleanOffsetForTime(t *testing.T) {
+	cfg := compactLog(t)
+	cfg.SegmentBytes = 1 << 10
+	l := openTestLog(t, cfg, false)
+	md := newModel()
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	fillKeys(t, l, md, rand.New(rand.NewPCG(7, 8)), 400, 25, base, 10)
+	forceRoll(t, l)
+	_, err := l.Clean(time.Now(), NewKeyMap(0), true)
+	require.NoError(t, err)
+	recs := readAll(t, l, 0)
+	require.Less(t, len(recs), 100)
+	for ts := base - 5; ts <= base+400*10+5; ts += 5 {
+		want := int64(-1)
+		for _, r := range recs {
+			if r.Timestamp >= ts {
+				want = r.Offset
+				break
+			}
+		}
+		got, err := l.OffsetForTime(ts)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "time %d", ts-base)
+	}
+}
+
+// TestLogCleanFollower: a follower of the log's directory sees the
+// cleaned segments after Refresh and reads what the owner reads; one
+// opened after the round too.
+func TestLogCleanFollower(t *testing.T) {
+	cfg := compactLog(t)
+	cfg.SegmentBytes = 1 << 10
+	l := openTestLog(t, cfg, false)
+	md := newModel()
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(9, 10))
+	fillKeys(t, l, md, rng, 300, 20, now.UnixMilli(), 0)
+	fcfg := cfg
+	fcfg.Follow = true
+	f := openTestLog(t, fcfg, false)
+	md.check(t, f)
+
+	for round := range 3 {
+		res, err := l.Clean(now, NewKeyMap(0), true)
+		require.NoError(t, err)
+		require.True(t, res.Cleaned)
+		_, err = f.Refresh()
+		require.NoError(t, err)
+		require.Equal(t, l.Segments(), f.Segments(), "round %d", round)
+		require.Equal(t, readAll(t, l, 0), readAll(t, f, 0))
+		md.check(t, f)
+		fillKeys(t, l, md, rng, 100, 20, now.UnixMilli(), 0)
+		_, err = f.Refresh()
+		require.NoError(t, err)
+		md.check(t, f)
+	}
+	md.check(t, openTestLog(t, fcfg, false))
 }
