@@ -332,6 +332,14 @@ func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 	}
 	l.cleanMu.Unlock()
 
+	// A swap file an earlier round could not remove (its swap is done)
+	// goes first: left beside this round's files, the next Open would
+	// take them for that round's and finish its swap with them.
+	if _, err := l.cfg.FS.Lstat(filepath.Join(l.cfg.Dir, swapFile)); err == nil {
+		if err := l.endSwap(); err != nil {
+			return res, fmt.Errorf("clean %s: %w", l.cfg.Dir, err)
+		}
+	}
 	dir := filepath.Join(l.cfg.Dir, cleanDir)
 	if err := l.cfg.FS.RemoveAll(dir); err != nil {
 		return res, err
