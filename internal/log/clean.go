@@ -395,7 +395,7 @@ func (l *Log) Clean(now time.Time, m *KeyMap, force bool) (CleanResult, error) {
 	}
 	res.End = mapEnd
 	if err := l.swap(segs, groups, mapEnd, nowMS); err != nil {
-		if l.cleanRaced(err) {
+		if errors.Is(err, errCleanRaced) {
 			_ = l.cfg.FS.RemoveAll(dir)
 			return CleanResult{}, nil
 		}

@@ -636,7 +636,6 @@ func TestLogCleanTransactions(t *testing.T) {
 	forceRoll(t, l)
 	plain("p7", "g")
 	before = committedRecords(t, l)
-	tail = nil
 	firstOpen = l.HighWatermark()
 	markers = append(markers, m9)
 	res, err = l.Clean(time.Now(), NewKeyMap(0), true)
