@@ -293,6 +293,9 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 	l.mu.Unlock()
 
 	st, err := l.cleanStateOf(segs, start, now)
+	if err != nil && l.cleanRaced(err) {
+		return res, nil
+	}
 	if err != nil || (!force && !st.Due(set.MinCleanableRatio)) || st.DirtyBytes == 0 {
 		return res, err
 	}
@@ -329,6 +332,9 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 		return true, ignoreCorrupt(it.Err())
 	})
 	if err != nil {
+		if l.cleanRaced(err) {
+			return CleanResult{}, nil
+		}
 		return res, err
 	}
 	// Segments past the map's reach are left alone.
@@ -358,6 +364,14 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 	}
 	l.cleanMu.Unlock()
 
+	// A swap file an earlier round could not remove (its swap is done)
+	// goes first: left beside this round's files, the next Open would
+	// take them for that round's and finish its swap with them.
+	if _, err := l.cfg.FS.Lstat(filepath.Join(l.cfg.Dir, swapFile)); err == nil {
+		if err := l.endSwap(); err != nil {
+			return res, fmt.Errorf("clean %s: %w", l.cfg.Dir, err)
+		}
+	}
 	dir := filepath.Join(l.cfg.Dir, cleanDir)
 	if err := l.cfg.FS.RemoveAll(dir); err != nil {
 		return res, err
@@ -367,6 +381,9 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 	}
 	fail := func(err error) (CleanResult, error) {
 		_ = l.cfg.FS.RemoveAll(dir)
+		if l.cleanRaced(err) {
+			return CleanResult{}, nil
+		}
 		return CleanResult{}, fmt.Errorf("clean %s: %w", l.cfg.Dir, err)
 	}
 	horizon := now.Add(set.DeleteRetention).UnixMilli()
@@ -426,6 +443,14 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 // errCleanRaced says the segments a round rewrote changed meanwhile
 // (retention or DeleteRecords deleted some): the round is dropped.
 var errCleanRaced = errors.New("segments changed during the round")
+
+// cleanRaced reports whether err says that retention or DeleteRecords
+// deleted segments of the round while it ran: then the round is dropped,
+// not failed (the next one starts from the new log start). A segment read
+// while the log closes is an error.
+func (l *Log) cleanRaced(err error) bool {
+	return errors.Is(err, errCleanRaced) || errors.Is(err, segment.ErrClosed) && !l.isClosed()
+}
 
 // cleanBatch decides what of b a round keeps, and returns it (aliasing b or
 // *buf), or nil if nothing of it stays.
