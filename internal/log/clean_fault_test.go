@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -152,7 +153,7 @@ func buildSweepCase(t *testing.T, txn bool) *sweepCase {
 	// The round without faults: what every completed round must give.
 	ref := c.open(t, nil)
 	c.old = c.committedView(t, ref)
-	res, err := ref.Clean(now, NewKeyMap(0), true)
+	res, err := ref.Clean(context.Background(), now, NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	require.Greater(t, len(ref.Segments()), 2, "several groups")
@@ -298,7 +299,7 @@ func (c *sweepCase) afterFault(t *testing.T, dir, what string) (swapPending bool
 	md := &model{vals: maps(c.model.vals), offs: maps(c.model.offs)}
 	fillKeys(t, l, md, rand.New(rand.NewPCG(1, 1)), 10, 15, c.now.UnixMilli(), 0)
 	forceRoll(t, l)
-	res, err := l.Clean(c.now, NewKeyMap(0), true)
+	res, err := l.Clean(context.Background(), c.now, NewKeyMap(0), true)
 	require.NoError(t, err, what)
 	require.True(t, res.Cleaned, what)
 	c.checkLatest(t, l, md)
@@ -345,7 +346,7 @@ func cleanFaultSweep(t *testing.T, c *sweepCase) {
 			l := c.open(t, errorfs.Wrap(noSyncFS{vfs.Default}, faults))
 			dir := l.Dir()
 			faults.armed.Store(true)
-			res, err := l.Clean(c.now, NewKeyMap(0), true)
+			res, err := l.Clean(context.Background(), c.now, NewKeyMap(0), true)
 			faults.armed.Store(false)
 			done := faults.calls.Load() <= k
 			if done {
@@ -412,7 +413,7 @@ func TestLogCleanStaleSwapFile(t *testing.T) {
 	}
 	fill(60)
 	phase.Store(1)
-	res, err := l.Clean(now, NewKeyMap(0), true)
+	res, err := l.Clean(context.Background(), now, NewKeyMap(0), true)
 	require.NoError(t, err, "a swap file left behind is only logged")
 	require.True(t, res.Cleaned)
 	require.Zero(t, phase.Load(), "the fault was met")
@@ -426,7 +427,7 @@ func TestLogCleanStaleSwapFile(t *testing.T) {
 	require.NoError(t, l.Reconfigure(set))
 	old := readAll(t, l, 0)
 	phase.Store(2)
-	_, err = l.Clean(now, NewKeyMap(0), true)
+	_, err = l.Clean(context.Background(), now, NewKeyMap(0), true)
 	require.Error(t, err)
 	require.True(t, crashed.Load())
 	l.Abandon()
@@ -435,7 +436,7 @@ func TestLogCleanStaleSwapFile(t *testing.T) {
 	l = openTestLog(t, cfg, false)
 	require.Equal(t, old, readAll(t, l, 0), "the uncommitted round left nothing")
 	md.check(t, l)
-	res, err = l.Clean(now, NewKeyMap(0), true)
+	res, err = l.Clean(context.Background(), now, NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	md.check(t, l)

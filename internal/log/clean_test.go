@@ -260,7 +260,7 @@ func TestLogCleanPartialMap(t *testing.T) {
 	before := readAll(t, l, firstB)
 
 	tiny := &KeyMap{maxSlots: 8} // seven keys
-	res, err := l.Clean(now, tiny, true)
+	res, err := l.Clean(context.Background(), now, tiny, true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	require.Equal(t, firstB, res.End, "the map ends at the first key it cannot hold")
@@ -271,7 +271,7 @@ func TestLogCleanPartialMap(t *testing.T) {
 	require.Equal(t, firstB, st.FirstDirty)
 	require.Positive(t, st.DirtyBytes)
 
-	res, err = l.Clean(now, tiny, true)
+	res, err = l.Clean(context.Background(), now, tiny, true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	require.Equal(t, l.Segments()[len(l.Segments())-1].Base, res.End, "the second round reaches the bound")
@@ -285,7 +285,7 @@ func TestLogCleanPartialMap(t *testing.T) {
 	st, err = l.CleanState(now)
 	require.NoError(t, err)
 	require.Zero(t, st.DirtyBytes)
-	res, err = l.Clean(now, tiny, true)
+	res, err = l.Clean(context.Background(), now, tiny, true)
 	require.NoError(t, err)
 	require.False(t, res.Cleaned, "nothing dirty: no round")
 }
@@ -302,7 +302,7 @@ func TestLogCleanNotCompacted(t *testing.T) {
 	}
 	forceRoll(t, l)
 	segs := l.Segments()
-	res, err := l.Clean(time.Now(), NewKeyMap(0), true)
+	res, err := l.Clean(context.Background(), time.Now(), NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.Equal(t, CleanResult{}, res)
 	require.Equal(t, segs, l.Segments())
@@ -313,7 +313,7 @@ func TestLogCleanNotCompacted(t *testing.T) {
 	require.NoError(t, l.Close(true))
 	cfg.Compact, cfg.ReadOnly = true, true
 	ro := openTestLog(t, cfg, true)
-	res, err = ro.Clean(time.Now(), NewKeyMap(0), true)
+	res, err = ro.Clean(context.Background(), time.Now(), NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.False(t, res.Cleaned)
 	require.Len(t, readAll(t, ro, 0), 300)
@@ -351,7 +351,7 @@ func TestLogCleanCompactionLags(t *testing.T) {
 	require.False(t, st.Overdue)
 	youngRecs := readAll(t, l, youngBase)
 
-	res, err := l.Clean(now, NewKeyMap(0), false)
+	res, err := l.Clean(context.Background(), now, NewKeyMap(0), false)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	require.Equal(t, youngBase, res.End)
@@ -365,7 +365,7 @@ func TestLogCleanCompactionLags(t *testing.T) {
 	require.Equal(t, l.Segments()[len(l.Segments())-1].Base, st.Bound)
 	require.Positive(t, st.CleanBytes)
 	require.InDelta(t, float64(st.DirtyBytes)/float64(st.DirtyBytes+st.CleanBytes), st.Ratio, 1e-9)
-	res, err = l.Clean(now.Add(2*time.Hour), NewKeyMap(0), true)
+	res, err = l.Clean(context.Background(), now.Add(2*time.Hour), NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	md.check(t, l)
@@ -385,7 +385,7 @@ func TestLogCleanCompactionLags(t *testing.T) {
 	require.Less(t, st.Ratio, 0.99)
 	require.False(t, st.Overdue)
 	require.False(t, st.Due(0.99))
-	res, err = l.Clean(now, NewKeyMap(0), false)
+	res, err = l.Clean(context.Background(), now, NewKeyMap(0), false)
 	require.NoError(t, err)
 	require.False(t, res.Cleaned, "not due")
 
@@ -399,7 +399,7 @@ func TestLogCleanCompactionLags(t *testing.T) {
 	st2, err := l.CleanState(time.UnixMilli(old).Add(30 * time.Minute))
 	require.NoError(t, err)
 	require.False(t, st2.Overdue, "not yet past the lag")
-	res, err = l.Clean(now, NewKeyMap(0), false)
+	res, err = l.Clean(context.Background(), now, NewKeyMap(0), false)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned, "overdue")
 	md.check(t, l)
@@ -617,7 +617,7 @@ func TestLogCleanTransactions(t *testing.T) {
 	st, err := l.CleanState(time.Now())
 	require.NoError(t, err)
 	require.LessOrEqual(t, st.Bound, firstOpen)
-	res, err := l.Clean(time.Now(), NewKeyMap(0), true)
+	res, err := l.Clean(context.Background(), time.Now(), NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	require.LessOrEqual(t, res.End, firstOpen)
@@ -638,7 +638,7 @@ func TestLogCleanTransactions(t *testing.T) {
 	before = committedRecords(t, l)
 	firstOpen = l.HighWatermark()
 	markers = append(markers, m9)
-	res, err = l.Clean(time.Now(), NewKeyMap(0), true)
+	res, err = l.Clean(context.Background(), time.Now(), NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	require.Greater(t, res.End, l.Segments()[0].Next)
@@ -664,7 +664,7 @@ func TestLogCleanKeepsProducerSequence(t *testing.T) {
 	_, err := l.Append(keyed(time.Now().UnixMilli(), kv{key: "tail", value: "t"}))
 	require.NoError(t, err)
 
-	res, err := l.Clean(time.Now(), NewKeyMap(0), true)
+	res, err := l.Clean(context.Background(), time.Now(), NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	check := func(l *Log) {
@@ -710,7 +710,7 @@ func TestLogCleanKeepsProducerSequence(t *testing.T) {
 	forceRoll(t, l)
 	_, err = l.Append(keyed(time.Now().UnixMilli(), kv{key: "tail", value: "t2"}))
 	require.NoError(t, err)
-	_, err = l.Clean(time.Now(), NewKeyMap(0), true)
+	_, err = l.Clean(context.Background(), time.Now(), NewKeyMap(0), true)
 	require.NoError(t, err)
 	for _, b := range headers(t, l) {
 		require.NotEqual(t, int64(2), b.BaseOffset(), "no longer producer 1's last")
@@ -750,7 +750,7 @@ func TestLogCleanReaders(t *testing.T) {
 	v, err := l.Read(0, 1<<20)
 	require.NoError(t, err)
 	want := append([]byte(nil), v.Data...)
-	res, err := l.Clean(now, NewKeyMap(0), true)
+	res, err := l.Clean(context.Background(), now, NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	require.Less(t, res.BytesWritten, res.BytesRead)
@@ -810,7 +810,7 @@ func TestLogCleanReaders(t *testing.T) {
 	}
 	for round := range 6 {
 		fillKeys(t, l, md, rng, 50, 30, now.UnixMilli(), 0)
-		_, err := l.Clean(now.Add(time.Duration(round)*time.Minute), NewKeyMap(0), true)
+		_, err := l.Clean(context.Background(), now.Add(time.Duration(round)*time.Minute), NewKeyMap(0), true)
 		require.NoError(t, err)
 	}
 	cancel()
@@ -848,7 +848,7 @@ func TestLogCleanRacesRetention(t *testing.T) {
 	want := readAll(t, l, deleteBefore)
 
 	armed.Store(true)
-	res, err := l.Clean(now, NewKeyMap(0), true)
+	res, err := l.Clean(context.Background(), now, NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, fired.Load())
 	require.False(t, res.Cleaned, "the round is dropped")
@@ -857,7 +857,7 @@ func TestLogCleanRacesRetention(t *testing.T) {
 	require.NoFileExists(t, filepath.Join(cfg.Dir, swapFile))
 	require.Equal(t, want, readAll(t, l, deleteBefore), "nothing cleaned")
 
-	res, err = l.Clean(now, NewKeyMap(0), true)
+	res, err = l.Clean(context.Background(), now, NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	require.Equal(t, deleteBefore, l.StartOffset(), "cleaning does not move the start")
@@ -910,12 +910,12 @@ func TestLogCleanConcurrentDeleteRecords(t *testing.T) {
 	})
 	for round := range 20 {
 		fillKeys(t, l, md, rng, 60, 200, now.UnixMilli(), 0)
-		_, err := l.Clean(now.Add(time.Duration(round)*time.Millisecond), NewKeyMap(0), true)
+		_, err := l.Clean(context.Background(), now.Add(time.Duration(round)*time.Millisecond), NewKeyMap(0), true)
 		require.NoError(t, err)
 	}
 	cancel()
 	wg.Wait()
-	_, err := l.Clean(now.Add(time.Second), NewKeyMap(0), true)
+	_, err := l.Clean(context.Background(), now.Add(time.Second), NewKeyMap(0), true)
 	require.NoError(t, err)
 	md.dropBelow(l.StartOffset())
 	md.check(t, l)
@@ -932,7 +932,7 @@ func TestLogCleanOffsetForTime(t *testing.T) {
 	base := time.Now().Add(-time.Hour).UnixMilli()
 	fillKeys(t, l, md, rand.New(rand.NewPCG(7, 8)), 400, 25, base, 10)
 	forceRoll(t, l)
-	_, err := l.Clean(time.Now(), NewKeyMap(0), true)
+	_, err := l.Clean(context.Background(), time.Now(), NewKeyMap(0), true)
 	require.NoError(t, err)
 	recs := readAll(t, l, 0)
 	require.Less(t, len(recs), 100)
@@ -967,7 +967,7 @@ func TestLogCleanFollower(t *testing.T) {
 	md.check(t, f)
 
 	for round := range 3 {
-		res, err := l.Clean(now, NewKeyMap(0), true)
+		res, err := l.Clean(context.Background(), now, NewKeyMap(0), true)
 		require.NoError(t, err)
 		require.True(t, res.Cleaned)
 		_, err = f.Refresh()
