@@ -43,8 +43,12 @@ import (
 //     the map has no later offset for its key; a record without a key
 //     goes; a tombstone (null value) stays until its batch's delete horizon
 //     (set to the round's time + DeleteRetention by the first round that
-//     keeps it) has passed. Records of aborted transactions go. Control
-//     batches (transaction markers) stay. A batch keeps its base offset and
+//     keeps it) has passed. Records of aborted transactions go. A
+//     transaction marker stays while its transaction has records in the
+//     round's input; once none is left it is spent, gets a delete horizon
+//     as a tombstone does, and goes after it (an ABORT marker with its
+//     aborted transaction's index entry), unless it follows the last data
+//     batch of a producer the log still remembers. A batch keeps its base offset and
 //     offset span (batch.Filter); one emptied goes, unless it is the last
 //     batch of an idempotent producer the log still remembers, whose
 //     sequence it carries: that one stays as an empty header.
@@ -386,10 +390,10 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 		}
 		return CleanResult{}, fmt.Errorf("clean %s: %w", l.cfg.Dir, err)
 	}
-	horizon := now.Add(set.DeleteRetention).UnixMilli()
 	nowMS := now.UnixMilli()
 	filter.Reset(slices.Clone(aborted))
-	var buf []byte
+	rd := &cleanRound{filter: &filter, keys: m, mapEnd: mapEnd, horizon: now.Add(set.DeleteRetention).UnixMilli(),
+		now: nowMS, lastBatch: lastBatch, res: &res, txnSeen: map[int64]bool{}, droppedAborts: map[int64]bool{}}
 	for gi := range groups {
 		g := &groups[gi]
 		out, err := l.newCleanSegment(dir, g.base)
@@ -398,7 +402,7 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 		}
 		err = walkBatches(ctx, segs[g.first:g.last+1], start, func(b batch.Batch) (bool, error) {
 			res.BytesRead += int64(len(b))
-			keep, err := l.cleanBatch(b, &buf, &filter, m, mapEnd, horizon, nowMS, lastBatch, &res)
+			keep, err := rd.batch(b)
 			if err != nil || keep == nil {
 				return err == nil, err
 			}
@@ -410,7 +414,7 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 			err = out.Seal()
 		}
 		if err == nil {
-			g.txnIndex, err = l.writeCleanTxnIndex(dir, g.base, g.end)
+			g.txnIndex, err = l.writeCleanTxnIndex(dir, g.base, g.end, rd.droppedAborts)
 		}
 		if cerr := out.Close(false); err == nil {
 			err = cerr
@@ -426,7 +430,7 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 		}
 	}
 	res.End = mapEnd
-	if err := l.swap(segs, groups, mapEnd, nowMS); err != nil {
+	if err := l.swap(segs, groups, mapEnd, nowMS, rd.droppedAborts); err != nil {
 		if errors.Is(err, errCleanRaced) {
 			_ = l.cfg.FS.RemoveAll(dir)
 			return CleanResult{}, nil
@@ -452,43 +456,62 @@ func (l *Log) cleanRaced(err error) bool {
 	return errors.Is(err, errCleanRaced) || errors.Is(err, segment.ErrClosed) && !l.isClosed()
 }
 
-// cleanBatch decides what of b a round keeps, and returns it (aliasing b or
-// *buf), or nil if nothing of it stays.
-func (l *Log) cleanBatch(b batch.Batch, buf *[]byte, filter *batch.AbortFilter, m *KeyMap, mapEnd, horizon, now int64, lastBatch map[int64]int64, res *CleanResult) (batch.Batch, error) {
+// cleanRound is a round's rewrite state, batch by batch in offset order.
+type cleanRound struct {
+	filter    *batch.AbortFilter
+	keys      *KeyMap
+	mapEnd    int64           // records at or past it are beyond the map: kept as they are
+	horizon   int64           // the delete horizon a batch gets when first kept with a tombstone (ms)
+	now       int64           // the round's time (ms)
+	lastBatch map[int64]int64 // active producer → base of its last data batch
+	res       *CleanResult
+	buf       []byte
+
+	// Transaction markers (Kafka's rule): txnSeen says a data batch of
+	// the producer's transaction was met in this round's input since its
+	// last marker; droppedAborts are the offsets of the ABORT markers the
+	// round removes, whose aborted transactions go from the indexes.
+	txnSeen       map[int64]bool
+	droppedAborts map[int64]bool
+}
+
+// batch decides what of b the round keeps, and returns it (aliasing b or
+// the round's buffer), or nil if nothing of it stays.
+func (rd *cleanRound) batch(b batch.Batch) (batch.Batch, error) {
+	pid := b.ProducerID()
 	carrier := false
-	if pid := b.ProducerID(); pid >= 0 {
-		base, ok := lastBatch[pid]
+	if pid >= 0 {
+		base, ok := rd.lastBatch[pid]
 		carrier = ok && base == b.BaseOffset()
 	}
-	abortedData := filter.Skip(b) && !b.IsControl()
+	abortedData := rd.filter.Skip(b) && !b.IsControl()
 	if b.IsControl() {
-		return b, nil
+		return rd.marker(b)
+	}
+	if b.IsTransactional() {
+		rd.txnSeen[pid] = true
 	}
 	if abortedData || b.NumRecords() == 0 {
-		res.Removed += int64(b.NumRecords())
+		rd.res.Removed += int64(b.NumRecords())
 		if carrier {
-			*buf = batch.EmptyBatch((*buf)[:0], b)
-			return *buf, nil
+			rd.buf = batch.EmptyBatch(rd.buf[:0], b)
+			return rd.buf, nil
 		}
 		return nil, nil
 	}
 	expired := false
-	if h, ok := b.DeleteHorizon(); ok && h <= now {
+	if h, ok := b.DeleteHorizon(); ok && h <= rd.now {
 		expired = true
 	}
 	tombstones := false
-	setHorizon := int64(-1)
-	if b.LastOffset() < mapEnd {
-		setHorizon = horizon
-	}
 	keep := func(r *batch.FilterRecord) bool {
-		if r.Offset >= mapEnd {
+		if r.Offset >= rd.mapEnd {
 			return true
 		}
 		if r.Key == nil {
 			return false
 		}
-		if latest := m.Get(r.Key); latest > r.Offset {
+		if latest := rd.keys.Get(r.Key); latest > r.Offset {
 			return false
 		}
 		if r.Tombstone {
@@ -500,34 +523,63 @@ func (l *Log) cleanBatch(b batch.Batch, buf *[]byte, filter *batch.AbortFilter, 
 		return true
 	}
 	// A horizon only for a batch that keeps a tombstone: decide first.
-	out, kept, changed, err := batch.Filter((*buf)[:0], b, -1, keep)
+	out, kept, changed, err := batch.Filter(rd.buf[:0], b, -1, keep)
 	if err != nil {
 		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrUnsupported) {
 			return b, nil // not ours to judge: copied as it is
 		}
 		return nil, err
 	}
-	res.Removed += int64(int(b.NumRecords()) - kept)
-	if kept > 0 && tombstones && setHorizon >= 0 {
-		if _, has := b.DeleteHorizon(); !has {
-			out, _, _, err = batch.Filter((*buf)[:0], b, setHorizon, keep)
-			if err != nil {
-				return nil, err
-			}
-			changed = true
+	rd.res.Removed += int64(int(b.NumRecords()) - kept)
+	if _, has := b.DeleteHorizon(); kept > 0 && tombstones && !has && b.LastOffset() < rd.mapEnd {
+		if out, _, _, err = batch.Filter(rd.buf[:0], b, rd.horizon, keep); err != nil {
+			return nil, err
 		}
+		changed = true
 	}
 	switch {
 	case kept == 0 && carrier:
-		*buf = batch.EmptyBatch((*buf)[:0], b)
-		return *buf, nil
+		rd.buf = batch.EmptyBatch(rd.buf[:0], b)
+		return rd.buf, nil
 	case kept == 0:
 		return nil, nil
 	case !changed:
 		return b, nil
 	}
-	*buf = out
+	rd.buf = out
 	return out, nil
+}
+
+// marker decides the fate of a transaction marker, as Kafka's cleaner
+// does: a marker whose transaction still has data in the round's input is
+// kept; one whose data is all gone is spent: it gets a delete horizon, and
+// a round past the horizon removes it (and, for an ABORT marker, its
+// aborted transaction's index entry). A marker after an active producer's
+// last data batch stays, as does one beyond the round's map.
+func (rd *cleanRound) marker(b batch.Batch) (batch.Batch, error) {
+	pid := b.ProducerID()
+	seen := rd.txnSeen[pid]
+	delete(rd.txnSeen, pid)
+	last, active := rd.lastBatch[pid]
+	if seen || b.LastOffset() >= rd.mapEnd || active && b.BaseOffset() > last {
+		return b, nil
+	}
+	h, has := b.DeleteHorizon()
+	switch {
+	case !has:
+		out, _, _, err := batch.Filter(rd.buf[:0], b, rd.horizon, nil)
+		if err != nil {
+			return b, nil // a marker that does not decode is copied as it is
+		}
+		rd.buf = out
+		return out, nil
+	case h > rd.now:
+		return b, nil
+	}
+	if typ, err := b.ControlType(); err == nil && typ == batch.ControlAbort {
+		rd.droppedAborts[b.BaseOffset()] = true
+	}
+	return nil, nil
 }
 
 // ignoreCorrupt drops a decoding error: a batch whose records do not
@@ -592,10 +644,10 @@ func (l *Log) newCleanSegment(dir string, base int64) (*segment.Segment, error) 
 }
 
 // writeCleanTxnIndex writes, in dir, the aborted transaction index of a new
-// segment covering [base, end): its markers stay, so its entries are the
-// old segments'. It reports whether there is one.
-func (l *Log) writeCleanTxnIndex(dir string, base, end int64) (bool, error) {
-	data := l.txnIndexBytes(base, end)
+// segment covering [base, end): the old segments' entries but those whose
+// ABORT marker the round removed. It reports whether there is one.
+func (l *Log) writeCleanTxnIndex(dir string, base, end int64, dropped map[int64]bool) (bool, error) {
+	data := l.txnIndexBytes(base, end, dropped)
 	if len(data) == 0 {
 		return false, nil
 	}
@@ -612,7 +664,7 @@ func (l *Log) writeCleanTxnIndex(dir string, base, end int64) (bool, error) {
 
 // swap commits a round (see above): the checkpoint, the swap file, then the
 // files and the segment list. segs is the list the round read.
-func (l *Log) swap(segs []*segment.Segment, groups []cleanGroup, firstDirty, now int64) error {
+func (l *Log) swap(segs []*segment.Segment, groups []cleanGroup, firstDirty, now int64, droppedAborts map[int64]bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writableLocked(); err != nil {
@@ -662,6 +714,12 @@ func (l *Log) swap(segs []*segment.Segment, groups []cleanGroup, firstDirty, now
 		l.bytes += g.size
 	}
 	l.cfg.Stats.SegmentsDeleted.Add(int64(last + 1 - len(groups)))
+	if len(droppedAborts) > 0 {
+		// Their records went in earlier rounds, their markers now.
+		l.abortMu.Lock()
+		l.aborted.entries = slices.DeleteFunc(l.aborted.entries, func(e AbortedTxnEntry) bool { return droppedAborts[e.LastOffset] })
+		l.abortMu.Unlock()
+	}
 	if err := l.writeCheckpoint(l.sparse.Load(), firstDirty, now); err != nil {
 		l.cfg.Logger.Warn("stream: cannot store the cleaner checkpoint", "dir", l.cfg.Dir, "err", err)
 	}
@@ -878,13 +936,13 @@ func parseCheckpoint(data []byte) (sparse, firstDirty, lastRun int64, ok bool) {
 }
 
 // txnIndexBytes is the aborted transaction index of a segment covering
-// [base, next): the entries whose marker is in it.
-func (l *Log) txnIndexBytes(base, next int64) []byte {
+// [base, next): the entries whose marker is in it, but those left out.
+func (l *Log) txnIndexBytes(base, next int64, leftOut map[int64]bool) []byte {
 	l.abortMu.Lock()
 	defer l.abortMu.Unlock()
 	var buf []byte
 	for _, e := range l.aborted.entries {
-		if e.LastOffset >= base && e.LastOffset < next {
+		if e.LastOffset >= base && e.LastOffset < next && !leftOut[e.LastOffset] {
 			buf = binary.BigEndian.AppendUint16(buf, 0)
 			buf = binary.BigEndian.AppendUint64(buf, uint64(e.ProducerID))
 			buf = binary.BigEndian.AppendUint64(buf, uint64(e.FirstOffset))

@@ -528,7 +528,7 @@ func checkTxnIndexes(t *testing.T, l *Log) {
 	t.Helper()
 	segs := l.Segments()
 	for _, s := range segs[:len(segs)-1] {
-		want := l.txnIndexBytes(s.Base, s.Next)
+		want := l.txnIndexBytes(s.Base, s.Next, nil)
 		data, err := os.ReadFile(filepath.Join(l.Dir(), segment.FileName(s.Base, TxnIndexSuffix)))
 		if len(want) == 0 {
 			require.ErrorIs(t, err, os.ErrNotExist, "segment %d", s.Base)
@@ -981,4 +981,99 @@ func TestLogCleanFollower(t *testing.T) {
 		md.check(t, f)
 	}
 	md.check(t, openTestLog(t, fcfg, false))
+}
+
+// TestLogCleanRemovesSpentMarkers: Kafka's rule for transaction markers.
+// A marker stays while its transaction has data in a round's input; once
+// none is left it gets a delete horizon, and a round past the horizon
+// removes it, and with an ABORT marker its aborted transaction's entry.
+// The marker after an active producer's last data batch stays.
+func TestLogCleanRemovesSpentMarkers(t *testing.T) {
+	cfg := compactLog(t)
+	l := openTestLog(t, cfg, false)
+	t0 := time.Now()
+	plain := func(keys ...string) {
+		_, err := l.Append(keyed(t0.UnixMilli(), func() (out []kv) {
+			for _, k := range keys {
+				out = append(out, kv{key: k, value: "plain"})
+			}
+			return out
+		}()...))
+		require.NoError(t, err)
+	}
+	mustAppend(t, l, keyedProduced(5, 0, true, "t1", "a"))
+	commit1, err := l.EndTxn(5, 0, true, 0, true)
+	require.NoError(t, err)
+	mustAppend(t, l, keyedProduced(5, 1, true, "t2", "b"))
+	abort2, err := l.EndTxn(5, 0, false, 0, true)
+	require.NoError(t, err)
+	mustAppend(t, l, keyedProduced(5, 2, true, "t3", "c"))
+	commit3, err := l.EndTxn(5, 0, true, 0, true)
+	require.NoError(t, err)
+	plain("a", "c") // supersedes the committed records
+	forceRoll(t, l)
+	plain("x")
+
+	markers := func() (out []int64, horizons int) {
+		for _, b := range headers(t, l) {
+			if b.IsControl() {
+				out = append(out, b.BaseOffset())
+				if _, ok := b.DeleteHorizon(); ok {
+					horizons++
+				}
+			}
+		}
+		return out, horizons
+	}
+	round := func(at time.Time) {
+		t.Helper()
+		res, err := l.Clean(t.Context(), at, NewKeyMap(0), true)
+		require.NoError(t, err)
+		require.True(t, res.Cleaned)
+		checkTxnIndexes(t, l)
+		forceRoll(t, l) // new dirty bytes for the next round
+		plain("x")
+	}
+
+	round(t0) // the transactions' data is met, and removed: markers stay
+	got, horizons := markers()
+	require.Equal(t, []int64{commit1, abort2, commit3}, got)
+	require.Zero(t, horizons)
+	aborted, err := l.AbortedTxns(0, l.HighWatermark())
+	require.NoError(t, err)
+	require.Len(t, aborted, 1)
+
+	round(t0) // no data left: the spent markers get their horizon
+	got, horizons = markers()
+	require.Equal(t, []int64{commit1, abort2, commit3}, got)
+	require.Equal(t, 2, horizons, "the last marker of an active producer is not spent")
+
+	round(t0.Add(2 * time.Hour)) // past the horizon (DeleteRetention: 1h)
+	got, _ = markers()
+	require.Equal(t, []int64{commit3}, got)
+	aborted, err = l.AbortedTxns(0, l.HighWatermark())
+	require.NoError(t, err)
+	require.Empty(t, aborted)
+	require.Empty(t, committedRecordsWith(t, l, "t2-"), "no aborted record shows")
+
+	// Reopened after a crash, the same.
+	l.Abandon()
+	l = openTestLog(t, cfg, false)
+	got, _ = markers()
+	require.Equal(t, []int64{commit3}, got)
+	aborted, err = l.AbortedTxns(0, l.HighWatermark())
+	require.NoError(t, err)
+	require.Empty(t, aborted)
+}
+
+// committedRecordsWith returns the read_committed records whose value
+// holds s.
+func committedRecordsWith(t *testing.T, l *Log, s string) []string {
+	var out []string
+	for _, r := range committedRecords(t, l) {
+		if strings.Contains(r, s) {
+			out = append(out, r)
+		}
+	}
+	return out
 }

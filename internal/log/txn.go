@@ -538,7 +538,7 @@ func (l *Log) dropTxnIndexesLocked(bases []int64, start int64) error {
 // writeTxnIndex writes the aborted transaction index of the segment at
 // base, which holds offsets below next: its entries, or no file if none.
 func (l *Log) writeTxnIndex(base, next int64) error {
-	buf := l.txnIndexBytes(base, next)
+	buf := l.txnIndexBytes(base, next, nil)
 	if len(buf) == 0 {
 		return nil
 	}
