@@ -122,7 +122,8 @@ type Options struct {
 	// (log.cleaner.dedupe.buffer.size): 16 bytes a key, grown as a round
 	// meets keys, so a small topic takes little. A round that fills it
 	// cleans up to where it filled, and the next round goes on from there.
-	// Default 128 MiB, Kafka's: about 7.5 million keys a round.
+	// Default 128 MiB, Kafka's: about 3.8 million keys a round (the table doubles as it grows,
+	// old and new within the cap).
 	CleanerBufferBytes int64
 	// CleanerBackoff is how often the cleaner looks again at compacted
 	// partitions whose time-based settings (MinCompactionLag,
@@ -309,8 +310,8 @@ func Open(dir string, opts *Options) (*Broker, error) {
 			b.due.Want(o.Now()) // the first check, where a ticker would tick first
 		}
 		b.stop, b.done = make(chan struct{}), make(chan struct{})
+		b.startCleaner() // before background, whose retention may roll a segment and wake it
 		go b.background()
-		b.startCleaner()
 	}
 	return b, nil
 }

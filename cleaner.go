@@ -165,7 +165,11 @@ func (b *Broker) cleanPartition(ctx context.Context, p *log.Log, force bool) (lo
 // latest record of every key in its sealed segments, within the topic's
 // MinCompactionLag and below its last stable offset. The active segment is
 // never cleaned, as in Kafka. Tombstones stay DeleteRetention after the
-// first round that met them; a later round removes them.
+// first round that met them; a later round removes them. A round needs
+// something new to clean: a partition whose sealed segments were all
+// cleaned already is left as it is (expired tombstones and spent markers
+// go at the next round after more records were sealed), as Kafka's
+// cleaner does.
 //
 // It returns ErrInvalidConfig for a topic that is not compacted,
 // ErrTopicNotFound, ErrReadOnly on a read-only broker, ErrClosed after

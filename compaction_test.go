@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -34,7 +35,9 @@ func latestByKey(t *testing.T, b *Broker, topic string, partition int32) (map[st
 		require.NoError(t, err)
 		require.Greater(t, rec.Offset, last, "offsets ascend")
 		last = rec.Offset
-		vals[string(rec.Key)] = rec.Value
+		// Copies: a record's bytes are the log's, which a cleaning round
+		// may unmap once the reader has moved on.
+		vals[string(rec.Key)] = bytes.Clone(rec.Value)
 		offs[string(rec.Key)] = rec.Offset
 	}
 }

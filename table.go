@@ -106,13 +106,14 @@ type Table struct {
 	guard     bool // a follower's: record walks run under mmap.Guard
 	// mu guards the fields below. Get holds it for reading; the applier,
 	// WaitChange, snapshot and Close for writing.
-	mu      sync.RWMutex
-	m       map[string]TableEntry // live keys; a map key aliases its entry's Key (see own)
-	waits   map[string]*keyWait   // WaitChange waiters by key
-	snap    []TableEntry          // sorted by key, never modified: current when !stale && len(changed) == 0
-	changed []string              // keys set or deleted since snap was built
-	stale   bool                  // snap must be rebuilt from m whole
-	closed  bool                  // Close ran: m, snap are dropped
+	mu       sync.RWMutex
+	m        map[string]TableEntry // live keys; a map key aliases its entry's Key (see own)
+	waits    map[string]*keyWait   // WaitChange waiters by key
+	snap     []TableEntry          // sorted by key, never modified: current when !stale && len(changed) == 0 && !building
+	changed  []string              // keys set or deleted since snap was built
+	stale    bool                  // snap must be rebuilt from m whole
+	building bool                  // a snapshot is being built from changed: snap is not current
+	closed   bool                  // Close ran: m, snap are dropped
 
 	snapMu sync.Mutex            // one snapshot build at a time
 	moved  signal.Signal         // broadcast when a position moves and when the table stops
@@ -281,7 +282,7 @@ func prefixEnd(p []byte) []byte {
 // lock, O(changed)); merging them into the last one happens outside it.
 func (t *Table) snapshot() []TableEntry {
 	t.mu.RLock()
-	if !t.stale && len(t.changed) == 0 || t.closed {
+	if !t.stale && len(t.changed) == 0 && !t.building || t.closed {
 		s := t.snap
 		t.mu.RUnlock()
 		return s
@@ -311,7 +312,9 @@ func (t *Table) snapshot() []TableEntry {
 			}
 		}
 	}
-	t.changed, t.stale = nil, false
+	// Until the new snapshot is stored, the old one lacks changes Get
+	// shows: callers wait for this build (snapMu) rather than take it.
+	t.changed, t.stale, t.building = nil, false, true
 	t.mu.Unlock()
 
 	byKey := func(a, b TableEntry) int { return bytes.Compare(a.Key, b.Key) }
@@ -340,6 +343,7 @@ func (t *Table) snapshot() []TableEntry {
 	if !t.closed {
 		t.snap = s
 	}
+	t.building = false
 	t.mu.Unlock()
 	return s
 }
@@ -350,7 +354,9 @@ func (t *Table) snapshot() []TableEntry {
 // have, or -1 if you have none (the key was absent): WaitChange then
 // waits for the key to be set. It returns at once if the table already
 // differs from what you have. Changes between two calls are coalesced:
-// you see the latest, not each one. It does not poll: the applier rings
+// you see the latest, not each one. Changes are told apart by offset: a
+// key written in two partitions at the same offset is not seen to change
+// (keep a key in one partition). It does not poll: the applier rings
 // the key's waiters when it changes the key.
 //
 // It returns ctx's error; ErrClosed after Close; and the error that
@@ -630,7 +636,13 @@ func (a *applier) pull(p *tablePart) (bool, error) {
 				continue // no key, no row: Kafka Streams skips these too
 			}
 			if a.lr.Value == nil {
-				a.ops = append(a.ops, tableOp{key: a.lr.Key, del: true})
+				key := a.lr.Key
+				if t.guard {
+					// A follower's view may fault, and the pending ops
+					// are applied outside the guard then: no alias.
+					key = bytes.Clone(key)
+				}
+				a.ops = append(a.ops, tableOp{key: key, del: true})
 			} else {
 				a.ops = append(a.ops, tableOp{e: own(p.id, &a.lr)})
 			}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -686,4 +687,48 @@ func TestTableSkipsToLogStart(t *testing.T) {
 	require.NoError(t, tb.WaitCaughtUp(ctx))
 	require.Equal(t, []string{"k0", "k4", "k5"}, tableKeys(t, tb.All()))
 	require.NoError(t, tb.Err())
+}
+
+// Read-your-writes through iteration: after WaitApplied, Prefix must see
+// the value, even while another goroutine builds a snapshot.
+func TestTableIterationReadsYourWrites(t *testing.T) {
+	ctx := tctx(t)
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 1}))
+	var recs []*Record
+	for i := range 5000 {
+		recs = append(recs, tableRec("t", 0, fmt.Sprintf("a%06d", i), []byte("x")))
+	}
+	require.NoError(t, b.Publish(ctx, recs...))
+	tb := openTable(t, b, "t", nil)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			for range tb.All() {
+				break
+			}
+		}
+	}()
+	stale := 0
+	for i := range 200 {
+		r := tableRec("t", 0, "b", []byte(fmt.Sprint(i)))
+		require.NoError(t, b.Publish(ctx, r))
+		require.NoError(t, tb.WaitApplied(ctx, 0, r.Offset))
+		e, ok := tb.Get([]byte("b"))
+		require.True(t, ok)
+		require.Equal(t, fmt.Sprint(i), string(e.Value))
+		got := ""
+		for _, e := range tb.Prefix([]byte("b")) {
+			got = string(e.Value)
+		}
+		if got != fmt.Sprint(i) {
+			stale++
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	require.Zero(t, stale, "iterations that missed an applied write")
 }

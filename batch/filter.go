@@ -48,7 +48,8 @@ type FilterRecord struct {
 // horizon is set, it appends nothing and returns b itself, so the caller
 // copies the stored bytes as they are. If none is kept it appends nothing
 // and returns nil with kept 0 (see EmptyBatch). keep is not called for a
-// control batch, whose records are always kept.
+// control batch, whose records are always kept: Filter only sets its
+// delete horizon (keep may be nil then).
 func Filter(dst []byte, b Batch, horizon int64, keep func(*FilterRecord) bool) (out Batch, kept int, changed bool, err error) {
 	n := int(b.NumRecords())
 	if b.IsControl() {

@@ -129,12 +129,16 @@ type CleanState struct {
 	Bound      int64     // the first offset a round may not touch now
 	Overdue    bool      // a dirty record is older than MaxCompactionLag: due whatever the ratio
 	LastRun    time.Time // the last round's time; zero if none ran
+	// Uncleanable says a round met damaged batches: the log is not cleaned
+	// again until reopened (Kafka's uncleanable partition), so damage is
+	// never rewritten into a clean-looking gap.
+	Uncleanable bool
 }
 
 // Due reports whether a round should run now (Kafka's rule: some dirty
 // bytes past MaxCompactionLag, or a ratio above MinCleanableRatio).
 func (s CleanState) Due(minRatio float64) bool {
-	return s.DirtyBytes > 0 && (s.Overdue || s.Ratio > minRatio)
+	return !s.Uncleanable && s.DirtyBytes > 0 && (s.Overdue || s.Ratio > minRatio)
 }
 
 // CleanResult is what a round did.
@@ -174,7 +178,7 @@ func (l *Log) cleanStateOf(segs []*segment.Segment, start int64, now time.Time) 
 	if end := segs[len(segs)-1].Next(); firstDirty < start || firstDirty > end {
 		firstDirty = start
 	}
-	out := CleanState{FirstDirty: firstDirty}
+	out := CleanState{FirstDirty: firstDirty, Uncleanable: l.uncleanable.Load()}
 	if st.lastRun > 0 {
 		out.LastRun = time.UnixMilli(st.lastRun)
 	}
@@ -270,6 +274,9 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 	if !set.Compact || l.cfg.ReadOnly {
 		return res, nil
 	}
+	if l.uncleanable.Load() {
+		return res, fmt.Errorf("clean %s: %w: a round met damaged batches; not cleaned until reopened", l.cfg.Dir, batch.ErrCorrupt)
+	}
 	l.roundMu.Lock()
 	defer l.roundMu.Unlock()
 	l.mu.Lock()
@@ -307,16 +314,17 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 	for n < len(segs)-1 && segs[n].Next() <= st.Bound {
 		n++
 	}
-	aborted, err := l.AbortedTxns(start, st.Bound)
+	// The map, over the dirty part: its filter knows the transactions
+	// aborted from there on (one aborted before would stay switched on,
+	// its marker never met, and hide the producer's later records).
+	dirtyAborted, err := l.AbortedTxns(st.FirstDirty, st.Bound)
 	if err != nil {
 		return res, err
 	}
-
-	// The map, over the dirty part.
 	m.Reset()
 	mapEnd := st.Bound
 	var filter batch.AbortFilter
-	filter.Reset(slices.Clone(aborted))
+	filter.Reset(dirtyAborted)
 	err = walkBatches(ctx, segs[:n], st.FirstDirty, func(b batch.Batch) (bool, error) {
 		if filter.Skip(b) {
 			return true, nil // a marker, or an aborted transaction's records
@@ -339,7 +347,7 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 		if l.cleanRaced(err) {
 			return CleanResult{}, nil
 		}
-		return res, err
+		return res, l.noteDamage(err)
 	}
 	// Segments past the map's reach are left alone.
 	for n > 0 && segs[n-1].Base() >= mapEnd {
@@ -361,13 +369,6 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 		groups = append(groups, cleanGroup{first: i, last: i, base: s.Base(), end: s.Next(), size: s.Size()})
 	}
 
-	// Mark what the new segments cover as sparse before any exists.
-	l.cleanMu.Lock()
-	if end := groups[len(groups)-1].end; l.sparse.Load() < end {
-		l.sparse.Store(end)
-	}
-	l.cleanMu.Unlock()
-
 	// A swap file an earlier round could not remove (its swap is done)
 	// goes first: left beside this round's files, the next Open would
 	// take them for that round's and finish its swap with them.
@@ -388,10 +389,14 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 		if l.cleanRaced(err) {
 			return CleanResult{}, nil
 		}
-		return CleanResult{}, fmt.Errorf("clean %s: %w", l.cfg.Dir, err)
+		return CleanResult{}, fmt.Errorf("clean %s: %w", l.cfg.Dir, l.noteDamage(err))
 	}
 	nowMS := now.UnixMilli()
-	filter.Reset(slices.Clone(aborted))
+	aborted, err := l.AbortedTxns(start, st.Bound)
+	if err != nil {
+		return fail(err)
+	}
+	filter.Reset(aborted)
 	rd := &cleanRound{filter: &filter, keys: m, mapEnd: mapEnd, horizon: now.Add(set.DeleteRetention).UnixMilli(),
 		now: nowMS, lastBatch: lastBatch, res: &res, txnSeen: map[int64]bool{}, droppedAborts: map[int64]bool{}}
 	for gi := range groups {
@@ -442,6 +447,15 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 	l.cfg.Stats.CleanerBytesRead.Add(res.BytesRead)
 	l.cfg.Stats.CleanerBytesReclaimed.Add(res.BytesRead - res.BytesWritten)
 	return res, nil
+}
+
+// noteDamage marks the log uncleanable if err is damage a round met (see
+// CleanState.Uncleanable), and returns err.
+func (l *Log) noteDamage(err error) error {
+	if errors.Is(err, batch.ErrCorrupt) && !l.uncleanable.Swap(true) {
+		l.cfg.Logger.Error("stream: the cleaner met damaged batches; the partition is not cleaned until reopened", "dir", l.cfg.Dir, "err", err)
+	}
+	return err
 }
 
 // errCleanRaced says the segments a round rewrote changed meanwhile
@@ -592,8 +606,9 @@ func ignoreCorrupt(err error) error {
 }
 
 // walkBatches calls fn with each batch of segs that ends at or after from,
-// in order, until fn returns false or an error, or ctx is done. Damaged
-// ranges are passed over.
+// in order, until fn returns false or an error, or ctx is done. Damage
+// stops it with an error wrapping batch.ErrCorrupt: a round must not
+// rewrite damaged bytes into a clean-looking gap.
 func walkBatches(ctx context.Context, segs []*segment.Segment, from int64, fn func(batch.Batch) (bool, error)) error {
 	for _, s := range segs {
 		for offset := max(from, s.Base()); offset < s.Next(); {
@@ -601,10 +616,6 @@ func walkBatches(ctx context.Context, segs []*segment.Segment, from int64, fn fu
 				return err
 			}
 			v, err := s.Read(offset, s.Next(), 1<<20)
-			if de := (*segment.DamageError)(nil); errors.As(err, &de) {
-				offset = de.Next
-				continue
-			}
 			if err != nil {
 				return err
 			}
@@ -676,8 +687,13 @@ func (l *Log) swap(segs []*segment.Segment, groups []cleanGroup, firstDirty, now
 	if len(cur) <= last || !slices.Equal(cur[:last+1], segs[:last+1]) {
 		return errCleanRaced
 	}
+	// What the new segments cover is sparse from here on, stored before
+	// the commit (an old segment taken as sparse only reads laxer).
 	l.cleanMu.Lock()
 	prev := l.clean
+	if end := groups[len(groups)-1].end; l.sparse.Load() < end {
+		l.sparse.Store(end)
+	}
 	l.cleanMu.Unlock()
 	if err := l.writeCheckpoint(l.sparse.Load(), prev.firstDirty, prev.lastRun); err != nil {
 		return err

@@ -186,11 +186,11 @@ func (m *model) check(t *testing.T, l *Log) {
 }
 
 func TestKeyMap(t *testing.T) {
-	m := NewKeyMap(1 << 20)
-	require.Equal(t, 1<<16, m.maxSlots) // 1 MiB / 16 bytes
+	m := NewKeyMap(3 << 19)
+	require.Equal(t, 1<<16, m.maxSlots) // 1.5 MiB: 1 MiB of table, and the half-size one it grew from
 	require.Equal(t, minKeySlots, NewKeyMap(0).maxSlots, "at least one table of the first size")
-	require.Equal(t, 1<<15, NewKeyMap(1<<20-1).maxSlots, "rounded down to a power of two")
-	require.Equal(t, 1<<13, NewKeyMap(3<<16).maxSlots) // 12288 slots → 8192
+	require.Equal(t, 1<<15, NewKeyMap(3<<19-16).maxSlots, "rounded down to a power of two")
+	require.Equal(t, 1<<13, NewKeyMap(3<<16).maxSlots) // 8192 slots of 2/3 of 12288
 
 	require.Equal(t, int64(-1), m.Get([]byte("a")))
 	require.True(t, m.Put([]byte("a"), 5))

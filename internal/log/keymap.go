@@ -44,7 +44,9 @@ const minKeySlots = 1 << 12
 // NewKeyMap returns a map that uses at most maxBytes (at least one
 // table of its first size).
 func NewKeyMap(maxBytes int64) *KeyMap {
-	n := max(maxBytes/keySlotBytes, minKeySlots)
+	// Growing holds the old table beside the new, twice its size: the
+	// largest table is at most 2/3 of the cap.
+	n := max(maxBytes/keySlotBytes*2/3, minKeySlots)
 	// A power of two at or below the cap, so growth by doubling lands on it.
 	return &KeyMap{maxSlots: 1 << (bits.Len64(uint64(n)) - 1)}
 }

@@ -194,6 +194,7 @@ type Log struct {
 	clean       cleanState
 	sparse      atomic.Int64
 	pendingSwap []cleanGroup
+	uncleanable atomic.Bool // a round met damage (CleanState.Uncleanable)
 }
 
 // Open opens (creating if needed) the log in cfg.Dir. Unless clean (the
