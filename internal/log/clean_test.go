@@ -1077,3 +1077,36 @@ func committedRecordsWith(t *testing.T, l *Log, s string) []string {
 	}
 	return out
 }
+
+// TestLogCleanStopsAtDamage: a round that meets a damaged batch fails
+// (batch.ErrCorrupt) rather than rewrite the damage into a clean-looking
+// gap, and the log is not cleaned again until reopened.
+func TestLogCleanStopsAtDamage(t *testing.T) {
+	cfg := compactLog(t)
+	l := openTestLog(t, cfg, false)
+	now := time.Now()
+	for i := range 400 {
+		_, err := l.Append(keyed(now.UnixMilli(), kv{key: fmt.Sprintf("k%d", i%10), value: fmt.Sprintf("value-%d", i)}))
+		require.NoError(t, err)
+	}
+	require.Greater(t, l.SegmentCount(), 3)
+	require.NoError(t, l.Close(true))
+	// Flip a byte of a record in the middle of the first segment.
+	path := filepath.Join(cfg.Dir, segment.FileName(0, segment.LogSuffix))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	data[len(data)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	l = openTestLog(t, cfg, false)
+	before := snapshotDir(t, cfg.Dir)
+
+	_, err = l.Clean(t.Context(), now, NewKeyMap(0), true)
+	require.ErrorIs(t, err, batch.ErrCorrupt)
+	st, err := l.CleanState(now)
+	require.NoError(t, err)
+	require.True(t, st.Uncleanable)
+	require.False(t, st.Due(0))
+	_, err = l.Clean(t.Context(), now, NewKeyMap(0), true)
+	require.ErrorIs(t, err, batch.ErrCorrupt, "not again until reopened")
+	require.Equal(t, before, snapshotDir(t, cfg.Dir), "nothing changed on disk")
+}
