@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/embedstream/stream/internal/log"
@@ -27,7 +26,7 @@ type cleaner struct {
 	stopC chan struct{}
 	done  chan struct{}
 
-	mu   sync.Mutex // one round at a time; guards keys
+	turn chan struct{} // capacity 1: held for a round (one at a time; guards keys), taken with a ctx
 	keys *log.KeyMap
 }
 
@@ -46,6 +45,7 @@ func (c *cleaner) wake() {
 // options disable it.
 func (b *Broker) startCleaner() {
 	b.cleaner.keys = log.NewKeyMap(b.opts.CleanerBufferBytes)
+	b.cleaner.turn = make(chan struct{}, 1)
 	if b.opts.DisableCleaner {
 		return
 	}
@@ -149,8 +149,12 @@ func compareFloat(a, b float64) int {
 // cleanPartition runs one round on p, with the broker's key map.
 func (b *Broker) cleanPartition(ctx context.Context, p *log.Log, force bool) (log.CleanResult, error) {
 	c := &b.cleaner
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return log.CleanResult{}, ctx.Err()
+	}
+	defer func() { <-c.turn }()
 	res, err := p.Clean(ctx, b.opts.Now(), c.keys, force)
 	if res.Cleaned {
 		b.opts.Logger.Info("stream: cleaned", "dir", p.Dir(), "read", res.BytesRead, "written", res.BytesWritten,
@@ -173,8 +177,9 @@ func (b *Broker) cleanPartition(ctx context.Context, p *log.Log, force bool) (lo
 //
 // It returns ErrInvalidConfig for a topic that is not compacted,
 // ErrTopicNotFound, ErrReadOnly on a read-only broker, ErrClosed after
-// Close, and ctx's error if ctx ends first (a round stopped midway changes
-// nothing).
+// Close, and ctx's error if ctx ends first, while it waits for a
+// background round to finish or in its own round (a round stopped midway
+// changes nothing).
 func (b *Broker) Compact(ctx context.Context, topic string) error {
 	if err := b.writable(); err != nil {
 		return err

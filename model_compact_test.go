@@ -248,9 +248,9 @@ func (m *cmModel) fill() {
 // advance moves the clock on, between two cleaning rounds: a round reads
 // the clock under the cleaner's lock, so no round straddles the move.
 func (m *cmModel) advance(d time.Duration) {
-	m.b.cleaner.mu.Lock()
+	m.b.cleaner.turn <- struct{}{}
 	m.clock.Add(d.Milliseconds())
-	m.b.cleaner.mu.Unlock()
+	<-m.b.cleaner.turn
 }
 
 // alter changes the policy, the delete retention, or the compaction lags.
