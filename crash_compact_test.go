@@ -221,7 +221,7 @@ func compactCrashChild(dir string) {
 type ccSlowSwapFS struct{ vfs.FS }
 
 func (f ccSlowSwapFS) Rename(from, to string) error {
-	if filepath.Base(filepath.Dir(from)) == cleanDirName {
+	if filepath.Base(filepath.Dir(from)) == log.CleanDir {
 		time.Sleep(time.Millisecond)
 	}
 	return f.FS.Rename(from, to)
@@ -299,10 +299,10 @@ func TestKillNineDuringCleaning(t *testing.T) {
 		})
 		st.kills++
 		// What the kill left: a round's files, a committed swap.
-		if ccFound(t, dir, cleanDirName) {
+		if ccFound(t, dir, log.CleanDir) {
 			st.midRound++
 		}
-		if ccFound(t, dir, swapFileName) {
+		if ccFound(t, dir, log.SwapFile) {
 			st.midSwap++
 		}
 		if round < rounds-1 && rng.IntN(4) == 0 {
@@ -320,8 +320,8 @@ func TestKillNineDuringCleaning(t *testing.T) {
 		b, err := Open(dir, &Options{Sync: SyncAlways, DisableCleaner: true, Logger: slog.New(&ccSwapCounter{n: &logged})})
 		require.NoError(t, err, "round %d", round)
 		st.finished += int(logged.Load())
-		require.False(t, ccFound(t, dir, cleanDirName), "round %d: a cleaning directory survived Open", round)
-		require.False(t, ccFound(t, dir, swapFileName), "round %d: a swap file survived Open", round)
+		require.False(t, ccFound(t, dir, log.CleanDir), "round %d: a cleaning directory survived Open", round)
+		require.False(t, ccFound(t, dir, log.SwapFile), "round %d: a swap file survived Open", round)
 		ccCheck(t, b, round, "reopened", keys, &st, false)
 		require.NoError(t, b.Compact(t.Context(), ccTopic), "round %d", round)
 		ccCheck(t, b, round, "compacted", keys, &st, true)
@@ -330,12 +330,6 @@ func TestKillNineDuringCleaning(t *testing.T) {
 	t.Logf("%d kills in %v (%d by a delay, maybe in Open; %d left to the next child's Open), %d acknowledged writes (%d tombstones), %d Compacts acknowledged; kills left %d rounds midway and %d swaps to finish (%d finished by the parent's Open); %d keys found gone (tombstones removed)",
 		st.kills, time.Since(start).Round(time.Millisecond), st.atOpen, st.skipped, st.acks, st.dels, st.compacts, st.midRound, st.midSwap, st.finished, st.absent)
 }
-
-// The cleaning round's names in a partition's directory (internal/log).
-const (
-	cleanDirName = "cleaning"
-	swapFileName = "cleaner-swap"
-)
 
 // ccFound reports whether a file or directory called name is anywhere
 // under dir.

@@ -419,7 +419,7 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 			err = out.Seal()
 		}
 		if err == nil {
-			g.txnIndex, err = l.writeCleanTxnIndex(dir, g.base, g.end, rd.droppedAborts)
+			g.txnIndex, err = l.writeCleanTxnIndex(g.base, g.end, rd.droppedAborts)
 		}
 		if cerr := out.Close(false); err == nil {
 			err = cerr
@@ -654,23 +654,16 @@ func (l *Log) newCleanSegment(dir string, base int64) (*segment.Segment, error) 
 	return segment.Create(&c, dir, base)
 }
 
-// writeCleanTxnIndex writes, in dir, the aborted transaction index of a new
-// segment covering [base, end): the old segments' entries but those whose
-// ABORT marker the round removed. It reports whether there is one.
-func (l *Log) writeCleanTxnIndex(dir string, base, end int64, dropped map[int64]bool) (bool, error) {
+// writeCleanTxnIndex writes, in the cleaning directory, the aborted
+// transaction index of a new segment covering [base, end): the old
+// segments' entries but those whose ABORT marker the round removed. It
+// reports whether there is one.
+func (l *Log) writeCleanTxnIndex(base, end int64, dropped map[int64]bool) (bool, error) {
 	data := l.txnIndexBytes(base, end, dropped)
 	if len(data) == 0 {
 		return false, nil
 	}
-	f, err := l.cfg.FS.OpenFile(filepath.Join(dir, segment.FileName(base, TxnIndexSuffix)), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, l.cfg.FilePerm)
-	if err != nil {
-		return false, err
-	}
-	_, err = f.WriteAt(data, 0)
-	if err == nil && l.settings().Sync != SyncNever {
-		err = f.Sync()
-	}
-	return true, errors.Join(err, f.Close())
+	return true, l.writeWhole(filepath.Join(cleanDir, segment.FileName(base, TxnIndexSuffix)), data)
 }
 
 // swap commits a round (see above): the checkpoint, the swap file, then the

@@ -152,47 +152,19 @@ func buildSweepCase(t *testing.T, txn bool) *sweepCase {
 
 	// The round without faults: what every completed round must give.
 	ref := c.open(t, nil)
-	c.old = c.committedView(t, ref)
+	// Compared read_committed: a round removes aborted records, which a
+	// read_uncommitted view of old and new would differ by too.
+	c.old = readCommitted(t, ref)
 	res, err := ref.Clean(context.Background(), now, NewKeyMap(0), true)
 	require.NoError(t, err)
 	require.True(t, res.Cleaned)
 	require.Greater(t, len(ref.Segments()), 2, "several groups")
 	require.Less(t, len(ref.Segments()), l.SegmentCount(), "of several segments")
-	c.new = c.committedView(t, ref)
+	c.new = readCommitted(t, ref)
 	require.Less(t, len(c.new), len(c.old))
 	c.checkLatest(t, ref, md)
 	require.NoError(t, ref.Close(true))
 	return c
-}
-
-// committedView is what a read_committed reader reads from the start, as
-// records (aborted ones are removed by a round, so read_uncommitted
-// views differ between old and new by those too).
-func (c *sweepCase) committedView(t *testing.T, l *Log) []batch.Record {
-	t.Helper()
-	var out []batch.Record
-	for offset := l.StartOffset(); ; {
-		v, err := l.ReadCommitted(offset, 1<<20)
-		require.NoError(t, err)
-		if len(v.Data) == 0 {
-			return out
-		}
-		aborted, err := l.AbortedTxns(offset, l.LastStable())
-		require.NoError(t, err)
-		var f batch.AbortFilter
-		f.Reset(aborted)
-		var it batch.Iter
-		it.Reset(v.Data, offset)
-		it.SkipAborted(&f)
-		var r batch.Record
-		for it.Next(&r) {
-			out = append(out, batch.Record{Offset: r.Offset, Timestamp: r.Timestamp,
-				Key: slices.Clone(r.Key), Value: slices.Clone(r.Value)})
-		}
-		require.NoError(t, it.Err())
-		offset = it.Offset()
-		v.Release()
-	}
 }
 
 // open copies the template to the work directory and opens it through fs
@@ -223,7 +195,7 @@ func (c *sweepCase) open(t *testing.T, fs vfs.FS) *Log {
 func (c *sweepCase) checkLatest(t *testing.T, l *Log, md *model) {
 	t.Helper()
 	vals, offs := map[string]kv{}, map[string]int64{}
-	for _, r := range c.committedView(t, l) {
+	for _, r := range readCommitted(t, l) {
 		vals[string(r.Key)] = kv{key: string(r.Key), value: string(r.Value), tombstone: r.Value == nil}
 		offs[string(r.Key)] = r.Offset
 	}
@@ -267,7 +239,7 @@ func (c *sweepCase) afterFault(t *testing.T, dir, what string) (swapPending bool
 	cfg.ReadOnly = true
 	files := dirState(t, dir)
 	ro := openTestLog(t, cfg, false)
-	recs := c.committedView(t, ro)
+	recs := readCommitted(t, ro)
 	swapPending = len(ro.pendingSwap) > 0
 	if !swapPending {
 		c.requireOldOrNew(t, recs, what+", read-only")
@@ -290,7 +262,7 @@ func (c *sweepCase) afterFault(t *testing.T, dir, what string) (swapPending bool
 
 	cfg.ReadOnly = false
 	l := openTestLog(t, cfg, false)
-	c.requireOldOrNew(t, c.committedView(t, l), what+", reopened")
+	c.requireOldOrNew(t, readCommitted(t, l), what+", reopened")
 	c.checkLatest(t, l, c.model)
 	require.NoDirExists(t, filepath.Join(dir, cleanDir), what)
 	require.NoFileExists(t, filepath.Join(dir, swapFile), what)
@@ -356,7 +328,7 @@ func cleanFaultSweep(t *testing.T, c *sweepCase) {
 			if !sticky {
 				// The log goes on as old or new (or, failed after the
 				// commit, as it was), and reads so.
-				c.requireOldOrNew(t, c.committedView(t, l), what+", live")
+				c.requireOldOrNew(t, readCommitted(t, l), what+", live")
 				_ = l.Close(false)
 			} else {
 				l.Abandon()

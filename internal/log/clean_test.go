@@ -486,27 +486,10 @@ func headers(t *testing.T, l *Log) []batch.Batch {
 func committedRecords(t *testing.T, l *Log) []string {
 	t.Helper()
 	var out []string
-	for offset := l.StartOffset(); ; {
-		v, err := l.ReadCommitted(offset, 1<<20)
-		require.NoError(t, err)
-		if len(v.Data) == 0 {
-			return out
-		}
-		aborted, err := l.AbortedTxns(offset, l.LastStable())
-		require.NoError(t, err)
-		var f batch.AbortFilter
-		f.Reset(aborted)
-		var it batch.Iter
-		it.Reset(v.Data, offset)
-		it.SkipAborted(&f)
-		var r batch.Record
-		for it.Next(&r) {
-			out = append(out, fmt.Sprintf("%d %s=%s", r.Offset, r.Key, r.Value))
-		}
-		require.NoError(t, it.Err())
-		offset = it.Offset()
-		v.Release()
+	for _, r := range readCommitted(t, l) {
+		out = append(out, fmt.Sprintf("%d %s=%s", r.Offset, r.Key, r.Value))
 	}
+	return out
 }
 
 // latestCommitted is each key's latest record among committed ones.

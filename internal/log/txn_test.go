@@ -31,10 +31,11 @@ func plainBatch(tag string) batch.Batch {
 	return append(batch.Batch(nil), b.Finish()...)
 }
 
-// committedValues reads what a read_committed reader sees from offset 0.
-func committedValues(t *testing.T, l *Log) []string {
+// readCommitted reads what a read_committed reader sees from the log
+// start, as records with their own copies of keys and values.
+func readCommitted(t *testing.T, l *Log) []batch.Record {
 	t.Helper()
-	var out []string
+	var out []batch.Record
 	for offset := l.StartOffset(); ; {
 		v, err := l.ReadCommitted(offset, 1<<20)
 		require.NoError(t, err)
@@ -50,12 +51,23 @@ func committedValues(t *testing.T, l *Log) []string {
 		it.SkipAborted(&f)
 		var r batch.Record
 		for it.Next(&r) {
-			out = append(out, string(r.Value))
+			out = append(out, batch.Record{Offset: r.Offset, Timestamp: r.Timestamp,
+				Key: slices.Clone(r.Key), Value: slices.Clone(r.Value)})
 		}
 		require.NoError(t, it.Err())
 		offset = it.Offset()
 		v.Release()
 	}
+}
+
+// committedValues is readCommitted's values.
+func committedValues(t *testing.T, l *Log) []string {
+	t.Helper()
+	var out []string
+	for _, r := range readCommitted(t, l) {
+		out = append(out, string(r.Value))
+	}
+	return out
 }
 
 func mustAppend(t *testing.T, l *Log, b batch.Batch) int64 {
