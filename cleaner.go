@@ -22,9 +22,10 @@ const DefaultCleanerBufferBytes = 128 << 20
 // timer. Rounds run one at a time, Broker.Compact's included: they share
 // one key map.
 type cleaner struct {
-	wakeC chan struct{} // capacity 1; nil until started
-	stopC chan struct{}
-	done  chan struct{}
+	wakeC  chan struct{}   // capacity 1; nil until started
+	ctx    context.Context // the goroutine's: cancelled by Close, it also stops a round midway
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	turn chan struct{} // capacity 1: held for a round (one at a time; guards keys), taken with a ctx
 	keys *log.KeyMap
@@ -50,7 +51,8 @@ func (b *Broker) startCleaner() {
 		return
 	}
 	c := &b.cleaner
-	c.stopC, c.done = make(chan struct{}), make(chan struct{})
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.done = make(chan struct{})
 	c.wakeC = make(chan struct{}, 1)
 	c.wake() // compacted topics may be due at Open
 	go b.runCleaner()
@@ -59,8 +61,8 @@ func (b *Broker) startCleaner() {
 // stopCleaner stops the cleaner goroutine, ending a round in progress
 // (which changes nothing then), and waits for it.
 func (b *Broker) stopCleaner() {
-	if c := &b.cleaner; c.stopC != nil {
-		close(c.stopC)
+	if c := &b.cleaner; c.cancel != nil {
+		c.cancel()
 		<-c.done
 	}
 }
@@ -68,26 +70,17 @@ func (b *Broker) stopCleaner() {
 func (b *Broker) runCleaner() {
 	c := &b.cleaner
 	defer close(c.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-c.stopC:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var t wakeTimer
 	defer t.stop()
 	for {
 		select {
-		case <-c.stopC:
+		case <-c.ctx.Done():
 			return
 		case <-c.wakeC:
 		case <-t.c:
 			t.c = nil
 		}
-		again := b.cleanDue(ctx)
+		again := b.cleanDue(c.ctx)
 		if again && t.c == nil {
 			t.at(time.Now().Add(b.opts.CleanerBackoff))
 		}
