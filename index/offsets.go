@@ -147,6 +147,18 @@ func (x *Offsets) TruncateAfter(pos int64) error {
 	return nil
 }
 
+// NewDeferredOffsets returns an empty offset index for path, writable like
+// CreateOffsets's, whose file is created only when the first entry is appended
+// or the index is sealed: a small active segment never needs one.
+func NewDeferredOffsets(fs vfs.FS, path string, base int64, maxEntries int, perm os.FileMode) *Offsets {
+	x := &Offsets{s: newStore(fs, path, OffsetEntrySize, maxEntries, perm), base: base}
+	x.s.createDeferred()
+	return x
+}
+
+// Deferred reports whether the index's file has not been created yet.
+func (x *Offsets) Deferred() bool { return x.s.isDeferred() }
+
 // Len reports the number of entries.
 func (x *Offsets) Len() int { return x.s.len() }
 

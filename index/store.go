@@ -48,6 +48,10 @@ type store struct {
 	maxEntries int    // capacity of the reservation for an active index
 	closed     bool
 	noSync     bool // skip msync and fsync: the log's policy leaves flushing to the OS
+	// deferred: the file does not exist yet; the first entry (or seal)
+	// creates it. An active segment that stays under IntervalBytes never
+	// needs one.
+	deferred bool
 }
 
 func newStore(fs vfs.FS, path string, entrySize, maxEntries int, perm os.FileMode) *store {
@@ -65,6 +69,25 @@ func (s *store) create() error {
 	}
 	s.writable = true
 	s.n, s.alloc = 0, 0
+	return nil
+}
+
+// createDeferred makes an empty, writable index whose file is created
+// when the first entry is appended (or the index is sealed).
+func (s *store) createDeferred() {
+	s.writable, s.deferred = true, true
+	s.n, s.alloc = 0, 0
+}
+
+// materializeLocked creates a deferred file. Callers hold mu exclusively.
+func (s *store) materializeLocked() error {
+	if !s.deferred {
+		return nil
+	}
+	if err := s.create(); err != nil {
+		return err
+	}
+	s.deferred = false
 	return nil
 }
 
@@ -211,6 +234,9 @@ func (s *store) append(entry []byte) error {
 		s.n++
 		return nil
 	}
+	if err := s.materializeLocked(); err != nil {
+		return err
+	}
 	if end > s.alloc {
 		grow := min(max(s.alloc, minGrow), maxGrow)
 		grow = min(grow, s.maxEntries*s.entrySize-s.alloc)
@@ -262,6 +288,11 @@ func (s *store) seal() error {
 		s.writable = false
 		return nil
 	}
+	// A sealed segment's indexes exist, empty or not: a missing one is
+	// rebuilt when the segment is first read.
+	if err := s.materializeLocked(); err != nil {
+		return err
+	}
 	if err := s.syncLocked(true); err != nil {
 		return err
 	}
@@ -275,7 +306,7 @@ func (s *store) seal() error {
 func (s *store) sync() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.heap || !s.writable {
+	if s.closed || s.heap || !s.writable || s.deferred {
 		return nil
 	}
 	return s.syncLocked(false)
@@ -313,7 +344,7 @@ func (s *store) syncLocked(trim bool) error {
 // so a clean reopen can trust its size.
 func (s *store) close(trim bool) error {
 	var err error
-	if trim && s.writable && !s.heap {
+	if trim && s.writable && !s.heap && !s.deferred {
 		err = s.seal()
 	}
 	s.mu.Lock()
@@ -331,6 +362,13 @@ func (s *store) unmapLocked() {
 		_ = mmap.Unmap(s.data)
 	}
 	s.data = nil
+}
+
+// isDeferred reports whether the file has not been created yet.
+func (s *store) isDeferred() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.deferred
 }
 
 func (s *store) len() int {

@@ -156,6 +156,18 @@ func (x *Times) TruncateAfter(offset int64) error {
 	return nil
 }
 
+// NewDeferredTimes returns an empty time index for path, writable like
+// CreateTimes's, whose file is created only when the first entry is appended
+// or the index is sealed: a small active segment never needs one.
+func NewDeferredTimes(fs vfs.FS, path string, base int64, maxEntries int, perm os.FileMode) *Times {
+	x := &Times{s: newStore(fs, path, TimeEntrySize, maxEntries, perm), base: base}
+	x.s.createDeferred()
+	return x
+}
+
+// Deferred reports whether the index's file has not been created yet.
+func (x *Times) Deferred() bool { return x.s.isDeferred() }
+
 // Len reports the number of entries.
 func (x *Times) Len() int { return x.s.len() }
 

@@ -153,8 +153,11 @@ type Segment struct {
 	// lazily for sealed segments, and closing them.
 	loadMu  sync.Mutex
 	indexed atomic.Bool // offsets and times are ready; fast path for readers
-	offsets *index.Offsets
-	times   *index.Times
+	// noIndexFiles: the active segment was opened without index files
+	// (none was due before its clean close). Set during open.
+	noIndexFiles bool
+	offsets      *index.Offsets
+	times        *index.Times
 
 	mu     sync.Mutex // guards m and closed
 	m      *mapping   // cached read mapping, nil until first read
@@ -228,12 +231,11 @@ func Create(cfg *Config, dir string, base int64) (*Segment, error) {
 		return nil, err
 	}
 	s.f = f
-	err = s.resetIndexes()
-	if err == nil && !cfg.NoSync {
-		err = fs.SyncDir(dir)
-	}
-	if err != nil {
-		return nil, errors.Join(err, s.closeFiles(false))
+	s.deferIndexes()
+	if !cfg.NoSync {
+		if err = fs.SyncDir(dir); err != nil {
+			return nil, errors.Join(err, s.closeFiles(false))
+		}
 	}
 	s.indexed.Store(true)
 	return s, nil
@@ -516,18 +518,32 @@ func (s *Segment) resetIndexes() error {
 		s.offsets, s.times = index.NewMemoryOffsets(s.base), index.NewMemoryTimes(s.base)
 		return nil
 	}
+	// The old files are stale: remove them, or a clean close before the
+	// new ones are due would leave them for the next open to trust.
+	fs := s.cfg.fs()
+	for _, suffix := range []string{IndexSuffix, TimeIndexSuffix} {
+		if err := fs.Remove(s.path(suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	s.deferIndexes()
+	return nil
+}
+
+// deferIndexes installs empty writable indexes whose files are created
+// when the first entry is due (see indexBatch) or the segment is sealed: a
+// segment smaller than index.IntervalBytes never makes any while active.
+func (s *Segment) deferIndexes() {
 	fs := s.cfg.fs()
 	maxEntries := index.MaxEntries(max(s.cfg.MaxBytes, s.capacity.Load()))
-	offsets, err := index.CreateOffsets(fs, s.path(IndexSuffix), s.base, maxEntries, s.cfg.Perm)
-	if err != nil {
-		return err
-	}
-	times, err := index.CreateTimes(fs, s.path(TimeIndexSuffix), s.base, maxEntries, s.cfg.Perm)
-	if err != nil {
-		return errors.Join(err, offsets.Close(false))
-	}
-	s.setIndexes(offsets, times)
-	return nil
+	s.setIndexes(index.NewDeferredOffsets(fs, s.path(IndexSuffix), s.base, maxEntries, s.cfg.Perm),
+		index.NewDeferredTimes(fs, s.path(TimeIndexSuffix), s.base, maxEntries, s.cfg.Perm))
+}
+
+// indexesDeferred reports whether the active segment's index files were
+// never made: no entry was due yet.
+func (s *Segment) indexesDeferred() bool {
+	return s.offsets != nil && s.offsets.Deferred()
 }
 
 // setIndexes installs opened indexes, passing on the sync policy.
@@ -577,6 +593,17 @@ func (s *Segment) openIndexesLocked(size int64) bool {
 	var offsets *index.Offsets
 	var times *index.Times
 	var err error
+	if s.f != nil && s.indexFilesMissing() {
+		// An active segment whose first entry was never due: no files,
+		// no rebuild. loadTail checks that none was due.
+		if writable {
+			s.deferIndexes()
+		} else {
+			s.setIndexes(index.NewMemoryOffsets(s.base), index.NewMemoryTimes(s.base))
+		}
+		s.noIndexFiles = true
+		return true
+	}
 	if s.cfg.Follow {
 		offsets, err = index.LoadOffsets(fs, s.path(IndexSuffix), s.base, size)
 		if err == nil {
@@ -598,6 +625,17 @@ func (s *Segment) openIndexesLocked(size int64) bool {
 	}
 	s.setIndexes(offsets, times) // resetIndexes closes them if the check fails
 	return s.checkIndexesLocked(size) == nil
+}
+
+// indexFilesMissing reports whether neither index file exists.
+func (s *Segment) indexFilesMissing() bool {
+	fs := s.cfg.fs()
+	for _, suffix := range []string{IndexSuffix, TimeIndexSuffix} {
+		if _, err := fs.Lstat(s.path(suffix)); !errors.Is(err, os.ErrNotExist) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkIndexesLocked checks freshly opened indexes against the log beyond
@@ -693,10 +731,17 @@ func (s *Segment) loadTail() (Recovery, error) {
 		return Recovery{}, errNeedsRecovery
 	}
 	s.indexed.Store(true)
+	missing, due := s.noIndexFiles, false
 	err := s.scanTail(func(b batch.Batch, pos int64) {
 		s.next.Store(b.LastOffset() + 1)
 		s.sinceIndex = pos + int64(len(b))
+		// Without index files no entry may have been due: the first
+		// batch past IntervalBytes makes them.
+		due = due || (missing && pos >= index.IntervalBytes)
 	})
+	if err == nil && due {
+		err = fmt.Errorf("%w: segment %d: index files missing", index.ErrInvalid, s.base)
+	}
 	if err == nil {
 		// A time entry past the log's end would swallow later lookups.
 		if _, last, ok, terr := s.times.Last(); terr != nil {
@@ -945,7 +990,7 @@ func (s *Segment) Seal() error {
 	}
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
-	if err := s.trimLocked(); err != nil {
+	if err := s.trimLocked(true); err != nil {
 		return err
 	}
 	// Readers consult f (under mu) to decide how much to map; Sync uses it
@@ -963,13 +1008,14 @@ func (s *Segment) Seal() error {
 func (s *Segment) Sealed() bool { return s.f == nil }
 
 // trimLocked records the final time entry, cuts the log and indexes to their
-// contents and syncs them all.
-func (s *Segment) trimLocked() error {
+// contents and syncs them all. Unless seal, index files never made stay
+// so: the next open scans the small segment instead.
+func (s *Segment) trimLocked(seal bool) error {
 	if s.cfg.ReadOnly {
 		return nil
 	}
 	size := s.size.Load()
-	if s.offsets != nil {
+	if s.offsets != nil && (seal || !s.indexesDeferred()) {
 		if ts := s.maxTS.Load(); ts != math.MinInt64 {
 			if err := s.times.Append(ts, s.next.Load()-1); err != nil && !errors.Is(err, index.ErrFull) {
 				return err
@@ -1003,7 +1049,7 @@ func (s *Segment) Close(clean bool) error {
 	s.loadMu.Lock()
 	var err error
 	if clean && s.f != nil && s.syncFailure() == nil {
-		err = s.trimLocked()
+		err = s.trimLocked(false)
 	}
 	s.loadMu.Unlock()
 	return errors.Join(err, s.closeFiles(false))
