@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/embedstream/stream/internal/catalog"
@@ -39,16 +42,56 @@ func (b *Broker) openTopic(name string, cfg TopicConfig, n int, clean bool) (*to
 // growTopic opens partitions len(t.parts) .. n-1.
 func (b *Broker) growTopic(t *topic, n int, clean bool) error {
 	old := t.partitions()
-	parts := slices.Clone(old)
-	for i := len(parts); i < n; i++ {
-		p, err := log.Open(b.logConfig(t, i), clean)
-		if err != nil {
-			closeLogs(parts[len(old):])
-			return fmt.Errorf("partition %d: %w", i, err)
-		}
-		parts = append(parts, p)
+	if n <= len(old) {
+		return nil
 	}
+	added := make([]*log.Log, n-len(old))
+	err := parallel(len(added), func(i int) error {
+		p, err := log.Open(b.logConfig(t, len(old)+i), clean)
+		if err != nil {
+			return fmt.Errorf("partition %d: %w", len(old)+i, err)
+		}
+		added[i] = p
+		return nil
+	})
+	if err != nil {
+		closeLogs(slices.DeleteFunc(added, func(l *log.Log) bool { return l == nil }))
+		return err
+	}
+	parts := append(slices.Clone(old), added...)
 	t.parts.Store(&parts)
+	return nil
+}
+
+// parallel runs fn(0), ..., fn(n-1) on up to GOMAXPROCS goroutines and
+// returns the error of the lowest i that failed; once one fails, no new i
+// starts. Every goroutine has ended when it returns.
+func parallel(n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	var next atomic.Int64
+	var failed atomic.Bool
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n || failed.Load() {
+				return
+			}
+			if errs[i] = fn(i); errs[i] != nil {
+				failed.Store(true)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -64,6 +107,7 @@ func (b *Broker) logConfig(t *topic, partition int) log.Config {
 		Now:      b.opts.Now,
 		Logger:   b.opts.Logger,
 		Stats:    &b.stats,
+		Resident: b.resident,
 
 		OnUnsynced:  b.signalUnsynced,
 		OnRetention: b.due.Want,

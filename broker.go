@@ -19,6 +19,7 @@ import (
 	"github.com/embedstream/stream/internal/catalog"
 	"github.com/embedstream/stream/internal/groups"
 	"github.com/embedstream/stream/internal/log"
+	"github.com/embedstream/stream/internal/resident"
 	"github.com/embedstream/stream/internal/signal"
 	"github.com/embedstream/stream/internal/vfs"
 )
@@ -134,6 +135,20 @@ type Options struct {
 	// DisableCleaner stops the background cleaner (log.cleaner.enable=false):
 	// compacted topics are cleaned only by Broker.Compact.
 	DisableCleaner bool
+	// MaxOpenSegments bounds how many segments, across all partitions,
+	// hold operating-system resources at once: each holds at most one file
+	// descriptor (the active segment's, for appends) and three memory
+	// mappings (its log, for reads, and its two indexes). When another
+	// segment needs them, the one unused longest (roughly: CLOCK) gives
+	// its back, and takes them again on its next use, so that any number
+	// of partitions can be opened and used in turn without reaching
+	// RLIMIT_NOFILE or vm.max_map_count. A partition not used since Open
+	// holds none; one in steady use pays nothing for this. Kafka has no
+	// such setting (it keeps every segment's indexes mapped). Default:
+	// half the descriptors RLIMIT_NOFILE allows, or half the mappings
+	// vm.max_map_count allows over three, whichever is fewer (10,000 with
+	// 20,000 and 65,530), and at least 64. Negative: ErrInvalidConfig.
+	MaxOpenSegments int
 
 	fs vfs.FS // file system seam for fault-injection tests; default vfs.Default
 }
@@ -175,6 +190,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if opts.CleanerBufferBytes < 0 {
 		return opts, fmt.Errorf("%w: negative cleaner buffer", ErrInvalidConfig)
+	}
+	if opts.MaxOpenSegments < 0 {
+		return opts, fmt.Errorf("%w: negative MaxOpenSegments", ErrInvalidConfig)
 	}
 	if opts.Partitioner == nil {
 		opts.Partitioner = HashPartitioner{}
@@ -253,6 +271,8 @@ type Broker struct {
 
 	cleaner cleaner // the log cleaner (cleaner.go)
 
+	resident *resident.Set // segments holding descriptors and mappings (Options.MaxOpenSegments)
+
 	builders sync.Pool // *batch.Builder for publishOne
 	plans    sync.Pool // *publishPlan for Publish
 }
@@ -288,6 +308,7 @@ func Open(dir string, opts *Options) (*Broker, error) {
 	b := &Broker{dir: dir, opts: o, lock: lock, topics: map[string]*topic{}, producers: map[*Producer]struct{}{},
 		consumers: map[*Consumer]struct{}{}, tables: map[*Table]struct{}{}, due: signal.NewAlarm(), unsynced: make(chan struct{}, 1),
 		opened: time.Now(), realClock: opts == nil || opts.Now == nil}
+	b.resident = newResidentSet(&o)
 	b.builders.New = func() any { return new(batch.Builder) }
 	b.plans.New = func() any { return new(publishPlan) }
 	b.txns = newTxnCoordinator(b)
@@ -451,23 +472,38 @@ func (b *Broker) load() error {
 			return err
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(records)) {
-		rec := records[name]
-		if b.opts.Follow {
+	names := slices.Sorted(maps.Keys(records))
+	if b.opts.Follow {
+		for _, name := range names {
+			rec := records[name]
 			// What the directories hold now; the refreshes follow it.
-			t := b.followTopic(name, onDisk[name], &rec, clean && !adopted[name])
-			if t != nil {
+			if t := b.followTopic(name, onDisk[name], &rec, clean && !adopted[name]); t != nil {
 				b.topics[name] = t
 			}
-			continue
 		}
-		// Defaults fill fields added since the topic was stored.
-		t, err := b.openTopic(name, storedTopicConfig(rec.Config).withDefaults(), rec.Partitions, clean && !adopted[name])
+	} else {
+		// Topics open side by side: opening is mostly system calls, which
+		// overlap (100,000 partitions open in seconds, not tens of them).
+		opened := make([]*topic, len(names))
+		err := parallel(len(names), func(i int) error {
+			rec := records[names[i]]
+			// Defaults fill fields added since the topic was stored.
+			t, err := b.openTopic(names[i], storedTopicConfig(rec.Config).withDefaults(), rec.Partitions, clean && !adopted[names[i]])
+			if err != nil {
+				return fmt.Errorf("open topic %q: %w", names[i], err)
+			}
+			t.created = rec.Created
+			opened[i] = t
+			return nil
+		})
+		for i, t := range opened {
+			if t != nil {
+				b.topics[names[i]] = t // closed by Open if err is set
+			}
+		}
 		if err != nil {
-			return fmt.Errorf("open topic %q: %w", name, err)
+			return err
 		}
-		t.created = rec.Created
-		b.topics[name] = t
 	}
 	b.publishTopics()
 	if b.opts.Follow {

@@ -3,6 +3,7 @@ package stream
 import (
 	"expvar"
 
+	"github.com/embedstream/stream/index"
 	"github.com/embedstream/stream/segment"
 )
 
@@ -32,7 +33,9 @@ type Stats struct {
 	Topics          int   // topics now
 	Partitions      int   // partitions now
 	Segments        int   // segment files now
-	OpenMappings    int64 // memory mappings of segment files now
+	OpenMappings    int64 // memory mappings of segment and index files now, in the process
+	OpenSegments    int   // segments holding a file descriptor or mappings now (at most Options.MaxOpenSegments, but for those in use)
+	SegmentReleases int64 // times an idle segment gave back its descriptor and mappings to another (see Options.MaxOpenSegments)
 }
 
 // Stats returns the broker's counters.
@@ -43,7 +46,8 @@ func (b *Broker) Stats() Stats {
 		RecordsOut: st.RecordsOut.Load(), BytesOut: st.BytesOut.Load(),
 		Fsyncs: st.Fsyncs.Load(), Truncations: st.Truncations.Load(), TruncatedBytes: st.TruncatedBytes.Load(),
 		IndexRebuilds: st.IndexRebuilds.Load(), SegmentsRolled: st.SegmentsRolled.Load(),
-		SegmentsDeleted: st.SegmentsDeleted.Load(), OpenMappings: segment.OpenMappings(),
+		SegmentsDeleted: st.SegmentsDeleted.Load(), OpenMappings: segment.OpenMappings() + index.OpenMappings(),
+		OpenSegments: b.resident.Len(), SegmentReleases: b.resident.Evictions(),
 		CorruptBatches: st.CorruptBatches.Load(), LogStartResets: st.LogStartResets.Load(), MetaRebuilds: st.MetaRebuilds.Load(),
 		MetaRollbacks: st.MetaRollbacks.Load(), TxnCommits: b.txnCommits.Load(), TxnAborts: b.txnAborts.Load(),
 		CleanerRuns: st.CleanerRuns.Load(), CleanerBytes: st.CleanerBytesRead.Load(), BytesReclaimed: st.CleanerBytesReclaimed.Load(),

@@ -156,6 +156,10 @@ func NewDeferredOffsets(fs vfs.FS, path string, base int64, maxEntries int, perm
 	return x
 }
 
+// TryRelease unmaps the index file unless a lookup or append is using it
+// now, and reports whether it did; the next use maps it again.
+func (x *Offsets) TryRelease() bool { return x.s.tryRelease() }
+
 // Deferred reports whether the index's file has not been created yet.
 func (x *Offsets) Deferred() bool { return x.s.isDeferred() }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/mmap"
@@ -184,7 +185,28 @@ func (s *store) mapLocked() error {
 		return err
 	}
 	s.data = data
+	openMappings.Add(1)
 	return nil
+}
+
+// openMappings counts live index mappings in the process: each counts
+// against the kernel's vm.max_map_count.
+var openMappings atomic.Int64
+
+// OpenMappings reports how many index mappings are live in the process.
+func OpenMappings() int64 { return openMappings.Load() }
+
+// tryRelease unmaps the file unless a lookup or an append is using it
+// now; the next use maps it again.
+func (s *store) tryRelease() bool {
+	if !s.mu.TryLock() {
+		return false
+	}
+	defer s.mu.Unlock()
+	if !s.heap { // a heap copy holds no mapping, and is all there is
+		s.unmapLocked()
+	}
+	return true
 }
 
 // view returns the entries in use, mapped, with mu held shared; callers must
@@ -360,6 +382,7 @@ func (s *store) close(trim bool) error {
 func (s *store) unmapLocked() {
 	if s.data != nil && !s.heap {
 		_ = mmap.Unmap(s.data)
+		openMappings.Add(-1)
 	}
 	s.data = nil
 }

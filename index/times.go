@@ -165,6 +165,10 @@ func NewDeferredTimes(fs vfs.FS, path string, base int64, maxEntries int, perm o
 	return x
 }
 
+// TryRelease unmaps the index file unless a lookup or append is using it
+// now, and reports whether it did; the next use maps it again.
+func (x *Times) TryRelease() bool { return x.s.tryRelease() }
+
 // Deferred reports whether the index's file has not been created yet.
 func (x *Times) Deferred() bool { return x.s.isDeferred() }
 

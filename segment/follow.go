@@ -43,13 +43,18 @@ func (s *Segment) Follow() (damaged int, err error) {
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
 	s.mu.Lock()
-	f, closed := s.f, s.closed
+	closed := s.closed
 	s.mu.Unlock()
 	switch {
 	case closed:
 		return 0, ErrClosed
-	case f == nil:
+	case !s.active.Load():
 		return 0, ErrSealed
+	}
+	defer s.touch()
+	f, err := s.file()
+	if err != nil {
+		return 0, fmt.Errorf("segment %d: %w", s.base, err)
 	}
 	fileSize, err := f.Size()
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/embedstream/stream/batch"
 	"github.com/embedstream/stream/index"
+	"github.com/embedstream/stream/internal/resident"
 	"github.com/embedstream/stream/internal/vfs"
 	"github.com/embedstream/stream/mmap"
 )
@@ -111,6 +112,15 @@ type Config struct {
 	// segments' batches must follow each other offset by offset, which is
 	// how damage that removed whole batches is seen.
 	Sparse *atomic.Int64
+	// Resident, if set, bounds how many segments (of every log sharing
+	// it) hold a file descriptor or mappings at once: the others give
+	// them back and take them again when next used (see TryRelease).
+	Resident *resident.Set
+	// Writer, if set, is the lock the segments' writer holds around
+	// Append, Seal, Close and Delete (the log's): an active segment gives
+	// back its file only while it can take that lock. Without one, an
+	// active segment keeps its file (its mappings still go).
+	Writer *sync.Mutex
 }
 
 func (c *Config) fs() vfs.FS {
@@ -142,8 +152,11 @@ type Segment struct {
 	next     atomic.Int64 // offset after the last record
 	maxTS    atomic.Int64 // largest record timestamp, math.MinInt64 if unknown or empty
 
-	// Writer state.
-	f          vfs.File              // nil once sealed
+	// Writer state. f is the active segment's descriptor: nil once
+	// sealed, and while released (see TryRelease) until the writer needs
+	// it again. Written under fileMu and mu by the writer.
+	active     atomic.Bool // takes appends: not sealed or closed
+	f          vfs.File
 	capacity   atomic.Int64          // bytes the file holds, preallocated tail included; read by populateAhead
 	sinceIndex int64                 // log bytes appended since the last index entry
 	syncErr    atomic.Pointer[error] // sticky: after a failed fsync the file's state is unknown
@@ -156,12 +169,15 @@ type Segment struct {
 	// noIndexFiles: the active segment was opened without index files
 	// (none was due before its clean close). Set during open.
 	noIndexFiles bool
+	listed       *Listing // what the log's listing showed, during open only
 	offsets      *index.Offsets
 	times        *index.Times
 
 	mu     sync.Mutex // guards m and closed
 	m      *mapping   // cached read mapping, nil until first read
 	closed bool
+
+	res resident.Entry // the segment's place in cfg.Resident
 }
 
 // mapping is a reference-counted read-only mapping of a log file. The
@@ -214,6 +230,7 @@ func (s *Segment) path(suffix string) string {
 
 func newSegment(cfg *Config, dir string, base int64) *Segment {
 	s := &Segment{cfg: cfg, base: base, logPath: filepath.Join(dir, FileName(base, LogSuffix))}
+	s.res.Init(s)
 	s.next.Store(base)
 	s.maxTS.Store(math.MinInt64)
 	return s
@@ -231,6 +248,7 @@ func Create(cfg *Config, dir string, base int64) (*Segment, error) {
 		return nil, err
 	}
 	s.f = f
+	s.active.Store(true)
 	s.deferIndexes()
 	if !cfg.NoSync {
 		if err = fs.SyncDir(dir); err != nil {
@@ -238,6 +256,15 @@ func Create(cfg *Config, dir string, base int64) (*Segment, error) {
 		}
 	}
 	s.indexed.Store(true)
+	if cfg.Resident != nil {
+		// Under a bound, a segment holds its descriptor from its first
+		// append (see file), not from its creation: a new topic's idle
+		// partitions hold none.
+		s.f = nil
+		if err := f.Close(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -276,21 +303,42 @@ type Recovery struct {
 // entry are checked, and if they do not match what a clean close leaves,
 // the segment is recovered as with recover.
 func OpenActive(cfg *Config, dir string, base int64, recover bool) (*Segment, Recovery, error) {
+	return openActive(cfg, dir, base, recover, nil)
+}
+
+// Listing is what a directory listing showed of an active segment's files.
+type Listing struct {
+	Size int64 // the log file's size
+	// The index files' sizes, -1 if missing. Empty ones are as good as
+	// missing: files made by an older version before any entry was due.
+	IndexSize, TimeIndexSize int64
+}
+
+// OpenActiveListed is OpenActive for a segment whose files were just
+// listed: a cleanly closed one is opened without a system call unless it
+// has batches after its last index entry to read (an empty one costs
+// none), and holds no descriptor until its first append.
+func OpenActiveListed(cfg *Config, dir string, base int64, listed Listing, recover bool) (*Segment, Recovery, error) {
+	return openActive(cfg, dir, base, recover, &listed)
+}
+
+func openActive(cfg *Config, dir string, base int64, recover bool, listed *Listing) (*Segment, Recovery, error) {
 	s := newSegment(cfg, dir, base)
-	fs := cfg.fs()
-	flag := os.O_RDWR
-	if cfg.ReadOnly {
-		flag = os.O_RDONLY
+	s.active.Store(true)
+	s.listed = listed
+	var fileSize int64
+	if listed != nil && !recover && !cfg.Follow {
+		fileSize = listed.Size
+	} else {
+		f, err := s.file()
+		if err != nil {
+			return nil, Recovery{}, err
+		}
+		if fileSize, err = f.Size(); err != nil {
+			return nil, Recovery{}, errors.Join(err, f.Close())
+		}
 	}
-	f, err := fs.OpenFile(s.logPath, flag, cfg.Perm)
-	if err != nil {
-		return nil, Recovery{}, err
-	}
-	s.f = f
-	fileSize, err := f.Size()
-	if err != nil {
-		return nil, Recovery{}, errors.Join(err, f.Close())
-	}
+	var err error
 	s.capacity.Store(fileSize)
 	s.size.Store(fileSize)
 	var rec Recovery
@@ -299,11 +347,100 @@ func OpenActive(cfg *Config, dir string, base int64, recover bool) (*Segment, Re
 	} else if rec, err = s.loadTail(); errors.Is(err, errNeedsRecovery) {
 		rec, err = s.recover(fileSize, true)
 	}
+	s.listed = nil
 	if err != nil {
 		return nil, rec, errors.Join(err, s.closeFiles(false))
 	}
 	return s, rec, nil
 }
+
+// file returns the active segment's descriptor, opening it again if it was
+// released. Only the writer (or, while opening, the owner) calls it.
+func (s *Segment) file() (vfs.File, error) {
+	if f := s.f; f != nil {
+		return f, nil
+	}
+	flag := os.O_RDWR
+	if s.cfg.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := s.cfg.fs().OpenFile(s.logPath, flag, s.cfg.Perm)
+	if err != nil {
+		return nil, err
+	}
+	s.fileMu.Lock()
+	s.mu.Lock()
+	s.f = f
+	s.mu.Unlock()
+	s.fileMu.Unlock()
+	return f, nil
+}
+
+// TryRelease gives back what the segment holds of the operating system's
+// (the active segment's descriptor, its index and read mappings) unless
+// its writer, an index load or a lookup is using it right now: it never
+// waits (see resident.Releaser). It reports whether it gave back
+// everything. The segment keeps its state and takes what it needs again
+// on its next use; views already handed out keep their mappings.
+//
+// An active segment's preallocated tail is cut as a clean close cuts it,
+// so an idle partition holds no more disk than its batches.
+func (s *Segment) TryRelease() bool {
+	if s.active.Load() {
+		if s.cfg.Writer == nil || !s.cfg.Writer.TryLock() {
+			return false
+		}
+		defer s.cfg.Writer.Unlock()
+	}
+	if !s.loadMu.TryLock() {
+		return false
+	}
+	defer s.loadMu.Unlock()
+	if !s.fileMu.TryLock() {
+		return false
+	}
+	defer s.fileMu.Unlock()
+	if !s.mu.TryLock() {
+		return false
+	}
+	defer s.mu.Unlock()
+	all := true
+	if f := s.f; f != nil {
+		size := s.size.Load()
+		if !s.cfg.ReadOnly && s.capacity.Load() > size && s.syncFailure() == nil {
+			if err := f.Truncate(size); err != nil {
+				return false // keep the file; the writer finds out on its next call
+			}
+			s.capacity.Store(size)
+		}
+		_ = f.Close() // its data is in the page cache, fsynced by Sync as before
+		s.f = nil
+	}
+	if s.offsets != nil {
+		all = s.offsets.TryRelease() && all
+	}
+	if s.times != nil {
+		all = s.times.TryRelease() && all
+	}
+	if s.m != nil {
+		s.m.release()
+		s.m = nil
+	}
+	return all
+}
+
+// Release gives back what the segment holds now, as TryRelease, and leaves
+// the resident set (Config.Resident) if it did.
+func (s *Segment) Release() bool {
+	if s.cfg.Resident == nil {
+		return s.TryRelease()
+	}
+	return s.cfg.Resident.Evict(&s.res)
+}
+
+// touch tells the resident set the segment was used (and may hold
+// resources): one atomic load when it is known to be.
+func (s *Segment) touch() { s.cfg.Resident.Touch(&s.res) }
 
 // recover scans the whole log, cuts a torn tail, passes over damage that
 // valid batches follow, and rebuilds the indexes from what remains.
@@ -349,7 +486,11 @@ func (s *Segment) recover(fileSize int64, afterClean bool) (Recovery, error) {
 		if !s.cfg.ReadOnly {
 			// Cut, rather than overwrite later: a stale batch left past the
 			// new end could otherwise pass for data after the next crash.
-			if err := s.f.Truncate(valid); err != nil {
+			f, err := s.file()
+			if err == nil {
+				err = f.Truncate(valid)
+			}
+			if err != nil {
 				return rec, err
 			}
 			s.capacity.Store(valid)
@@ -360,7 +501,11 @@ func (s *Segment) recover(fileSize int64, afterClean bool) (Recovery, error) {
 		// cache: make it durable before anyone reads it as committed.
 		// Under SyncNever nothing is promised against a machine crash, so
 		// the kernel writes it back in its own time, as it does appends.
-		if err := s.f.Sync(); err != nil {
+		f, err := s.file()
+		if err != nil {
+			return rec, err
+		}
+		if err := f.Sync(); err != nil {
 			return rec, s.setSyncFailure(err)
 		}
 	}
@@ -585,15 +730,16 @@ func (s *Segment) ensureIndexes() (rebuilt bool, err error) {
 func (s *Segment) openIndexesLocked(size int64) bool {
 	fs := s.cfg.fs()
 	maxEntries := index.MaxEntries(max(s.cfg.MaxBytes, size))
-	writable := s.f != nil && !s.cfg.ReadOnly
+	active := s.active.Load()
+	writable := active && !s.cfg.ReadOnly
 	lastOffset := s.next.Load() - 1
-	if s.f != nil {
+	if active {
 		lastOffset = math.MaxInt64 // active: the tail scan finds the end later
 	}
 	var offsets *index.Offsets
 	var times *index.Times
 	var err error
-	if s.f != nil && s.indexFilesMissing() {
+	if active && s.indexFilesMissing() {
 		// An active segment whose first entry was never due: no files,
 		// no rebuild. loadTail checks that none was due.
 		if writable {
@@ -629,6 +775,9 @@ func (s *Segment) openIndexesLocked(size int64) bool {
 
 // indexFilesMissing reports whether neither index file exists.
 func (s *Segment) indexFilesMissing() bool {
+	if s.listed != nil {
+		return s.listed.IndexSize <= 0 && s.listed.TimeIndexSize <= 0
+	}
 	fs := s.cfg.fs()
 	for _, suffix := range []string{IndexSuffix, TimeIndexSuffix} {
 		if _, err := fs.Lstat(s.path(suffix)); !errors.Is(err, os.ErrNotExist) {
@@ -691,7 +840,7 @@ func (s *Segment) rebuildLocked(size int64) error {
 		}
 		return nil
 	})
-	if s.f == nil {
+	if !s.active.Load() {
 		// The segment still ends where the next begins: offsets lost with
 		// a damaged tail are reported by reads, not taken for the end.
 		s.next.Store(next)
@@ -699,7 +848,7 @@ func (s *Segment) rebuildLocked(size int64) error {
 	if err != nil {
 		return err
 	}
-	if s.f == nil && !s.cfg.ReadOnly {
+	if !s.active.Load() && !s.cfg.ReadOnly {
 		// Sealed: finish the files as Seal does (final time entry, trimmed),
 		// or the next open would find the preallocated tail and rebuild
 		// again. They are a cache: failing to keep them is not an error.
@@ -803,6 +952,7 @@ func (s *Segment) scanTail(fn func(b batch.Batch, pos int64)) error {
 // exactly at the file's end and reach offset next. It reports an error
 // describing the first problem; callers then Recover the segment.
 func (s *Segment) CheckSealed(next int64) error {
+	defer s.touch()
 	if _, err := s.ensureIndexes(); err != nil {
 		return err
 	}
@@ -819,6 +969,7 @@ func (s *Segment) CheckSealed(next int64) error {
 // next segment's base: offsets a cut tail held are one more damaged range,
 // which reads report (see Read).
 func (s *Segment) Recover(next int64) (Recovery, error) {
+	defer s.touch()
 	fs := s.cfg.fs()
 	flag := os.O_RDWR
 	if s.cfg.ReadOnly {
@@ -829,6 +980,7 @@ func (s *Segment) Recover(next int64) (Recovery, error) {
 		return Recovery{}, err
 	}
 	s.f = f
+	s.active.Store(true) // until Seal, below
 	size, err := f.Size()
 	if err != nil {
 		return Recovery{}, err
@@ -862,6 +1014,7 @@ func (s *Segment) MaxTimestamp() (int64, error) {
 	if s.size.Load() == 0 {
 		return s.maxTS.Load(), nil
 	}
+	defer s.touch()
 	// Indexes first: while a lazy rebuild runs, maxTS is partial.
 	if _, err := s.ensureIndexes(); err != nil {
 		return 0, err
@@ -883,7 +1036,7 @@ func (s *Segment) MaxTimestamp() (int64, error) {
 // it. On error nothing is visible and the segment
 // takes further appends at the same place; only a failed Sync is final.
 func (s *Segment) Append(b batch.Batch) (int64, error) {
-	if s.f == nil || s.cfg.ReadOnly {
+	if !s.active.Load() || s.cfg.ReadOnly {
 		return 0, ErrSealed
 	}
 	if err := s.syncFailure(); err != nil {
@@ -891,6 +1044,10 @@ func (s *Segment) Append(b batch.Batch) (int64, error) {
 	}
 	if next := s.next.Load(); b.BaseOffset() != next && !(s.sparse() && b.BaseOffset() > next) {
 		return 0, fmt.Errorf("segment %d: append at offset %d, expected %d", s.base, b.BaseOffset(), next)
+	}
+	f, err := s.file()
+	if err != nil {
+		return 0, fmt.Errorf("segment %d: %w", s.base, err)
 	}
 	pos := s.size.Load()
 	end := pos + int64(len(b))
@@ -900,7 +1057,7 @@ func (s *Segment) Append(b batch.Batch) (int64, error) {
 		if s.cfg.MaxBytes > 0 {
 			newCap = min(newCap, max(end, s.cfg.MaxBytes))
 		}
-		if err := s.f.Allocate(capacity, newCap-capacity); err != nil {
+		if err := f.Allocate(capacity, newCap-capacity); err != nil {
 			return 0, fmt.Errorf("segment %d: preallocate: %w", s.base, err)
 		}
 		s.capacity.Store(newCap)
@@ -919,7 +1076,7 @@ func (s *Segment) Append(b batch.Batch) (int64, error) {
 		s.next.Store(b.BaseOffset())
 		return 0, fmt.Errorf("segment %d: index: %w", s.base, err)
 	}
-	if _, err := s.f.WriteAt(b, pos); err != nil {
+	if _, err := f.WriteAt(b, pos); err != nil {
 		// Nothing became visible; the index entry (if any) points at bytes
 		// we will write again, so drop it.
 		s.offsets.TruncateAfter(pos)
@@ -933,6 +1090,7 @@ func (s *Segment) Append(b batch.Batch) (int64, error) {
 	if s.verified.Load() == pos {
 		s.advanceVerified(end) // we encoded it: its CRC matches by construction
 	}
+	s.touch()
 	return pos, nil
 }
 
@@ -957,10 +1115,20 @@ func (s *Segment) Sync() error {
 	}
 	s.fileMu.Lock()
 	defer s.fileMu.Unlock()
-	if s.f == nil {
+	if !s.active.Load() {
 		return nil // sealed: Seal synced it
 	}
-	if err := s.f.Sync(); err != nil {
+	f := s.f
+	if f == nil {
+		// Released (TryRelease): any descriptor of the file syncs what
+		// was written through the one closed.
+		var err error
+		if f, err = s.cfg.fs().OpenFile(s.logPath, os.O_RDONLY, s.cfg.Perm); err != nil {
+			return s.setSyncFailure(err)
+		}
+		defer f.Close()
+	}
+	if err := f.Sync(); err != nil {
 		return s.setSyncFailure(err)
 	}
 	return nil
@@ -982,9 +1150,10 @@ func (s *Segment) setSyncFailure(err error) error {
 // Seal ends appends: the preallocated tail is cut, the log and indexes are
 // synced, and the file is closed (reads continue through the mapping).
 func (s *Segment) Seal() error {
-	if s.f == nil {
+	if !s.active.Load() {
 		return nil
 	}
+	defer s.touch() // the final time entry may have mapped its index
 	if err := s.syncFailure(); err != nil {
 		return err
 	}
@@ -999,13 +1168,17 @@ func (s *Segment) Seal() error {
 	defer s.fileMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.f.Close()
+	var err error
+	if s.f != nil {
+		err = s.f.Close()
+	}
 	s.f = nil
+	s.active.Store(false)
 	return err
 }
 
 // Sealed reports whether the segment no longer takes appends.
-func (s *Segment) Sealed() bool { return s.f == nil }
+func (s *Segment) Sealed() bool { return !s.active.Load() }
 
 // trimLocked records the final time entry, cuts the log and indexes to their
 // contents and syncs them all. Unless seal, index files never made stay
@@ -1026,7 +1199,11 @@ func (s *Segment) trimLocked(seal bool) error {
 		}
 	}
 	if s.capacity.Load() != size {
-		if err := s.f.Truncate(size); err != nil {
+		f, err := s.file()
+		if err == nil {
+			err = f.Truncate(size)
+		}
+		if err != nil {
 			return err
 		}
 		s.capacity.Store(size)
@@ -1034,9 +1211,13 @@ func (s *Segment) trimLocked(seal bool) error {
 	if s.cfg.NoSync {
 		return nil
 	}
+	f, err := s.file()
+	if err != nil {
+		return err
+	}
 	s.fileMu.Lock()
 	defer s.fileMu.Unlock()
-	if err := s.f.Sync(); err != nil {
+	if err := f.Sync(); err != nil {
 		return s.setSyncFailure(err)
 	}
 	return nil
@@ -1048,7 +1229,7 @@ func (s *Segment) trimLocked(seal bool) error {
 func (s *Segment) Close(clean bool) error {
 	s.loadMu.Lock()
 	var err error
-	if clean && s.f != nil && s.syncFailure() == nil {
+	if clean && s.active.Load() && s.syncFailure() == nil {
 		err = s.trimLocked(false)
 	}
 	s.loadMu.Unlock()
@@ -1065,8 +1246,10 @@ func (s *Segment) closeFiles(trim bool) error {
 		errs = append(errs, s.f.Close())
 		s.f = nil
 	}
+	s.active.Store(false)
 	s.mu.Unlock()
 	s.fileMu.Unlock()
+	s.cfg.Resident.Remove(&s.res)
 	if s.offsets != nil {
 		errs = append(errs, s.offsets.Close(trim))
 	}
@@ -1107,7 +1290,7 @@ func (s *Segment) mapping(end int64) (*mapping, error) {
 	}
 	if s.m == nil || int64(len(s.m.data)) < end {
 		length := end
-		if s.f != nil {
+		if s.active.Load() {
 			// Active: reserve the whole segment's address range once, so
 			// growth needs no remap. Pages past the file's end are never read.
 			length = max(end, s.cfg.MaxBytes)
@@ -1195,6 +1378,12 @@ func (s *Segment) dropMapping() {
 // with a *DamageError saying where reading can go on. Damage before the
 // batch holding offset is passed over.
 func (s *Segment) Read(offset, limit int64, maxBytes int) (View, error) {
+	v, err := s.read(offset, limit, maxBytes)
+	s.touch()
+	return v, err
+}
+
+func (s *Segment) read(offset, limit int64, maxBytes int) (View, error) {
 	size := s.size.Load()
 	if offset >= limit {
 		return View{}, nil
@@ -1342,6 +1531,7 @@ func (s *Segment) timeEntryOK(ts, offset int64) bool {
 // FindTime returns the first offset in [from, limit) whose record
 // timestamp is at or above ts; ok is false if the segment has none.
 func (s *Segment) FindTime(ts, from, limit int64) (offset int64, ok bool, err error) {
+	defer s.touch()
 	if _, err := s.ensureIndexes(); err != nil {
 		return 0, false, err
 	}

@@ -651,6 +651,8 @@ func (l *Log) newCleanSegment(dir string, base int64) (*segment.Segment, error) 
 	c.Sparse = new(atomic.Int64)
 	c.Sparse.Store(math.MaxInt64)
 	c.IndexRebuilds = nil
+	// Written without the log's lock, and short-lived: outside the bound.
+	c.Resident, c.Writer = nil, nil
 	return segment.Create(&c, dir, base)
 }
 

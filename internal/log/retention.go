@@ -279,7 +279,10 @@ func parseLogStart(b []byte) (v int64, ok bool) {
 func (l *Log) openStart() error {
 	segs := l.segments()
 	first := segs[0].Base()
-	stored, damaged, rerr := l.readLogStart()
+	stored, damaged, rerr := int64(-1), false, error(nil)
+	if !l.noStartFile {
+		stored, damaged, rerr = l.readLogStart()
+	}
 	if stored > l.written {
 		l.cfg.Logger.Warn("stream: the stored log start is past the end; ignoring it and starting at the first segment",
 			"dir", l.cfg.Dir, "stored", stored, "end", l.written, "start", first)
