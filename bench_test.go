@@ -6,38 +6,83 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// BenchmarkProducer publishes 100-byte values to one partition through an
-// async Producer (default options) and flushes at the end.
+// BenchmarkProducer publishes 100-byte values through an async Producer
+// (default options but Linger), a callback per record, and flushes at the
+// end: from one goroutine and from 8, keyless to one partition and keyed
+// to 8.
 func BenchmarkProducer(b *testing.B) {
 	for _, linger := range []time.Duration{0, 5 * time.Millisecond} {
-		b.Run(fmt.Sprintf("linger=%v", linger), func(b *testing.B) { benchProducer(b, linger) })
+		for _, g := range []int{1, 8} {
+			for _, keyed := range []bool{false, true} {
+				name := fmt.Sprintf("linger=%v/goroutines=%d/keyed=%v", linger, g, keyed)
+				b.Run(name, func(b *testing.B) { benchProducer(b, linger, g, keyed) })
+			}
+		}
 	}
 }
 
-func benchProducer(b *testing.B, linger time.Duration) {
+func benchProducer(b *testing.B, linger time.Duration, goroutines int, keyed bool) {
 	br := tbOpen(b, &Options{Sync: SyncNever})
-	tbCreate(b, br, "t", TopicConfig{})
+	partitions := 1
+	if keyed {
+		partitions = 8
+	}
+	tbCreate(b, br, "t", TopicConfig{Partitions: partitions})
 	pr := mustProducer(br, &ProducerOptions{Linger: linger})
 	defer pr.Close()
 	ctx := context.Background()
 	value := make([]byte, 100)
+	keys := make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%d", i)
+	}
+	var acked, failed atomic.Int64
+	done := func(_ *Record, err error) {
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		acked.Add(1)
+	}
 	b.SetBytes(100)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		pr.Publish(ctx, &Record{Topic: "t", Value: value}, nil)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		n := b.N / goroutines
+		if g == 0 {
+			n += b.N % goroutines
+		}
+		wg.Go(func() {
+			for i := range n {
+				r := &Record{Topic: "t", Value: value}
+				if keyed {
+					r.Key = keys[i%len(keys)]
+				}
+				pr.Publish(ctx, r, done)
+			}
+		})
 	}
+	wg.Wait()
 	if err := pr.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	if end := tbEnds(b, br, "t")[0]; end != int64(b.N) {
-		b.Fatalf("stored %d records, want %d", end, b.N)
+	if acked.Load() != int64(b.N) || failed.Load() != 0 {
+		b.Fatalf("%d callbacks acked, %d failed, want %d acked", acked.Load(), failed.Load(), b.N)
+	}
+	var stored int64
+	for _, end := range tbEnds(b, br, "t") {
+		stored += end
+	}
+	if stored != int64(b.N) {
+		b.Fatalf("stored %d records, want %d", stored, b.N)
 	}
 }
 
