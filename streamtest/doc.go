@@ -6,8 +6,8 @@
 //
 // There is no mock: the broker is the real one, with the same partitions,
 // offsets, consumer groups and commits as in production, kept on disk in
-// the test's temporary directory. Opening one takes well under a
-// millisecond on tmpfs.
+// the test's temporary directory. Under streamtest's defaults nothing is
+// fsynced, so a broker's life costs about the same on disk as on tmpfs.
 //
 // # A worked example
 //

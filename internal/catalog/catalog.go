@@ -64,6 +64,7 @@ import (
 
 	"github.com/embedstream/stream/group"
 	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/internal/vfs"
 )
 
 // File is the store's name in a broker's directory.
@@ -277,7 +278,7 @@ func Open(path string, perm os.FileMode, readOnly, noSync bool) (*Catalog, bool,
 // init: two meta pages, an empty freelist, an empty root leaf), without
 // syncing it. It reports false, writing nothing, if the file exists by now.
 func createEmpty(path string, perm os.FileMode) (bool, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := vfs.OpenOSFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, os.ErrExist) {
 		return false, nil
 	}
@@ -326,7 +327,7 @@ func protect(path string, fn func() error) (err error) {
 func openBolt(path string, perm os.FileMode, opts *bolt.Options) (db *bolt.DB, err error) {
 	var file *os.File
 	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
-		f, err := os.OpenFile(name, flag, perm)
+		f, err := vfs.OpenOSFile(name, flag, perm)
 		file = f
 		return f, err
 	}
