@@ -7,7 +7,8 @@
 // There is no mock: the broker is the real one, with the same partitions,
 // offsets, consumer groups and commits as in production, kept on disk in
 // the test's temporary directory. Under streamtest's defaults nothing is
-// fsynced, so a broker's life costs about the same on disk as on tmpfs.
+// fsynced: a broker's life (open, create a topic, publish, read, close)
+// takes about a millisecond, waiting on no disk.
 //
 // # A worked example
 //
