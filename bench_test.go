@@ -3,7 +3,6 @@ package stream
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -177,49 +176,6 @@ func BenchmarkReader(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "records/s")
-}
-
-// BenchmarkOpenPublishReadClose measures an embedded broker's whole life:
-// Open a fresh directory, create a topic, publish one record, read it back
-// with a Reader, Close.
-func BenchmarkOpenPublishReadClose(b *testing.B) {
-	root := b.TempDir()
-	ctx := context.Background()
-	value := []byte("hello")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		dir, err := os.MkdirTemp(root, "b")
-		if err != nil {
-			b.Fatal(err)
-		}
-		br, err := Open(dir, &Options{Sync: SyncNever})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := br.CreateTopic("t", TopicConfig{}); err != nil {
-			b.Fatal(err)
-		}
-		if err := br.Publish(ctx, &Record{Topic: "t", Value: value}); err != nil {
-			b.Fatal(err)
-		}
-		rd, err := br.NewReader("t", 0, OffsetEarliest, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rec, err := rd.Next(ctx)
-		if err != nil || string(rec.Value) != "hello" {
-			b.Fatal(rec, err)
-		}
-		rd.Close()
-		if err := br.Close(); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		os.RemoveAll(dir)
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/op")
 }
 
 // BenchmarkSyncAlways64 has 64 goroutines publish one 100-byte record per
