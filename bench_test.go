@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,38 @@ func BenchmarkPublishBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkPublishParallel has GOMAXPROCS goroutines publish to a partition
+// each, 100 records of 100 bytes per Broker.Publish call (SyncNever): with
+// -mutexprofile it shows whether partitions wait on a lock they share.
+func BenchmarkPublishParallel(b *testing.B) {
+	br := tbOpen(b, &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}})
+	n := runtime.GOMAXPROCS(0)
+	tbCreate(b, br, "t", TopicConfig{Partitions: n})
+	ctx := context.Background()
+	value := make([]byte, 100)
+	var next atomic.Int32
+	b.SetBytes(100 * 100)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		part := (next.Add(1) - 1) % int32(n)
+		recs := make([]Record, 100)
+		ptrs := make([]*Record, len(recs))
+		for i := range recs {
+			ptrs[i] = &recs[i]
+		}
+		for pb.Next() {
+			for i := range recs {
+				recs[i] = Record{Topic: "t", Partition: part, Value: value}
+			}
+			if err := br.Publish(ctx, ptrs...); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkPublishSync publishes one 100-byte record per Broker.Publish call
