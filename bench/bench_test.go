@@ -101,3 +101,51 @@ func readReport(t *testing.T, path string) report {
 	}
 	return rep
 }
+
+// TestMedianAndRange checks how runs become a cell: the median is the
+// value (ratios and goals use it), the range is shown beside it, and the
+// JSON keeps every run.
+func TestMedianAndRange(t *testing.T) {
+	w := workload{id: "publish", title: "publish", metrics: []metricSpec{rateMetric("publish_100B_msgs", "msg/s")}}
+	rep := newReport([]peer{embedPeer{}, kfakePeer{}})
+	// Ours' best run alone would meet the goal (≥ 6M and ≥ 5× kfake); its
+	// median does not.
+	rep.add(w, w.title, embedPeer{}, [][]float64{{5.0e6}, {7.0e6}, {4.0e6}}, nil)
+	rep.add(w, w.title, kfakePeer{}, [][]float64{{1.0e6}, {1.2e6}, {0.9e6}}, nil)
+	rep.finish()
+
+	c := rep.rowByKey["publish_100B_msgs"].Cells[embedPeer{}.name()]
+	if *c.Value != 5.0e6 || *c.Min != 4.0e6 || *c.Max != 7.0e6 || len(c.Runs) != 3 || c.Runs[1] != 7.0e6 {
+		t.Errorf("ours' cell: value %v, min %v, max %v, runs %v; want 5M, 4M, 7M and the runs in order", *c.Value, *c.Min, *c.Max, c.Runs)
+	}
+	kf := rep.rowByKey["publish_100B_msgs"].Cells[kfakePeer{}.name()]
+	if *kf.Advantage != 5 {
+		t.Errorf("ratio to kfake %v, want 5 (median against median)", *kf.Advantage)
+	}
+	goals := rep.rowByKey["publish_100B_msgs"].Goals
+	if len(goals) == 0 || goals[0].Text != "≥ 6M msg/s and ≥ 5× kfake" || goals[0].Met {
+		t.Errorf("goals %+v: want ≥ 6M not met on a 5M median", goals)
+	}
+	var out bytes.Buffer
+	rep.writeTable(&out)
+	for _, want := range []string{"**5.00M** (4.00–7.00)", "1.00M (900k–1.20M), 5.00×", "❌ not met"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		vals []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		if got := median(tc.vals); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.vals, got, tc.want)
+		}
+	}
+}

@@ -42,6 +42,8 @@ func runChild(spec string) error {
 	switch kind {
 	case "fill":
 		return fillChild(ctx, p, dir, n)
+	case "partitions":
+		return partitionsChild(ctx, dir, int(n))
 	case "scale":
 		start := time.Now()
 		inst, err := p.start(ctx, dir, startOptions{partitions: int(n), persistent: true})

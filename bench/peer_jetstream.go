@@ -138,11 +138,14 @@ func (j *jsInstance) readStream(ctx context.Context, p, n int, fn func([]byte)) 
 	return nil
 }
 
-func (j *jsInstance) read(ctx context.Context, n int, keep bool) error {
+func (j *jsInstance) read(ctx context.Context, n int, mode readMode) error {
+	if mode == readClone {
+		return notSupported("one way to keep a record: the copying row")
+	}
 	var sum checksum
 	defer sum.flush()
 	return j.readStream(ctx, 0, n, func(v []byte) {
-		if keep {
+		if mode == readCopy {
 			v = append([]byte(nil), v...)
 		}
 		sum.add(v)
@@ -203,6 +206,55 @@ func (j *jsInstance) group(ctx context.Context, members, n int, done func()) err
 		return fmt.Errorf("group read %d of %d messages", got, n)
 	}
 	return nil
+}
+
+// newProducer publishes with PublishAsync, which has no callback per
+// message: an acknowledgement future each, an error handler for all, and
+// PublishAsyncComplete for the flush. Keyed records go to the stream their
+// key hashes to, as a partitioner would place them.
+func (j *jsInstance) newProducer(context.Context, bool) (asyncProducer, error) {
+	return &jsProducer{j: j}, nil
+}
+
+type jsProducer struct {
+	j         *jsInstance
+	published atomic.Int64
+}
+
+func (jp *jsProducer) prepare(int) {}
+
+func (jp *jsProducer) publish(_ context.Context, _ int, k, v []byte) {
+	subject := jp.j.subjects[0]
+	if k != nil {
+		subject = jp.j.subjects[keyPartition(k, len(jp.j.subjects))]
+	}
+	if _, err := jp.j.js.PublishAsync(subject, v); err != nil {
+		jp.j.asyncErr.CompareAndSwap(nil, &err)
+	}
+	jp.published.Add(1)
+}
+
+func (jp *jsProducer) flush(ctx context.Context) (int64, error) {
+	select {
+	case <-jp.j.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	var err error
+	if first := jp.j.asyncErr.Swap(nil); first != nil {
+		err = *first
+	}
+	return jp.published.Swap(0), err
+}
+
+func (jp *jsProducer) close() error { return nil }
+
+func (j *jsInstance) publishParallel(context.Context, int, int, int, []byte) error {
+	return notSupported(parallelNotSupported)
+}
+
+func (j *jsInstance) readParallel(context.Context, int, int) error {
+	return notSupported(parallelNotSupported)
 }
 
 func (j *jsInstance) records(ctx context.Context) (int64, error) {
