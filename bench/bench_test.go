@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 // uses -quick, or the smaller -smoke sizes under the race detector (which
 // slows the peers' servers several times) and with -short.
 func TestSmoke(t *testing.T) {
+	// One run of each workload: TestRepeat covers the repetitions.
 	mode := "-quick"
 	if raceEnabled || testing.Short() {
 		mode = "-smoke"
@@ -37,7 +38,7 @@ func TestSmoke(t *testing.T) {
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
 	began := time.Now()
-	err := run([]string{mode, "-json", jsonPath, "-dir", t.TempDir()}, &stdout, &stderr)
+	err := run([]string{mode, "-repeat", "1", "-json", jsonPath, "-dir", t.TempDir()}, &stdout, &stderr)
 	t.Logf("%s run took %v; progress:\n%s", mode, time.Since(began).Round(time.Millisecond), stderr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +53,9 @@ func TestSmoke(t *testing.T) {
 	}
 	metrics := 0
 	for _, w := range workloads(smokeSizes) {
-		metrics += len(w.metrics)
+		if mode == "-smoke" || !w.optional {
+			metrics += len(w.metrics)
+		}
 	}
 	if len(rep.Rows) != metrics {
 		t.Errorf("JSON has %d rows, want %d", len(rep.Rows), metrics)
@@ -85,6 +88,34 @@ func TestSmoke(t *testing.T) {
 		if text := g.peer.name() + ": " + g.text + ": "; !strings.Contains(table, text) {
 			t.Errorf("the table does not mark the goal %q", text)
 		}
+	}
+}
+
+// TestRepeat runs a workload twice on two peers and checks that every
+// cell has both runs, their median as its value and their range.
+func TestRepeat(t *testing.T) {
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-smoke", "-repeat", "2", "-only", "publish", "-peers", "embedstream,raw", "-json", jsonPath, "-dir", t.TempDir()}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	rep := readReport(t, jsonPath)
+	if len(rep.Rows) != 2 {
+		t.Fatalf("JSON has %d rows, want 2", len(rep.Rows))
+	}
+	for _, row := range rep.Rows {
+		for name, c := range row.Cells {
+			if c.Value == nil || c.Min == nil || c.Max == nil || len(c.Runs) != 2 {
+				t.Fatalf("%s / %s: cell %+v, want a value, a range and 2 runs", row.Metric, name, c)
+			}
+			if lo, hi := min(c.Runs[0], c.Runs[1]), max(c.Runs[0], c.Runs[1]); *c.Value != (lo+hi)/2 || *c.Min != lo || *c.Max != hi {
+				t.Errorf("%s / %s: value %v, range %v–%v, runs %v", row.Metric, name, *c.Value, *c.Min, *c.Max, c.Runs)
+			}
+		}
+	}
+	if !strings.Contains(stderr.String(), "run 2 of 2") || !strings.Contains(stderr.String(), "median (min–max) of 2 runs") {
+		t.Errorf("progress lacks the runs:\n%s", stderr.String())
 	}
 }
 

@@ -105,7 +105,11 @@ func reportScale(open time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(scaleReport{OpenNs: open.Nanoseconds(), RSS: rss, Mappings: maps})
+	fds, err := openFiles()
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(scaleReport{OpenNs: open.Nanoseconds(), RSS: rss, Mappings: maps, FDs: fds})
 }
 
 // scaleReport is what a scale child prints.
@@ -113,6 +117,7 @@ type scaleReport struct {
 	OpenNs   int64 `json:"open_ns"`
 	RSS      int64 `json:"rss_bytes"`
 	Mappings int   `json:"mappings"`
+	FDs      int   `json:"fds"`
 }
 
 // runScaleChild runs the scale child and decodes its report. Peer "idle"

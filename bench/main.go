@@ -60,9 +60,10 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	jsonPath := fs.String("json", "", "also write the results as JSON to `FILE`")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (child processes excluded) to `FILE`")
 	mutexprofile := fs.String("mutexprofile", "", "write a profile of contended mutexes (every contention event: runtime.SetMutexProfileFraction(1)) over the run (child processes excluded) to `FILE`; -only cores -peers embedstream shows whether partitions wait on a shared lock")
-	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all; json: every json-*; transactions: every txn-*; compaction: every compact-*): "+workloadIDs())
+	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all but scale, which runs only when named; json: every json-*; transactions: every txn-*; compaction: every compact-*): "+workloadIDs())
 	peersFlag := fs.String("peers", "", "run only these comma-separated peer `IDS` (default all): "+peerIDs())
 	repeat := fs.Int("repeat", 0, "run each workload on each peer `N` times, the peers taking turns, and report the median and range of each figure (default 3, 1 with -smoke)")
+	topics := fs.Int("topics", 0, "topics of 100 partitions in the partitions row: `N` (default 1,000, -quick 50, -smoke 2)")
 	dirFlag := fs.String("dir", "", "put data under `DIR` (default a new temporary directory, removed at the end)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,11 +79,14 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	case *quick:
 		mode, sz = "quick", quickSizes
 	}
+	if *topics > 0 {
+		sz.topics = *topics
+	}
 	peers, err := selectPeers(*peersFlag)
 	if err != nil {
 		return err
 	}
-	wls, err := selectWorkloads(workloads(sz), *only)
+	wls, err := selectWorkloads(workloads(sz), *only, *smoke)
 	if err != nil {
 		return err
 	}
@@ -190,6 +194,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 				progress(stderr, w, err, vals, d)
 			}
 		}
+		e.dropKept()
 		for j, p := range peers {
 			rep.add(w, w.title, p, runs[j], errs[j])
 			if n > 1 && errs[j] == nil {
@@ -198,10 +203,10 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 			}
 		}
 	}
-	if slices.ContainsFunc(wls, func(w workload) bool { return w.id == "scale" }) {
+	if slices.ContainsFunc(wls, func(w workload) bool { return w.id == "scale" || w.id == "partitions" }) {
 		if idle, err := runScaleChild(ctx, "idle", root, 0); err == nil {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("scale: a child process of this binary that opens nothing has %.0f MB RSS and %d mappings; each figure above includes that.",
-				float64(idle.RSS)/1e6, idle.Mappings))
+			rep.Notes = append(rep.Notes, fmt.Sprintf("scale and many partitions: a child process of this binary that opens nothing has %.0f MB RSS, %d mappings and %d open files; each figure above includes that.",
+				float64(idle.RSS)/1e6, idle.Mappings, idle.FDs))
 		}
 	}
 	rep.Seconds = time.Since(began).Seconds()
@@ -240,7 +245,7 @@ func summary(w workload, runs [][]float64) string {
 	var parts []string
 	for j, m := range w.metrics {
 		col := column(runs, j)
-		if len(col) == 0 || slices.ContainsFunc(col, math.IsNaN) {
+		if len(col) == 0 {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("%s %s (%s)", m.label, m.format(median(col)), fmtRange(m.format, slices.Min(col), slices.Max(col))))
@@ -297,9 +302,14 @@ func peerIDs() string {
 // workload.
 var groupPrefixes = map[string]string{"json": "json-", "transactions": "txn-", "compaction": "compact-"}
 
-func selectWorkloads(all []workload, only string) ([]workload, error) {
+// selectWorkloads returns the workloads only names, or by default all but
+// the optional ones (all of them with -smoke, which tests every path).
+func selectWorkloads(all []workload, only string, smoke bool) ([]workload, error) {
 	if only == "" {
-		return all, nil
+		if smoke {
+			return all, nil
+		}
+		return slices.DeleteFunc(all, func(w workload) bool { return w.optional }), nil
 	}
 	var out []workload
 	for id := range strings.SplitSeq(only, ",") {

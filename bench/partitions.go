@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -81,15 +82,25 @@ func partitionsRun(ctx context.Context, e *env, p peer) ([]float64, error) {
 	if p.id() != (embedPeer{}).id() {
 		return nil, notSupported(partitionsNotOurs)
 	}
-	dir, err := e.newDir(p)
-	if err != nil {
-		return nil, err
+	// The first run creates the directory and times that; the later runs
+	// reopen it (each child adds a record to every partition).
+	created, k := math.NaN(), e.keptDir("partitions")
+	if k == nil {
+		dir, err := e.newDir(p)
+		if err != nil {
+			return nil, err
+		}
+		d, err := timed(func() error { return fillPartitions(ctx, dir, e.topics) })
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		k, created = e.keep("partitions", dir), float64(d.Microseconds())/1e3
 	}
-	defer os.RemoveAll(dir)
-	d, err := timed(func() error { return fillPartitions(ctx, dir, e.topics) })
-	if err != nil {
-		return nil, err
-	}
+	k.runs++
+	dir := k.dir
+	// One record from the first process, one from each child so far.
+	records := int64(e.topics*partitionsPerTopic) * int64(1+k.runs)
 	cmd := childCommand(ctx, "partitions", p.id(), dir, strconv.Itoa(e.topics))
 	out, err := cmd.Output()
 	if err != nil {
@@ -99,12 +110,12 @@ func partitionsRun(ctx context.Context, e *env, p peer) ([]float64, error) {
 	if err := json.Unmarshal(out, &r); err != nil {
 		return nil, fmt.Errorf("partitions child: %w", err)
 	}
-	if want := int64(2 * e.topics * partitionsPerTopic); r.Consumed != want {
-		return nil, fmt.Errorf("partitions child read %d records, want %d", r.Consumed, want)
+	if r.Consumed != records {
+		return nil, fmt.Errorf("partitions child read %d records, want %d", r.Consumed, records)
 	}
 	n := float64(e.topics * partitionsPerTopic)
 	return []float64{
-		float64(d.Microseconds()) / 1e3, float64(r.OpenNs) / 1e6,
+		created, float64(r.OpenNs) / 1e6,
 		float64(r.Idle.RSS) / 1e6, float64(r.Idle.Mappings), float64(r.Idle.FDs),
 		n / (float64(r.PublishNs) / 1e9), float64(r.Consumed) / (float64(r.ConsumeNs) / 1e9),
 		float64(r.Active.RSS) / 1e6, float64(r.MaxMappings), float64(r.MaxFDs),

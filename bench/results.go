@@ -161,7 +161,7 @@ func (r *report) add(w workload, title string, p peer, runs [][]float64, err err
 			rw.Cells[p.name()] = cell{Error: err.Error()}
 		default:
 			col := column(runs, i)
-			if len(col) == 0 || slices.ContainsFunc(col, math.IsNaN) {
+			if len(col) == 0 {
 				rw.Cells[p.name()] = cell{NA: m.na}
 				continue
 			}
@@ -171,11 +171,12 @@ func (r *report) add(w workload, title string, p peer, runs [][]float64, err err
 	}
 }
 
-// column returns figure i of each run, in run order.
+// column returns figure i of each run that has it (not NaN), in run
+// order.
 func column(runs [][]float64, i int) []float64 {
 	var col []float64
 	for _, r := range runs {
-		if i < len(r) {
+		if i < len(r) && !math.IsNaN(r[i]) {
 			col = append(col, r[i])
 		}
 	}

@@ -54,6 +54,38 @@ type env struct {
 	seq        atomic.Int64
 	eventsOnce sync.Once
 	eventData  [][]byte
+	// kept are directories a workload keeps from run to run, by name,
+	// removed once its runs are over (dropKept).
+	kept map[string]*kept
+}
+
+// kept is a directory a workload keeps from run to run.
+type kept struct {
+	dir  string
+	runs int // the runs that used it so far
+}
+
+// keptDir returns the directory the workload's earlier runs kept under
+// name, or nil if none.
+func (e *env) keptDir(name string) *kept { return e.kept[name] }
+
+// keep keeps dir under name for the workload's later runs.
+func (e *env) keep(name, dir string) *kept {
+	if e.kept == nil {
+		e.kept = map[string]*kept{}
+	}
+	k := &kept{dir: dir}
+	e.kept[name] = k
+	return k
+}
+
+// dropKept removes the directories kept by the workload whose runs are
+// over.
+func (e *env) dropKept() {
+	for name, k := range e.kept {
+		os.RemoveAll(k.dir)
+		delete(e.kept, name)
+	}
 }
 
 // jsonEvents returns the run's JSON events, e.events of them.
@@ -75,9 +107,12 @@ func (e *env) newDir(p peer) (string, error) {
 type workload struct {
 	id      string // for -only
 	section string // the table it is printed in: "" for the first
-	title   string
-	metrics []metricSpec
-	run     func(ctx context.Context, e *env, p peer) ([]float64, error)
+	// optional workloads run only when -only names them, or with -smoke:
+	// too slow for every run.
+	optional bool
+	title    string
+	metrics  []metricSpec
+	run      func(ctx context.Context, e *env, p peer) ([]float64, error)
 }
 
 // payload returns n pseudo-random bytes, the same for every peer.
@@ -250,7 +285,9 @@ func workloads(s sizes) []workload {
 			metrics: []metricSpec{msMetric("recovery_open_ms", "open, page cache as the kill left it"),
 				msMetric("recovery_open_synced_ms", "open, after sync(2)")},
 			run: recovery},
-		{id: "scale", title: fmt.Sprintf("scale: open a topic of %s partitions", count(s.partitions)),
+		// Left out of the default run since the partitions row came: 10,000
+		// partitions of one topic took JetStream minutes to create and open.
+		{id: "scale", optional: true, title: fmt.Sprintf("scale: open a topic of %s partitions", count(s.partitions)),
 			metrics: []metricSpec{msMetric("scale_open_ms", "open"), sizeMetric("scale_rss_MB", "RSS after open"), countMetric("scale_mappings", "mappings")},
 			run:     scale},
 		partitionsWorkload(s),
