@@ -39,7 +39,7 @@ type sizes struct {
 
 var (
 	fullSizes = sizes{records: 1_000_000, latencyMax: 200_000, durableMax: 10_000, groupCommit: 300_000,
-		roundtrips: 1_000, wakeups: 2_000, budget: 2 * time.Second, recoveryBytes: 1 << 30,
+		roundtrips: 1_000, wakeups: 2_000, budget: time.Second, recoveryBytes: 1 << 30,
 		partitions: 10_000, topics: 1_000, events: 200_000, timeout: 2 * time.Minute}
 	quickSizes = sizes{records: 20_000, latencyMax: 20_000, durableMax: 200, groupCommit: 20_000,
 		roundtrips: 100, wakeups: 200, budget: 250 * time.Millisecond, recoveryBytes: 64 << 20,
@@ -708,7 +708,7 @@ func consumerGroup(ctx context.Context, e *env, p peer) ([]float64, error) {
 // sync(2) has written them (the recovery scan alone).
 func recovery(ctx context.Context, e *env, p peer) ([]float64, error) {
 	// A peer that cannot do it says so here, not in a child.
-	if _, err := withInstance(ctx, e, p, startOptions{persistent: true}, func(instance) ([]float64, error) { return nil, nil }); err != nil {
+	if _, err := withInstance(ctx, e, p, startOptions{persistent: true, bigLog: true}, func(instance) ([]float64, error) { return nil, nil }); err != nil {
 		return nil, err
 	}
 	var out []float64
