@@ -157,18 +157,15 @@ func (e *embedInstance) read(ctx context.Context, n int, mode readMode) error {
 }
 
 // keeper copies records that outlive the Reader's next Next, as a consumer
-// that keeps them must: the consume row's copying figure.
-//
-// Hook for the stream.Arena of the [performance] issue (#19): once it
-// exists, keeper becomes a stream.Arena and copy its Clone
-// (`var a stream.Arena; kept = a.Clone(rec)`); until then it is
-// Record.Clone, the same as readClone.
-type keeper struct{}
+// that keeps them must: the consume row's copying figure. A stream.Arena
+// carves the copies from shared blocks, a few allocations per thousand
+// records instead of Record.Clone's two per record.
+type keeper struct{ a stream.Arena }
 
 // keeperName names keeper's copy in the consume row's labels.
-const keeperName = "Record.Clone: stream.Arena pending"
+const keeperName = "stream.Arena"
 
-func (keeper) copy(r *stream.Record) *stream.Record { return r.Clone() }
+func (k *keeper) copy(r *stream.Record) *stream.Record { return k.a.Clone(r) }
 
 func (e *embedInstance) tail(ctx context.Context) (func() error, error) {
 	// The topic is empty: ResetEarliest cannot miss a record published
