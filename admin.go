@@ -218,7 +218,8 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 	if err != nil {
 		return nil, err
 	}
-	if fi, err := fs.Lstat(dir); err == nil && fi.IsDir() && !deleted[name] {
+	fi, err := fs.Lstat(dir)
+	if err == nil && fi.IsDir() && !deleted[name] {
 		parts, err := partitionDirs(fs, dir)
 		if err != nil {
 			return nil, err
@@ -233,8 +234,10 @@ func (b *Broker) createTopicLocked(name string, cfg TopicConfig) (*topic, error)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	if err := fs.RemoveAll(dir); err != nil {
-		return nil, err
+	if err == nil { // something is there to replace
+		if err := fs.RemoveAll(dir); err != nil {
+			return nil, err
+		}
 	}
 	t, err := b.openTopic(name, cfg, cfg.Partitions, false)
 	if err == nil && b.opts.Sync != SyncNever {

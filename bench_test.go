@@ -3,41 +3,86 @@ package stream
 import (
 	"context"
 	"fmt"
-	"os"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// BenchmarkProducer publishes 100-byte values to one partition through an
-// async Producer (default options) and flushes at the end.
+// BenchmarkProducer publishes 100-byte values through an async Producer
+// (default options but Linger), a callback per record, and flushes at the
+// end: from one goroutine and from 8, keyless to one partition and keyed
+// to 8.
 func BenchmarkProducer(b *testing.B) {
 	for _, linger := range []time.Duration{0, 5 * time.Millisecond} {
-		b.Run(fmt.Sprintf("linger=%v", linger), func(b *testing.B) { benchProducer(b, linger) })
+		for _, g := range []int{1, 8} {
+			for _, keyed := range []bool{false, true} {
+				name := fmt.Sprintf("linger=%v/goroutines=%d/keyed=%v", linger, g, keyed)
+				b.Run(name, func(b *testing.B) { benchProducer(b, linger, g, keyed) })
+			}
+		}
 	}
 }
 
-func benchProducer(b *testing.B, linger time.Duration) {
+func benchProducer(b *testing.B, linger time.Duration, goroutines int, keyed bool) {
 	br := tbOpen(b, &Options{Sync: SyncNever})
-	tbCreate(b, br, "t", TopicConfig{})
+	partitions := 1
+	if keyed {
+		partitions = 8
+	}
+	tbCreate(b, br, "t", TopicConfig{Partitions: partitions})
 	pr := mustProducer(br, &ProducerOptions{Linger: linger})
 	defer pr.Close()
 	ctx := context.Background()
 	value := make([]byte, 100)
+	keys := make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%d", i)
+	}
+	var acked, failed atomic.Int64
+	done := func(_ *Record, err error) {
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		acked.Add(1)
+	}
 	b.SetBytes(100)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		pr.Publish(ctx, &Record{Topic: "t", Value: value}, nil)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		n := b.N / goroutines
+		if g == 0 {
+			n += b.N % goroutines
+		}
+		wg.Go(func() {
+			for i := range n {
+				r := &Record{Topic: "t", Value: value}
+				if keyed {
+					r.Key = keys[i%len(keys)]
+				}
+				pr.Publish(ctx, r, done)
+			}
+		})
 	}
+	wg.Wait()
 	if err := pr.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	if end := tbEnds(b, br, "t")[0]; end != int64(b.N) {
-		b.Fatalf("stored %d records, want %d", end, b.N)
+	if acked.Load() != int64(b.N) || failed.Load() != 0 {
+		b.Fatalf("%d callbacks acked, %d failed, want %d acked", acked.Load(), failed.Load(), b.N)
+	}
+	var stored int64
+	for _, end := range tbEnds(b, br, "t") {
+		stored += end
+	}
+	if stored != int64(b.N) {
+		b.Fatalf("stored %d records, want %d", stored, b.N)
 	}
 }
 
@@ -65,6 +110,38 @@ func BenchmarkPublishBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkPublishParallel has GOMAXPROCS goroutines publish to a partition
+// each, 100 records of 100 bytes per Broker.Publish call (SyncNever): with
+// -mutexprofile it shows whether partitions wait on a lock they share.
+func BenchmarkPublishParallel(b *testing.B) {
+	br := tbOpen(b, &Options{Sync: SyncNever, Partitioner: ManualPartitioner{}})
+	n := runtime.GOMAXPROCS(0)
+	tbCreate(b, br, "t", TopicConfig{Partitions: n})
+	ctx := context.Background()
+	value := make([]byte, 100)
+	var next atomic.Int32
+	b.SetBytes(100 * 100)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		part := (next.Add(1) - 1) % int32(n)
+		recs := make([]Record, 100)
+		ptrs := make([]*Record, len(recs))
+		for i := range recs {
+			ptrs[i] = &recs[i]
+		}
+		for pb.Next() {
+			for i := range recs {
+				recs[i] = Record{Topic: "t", Partition: part, Value: value}
+			}
+			if err := br.Publish(ctx, ptrs...); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkPublishSync publishes one 100-byte record per Broker.Publish call
@@ -132,49 +209,6 @@ func BenchmarkReader(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "records/s")
-}
-
-// BenchmarkOpenPublishReadClose measures an embedded broker's whole life:
-// Open a fresh directory, create a topic, publish one record, read it back
-// with a Reader, Close.
-func BenchmarkOpenPublishReadClose(b *testing.B) {
-	root := b.TempDir()
-	ctx := context.Background()
-	value := []byte("hello")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		dir, err := os.MkdirTemp(root, "b")
-		if err != nil {
-			b.Fatal(err)
-		}
-		br, err := Open(dir, &Options{Sync: SyncNever})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := br.CreateTopic("t", TopicConfig{}); err != nil {
-			b.Fatal(err)
-		}
-		if err := br.Publish(ctx, &Record{Topic: "t", Value: value}); err != nil {
-			b.Fatal(err)
-		}
-		rd, err := br.NewReader("t", 0, OffsetEarliest, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rec, err := rd.Next(ctx)
-		if err != nil || string(rec.Value) != "hello" {
-			b.Fatal(rec, err)
-		}
-		rd.Close()
-		if err := br.Close(); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		os.RemoveAll(dir)
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/op")
 }
 
 // BenchmarkSyncAlways64 has 64 goroutines publish one 100-byte record per

@@ -105,9 +105,10 @@
 // are decompressed into and that the next call reuses: either way a
 // Record returned by Reader.Next, and its Key, Value and header values,
 // are valid only until the next call to Next or Close (for Consumer.Poll,
-// the next Poll or Close). Copy what you keep with
-// Record.Clone. Records passed to Publish and Producer.Publish are not kept
-// after the call (Publish) or the callback (Producer).
+// the next Poll or Close). Copy what you keep with Record.Clone, or, for
+// many records, an Arena. Records passed to Publish are not kept after the
+// call; Producer.Publish copies a record's key, value and headers before it
+// returns, and fills in and hands back the Record itself in its callback.
 //
 // One Broker owns a directory at a time (ErrLocked otherwise); open a copy,
 // or a stopped application's directory, with Options.ReadOnly, and a

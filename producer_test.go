@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -883,4 +884,115 @@ func TestNewProducerRejectsBadOptions(t *testing.T) {
 	p, err := b.NewProducer(nil)
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
+}
+
+// Records without a timestamp are stamped with the clock at Publish, under
+// testing/synctest too, across the producer clock's one-second re-anchoring.
+func TestProducerStampsPublishTimeUnderSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := Open(t.TempDir(), &Options{Sync: SyncNever})
+		require.NoError(t, err)
+		defer b.Close()
+		tbCreate(t, b, "t", TopicConfig{})
+		pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
+		defer pr.Close()
+		ctx := context.Background()
+		var want []int64
+		got := make([]int64, 0, 8)
+		var mu sync.Mutex
+		for _, gap := range []time.Duration{0, 3 * time.Millisecond, 700 * time.Millisecond, 400 * time.Millisecond, 2500 * time.Millisecond, time.Millisecond} {
+			time.Sleep(gap)
+			want = append(want, time.Now().UnixMilli())
+			pr.Publish(ctx, &Record{Topic: "t", Value: []byte("x")}, func(r *Record, err error) {
+				require.NoError(t, err)
+				mu.Lock()
+				got = append(got, r.Timestamp.UnixMilli())
+				mu.Unlock()
+			})
+		}
+		require.NoError(t, pr.Flush(ctx))
+		require.Equal(t, want, got)
+		var stored []int64
+		for _, r := range tbReadAll(t, b, "t", 0) {
+			stored = append(stored, r.Timestamp.UnixMilli())
+		}
+		require.Equal(t, want, stored)
+	})
+}
+
+// Publish copies the key, value and headers: the caller may reuse their
+// buffers as soon as it returns.
+func TestProducerCopiesBeforeReturning(t *testing.T) {
+	b := tbOpen(t, nil)
+	tbCreate(t, b, "t", TopicConfig{})
+	pr := mustProducer(b, &ProducerOptions{Linger: time.Hour})
+	defer pr.Close()
+	ctx := context.Background()
+	key, value, header := make([]byte, 4), make([]byte, 8), make([]byte, 2)
+	const n = 500
+	for i := range n {
+		r := &Record{Topic: "t", Key: key, Value: value, Headers: []Header{{Key: "h", Value: header}}}
+		copy(r.Key, fmt.Appendf(nil, "k%03d", i%1000))
+		copy(r.Value, fmt.Appendf(nil, "v%07d", i))
+		copy(r.Headers[0].Value, fmt.Appendf(nil, "%02d", i%100))
+		pr.Publish(ctx, r, nil)
+	}
+	require.NoError(t, pr.Flush(ctx))
+	recs := tbReadAll(t, b, "t", 0)
+	require.Len(t, recs, n)
+	for i, got := range recs {
+		require.Equal(t, fmt.Sprintf("k%03d", i%1000), string(got.Key))
+		require.Equal(t, fmt.Sprintf("v%07d", i), string(got.Value))
+		require.Equal(t, fmt.Sprintf("%02d", i%100), string(got.Headers[0].Value))
+	}
+}
+
+// Publishers racing Close: every callback runs exactly once, each record
+// is either stored (at the offset its callback got) or refused with
+// ErrClosed, and nothing is written after Close returns.
+func TestProducerCloseRacingPublishers(t *testing.T) {
+	for round := range 20 {
+		b := tbOpen(t, nil)
+		tbCreate(t, b, "t", TopicConfig{Partitions: 3})
+		pr := mustProducer(b, &ProducerOptions{Linger: time.Duration(round%3) * time.Millisecond, BatchBytes: 2048})
+		ctx := context.Background()
+		var stored, refused, calls atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := range 4 {
+			wg.Go(func() {
+				<-start
+				for i := 0; ; i++ {
+					var once atomic.Bool
+					r := &Record{Topic: "t", Key: fmt.Appendf(nil, "%d-%d", w, i), Value: make([]byte, 50)}
+					failed := false
+					pr.Publish(ctx, r, func(_ *Record, err error) {
+						if once.Swap(true) {
+							t.Error("callback ran twice")
+						}
+						calls.Add(1)
+						switch {
+						case err == nil:
+							stored.Add(1)
+						case errors.Is(err, ErrClosed):
+							refused.Add(1)
+							failed = true
+						default:
+							t.Error(err)
+						}
+					})
+					if failed || i > 5000 {
+						return
+					}
+				}
+			})
+		}
+		close(start)
+		require.NoError(t, pr.Close())
+		ends := tbSum(tbEnds(t, b, "t"))
+		wg.Wait()
+		require.Equal(t, stored.Load()+refused.Load(), calls.Load())
+		require.Equal(t, stored.Load(), ends, "stored records match the callbacks that said so")
+		require.Equal(t, ends, tbSum(tbEnds(t, b, "t")), "nothing written after Close")
+	}
 }

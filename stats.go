@@ -15,7 +15,7 @@ type Stats struct {
 	RecordsOut      int64 // records returned by Readers (and Consumers)
 	BytesOut        int64 // batch bytes those reads covered
 	Fsyncs          int64 // fsyncs of segment files
-	MetaSyncs       int64 // fdatasyncs of meta.db's commits (bbolt's two per commit, one after the other; none under SyncNever)
+	MetaSyncs       int64 // fdatasyncs of meta.db: of its creation, and of its commits (bbolt's two per commit, one after the other); none under SyncNever
 	Truncations     int64 // damaged log tails cut by recovery
 	TruncatedBytes  int64 // bytes those cuts removed
 	IndexRebuilds   int64 // indexes rebuilt from their logs

@@ -42,6 +42,8 @@ func runChild(spec string) error {
 	switch kind {
 	case "fill":
 		return fillChild(ctx, p, dir, n)
+	case "partitions":
+		return partitionsChild(ctx, dir, int(n))
 	case "scale":
 		start := time.Now()
 		inst, err := p.start(ctx, dir, startOptions{partitions: int(n), persistent: true})
@@ -103,7 +105,11 @@ func reportScale(open time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(scaleReport{OpenNs: open.Nanoseconds(), RSS: rss, Mappings: maps})
+	fds, err := openFiles()
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(scaleReport{OpenNs: open.Nanoseconds(), RSS: rss, Mappings: maps, FDs: fds})
 }
 
 // scaleReport is what a scale child prints.
@@ -111,6 +117,7 @@ type scaleReport struct {
 	OpenNs   int64 `json:"open_ns"`
 	RSS      int64 `json:"rss_bytes"`
 	Mappings int   `json:"mappings"`
+	FDs      int   `json:"fds"`
 }
 
 // runScaleChild runs the scale child and decodes its report. Peer "idle"

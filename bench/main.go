@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -48,19 +49,21 @@ func main() {
 // path, for the test under the race detector.
 var smokeSizes = sizes{records: 2_000, latencyMax: 1_000, durableMax: 20, groupCommit: 500,
 	roundtrips: 5, wakeups: 20, budget: 50 * time.Millisecond, recoveryBytes: 4 << 20,
-	partitions: 50, events: 2_000, timeout: time.Minute}
+	partitions: 50, topics: 2, events: 2_000, timeout: time.Minute}
 
 // run is the whole program: flags, workloads on every peer, output.
-func run(args []string, stdout, stderr io.Writer) error {
+func run(args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "small sizes (~20k records per workload): under a minute")
 	smoke := fs.Bool("smoke", false, "tiny sizes, for the smoke test")
 	jsonPath := fs.String("json", "", "also write the results as JSON to `FILE`")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (child processes excluded) to `FILE`")
-	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all; json: every json-*; transactions: every txn-*; compaction: every compact-*): "+workloadIDs())
+	mutexprofile := fs.String("mutexprofile", "", "write a profile of contended mutexes (every contention event: runtime.SetMutexProfileFraction(1)) over the run (child processes excluded) to `FILE`; -only cores -peers embedstream shows whether partitions wait on a shared lock")
+	only := fs.String("only", "", "run only these comma-separated workload `IDS` (default all but scale, which runs only when named; json: every json-*; transactions: every txn-*; compaction: every compact-*): "+workloadIDs())
 	peersFlag := fs.String("peers", "", "run only these comma-separated peer `IDS` (default all): "+peerIDs())
-	repeat := fs.Int("repeat", 1, "run each workload on each peer `N` times, the peers taking turns, and report the median of each figure (for steadier figures, or a longer profile)")
+	repeat := fs.Int("repeat", 0, "run each workload on each peer `N` times, the peers taking turns, and report the median and range of each figure (default 3, 1 with -smoke)")
+	topics := fs.Int("topics", 0, "topics of 100 partitions in the partitions row: `N` (default 1,000, -quick 50, -smoke 2)")
 	dirFlag := fs.String("dir", "", "put data under `DIR` (default a new temporary directory, removed at the end)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,11 +79,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case *quick:
 		mode, sz = "quick", quickSizes
 	}
+	if *topics > 0 {
+		sz.topics = *topics
+	}
 	peers, err := selectPeers(*peersFlag)
 	if err != nil {
 		return err
 	}
-	wls, err := selectWorkloads(workloads(sz), *only)
+	wls, err := selectWorkloads(workloads(sz), *only, *smoke)
 	if err != nil {
 		return err
 	}
@@ -108,6 +114,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 
+	if *mutexprofile != "" {
+		f, ferr := os.Create(*mutexprofile)
+		if ferr != nil {
+			return ferr
+		}
+		defer f.Close()
+		runtime.SetMutexProfileFraction(1)
+		defer func() {
+			runtime.SetMutexProfileFraction(0)
+			if werr := pprof.Lookup("mutex").WriteTo(f, 0); err == nil {
+				err = werr
+			}
+		}()
+	}
+
 	rep := newReport(peers)
 	rep.Machine = machine()
 	rep.Machine["cores"] = fmt.Sprint(runtime.NumCPU())
@@ -121,15 +142,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rep.Sizes = map[string]any{"records": sz.records, "latency_samples_max": sz.latencyMax,
 		"fsync_samples_max": sz.durableMax, "group_commit_records_max": sz.groupCommit,
 		"roundtrips_max": sz.roundtrips, "wakeups_max": sz.wakeups, "budget_s": sz.budget.Seconds(),
-		"recovery_bytes": sz.recoveryBytes, "scale_partitions": sz.partitions, "json_events": sz.events}
+		"recovery_bytes": sz.recoveryBytes, "scale_partitions": sz.partitions,
+		"partitions_topics": sz.topics, "partitions_per_topic": partitionsPerTopic, "json_events": sz.events}
 
 	began := time.Now()
 	ctx := context.Background()
+	n := *repeat
+	if n <= 0 {
+		n = 3
+		if *smoke {
+			n = 1
+		}
+	}
+	rep.Machine["runs"] = fmt.Sprint(n)
 	for i, w := range wls {
-		// With -repeat, the peers take turns, run after run, so that a
-		// neighbour's load on the machine falls on all of them alike and
-		// the ratios between them hold.
-		n := max(*repeat, 1)
+		// The peers take turns, run after run, so that a neighbour's load
+		// on the machine falls on all of them alike and the ratios between
+		// them hold.
 		runs := make([][][]float64, len(peers))
 		errs := make([]error, len(peers))
 		took := make([]time.Duration, len(peers))
@@ -138,9 +167,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 				if errs[j] != nil {
 					continue
 				}
-				if r == 0 {
-					fmt.Fprintf(stderr, "[%d/%d] %s: %s ... ", i+1, len(wls), w.title, p.name())
-				}
+				fmt.Fprintf(stderr, "[%d/%d] %s: %s, run %d of %d ... ", i+1, len(wls), w.title, p.name(), r+1, n)
 				start := time.Now()
 				wctx, cancel := context.WithTimeout(ctx, sz.timeout)
 				var vals []float64
@@ -157,37 +184,33 @@ func run(args []string, stdout, stderr io.Writer) error {
 				// run does not pay for its writeback.
 				syscall.Sync()
 				runtime.GC()
-				took[j] += time.Since(start)
+				d := time.Since(start)
+				took[j] += d
 				if err != nil {
 					errs[j] = err
 				} else {
 					runs[j] = append(runs[j], vals)
 				}
-				switch {
-				case n == 1:
-					progress(stderr, w, err, vals, took[j], "")
-				case r == 0:
-					progress(stderr, w, err, vals, took[j], fmt.Sprintf(", run 1 of %d", n))
-				}
+				progress(stderr, w, err, vals, d)
 			}
 		}
+		e.dropKept()
 		for j, p := range peers {
-			vals := medians(runs[j])
-			rep.add(w, w.title, p, vals, errs[j])
+			rep.add(w, w.title, p, runs[j], errs[j])
 			if n > 1 && errs[j] == nil {
-				fmt.Fprintf(stderr, "[%d/%d] %s: %s, median of %d ... ", i+1, len(wls), w.title, p.name(), len(runs[j]))
-				progress(stderr, w, errs[j], vals, took[j], "")
+				fmt.Fprintf(stderr, "[%d/%d] %s: %s, median (min–max) of %d runs, %v in all: %s\n", i+1, len(wls), w.title, p.name(),
+					len(runs[j]), took[j].Round(time.Millisecond), summary(w, runs[j]))
 			}
 		}
 	}
-	if slices.ContainsFunc(wls, func(w workload) bool { return w.id == "scale" }) {
+	if slices.ContainsFunc(wls, func(w workload) bool { return w.id == "scale" || w.id == "partitions" }) {
 		if idle, err := runScaleChild(ctx, "idle", root, 0); err == nil {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("scale: a child process of this binary that opens nothing has %.0f MB RSS and %d mappings; each figure above includes that.",
-				float64(idle.RSS)/1e6, idle.Mappings))
+			rep.Notes = append(rep.Notes, fmt.Sprintf("scale and many partitions: a child process of this binary that opens nothing has %.0f MB RSS, %d mappings and %d open files; each figure above includes that.",
+				float64(idle.RSS)/1e6, idle.Mappings, idle.FDs))
 		}
 	}
 	rep.Seconds = time.Since(began).Seconds()
-	rep.Notes = append(rep.Notes, notes(sz)...)
+	rep.Notes = append(rep.Notes, notes(sz, n)...)
 	rep.Notes = append(rep.Notes, fmt.Sprintf("the run took %.0f s.", rep.Seconds))
 	rep.finish()
 
@@ -198,30 +221,53 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// progress ends a progress line on stderr with a peer's figures for w, or
-// why it has none.
-func progress(stderr io.Writer, w workload, err error, vals []float64, took time.Duration, suffix string) {
+// progress ends a progress line on stderr with a peer's figures for w in
+// one run, or why it has none.
+func progress(stderr io.Writer, w workload, err error, vals []float64, took time.Duration) {
 	switch {
 	case errors.Is(err, errNotSupported):
 		fmt.Fprintf(stderr, "n/a: %s\n", reason(err))
 	case err != nil:
-		fmt.Fprintf(stderr, "FAILED (%v%s): %v\n", took.Round(time.Millisecond), suffix, err)
+		fmt.Fprintf(stderr, "FAILED (%v): %v\n", took.Round(time.Millisecond), err)
 	default:
 		var parts []string
 		for j, m := range w.metrics {
-			parts = append(parts, m.label+" "+m.format(vals[j]))
+			if j < len(vals) && !math.IsNaN(vals[j]) {
+				parts = append(parts, m.label+" "+m.format(vals[j]))
+			}
 		}
-		fmt.Fprintf(stderr, "%s (%v%s)\n", strings.Join(parts, ", "), took.Round(time.Millisecond), suffix)
+		fmt.Fprintf(stderr, "%s (%v)\n", strings.Join(parts, ", "), took.Round(time.Millisecond))
 	}
 }
 
+// summary is each figure of w's runs as median (min–max).
+func summary(w workload, runs [][]float64) string {
+	var parts []string
+	for j, m := range w.metrics {
+		col := column(runs, j)
+		if len(col) == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%s)", m.label, m.format(median(col)), fmtRange(m.format, slices.Min(col), slices.Max(col))))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // notes explain how the figures were taken, under the table.
-func notes(sz sizes) []string {
+func notes(sz sizes, runs int) []string {
 	return []string{
+		fmt.Sprintf("each figure is the median of %d runs of the workload, each on a fresh instance, the peers taking turns run after run (so that a neighbour's load falls on all of them alike), with the range of the runs (min–max); the N× ratios are median against median, and a goal is met only if ours' median meets it. The JSON has the median (value), min, max and every run.", runs),
 		"every workload starts its own instance on a fresh directory under the temp dir; ours uses SyncNever except where fsync is named (SyncAlways), and so do the peers (JetStream: no sync_always, fsync every 2 min; kfake: no SyncWrites).",
 		"throughput: a warm-up of a tenth of the records first, untimed; then time.Now around the whole call. Latency: a warm-up of up to 1,000 calls, then one time.Now pair per call; sampling stops at its sample limit or, past 1,000 samples, after " + sz.budget.String() + ".",
 		"allocations: runtime.MemStats.Mallocs before and after the timed pass over all records, divided by the records: the whole process's allocations, the peers' server goroutines included.",
-		"consume: the records are published and sync(2) writes them back (untimed, so that the kernel's flusher does not compete with the reads); ours reads with a Reader (zero-copy) and Record.Clone for the copying pass; JetStream with an ordered pull consumer (10,000-message window); kfake with a kgo consumer (8 MiB partition fetches); raw maps the file and checks each frame's CRC-32C.",
+		"consume: the records are published and sync(2) writes them back (untimed, so that the kernel's flusher does not compete with the reads); ours reads with a Reader, zero-copy, then keeping every record: with " + keeperName + " for the copying pass and with Record.Clone for its own; the peers copy each value for the copying pass; JetStream with an ordered pull consumer (10,000-message window); kfake with a kgo consumer (8 MiB partition fetches); raw maps the file and checks each frame's CRC-32C.",
+		fmt.Sprintf("producer: one Producer (ours: Linger %v, default BatchBytes 512 KiB and HashPartitioner; kgo: a client of its own with ProducerLinger %v, its default 1 MB batches and sticky murmur2 partitioner, no compression; JetStream: PublishAsync, which has no callback, to the stream the key hashes to; the raw file: a frame per 512 KiB per partition under a lock, written on filling or at the flush, values only) gets %s × 100 B records one Publish (Produce) call each, with a callback each that counts it, keyless to a topic of 1 partition, keyed (%s distinct keys) to a topic of %d; a round runs from the first call to the return of Flush (every callback run), from 1 goroutine and from %d (each a share of the records), after a warm-up of a tenth. The caller keeps a Record per record, reused round after round.",
+			eventLinger, eventLinger, count(sz.records), count(producerKeys), producerPartitions, producerGoroutines),
+		"unit-test lifecycle: start on a new directory, create the topic, publish one record, read it back, close; ours with streamtest's options (SyncNever, 1 MiB segments, as streamtest.NewBroker and streamtest.CreateTopic give them), then with Open(dir, nil) (SyncInterval: its cost is the disk's fsyncs); the peers as in every row (no fsync). Removing the directory is not timed; the p50 and mean over the lives of one run.",
+		fmt.Sprintf("many partitions: one process creates %s topics of %d partitions (SyncNever) and publishes a record to each partition (one call per topic), timed, and closes; a fresh child process opens the directory (timed), reads its VmRSS, counts /proc/self/maps lines and /proc/self/fd entries, then publishes one record to each partition in turn (a call each) and reads each partition from its start to its end with a Reader of its own, sampling mappings and open files every %s partitions (the sampling left out of the times), and reports the same again; the limits are the child's vm.max_map_count and RLIMIT_NOFILE (Go raises the soft limit to the hard one).",
+			count(sz.topics), partitionsPerTopic, count(partitionsSampleEvery)),
+		fmt.Sprintf("many cores: a topic of %d partitions; N goroutines, goroutine i publishing to partition i only (Broker.Publish with %s records per call, then with 1), then reading it with a Reader of its own; totals are all goroutines' records over the round's time, the median of rounds. Run with -mutexprofile FILE (and -only cores -peers embedstream) to see which locks the goroutines waited on.",
+			coreCounts()[len(coreCounts())-1], count(coresPerCall)),
 		"wake-up: the publisher sleeps " + wakeupGap.String() + " before each publish so the consumer is parked (ours: Consumer.Poll); the span runs from the start of the publish call to the consumer's return.",
 		"consumer group: timed from creating the members (joining included) to the last record; ours RangeBalancer with MaxPollRecords 5,000, kfake kgo's RangeBalancer; JetStream has no partitions, so a partition is a stream and each member reads its range of streams.",
 		"recovery: a child process of this binary writes the log (ours with 2 GiB segments, so the whole log is the active segment) and is SIGKILLed while publishing; the time is the peer's start on the directory, with the page cache as the kill left it (the dead writer's data mostly not yet on disk), then again on a new log after sync(2). Ours runs SyncNever here, as the peers run without fsync, so it serves what it recovered without an fdatasync (under SyncInterval or SyncAlways it syncs it first, a few hundred ms more for 1 GiB). Each peer's start is checked to hold every record acknowledged before the kill.",
@@ -233,23 +279,6 @@ func notes(sz sizes) []string {
 		"compaction (ours only: " + compactNotOurs + "): the cleaning rows publish the records (untimed) to a compacted topic with segments of an eighth of the log, then time Broker.Compact (one round; the active segment is never cleaned), up to 3 rounds on fresh topics, the median; MB/s are Stats.CleanerBytes (the bytes of the segments the round read and rewrote) over the round's time; after each round every key's latest value is read back and checked. The key map row is a log.KeyMap (the cleaner's type: 16 B a slot, grown by doubling up to Options.CleanerBufferBytes, 128 MiB by default) holding the same keys (the broker does not expose its own map's size). The table rows: a Table over a compacted topic of 10,000 keys; Get over existing keys with a prime stride, rounds of at least 100,000 lookups, the median; catch-up from Publish's return until Table.WaitChange sees the record.",
 		"compression, codec alone: the same events encoded once (untimed) into the same batches, then on one goroutine only batch.AppendCompressed of each batch's records (the call ours makes: klauspost/compress and pierrec/lz4, pooled encoders, Kafka's framings) for publish, batch.AppendDecompressed for consume; its (N×) is ours ÷ the codec alone. Stored bytes/event: ours PartitionInfo.Bytes (the batches, not the segment's preallocated space) of the Producer's batches, kfake its DescribeLogDirs size, the raw file its frames, the codec alone its batches' headers plus compressed records.",
 	}
-}
-
-// medians returns, for each figure, its median over the runs.
-func medians(runs [][]float64) []float64 {
-	if len(runs) == 0 {
-		return nil
-	}
-	out := make([]float64, len(runs[0]))
-	for i := range out {
-		col := make([]float64, len(runs))
-		for j, r := range runs {
-			col[j] = r[i]
-		}
-		slices.Sort(col)
-		out[i] = col[len(col)/2]
-	}
-	return out
 }
 
 func workloadIDs() string {
@@ -273,9 +302,14 @@ func peerIDs() string {
 // workload.
 var groupPrefixes = map[string]string{"json": "json-", "transactions": "txn-", "compaction": "compact-"}
 
-func selectWorkloads(all []workload, only string) ([]workload, error) {
+// selectWorkloads returns the workloads only names, or by default all but
+// the optional ones (all of them with -smoke, which tests every path).
+func selectWorkloads(all []workload, only string, smoke bool) ([]workload, error) {
 	if only == "" {
-		return all, nil
+		if smoke {
+			return all, nil
+		}
+		return slices.DeleteFunc(all, func(w workload) bool { return w.optional }), nil
 	}
 	var out []workload
 	for id := range strings.SplitSeq(only, ",") {

@@ -36,6 +36,12 @@ type startOptions struct {
 	// file where the engine has a segment size, so that recovery has the
 	// worst case: everything in the active segment.
 	bigLog bool
+	// unitTest asks for the options a unit test gets: ours streamtest's
+	// (see unitTestOptions). The peers run as in every row.
+	unitTest bool
+	// engineDefaults asks for the engine's defaults: ours Open(dir, nil).
+	// The peers run as in every row.
+	engineDefaults bool
 	// codec, when set, asks for the JSON-event workloads with this codec:
 	// ours stores the topic with it (TopicConfig.Compression) and its
 	// Producer compresses with it, kgo's producer compresses with it. A peer
@@ -54,10 +60,9 @@ type instance interface {
 	// publishOne publishes one record with value v to partition 0 and waits
 	// for its acknowledgement. It must be safe for concurrent use.
 	publishOne(ctx context.Context, v []byte) error
-	// read reads the first n records of partition 0 from the start. With
-	// keep, it copies each value into memory of its own (what a consumer that
-	// keeps records must do); otherwise it reads the value in place.
-	read(ctx context.Context, n int, keep bool) error
+	// read reads the first n records of partition 0 from the start, each
+	// as mode says. A peer returns errNotSupported for readClone.
+	read(ctx context.Context, n int, mode readMode) error
 	// tail returns a function that blocks until the next record of partition
 	// 0 arrives, as a consumer waits for new data; partition 0 is empty when
 	// tail is called. The function ends with ctx.
@@ -67,12 +72,61 @@ type instance interface {
 	// calls done as soon as the n-th record has been consumed (leaving the
 	// group afterwards is not timed).
 	group(ctx context.Context, members, n int, done func()) error
+	// newProducer returns the peer's batching producer with a callback (or
+	// an acknowledgement) per record, the way applications publish, for the
+	// producer workload: lingering eventLinger, with the peer's default
+	// batch size, to partition 0, or with keyed to partitions chosen by
+	// the key's hash (the instance was started with producerPartitions).
+	newProducer(ctx context.Context, keyed bool) (asyncProducer, error)
+	// publishParallel publishes n records of value v from g goroutines,
+	// goroutine i to partition i (n/g each), perCall records per call, and
+	// returns once all are acknowledged (the cores workload).
+	publishParallel(ctx context.Context, n, g, perCall int, v []byte) error
+	// readParallel reads n records from g goroutines, goroutine i the
+	// first n/g records of partition i, in place.
+	readParallel(ctx context.Context, n, g int) error
 	// records returns how many records partition 0 holds: the workloads
 	// check with it that what was acknowledged is there.
 	records(ctx context.Context) (int64, error)
 	// close shuts the instance down cleanly.
 	close() error
 }
+
+// readMode is what read does with each record.
+type readMode int
+
+const (
+	// readInPlace reads the value where the peer hands it over: in place
+	// in the mapped segment for ours and the raw file.
+	readInPlace readMode = iota
+	// readCopy keeps each value in memory of its own, as a consumer that
+	// keeps its records must: ours copies the record with a stream.Arena
+	// (see keepCopy), the others copy the value they got.
+	readCopy
+	// readClone keeps each record with Record.Clone (ours only).
+	readClone
+)
+
+// asyncProducer is a peer's batching producer. publish and flush are safe
+// for concurrent use.
+type asyncProducer interface {
+	// prepare makes room for rounds of n records, untimed.
+	prepare(n int)
+	// publish hands record i of the round (key k, nil when keyless, and
+	// value v) to the producer without waiting; i is below the round's
+	// record count and each i is published once per round, so a peer may
+	// keep a record of its own per i, reused round after round.
+	publish(ctx context.Context, i int, k, v []byte)
+	// flush returns once every record published so far is acknowledged
+	// and its callback has run, with the first error any of them had,
+	// and how many callbacks ran since the last flush.
+	flush(ctx context.Context) (acked int64, err error)
+	// close releases the producer.
+	close() error
+}
+
+// producerPartitions are the partitions of the keyed producer rows' topic.
+const producerPartitions = 8
 
 // eventInstance is an instance that runs the JSON-event workloads, started
 // with startOptions.codec: distinct values, all to partition 0. Its read

@@ -94,7 +94,7 @@ func (c *codecInstance) publishEvents(_ context.Context, events [][]byte, _ bool
 }
 
 // read decompresses the last pass's batches until n records are covered.
-func (c *codecInstance) read(_ context.Context, n int, _ bool) error {
+func (c *codecInstance) read(_ context.Context, n int, _ readMode) error {
 	var sum checksum
 	defer sum.flush()
 	got, start := 0, 0
@@ -139,6 +139,18 @@ func (c *codecInstance) tail(context.Context) (func() error, error) {
 }
 
 func (c *codecInstance) group(context.Context, int, int, func()) error {
+	return notSupported("a codec, not a log")
+}
+
+func (c *codecInstance) newProducer(context.Context, bool) (asyncProducer, error) {
+	return nil, notSupported("a codec, not a log")
+}
+
+func (c *codecInstance) publishParallel(context.Context, int, int, int, []byte) error {
+	return notSupported("a codec, not a log")
+}
+
+func (c *codecInstance) readParallel(context.Context, int, int) error {
 	return notSupported("a codec, not a log")
 }
 

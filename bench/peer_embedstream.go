@@ -24,6 +24,19 @@ func (embedPeer) id() string   { return "embedstream" }
 // max.poll.records) for the throughput of the group workload.
 const maxPollRecords = 5000
 
+// unitTestOptions are the options streamtest.NewBroker opens a broker with
+// (streamtest/broker.go, testOptions; bench cannot import streamtest
+// without adding testify to its module): SyncNever, and segments of
+// unitTestSegmentBytes for auto-created topics and, as
+// streamtest.CreateTopic gives them, for the topic start creates. Its
+// Logger (the test's output, Warn and above) logs nothing on this path.
+func unitTestOptions() *stream.Options {
+	return &stream.Options{Sync: stream.SyncNever, DefaultTopic: stream.TopicConfig{SegmentBytes: unitTestSegmentBytes}}
+}
+
+// unitTestSegmentBytes is streamtest.SegmentBytes.
+const unitTestSegmentBytes = 1 << 20
+
 type embedInstance struct {
 	b          *stream.Broker
 	partitions int
@@ -43,16 +56,24 @@ func (embedPeer) start(_ context.Context, dir string, o startOptions) (instance,
 	// Records name their partition (publishBatched deals them out in turn),
 	// as the kfake peer's do under kgo.ManualPartitioner.
 	opts := &stream.Options{Sync: stream.SyncNever, Partitioner: stream.ManualPartitioner{}}
-	if o.durable {
+	switch {
+	case o.durable:
 		opts.Sync = stream.SyncAlways
+	case o.unitTest:
+		opts = unitTestOptions()
+	case o.engineDefaults:
+		opts = nil
 	}
 	b, err := stream.Open(dir, opts)
 	if err != nil {
 		return nil, err
 	}
 	cfg := stream.TopicConfig{Partitions: max(o.partitions, 1)}
-	if o.bigLog {
+	switch {
+	case o.bigLog:
 		cfg.SegmentBytes = math.MaxInt32 // the largest allowed: the whole log stays in the active segment
+	case o.unitTest:
+		cfg.SegmentBytes = unitTestSegmentBytes
 	}
 	if o.codec != nil {
 		cfg.Compression = stream.Compression{Codec: o.codec.ours}
@@ -110,7 +131,7 @@ func (e *embedInstance) publishOne(ctx context.Context, v []byte) error {
 	return e.b.Publish(ctx, r)
 }
 
-func (e *embedInstance) read(ctx context.Context, n int, keep bool) error {
+func (e *embedInstance) read(ctx context.Context, n int, mode readMode) error {
 	rd, err := e.b.NewReader("bench", 0, stream.OffsetEarliest, &stream.ReaderOptions{EndOffset: new(int64(n))})
 	if err != nil {
 		return err
@@ -118,18 +139,33 @@ func (e *embedInstance) read(ctx context.Context, n int, keep bool) error {
 	defer rd.Close()
 	var sum checksum
 	defer sum.flush()
+	var keep keeper
 	for got := 0; got < n; got++ {
 		rec, err := rd.Next(ctx)
 		if err != nil {
 			return fmt.Errorf("after %d records: %w", got, err)
 		}
-		if keep {
-			rec = rec.Clone() // a copy that outlives the next Next
+		switch mode { // a copy that outlives the next Next
+		case readCopy:
+			rec = keep.copy(rec)
+		case readClone:
+			rec = rec.Clone()
 		}
 		sum.add(rec.Value)
 	}
 	return nil
 }
+
+// keeper copies records that outlive the Reader's next Next, as a consumer
+// that keeps them must: the consume row's copying figure. A stream.Arena
+// carves the copies from shared blocks, a few allocations per thousand
+// records instead of Record.Clone's two per record.
+type keeper struct{ a stream.Arena }
+
+// keeperName names keeper's copy in the consume row's labels.
+const keeperName = "stream.Arena"
+
+func (k *keeper) copy(r *stream.Record) *stream.Record { return k.a.Clone(r) }
 
 func (e *embedInstance) tail(ctx context.Context) (func() error, error) {
 	// The topic is empty: ResetEarliest cannot miss a record published
@@ -201,6 +237,101 @@ func (e *embedInstance) group(ctx context.Context, members, n int, done func()) 
 		return fmt.Errorf("group read %d of %d records", got, n)
 	}
 	return nil
+}
+
+// newProducer is a Producer lingering eventLinger with the default
+// BatchBytes and partitioner (HashPartitioner: by key, keyless records
+// stickily), each callback counted.
+func (e *embedInstance) newProducer(_ context.Context, keyed bool) (asyncProducer, error) {
+	p, err := e.b.NewProducer(&stream.ProducerOptions{Linger: eventLinger})
+	if err != nil {
+		return nil, err
+	}
+	ep := &embedProducer{p: p}
+	ep.done = func(_ *stream.Record, err error) {
+		if err != nil {
+			ep.firstErr.CompareAndSwap(nil, &err)
+		}
+		ep.acked.Add(1)
+	}
+	return ep, nil
+}
+
+// embedProducer publishes through a stream.Producer. It keeps a Record per
+// record of the round: the Producer holds each until its callback, and the
+// next round reuses it after Flush.
+type embedProducer struct {
+	p        *stream.Producer
+	recs     []stream.Record
+	done     func(*stream.Record, error)
+	acked    atomic.Int64
+	firstErr atomic.Pointer[error]
+}
+
+func (ep *embedProducer) prepare(n int) {
+	if len(ep.recs) < n {
+		ep.recs = make([]stream.Record, n)
+	}
+}
+
+func (ep *embedProducer) publish(ctx context.Context, i int, k, v []byte) {
+	r := &ep.recs[i]
+	*r = stream.Record{Topic: "bench", Key: k, Value: v}
+	ep.p.Publish(ctx, r, ep.done)
+}
+
+func (ep *embedProducer) flush(ctx context.Context) (int64, error) {
+	err := ep.p.Flush(ctx)
+	if first := ep.firstErr.Swap(nil); first != nil && err == nil {
+		err = *first
+	}
+	return ep.acked.Swap(0), err
+}
+
+func (ep *embedProducer) close() error { return ep.p.Close() }
+
+// publishParallel has each goroutine publish to its own partition with
+// Broker.Publish, perCall records per call, its Records reused.
+func (e *embedInstance) publishParallel(ctx context.Context, n, g, perCall int, v []byte) error {
+	return fanOut(g, func(i int) error {
+		recs := make([]stream.Record, perCall)
+		ptrs := make([]*stream.Record, perCall)
+		for j := range recs {
+			ptrs[j] = &recs[j]
+		}
+		for sent := 0; sent < n/g; {
+			k := min(perCall, n/g-sent)
+			for j := range k {
+				recs[j] = stream.Record{Topic: "bench", Partition: int32(i), Value: v}
+			}
+			if err := e.b.Publish(ctx, ptrs[:k]...); err != nil {
+				return err
+			}
+			sent += k
+		}
+		return nil
+	})
+}
+
+// readParallel has each goroutine read its partition with a Reader.
+func (e *embedInstance) readParallel(ctx context.Context, n, g int) error {
+	return fanOut(g, func(i int) error {
+		rd, err := e.b.NewReader("bench", int32(i), stream.OffsetEarliest, &stream.ReaderOptions{EndOffset: new(int64(n / g))})
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
+		var sum checksum
+		defer sum.flush()
+		for got := 0; got < n/g; got++ {
+			rec, err := rd.Next(ctx)
+			if err != nil {
+				return fmt.Errorf("partition %d, after %d records: %w", i, got, err)
+			}
+			sum.add(rec.Value)
+		}
+		return nil
+	})
 }
 
 func (e *embedInstance) records(context.Context) (int64, error) {

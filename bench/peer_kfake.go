@@ -138,7 +138,10 @@ func (f *kgoInstance) publishOne(ctx context.Context, v []byte) error {
 	return f.cl.ProduceSync(ctx, &kgo.Record{Value: v, Partition: 0}).FirstErr()
 }
 
-func (f *kgoInstance) read(ctx context.Context, n int, keep bool) error {
+func (f *kgoInstance) read(ctx context.Context, n int, mode readMode) error {
+	if mode == readClone {
+		return notSupported("one way to keep a record: the copying row")
+	}
 	cl, err := f.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"bench": {0: kgo.NewOffset().AtStart()}}))
 	if err != nil {
 		return err
@@ -153,7 +156,7 @@ func (f *kgoInstance) read(ctx context.Context, n int, keep bool) error {
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			v := r.Value
-			if keep {
+			if mode == readCopy {
 				v = append([]byte(nil), v...)
 			}
 			sum.add(v)
@@ -233,6 +236,71 @@ func (f *kgoInstance) group(ctx context.Context, members, n int, done func()) er
 		return fmt.Errorf("group read %d of %d records", got, n)
 	}
 	return nil
+}
+
+// newProducer is a kgo client of its own producing asynchronously with a
+// promise per record, lingering eventLinger (ProducerLinger), with kgo's
+// default batch size (ProducerBatchMaxBytes, 1 MB) and partitioner (by
+// the key's murmur2 hash, as Kafka's; keyless records stickily), without
+// compression as in the other rows.
+func (f *kgoInstance) newProducer(ctx context.Context, _ bool) (asyncProducer, error) {
+	cl, err := f.client(kgo.DefaultProduceTopic("bench"), kgo.ProducerLinger(eventLinger),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	kp := &kgoProducer{cl: cl}
+	kp.promise = func(_ *kgo.Record, err error) {
+		if err != nil {
+			kp.firstErr.CompareAndSwap(nil, &err)
+		}
+		kp.acked.Add(1)
+	}
+	return kp, nil
+}
+
+// kgoProducer keeps a kgo.Record per record of the round, reused round
+// after round (kgo allows it once the promise has run), as ours does.
+type kgoProducer struct {
+	cl       *kgo.Client
+	recs     []kgo.Record
+	promise  func(*kgo.Record, error)
+	acked    atomic.Int64
+	firstErr atomic.Pointer[error]
+}
+
+func (kp *kgoProducer) prepare(n int) {
+	if len(kp.recs) < n {
+		kp.recs = make([]kgo.Record, n)
+	}
+}
+
+func (kp *kgoProducer) publish(ctx context.Context, i int, k, v []byte) {
+	r := &kp.recs[i]
+	*r = kgo.Record{Key: k, Value: v}
+	kp.cl.Produce(ctx, r, kp.promise)
+}
+
+func (kp *kgoProducer) flush(ctx context.Context) (int64, error) {
+	err := kp.cl.Flush(ctx)
+	if first := kp.firstErr.Swap(nil); first != nil && err == nil {
+		err = *first
+	}
+	return kp.acked.Swap(0), err
+}
+
+func (kp *kgoProducer) close() error { kp.cl.Close(); return nil }
+
+func (f *kgoInstance) publishParallel(context.Context, int, int, int, []byte) error {
+	return notSupported(parallelNotSupported)
+}
+
+func (f *kgoInstance) readParallel(context.Context, int, int) error {
+	return notSupported(parallelNotSupported)
 }
 
 func (f *kgoInstance) records(ctx context.Context) (int64, error) {

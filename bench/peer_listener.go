@@ -19,6 +19,10 @@ func (listenerPeer) name() string { return "embedstream (Kafka listener)" }
 func (listenerPeer) id() string   { return "listener" }
 
 func (listenerPeer) start(ctx context.Context, dir string, o startOptions) (instance, error) {
+	if o.bigLog {
+		// Only the recovery workload asks for it.
+		return nil, notSupported("its recovery is ours: the same stream.Open before the listener starts")
+	}
 	opts := &stream.Options{Sync: stream.SyncNever}
 	if o.durable {
 		opts.Sync = stream.SyncAlways

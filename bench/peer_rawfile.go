@@ -286,7 +286,10 @@ func (r *rawInstance) publishOne(_ context.Context, v []byte) error {
 
 // read maps the file and walks the first n records, checking every frame's
 // CRC.
-func (r *rawInstance) read(_ context.Context, n int, keep bool) error {
+func (r *rawInstance) read(_ context.Context, n int, mode readMode) error {
+	if mode == readClone {
+		return notSupported("one way to keep a record: the copying row")
+	}
 	l := r.logs[0]
 	l.mu.Lock()
 	end := l.end
@@ -302,7 +305,7 @@ func (r *rawInstance) read(_ context.Context, n int, keep bool) error {
 	var sum checksum
 	defer sum.flush()
 	got := walkFrames(data, n, func(v []byte) {
-		if keep {
+		if mode == readCopy {
 			v = append([]byte(nil), v...)
 		}
 		sum.add(v)
@@ -418,6 +421,137 @@ func (r *rawInstance) group(_ context.Context, members, n int, done func()) erro
 		return fmt.Errorf("group read %d of %d records", got, n)
 	}
 	return nil
+}
+
+// newProducer appends each record to its partition's pending frame under
+// the partition's lock, and writes the frame once it holds 512 KiB (ours'
+// default BatchBytes) or at the flush: no linger timer, no callbacks (a
+// count of acknowledged records instead). Keyed records go to the file
+// their key hashes to; the frames hold values only.
+func (r *rawInstance) newProducer(context.Context, bool) (asyncProducer, error) {
+	rp := &rawProducer{r: r, pending: make([]rawPending, len(r.logs))}
+	return rp, nil
+}
+
+// rawProducerBatch is the raw producer's frame size: ours' default
+// ProducerOptions.BatchBytes.
+const rawProducerBatch = 512 << 10
+
+type rawProducer struct {
+	r        *rawInstance
+	pending  []rawPending // by partition
+	acked    atomic.Int64
+	firstErr atomic.Pointer[error]
+}
+
+// rawPending is one partition's frame being filled.
+type rawPending struct {
+	mu  sync.Mutex
+	buf []byte // a frame header's room, then the records; empty if none
+	n   int    // records in buf
+}
+
+func (rp *rawProducer) prepare(int) {}
+
+func (rp *rawProducer) publish(_ context.Context, _ int, k, v []byte) {
+	p := 0
+	if k != nil {
+		p = keyPartition(k, len(rp.pending))
+	}
+	pd := &rp.pending[p]
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	if len(pd.buf) == 0 {
+		pd.buf = append(pd.buf, make([]byte, frameHeader)...)
+	}
+	pd.buf = binary.LittleEndian.AppendUint32(pd.buf, uint32(len(v)))
+	pd.buf = append(pd.buf, v...)
+	pd.n++
+	if len(pd.buf) >= rawProducerBatch {
+		rp.writeLocked(p, pd)
+	}
+}
+
+// writeLocked writes pd's frame to partition p's file.
+func (rp *rawProducer) writeLocked(p int, pd *rawPending) {
+	payload := pd.buf[frameHeader:]
+	binary.LittleEndian.PutUint32(pd.buf, uint32(len(payload)))
+	binary.LittleEndian.PutUint32(pd.buf[4:], crc32.Checksum(payload, castagnoli))
+	l := rp.r.logs[p]
+	l.mu.Lock()
+	err := l.writeLocked(pd.buf)
+	l.mu.Unlock()
+	if err != nil {
+		rp.firstErr.CompareAndSwap(nil, &err)
+	}
+	rp.acked.Add(int64(pd.n))
+	pd.buf, pd.n = pd.buf[:0], 0
+}
+
+func (rp *rawProducer) flush(context.Context) (int64, error) {
+	for p := range rp.pending {
+		pd := &rp.pending[p]
+		pd.mu.Lock()
+		if pd.n > 0 {
+			rp.writeLocked(p, pd)
+		}
+		pd.mu.Unlock()
+	}
+	var err error
+	if first := rp.firstErr.Swap(nil); first != nil {
+		err = *first
+	}
+	return rp.acked.Swap(0), err
+}
+
+func (rp *rawProducer) close() error { return nil }
+
+// publishParallel has each goroutine write frames of perCall records to
+// its own file.
+func (r *rawInstance) publishParallel(_ context.Context, n, g, perCall int, v []byte) error {
+	if g > len(r.logs) {
+		return fmt.Errorf("%d goroutines, %d partitions", g, len(r.logs))
+	}
+	return fanOut(g, func(i int) error {
+		l := r.logs[i]
+		var buf []byte
+		for sent := 0; sent < n/g; {
+			k := min(perCall, n/g-sent)
+			buf = appendFrame(buf[:0], v, k)
+			l.mu.Lock()
+			err := l.writeLocked(buf)
+			l.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			sent += k
+		}
+		return nil
+	})
+}
+
+// readParallel has each goroutine map its own file and walk its frames.
+func (r *rawInstance) readParallel(_ context.Context, n, g int) error {
+	return fanOut(g, func(i int) error {
+		l := r.logs[i]
+		l.mu.Lock()
+		end := l.end
+		l.mu.Unlock()
+		if end == 0 {
+			return fmt.Errorf("partition %d is empty", i)
+		}
+		data, err := syscall.Mmap(int(l.f.Fd()), 0, int(end), syscall.PROT_READ, syscall.MAP_SHARED)
+		if err != nil {
+			return err
+		}
+		defer syscall.Munmap(data)
+		var sum checksum
+		defer sum.flush()
+		if got := walkFrames(data, n/g, sum.add); got < n/g {
+			return fmt.Errorf("partition %d: read %d of %d records", i, got, n/g)
+		}
+		return nil
+	})
 }
 
 func (r *rawInstance) records(context.Context) (int64, error) {

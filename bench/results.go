@@ -90,11 +90,16 @@ func fmtMicros(us float64) string {
 // fmtMillis formats a duration given in ms.
 func fmtMillis(ms float64) string { return fmtMicros(ms * 1e3) }
 
-// cell is one peer's figure for one metric, or why there is none.
+// cell is one peer's figure for one metric, or why there is none. Value is
+// the median of the runs (the figure the ratios and goals use), Min and Max
+// their range, Runs every run's figure in run order.
 type cell struct {
-	Value *float64 `json:"value,omitempty"`
-	NA    string   `json:"na,omitempty"`    // why the peer cannot run the workload
-	Error string   `json:"error,omitempty"` // how the run failed
+	Value *float64  `json:"value,omitempty"`
+	Min   *float64  `json:"min,omitempty"`
+	Max   *float64  `json:"max,omitempty"`
+	Runs  []float64 `json:"runs,omitempty"`
+	NA    string    `json:"na,omitempty"`    // why the peer cannot run the workload
+	Error string    `json:"error,omitempty"` // how the run failed
 	// Advantage is how many times better ours is than this peer (above 1:
 	// ours is better; below 1: the peer is), whichever way the metric goes.
 	Advantage *float64 `json:"ours_advantage,omitempty"`
@@ -138,8 +143,9 @@ func newReport(peers []peer) *report {
 	return r
 }
 
-// add records one peer's values (or error) for a workload's metrics.
-func (r *report) add(w workload, title string, p peer, vals []float64, err error) {
+// add records one peer's runs (each one value per metric) or error for a
+// workload's metrics: the median of each figure, its range and its runs.
+func (r *report) add(w workload, title string, p peer, runs [][]float64, err error) {
 	for i, m := range w.metrics {
 		rw := r.rowByKey[m.key]
 		if rw == nil {
@@ -153,13 +159,39 @@ func (r *report) add(w workload, title string, p peer, vals []float64, err error
 			rw.Cells[p.name()] = cell{NA: reason(err)}
 		case err != nil:
 			rw.Cells[p.name()] = cell{Error: err.Error()}
-		case i < len(vals) && math.IsNaN(vals[i]):
-			rw.Cells[p.name()] = cell{NA: m.na}
-		case i < len(vals):
-			v := vals[i]
-			rw.Cells[p.name()] = cell{Value: &v}
+		default:
+			col := column(runs, i)
+			if len(col) == 0 {
+				rw.Cells[p.name()] = cell{NA: m.na}
+				continue
+			}
+			med, lo, hi := median(col), slices.Min(col), slices.Max(col)
+			rw.Cells[p.name()] = cell{Value: &med, Min: &lo, Max: &hi, Runs: col}
 		}
 	}
+}
+
+// column returns figure i of each run that has it (not NaN), in run
+// order.
+func column(runs [][]float64, i int) []float64 {
+	var col []float64
+	for _, r := range runs {
+		if i < len(r) && !math.IsNaN(r[i]) {
+			col = append(col, r[i])
+		}
+	}
+	return col
+}
+
+// median returns the median of vals (the mean of the middle two for an even
+// count), leaving vals as they are.
+func median(vals []float64) float64 {
+	s := slices.Sorted(slices.Values(vals))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // finish computes the ratios to ours and evaluates the goals.
@@ -262,18 +294,24 @@ func goals() []goal {
 		}},
 		{"consume_msgs", "≥ 18M msg/s", atLeast(18e6)},
 		{"consume_allocs_per_record", "0 allocs/record", atMost(0.001)},
+		{"consume_copying_msgs", "≥ 3× kfake", func(v float64, r *report) bool {
+			best := bestKfake(r, "consume_copying_msgs")
+			return best > 0 && v >= 3*best
+		}},
+		{"consume_copying_allocs_per_record", "≤ 1 alloc/record", atMost(1)},
 		{"latency_p50_us", "p50 ≤ 2 µs", atMost(2)},
 		{"syncalways_p50_us", "≤ 1.2× raw fsync", func(v float64, r *report) bool {
 			raw, ok := r.value("syncalways_p50_us", rawPeer{}.name())
 			return ok && v <= 1.2*raw
 		}},
 		{"groupcommit_msgs", "≥ 150k msg/s", atLeast(150e3)},
+		{"roundtrip_p50_us", "≤ 300 µs", atMost(300)},
 		{"roundtrip_mean_us", "≤ 1 ms", atMost(1000)},
 		{"wakeup_p99_us", "p99 ≤ 50 µs", atMost(50)},
 		{"recovery_open_ms", "≤ 200 ms", atMost(200)},
 		{"scale_open_ms", "≤ 2 s", atMost(2000)},
 		{"scale_rss_MB", "≤ 200 MB", atMost(200)},
-	}, slices.Concat(jsonGoals(), txnGoals(), compactGoals())...)
+	}, slices.Concat(producerGoals(), partitionsGoals(), jsonGoals(), txnGoals(), compactGoals())...)
 }
 
 // jsonGoals are the targets of the JSON-event rows, for each codec (none
@@ -323,7 +361,7 @@ func bestKfake(r *report, key string) float64 {
 // peers that have a figure (or failed) in one of its rows, then the notes.
 func (r *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "Machine: %s\n\n", r.Machine["summary"])
-	fmt.Fprintf(w, "In a peer's column, (N×) is how many times better ours is on that row: above 1 ours is better, below 1 the peer is.\n")
+	fmt.Fprintf(w, "Each figure is the median of the runs, (min–max) their range; in a peer's column, N× is how many times better ours is on that row, median against median: above 1 ours is better, below 1 the peer is. Goals are judged on ours' median.\n")
 	var sections []string
 	for _, rw := range r.Rows {
 		if !slices.Contains(sections, rw.Section) {
@@ -384,11 +422,14 @@ func (r *report) writeSection(w io.Writer, rows []*row) {
 				cells[i] = "n/a: " + c.NA
 			default:
 				cells[i] = rw.spec.format(*c.Value)
-				if c.Advantage != nil {
-					cells[i] += fmt.Sprintf(" (%s×)", fmtAdvantage(*c.Advantage))
-				}
 				if name == r.ours {
 					cells[i] = "**" + cells[i] + "**"
+				}
+				if len(c.Runs) > 1 {
+					cells[i] += " (" + fmtRange(rw.spec.format, *c.Min, *c.Max) + ")"
+				}
+				if c.Advantage != nil {
+					cells[i] += fmt.Sprintf(", %s×", fmtAdvantage(*c.Advantage))
 				}
 			}
 		}
@@ -403,6 +444,28 @@ func (r *report) writeSection(w io.Writer, rows []*row) {
 		g := strings.Join(gs, "; ")
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", title, rw.Metric, strings.Join(cells, " | "), g)
 	}
+}
+
+// fmtRange formats min–max compactly: a unit both share is left out
+// ("19.80–21.40" for 19.80M and 21.40M), the median beside it has it.
+func fmtRange(format func(float64) string, lo, hi float64) string {
+	a, b := format(lo), format(hi)
+	if unit := sharedUnit(a, b); unit != "" {
+		a, b = strings.TrimSuffix(a, unit), strings.TrimSuffix(b, unit)
+	}
+	return a + "–" + b
+}
+
+// sharedUnit returns the non-numeric suffix a and b both end with ("M",
+// " µs"), or "" if they differ.
+func sharedUnit(a, b string) string {
+	unit := func(s string) string {
+		return s[len(strings.TrimRightFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })):]
+	}
+	if u := unit(a); u == unit(b) && u != a {
+		return u
+	}
+	return ""
 }
 
 func fmtAdvantage(a float64) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -31,17 +32,18 @@ type sizes struct {
 	budget        time.Duration // time after which a sampling workload stops early
 	recoveryBytes int64         // log size written before the kill -9
 	partitions    int           // partitions of the scale workload
+	topics        int           // topics of partitionsPerTopic of the partitions workload
 	events        int           // JSON events of the compression workloads
 	timeout       time.Duration // one peer's limit for one workload
 }
 
 var (
 	fullSizes = sizes{records: 1_000_000, latencyMax: 200_000, durableMax: 10_000, groupCommit: 300_000,
-		roundtrips: 1_000, wakeups: 2_000, budget: 2 * time.Second, recoveryBytes: 1 << 30,
-		partitions: 10_000, events: 200_000, timeout: 2 * time.Minute}
+		roundtrips: 1_000, wakeups: 2_000, budget: time.Second, recoveryBytes: 1 << 30,
+		partitions: 10_000, topics: 1_000, events: 200_000, timeout: 2 * time.Minute}
 	quickSizes = sizes{records: 20_000, latencyMax: 20_000, durableMax: 200, groupCommit: 20_000,
 		roundtrips: 100, wakeups: 200, budget: 250 * time.Millisecond, recoveryBytes: 64 << 20,
-		partitions: 500, events: 20_000, timeout: time.Minute}
+		partitions: 500, topics: 50, events: 20_000, timeout: time.Minute}
 )
 
 // env is what every workload run gets: the sizes, a place for directories,
@@ -52,6 +54,38 @@ type env struct {
 	seq        atomic.Int64
 	eventsOnce sync.Once
 	eventData  [][]byte
+	// kept are directories a workload keeps from run to run, by name,
+	// removed once its runs are over (dropKept).
+	kept map[string]*kept
+}
+
+// kept is a directory a workload keeps from run to run.
+type kept struct {
+	dir  string
+	runs int // the runs that used it so far
+}
+
+// keptDir returns the directory the workload's earlier runs kept under
+// name, or nil if none.
+func (e *env) keptDir(name string) *kept { return e.kept[name] }
+
+// keep keeps dir under name for the workload's later runs.
+func (e *env) keep(name, dir string) *kept {
+	if e.kept == nil {
+		e.kept = map[string]*kept{}
+	}
+	k := &kept{dir: dir}
+	e.kept[name] = k
+	return k
+}
+
+// dropKept removes the directories kept by the workload whose runs are
+// over.
+func (e *env) dropKept() {
+	for name, k := range e.kept {
+		os.RemoveAll(k.dir)
+		delete(e.kept, name)
+	}
 }
 
 // jsonEvents returns the run's JSON events, e.events of them.
@@ -73,9 +107,12 @@ func (e *env) newDir(p peer) (string, error) {
 type workload struct {
 	id      string // for -only
 	section string // the table it is printed in: "" for the first
-	title   string
-	metrics []metricSpec
-	run     func(ctx context.Context, e *env, p peer) ([]float64, error)
+	// optional workloads run only when -only names them, or with -smoke:
+	// too slow for every run.
+	optional bool
+	title    string
+	metrics  []metricSpec
+	run      func(ctx context.Context, e *env, p peer) ([]float64, error)
 }
 
 // payload returns n pseudo-random bytes, the same for every peer.
@@ -153,6 +190,38 @@ func percentile(sorted []time.Duration, p float64) float64 {
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
 
+// copyNA is why a peer has no Record.Clone figures.
+const copyNA = "one way to keep a record: the copying row"
+
+// oursOnly is m with na as the reason the peers have no figure.
+func oursOnly(m metricSpec, na string) metricSpec {
+	m.na = na
+	return m
+}
+
+// fanOut runs fn(0) to fn(g-1) on g goroutines, released together, and
+// returns their errors joined.
+func fanOut(g int, fn func(i int) error) error {
+	errs := make([]error, g)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range g {
+		wg.Go(func() {
+			<-start
+			errs[i] = fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// keyPartition is the partition of n that key k hashes to, for the peers
+// that have no partitioner of their own.
+func keyPartition(k []byte, n int) int {
+	return int(crc32.Checksum(k, castagnoli) % uint32(n))
+}
+
 // workloads returns the workloads in run order, titled with s's sizes.
 func workloads(s sizes) []workload {
 	ws := []workload{
@@ -179,9 +248,11 @@ func workloads(s sizes) []workload {
 				}
 				return v[1:], nil // MB/s only
 			}},
+		producerWorkload(s),
 		{id: "consume", title: fmt.Sprintf("consume from the start, %s × 100 B", count(s.records)),
 			metrics: []metricSpec{rateMetric("consume_msgs", "msg/s zero-copy"), allocMetric("consume_allocs_per_record", "allocs/record zero-copy"),
-				rateMetric("consume_copying_msgs", "msg/s copying"), allocMetric("consume_copying_allocs_per_record", "allocs/record copying")},
+				rateMetric("consume_copying_msgs", "msg/s copying ("+keeperName+")"), allocMetric("consume_copying_allocs_per_record", "allocs/record copying ("+keeperName+")"),
+				oursOnly(rateMetric("consume_clone_msgs", "msg/s copying (Record.Clone)"), copyNA), oursOnly(allocMetric("consume_clone_allocs_per_record", "allocs/record copying (Record.Clone)"), copyNA)},
 			run: consume},
 		{id: "latency", title: "publish latency, 1 record per call, no fsync (SyncNever)",
 			metrics: []metricSpec{usMetric("latency_p50_us", "p50"), usMetric("latency_p99_us", "p99"), usMetric("latency_p999_us", "p999")},
@@ -200,9 +271,10 @@ func workloads(s sizes) []workload {
 		{id: "groupcommit", title: "64 concurrent publishers, fsync (SyncAlways, group commit)",
 			metrics: []metricSpec{rateMetric("groupcommit_msgs", "msg/s")},
 			run:     groupCommit},
-		{id: "roundtrip", title: "open + create topic + publish 1 + consume it + close",
-			metrics: []metricSpec{usMetric("roundtrip_mean_us", "mean"), usMetric("roundtrip_p50_us", "p50")},
-			run:     roundtrip},
+		{id: "roundtrip", title: "unit-test lifecycle: open + create topic + publish 1 + consume it + close",
+			metrics: []metricSpec{usMetric("roundtrip_p50_us", "p50, ours with streamtest's options"), usMetric("roundtrip_mean_us", "mean, ours with streamtest's options"),
+				oursOnly(usMetric("roundtrip_default_p50_us", "p50, ours with Open(dir, nil)"), "its defaults: the rows above")},
+			run: roundtrip},
 		{id: "wakeup", title: "publish → blocked consumer wake-up",
 			metrics: []metricSpec{usMetric("wakeup_p50_us", "p50"), usMetric("wakeup_p99_us", "p99")},
 			run:     wakeup},
@@ -213,9 +285,13 @@ func workloads(s sizes) []workload {
 			metrics: []metricSpec{msMetric("recovery_open_ms", "open, page cache as the kill left it"),
 				msMetric("recovery_open_synced_ms", "open, after sync(2)")},
 			run: recovery},
-		{id: "scale", title: fmt.Sprintf("scale: open a topic of %s partitions", count(s.partitions)),
+		// Left out of the default run since the partitions row came: 10,000
+		// partitions of one topic took JetStream minutes to create and open.
+		{id: "scale", optional: true, title: fmt.Sprintf("scale: open a topic of %s partitions", count(s.partitions)),
 			metrics: []metricSpec{msMetric("scale_open_ms", "open"), sizeMetric("scale_rss_MB", "RSS after open"), countMetric("scale_mappings", "mappings")},
 			run:     scale},
+		partitionsWorkload(s),
+		coresWorkload(s),
 	}
 	for _, c := range jsonCodecs {
 		ws = append(ws, jsonWorkload(s, c))
@@ -293,8 +369,8 @@ func jsonRun(ctx context.Context, e *env, p peer, c codecSpec) ([]float64, error
 		syscall.Sync() // as in consume: no writeback competing with the reads
 		var d time.Duration
 		pprof.Do(ctx, pprof.Labels("phase", "consume"), func(ctx context.Context) {
-			if err = inst.read(ctx, len(warm), false); err == nil {
-				d, _, err = rounds(e.budget, func() error { return inst.read(ctx, len(events), false) })
+			if err = inst.read(ctx, len(warm), readInPlace); err == nil {
+				d, _, err = rounds(e.budget, func() error { return inst.read(ctx, len(events), readInPlace) })
 			}
 		})
 		if err != nil {
@@ -389,10 +465,11 @@ func publishBatched(ctx context.Context, e *env, p peer, n, size int) ([]float64
 	})
 }
 
-// consume publishes n records (untimed), syncs, reads a tenth of them as a warm-up,
-// then times zero-copy passes and copying passes over all of them (the
-// median of rounds), counting the process's allocations during the first
-// pass of each kind.
+// consume publishes n records (untimed), syncs, reads a tenth of them as a
+// warm-up, then times passes over all of them (the median of rounds) in
+// place, copying (ours: a stream.Arena), and with Record.Clone (ours
+// only), counting the process's allocations during the first pass of each
+// kind.
 func consume(ctx context.Context, e *env, p peer) ([]float64, error) {
 	n := e.records
 	return withInstance(ctx, e, p, startOptions{}, func(inst instance) ([]float64, error) {
@@ -402,12 +479,16 @@ func consume(ctx context.Context, e *env, p peer) ([]float64, error) {
 		// Write back what was just published before timing reads: on two
 		// cores the kernel's flusher would otherwise compete with them.
 		syscall.Sync()
-		if err := inst.read(ctx, max(n/10, 1), false); err != nil {
+		if err := inst.read(ctx, max(n/10, 1), readInPlace); err != nil {
 			return nil, err
 		}
 		var out []float64
-		for _, keep := range []bool{false, true} {
-			d, allocs, err := rounds(e.budget, func() error { return inst.read(ctx, n, keep) })
+		for _, mode := range []readMode{readInPlace, readCopy, readClone} {
+			d, allocs, err := rounds(e.budget, func() error { return inst.read(ctx, n, mode) })
+			if errors.Is(err, errNotSupported) {
+				out = append(out, math.NaN(), math.NaN())
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -487,30 +568,47 @@ func groupCommit(ctx context.Context, e *env, p peer) ([]float64, error) {
 }
 
 // roundtrip times a whole short life on a fresh directory, as a unit test
-// has it: start, publish one record, read it back, close. Removing the
-// directory afterwards is not timed. The first two are a warm-up.
+// has it, with the options streamtest gives a test (ours; the peers run as
+// in every row), then ours with Open(dir, nil): p50 and mean, and p50.
 func roundtrip(ctx context.Context, e *env, p peer) ([]float64, error) {
+	p50, mean, err := lifecycles(ctx, e, p, startOptions{unitTest: true})
+	if err != nil {
+		return nil, err
+	}
+	dflt := math.NaN()
+	if p.id() == (embedPeer{}).id() {
+		if dflt, _, err = lifecycles(ctx, e, p, startOptions{engineDefaults: true}); err != nil {
+			return nil, err
+		}
+	}
+	return []float64{p50, mean, dflt}, nil
+}
+
+// lifecycles times short lives, start to close: start, publish one record,
+// read it back, close. Removing the directory afterwards is not timed. The
+// first two are a warm-up. It returns their p50 and mean in µs.
+func lifecycles(ctx context.Context, e *env, p peer, o startOptions) (p50, mean float64, err error) {
 	v := payload(100)
 	var lat []time.Duration
 	deadline := time.Now().Add(e.budget)
 	for i := 0; i < e.roundtrips+2; i++ {
 		dir, err := e.newDir(p)
 		if err != nil {
-			return nil, err
+			return 0, 0, err
 		}
 		start := time.Now()
-		inst, err := p.start(ctx, dir, startOptions{})
+		inst, err := p.start(ctx, dir, o)
 		if err == nil {
 			err = inst.publishOne(ctx, v)
 			if err == nil {
-				err = inst.read(ctx, 1, false)
+				err = inst.read(ctx, 1, readInPlace)
 			}
 			err = errors.Join(err, inst.close())
 		}
 		d := time.Since(start)
 		os.RemoveAll(dir)
 		if err != nil {
-			return nil, err
+			return 0, 0, err
 		}
 		if i >= 2 {
 			lat = append(lat, d)
@@ -524,7 +622,7 @@ func roundtrip(ctx context.Context, e *env, p peer) ([]float64, error) {
 		sum += d
 	}
 	slices.Sort(lat)
-	return []float64{float64(sum.Nanoseconds()) / float64(len(lat)) / 1e3, percentile(lat, 0.5)}, nil
+	return percentile(lat, 0.5), float64(sum.Nanoseconds()) / float64(len(lat)) / 1e3, nil
 }
 
 // wakeupGap is how long the publisher waits before each publish, so that the
@@ -610,7 +708,7 @@ func consumerGroup(ctx context.Context, e *env, p peer) ([]float64, error) {
 // sync(2) has written them (the recovery scan alone).
 func recovery(ctx context.Context, e *env, p peer) ([]float64, error) {
 	// A peer that cannot do it says so here, not in a child.
-	if _, err := withInstance(ctx, e, p, startOptions{persistent: true}, func(instance) ([]float64, error) { return nil, nil }); err != nil {
+	if _, err := withInstance(ctx, e, p, startOptions{persistent: true, bigLog: true}, func(instance) ([]float64, error) { return nil, nil }); err != nil {
 		return nil, err
 	}
 	var out []float64
@@ -672,7 +770,7 @@ func recoverOnce(ctx context.Context, e *env, p peer, syncFirst bool) (float64, 
 		inst.close()
 		return 0, fmt.Errorf("recovered %d records, %d were acknowledged: %v", got, acked, err)
 	}
-	err = inst.read(ctx, 1, false)
+	err = inst.read(ctx, 1, readInPlace)
 	return float64(d.Microseconds()) / 1e3, errors.Join(err, inst.close())
 }
 

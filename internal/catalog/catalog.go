@@ -64,6 +64,7 @@ import (
 
 	"github.com/embedstream/stream/group"
 	"github.com/embedstream/stream/internal/errs"
+	"github.com/embedstream/stream/internal/vfs"
 )
 
 // File is the store's name in a broker's directory.
@@ -169,9 +170,10 @@ func (c *Catalog) update(fn func(*bolt.Tx) error) error {
 	return err
 }
 
-// Syncs counts the fdatasyncs of the file's commits since Open (two per
-// commit, none when opened with noSync); the rarer fsync of a commit that
-// grows the file is not counted.
+// Syncs counts the fdatasyncs of the file since Open: bbolt's of the file
+// it creates, and two per commit (Open's own included); none when opened
+// with noSync. The rarer fsync of a commit that grows the file is not
+// counted.
 func (c *Catalog) Syncs() int64 { return c.syncs.Load() }
 
 // RolledBack reports that the newest transaction's meta page was damaged,
@@ -240,7 +242,16 @@ func Open(path string, perm os.FileMode, readOnly, noSync bool) (*Catalog, bool,
 			return nil, false, err
 		}
 	}
-	db, err := openBolt(path, perm, &bolt.Options{NoSync: noSync, NoGrowSync: noSync, Timeout: time.Second})
+	if missing && noSync {
+		// bbolt fdatasyncs the file it creates; without durability the
+		// first pages are written here instead, unsynced.
+		if _, err := createEmpty(path, perm); err != nil {
+			return nil, false, err
+		}
+	}
+	// Without durability the freelist is not written at each commit either:
+	// bbolt rebuilds it from the pages in use at the next open.
+	db, err := openBolt(path, perm, &bolt.Options{NoSync: noSync, NoGrowSync: noSync, NoFreelistSync: noSync, Timeout: time.Second})
 	if err != nil {
 		return nil, false, err
 	}
@@ -253,7 +264,33 @@ func Open(path string, perm os.FileMode, readOnly, noSync bool) (*Catalog, bool,
 			return nil, false, damaged(path, err)
 		}
 	}
-	return opened(path, db, rolledBack)
+	c, clean, err := opened(path, db, rolledBack)
+	if err == nil && !noSync {
+		c.syncs.Add(2) // opened's commit
+		if missing {
+			c.syncs.Add(1) // bbolt's init
+		}
+	}
+	return c, clean, err
+}
+
+// createEmpty writes at path the empty store bbolt would create there (its
+// init: two meta pages, an empty freelist, an empty root leaf), without
+// syncing it. It reports false, writing nothing, if the file exists by now.
+func createEmpty(path string, perm os.FileMode) (bool, error) {
+	f, err := vfs.OpenOSFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, os.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, err = f.Write(emptyStore(os.Getpagesize()))
+	if err = errors.Join(err, f.Close()); err != nil {
+		os.Remove(path) // a partial file would be damage to the next Open
+		return false, err
+	}
+	return true, nil
 }
 
 // Empty returns a store with nothing in it and no file behind it, for a
@@ -290,7 +327,7 @@ func protect(path string, fn func() error) (err error) {
 func openBolt(path string, perm os.FileMode, opts *bolt.Options) (db *bolt.DB, err error) {
 	var file *os.File
 	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
-		f, err := os.OpenFile(name, flag, perm)
+		f, err := vfs.OpenOSFile(name, flag, perm)
 		file = f
 		return f, err
 	}
@@ -719,7 +756,8 @@ func (c *Catalog) ForgetDeleted(names []string) error {
 }
 
 // Close records a clean shutdown (if clean, and the store is writable) and
-// closes the database.
+// closes the database. Opened with noSync, it syncs nothing: the OS writes
+// the file when it will, as it does the logs' files.
 func (c *Catalog) Close(clean bool) error {
 	if c.follow != nil {
 		return c.follow.close()
@@ -732,9 +770,6 @@ func (c *Catalog) Close(clean bool) error {
 		err = c.update(func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte(bucketBroker)).Put([]byte(keyClean), []byte("1"))
 		})
-		if err == nil && c.db.NoSync {
-			err = c.db.Sync()
-		}
 	}
 	return errors.Join(err, c.db.Close())
 }

@@ -25,6 +25,7 @@ const (
 
 	branchPage   = 0x01
 	leafPage     = 0x02
+	metaPageFlag = 0x04
 	freelistPage = 0x10
 	bucketLeaf   = 0x01 // leaf element flag: the value is a bucket
 
@@ -33,6 +34,38 @@ const (
 )
 
 var native = binary.NativeEndian
+
+// emptyStore returns the four pages of a new bbolt file with page size ps,
+// as bbolt's DB.init writes them: meta pages 0 and 1 (transactions 0 and
+// 1), each naming freelist page 2 and root leaf page 3, with 4 pages in
+// use; an empty freelist page; an empty leaf page. A meta page holds, after
+// its header: magic, version, page size, flags uint32; the root bucket
+// (root page, sequence uint64); freelist, pgid, txid uint64; then the
+// FNV-1a 64 checksum of those 56 bytes.
+func emptyStore(ps int) []byte {
+	buf := make([]byte, 4*ps)
+	for i := range 2 {
+		p := buf[i*ps:]
+		native.PutUint64(p, uint64(i))
+		native.PutUint16(p[8:], metaPageFlag)
+		m := p[pageHeaderSize:]
+		native.PutUint32(m, boltMagic)
+		native.PutUint32(m[4:], boltVersion)
+		native.PutUint32(m[8:], uint32(ps))
+		native.PutUint64(m[16:], 3) // root bucket's page; its sequence stays 0
+		native.PutUint64(m[32:], 2) // freelist
+		native.PutUint64(m[40:], 4) // pgid: pages in use
+		native.PutUint64(m[48:], uint64(i))
+		h := fnv.New64a()
+		h.Write(m[:metaSumLen])
+		native.PutUint64(m[metaSumLen:], h.Sum64())
+	}
+	native.PutUint64(buf[2*ps:], 2)
+	native.PutUint16(buf[2*ps+8:], freelistPage)
+	native.PutUint64(buf[3*ps:], 3)
+	native.PutUint16(buf[3*ps+8:], leafPage)
+	return buf
+}
 
 // checkPages checks, from the file's bytes, every page the meta page in
 // use reaches: the freelist, and every bucket's tree, following branch

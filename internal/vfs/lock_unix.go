@@ -22,7 +22,7 @@ func (osFS) Lock(name string, perm os.FileMode, shared bool) (io.Closer, error) 
 	if shared {
 		flag, how = os.O_RDONLY, unix.LOCK_SH
 	}
-	f, err := os.OpenFile(name, flag|unix.O_NOFOLLOW, perm)
+	f, err := OpenOSFile(name, flag|unix.O_NOFOLLOW, perm)
 	if shared && errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

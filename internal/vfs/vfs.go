@@ -66,7 +66,7 @@ var Default FS = osFS{}
 type osFS struct{}
 
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
-	f, err := os.OpenFile(name, flag, perm)
+	f, err := OpenOSFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func (osFS) Lstat(name string) (os.FileInfo, error)       { return os.Lstat(name
 func (osFS) Stat(name string) (os.FileInfo, error)        { return os.Stat(name) }
 
 func (osFS) SyncDir(name string) error {
-	d, err := os.Open(filepath.Clean(name))
+	d, err := OpenOSFile(filepath.Clean(name), os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
