@@ -4,6 +4,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -31,10 +32,11 @@ func newResidentSet(o *Options) *resident.Set {
 	return resident.New(n)
 }
 
-// defaultMaxOpenSegments leaves half of the process's descriptors
+// defaultMaxOpenSegments, read once per process (a unit test's broker
+// should not pay for reading /proc), leaves half of the process's descriptors
 // (RLIMIT_NOFILE) and half of its mappings (vm.max_map_count) to the rest
 // of the program: sockets, other files, the Go heap's own mappings.
-func defaultMaxOpenSegments() int {
+var defaultMaxOpenSegments = sync.OnceValue(func() int {
 	n := 1 << 30
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < 1<<31 {
@@ -42,7 +44,7 @@ func defaultMaxOpenSegments() int {
 	}
 	n = min(n, maxMapCount()/2/segmentMappings)
 	return max(n, minOpenSegments)
-}
+})
 
 // maxMapCount is the kernel's limit on a process's mappings; 65530, the
 // Linux default, where it cannot be read.

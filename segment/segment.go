@@ -1085,7 +1085,13 @@ func (s *Segment) Append(b batch.Batch) (int64, error) {
 	}
 	pos := s.size.Load()
 	end := pos + int64(len(b))
-	if capacity := s.capacity.Load(); end > capacity {
+	if capacity := s.capacity.Load(); end > capacity && capacity == 0 {
+		// The first batch extends the file as it is written: a segment
+		// that never takes a second (a test's, an idle partition's) has no
+		// preallocated tail to cut when it closes, a truncate that costs
+		// far more than the write while the file is mapped.
+		s.capacity.Store(end)
+	} else if end > capacity {
 		step := min(max(capacity, minAllocStep), maxAllocStep)
 		newCap := max(end, capacity+step)
 		if s.cfg.MaxBytes > 0 {
