@@ -355,10 +355,8 @@ func lockDir(dir string, o *Options) (io.Closer, error) {
 }
 
 // prepareDir checks a read-only broker's directory, or creates a writable
-// one's topics directory, durably: its entry in dir is synced before any
-// topic directory goes in it. Under SyncNever there is nothing to sync, and
-// the first topic's MkdirAll makes the topics directory: a broker that a
-// unit test opens saves a directory creation.
+// one's topics directory, durably: its entry in dir is synced (unless
+// SyncNever) before any topic directory goes in it.
 func prepareDir(dir string, o *Options) error {
 	if o.ReadOnly {
 		fi, err := o.fs.Stat(dir) // the data directory may be reached through a link
@@ -367,15 +365,15 @@ func prepareDir(dir string, o *Options) error {
 		}
 		return err
 	}
-	if o.Sync == SyncNever {
-		return o.fs.MkdirAll(dir, o.DirMode)
-	}
 	root := filepath.Join(dir, topicsDir)
 	if _, err := o.fs.Lstat(root); !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	if err := o.fs.MkdirAll(root, o.DirMode); err != nil {
 		return err
+	}
+	if o.Sync == SyncNever {
+		return nil
 	}
 	return o.fs.SyncDir(dir)
 }
