@@ -119,8 +119,8 @@ func brokersOf(t testing.TB) []*stream.Broker {
 // created through streamtest get SegmentBytes segments, and the broker logs
 // recovery and failure messages (Warn and above) to the test's output. A
 // broker's whole life (open, create a topic, publish, read, close) costs
-// about a millisecond on a small machine, spent in the kernel's file and
-// memory-mapping calls rather than waiting for the disk.
+// about half a millisecond on a small machine, most of it the kernel
+// creating its files and directories rather than waiting for the disk.
 //
 // Code that opens brokers outside a test (a benchmark's main, a fixture
 // generator), where importing streamtest would link package testing in,

@@ -8,7 +8,7 @@
 // offsets, consumer groups and commits as in production, kept on disk in
 // the test's temporary directory. Under streamtest's defaults nothing is
 // fsynced: a broker's life (open, create a topic, publish, read, close)
-// takes about a millisecond, waiting on no disk.
+// takes about half a millisecond, waiting on no disk.
 //
 // # A worked example
 //
