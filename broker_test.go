@@ -612,7 +612,11 @@ func TestStatsCount(t *testing.T) {
 	require.Equal(t, 1, st.Topics)
 	require.Equal(t, 2, st.Partitions)
 	require.Equal(t, 2, st.Segments)
-	require.Positive(t, st.OpenMappings)
+	// A small active segment is read through a copy in memory (no
+	// mapping); a larger one through a mapping.
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 1, Value: make([]byte, 100<<10)}))
+	require.Len(t, values(t, b, "t", 1), 1)
+	require.Positive(t, b.Stats().OpenMappings)
 }
 
 // The broker's periodic check runs time retention (size retention runs at

@@ -560,7 +560,7 @@ func TestPreallocatedTailNotTruncated(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	dir := t.TempDir()
 	cfg := &Config{Perm: 0o600, MaxBytes: 1 << 30}
-	batches := batchtest.RandomBatches(t, rng, 0, 20, 5, 50)
+	batches := batchtest.RandomBatches(t, rng, 0, 100, 5, 1000) // past the first 64 KiB, which are not preallocated
 	s, err := Create(cfg, dir, 0)
 	require.NoError(t, err)
 	appendAll(t, s, batches)

@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -187,10 +188,11 @@ type mapping struct {
 	data      []byte
 	refs      atomic.Int32
 	populated atomic.Int64 // bytes from 0 mapped in by populateAhead
+	heap      bool         // data is a copy in memory (see heapReadMax), not a mapping
 }
 
 func (m *mapping) release() {
-	if m.refs.Add(-1) == 0 && m.data != nil {
+	if m.refs.Add(-1) == 0 && m.data != nil && !m.heap {
 		_ = mmap.Unmap(m.data)
 		openMappings.Add(-1)
 	}
@@ -405,6 +407,13 @@ func (s *Segment) TryRelease() bool {
 	}
 	defer s.mu.Unlock()
 	all := true
+	// The read mapping goes first: truncating a file while it is mapped
+	// makes the kernel zap the mapped pages past the cut, another TLB
+	// shootdown on top of the munmap's.
+	if s.m != nil {
+		s.m.release()
+		s.m = nil
+	}
 	if f := s.f; f != nil {
 		size := s.size.Load()
 		if !s.cfg.ReadOnly && s.capacity.Load() > size && s.syncFailure() == nil {
@@ -421,10 +430,6 @@ func (s *Segment) TryRelease() bool {
 	}
 	if s.times != nil {
 		all = s.times.TryRelease() && all
-	}
-	if s.m != nil {
-		s.m.release()
-		s.m = nil
 	}
 	return all
 }
@@ -457,6 +462,11 @@ func (s *Segment) recover(fileSize int64, afterClean bool) (Recovery, error) {
 		return rec, err
 	}
 	defer m.release()
+	if m.heap {
+		// The copy holds what a cut below removes, and appends then
+		// overwrite: reads after recovery start from the file again.
+		defer s.dropMapping()
+	}
 	var found scanResult
 	var preallocated bool
 	err = mmap.Guard(func() error {
@@ -1085,11 +1095,13 @@ func (s *Segment) Append(b batch.Batch) (int64, error) {
 	}
 	pos := s.size.Load()
 	end := pos + int64(len(b))
-	if capacity := s.capacity.Load(); end > capacity && capacity == 0 {
-		// The first batch extends the file as it is written: a segment
-		// that never takes a second (a test's, an idle partition's) has no
-		// preallocated tail to cut when it closes, a truncate that costs
-		// far more than the write while the file is mapped.
+	if capacity := s.capacity.Load(); end > capacity && end <= minAllocStep {
+		// A segment's first minAllocStep bytes extend the file as they
+		// are written: a small one (a test's, one of many partitions that
+		// each take a record now and then) has no preallocated tail to cut
+		// when it closes or gives back its file (see TryRelease), a
+		// truncate that costs more than the write while the file is
+		// mapped, and needs no fallocate either.
 		s.capacity.Store(end)
 	} else if end > capacity {
 		step := min(max(capacity, minAllocStep), maxAllocStep)
@@ -1329,6 +1341,13 @@ func (s *Segment) mapping(end int64) (*mapping, error) {
 		return nil, ErrClosed
 	}
 	if s.m == nil || int64(len(s.m.data)) < end {
+		if s.readsFromHeap(end) {
+			if err := s.readHeapLocked(end); err != nil {
+				return nil, err
+			}
+			s.m.refs.Add(1)
+			return s.m, nil
+		}
 		length := end
 		if s.active.Load() {
 			// Active: reserve the whole segment's address range once, so
@@ -1365,6 +1384,63 @@ func (s *Segment) mapping(end int64) (*mapping, error) {
 	return s.m, nil
 }
 
+// heapReadMax is the size up to which an active segment is read through a
+// copy in memory, grown by pread as it grows, rather than mapped. Mapping
+// costs a page fault per page and, when the mapping goes (the segment
+// released under Config.Resident, or closed), an munmap whose TLB
+// shootdown dwarfs a small read: most of what reading a small partition
+// cost, whether a unit test's or one of 100,000. Views of the copy stay
+// valid as those of a mapping do; the resident bound also bounds the
+// copies' memory (heapReadMax each).
+const heapReadMax = 64 << 10
+
+// readsFromHeap reports whether a read up to end goes through a copy in
+// memory. Only an owner's active segment: its bytes before its size never
+// change once written, where a follower's may be a write still under way.
+func (s *Segment) readsFromHeap(end int64) bool {
+	return end <= heapReadMax && !s.cfg.Follow && s.active.Load() && (s.m == nil || s.m.heap)
+}
+
+// readHeapLocked makes s.m a copy of the file's first end bytes, reading
+// only what the current copy lacks; s.mu is held.
+func (s *Segment) readHeapLocked(end int64) error {
+	var have []byte
+	if s.m != nil {
+		have = s.m.data
+	}
+	buf := have
+	if int64(cap(buf)) < end {
+		// Doubling: a segment read as it grows copies each byte about twice.
+		buf = make([]byte, len(have), min(max(end, 2*int64(cap(have)), 4<<10), heapReadMax))
+		copy(buf, have)
+	}
+	f := s.f
+	if f == nil {
+		var err error
+		if f, err = s.cfg.fs().OpenFile(s.logPath, os.O_RDONLY, s.cfg.Perm); err != nil {
+			return err
+		}
+		defer f.Close()
+	}
+	// Bytes past len(have) of a shared backing array are no view's: views
+	// end where their copy ended.
+	if _, err := f.ReadAt(buf[len(have):end], int64(len(have))); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The file ends before what it was said to hold: where a
+			// mapping would fault, and is reported as one.
+			err = fmt.Errorf("%w: %w", mmap.ErrFault, err)
+		}
+		return fmt.Errorf("segment %d: read: %w", s.base, err)
+	}
+	m := &mapping{data: buf[:end], heap: true}
+	m.refs.Store(1)
+	if s.m != nil {
+		s.m.release()
+	}
+	s.m = m
+	return nil
+}
+
 // Readers tailing the log would take a page fault for every new page the
 // writer fills: a page written with pwrite after the reader's mapping last
 // faulted is not in its page tables. Mapping the preallocated pages ahead
@@ -1381,6 +1457,9 @@ const (
 // populateAhead maps in the pages after size, up to the file's preallocated
 // end, once size comes within populateMargin of what is mapped already.
 func (s *Segment) populateAhead(m *mapping, size int64) {
+	if m.heap {
+		return
+	}
 	done := m.populated.Load()
 	if size+populateMargin <= done {
 		return

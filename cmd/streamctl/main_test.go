@@ -129,8 +129,9 @@ func crashImage(t *testing.T) string {
 		require.NoError(t, c.Close())
 		copyDir(t, src, dst)
 	})
-	// A segment's first batch is written without preallocation; a busier
-	// one's crash leaves its preallocated space, zeros, after its batches.
+	// A segment's first 64 KiB are written without preallocation; a
+	// bigger one's crash leaves its preallocated space, zeros, after its
+	// batches.
 	logs, err := filepath.Glob(filepath.Join(dst, "topics", "orders", "*", "*.log"))
 	require.NoError(t, err)
 	require.NotEmpty(t, logs)

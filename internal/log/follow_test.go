@@ -249,7 +249,7 @@ func TestFollowTrimmedAndTruncatedTail(t *testing.T) {
 	cfg := testLog(t)
 	owner, err := Open(cfg, false)
 	require.NoError(t, err)
-	for i := range 20 {
+	for i := range 80 { // past the first 64 KiB, which are not preallocated
 		_, err := owner.Append(encode(i, 30, int64(1000+i)))
 		require.NoError(t, err)
 	}
@@ -263,15 +263,15 @@ func TestFollowTrimmedAndTruncatedTail(t *testing.T) {
 	require.NoError(t, owner.Close(true))
 	require.Equal(t, f.Info().Bytes, fileSize(t, path), "trimmed")
 	refreshed(t, f, owner)
-	require.Len(t, readAll(t, f, 0), 600)
+	require.Len(t, readAll(t, f, 0), 2400)
 
 	// Reopened and appended to: the follower goes on.
 	owner = openTestLog(t, cfg, true)
-	_, err = owner.Append(encode(20, 2, 1020))
+	_, err = owner.Append(encode(80, 2, 1080))
 	require.NoError(t, err)
 	refreshed(t, f, owner)
 	want := values(readAll(t, f, 0))
-	require.Len(t, want, 602)
+	require.Len(t, want, 2402)
 	require.NoError(t, owner.Close(true))
 
 	// Cut to a page: the held view's later pages and reads past the cut
