@@ -11,10 +11,9 @@ import (
 	"github.com/embedstream/stream/internal/batchtest"
 )
 
-// TestSmallActiveSegmentReadsFromMemory: an active segment's first
-// heapReadMax bytes are read through a copy grown as the segment grows, with
-// no mapping; views taken along the way keep their bytes; past heapReadMax
-// reads go through a mapping, and the earlier views still hold.
+// TestSmallActiveSegmentReadsFromMemory: the first read of a small active
+// segment goes through a copy in memory, no mapping; once it grew, the next
+// read maps it, and the view of the copy still holds its bytes.
 func TestSmallActiveSegmentReadsFromMemory(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 9))
 	dir := t.TempDir()
@@ -22,32 +21,24 @@ func TestSmallActiveSegmentReadsFromMemory(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close(true)
 
-	type held struct {
-		v    View
-		want []byte
-	}
-	var views []held
 	mappings := OpenMappings()
-	for s.Size() <= heapReadMax {
-		b := batchtest.RandomBatches(t, rng, s.Next(), 1, 5, 500)[0]
-		_, err := s.Append(b.Data)
-		require.NoError(t, err)
-		v, err := s.Read(0, math.MaxInt64, math.MaxInt32)
-		require.NoError(t, err)
-		if s.Size() <= heapReadMax {
-			require.True(t, s.m.heap, "at %d bytes", s.Size())
-			require.Equal(t, mappings, OpenMappings())
-		} else {
-			require.False(t, s.m.heap, "at %d bytes", s.Size())
-		}
-		views = append(views, held{v, bytes.Clone(v.Data)})
-	}
+	appendAll(t, s, batchtest.RandomBatches(t, rng, 0, 5, 5, 500))
+	first, err := s.Read(0, math.MaxInt64, math.MaxInt32)
+	require.NoError(t, err)
+	require.True(t, s.m.heap)
+	require.Equal(t, mappings, OpenMappings())
+	want := bytes.Clone(first.Data)
+
+	appendAll(t, s, batchtest.RandomBatches(t, rng, s.Next(), 5, 5, 500))
+	second, err := s.Read(0, math.MaxInt64, math.MaxInt32)
+	require.NoError(t, err)
+	require.False(t, s.m.heap, "a segment read again after it grew is mapped")
 	require.Greater(t, OpenMappings(), mappings)
-	for _, h := range views {
-		require.Equal(t, h.want, h.v.Data)
-		h.v.Release()
-	}
-	require.Len(t, readBatches(t, s, 0), len(views))
+	require.Equal(t, want, first.Data)
+	require.Equal(t, want, second.Data[:len(want)])
+	first.Release()
+	second.Release()
+	require.Len(t, readBatches(t, s, 0), 10)
 }
 
 // TestFollowerNeverReadsFromMemory: a follower's bytes past what it has

@@ -1384,36 +1384,28 @@ func (s *Segment) mapping(end int64) (*mapping, error) {
 	return s.m, nil
 }
 
-// heapReadMax is the size up to which an active segment is read through a
-// copy in memory, grown by pread as it grows, rather than mapped. Mapping
-// costs a page fault per page and, when the mapping goes (the segment
-// released under Config.Resident, or closed), an munmap whose TLB
-// shootdown dwarfs a small read: most of what reading a small partition
-// cost, whether a unit test's or one of 100,000. Views of the copy stay
-// valid as those of a mapping do; the resident bound also bounds the
-// copies' memory (heapReadMax each).
+// heapReadMax is the size up to which an active segment not read before is
+// read through a copy in memory rather than mapped. Mapping costs a page
+// fault per page and, when the mapping goes (the segment released under
+// Config.Resident, or closed), an munmap whose TLB shootdown dwarfs a small
+// read: most of what reading a small partition once cost, a unit test's or
+// one of 100,000. A segment read again after it grew is mapped: a reader
+// tailing it is better served by the mapping (see populateAhead) than by a
+// pread per wake-up. Views of the copy stay valid as those of a mapping do.
 const heapReadMax = 64 << 10
 
 // readsFromHeap reports whether a read up to end goes through a copy in
-// memory. Only an owner's active segment: its bytes before its size never
-// change once written, where a follower's may be a write still under way.
+// memory: the first read of an owner's small active segment, whose bytes
+// before its size never change once written (a follower's may be a write
+// still under way).
 func (s *Segment) readsFromHeap(end int64) bool {
-	return end <= heapReadMax && !s.cfg.Follow && s.active.Load() && (s.m == nil || s.m.heap)
+	return s.m == nil && end <= heapReadMax && !s.cfg.Follow && s.active.Load()
 }
 
-// readHeapLocked makes s.m a copy of the file's first end bytes, reading
-// only what the current copy lacks; s.mu is held.
+// readHeapLocked makes s.m a copy of the file's first end bytes; s.mu is
+// held.
 func (s *Segment) readHeapLocked(end int64) error {
-	var have []byte
-	if s.m != nil {
-		have = s.m.data
-	}
-	buf := have
-	if int64(cap(buf)) < end {
-		// Doubling: a segment read as it grows copies each byte about twice.
-		buf = make([]byte, len(have), min(max(end, 2*int64(cap(have)), 4<<10), heapReadMax))
-		copy(buf, have)
-	}
+	buf := make([]byte, end)
 	f := s.f
 	if f == nil {
 		var err error
@@ -1422,9 +1414,7 @@ func (s *Segment) readHeapLocked(end int64) error {
 		}
 		defer f.Close()
 	}
-	// Bytes past len(have) of a shared backing array are no view's: views
-	// end where their copy ended.
-	if _, err := f.ReadAt(buf[len(have):end], int64(len(have))); err != nil {
+	if _, err := f.ReadAt(buf, 0); err != nil {
 		if errors.Is(err, io.EOF) {
 			// The file ends before what it was said to hold: where a
 			// mapping would fault, and is reported as one.
@@ -1432,11 +1422,8 @@ func (s *Segment) readHeapLocked(end int64) error {
 		}
 		return fmt.Errorf("segment %d: read: %w", s.base, err)
 	}
-	m := &mapping{data: buf[:end], heap: true}
+	m := &mapping{data: buf, heap: true}
 	m.refs.Store(1)
-	if s.m != nil {
-		s.m.release()
-	}
 	s.m = m
 	return nil
 }
