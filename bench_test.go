@@ -175,6 +175,15 @@ func BenchmarkPublishSync(b *testing.B) {
 // BenchmarkReader reads 1M records of 100 bytes from the start with a
 // Reader, per iteration.
 func BenchmarkReader(b *testing.B) {
+	for _, keep := range []string{"none", "arena", "clone"} {
+		b.Run("keep="+keep, func(b *testing.B) { benchReader(b, keep) })
+	}
+}
+
+// benchReader reads 1M records of 100 B from the start, keeping each
+// (a copy that outlives the next Next) with keep: "none" (zero-copy),
+// "arena" (an Arena) or "clone" (Record.Clone).
+func benchReader(b *testing.B, keep string) {
 	br := tbOpen(b, &Options{Sync: SyncNever})
 	tbCreate(b, br, "t", TopicConfig{})
 	ctx := context.Background()
@@ -197,9 +206,16 @@ func BenchmarkReader(b *testing.B) {
 			b.Fatal(err)
 		}
 		n := 0
+		var arena Arena
 		for rec, err := range rd.All(ctx) {
 			if err != nil {
 				b.Fatal(err)
+			}
+			switch keep {
+			case "arena":
+				rec = arena.Clone(rec)
+			case "clone":
+				rec = rec.Clone()
 			}
 			n += len(rec.Value)
 		}
