@@ -54,6 +54,18 @@ type rawLog struct {
 	cond    sync.Cond
 }
 
+// mapWritten maps what has been written to the log, read-only; the caller
+// unmaps it.
+func (l *rawLog) mapWritten() ([]byte, error) {
+	l.mu.Lock()
+	end := l.end
+	l.mu.Unlock()
+	if end == 0 {
+		return nil, errors.New("the file is empty")
+	}
+	return syscall.Mmap(int(l.f.Fd()), 0, int(end), syscall.PROT_READ, syscall.MAP_SHARED)
+}
+
 func (rawPeer) start(_ context.Context, dir string, o startOptions) (instance, error) {
 	if o.codec != nil && o.codec.wire != batch.None {
 		return nil, notSupported("uncompressed only: the none rows")
@@ -290,16 +302,9 @@ func (r *rawInstance) read(_ context.Context, n int, mode readMode) error {
 	if mode == readClone {
 		return notSupported("one way to keep a record: the copying row")
 	}
-	l := r.logs[0]
-	l.mu.Lock()
-	end := l.end
-	l.mu.Unlock()
-	if end == 0 {
-		return fmt.Errorf("read %d records from an empty file", n)
-	}
-	data, err := syscall.Mmap(int(l.f.Fd()), 0, int(end), syscall.PROT_READ, syscall.MAP_SHARED)
+	data, err := r.logs[0].mapWritten()
 	if err != nil {
-		return err
+		return fmt.Errorf("read %d records: %w", n, err)
 	}
 	defer syscall.Munmap(data)
 	var sum checksum
@@ -533,16 +538,9 @@ func (r *rawInstance) publishParallel(_ context.Context, n, g, perCall int, v []
 // readParallel has each goroutine map its own file and walk its frames.
 func (r *rawInstance) readParallel(_ context.Context, n, g int) error {
 	return fanOut(g, func(i int) error {
-		l := r.logs[i]
-		l.mu.Lock()
-		end := l.end
-		l.mu.Unlock()
-		if end == 0 {
-			return fmt.Errorf("partition %d is empty", i)
-		}
-		data, err := syscall.Mmap(int(l.f.Fd()), 0, int(end), syscall.PROT_READ, syscall.MAP_SHARED)
+		data, err := r.logs[i].mapWritten()
 		if err != nil {
-			return err
+			return fmt.Errorf("partition %d: %w", i, err)
 		}
 		defer syscall.Munmap(data)
 		var sum checksum
