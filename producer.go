@@ -710,7 +710,8 @@ func (p *Producer) Close() error {
 		for _, a := range *pt.accs.Load() {
 			if a != nil {
 				a.mu.Lock()
-				a.mu.Unlock() //nolint:staticcheck // an empty critical section: the barrier
+				//lint:ignore SA2001 an empty critical section is the barrier
+				a.mu.Unlock()
 			}
 		}
 	}
