@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/embedstream/stream/batch"
@@ -138,7 +139,7 @@ func (a *Arena) copy(b []byte) []byte {
 	case b == nil:
 		return nil
 	case len(b) > arenaBytes/8:
-		return append(make([]byte, 0, len(b)), b...)
+		return bytes.Clone(b)
 	case cap(a.bytes)-len(a.bytes) < len(b):
 		a.bytes = make([]byte, 0, arenaBytes)
 	}

@@ -119,8 +119,8 @@ type Config struct {
 	Resident *resident.Set
 	// Writer, if set, is the lock the segments' writer holds around
 	// Append, Seal, Close and Delete (the log's): an active segment gives
-	// back its file only while it can take that lock. Without one, an
-	// active segment keeps its file (its mappings still go).
+	// back its file and mappings only while it can take that lock.
+	// Without one, an active segment keeps them.
 	Writer *sync.Mutex
 }
 
@@ -376,6 +376,37 @@ func (s *Segment) file() (vfs.File, error) {
 	s.mu.Unlock()
 	s.fileMu.Unlock()
 	return f, nil
+}
+
+// descriptorLocked returns a descriptor of the log to read, map or sync it
+// through: the writer's while it holds one, else one of its own, which done
+// closes. s.mu or s.fileMu is held (each guards f against the writer).
+func (s *Segment) descriptorLocked() (f vfs.File, done func(), err error) {
+	if s.f != nil {
+		return s.f, func() {}, nil
+	}
+	if f, err = s.cfg.fs().OpenFile(s.logPath, os.O_RDONLY, s.cfg.Perm); err != nil {
+		return nil, nil, err
+	}
+	return f, func() { _ = f.Close() }, nil
+}
+
+// preadLocked reads the log's bytes [pos, end) into memory; s.mu is held.
+// A file that ends before end is reported as a mapping's fault would be.
+func (s *Segment) preadLocked(pos, end int64) ([]byte, error) {
+	f, done, err := s.descriptorLocked()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	buf := make([]byte, end-pos)
+	if _, err := f.ReadAt(buf, pos); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: %w", mmap.ErrFault, err)
+		}
+		return nil, fmt.Errorf("segment %d: read: %w", s.base, err)
+	}
+	return buf, nil
 }
 
 // TryRelease gives back what the segment holds of the operating system's
@@ -968,27 +999,17 @@ const maxTailRead = 256 << 10
 // half the time of opening 100,000 partitions).
 func (s *Segment) tail(pos, size int64) (data []byte, release func(), err error) {
 	s.mu.Lock()
-	mapped := s.m != nil
+	if s.m == nil && size-pos <= maxTailRead {
+		defer s.mu.Unlock()
+		data, err := s.preadLocked(pos, size)
+		return data, func() {}, err
+	}
 	s.mu.Unlock()
-	if mapped || size-pos > maxTailRead {
-		m, err := s.mapping(size)
-		if err != nil {
-			return nil, nil, err
-		}
-		return m.data[pos:size], m.release, nil
+	m, err := s.mapping(size)
+	if err != nil {
+		return nil, nil, err
 	}
-	f := s.f
-	if f == nil {
-		if f, err = s.cfg.fs().OpenFile(s.logPath, os.O_RDONLY, s.cfg.Perm); err != nil {
-			return nil, nil, err
-		}
-		defer f.Close()
-	}
-	buf := make([]byte, size-pos)
-	if _, err := f.ReadAt(buf, pos); err != nil {
-		return nil, nil, fmt.Errorf("segment %d: read tail: %w", s.base, err)
-	}
-	return buf, func() {}, nil
+	return m.data[pos:size], m.release, nil
 }
 
 // CheckSealed verifies the end of a sealed segment after an unclean
@@ -1014,17 +1035,12 @@ func (s *Segment) CheckSealed(next int64) error {
 // which reads report (see Read).
 func (s *Segment) Recover(next int64) (Recovery, error) {
 	defer s.touch()
-	fs := s.cfg.fs()
-	flag := os.O_RDWR
-	if s.cfg.ReadOnly {
-		flag = os.O_RDONLY
-	}
-	f, err := fs.OpenFile(s.logPath, flag, s.cfg.Perm)
+	s.active.Store(true) // until Seal, below
+	f, err := s.file()
 	if err != nil {
+		s.active.Store(false)
 		return Recovery{}, err
 	}
-	s.f = f
-	s.active.Store(true) // until Seal, below
 	size, err := f.Size()
 	if err != nil {
 		return Recovery{}, err
@@ -1170,16 +1186,13 @@ func (s *Segment) Sync() error {
 	if !s.active.Load() {
 		return nil // sealed: Seal synced it
 	}
-	f := s.f
-	if f == nil {
-		// Released (TryRelease): any descriptor of the file syncs what
-		// was written through the one closed.
-		var err error
-		if f, err = s.cfg.fs().OpenFile(s.logPath, os.O_RDONLY, s.cfg.Perm); err != nil {
-			return s.setSyncFailure(err)
-		}
-		defer f.Close()
+	// Released (TryRelease), any descriptor of the file syncs what was
+	// written through the one closed.
+	f, done, err := s.descriptorLocked()
+	if err != nil {
+		return s.setSyncFailure(err)
 	}
+	defer done()
 	if err := f.Sync(); err != nil {
 		return s.setSyncFailure(err)
 	}
@@ -1360,14 +1373,11 @@ func (s *Segment) mapping(end int64) (*mapping, error) {
 		if length > math.MaxInt {
 			return nil, fmt.Errorf("segment %d: %d bytes cannot be mapped", s.base, length)
 		}
-		f := s.f
-		if f == nil {
-			var err error
-			if f, err = s.cfg.fs().OpenFile(s.logPath, os.O_RDONLY, s.cfg.Perm); err != nil {
-				return nil, err
-			}
-			defer f.Close()
+		f, done, err := s.descriptorLocked()
+		if err != nil {
+			return nil, err
 		}
+		defer done()
 		data, err := f.Map(int(length), false)
 		if err != nil {
 			return nil, fmt.Errorf("segment %d: %w", s.base, err)
@@ -1405,26 +1415,12 @@ func (s *Segment) readsFromHeap(end int64) bool {
 // readHeapLocked makes s.m a copy of the file's first end bytes; s.mu is
 // held.
 func (s *Segment) readHeapLocked(end int64) error {
-	buf := make([]byte, end)
-	f := s.f
-	if f == nil {
-		var err error
-		if f, err = s.cfg.fs().OpenFile(s.logPath, os.O_RDONLY, s.cfg.Perm); err != nil {
-			return err
-		}
-		defer f.Close()
+	buf, err := s.preadLocked(0, end)
+	if err != nil {
+		return err
 	}
-	if _, err := f.ReadAt(buf, 0); err != nil {
-		if errors.Is(err, io.EOF) {
-			// The file ends before what it was said to hold: where a
-			// mapping would fault, and is reported as one.
-			err = fmt.Errorf("%w: %w", mmap.ErrFault, err)
-		}
-		return fmt.Errorf("segment %d: read: %w", s.base, err)
-	}
-	m := &mapping{data: buf, heap: true}
-	m.refs.Store(1)
-	s.m = m
+	s.m = &mapping{data: buf, heap: true}
+	s.m.refs.Store(1)
 	return nil
 }
 

@@ -60,9 +60,6 @@ type Set struct {
 // New returns a set holding at most limit members (at least 1).
 func New(limit int) *Set { return &Set{max: max(limit, 1)} }
 
-// Max is the set's bound.
-func (s *Set) Max() int { return s.max }
-
 // Len is the number of members now.
 func (s *Set) Len() int {
 	s.mu.Lock()
