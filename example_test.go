@@ -362,3 +362,58 @@ func ExampleBroker_OpenTable() {
 	// db.user = app
 	// lag: 0
 }
+
+// Handle runs a function per record for a consumer group, commits what it
+// handled, retries failures and copies what still fails to a dead-letter
+// topic (orders.DLT) with headers saying where it came from and why.
+func ExampleHandle() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	b, err := stream.Open(dir, &stream.Options{Sync: stream.SyncNever})
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := b.Client()
+	defer client.Close()
+
+	ctx, stop := context.WithCancel(context.Background())
+	if err := client.CreateTopic(ctx, "orders", stream.TopicConfig{}); err != nil {
+		log.Fatal(err)
+	}
+	for _, v := range []string{"42", "oops", "7"} {
+		if err := client.Publish(ctx, &stream.Record{Topic: "orders", Value: []byte(v)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	err = stream.Handle(ctx, client, "billing", []string{"orders"}, func(ctx context.Context, r *stream.Record) error {
+		var amount int
+		if _, err := fmt.Sscan(string(r.Value), &amount); err != nil {
+			return stream.Permanent(fmt.Errorf("not an amount: %q", r.Value)) // retrying will not help
+		}
+		fmt.Println("billed", amount)
+		if r.Offset == 2 {
+			stop() // the example ends here; a service runs until shutdown
+		}
+		return nil
+	}, &stream.HandlerOptions{Group: stream.GroupOptions{Reset: stream.ResetEarliest}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	rd, err := b.NewReader("orders.DLT", 0, stream.OffsetEarliest, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rd.Close()
+	r, err := rd.Next(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	dl, _ := stream.DeadLetterOf(r)
+	fmt.Printf("dead letter %s from %s/%d@%d: %s\n", r.Value, dl.Topic, dl.Partition, dl.Offset, dl.Error)
+	// Output:
+	// billed 42
+	// billed 7
+	// dead letter oops from orders/0@1: not an amount: "oops"
+}

@@ -38,6 +38,15 @@
 //     the older one (ErrFenced) and aborts its transaction; a
 //     TransactSession loop outputs every input exactly once across a
 //     rebalance.
+//   - Handlers (stream.Handle, stream.HandleBatch): a failing record is
+//     retried up to MaxAttempts (once if its error is Permanent), then
+//     copied to topic.DLT with its key, value and headers and the headers
+//     DeadLetterOf reads; handled and dead-lettered records are committed,
+//     in offset order per partition, also with several partitions handled
+//     at once; cancelling the context commits what was handled and a new
+//     run resumes there; without a dead-letter topic a failure stops the
+//     handler with a *HandlerError; a batch is retried whole and split at
+//     a *BatchError's record.
 //   - Typed errors (errors.Is): ErrTopicExists, ErrTopicNotFound,
 //     ErrInvalidTopic, ErrInvalidPartition, ErrOffsetOutOfRange,
 //     ErrInvalidGroup, ErrNotAssigned, ErrNoCommittedOffset, ErrClosed.
@@ -139,6 +148,12 @@ func Run(t *testing.T, newClient func(t *testing.T, p Placement) stream.Client) 
 	t.Run("TxFencing", s.txFencing)
 	t.Run("TxSessionExactlyOnce", s.txSessionExactlyOnce)
 	t.Run("TxErrors", s.txErrors)
+	t.Run("HandlerRetryDeadLetter", s.handlerRetryDeadLetter)
+	t.Run("HandlerStopCommits", s.handlerStopCommits)
+	t.Run("HandlerNoDeadLetter", s.handlerNoDeadLetter)
+	t.Run("HandleBatch", s.handleBatch)
+	t.Run("HandlerConcurrency", s.handlerConcurrency)
+	t.Run("HandlerErrors", s.handlerErrors)
 }
 
 type suite struct {
