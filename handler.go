@@ -62,7 +62,8 @@ type HandlerOptions struct {
 	DeadLetter func(r *Record) string
 	// OnError, if set, is called after each failed attempt with the
 	// records it handled (one for Handle), the attempt (from 1) and the
-	// error: for logging and metrics. It runs on the handling goroutine.
+	// error: for logging and metrics. It runs on the handling goroutine,
+	// so concurrently for different partitions when Concurrency > 1.
 	OnError func(recs []*Record, attempt int, err error)
 }
 

@@ -49,6 +49,34 @@ func (h *handlerRun) wait(t *testing.T) error {
 	}
 }
 
+// publishNumbers publishes the values "0" to "n-1" to a topic of one
+// partition.
+func publishNumbers(t *testing.T, ctx context.Context, c stream.Client, topic string, n int) {
+	t.Helper()
+	var recs []*stream.Record
+	for i := range n {
+		recs = append(recs, &stream.Record{Topic: topic, Value: fmt.Appendf(nil, "%d", i)})
+	}
+	require.NoError(t, c.Publish(ctx, recs...))
+}
+
+// countRecords counts a partition's records now; 0 if it cannot be read
+// (the topic does not exist yet).
+func countRecords(ctx context.Context, c stream.Client, topic string, partition int32) int {
+	rd, err := c.ReadPartition(ctx, topic, partition, stream.OffsetEarliest)
+	if err != nil {
+		return 0
+	}
+	defer rd.Close()
+	n := 0
+	for {
+		if _, err := rd.Next(ctx); err != nil {
+			return n
+		}
+		n++
+	}
+}
+
 // handled records what a handler saw, per partition, in order.
 type handled struct {
 	mu       sync.Mutex
@@ -152,22 +180,7 @@ func (s *suite) handlerRetryDeadLetter(t *testing.T) {
 	})
 	dlt := topic + stream.DeadLetterSuffix
 	waitFor(t, "every good record handled and the failed ones dead-lettered", func() bool {
-		if h.count() < 8 {
-			return false
-		}
-		rd, err := c.ReadPartition(ctx, dlt, 0, stream.OffsetEarliest)
-		if err != nil {
-			return false
-		}
-		defer rd.Close()
-		n := 0
-		for {
-			if _, err := rd.Next(ctx); err != nil {
-				break
-			}
-			n++
-		}
-		return n == 4
+		return h.count() >= 8 && countRecords(ctx, c, dlt, 0) == 4
 	})
 	require.NoError(t, run.stop(t), "a clean stop returns nil")
 
@@ -221,11 +234,7 @@ func (s *suite) handlerStopCommits(t *testing.T) {
 	c := s.client(t)
 	topic := createTopic(t, ctx, c, 1)
 	group := unique(t, "g")
-	var recs []*stream.Record
-	for i := range 10 {
-		recs = append(recs, &stream.Record{Topic: topic, Value: fmt.Appendf(nil, "%d", i)})
-	}
-	require.NoError(t, c.Publish(ctx, recs...))
+	publishNumbers(t, ctx, c, topic, 10)
 	opts := &stream.HandlerOptions{Group: stream.GroupOptions{Reset: stream.ResetEarliest}, Backoff: noBackoff}
 
 	h := newHandled()
@@ -272,11 +281,7 @@ func (s *suite) handlerNoDeadLetter(t *testing.T) {
 	c := s.client(t)
 	topic := createTopic(t, ctx, c, 1)
 	group := unique(t, "g")
-	var recs []*stream.Record
-	for i := range 5 {
-		recs = append(recs, &stream.Record{Topic: topic, Value: fmt.Appendf(nil, "%d", i)})
-	}
-	require.NoError(t, c.Publish(ctx, recs...))
+	publishNumbers(t, ctx, c, topic, 5)
 	boom := errors.New("boom")
 	err := stream.Handle(ctx, c, group, []string{topic}, func(ctx context.Context, r *stream.Record) error {
 		if r.Offset == 3 {
@@ -304,20 +309,14 @@ func (s *suite) handleBatch(t *testing.T) {
 	c := s.client(t)
 	topic := createTopic(t, ctx, c, 1)
 	group := unique(t, "g")
-	var recs []*stream.Record
-	for i := range 6 {
-		recs = append(recs, &stream.Record{Topic: topic, Value: fmt.Appendf(nil, "%d", i)})
-	}
-	require.NoError(t, c.Publish(ctx, recs...))
+	publishNumbers(t, ctx, c, topic, 6)
 
 	var mu sync.Mutex
 	var ok []string // values of batches that succeeded
-	var calls int
 	run := startHandler(ctx, func(ctx context.Context) error {
 		return stream.HandleBatch(ctx, c, group, []string{topic}, func(ctx context.Context, batch []*stream.Record) error {
 			mu.Lock()
 			defer mu.Unlock()
-			calls++
 			for i, r := range batch {
 				if string(r.Value) == "2" {
 					return &stream.BatchError{Index: i, Err: errors.New("two")}
@@ -356,20 +355,7 @@ func (s *suite) handleBatch(t *testing.T) {
 			return errors.New("all bad")
 		}, &stream.HandlerOptions{Group: stream.GroupOptions{Reset: stream.ResetEarliest}, MaxAttempts: 2, Backoff: noBackoff})
 	})
-	waitFor(t, "both dead-lettered", func() bool {
-		rd, err := c.ReadPartition(ctx, topic2+stream.DeadLetterSuffix, 0, stream.OffsetEarliest)
-		if err != nil {
-			return false
-		}
-		defer rd.Close()
-		n := 0
-		for {
-			if _, err := rd.Next(ctx); err != nil {
-				return n == 2
-			}
-			n++
-		}
-	})
+	waitFor(t, "both dead-lettered", func() bool { return countRecords(ctx, c, topic2+stream.DeadLetterSuffix, 0) == 2 })
 	require.NoError(t, run.stop(t))
 	require.Equal(t, int64(0), attempts.Load()%2, "each batch tried MaxAttempts times")
 }
