@@ -98,4 +98,17 @@ embedstream_listener_unsupported_requests_total 0
 	problems, err := testutil.CollectAndLint(c)
 	require.NoError(t, err)
 	require.Empty(t, problems)
+
+	// Shut down: the counters stay, no connection is open.
+	require.NoError(t, s.Shutdown(t.Context()))
+	const after = `
+# HELP embedstream_listener_connections Kafka client connections being served now.
+# TYPE embedstream_listener_connections gauge
+embedstream_listener_connections 0
+# HELP embedstream_listener_connections_accepted_total Kafka client connections accepted and served.
+# TYPE embedstream_listener_connections_accepted_total counter
+embedstream_listener_connections_accepted_total 1
+`
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(after),
+		"embedstream_listener_connections", "embedstream_listener_connections_accepted_total"))
 }
