@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
 
 	"github.com/embedstream/stream"
@@ -61,23 +59,6 @@ func smallBroker(t *testing.T) *stream.Broker {
 	consume(t, b, "g", 4, "orders")
 	publish(t, b, "orders", 1, 2)
 	return b
-}
-
-// text is what a scrape of c shows, in Prometheus' text format; it fails the
-// test if the pedantic registry finds c inconsistent (a metric not
-// described, a label set twice).
-func text(t *testing.T, c prom.Collector) string {
-	t.Helper()
-	reg := prom.NewPedanticRegistry()
-	require.NoError(t, reg.Register(c))
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	var sb strings.Builder
-	enc := expfmt.NewEncoder(&sb, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		require.NoError(t, enc.Encode(mf))
-	}
-	return sb.String()
 }
 
 // brokerWide is every broker-wide metric but open_mappings, which counts
