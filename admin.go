@@ -521,6 +521,14 @@ type PartitionInfo struct {
 	// (zero: none yet). Zero for other topics.
 	DirtyRatio  float64
 	LastCleaned time.Time
+	// What went in and out of the partition since the broker opened it
+	// (the partition's share of Stats' RecordsIn, BytesIn, RecordsOut and
+	// BytesOut): records and batch bytes published, and records and batch
+	// bytes Readers, Consumers and ReadBatches returned. Counted per batch
+	// with atomics of the partition's own, so keeping them costs nothing
+	// another partition feels.
+	RecordsIn, BytesIn   int64
+	RecordsOut, BytesOut int64
 }
 
 // DescribeTopic returns a topic's config and per-partition offsets and sizes.
@@ -535,7 +543,8 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 	for i, p := range parts {
 		li := p.Info()
 		info.Partitions[i] = PartitionInfo{Partition: int32(i), StartOffset: li.Start, EndOffset: li.End, LastStable: min(p.LastStable(), li.End),
-			Bytes: li.Bytes, Segments: li.Segments}
+			Bytes: li.Bytes, Segments: li.Segments,
+			RecordsIn: li.RecordsIn, BytesIn: li.BytesIn, RecordsOut: li.RecordsOut, BytesOut: li.BytesOut}
 		if st, err := p.CleanState(b.opts.Now()); err == nil && (p.Settings().Compact || !st.LastRun.IsZero()) {
 			info.Partitions[i].DirtyRatio, info.Partitions[i].LastCleaned = st.Ratio, st.LastRun
 		}

@@ -365,8 +365,7 @@ func (b *Broker) readBatches(topic string, partition int32, offset int64, maxByt
 		for data := v.Data; len(data) >= batch.HeaderSize; data = data[batch.Batch(data).Size():] {
 			records += int64(batch.Batch(data).NumRecords())
 		}
-		b.stats.RecordsOut.Add(records)
-		b.stats.BytesOut.Add(int64(len(v.Data)))
+		part.CountOut(records, int64(len(v.Data)))
 		return out, nil
 	}
 }

@@ -75,7 +75,7 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 		return 0, nil
 	}
 	c.views = append(c.views, v)
-	c.b.stats.BytesOut.Add(int64(len(v.Data)))
+	ps.part.CountOut(0, int64(len(v.Data)))
 	bytes, count := 0, 0
 	c.walk.Reset(v.Data, ps.next)
 	if c.opts.Isolation == ReadCommitted {
@@ -114,7 +114,7 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 		walk()
 	}
 	ps.next = c.walk.Offset() // past what it returned and the markers it skipped
-	c.b.stats.RecordsOut.Add(int64(count))
+	ps.part.CountOut(int64(count), 0)
 	if c.walk.Err() != nil {
 		err := walkError(tp.Topic, tp.Partition, &c.walk)
 		if ce := (*CorruptError)(nil); count > 0 && !errors.As(err, &ce) {

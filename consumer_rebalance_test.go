@@ -635,6 +635,12 @@ func TestStalledMemberIsEvicted(t *testing.T) {
 		require.Equal(t, "Stable", info.State)
 		require.Len(t, info.Members, 1)
 		require.Equal(t, []TopicPartition{p0, p1}, info.Members[0].Assignment)
+		// a alone, a and b, a alone again: three rebalances, one eviction.
+		require.Equal(t, int64(3), info.Rebalances)
+		require.Equal(t, int64(1), info.Evictions)
+		st := b.Stats()
+		require.Equal(t, int64(3), st.Rebalances)
+		require.Equal(t, int64(1), st.Evictions)
 
 		// b's commits fail now; a's stand.
 		require.ErrorIs(t, bm.c.Commit(t.Context()), ErrStaleGeneration)

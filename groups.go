@@ -37,6 +37,14 @@ type GroupInfo struct {
 	// deleted, or, for a group that never committed, until it is empty at
 	// a retention check.
 	Last *GenerationInfo
+	// Rebalances counts the group's completed rebalances and Evictions its
+	// members removed because their MaxPollInterval (or, static ones
+	// departed, SessionTimeout) ran out, while the broker kept the group's
+	// state: since Open, or since the group was last dropped (DeleteGroup,
+	// offsets expiry, or, for a group that never committed, its emptying).
+	// Zero for a group the broker holds no state of. Stats has the totals
+	// of every group, which never go down.
+	Rebalances, Evictions int64
 }
 
 // GenerationInfo describes a completed rebalance of a group.
@@ -81,7 +89,8 @@ func (b *Broker) DescribeGroup(name string) (GroupInfo, error) {
 	if err != nil {
 		return GroupInfo{}, err
 	}
-	info := GroupInfo{Group: name, State: gi.State, Generation: gi.Generation, Balancer: gi.Balancer}
+	info := GroupInfo{Group: name, State: gi.State, Generation: gi.Generation, Balancer: gi.Balancer,
+		Rebalances: gi.Rebalances, Evictions: gi.Evictions}
 	for _, m := range gi.Members {
 		info.Members = append(info.Members, MemberInfo(m))
 	}

@@ -130,7 +130,6 @@ type Reader struct {
 	topic     *topic
 	part      *log.Log
 	partition int32
-	stats     *log.Stats
 	down      *atomic.Bool // the broker's: set when it closes
 
 	next int64 // offset of the next record to return
@@ -225,7 +224,7 @@ func (b *Broker) NewReader(topic string, partition int32, from Offset, opts *Rea
 			next = stable
 		}
 	}
-	r := &Reader{topic: t, part: p, partition: partition, stats: &b.stats, down: &b.down, next: next, end: -1, stop: make(chan struct{}),
+	r := &Reader{topic: t, part: p, partition: partition, down: &b.down, next: next, end: -1, stop: make(chan struct{}),
 		guard: b.follow != nil, committed: o.Isolation == ReadCommitted}
 	if o.EndOffset != nil {
 		r.end = *o.EndOffset
@@ -388,7 +387,7 @@ func (r *Reader) fetch(ctx context.Context) error {
 			if r.committed {
 				r.walk.SkipAborted(&r.filter)
 			}
-			r.stats.BytesOut.Add(int64(len(v.Data)))
+			r.part.CountOut(0, int64(len(v.Data)))
 			return nil
 		}
 		wait := r.part.WaitFor
@@ -460,7 +459,7 @@ func (r *Reader) err(err error) error {
 
 func (r *Reader) flushStats() {
 	if r.out > 0 {
-		r.stats.RecordsOut.Add(r.out)
+		r.part.CountOut(r.out, 0)
 		r.out = 0
 	}
 }

@@ -127,6 +127,8 @@ type Coordinator struct {
 	changes    uint64
 	fencedIDs  map[string]bool // static members replaced by a newer one
 	emptied    time.Time       // when the last member went (left, or its time ran out); see EmptySince
+	rebalances uint64          // completed rebalances; see Rebalances
+	evictions  uint64          // members removed by their deadlines; see Evictions
 }
 
 // NewCoordinator returns an empty group using balancer; partitions reports a
@@ -160,6 +162,18 @@ func (c *Coordinator) Protocol() Protocol { return c.balancer.Protocol() }
 func (c *Coordinator) Changes() uint64 { return c.changes }
 
 func (c *Coordinator) changed() { c.changes++ }
+
+// Rebalances counts the rebalances this coordinator completed (each a new
+// generation), for monitoring: a group that keeps rebalancing has a member
+// that keeps coming and going. A static member taking its place back
+// without a rebalance (KIP-345) is not one.
+func (c *Coordinator) Rebalances() uint64 { return c.rebalances }
+
+// Evictions counts the members this coordinator removed because their time
+// ran out: a member that did not poll within its MaxPollInterval, or a
+// departed static member not back within its SessionTimeout. Members that
+// left, and static members replaced by a newer instance, are not counted.
+func (c *Coordinator) Evictions() uint64 { return c.evictions }
 
 // Join adds a member and returns its id. A static member (InstanceID set)
 // whose instance id is already in the group takes over that member's
@@ -387,6 +401,7 @@ func (c *Coordinator) maybeComplete() bool {
 		target, c.followUp = CooperativeStep(current, target)
 	}
 	c.generation++
+	c.rebalances++
 	for id, m := range c.members {
 		m.target = target[id]
 		m.rejoined = false
@@ -458,6 +473,7 @@ func (c *Coordinator) expire(now time.Time) {
 	for id, m := range c.members {
 		if due := m.deadline(); !due.IsZero() && !now.Before(due) {
 			delete(c.members, id)
+			c.evictions++
 			gone = true
 			if due.After(last) {
 				last = due

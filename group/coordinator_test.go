@@ -624,3 +624,46 @@ func TestCoordinatorRequestRebalance(t *testing.T) {
 	require.Equal(t, tps(t, "tp0,tp1"), s.owned(a))
 	require.ErrorIs(t, c.RequestRebalance(s.now, "nobody"), ErrUnknownMember)
 }
+
+// Rebalances counts completed rebalances only; Evictions counts members
+// whose time ran out, not those that left or went away statically and came
+// back in time.
+func TestCoordinatorCountsRebalancesAndEvictions(t *testing.T) {
+	s := newCoordSim(t, RangeBalancer{}, map[string]int32{"t": 4})
+	counts := func(rebalances, evictions uint64) {
+		t.Helper()
+		require.Equal(t, rebalances, s.c.Rebalances(), "rebalances")
+		require.Equal(t, evictions, s.c.Evictions(), "evictions")
+	}
+	counts(0, 0)
+	a := s.join(JoinRequest{MaxPollInterval: time.Minute})
+	counts(0, 0) // under way, not completed
+	s.settle(a)
+	counts(1, 0)
+	b := s.join(JoinRequest{MaxPollInterval: time.Minute})
+	s.settle(a, b)
+	counts(2, 0)
+	st := s.join(JoinRequest{InstanceID: "s", SessionTimeout: 30 * time.Second, MaxPollInterval: time.Minute})
+	s.settle(a, b, st)
+	counts(3, 0)
+
+	// A static member going away waits for its SessionTimeout: no
+	// rebalance; at its end it is evicted, and the others rebalance.
+	s.c.Leave(s.now, st)
+	counts(3, 0)
+	s.now = s.now.Add(30 * time.Second)
+	s.settle(a, b)
+	counts(4, 1)
+
+	// Leaving is no eviction.
+	s.c.Leave(s.now, b)
+	s.settle(a)
+	counts(5, 1)
+
+	// a stops polling: evicted, and the group is empty, so no rebalance
+	// completes.
+	s.now = s.now.Add(time.Minute)
+	s.c.Expire(s.now)
+	require.Equal(t, Empty, s.c.State())
+	counts(5, 2)
+}

@@ -316,7 +316,7 @@ func skipTags(b []byte) ([]byte, error) {
 
 // handleFrame handles one request and returns its response frame, or nil
 // if it has none. An error closes the connection.
-func (c *conn) handleFrame(frame []byte) ([]byte, error) {
+func (c *conn) handleFrame(frame []byte) (_ []byte, err error) {
 	if c.auth.raw {
 		return c.handleRawToken(frame) // after a v0 SaslHandshake
 	}
@@ -328,6 +328,16 @@ func (c *conn) handleFrame(frame []byte) ([]byte, error) {
 	defer c.releaseViews()
 	c.clientID = h.clientID
 	api, ok := apis[h.key]
+	if ctr := c.s.stats.apis[h.key]; ok && (h.key == kmsg.ApiVersions.Int16() || h.version >= api.min && h.version <= api.max) {
+		ctr.requests.Add(1)
+		defer func() {
+			if err != nil {
+				ctr.errors.Add(1)
+			}
+		}()
+	} else {
+		c.s.stats.unsupported.Add(1)
+	}
 	if !ok || h.version < api.min || h.version > api.max {
 		if h.key == kmsg.ApiVersions.Int16() {
 			// KIP-511: answer in v0 with UNSUPPORTED_VERSION and our

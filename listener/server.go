@@ -144,6 +144,8 @@ type Server struct {
 	groups    remoteGroups // remote members of consumer groups (groups.go)
 	closed    bool
 	wg        sync.WaitGroup // connections
+
+	stats serverStats // see Stats
 }
 
 // New returns a Server for b. It listens nowhere until Serve or
@@ -161,6 +163,7 @@ func New(b *stream.Broker, opts *Options) *Server {
 		conns:     make(map[*conn]struct{}),
 		advertise: o.AdvertisedAddr,
 	}
+	s.stats.init()
 	s.err = s.configureAuth()
 	return s
 }
@@ -255,6 +258,7 @@ func (s *Server) accept(nc net.Conn) {
 	if s.closed || len(s.conns) >= s.opts.MaxConnections {
 		n, closed := len(s.conns), s.closed
 		s.mu.Unlock()
+		s.stats.refused.Add(1)
 		if !closed {
 			s.log.Warn("listener: connection refused: too many connections", "remote", nc.RemoteAddr(), "open", n)
 		}
@@ -265,6 +269,7 @@ func (s *Server) accept(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.stats.accepted.Add(1)
 	go func() {
 		defer s.wg.Done()
 		c.serve()

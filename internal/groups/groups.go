@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/embedstream/stream/group"
@@ -66,6 +67,10 @@ type Service struct {
 	mu     sync.Mutex
 	groups map[string]*state
 
+	// Every group's completed rebalances and evictions since New, those of
+	// groups since dropped included (see Totals).
+	rebalances, evictions atomic.Int64
+
 	// BeforeJoin, for tests, runs in Join between the group's lookup and
 	// the join.
 	BeforeJoin func()
@@ -79,6 +84,11 @@ type state struct {
 	changed  signal.Signal // broadcast when the coordinator's state changes
 	mu       sync.Mutex    // serializes the coordinator and commits
 	coord    *group.Coordinator
+
+	// The group's completed rebalances and evictions while the service
+	// kept its state, across coordinators (a new balancer's replaces the
+	// old one's); under mu.
+	rebalances, evictions int64
 }
 
 // do runs fn on the coordinator under the group's lock, stores the
@@ -87,10 +97,19 @@ type state struct {
 func (g *state) do(fn func(co *group.Coordinator)) {
 	g.mu.Lock()
 	before, gen := g.coord.Changes(), g.coord.Generation()
+	rebalances, evictions := g.coord.Rebalances(), g.coord.Evictions()
 	fn(g.coord)
 	changed := g.coord.Changes() != before
 	if g.coord.Generation() != gen {
 		g.s.storeGeneration(g)
+	}
+	if n := int64(g.coord.Rebalances() - rebalances); n > 0 {
+		g.rebalances += n
+		g.s.rebalances.Add(n)
+	}
+	if n := int64(g.coord.Evictions() - evictions); n > 0 {
+		g.evictions += n
+		g.s.evictions.Add(n)
 	}
 	g.mu.Unlock()
 	if changed {
@@ -142,7 +161,13 @@ func (s *Service) lookup(name string, balancer group.Balancer) (*state, error) {
 		ok = false // nobody left who uses the old balancer
 	}
 	if !ok {
+		old := g
 		g = &state{s: s, name: name, balancer: balancer.Name(), coord: group.NewCoordinator(balancer, s.cfg.Partitions)}
+		if old != nil { // its counts go on
+			old.mu.Lock()
+			g.rebalances, g.evictions = old.rebalances, old.evictions
+			old.mu.Unlock()
+		}
 		// Generations go on from the last one stored, as after a Kafka
 		// coordinator's restart.
 		last, found, err := s.cfg.Catalog.LastGeneration(name)
@@ -205,6 +230,11 @@ type Info struct {
 	Subscribed []string                 // every topic a member subscribes to, sorted
 	Committed  map[TopicPartition]int64 // the next offset to read, per partition
 	Last       *Generation              // the last completed generation as stored; nil if none
+	// Completed rebalances and evicted members (see group.Coordinator's
+	// Rebalances and Evictions) while the service has kept the group's
+	// state: since New, or since the group was last dropped (Delete,
+	// Expire). Zero for a group it does not hold.
+	Rebalances, Evictions int64
 }
 
 // Generation is a completed generation: its members and what each was
@@ -232,6 +262,9 @@ func (s *Service) Describe(name string) (Info, error) {
 			info.State, info.Generation, info.Subscribed = co.State().String(), co.Generation(), co.Subscribed()
 			info.Balancer = g.balancer
 		})
+		g.mu.Lock()
+		info.Rebalances, info.Evictions = g.rebalances, g.evictions
+		g.mu.Unlock()
 	}
 	var err error
 	if info.Committed, err = s.cfg.Catalog.Committed(name, nil); err != nil {
@@ -256,6 +289,13 @@ func (s *Service) Describe(name string) (Info, error) {
 		info.State = group.Empty.String()
 	}
 	return info, nil
+}
+
+// Totals returns every group's completed rebalances and evicted members
+// since New, those of groups dropped since included: counters that never go
+// down.
+func (s *Service) Totals() (rebalances, evictions int64) {
+	return s.rebalances.Load(), s.evictions.Load()
 }
 
 // Names returns the names of groups with members or committed offsets,

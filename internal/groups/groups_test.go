@@ -1648,3 +1648,37 @@ func TestGenerationsAreStored(t *testing.T) {
 	require.Equal(t, Info{State: group.Dead.String(), Committed: map[TopicPartition]int64{}}, e.describe(t, "nocommit"))
 	require.NotNil(t, e.describe(t, "g").Last, "a group with offsets keeps it")
 }
+
+// A group's rebalance and eviction counts go on when a new balancer's
+// coordinator replaces its state, and start again once the group is
+// dropped; the service's totals never go down.
+func TestRebalanceAndEvictionCounts(t *testing.T) {
+	e := newEnv(t, nil)
+	counts := func(name string, rebalances, evictions, totalRebalances, totalEvictions int64) {
+		t.Helper()
+		info := e.describe(t, name)
+		require.Equal(t, [2]int64{rebalances, evictions}, [2]int64{info.Rebalances, info.Evictions}, "the group's")
+		r, ev := e.s.Totals()
+		require.Equal(t, [2]int64{totalRebalances, totalEvictions}, [2]int64{r, ev}, "the totals")
+	}
+	counts("g", 0, 0, 0, 0)
+	a := e.join(t, "g", group.RangeBalancer{}, req("t"))
+	gen := newDriver(t, a).settle()
+	counts("g", 1, 0, 1, 0)
+	require.NoError(t, a.Commit(gen, map[TopicPartition]int64{tp("t", 0): 1}))
+	a.Leave()
+	counts("g", 1, 0, 1, 0) // emptied: no rebalance completes
+
+	b := e.join(t, "g", group.RoundRobinBalancer{}, req("t"))
+	newDriver(t, b).settle()
+	counts("g", 2, 0, 2, 0)
+
+	// b stops polling: evicted, found by the service's expiry.
+	e.clock.Advance(5 * time.Minute)
+	e.s.Expire()
+	require.Empty(t, e.describe(t, "g").Members)
+	counts("g", 2, 1, 2, 1)
+
+	require.NoError(t, e.s.Delete("g"))
+	counts("g", 0, 0, 2, 1)
+}

@@ -170,10 +170,13 @@ func (l *Log) appendLocked(b batch.Batch) (int64, error) {
 		// its oldest segment past RetentionBytes.
 		l.retainBytesLocked()
 	}
+	records, size := int64(b.NumRecords()), int64(len(b))
+	l.recordsIn.Add(records)
+	l.bytesIn.Add(size)
 	st := l.cfg.Stats
 	st.BatchesIn.Add(1)
-	st.RecordsIn.Add(int64(b.NumRecords()))
-	st.BytesIn.Add(int64(len(b)))
+	st.RecordsIn.Add(records)
+	st.BytesIn.Add(size)
 	return base, nil
 }
 
@@ -210,6 +213,7 @@ func (l *Log) roll() error {
 			return l.fail(err)
 		}
 	}
+	began := time.Now()
 	if err := active.Seal(); err != nil {
 		if errors.Is(err, segment.ErrSyncFailed) || active.Sealed() {
 			return l.fail(err)
@@ -221,6 +225,7 @@ func (l *Log) roll() error {
 	}
 	if syncs {
 		l.cfg.Stats.Fsyncs.Add(1)
+		l.cfg.Stats.FsyncLatency.Observe(time.Since(began))
 	} else {
 		l.lazySealed = true
 	}

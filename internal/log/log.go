@@ -112,6 +112,7 @@ type Stats struct {
 	RecordsIn, BytesIn, BatchesIn   atomic.Int64
 	RecordsOut, BytesOut            atomic.Int64
 	Fsyncs                          atomic.Int64
+	FsyncLatency                    Histogram // of the fsyncs Fsyncs counts
 	Truncations, TruncatedBytes     atomic.Int64
 	IndexRebuilds                   atomic.Int64
 	SegmentsRolled, SegmentsDeleted atomic.Int64
@@ -130,6 +131,15 @@ type Info struct {
 	End      int64 // the high watermark: offsets below it are readable
 	Bytes    int64 // bytes of batches stored
 	Segments int   // segment files
+	Traffic
+}
+
+// Traffic is what went in and out of one log since it was opened: the
+// per-partition share of Stats' RecordsIn, BytesIn, RecordsOut and BytesOut.
+// Appends count themselves; readers count what they return with CountOut.
+type Traffic struct {
+	RecordsIn, BytesIn   int64 // records and batch bytes appended
+	RecordsOut, BytesOut int64 // records and batch bytes readers returned
 }
 
 // Log is one partition's log. It is safe for concurrent use: appends,
@@ -174,6 +184,10 @@ type Log struct {
 	dirty    atomic.Bool
 
 	appended signal.Signal // broadcast when hw moves or the partition closes
+
+	// The log's Traffic; atomics of its own, so counting takes no lock
+	// and touches nothing another partition does.
+	recordsIn, bytesIn, recordsOut, bytesOut atomic.Int64
 
 	lastDamage atomic.Int64 // the end of the damaged range a read last reported
 
@@ -541,7 +555,23 @@ func (l *Log) Info() Info {
 	for _, s := range segs {
 		info.Bytes += s.Size()
 	}
+	info.Traffic = Traffic{RecordsIn: l.recordsIn.Load(), BytesIn: l.bytesIn.Load(),
+		RecordsOut: l.recordsOut.Load(), BytesOut: l.bytesOut.Load()}
 	return info
+}
+
+// CountOut counts records and batch bytes a reader returned from the log,
+// in its Traffic and in the shared Stats' RecordsOut and BytesOut. Readers
+// call it per batch or per read, not per record.
+func (l *Log) CountOut(records, bytes int64) {
+	if records != 0 {
+		l.recordsOut.Add(records)
+		l.cfg.Stats.RecordsOut.Add(records)
+	}
+	if bytes != 0 {
+		l.bytesOut.Add(bytes)
+		l.cfg.Stats.BytesOut.Add(bytes)
+	}
 }
 
 // SegmentCount is how many segment files the log has.

@@ -1,5 +1,7 @@
 package log
 
+import "time"
+
 // waitDurable blocks until offsets below end are on disk, fsyncing itself
 // if no other goroutine is: concurrent publishers share each fsync.
 func (l *Log) waitDurable(end int64) error {
@@ -72,8 +74,10 @@ func (l *Log) syncOnceLocked() error {
 	// all that may be unsynced.
 	err := failed
 	if err == nil {
+		began := time.Now()
 		err = active.Sync()
 		l.cfg.Stats.Fsyncs.Add(1)
+		l.cfg.Stats.FsyncLatency.Observe(time.Since(began))
 	}
 	if err != nil && failed == nil {
 		l.mu.Lock()
