@@ -273,6 +273,7 @@ func (sub *subscription) run() {
 			continue
 		}
 		recs, err := sub.gc.Poll(ctx)
+		kicked := ctx.Err() != nil
 		cancel()
 		switch {
 		case err == nil:
@@ -281,11 +282,11 @@ func (sub *subscription) run() {
 			sub.stateMu.Unlock()
 		case sub.ctx.Err() != nil:
 			return
-		case ctx.Err() != nil:
-			// Kicked: a partition has news.
 		case errors.Is(err, stream.ErrClosed):
 			sub.s.logger.Info("Client closed, subscription ends", sub.log)
 			return
+		case kicked:
+			// A partition has news: an offset to commit, room again.
 		default:
 			sub.s.logger.Error("Poll failed, retrying", err, sub.log)
 			t := time.NewTimer(sub.s.cfg.RetrySleep)
@@ -307,6 +308,8 @@ func (sub *subscription) finish() {
 	}
 	sub.commit()
 	clear(sub.parts)
+	// Not held through Close: the client's Close may be inside revoked,
+	// waiting for stateMu, and Close waits for it.
 	sub.stateMu.Unlock()
 	if err := sub.gc.Close(); err != nil && !errors.Is(err, stream.ErrClosed) {
 		sub.s.logger.Error("Closing the consumer failed", err, sub.log)
