@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/embedstream/stream"
+	"github.com/embedstream/stream/streamtest"
 	embedwatermill "github.com/embedstream/stream/watermill"
 )
 
@@ -152,6 +153,7 @@ func TestReservedMetadata(t *testing.T) {
 // next one; Acks are committed, so the group's next subscriber starts at
 // the first message not Acked.
 func TestAckCommitsNackRedelivers(t *testing.T) {
+	streamtest.CheckLeaks(t) // no goroutine of a subscription outlives its Close
 	client := openClient(t)
 	ctx := context.Background()
 	require.NoError(t, client.CreateTopic(ctx, "t", stream.TopicConfig{Partitions: 1}))
@@ -201,6 +203,7 @@ func TestAckCommitsNackRedelivers(t *testing.T) {
 // TestNoGroup: without a ConsumerGroup each subscription reads everything,
 // and commits nothing (a later one reads everything again).
 func TestNoGroup(t *testing.T) {
+	streamtest.CheckLeaks(t) // no goroutine of a subscription outlives its Close
 	client := openClient(t)
 	ctx := context.Background()
 	topic := &stream.TopicConfig{Partitions: 3}
@@ -229,6 +232,7 @@ func TestNoGroup(t *testing.T) {
 // TestClosed: calls after Close fail with stream.ErrClosed, Close again
 // does nothing, and a subscription's channel is closed when Close returns.
 func TestClosed(t *testing.T) {
+	streamtest.CheckLeaks(t) // no goroutine of a subscription outlives its Close
 	client := openClient(t)
 	ctx := context.Background()
 	require.NoError(t, client.CreateTopic(ctx, "t", stream.TopicConfig{}))
@@ -257,6 +261,7 @@ func TestClosed(t *testing.T) {
 // TestClientClosed: closing the client ends the subscriptions (their
 // channels close) and fails publishing.
 func TestClientClosed(t *testing.T) {
+	streamtest.CheckLeaks(t) // no goroutine of a subscription outlives its Close
 	b, err := stream.Open(t.TempDir(), nil)
 	require.NoError(t, err)
 	client := b.Client()
