@@ -45,9 +45,13 @@ func testGroup(t *testing.T) string {
 	return "test-" + name
 }
 
-// runSuite runs Watermill's universal Pub/Sub tests over one broker.
+// runSuite runs Watermill's universal Pub/Sub tests over one embedded broker.
 func runSuite(t *testing.T, features tests.Features, pcfg embedwatermill.PublisherConfig, scfg embedwatermill.SubscriberConfig) {
-	client := openClient(t)
+	runSuiteOn(t, openClient(t), features, pcfg, scfg)
+}
+
+// runSuiteOn runs Watermill's universal Pub/Sub tests over client.
+func runSuiteOn(t *testing.T, client stream.Client, features tests.Features, pcfg embedwatermill.PublisherConfig, scfg embedwatermill.SubscriberConfig) {
 	// Nacked messages come again at once: TestContinueAfterErrors nacks
 	// 300 times, which the default 100ms between redeliveries makes 30s on
 	// one partition.

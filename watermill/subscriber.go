@@ -239,6 +239,7 @@ type subscription struct {
 	parts     map[stream.TopicPartition]*partition
 	throttled bool         // records were dropped: wait for blocked to drain
 	blocked   []*partition // the partitions whose records were dropped
+	until     time.Time    // the end of the throttle, when run polls anyway
 
 	mu         sync.Mutex
 	acked      map[stream.TopicPartition]int64 // offsets to commit (next to read)
@@ -252,11 +253,12 @@ func (sub *subscription) run() {
 		sub.stateMu.Lock()
 		sub.commit()
 		sub.pause()
-		throttled := sub.throttled
+		throttled, until := sub.throttled, sub.until
 		sub.stateMu.Unlock()
 		ctx, cancel := sub.arm()
 		if throttled {
-			t := time.NewTimer(throttleWait)
+			// Until the throttle ends, however often acks wake run.
+			t := time.NewTimer(time.Until(until))
 			expired := false
 			select {
 			case <-ctx.Done():
@@ -440,7 +442,9 @@ func (sub *subscription) dispatch(recs []*stream.Record) {
 				}
 				dropped[p] = true
 				sub.blocked = append(sub.blocked, p)
-				sub.throttled = true
+				if !sub.throttled {
+					sub.throttled, sub.until = true, time.Now().Add(throttleWait)
+				}
 			}
 		}
 		if p == nil || dropped[p] {
