@@ -367,14 +367,13 @@ func (sub *subscription) handled(tp stream.TopicPartition, offset int64, n int) 
 func (sub *subscription) commit() {
 	sub.mu.Lock()
 	sub.kicked = false
-	offs := sub.acked
-	if len(offs) > 0 {
-		sub.acked = map[stream.TopicPartition]int64{}
-	}
-	sub.mu.Unlock()
-	if len(offs) == 0 || !sub.commits {
+	if len(sub.acked) == 0 || !sub.commits {
+		sub.mu.Unlock()
 		return
 	}
+	offs := sub.acked
+	sub.acked = map[stream.TopicPartition]int64{}
+	sub.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(sub.ctx), commitTimeout)
 	defer cancel()
 	if err := sub.gc.CommitOffsets(ctx, offs); err != nil {
