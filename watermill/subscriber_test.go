@@ -2,6 +2,7 @@ package embedwatermill_test
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -410,5 +411,84 @@ func TestFullPartition(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// TestRebalance: when a second member joins, the first gives a partition
+// up; what it Acked before is committed first, so no Acked message comes
+// again, and every message arrives.
+func TestRebalance(t *testing.T) {
+	streamtest.CheckLeaks(t)
+	client := openClient(t)
+	ctx := context.Background()
+	require.NoError(t, client.CreateTopic(ctx, "t", stream.TopicConfig{Partitions: 2}))
+	pub := newPub(t, client, embedwatermill.PublisherConfig{PartitionKey: embedwatermill.KeyFromMetadata("k")})
+	// Keys until both partitions have 10 messages (placement by key is
+	// fixed, so this is the same every run); the messages past 10 on a
+	// partition are not counted.
+	var sent []*message.Message
+	count := map[int32]int{}
+	for i := 0; count[0] < 10 || count[1] < 10; i++ {
+		msg := message.NewMessage("m"+strconv.Itoa(i), nil)
+		msg.Metadata.Set("k", strconv.Itoa(i))
+		require.NoError(t, pub.Publish("t", msg))
+		recs := rawRecords(t, client, "t", 2)
+		var p int32
+		for _, r := range recs {
+			if string(r.Key) == strconv.Itoa(i) {
+				p = r.Partition
+			}
+		}
+		if count[p] == 10 { // enough on this one
+			continue
+		}
+		count[p]++
+		sent = append(sent, msg)
+	}
+	want := map[string]bool{}
+	for _, m := range sent {
+		want[m.UUID] = true
+	}
+
+	cfg := embedwatermill.SubscriberConfig{ConsumerGroup: "g"}
+	sub1 := newSub(t, client, cfg)
+	ch1, err := sub1.Subscribe(ctx, "t")
+	require.NoError(t, err)
+	acked := map[string]bool{}
+	for len(acked) < 6 {
+		msg := receive(t, ch1)
+		acked[msg.UUID] = true
+		require.True(t, msg.Ack())
+	}
+	inFlight := receive(t, ch1) // not Acked when the group rebalances
+
+	sub2 := newSub(t, client, cfg)
+	ch2, err := sub2.Subscribe(ctx, "t")
+	require.NoError(t, err)
+	got := map[string]bool{}
+	for k := range acked {
+		got[k] = true
+	}
+	deadline := time.After(10 * time.Second)
+	for len(got) < len(want) {
+		var msg *message.Message
+		select {
+		case msg = <-ch1:
+		case msg = <-ch2:
+		case <-deadline:
+			t.Fatalf("%d of %d messages", len(got), len(want))
+		}
+		require.NotNil(t, msg)
+		require.False(t, acked[msg.UUID], "%s was Acked before the rebalance, and came again", msg.UUID)
+		if want[msg.UUID] {
+			got[msg.UUID] = true
+		}
+		require.True(t, msg.Ack())
+	}
+	require.Equal(t, want, got)
+	select { // its partition was revoked (the default balancer is eager)
+	case <-inFlight.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the context of the message in flight during the rebalance is not cancelled")
 	}
 }
