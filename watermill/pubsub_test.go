@@ -101,13 +101,25 @@ func TestPubSubOrdered(t *testing.T) {
 }
 
 // TestPubSubNoGroup: without a consumer group every subscriber reads every
-// message (NewSubscriberReceivesOldMessages).
+// message (NewSubscriberReceivesOldMessages), spread over 8 partitions.
 func TestPubSubNoGroup(t *testing.T) {
 	t.Parallel()
 	topic := &stream.TopicConfig{Partitions: 8}
 	runSuite(t, tests.Features{
 		Persistent:                       true,
-		GuaranteedOrder:                  false,
 		NewSubscriberReceivesOldMessages: true,
 	}, embedwatermill.PublisherConfig{TopicConfig: topic}, embedwatermill.SubscriberConfig{TopicConfig: topic})
+}
+
+// TestPubSubNoGroupOrdered: the same with the key from metadata, as in
+// TestPubSubOrdered: in order.
+func TestPubSubNoGroupOrdered(t *testing.T) {
+	t.Parallel()
+	topic := &stream.TopicConfig{Partitions: 8}
+	runSuite(t, tests.Features{
+		Persistent:                       true,
+		GuaranteedOrder:                  true,
+		NewSubscriberReceivesOldMessages: true,
+	}, embedwatermill.PublisherConfig{TopicConfig: topic, PartitionKey: embedwatermill.KeyFromMetadata("partition_key")},
+		embedwatermill.SubscriberConfig{TopicConfig: topic})
 }

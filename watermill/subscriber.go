@@ -337,7 +337,7 @@ func (sub *subscription) arm() (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-// kick makes run look again (ending its Poll): there is an offset to
+// kickLocked makes run look again (ending its Poll): there is an offset to
 // commit or a partition to read again. Called with sub.mu held.
 func (sub *subscription) kickLocked() {
 	sub.kicked = true
