@@ -101,11 +101,11 @@ func (d *delivery) message(ctx context.Context) *message.Message {
 // Origin is where a received message was read: its record's place in the
 // log. OriginFromContext returns it from the message's context.
 type Origin struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Timestamp time.Time
-	Key       []byte // nil: the record had no key
+	Topic     string    // the topic subscribed to
+	Partition int32     // the record's partition
+	Offset    int64     // the record's offset in it (an Ack commits Offset+1)
+	Timestamp time.Time // the record's timestamp (its publish time, or the append time)
+	Key       []byte    // the record key (nil: the record had none)
 }
 
 type originKey struct{}
