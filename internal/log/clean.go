@@ -301,6 +301,7 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 		}
 	}
 	segs, start := l.segments(), l.start.Load()
+	segcfg := l.segcfg // Reconfigure replaces it under mu
 	l.mu.Unlock()
 
 	st, err := l.cleanStateOf(segs, start, now)
@@ -401,7 +402,7 @@ func (l *Log) Clean(ctx context.Context, now time.Time, m *KeyMap, force bool) (
 		now: nowMS, lastBatch: lastBatch, res: &res, txnSeen: map[int64]bool{}, droppedAborts: map[int64]bool{}}
 	for gi := range groups {
 		g := &groups[gi]
-		out, err := l.newCleanSegment(dir, g.base)
+		out, err := newCleanSegment(segcfg, dir, g.base)
 		if err != nil {
 			return fail(err)
 		}
@@ -645,9 +646,10 @@ func walkBatches(ctx context.Context, segs []*segment.Segment, from int64, fn fu
 }
 
 // newCleanSegment creates the segment a group is rewritten into, in the
-// cleaning directory: sparse, sized as the log's.
-func (l *Log) newCleanSegment(dir string, base int64) (*segment.Segment, error) {
-	c := *l.segcfg
+// cleaning directory: sparse, sized as the log's (segcfg, the log's
+// config of new segments when the round began).
+func newCleanSegment(segcfg *segment.Config, dir string, base int64) (*segment.Segment, error) {
+	c := *segcfg
 	c.Sparse = new(atomic.Int64)
 	c.Sparse.Store(math.MaxInt64)
 	c.IndexRebuilds = nil

@@ -1093,3 +1093,38 @@ func TestLogCleanStopsAtDamage(t *testing.T) {
 	require.ErrorIs(t, err, batch.ErrCorrupt, "not again until reopened")
 	require.Equal(t, before, snapshotDir(t, cfg.Dir), "nothing changed on disk")
 }
+
+// TestLogCleanConcurrentReconfigure: a round runs while the log's settings
+// change (AlterTopic): the round uses the segment config of its start, read
+// under the log's lock (the race detector checks), and the log ends as the
+// model says.
+func TestLogCleanConcurrentReconfigure(t *testing.T) {
+	cfg := compactLog(t)
+	cfg.SegmentBytes = 1 << 10
+	l := openTestLog(t, cfg, false)
+	md := newModel()
+	now := time.Now()
+	fillKeys(t, l, md, rand.New(rand.NewPCG(7, 8)), 300, 20, now.UnixMilli(), 0)
+	forceRoll(t, l)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		s := l.Settings()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.SegmentBytes = 1<<10 + int64(i%2)<<10
+			require.NoError(t, l.Reconfigure(s))
+		}
+	})
+	res, err := l.Clean(context.Background(), now, NewKeyMap(0), true)
+	close(stop)
+	wg.Wait()
+	require.NoError(t, err)
+	require.True(t, res.Cleaned)
+	md.check(t, l)
+}
