@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,6 +256,46 @@ func BenchmarkCommit(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+		})
+	}
+}
+
+// BenchmarkHandle runs Handle over b.N pre-published 100-byte records on
+// four partitions, with a function that only counts: the cost the handler
+// adds to Poll (splitting by partition, the attempt loop, a commit per
+// poll). One op is one record.
+func BenchmarkHandle(b *testing.B) {
+	for _, conc := range []int{1, 4} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			br := tbOpen(b, &Options{Partitioner: ManualPartitioner{}})
+			tbCreate(b, br, "t", TopicConfig{Partitions: 4})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			value := make([]byte, 100)
+			batch := make([]*Record, 1000)
+			for i := 0; i < b.N; i += len(batch) {
+				for j := range batch {
+					batch[j] = &Record{Topic: "t", Partition: int32(j % 4), Value: value}
+				}
+				if err := br.Publish(ctx, batch[:min(len(batch), b.N-i)]...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var seen atomic.Int64
+			b.SetBytes(100)
+			b.ReportAllocs()
+			b.ResetTimer()
+			err := Handle(ctx, br.Client(), "g", []string{"t"}, func(context.Context, *Record) error {
+				if seen.Add(1) == int64(b.N) {
+					cancel()
+				}
+				return nil
+			}, &HandlerOptions{Group: GroupOptions{Reset: ResetEarliest}, Concurrency: conc})
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
 	}
 }

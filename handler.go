@@ -383,11 +383,11 @@ func splitByPartition(recs []*Record) [][]*Record {
 // records handles a partition's records one at a time.
 func (h *handler) records(ctx context.Context, recs []*Record, fn func(context.Context, *Record) error) (int64, error) {
 	next := int64(-1)
-	for _, r := range recs {
+	for i, r := range recs {
 		if ctx.Err() != nil {
 			return next, nil
 		}
-		attempts, err := h.attempt(ctx, []*Record{r}, func() error { return fn(ctx, r) })
+		attempts, err := h.attempt(ctx, recs[i:i+1:i+1], func() error { return fn(ctx, r) })
 		if err == nil {
 			next = r.Offset + 1
 			continue
