@@ -12,7 +12,8 @@ import (
 
 // DeadLetterSuffix names a topic's dead-letter topic by default: orders
 // fails over to orders.DLT, as Spring Kafka's DeadLetterPublishingRecoverer
-// names it.
+// names it up to Spring Kafka 3.2 (3.3 and later name it orders-dlt: set
+// HandlerOptions.DeadLetter to match).
 const DeadLetterSuffix = ".DLT"
 
 // The headers a dead-letter copy carries, Spring Kafka's names and
@@ -30,9 +31,10 @@ const (
 	headerDLTErrorType     = "kafka_dlt-exception-fqcn"
 )
 
-// commitTimeout bounds a commit of Handle's, made with a context of its
-// own: what was handled is committed on a clean stop too.
-const commitTimeout = 10 * time.Second
+// finishTimeout bounds a commit of Handle's and the writing of a dead
+// letter, made with a context of their own: a stop must not cut a record's
+// dead letter from its commit, nor lose the commit of what was handled.
+const finishTimeout = 10 * time.Second
 
 // HandlerOptions configure Handle and HandleBatch. nil or the zero value
 // means the defaults.
@@ -57,8 +59,9 @@ type HandlerOptions struct {
 	// its topic + DeadLetterSuffix. A topic that does not exist is created
 	// with the default TopicConfig (create it beforehand for another). ""
 	// means no dead letter for the record: Handle commits what was handled
-	// before it, stops and returns a *HandlerError, leaving the record to
-	// the group's next member.
+	// before it, stops (once the poll's other partitions are handled) and
+	// returns a *HandlerError, leaving the record to the group's next
+	// member.
 	DeadLetter func(r *Record) string
 	// OnError, if set, is called after each failed attempt with the
 	// records it handled (one for Handle), the attempt (from 1) and the
@@ -85,10 +88,12 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 
 // BatchError is what a HandleBatch function returns to say which record of
 // the batch failed: those before Index were handled, the one at Index is
-// the failure (Err). When the batch has failed its last attempt, the
-// records before Index are committed, the one at Index is dead-lettered,
-// and those after it are handled again as a new batch. Any other error
-// fails the whole batch: every record of it is dead-lettered.
+// the failure (Err, its cause in the dead letter). When the batch has
+// failed its last attempt, the records before Index are committed, the one
+// at Index is dead-lettered, and those after it are handled again as a new
+// batch. Any other error fails the whole batch: every record of it is
+// dead-lettered. An Index outside the batch is a bug in the function:
+// HandleBatch stops with ErrInvalidArgument.
 type BatchError struct {
 	Index int
 	Err   error
@@ -176,8 +181,12 @@ func DeadLetterOf(r *Record) (info DeadLetterInfo, ok bool) {
 // Concurrency partitions are handled at once, each in offset order. The
 // record passed to fn is valid until fn returns (Clone what you keep). The
 // context passed to fn ends when ctx does: fn should return then; its
-// record is not retried, not dead-lettered and not committed. A panic in
-// fn is not recovered.
+// record is not retried, not dead-lettered and not committed (a dead letter
+// already being written is finished and committed). A panic in fn is not
+// recovered. A poll's handling, retries and backoffs included, must fit in
+// the member's liveness bound (the embedded broker's MaxPollInterval, a
+// cluster's rebalance timeout): past it the member is evicted, its commit
+// refused, and the records handled again by the next owner.
 //
 // Handle returns an error when it cannot go on: opts are invalid
 // (ErrInvalidConfig), fn or c is nil (ErrInvalidArgument), the member fails
@@ -185,7 +194,9 @@ func DeadLetterOf(r *Record) (info DeadLetterInfo, ok bool) {
 // ResetNone, ...), a commit fails for another reason than the member
 // losing its partitions (those records are handled again), a dead letter
 // cannot be written, or a record failed without a dead-letter topic (a
-// *HandlerError).
+// *HandlerError). A failure in one partition stops Handle once the poll's
+// other partitions are handled and committed; when more than one thing
+// failed, the error joins them (errors.As finds each).
 func Handle(ctx context.Context, c Client, group string, topics []string, fn func(ctx context.Context, r *Record) error, opts *HandlerOptions) error {
 	if fn == nil {
 		return fmt.Errorf("%w: Handle without a function", ErrInvalidArgument)
@@ -312,11 +323,13 @@ func (h *handler) loop(ctx context.Context, gc GroupConsumer, part partitionFunc
 				offsets[TopicPartition{Topic: recs[0].Topic, Partition: recs[0].Partition}] = next[i]
 			}
 		}
-		if err := h.commit(ctx, gc, offsets); err != nil {
-			return err
-		}
-		if err := errors.Join(errs...); err != nil {
-			return err
+		errs = slices.DeleteFunc(append(errs, h.commit(ctx, gc, offsets)), func(err error) bool { return err == nil })
+		switch len(errs) {
+		case 0:
+		case 1:
+			return errs[0]
+		default:
+			return errors.Join(errs...)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -345,15 +358,14 @@ func (h *handler) each(n int, f func(i int)) {
 	wg.Wait()
 }
 
-// commit commits offsets, with a context of its own: a stop (ctx ending)
-// during the commit must not lose what was handled. A member that lost partitions
+// commit commits offsets, with a context of its own (see finishTimeout). A member that lost partitions
 // meanwhile (evicted, or the group moved on) commits nothing: their
 // records are handled again by their new owner, and the next Poll rejoins.
 func (h *handler) commit(ctx context.Context, gc GroupConsumer, offsets map[TopicPartition]int64) error {
 	if len(offsets) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	err := gc.CommitOffsets(ctx, offsets)
 	if errors.Is(err, ErrStaleGeneration) || errors.Is(err, ErrRebalanceInProgress) || errors.Is(err, ErrNotAssigned) {
@@ -420,12 +432,18 @@ func (h *handler) batches(ctx context.Context, recs []*Record, fn func(context.C
 			return next, nil
 		}
 		var be *BatchError
-		if errors.As(err, &be) && be.Index >= 0 && be.Index < len(batch) {
+		if errors.As(err, &be) {
+			if be.Index < 0 || be.Index >= len(batch) {
+				return next, fmt.Errorf("%w: BatchError.Index %d in a batch of %d records", ErrInvalidArgument, be.Index, len(batch))
+			}
 			if be.Index > 0 {
 				next = batch[be.Index-1].Offset + 1
 			}
-			failed := batch[be.Index]
-			if err := h.giveUp(ctx, failed, attempts, be.Err); err != nil {
+			failed, cause := batch[be.Index], be.Err
+			if cause == nil {
+				cause = be
+			}
+			if err := h.giveUp(ctx, failed, attempts, cause); err != nil {
 				return next, err
 			}
 			next, recs = failed.Offset+1, batch[be.Index+1:]
@@ -477,6 +495,9 @@ func (h *handler) giveUp(ctx context.Context, r *Record, attempts int, cause err
 	if errors.As(cause, &perm) {
 		cause = perm.err
 	}
+	if cause == nil {
+		cause = errors.New("stream: failed without an error")
+	}
 	topic := h.deadLetter(r)
 	if topic == "" {
 		return &HandlerError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Attempts: attempts, Err: cause}
@@ -492,6 +513,10 @@ func (h *handler) giveUp(ctx context.Context, r *Record, attempts int, cause err
 			Header{Key: headerDLTErrorMessage, Value: []byte(cause.Error())},
 			Header{Key: headerDLTErrorType, Value: fmt.Appendf(nil, "%T", cause)},
 		)}
+	// Once begun, a dead letter is written and then committed whatever the
+	// stop: cut in between, the next member would write it again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
 	if err := h.ensureTopic(ctx, topic); err != nil {
 		return err
 	}

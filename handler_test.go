@@ -102,8 +102,13 @@ func TestHandlePartitionsAtOnce(t *testing.T) {
 			}
 		}, &HandlerOptions{Group: GroupOptions{Reset: ResetEarliest}, Concurrency: 2})
 	}()
-	<-both
-	<-both
+	for range 2 {
+		select {
+		case <-both:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the two partitions were not handled at once")
+		}
+	}
 	cancel()
 	require.NoError(t, <-done)
 }
@@ -168,4 +173,86 @@ func committedOf(t *testing.T, b *Broker, group string) map[TopicPartition]int64
 		}
 	}
 	return out
+}
+
+// A BatchError without Err dead-letters its record with the BatchError as
+// the cause; one whose Index is outside the batch stops HandleBatch with
+// ErrInvalidArgument, committing nothing of that batch.
+func TestHandleBatchErrorEdges(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("a")}, &Record{Topic: "t", Value: []byte("b")}))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	err := HandleBatch(ctx, b.Client(), "g", []string{"t"}, func(_ context.Context, recs []*Record) error {
+		if string(recs[0].Value) == "a" {
+			return &BatchError{Index: 0} // no Err
+		}
+		cancel()
+		return nil
+	}, &HandlerOptions{Group: GroupOptions{Reset: ResetEarliest}, MaxAttempts: 1})
+	require.NoError(t, err)
+	rd, err := b.NewReader("t.DLT", 0, OffsetEarliest, nil)
+	require.NoError(t, err)
+	defer rd.Close()
+	r, err := rd.Next(t.Context())
+	require.NoError(t, err)
+	info, ok := DeadLetterOf(r)
+	require.True(t, ok)
+	require.Equal(t, "stream: batch record 0: <nil>", info.Error)
+	require.Equal(t, map[TopicPartition]int64{{Topic: "t", Partition: 0}: 2}, committedOf(t, b, "g"))
+
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("c")}))
+	err = HandleBatch(t.Context(), b.Client(), "g", []string{"t"}, func(_ context.Context, recs []*Record) error {
+		return &BatchError{Index: len(recs), Err: errors.New("past the end")}
+	}, &HandlerOptions{Group: GroupOptions{Reset: ResetEarliest}, MaxAttempts: 1})
+	require.ErrorIs(t, err, ErrInvalidArgument)
+	require.Equal(t, map[TopicPartition]int64{{Topic: "t", Partition: 0}: 2}, committedOf(t, b, "g"))
+}
+
+// A stop while a record's dead letter is being written finishes it: the
+// dead letter is written and the record committed, and Handle returns nil.
+func TestHandleStopDuringDeadLetter(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	err := Handle(ctx, b.Client(), "g", []string{"t"}, func(context.Context, *Record) error {
+		return errors.New("no")
+	}, &HandlerOptions{
+		Group: GroupOptions{Reset: ResetEarliest}, MaxAttempts: 1,
+		DeadLetter: func(r *Record) string { cancel(); return r.Topic + DeadLetterSuffix },
+	})
+	require.NoError(t, err, "a stop returns nil")
+	dlt, err := b.DescribeTopic("t.DLT")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), dlt.Partitions[0].EndOffset)
+	require.Equal(t, map[TopicPartition]int64{{Topic: "t", Partition: 0}: 1}, committedOf(t, b, "g"))
+}
+
+// A failure without a dead letter and a failed commit are both returned:
+// the client closed under the handler.
+func TestHandleJoinsFailures(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{Partitions: 2}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Partition: 0, Value: []byte("a")},
+		&Record{Topic: "t", Partition: 1, Value: []byte("b")}))
+	boom := errors.New("boom")
+	var closed bool
+	err := Handle(t.Context(), b.Client(), "g", []string{"t"}, func(_ context.Context, r *Record) error {
+		if r.Partition == 0 {
+			return boom
+		}
+		if !closed {
+			closed = true
+			require.NoError(t, b.Close()) // the commit that follows fails
+		}
+		return nil
+	}, &HandlerOptions{Group: GroupOptions{Reset: ResetEarliest}, MaxAttempts: 1,
+		DeadLetter: func(*Record) string { return "" }})
+	var he *HandlerError
+	require.ErrorAs(t, err, &he)
+	require.ErrorIs(t, err, boom)
+	require.ErrorIs(t, err, ErrClosed)
 }

@@ -151,14 +151,20 @@ func (s *suite) handlerRetryDeadLetter(t *testing.T) {
 	}
 	require.NoError(t, c.Publish(ctx, recs...))
 
+	stamps := map[string]time.Time{} // Publish filled them in
+	for _, r := range recs {
+		stamps[string(r.Value)] = r.Timestamp
+	}
 	h := newHandled()
-	var failures atomic.Int64
+	var failures, notOne atomic.Int64
 	opts := &stream.HandlerOptions{
 		Group:       stream.GroupOptions{Reset: stream.ResetEarliest},
 		MaxAttempts: 3,
 		Backoff:     noBackoff,
 		OnError: func(recs []*stream.Record, attempt int, err error) {
-			require.Len(t, recs, 1)
+			if len(recs) != 1 {
+				notOne.Add(1)
+			}
 			failures.Add(1)
 		},
 	}
@@ -193,6 +199,7 @@ func (s *suite) handlerRetryDeadLetter(t *testing.T) {
 		require.Equal(t, 1, h.attemptsOf(fmt.Sprintf("p%d-4-bad", p)), "a Permanent error is not retried")
 	}
 	require.Equal(t, int64(2*(1+3+1)), failures.Load(), "OnError after each failed attempt")
+	require.Zero(t, notOne.Load(), "OnError gets the one record")
 
 	dead := readAll(t, ctx, c, dlt, 0, stream.OffsetEarliest)
 	require.Len(t, dead, 4)
@@ -211,7 +218,7 @@ func (s *suite) handlerRetryDeadLetter(t *testing.T) {
 		require.Equal(t, group, info.Group)
 		require.Equal(t, "k"+v, string(d.Key), "the key is kept")
 		require.Equal(t, "origin", d.Headers[0].Key, "the record's headers are kept, first")
-		require.False(t, info.Timestamp.IsZero())
+		require.Equal(t, stamps[v].UnixMilli(), info.Timestamp.UnixMilli(), "the original timestamp")
 		if i == 3 {
 			require.Equal(t, "poison "+v, info.Error)
 			require.Equal(t, "*errors.errorString", info.ErrorType)
@@ -358,6 +365,31 @@ func (s *suite) handleBatch(t *testing.T) {
 	waitFor(t, "both dead-lettered", func() bool { return countRecords(ctx, c, topic2+stream.DeadLetterSuffix, 0) == 2 })
 	require.NoError(t, run.stop(t))
 	require.Equal(t, int64(0), attempts.Load()%2, "each batch tried MaxAttempts times")
+
+	// The last record at fault, without a dead letter: the records before
+	// it are committed, HandleBatch stops with a *HandlerError for it, and
+	// OnError saw the whole batch.
+	topic3 := createTopic(t, ctx, c, 1)
+	publishNumbers(t, ctx, c, topic3, 3)
+	group3 := unique(t, "g")
+	var sizes []int
+	err := stream.HandleBatch(ctx, c, group3, []string{topic3}, func(ctx context.Context, batch []*stream.Record) error {
+		for i, r := range batch {
+			if string(r.Value) == "2" {
+				return &stream.BatchError{Index: i, Err: errors.New("last")}
+			}
+		}
+		return nil
+	}, &stream.HandlerOptions{Group: stream.GroupOptions{Reset: stream.ResetEarliest}, MaxAttempts: 1,
+		DeadLetter: func(*stream.Record) string { return "" },
+		OnError:    func(recs []*stream.Record, _ int, _ error) { sizes = append(sizes, len(recs)) }})
+	var he *stream.HandlerError
+	require.ErrorAs(t, err, &he)
+	require.Equal(t, int64(2), he.Offset)
+	require.Equal(t, "last", he.Err.Error())
+	require.NotEmpty(t, sizes)
+	require.Equal(t, map[stream.TopicPartition]int64{{Topic: topic3, Partition: 0}: 2},
+		committedOffsets(t, ctx, c, group3, topic3))
 }
 
 // handlerConcurrency: with Concurrency 3 over 3 partitions, at most 3
