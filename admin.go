@@ -523,7 +523,8 @@ type PartitionInfo struct {
 	LastCleaned time.Time
 	// What went in and out of the partition since the broker opened it
 	// (the partition's share of Stats' RecordsIn, BytesIn, RecordsOut and
-	// BytesOut): records and batch bytes published, and records and batch
+	// BytesOut, as Stats counts them): records and batch bytes published,
+	// and records and batch
 	// bytes Readers, Consumers and ReadBatches returned. Counted per batch
 	// with atomics of the partition's own, so keeping them costs nothing
 	// another partition feels.

@@ -114,7 +114,6 @@ func (c *Consumer) fetchPartition(tp TopicPartition) (int, error) {
 		walk()
 	}
 	ps.next = c.walk.Offset() // past what it returned and the markers it skipped
-	ps.part.CountOut(int64(count), 0)
 	if c.walk.Err() != nil {
 		err := walkError(tp.Topic, tp.Partition, &c.walk)
 		if ce := (*CorruptError)(nil); count > 0 && !errors.As(err, &ce) {

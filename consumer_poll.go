@@ -53,7 +53,25 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 		c.unfetch()
 		return nil, err
 	}
+	c.countOut(recs)
 	return recs, nil
+}
+
+// countOut counts the records Poll returns in their partitions' traffic
+// (and Stats.RecordsOut): here, not when gathered, since records gathered
+// and then unfetched were not consumed. Poll returns each partition's
+// records together, so this is one count per partition.
+func (c *Consumer) countOut(recs []*Record) {
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && recs[j].Partition == recs[i].Partition && recs[j].Topic == recs[i].Topic {
+			j++
+		}
+		if ps := c.pos[TopicPartition{Topic: recs[i].Topic, Partition: recs[i].Partition}]; ps != nil {
+			ps.part.CountOut(int64(j-i), 0)
+		}
+		i = j
+	}
 }
 
 // unfetch moves positions back to the first record gathered for the

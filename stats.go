@@ -15,8 +15,8 @@ type Stats struct {
 	RecordsIn  int64 // records appended
 	BytesIn    int64 // batch bytes appended
 	BatchesIn  int64 // batches appended
-	RecordsOut int64 // records returned by Readers, Consumers and ReadBatches
-	BytesOut   int64 // batch bytes those reads covered
+	RecordsOut int64 // records returned by Readers and Consumers, and in the batches ReadBatches returned (control batches' markers included)
+	BytesOut   int64 // bytes of the batches those reads covered, each time they read them (a batch a Poll's MaxPollRecords cut is covered again by the next)
 	Fsyncs     int64 // fsyncs of segment files
 	// FsyncLatency is how long those fsyncs took (the active segment's,
 	// and a sealed segment's when it rolls): a slow disk shows here before

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -103,4 +104,36 @@ func TestFsyncLatencyHistogram(t *testing.T) {
 	require.NoError(t, lax.CreateTopic("t", TopicConfig{}))
 	require.NoError(t, lax.Publish(t.Context(), &Record{Topic: "t", Value: []byte("x")}))
 	require.Zero(t, lax.Stats().FsyncLatency.Count())
+}
+
+// Records a Poll gathered but did not return (its context ended while it
+// waited for MinBytes) are not counted as read: the Poll that returns them
+// counts them, once.
+func TestPartitionTrafficCountsReturnedRecords(t *testing.T) {
+	b := openBroker(t, "", nil)
+	require.NoError(t, b.CreateTopic("t", TopicConfig{}))
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: []byte("a")}, &Record{Topic: "t", Value: []byte("b")}))
+	c, err := b.Subscribe("g", []string{"t"}, &ConsumerOptions{Reset: ResetEarliest, MinBytes: 1000, MaxWait: time.Hour})
+	require.NoError(t, err)
+	defer c.Close()
+	for range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		recs, err := c.Poll(ctx)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Empty(t, recs)
+	}
+	info, err := b.DescribeTopic("t")
+	require.NoError(t, err)
+	require.Zero(t, info.Partitions[0].RecordsOut)
+	require.Zero(t, b.Stats().RecordsOut)
+
+	require.NoError(t, b.Publish(t.Context(), &Record{Topic: "t", Value: make([]byte, 1000)}))
+	recs, err := c.Poll(t.Context())
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	info, err = b.DescribeTopic("t")
+	require.NoError(t, err)
+	require.Equal(t, int64(3), info.Partitions[0].RecordsOut)
+	require.Equal(t, int64(3), b.Stats().RecordsOut)
 }

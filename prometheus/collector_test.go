@@ -144,10 +144,10 @@ embedstream_corrupt_batches_total 0
 # HELP embedstream_evictions_total Consumer group members removed because their poll interval or session ran out, in every group.
 # TYPE embedstream_evictions_total counter
 embedstream_evictions_total 0
-# HELP embedstream_fetched_bytes_total Bytes of record batches those reads covered.
+# HELP embedstream_fetched_bytes_total Bytes of record batches those reads covered, each time they covered them.
 # TYPE embedstream_fetched_bytes_total counter
 embedstream_fetched_bytes_total 276
-# HELP embedstream_fetched_records_total Records returned by Readers, Consumers and batch reads (the Kafka listener's fetches).
+# HELP embedstream_fetched_records_total Records returned by Readers and Consumers, and in the batches batch reads (the Kafka listener's fetches) returned.
 # TYPE embedstream_fetched_records_total counter
 embedstream_fetched_records_total 4
 # HELP embedstream_fsync_duration_seconds Latency of the fsyncs fsyncs_total counts.

@@ -48,8 +48,9 @@ type SubscriberConfig struct {
 	// MaxPollRecords caps the records read in one Poll. Default 500.
 	MaxPollRecords int
 	// BufferSize is how many records read but not yet Acked a partition
-	// holds at most before reading from it pauses (until they are
-	// handled). Default MaxPollRecords.
+	// holds before reading from it pauses (until they are handled); a
+	// Poll's records join the queue whole, so it may hold up to
+	// BufferSize + MaxPollRecords - 1. Default MaxPollRecords.
 	BufferSize int
 	// RetrySleep is how long the subscription waits after a failed Poll
 	// before it tries again. Default 1s.
@@ -250,11 +251,13 @@ type subscription struct {
 func (sub *subscription) run() {
 	defer sub.finish()
 	for sub.ctx.Err() == nil {
-		sub.stateMu.Lock()
-		sub.commit()
-		sub.pause()
-		throttled, until := sub.throttled, sub.until
-		sub.stateMu.Unlock()
+		var throttled bool
+		var until time.Time
+		sub.locked(func() {
+			sub.commit()
+			sub.pause()
+			throttled, until = sub.throttled, sub.until
+		})
 		ctx, cancel := sub.arm()
 		if throttled {
 			// Until the throttle ends, however often acks wake run.
@@ -267,11 +270,11 @@ func (sub *subscription) run() {
 			}
 			t.Stop()
 			cancel()
-			sub.stateMu.Lock()
-			if expired || sub.drained() {
-				sub.throttled, sub.blocked = false, nil
-			}
-			sub.stateMu.Unlock()
+			sub.locked(func() {
+				if expired || sub.drained() {
+					sub.throttled, sub.blocked = false, nil
+				}
+			})
 			continue
 		}
 		recs, err := sub.gc.Poll(ctx)
@@ -279,9 +282,7 @@ func (sub *subscription) run() {
 		cancel()
 		switch {
 		case err == nil:
-			sub.stateMu.Lock()
-			sub.dispatch(recs)
-			sub.stateMu.Unlock()
+			sub.locked(func() { sub.dispatch(recs) })
 		case sub.ctx.Err() != nil:
 			return
 		case errors.Is(err, stream.ErrClosed):
@@ -289,6 +290,17 @@ func (sub *subscription) run() {
 			return
 		case kicked:
 			// A partition has news: an offset to commit, room again.
+		case errors.As(err, new(*stream.CorruptError)):
+			// The consumer stays at the damage until told otherwise, and a
+			// subscription has no one to tell: the records are unreadable
+			// and cannot be delivered, so it logs them and goes on after.
+			var ce *stream.CorruptError
+			errors.As(err, &ce)
+			sub.s.logger.Error("Records unreadable, skipped", err, sub.log.Add(watermill.LogFields{
+				"partition": ce.Partition, "from": ce.Offset, "to": ce.Next}))
+			if err := sub.gc.Seek(stream.TopicPartition{Topic: ce.Topic, Partition: ce.Partition}, ce.Next); err != nil {
+				sub.s.logger.Error("Seek past unreadable records failed", err, sub.log)
+			}
 		default:
 			sub.s.logger.Error("Poll failed, retrying", err, sub.log)
 			t := time.NewTimer(sub.s.cfg.RetrySleep)
@@ -299,6 +311,14 @@ func (sub *subscription) run() {
 			t.Stop()
 		}
 	}
+}
+
+// locked runs f with stateMu held, released even if f panics: finish,
+// deferred, takes it again.
+func (sub *subscription) locked(f func()) {
+	sub.stateMu.Lock()
+	defer sub.stateMu.Unlock()
+	f()
 }
 
 // finish stops the partitions, commits what they Acked, leaves the group
@@ -377,9 +397,19 @@ func (sub *subscription) commit() {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(sub.ctx), commitTimeout)
 	defer cancel()
 	if err := sub.gc.CommitOffsets(ctx, offs); err != nil {
-		// The partitions moved on without this member (it was evicted):
-		// their messages come again to the new owner.
 		sub.s.logger.Error("Commit failed", err, sub.log)
+		if errors.Is(err, stream.ErrStaleGeneration) || errors.Is(err, stream.ErrNotAssigned) || errors.Is(err, stream.ErrClosed) {
+			return // the partitions moved on without this member: their messages come again to the new owner
+		}
+		// Another failure (a cluster's transient one): try them again with
+		// the next commit, unless a later Ack already took their place.
+		sub.mu.Lock()
+		for tp, off := range offs {
+			if _, newer := sub.acked[tp]; !newer {
+				sub.acked[tp] = off
+			}
+		}
+		sub.mu.Unlock()
 		return
 	}
 	sub.s.logger.Trace("Committed", sub.log.Add(watermill.LogFields{"partitions": len(offs)}))
@@ -418,6 +448,12 @@ func (sub *subscription) drained() bool {
 // is full (possible only without a pauser) gets none: its position goes
 // back to its first record of this Poll, and run waits for it to drain.
 func (sub *subscription) dispatch(recs []*stream.Record) {
+	if len(sub.parts) == 0 {
+		// Every partition was revoked after Poll returned: only the
+		// client's Close does that (a rebalance happens inside Poll), and
+		// it releases the records, so they are not touched.
+		return
+	}
 	var batch []delivery
 	var cur *partition
 	flush := func() {
@@ -434,7 +470,11 @@ func (sub *subscription) dispatch(recs []*stream.Record) {
 			cur = p
 			if p != nil && !dropped[p] && sub.pauser == nil && p.len() >= sub.s.cfg.BufferSize {
 				if err := sub.gc.Seek(p.tp, r.Offset); err != nil {
+					// Without the rewind, dropping would skip them: queue
+					// them after all.
 					sub.s.logger.Error("Seek failed", err, sub.log)
+					batch = append(batch, unmarshal(r))
+					continue
 				}
 				if dropped == nil {
 					dropped = map[*partition]bool{}

@@ -3,6 +3,7 @@ package embedwatermill_test
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -282,6 +283,67 @@ func TestClientClosed(t *testing.T) {
 	}
 	<-msg.Context().Done()
 	require.ErrorIs(t, pub.Publish("t", message.NewMessage("m2", nil)), stream.ErrClosed)
+}
+
+// pollGapClient holds a subscription between Poll returning records and
+// their dispatch, the window in which the client may close on another
+// goroutine: its Close revokes the member's partitions and releases the
+// records Poll returned.
+type pollGapClient struct {
+	stream.Client
+	polled chan struct{} // closed when a Poll first returned records
+	resume chan struct{} // closed by the test to let that Poll return
+}
+
+func (c *pollGapClient) Subscribe(group string, topics []string, opts *stream.GroupOptions) (stream.GroupConsumer, error) {
+	gc, err := c.Client.Subscribe(group, topics, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &pollGap{GroupConsumer: gc, c: c}, nil
+}
+
+type pollGap struct {
+	stream.GroupConsumer
+	c    *pollGapClient
+	once sync.Once
+}
+
+func (g *pollGap) Poll(ctx context.Context) ([]*stream.Record, error) {
+	recs, err := g.GroupConsumer.Poll(ctx)
+	if len(recs) > 0 {
+		g.once.Do(func() { close(g.c.polled); <-g.c.resume })
+	}
+	return recs, err
+}
+
+// TestClientClosedAfterPoll: a client closed after Poll returned records
+// and before the subscription queued them ends the subscription without
+// touching the released records; Close returns.
+func TestClientClosedAfterPoll(t *testing.T) {
+	streamtest.CheckLeaks(t)
+	b, err := stream.Open(t.TempDir(), &stream.Options{Sync: stream.SyncNever})
+	require.NoError(t, err)
+	client := &pollGapClient{Client: b.Client(), polled: make(chan struct{}), resume: make(chan struct{})}
+	require.NoError(t, client.CreateTopic(context.Background(), "t", stream.TopicConfig{}))
+	pub, err := embedwatermill.NewPublisher(client, embedwatermill.PublisherConfig{}, nil)
+	require.NoError(t, err)
+	require.NoError(t, pub.Publish("t", message.NewMessage("m", []byte("x"))))
+	sub, err := embedwatermill.NewSubscriber(client, embedwatermill.SubscriberConfig{ConsumerGroup: "g"}, nil)
+	require.NoError(t, err)
+	ch, err := sub.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	<-client.polled
+	require.NoError(t, client.Close())
+	close(client.resume)
+	select {
+	case _, ok := <-ch:
+		require.False(t, ok, "a record released by the client's Close was delivered")
+	case <-time.After(10 * time.Second):
+		t.Fatal("channel not closed after the client closed")
+	}
+	require.NoError(t, sub.Close())
+	require.NoError(t, pub.Close())
 }
 
 // TestTopicCreation: topics are created only with a TopicConfig, by
