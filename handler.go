@@ -225,6 +225,7 @@ func HandleBatch(ctx context.Context, c Client, group string, topics []string, f
 type handler struct {
 	c           Client
 	group       string
+	groupOpts   GroupOptions
 	concurrency int
 	maxAttempts int
 	backoff     func(int) time.Duration
@@ -266,7 +267,7 @@ func newHandler(c Client, group string, opts *HandlerOptions) (*handler, error) 
 	case o.MaxAttempts < 0:
 		return nil, fmt.Errorf("%w: MaxAttempts %d", ErrInvalidConfig, o.MaxAttempts)
 	}
-	h := &handler{c: c, group: group, concurrency: max(o.Concurrency, 1), maxAttempts: o.MaxAttempts,
+	h := &handler{c: c, group: group, groupOpts: o.Group, concurrency: max(o.Concurrency, 1), maxAttempts: o.MaxAttempts,
 		backoff: o.Backoff, deadLetter: o.DeadLetter, onError: o.OnError, created: map[string]bool{}}
 	if h.maxAttempts == 0 {
 		h.maxAttempts = 3
@@ -285,11 +286,7 @@ func runHandler(ctx context.Context, c Client, group string, topics []string, op
 	if err != nil {
 		return err
 	}
-	gopts := GroupOptions{}
-	if opts != nil {
-		gopts = opts.Group
-	}
-	gc, err := c.Subscribe(group, topics, &gopts)
+	gc, err := c.Subscribe(group, topics, &h.groupOpts)
 	if err != nil {
 		return err
 	}

@@ -518,17 +518,21 @@ func (sub *subscription) assigned(parts []stream.TopicPartition) {
 func (sub *subscription) revoked(parts []stream.TopicPartition) {
 	sub.stateMu.Lock()
 	defer sub.stateMu.Unlock()
+	sub.stop(parts)
+	sub.commit()
+	if len(parts) > 0 {
+		sub.s.logger.Debug("Partitions revoked", sub.log.Add(watermill.LogFields{"partitions": len(parts)}))
+	}
+}
+
+// stop halts the partitions' deliveries (each waits for its message in
+// flight) and forgets them. Called with stateMu held.
+func (sub *subscription) stop(parts []stream.TopicPartition) {
 	for _, tp := range parts {
 		if p := sub.parts[tp]; p != nil {
 			p.halt()
+			delete(sub.parts, tp)
 		}
-	}
-	sub.commit()
-	for _, tp := range parts {
-		delete(sub.parts, tp)
-	}
-	if len(parts) > 0 {
-		sub.s.logger.Debug("Partitions revoked", sub.log.Add(watermill.LogFields{"partitions": len(parts)}))
 	}
 }
 
@@ -537,12 +541,7 @@ func (sub *subscription) revoked(parts []stream.TopicPartition) {
 func (sub *subscription) lost(parts []stream.TopicPartition) {
 	sub.stateMu.Lock()
 	defer sub.stateMu.Unlock()
-	for _, tp := range parts {
-		if p := sub.parts[tp]; p != nil {
-			p.halt()
-			delete(sub.parts, tp)
-		}
-	}
+	sub.stop(parts)
 	sub.mu.Lock()
 	for _, tp := range parts {
 		delete(sub.acked, tp)
